@@ -1,0 +1,67 @@
+"""Write HDF5 files so that a crash never leaves a damaged or half-written file.
+
+All writers go through :func:`atomic_h5`: it works on a temporary copy in the target's
+folder and replaces the target with ``os.replace`` only after the copy is closed and
+flushed to disk. Killing the process at any point leaves either the old file or the new
+one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import h5py
+
+from ..errors import SfemgInputError
+
+__all__ = ["atomic_h5"]
+
+
+@contextlib.contextmanager
+def atomic_h5(path, *, mode="w", force=False):
+    """Open ``path`` for writing through a temporary file that replaces it on success.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or update.
+    mode : {"w", "a"}
+        ``"w"`` creates a new file (refused if ``path`` exists unless ``force``);
+        ``"a"`` updates an existing file: its content is copied first, so the original
+        stays intact until the update is complete.
+    force : bool
+        Allow ``mode="w"`` to replace an existing file.
+
+    Yields
+    ------
+    h5py.File
+        The open temporary file.
+    """
+    path = Path(path)
+    if mode not in ("w", "a"):
+        raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
+    if mode == "w" and path.exists() and not force:
+        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
+    if mode == "a" and not path.exists():
+        raise SfemgInputError(f"{path}: no such file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SfemgInputError(f"{path}: folder {folder} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if mode == "a":
+            shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "a" if mode == "a" else "w") as h5:
+            yield h5
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,249 @@
+"""Read and write recordings (with ground truth, parameters and provenance) in HDF5.
+
+h5py objects never leave this package: callers get :class:`~sfemg.recording.Recording`
+objects and plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import SfemgInputError
+from ..recording import GroundTruth, Recording
+from . import schema as S
+from ._atomic import atomic_h5
+
+__all__ = ["save_recordings", "load_recordings", "load_parameters", "load_provenance"]
+
+_GT_ARRAYS = {
+    "discharge_times_s": S.GT_DISCHARGE_TIMES,
+    "event_times_s": S.GT_EVENT_TIMES,
+    "endplate_latency_s": S.GT_LATENCIES,
+    "blocked": S.GT_BLOCKED,
+    "epp_amplitude_v": S.GT_EPP_AMPLITUDE,
+    "threshold_v": S.GT_THRESHOLD,
+    "safety_factor": S.GT_SAFETY_FACTOR,
+    "quantal_content": S.GT_QUANTAL_CONTENT,
+}
+
+
+def _mark(group, encoding_type):
+    group.attrs[S.ENCODING_TYPE] = encoding_type
+    group.attrs[S.ENCODING_VERSION] = S.GROUP_VERSION
+
+
+def _write_recording(parent, rec: Recording):
+    g = parent.create_group(rec.name)
+    _mark(g, S.RECORDING_TYPE)
+    g.attrs[S.MODE_ATTR] = rec.mode
+    if rec.electrode is not None:
+        g.attrs[S.ELECTRODE_ATTR] = rec.electrode
+    if rec.muscle is not None:
+        g.attrs[S.MUSCLE_ATTR] = rec.muscle
+    if rec.signal_v is not None:
+        d = g.create_dataset(S.SIGNAL, data=rec.signal_v.astype(np.float32))
+    else:
+        d = g.create_dataset(S.SWEEPS, data=rec.sweeps_v.astype(np.float32))
+        g.create_dataset(S.SWEEP_START_TIMES, data=rec.sweep_start_times_s)
+    d.attrs[S.SAMPLING_RATE_ATTR] = rec.fs_hz
+    d.attrs["units"] = "V"
+    if rec.stimulus_times_s is not None:
+        g.create_dataset(S.STIMULUS_TIMES, data=rec.stimulus_times_s)
+    gt = rec.ground_truth
+    if gt is not None:
+        t = g.create_group(S.GROUND_TRUTH)
+        _mark(t, S.GROUND_TRUTH_TYPE)
+        t.attrs[S.GT_TRIGGER_FIBRE_ATTR] = int(gt.trigger_fibre)
+        for attr, name in _GT_ARRAYS.items():
+            t.create_dataset(name, data=getattr(gt, attr))
+        f = t.create_group(S.GT_FIBRE_PROPERTIES)
+        for key, value in gt.fibres.items():
+            f.create_dataset(key, data=np.asarray(value))
+
+
+def save_recordings(path, recordings, *, parameters=None, provenance=None, force=False):
+    """Write recordings to a new HDF5 file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; refused if it exists unless ``force``.
+    recordings : sequence of Recording
+        Written under ``/recordings/<name>``.
+    parameters : dict, optional
+        The complete parameter set (JSON-serialisable), stored in ``/parameters``.
+    provenance : dict, optional
+        Package version, seed, command, ...: stored as attributes of ``/provenance``.
+    force : bool
+        Replace an existing file.
+    """
+    names = [r.name for r in recordings]
+    if len(set(names)) != len(names):
+        raise SfemgInputError("recording names must be unique")
+    with atomic_h5(path, mode="w", force=force) as h5:
+        h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION
+        _mark(h5, S.FILE_TYPE)
+        grp = h5.create_group(S.RECORDINGS)
+        _mark(grp, S.RECORDINGS_TYPE)
+        for rec in recordings:
+            _write_recording(grp, rec)
+        if parameters is not None:
+            p = h5.create_group(S.PARAMETERS)
+            _mark(p, S.PARAMETERS_TYPE)
+            p.attrs[S.PARAMETERS_JSON_ATTR] = json.dumps(parameters, sort_keys=True)
+        if provenance is not None:
+            p = h5.create_group(S.PROVENANCE)
+            _mark(p, S.PROVENANCE_TYPE)
+            for key, value in provenance.items():
+                p.attrs[key] = value
+
+
+def _open(path):
+    path = Path(path)
+    if not path.exists():
+        raise SfemgInputError(f"{path}: no such file")
+    if not path.is_file():
+        raise SfemgInputError(f"{path}: not a file")
+    if not h5py.is_hdf5(path):
+        raise SfemgInputError(f"{path}: not an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # truncated or damaged
+        raise SfemgInputError(f"{path}: cannot be read as HDF5 ({exc.__class__.__name__})") from None
+
+
+def _read_signal(path, name, ds):
+    """Read a signal or sweeps dataset as volts, applying an ADC scale if needed."""
+    try:
+        data = ds[()]
+    except OSError:
+        raise SfemgInputError(f"{path}: recording {name!r}: data cannot be read (truncated file?)") from None
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
+        raise SfemgInputError(f"{path}: recording {name!r}: {ds.name} is not numeric")
+    if data.dtype.kind in "iu":
+        scale = ds.attrs.get("scale_v_per_count", ds.attrs.get("scale"))
+        if scale is None:
+            raise SfemgInputError(
+                f"{path}: recording {name!r}: integer ADC data without a 'scale_v_per_count' attribute")
+        data = data.astype(np.float64) * float(scale)
+    return data
+
+
+def _read_recording(path, name, g, *, with_ground_truth):
+    if not isinstance(g, h5py.Group):
+        raise SfemgInputError(f"{path}: /{S.RECORDINGS}/{name} is not a group")
+    if S.SIGNAL in g:
+        ds = g[S.SIGNAL]
+        kind = "signal"
+    elif S.SWEEPS in g:
+        ds = g[S.SWEEPS]
+        kind = "sweeps"
+    else:
+        raise SfemgInputError(f"{path}: recording {name!r} has no '{S.SIGNAL}' or '{S.SWEEPS}' dataset")
+    if not isinstance(ds, h5py.Dataset):
+        raise SfemgInputError(f"{path}: recording {name!r}: {kind} is not a dataset")
+    fs = ds.attrs.get(S.SAMPLING_RATE_ATTR, g.attrs.get(S.SAMPLING_RATE_ATTR))
+    if fs is None:
+        raise SfemgInputError(f"{path}: recording {name!r}: missing attribute '{S.SAMPLING_RATE_ATTR}'")
+    try:
+        fs = float(np.asarray(fs).reshape(()))
+    except (TypeError, ValueError):
+        raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is not a number") from None
+    data = _read_signal(path, name, ds)
+
+    def opt(key):
+        return g[key][()] if key in g else None
+
+    def attr(key):
+        v = g.attrs.get(key)
+        return v.decode() if isinstance(v, bytes) else (str(v) if v is not None else None)
+
+    gt = None
+    if with_ground_truth and S.GROUND_TRUTH in g:
+        t = g[S.GROUND_TRUTH]
+        fibres = {k: t[S.GT_FIBRE_PROPERTIES][k][()] for k in t[S.GT_FIBRE_PROPERTIES]} \
+            if S.GT_FIBRE_PROPERTIES in t else {}
+        gt = GroundTruth(**{attr_: t[key][()] for attr_, key in _GT_ARRAYS.items()},
+                         trigger_fibre=int(t.attrs.get(S.GT_TRIGGER_FIBRE_ATTR, 0)), fibres=fibres)
+    kwargs = dict(name=name, fs_hz=fs, stimulus_times_s=opt(S.STIMULUS_TIMES),
+                  mode=attr(S.MODE_ATTR), electrode=attr(S.ELECTRODE_ATTR),
+                  muscle=attr(S.MUSCLE_ATTR), ground_truth=gt)
+    if kind == "signal":
+        kwargs["signal_v"] = data
+    else:
+        kwargs["sweeps_v"] = data
+        kwargs["sweep_start_times_s"] = opt(S.SWEEP_START_TIMES)
+    return Recording(**kwargs)
+
+
+def list_recordings(path):
+    """Names of the recordings in ``path``, in file order.
+
+    Raises
+    ------
+    SfemgInputError
+        If the file is missing, not HDF5, or has no ``/recordings`` group.
+    """
+    with _open(path) as h5:
+        if S.RECORDINGS not in h5 or not isinstance(h5[S.RECORDINGS], h5py.Group):
+            raise SfemgInputError(f"{path}: no '/{S.RECORDINGS}' group (not a recording file)")
+        names = list(h5[S.RECORDINGS].keys())
+    if not names:
+        raise SfemgInputError(f"{path}: '/{S.RECORDINGS}' holds no recordings")
+    return names
+
+
+def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise"):
+    """Read recordings from an HDF5 file (sfemg's own or any file following DESIGN.md §5).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    names : sequence of str, optional
+        Only these recordings (default: all, in file order).
+    with_ground_truth : bool
+        Also read ground truth where present.
+    errors : {"raise", "collect"}
+        With ``"collect"``, unreadable recordings are skipped and returned as messages.
+
+    Returns
+    -------
+    list of Recording
+        With ``errors="collect"``: a tuple ``(recordings, problems)`` where ``problems``
+        maps recording name to a one-line message.
+    """
+    all_names = list_recordings(path)
+    names = all_names if names is None else list(names)
+    recs, problems = [], {}
+    with _open(path) as h5:
+        grp = h5[S.RECORDINGS]
+        for name in names:
+            try:
+                if name not in grp:
+                    raise SfemgInputError(f"{path}: no recording named {name!r}")
+                recs.append(_read_recording(path, name, grp[name], with_ground_truth=with_ground_truth))
+            except SfemgInputError as exc:
+                if errors == "raise":
+                    raise
+                problems[name] = str(exc)
+    return (recs, problems) if errors == "collect" else recs
+
+
+def load_parameters(path):
+    """The parameter set stored with a synthetic file, as a dict (empty if none)."""
+    with _open(path) as h5:
+        if S.PARAMETERS not in h5:
+            return {}
+        return json.loads(h5[S.PARAMETERS].attrs[S.PARAMETERS_JSON_ATTR])
+
+
+def load_provenance(path):
+    """Provenance attributes (package version, seed, ...) as a dict (empty if none)."""
+    with _open(path) as h5:
+        if S.PROVENANCE not in h5:
+            return {}
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in h5[S.PROVENANCE].attrs.items()}
