@@ -1,0 +1,92 @@
+"""Numba kernels: place potentials at continuous times, and filter like the amplifier.
+
+Called only through :mod:`sfemg.synthesis.render`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._numba import jit
+
+
+@jit
+def add_events(out, start_s, fs_hz, wave_table, wave_start_s, wave_step_s, event_times_s,
+               event_wave, event_gain):
+    """Add each event's waveform to ``out`` at its exact (continuous) time.
+
+    Parameters
+    ----------
+    out : (n_samples,) float64
+        Segment to add into; sample ``n`` is at ``start_s + n / fs_hz``.
+    start_s, fs_hz : float
+    wave_table : (n_waves, n_fine) float64
+        Waveforms on a fine grid; row ``w`` sample ``i`` is at
+        ``wave_start_s[w] + i * wave_step_s`` relative to the event.
+    wave_start_s : (n_waves,) float64
+    wave_step_s : float
+    event_times_s : (n_events,) float64
+        Event times, s; events whose waveform misses the segment are skipped.
+    event_wave : (n_events,) int64
+        Row of ``wave_table`` for each event.
+    event_gain : (n_events,) float64
+        Scale of each event's waveform.
+
+    Notes
+    -----
+    Values between fine-grid points come from 4-point (cubic) Lagrange interpolation.
+    """
+    n_samples = out.shape[0]
+    n_fine = wave_table.shape[1]
+    inv_step = 1.0 / wave_step_s
+    for j in range(event_times_s.shape[0]):
+        w = event_wave[j]
+        t0 = event_times_s[j] + wave_start_s[w]
+        t1 = t0 + (n_fine - 1) * wave_step_s
+        first = max(int(math.ceil((t0 - start_s) * fs_hz)), 0)
+        last = min(int(math.floor((t1 - start_s) * fs_hz)), n_samples - 1)
+        gain = event_gain[j]
+        for n in range(first, last + 1):
+            pos = ((start_s + n / fs_hz) - t0) * inv_step
+            i = int(math.floor(pos))
+            if i < 1 or i > n_fine - 3:
+                continue
+            f = pos - i
+            y0 = wave_table[w, i - 1]
+            y1 = wave_table[w, i]
+            y2 = wave_table[w, i + 1]
+            y3 = wave_table[w, i + 2]
+            value = (-f * (f - 1.0) * (f - 2.0) / 6.0 * y0
+                     + (f + 1.0) * (f - 1.0) * (f - 2.0) / 2.0 * y1
+                     - (f + 1.0) * f * (f - 2.0) / 2.0 * y2
+                     + (f + 1.0) * f * (f - 1.0) / 6.0 * y3)
+            out[n] += gain * value
+
+
+@jit
+def sosfilt_inplace(sos, x):
+    """Filter ``x`` in place with second-order sections (zero initial state).
+
+    Direct form II transposed, section by section — the same arithmetic as
+    ``scipy.signal.sosfilt``.
+
+    Parameters
+    ----------
+    sos : (n_sections, 6) float64
+        ``[b0, b1, b2, a0, a1, a2]`` per section, ``a0 == 1``.
+    x : (n_samples,) float64
+    """
+    for s in range(sos.shape[0]):
+        b0 = sos[s, 0]
+        b1 = sos[s, 1]
+        b2 = sos[s, 2]
+        a1 = sos[s, 4]
+        a2 = sos[s, 5]
+        z1 = 0.0
+        z2 = 0.0
+        for i in range(x.shape[0]):
+            xi = x[i]
+            yi = b0 * xi + z1
+            z1 = b1 * xi - a1 * yi + z2
+            z2 = b2 * xi - a2 * yi
+            x[i] = yi

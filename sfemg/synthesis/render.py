@@ -1,0 +1,158 @@
+"""Turn events (potentials at continuous times) into a sampled, amplified signal.
+
+A segment of signal is: every potential whose waveform overlaps it, placed at its exact
+time (:func:`~sfemg.synthesis._render_numba.add_events`), plus white instrument noise,
+then the amplifier's band-pass (Butterworth high-pass and low-pass, designed with
+:func:`scipy.signal.butter`) applied causally as the hardware does.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal as sps
+
+from ..errors import SfemgInputError
+from ._render_numba import add_events, sosfilt_inplace
+
+__all__ = ["Amplifier", "WaveTable", "render_segment"]
+
+
+@dataclass(frozen=True)
+class Amplifier:
+    """The recording amplifier's filters and noise.
+
+    Attributes
+    ----------
+    highpass_hz : float
+        High-pass corner (SFE 500 Hz, concentric 1 kHz in clinical use), Hz.
+    lowpass_hz : float
+        Low-pass (anti-alias) corner, Hz; must lie below 0.45 × the sampling rate.
+    order : int
+        Butterworth order of each of the two filters.
+    noise_rms_v : float
+        RMS of the instrument noise after filtering, V.
+    """
+
+    highpass_hz: float = 500.0
+    lowpass_hz: float = 10_000.0
+    order: int = 2
+    noise_rms_v: float = 10e-6
+
+    def __post_init__(self):
+        for name in ("highpass_hz", "lowpass_hz"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise SfemgInputError(f"Amplifier.{name} must be positive, got {value!r}")
+        if self.lowpass_hz <= self.highpass_hz:
+            raise SfemgInputError(
+                f"Amplifier.lowpass_hz ({self.lowpass_hz}) must exceed highpass_hz ({self.highpass_hz})")
+        if int(self.order) != self.order or not 1 <= self.order <= 8:
+            raise SfemgInputError(f"Amplifier.order must be an integer 1..8, got {self.order!r}")
+        if not (np.isfinite(self.noise_rms_v) and self.noise_rms_v >= 0):
+            raise SfemgInputError(f"Amplifier.noise_rms_v must be >= 0, got {self.noise_rms_v!r}")
+
+    def check_sampling_rate(self, fs_hz):
+        """Raise unless ``fs_hz`` can carry the amplifier's pass band (lowpass < 0.45 fs)."""
+        if not (np.isfinite(fs_hz) and fs_hz > 0):
+            raise SfemgInputError(f"fs_hz must be positive, got {fs_hz!r}")
+        if self.lowpass_hz >= 0.45 * fs_hz:
+            raise SfemgInputError(
+                f"fs_hz={fs_hz:g} is too low for the amplifier's {self.lowpass_hz:g} Hz low-pass "
+                f"(need fs_hz > {self.lowpass_hz / 0.45:.0f})")
+
+    def sos(self, fs_hz) -> np.ndarray:
+        """Second-order sections of the band-pass at ``fs_hz``, shape (n_sections, 6)."""
+        return _design(self, float(fs_hz))[0]
+
+    def input_noise_rms_v(self, fs_hz) -> float:
+        """RMS of white noise before the filters that gives ``noise_rms_v`` after them."""
+        return self.noise_rms_v / _design(self, float(fs_hz))[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _design(amplifier: Amplifier, fs_hz: float):
+    """Band-pass sections at ``fs_hz`` and their white-noise RMS gain (cached)."""
+    amplifier.check_sampling_rate(fs_hz)
+    hp = sps.butter(amplifier.order, amplifier.highpass_hz, "highpass", fs=fs_hz, output="sos")
+    lp = sps.butter(amplifier.order, amplifier.lowpass_hz, "lowpass", fs=fs_hz, output="sos")
+    sos = np.ascontiguousarray(np.vstack([hp, lp]))
+    _, response = sps.freqz_sos(sos, worN=1 << 16, fs=fs_hz)
+    noise_gain = float(np.sqrt(np.mean(np.abs(response) ** 2)))
+    sos.setflags(write=False)
+    return sos, noise_gain
+
+
+@dataclass(frozen=True)
+class WaveTable:
+    """Waveforms on a common fine grid, one row per distinct potential shape.
+
+    Attributes
+    ----------
+    waveforms_v : ndarray, shape (n_waves, n_fine)
+    start_s : ndarray, shape (n_waves,)
+        Time of each row's first sample relative to its event, s.
+    step_s : float
+        Grid step, s.
+    """
+
+    waveforms_v: np.ndarray
+    start_s: np.ndarray
+    step_s: float
+
+    @classmethod
+    def stack(cls, potentials):
+        """Stack :class:`~sfemg.synthesis.potentials.FibrePotential` objects (zero-padded)."""
+        steps = {p.step_s for p in potentials}
+        if len(steps) != 1:
+            raise ValueError("all potentials must share one grid step")
+        n = max(p.waveform_v.size for p in potentials)
+        table = np.zeros((len(potentials), n))
+        for i, p in enumerate(potentials):
+            table[i, : p.waveform_v.size] = p.waveform_v
+        return cls(table, np.array([p.start_s for p in potentials], float), steps.pop())
+
+
+def render_segment(start_s, n_samples, fs_hz, table: WaveTable, event_times_s, event_wave,
+                   event_gain, *, amplifier: Amplifier, rng=None, lead_s=0.0):
+    """Render one segment of amplified signal.
+
+    Parameters
+    ----------
+    start_s : float
+        Time of the first returned sample, s.
+    n_samples : int
+        Samples returned.
+    fs_hz : float
+        Sampling rate, Hz.
+    table : WaveTable
+    event_times_s, event_wave, event_gain : ndarray, shape (n_events,)
+        Event times (s), waveform rows and gains.
+    amplifier : Amplifier
+    rng : numpy.random.Generator, optional
+        Source of the instrument noise; no noise when None.
+    lead_s : float
+        Extra signal rendered before ``start_s`` and discarded, so the filters have
+        settled at the first returned sample (sweeps), s.
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Signal, V.
+    """
+    n_lead = int(round(lead_s * fs_hz))
+    t0 = start_s - n_lead / fs_hz
+    n_total = n_samples + n_lead
+    if rng is not None and amplifier.noise_rms_v > 0:
+        out = rng.standard_normal(n_total)
+        out *= amplifier.input_noise_rms_v(fs_hz)
+    else:
+        out = np.zeros(n_total)
+    add_events(out, float(t0), float(fs_hz), table.waveforms_v, table.start_s, float(table.step_s),
+               np.ascontiguousarray(event_times_s, dtype=np.float64),
+               np.ascontiguousarray(event_wave, dtype=np.int64),
+               np.ascontiguousarray(event_gain, dtype=np.float64))
+    sosfilt_inplace(amplifier.sos(fs_hz), out)
+    return out[n_lead:]

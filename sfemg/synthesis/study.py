@@ -1,0 +1,413 @@
+"""Simulate whole recordings and studies: firing, transmission, propagation, signal.
+
+:func:`simulate_study` is the entry point: a preset (muscle + disorder), an activation
+mode and counts in; a :class:`Study` of :class:`~sfemg.recording.Recording` objects with
+ground truth out. Each recording is one electrode position with its own random stream
+(``SeedSequence(seed).spawn``), so the result is the same bits whatever the number of
+worker threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .. import __version__
+from ..errors import SfemgInputError
+from ..recording import GroundTruth, Recording
+from .physiology import Disease, NMJParams, draw_endplates
+from .potentials import Conductor, compute_fibre_potential, conduction_velocity_m_s
+from .presets import get_preset
+from .render import Amplifier, WaveTable, render_segment
+from .transmission import draw_transmission_noise, simulate_transmission
+
+__all__ = ["StudyParams", "Study", "simulate_study", "simulate_recording", "ELECTRODE_AMPLIFIERS"]
+
+#: Clinical amplifier settings per electrode (DESIGN.md §2): SFE high-pass 500 Hz,
+#: concentric needle 1 kHz; the concentric electrode's larger surface has lower noise.
+ELECTRODE_AMPLIFIERS = {
+    "sfe": Amplifier(highpass_hz=500.0, lowpass_hz=10_000.0, noise_rms_v=10e-6),
+    "concentric": Amplifier(highpass_hz=1000.0, lowpass_hz=10_000.0, noise_rms_v=7e-6),
+}
+
+#: Concentric needle recording surface (DCF25-like, ~0.07 × 0.3 mm ellipse), sampled as
+#: points (axial offset, extra radial offset), m.
+_CNE_SEMI_AXES_M = (0.15e-3, 0.035e-3)
+
+
+def _concentric_points(n=9):
+    """Points on the concentric needle's elliptic core surface, shape (n*n, 2), m."""
+    a, b = _CNE_SEMI_AXES_M
+    u = np.linspace(-1, 1, n)
+    uu, vv = np.meshgrid(u, u)
+    keep = uu ** 2 + vv ** 2 <= 1
+    return np.column_stack([a * uu[keep], b * (vv[keep] + 1)])
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    """Everything that defines a simulated study (stored with it in full).
+
+    Attributes
+    ----------
+    preset : str
+        Name of the physiological state (``sfemg presets``).
+    muscle : str
+        Muscle whose healthy physiology is used.
+    mode : {"voluntary", "stimulated"}
+    n_recordings : int
+        Electrode positions: fibre pairs (voluntary) or endplates (stimulated) when
+        ``fibres_per_recording`` is 2 or 1 respectively.
+    n_discharges : int
+        Discharges (stimuli) recorded per position, after the warm-up.
+    rate_hz : float
+        Mean firing rate (voluntary) or stimulation rate (stimulated), Hz.
+    rate_cv : float
+        Coefficient of variation of the motor neuron's inter-discharge intervals
+        (voluntary; 0.1–0.2 in health).
+    fibres_per_recording : int
+        Fibres of the unit in the pick-up area (voluntary: trigger + others).
+    fs_hz : float
+        Sampling rate, Hz.
+    electrode : {"sfe", "concentric"}
+    output : {"continuous", "sweeps"}
+    sweep_window_s, sweep_pretrigger_s : float
+        Sweep length and the part before the trigger (stimulus), s.
+    warmup_s : float
+        Activity before the recording starts, so transmission is in its steady state, s.
+    n_background_units : int
+        Distant, unrelated motor units firing in the background.
+    stimulus_artefact : bool
+        Add a decaying artefact at each stimulus (stimulated mode).
+    nmj : NMJParams
+    disease : Disease
+    conductor : Conductor
+    amplifier : Amplifier
+    """
+
+    preset: str = "healthy-edc"
+    muscle: str = "edc"
+    mode: Literal["voluntary", "stimulated"] = "voluntary"
+    n_recordings: int = 20
+    n_discharges: int = 100
+    rate_hz: float = 10.0
+    rate_cv: float = 0.15
+    fibres_per_recording: int = 2
+    fs_hz: float = 50_000.0
+    electrode: Literal["sfe", "concentric"] = "sfe"
+    output: Literal["continuous", "sweeps"] = "continuous"
+    sweep_window_s: float = 10e-3
+    sweep_pretrigger_s: float = 2e-3
+    warmup_s: float = 3.0
+    n_background_units: int = 3
+    stimulus_artefact: bool = True
+    nmj: NMJParams = field(default_factory=NMJParams)
+    disease: Disease = field(default_factory=Disease)
+    conductor: Conductor = field(default_factory=Conductor)
+    amplifier: Amplifier = field(default_factory=lambda: ELECTRODE_AMPLIFIERS["sfe"])
+
+    def __post_init__(self):
+        def bad(name, rule):
+            raise SfemgInputError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        if self.mode not in ("voluntary", "stimulated"):
+            bad("mode", "'voluntary' or 'stimulated'")
+        if self.electrode not in ELECTRODE_AMPLIFIERS:
+            bad("electrode", "'sfe' or 'concentric'")
+        if self.output not in ("continuous", "sweeps"):
+            bad("output", "'continuous' or 'sweeps'")
+        for name, low in (("n_recordings", 1), ("n_discharges", 2), ("fibres_per_recording", 1),
+                          ("n_background_units", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                bad(name, f"an integer >= {low}")
+        if self.mode == "voluntary" and self.fibres_per_recording < 2:
+            bad("fibres_per_recording", ">= 2 in voluntary mode (a trigger and a timed fibre)")
+        if not (np.isfinite(self.rate_hz) and 0 < self.rate_hz <= 100):
+            bad("rate_hz", "in (0, 100] Hz")
+        if not (np.isfinite(self.rate_cv) and 0 <= self.rate_cv <= 0.5):
+            bad("rate_cv", "in [0, 0.5]")
+        for name in ("sweep_window_s", "sweep_pretrigger_s", "warmup_s"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, ">= 0")
+        if self.output == "sweeps" and not self.sweep_pretrigger_s < self.sweep_window_s:
+            bad("sweep_pretrigger_s", "shorter than sweep_window_s")
+        if self.mode == "voluntary" and self.rate_hz > 50:
+            bad("rate_hz", "<= 50 Hz for voluntary firing")
+        self.amplifier.check_sampling_rate(self.fs_hz)
+        if self.output == "sweeps" and self.sweep_window_s * self.rate_hz >= 1:
+            bad("sweep_window_s", f"shorter than the mean interval 1/rate_hz = {1 / self.rate_hz:g} s")
+
+    def to_dict(self) -> dict:
+        """All parameters as a JSON-serialisable dict (nested dataclasses as dicts)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A simulated study: its recordings, the parameters and the seed that made them."""
+
+    recordings: tuple[Recording, ...]
+    params: StudyParams
+    seed: int
+
+    def provenance(self) -> dict:
+        """Package version, seed and generator used, for storage."""
+        return {"sfemg_version": __version__, "seed": int(self.seed),
+                "generator": "numpy PCG64 via SeedSequence.spawn, one stream per recording"}
+
+
+def _discharge_times(params: StudyParams, rng) -> np.ndarray:
+    """Nerve discharge (stimulus) times including the warm-up, s; the recording starts at 0."""
+    n_warm = int(np.ceil(params.warmup_s * params.rate_hz))
+    n = n_warm + params.n_discharges
+    mean = 1.0 / params.rate_hz
+    if params.mode == "stimulated":
+        intervals = np.full(n, mean)
+    else:
+        intervals = mean * (1.0 + params.rate_cv * rng.standard_normal(n))
+        intervals = np.maximum(intervals, 0.25 * mean)  # refractoriness: no doublets
+    times = np.cumsum(intervals)
+    return times - times[n_warm] + 0.5 * mean, n_warm
+
+
+def _propagation_delay_s(event_base_s, blocked, distance_m, velocity_m_s, nmj: NMJParams):
+    """Endplate-to-electrode conduction time with velocity recovery, per discharge.
+
+    The velocity after a discharge is ``v (1 + g exp(-IDI / tau))`` with IDI the
+    interval since this fibre's previous action potential (longer after a block).
+    """
+    n_fibres, n = event_base_s.shape
+    delay = np.empty((n_fibres, n))
+    for f in range(n_fibres):
+        fired = ~blocked[f]
+        idx = np.where(fired, np.arange(n), -1)
+        last = np.maximum.accumulate(idx)
+        prev = np.concatenate([[-1], last[:-1]])
+        idi = np.where(prev >= 0, event_base_s[f] - event_base_s[f, np.maximum(prev, 0)], np.inf)
+        gain = nmj.velocity_recovery_gain * np.exp(-idi / nmj.velocity_recovery_time_constant_s)
+        delay[f] = distance_m[f] / (velocity_m_s[f] * (1.0 + gain))
+    return delay
+
+
+def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Recording:
+    """Simulate the recording at one electrode position.
+
+    Parameters
+    ----------
+    params : StudyParams
+    index : int
+        Position in the study (names the recording).
+    seed_sequence : numpy.random.SeedSequence
+        This recording's own random stream.
+
+    Returns
+    -------
+    Recording
+        With :class:`~sfemg.recording.GroundTruth`.
+    """
+    rng = np.random.default_rng(seed_sequence)
+    voluntary = params.mode == "voluntary"
+    n_fib = params.fibres_per_recording
+    times, n_warm = _discharge_times(params, rng)
+    state = draw_endplates(params.nmj, params.disease, n_fib, rng)
+    noise = draw_transmission_noise(rng, (n_fib, times.size))
+    tx = simulate_transmission(state, times, noise)
+
+    # Fibre geometry: the trigger fibre (0) is closest to the electrode.
+    diameter = np.clip(rng.normal(55e-6, 8e-6, n_fib), 30e-6, 80e-6)
+    radial = rng.uniform(60e-6, 180e-6, n_fib)
+    radial[0] = rng.uniform(45e-6, 90e-6)
+    distance = rng.uniform(5e-3, 25e-3, n_fib)
+    velocity = conduction_velocity_m_s(diameter)
+    # Axonal delays place the potentials apart: voluntary IPIs ~0.6-2.7 ms after the
+    # trigger; stimulated latencies 2-5 ms plus NMJ and propagation.
+    typical = params.nmj.synaptic_delay_s + 0.2 * state.epp_time_to_peak_s + distance / velocity
+    if voluntary:
+        target = np.concatenate([[0.0], 0.6e-3 + 0.8e-3 * np.arange(n_fib - 1)
+                                 + rng.uniform(0, 0.5e-3, n_fib - 1)])
+        axon = 2e-3 + target - (typical - typical[0])
+    else:
+        axon = rng.uniform(2e-3, 5e-3, n_fib)
+    base = times[None, :] + axon[:, None] + params.nmj.synaptic_delay_s
+    arrive = base + np.nan_to_num(tx.latency_s)
+    prop = _propagation_delay_s(arrive, tx.blocked, distance, velocity, params.nmj)
+    events = np.where(tx.blocked, np.nan, arrive + prop)
+    keep = slice(n_warm, None)
+    gt_times = times[keep]
+    gt_events = events[:, keep]
+    t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
+
+    # Waveforms: one per fibre (+ background units, + stimulus artefact).
+    points = _concentric_points() if params.electrode == "concentric" else None
+    waves = [compute_fibre_potential(d, r, v, electrode_points_m=points, conductor=params.conductor)
+             for d, r, v in zip(diameter, radial, velocity)]
+    ev_t = [gt_events[f][np.isfinite(gt_events[f])] for f in range(n_fib)]
+    ev_w = [np.full(e.size, f) for f, e in enumerate(ev_t)]
+    ev_g = [np.ones(e.size) for e in ev_t]
+    for u in range(params.n_background_units):
+        waves.append(compute_fibre_potential(rng.uniform(40e-6, 70e-6), rng.uniform(400e-6, 800e-6),
+                                             electrode_points_m=points, conductor=params.conductor))
+        rate = rng.uniform(7.0, 14.0)
+        isi = (1.0 + 0.15 * rng.standard_normal(int(t_end * rate) + 3)) / rate
+        t = rng.uniform(0, 1 / rate) + np.cumsum(np.maximum(isi, 0.2 / rate))
+        t = t[t < t_end]
+        ev_t.append(t)
+        ev_w.append(np.full(t.size, len(waves) - 1))
+        ev_g.append(np.full(t.size, rng.uniform(1.0, 3.0)))
+    stimulus = None
+    if not voluntary:
+        stimulus = gt_times
+        if params.stimulus_artefact:
+            step = waves[0].step_s
+            tt = np.arange(0, 2e-3, step)
+            from .potentials import FibrePotential
+            waves.append(FibrePotential(5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0), 0.0, step))
+            ev_t.append(stimulus)
+            ev_w.append(np.full(stimulus.size, len(waves) - 1))
+            ev_g.append(np.ones(stimulus.size))
+    table = WaveTable.stack(waves)
+    ev_t, ev_w, ev_g = (np.concatenate(x) for x in (ev_t, ev_w, ev_g))
+    fs = params.fs_hz
+
+    if params.output == "continuous":
+        n_samples = int(np.ceil(t_end * fs))
+        signal = render_segment(0.0, n_samples, fs, table, ev_t, ev_w, ev_g,
+                                amplifier=params.amplifier, rng=rng)
+        sweeps = starts = None
+    else:
+        if voluntary:
+            trigger_nominal = np.nanmedian(gt_events[0] - gt_times)
+            starts = gt_times + trigger_nominal - params.sweep_pretrigger_s
+        else:
+            starts = gt_times - params.sweep_pretrigger_s
+        n_win = int(round(params.sweep_window_s * fs))
+        sweeps = np.stack([render_segment(s, n_win, fs, table, ev_t, ev_w, ev_g,
+                                          amplifier=params.amplifier, rng=rng, lead_s=5e-3)
+                           for s in starts])
+        signal = None
+
+    fibres = {"diameter_m": diameter, "radial_distance_m": radial,
+              "endplate_to_electrode_m": distance, "conduction_velocity_m_s": velocity,
+              "axonal_delay_s": axon, "resting_safety_factor": state.resting_safety_factor()}
+    fibres.update({k: np.asarray(v) for k, v in state.as_dict().items()})
+    gt = GroundTruth(
+        discharge_times_s=gt_times,
+        event_times_s=gt_events,
+        endplate_latency_s=(axon[:, None] + params.nmj.synaptic_delay_s + tx.latency_s)[:, keep],
+        blocked=tx.blocked[:, keep],
+        epp_amplitude_v=tx.epp_amplitude_v[:, keep],
+        threshold_v=tx.threshold_v[:, keep],
+        safety_factor=tx.safety_factor[:, keep],
+        quantal_content=tx.quantal_content[:, keep],
+        trigger_fibre=0 if voluntary else -1,
+        fibres=fibres,
+    )
+    prefix = "pair" if voluntary else "endplate"
+    return Recording(name=f"{prefix}{index + 1:03d}", fs_hz=fs, signal_v=signal, sweeps_v=sweeps,
+                     sweep_start_times_s=starts, stimulus_times_s=stimulus, mode=params.mode,
+                     electrode=params.electrode, muscle=params.muscle, ground_truth=gt)
+
+
+def _resolve_seed(seed) -> int:
+    """An integer seed from ``seed`` (int, Generator or None → fresh entropy)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2 ** 63))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2 ** 63))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed)
+    raise SfemgInputError(f"seed must be a non-negative integer, a Generator or None, got {seed!r}")
+
+
+def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
+                   mode: Literal["voluntary", "stimulated"] = "voluntary",
+                   n_recordings: int | None = None, n_discharges: int | None = None,
+                   rate_hz: float | None = None, fs_hz: float = 50_000.0,
+                   electrode: Literal["sfe", "concentric"] = "sfe",
+                   output: Literal["continuous", "sweeps"] = "continuous",
+                   seed=None, n_jobs: int | None = None, progress=None, **overrides) -> Study:
+    """Simulate a single-fibre EMG study from the physiology of a named state.
+
+    Parameters
+    ----------
+    preset : str
+        Physiological state (``sfemg.synthesis.PRESETS``), e.g. ``"healthy-edc"``,
+        ``"achr-mg-moderate"``.
+    muscle : str, optional
+        Use this muscle's healthy physiology instead of the preset's.
+    mode : {"voluntary", "stimulated"}
+        Voluntary activation (fibre pairs of one unit) or axonal stimulation (endplates).
+    n_recordings : int, optional
+        Electrode positions: pairs (voluntary, default 20) or endplates (stimulated,
+        default 30).
+    n_discharges : int, optional
+        Discharges (stimuli) per position (default 100 voluntary, 50 stimulated).
+    rate_hz : float, optional
+        Firing rate (default 10 Hz) or stimulation rate (default 5 Hz).
+    fs_hz : float
+        Sampling rate, Hz.
+    electrode : {"sfe", "concentric"}
+    output : {"continuous", "sweeps"}
+    seed : int, numpy.random.Generator or None
+        Same seed, same bits, whatever ``n_jobs``.
+    n_jobs : int, optional
+        Worker threads (default: all cores).
+    progress : callable, optional
+        Called as ``progress(n_done, n_total)`` after each recording.
+    **overrides
+        Any other :class:`StudyParams` field (``nmj=``, ``disease=``, ``rate_cv=``, ...).
+
+    Returns
+    -------
+    Study
+
+    Examples
+    --------
+    >>> study = simulate_study("healthy-edc", n_recordings=2, n_discharges=50, seed=1)
+    >>> [r.name for r in study.recordings]
+    ['pair001', 'pair002']
+    """
+    p, nmj = get_preset(preset, muscle)
+    stimulated = mode == "stimulated"
+    kwargs = dict(
+        preset=preset, muscle=p.muscle, mode=mode,
+        n_recordings=n_recordings if n_recordings is not None else (30 if stimulated else 20),
+        n_discharges=n_discharges if n_discharges is not None else (50 if stimulated else 100),
+        rate_hz=rate_hz if rate_hz is not None else (5.0 if stimulated else 10.0),
+        fibres_per_recording=1 if stimulated else 2,
+        fs_hz=fs_hz, electrode=electrode, output=output, nmj=nmj, disease=p.disease,
+        amplifier=ELECTRODE_AMPLIFIERS.get(electrode, ELECTRODE_AMPLIFIERS["sfe"]),
+    )
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(StudyParams)}
+    if unknown:
+        raise SfemgInputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    kwargs.update(overrides)
+    params = StudyParams(**kwargs)
+    seed_int = _resolve_seed(seed)
+    children = np.random.SeedSequence(seed_int).spawn(params.n_recordings)
+    n_jobs = os.cpu_count() or 1 if n_jobs is None else int(n_jobs)
+    if n_jobs < 1:
+        raise SfemgInputError(f"n_jobs must be >= 1, got {n_jobs}")
+
+    def one(i):
+        return simulate_recording(params, i, children[i])
+
+    recordings = []
+    if n_jobs == 1:
+        for i in range(params.n_recordings):
+            recordings.append(one(i))
+            if progress:
+                progress(i + 1, params.n_recordings)
+    else:
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for i, rec in enumerate(pool.map(one, range(params.n_recordings))):
+                recordings.append(rec)
+                if progress:
+                    progress(i + 1, params.n_recordings)
+    return Study(recordings=tuple(recordings), params=params, seed=seed_int)
