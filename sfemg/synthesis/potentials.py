@@ -29,7 +29,7 @@ __all__ = ["Conductor", "FibrePotential", "compute_fibre_potential", "conduction
 
 #: Time step of the precomputed waveform grid, s. Cubic interpolation on it places a
 #: potential at any continuous time with an error far below 0.05 µs.
-FINE_STEP_S = 0.25e-6
+FINE_STEP_S = 0.5e-6
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def compute_fibre_potential(diameter_m, radial_distance_m, velocity_m_s=None, *,
     points = np.zeros((1, 2)) if electrode_points_m is None else np.asarray(electrode_points_m, float)
     dz_m = v * step_s
     # Source: ∂²Vm/∂z² along the wave (λ behind the front); 25 mm holds the whole IAP.
-    lam_m = np.arange(0.0, 25e-3 * conductor.iap_length_scale_mm, dz_m)
+    lam_m = np.arange(0.0, 20e-3 * conductor.iap_length_scale_mm, dz_m)
     source = _rosenfalck_second_derivative(lam_m * 1e3, conductor.iap_length_scale_mm) * 1e6  # V/m²
     scale = conductor.sigma_intracellular_s_m * radius ** 2 / (4.0 * conductor.sigma_radial_s_m)
     anis = conductor.sigma_axial_s_m / conductor.sigma_radial_s_m

@@ -1,0 +1,115 @@
+"""Synthesis speed against its floor, and the transmission kernel against NumPy.
+
+Run ``python benchmarks/bench_synthesis.py [--quick]``. Prints ratios measured in this
+run (the machine may be shared and noisy; each figure is the best of several repeats):
+
+1. **study / floor**: simulating a 20-pair voluntary study at 100 kHz, continuous,
+   against the floor — NumPy drawing the same number of Gaussian samples and
+   ``scipy.signal.sosfilt`` running one 2nd-order high-pass over them. Target ≤ 1.0.
+2. **NumPy / kernel**: a straightforward vectorised NumPy version of the transmission
+   model (vectorised over endplates, stepping through discharges) against the numba
+   kernel on the same inputs. Target ≥ 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+from scipy import signal as sps
+
+from sfemg.synthesis import simulate_study
+from sfemg.synthesis.physiology import Disease, NMJParams, draw_endplates
+from sfemg.synthesis.transmission import draw_transmission_noise, simulate_transmission
+
+
+def best_of(fn, repeats):
+    """Smallest wall time of ``repeats`` calls of ``fn``, s."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def numpy_transmission(state, times, noise):
+    """The transmission model written as plain vectorised NumPy (the baseline)."""
+    n_e, n_d = times.shape
+    n_avail = state.pool_size_quanta.copy()
+    facil = np.zeros(n_e)
+    mob = np.zeros(n_e)
+    latency = np.empty((n_e, n_d))
+    t_prev = np.full(n_e, -np.inf)
+    from scipy.special import lambertw
+    from scipy.stats import binom
+    for k in range(n_d):
+        dt = times[:, k] - t_prev
+        first = ~np.isfinite(dt)
+        rate = (1.0 + mob) / state.refill_time_constant_s
+        refilled = state.pool_size_quanta - (state.pool_size_quanta - n_avail) * np.exp(-dt * rate)
+        n_avail = np.where(first, n_avail, refilled)
+        facil = np.where(first, facil, facil * np.exp(-dt / state.facilitation_time_constant_s))
+        mob = np.where(first, mob, mob * np.exp(-dt / state.mobilisation_time_constant_s))
+        p = np.minimum(state.release_probability * (1.0 + facil), 1.0)
+        n = np.floor(n_avail + 0.5)
+        var = n * p * (1 - p)
+        normal = np.clip(np.floor(n * p + np.sqrt(var) * noise["z_release"][:, k] + 0.5), 0, n)
+        exact = binom.ppf(noise["u_release"][:, k], n, p)
+        m = np.where(var > 30.0, normal, exact)
+        n_avail = n_avail - m
+        facil = facil + state.facilitation_increment
+        mob = mob + state.mobilisation_gain * m / state.pool_size_quanta
+        a_lin = np.maximum(state.quantal_size_v * (m + np.sqrt(m) * state.quantal_size_cv
+                                                   * noise["z_quantal"][:, k]), 0.0)
+        epp = a_lin / (1.0 + a_lin / state.driving_force_v)
+        level = np.minimum(state.threshold_v / np.maximum(epp, 1e-300), 1.0)
+        x = -lambertw(-level / math.e, 0).real
+        latency[:, k] = np.where(epp > state.threshold_v,
+                                 x * state.epp_time_to_peak_s + state.axonal_jitter_s * noise["z_axon"][:, k],
+                                 np.nan)
+        t_prev = times[:, k]
+    return latency
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (CI)")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 3
+    n_discharges = 20 if args.quick else 100
+    n_pairs = 4 if args.quick else 20
+
+    # 1. study vs floor
+    simulate_study(n_recordings=1, n_discharges=5, fs_hz=100_000.0, seed=0)  # compile / load
+    study = simulate_study(n_recordings=n_pairs, n_discharges=n_discharges, fs_hz=100_000.0, seed=1)
+    n_samples = sum(r.signal_v.size for r in study.recordings)
+    sos = sps.butter(2, 500.0, "highpass", fs=100_000.0, output="sos")
+    rng = np.random.default_rng(0)
+    t_floor = best_of(lambda: sps.sosfilt(sos, rng.standard_normal(n_samples)), repeats)
+    t_study = best_of(lambda: simulate_study(n_recordings=n_pairs, n_discharges=n_discharges,
+                                             fs_hz=100_000.0, seed=1), repeats)
+    print(f"study: {n_pairs} pairs x {n_discharges} discharges, 100 kHz continuous, "
+          f"{n_samples / 1e6:.1f} M samples")
+    print(f"  synthesis {t_study * 1e3:8.1f} ms | floor (normal + 1 high-pass) {t_floor * 1e3:8.1f} ms"
+          f" | ratio {t_study / t_floor:.2f} (target <= 1.0)")
+
+    # 2. transmission kernel vs vectorised NumPy
+    # 40 endplates: the two fibres of each of the 20 pairs of a voluntary study.
+    n_e, n_d = (40, 200) if args.quick else (40, 1000)
+    rng = np.random.default_rng(2)
+    state = draw_endplates(NMJParams(), Disease(), n_e, rng)
+    times = np.cumsum(rng.uniform(0.08, 0.12, (n_e, n_d)), axis=1)
+    noise = draw_transmission_noise(rng, (n_e, n_d))
+    simulate_transmission(state, times, noise)
+    t_kernel = best_of(lambda: simulate_transmission(state, times, noise), max(repeats, 3))
+    t_numpy = best_of(lambda: numpy_transmission(state, times, noise), repeats)
+    print(f"transmission: {n_e} endplates x {n_d} discharges")
+    print(f"  numba kernel {t_kernel * 1e3:8.2f} ms | vectorised NumPy {t_numpy * 1e3:8.1f} ms"
+          f" | speed-up {t_numpy / t_kernel:.0f}x (target >= 20)")
+
+
+if __name__ == "__main__":
+    main()

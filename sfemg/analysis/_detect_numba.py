@@ -1,0 +1,39 @@
+"""Numba kernel behind :func:`sfemg.analysis.detect.detect_peaks` (see its docstring)."""
+
+from __future__ import annotations
+
+from .._numba import jit
+
+
+@jit
+def detect_peaks_kernel(x, threshold, half_width, out_rows, out_cols):  # pragma: no cover - compiled
+    """Write (row, column) of each local maximum of ``|x|`` above ``threshold``.
+
+    A sample is a candidate when ``|x| > threshold`` and it is the first largest ``|x|``
+    within ``half_width`` samples either side in its row. Fills ``out_rows``/``out_cols``
+    up to their length and returns the total count (which may exceed it).
+    """
+    n_found = 0
+    n_cols = x.shape[1]
+    for r in range(x.shape[0]):
+        i = 0
+        while i < n_cols:
+            v = abs(x[r, i])
+            if v > threshold:
+                lo = max(0, i - half_width)
+                hi = min(n_cols, i + half_width + 1)
+                is_max = True
+                for j in range(lo, hi):
+                    a = abs(x[r, j])
+                    if a > v or (a == v and j < i):
+                        is_max = False
+                        break
+                if is_max:
+                    if n_found < out_rows.shape[0]:
+                        out_rows[n_found] = r
+                        out_cols[n_found] = i
+                    n_found += 1
+                    i += half_width + 1  # nothing within the window can be a maximum
+                    continue
+            i += 1
+    return n_found

@@ -1,0 +1,389 @@
+"""Analysis of one recording: discharges → potentials → time points → jitter per pair.
+
+Continuous and windowed input are both reduced to *sweeps*: one row of samples per
+discharge (voluntary, around the trigger potential) or per stimulus, with the reference's
+position in each row. Everything after that is the same for all inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SfemgInputError
+from ..recording import Recording
+from .detect import (detect_peaks, estimate_noise_sd, estimate_noise_spectrum,
+                     find_locked_potentials, find_trigger, peak_values)
+from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter
+from .params import MIN_FS_HZ, AnalysisParams
+from .results import PairResult, RecordingResult
+from .timing import fit_template, level_positions, peak_positions
+
+__all__ = ["analyze_signal", "analyze_recording"]
+
+#: MCD of i.i.d. Gaussian errors / their standard deviation (2/sqrt(pi), Ekstedt 1974).
+MCD_PER_SD = 2.0 / np.sqrt(np.pi)
+#: The trigger potential must recur at least this often to be recognised.
+_MIN_TRIGGER_COUNT = 8
+#: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
+_NOTCH_DEPTH = 0.05
+#: The main phase is where the template exceeds this fraction of its peak.
+_MAIN_PHASE_LEVEL = 0.3
+
+
+@dataclass(frozen=True)
+class _Sweeps:
+    """Rows of samples around each discharge: the common input of the analysis."""
+
+    data_v: np.ndarray        # (n, n_cols)
+    start_s: np.ndarray       # (n,) time of each row's first sample
+    ref_pos: np.ndarray       # (n,) reference (trigger / stimulus) position in the row, samples
+    ref_times_s: np.ndarray   # (n,) stimulus times; for voluntary the coarse trigger times
+    noise_v: np.ndarray       # (n_rows, n) data the noise is measured on
+    busy_rows: np.ndarray     # positions in noise_v near potentials or artefacts
+    busy_cols: np.ndarray
+    noise_sd: float           # robust noise standard deviation, V
+
+
+def _check_signal(signal_v, fs_hz, mode, stimulus_times_s):
+    arr = np.asarray(signal_v)
+    if arr.ndim != 1:
+        raise SfemgInputError(f"signal_v: expected a 1-D signal, got shape {arr.shape} "
+                              "(give sweeps through a Recording)")
+    if arr.dtype.kind in "iub":
+        raise SfemgInputError("signal_v: integer ADC data; convert to volts (multiply by the scale) first")
+    if arr.dtype.kind != "f":
+        raise SfemgInputError(f"signal_v: expected real numbers, got dtype {arr.dtype}")
+    if arr.size < 2:
+        raise SfemgInputError(f"signal_v: {arr.size} sample(s); need a recording")
+    if not np.all(np.isfinite(arr)):
+        raise SfemgInputError("signal_v: contains NaN or infinite values")
+    _check_fs(fs_hz)
+    if mode not in ("voluntary", "stimulated"):
+        raise SfemgInputError(f"mode must be 'voluntary' or 'stimulated', not {mode!r}")
+    if mode == "stimulated" and stimulus_times_s is None:
+        raise SfemgInputError("stimulus_times_s: required for a stimulated recording")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _check_fs(fs_hz):
+    if not isinstance(fs_hz, (int, float, np.integer, np.floating)) or not np.isfinite(fs_hz) or fs_hz <= 0:
+        raise SfemgInputError(f"fs_hz must be a positive number, got {fs_hz!r}")
+    if fs_hz < MIN_FS_HZ:
+        raise SfemgInputError(f"fs_hz = {fs_hz:g} Hz is too low for jitter measurement "
+                              f"(need >= {MIN_FS_HZ:g} Hz)")
+
+
+def _windows(x, starts, n_cols):
+    """Rows ``x[start:start + n_cols]`` (all inside ``x``)."""
+    return x[starts[:, None] + np.arange(n_cols)[None, :]]
+
+
+def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
+    search = int(round(params.search_window_ms * 1e-3 * fs_hz))
+    fit_half = int(round(params.fit_half_window_us * 1e-6 * fs_hz))
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_peaks(x, params.detect_threshold_sd * noise_sd, half_width)
+    if mode == "voluntary":
+        if cols.size == 0:
+            raise SfemgInputError("no potentials found above the detection threshold")
+        trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT, params.min_idi_ms)]
+        pre = search + fit_half
+        n_cols = 2 * pre + 1
+        trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
+        starts = trig - pre
+        ref_pos = np.full(trig.size, float(pre))
+        ref_times = trig / fs_hz
+        busy_r, busy_c = rows, cols
+    else:
+        stim = np.asarray(stimulus_times_s, dtype=np.float64)
+        if stim.ndim != 1 or not np.all(np.isfinite(stim)):
+            raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
+        pre = fit_half
+        n_cols = pre + search + fit_half + 1
+        stim_pos = stim * fs_hz
+        starts = np.floor(stim_pos).astype(np.int64) - pre
+        ok = (starts >= 0) & (starts + n_cols <= x.size)
+        stim, stim_pos, starts = stim[ok], stim_pos[ok], starts[ok]
+        ref_pos = stim_pos - starts
+        ref_times = stim
+        blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
+        art = (np.floor(stim_pos).astype(np.int64)[:, None] + np.arange(0, blank + 1)[None, :]).ravel()
+        busy_r = np.concatenate([rows, np.zeros(art.size, np.int64)])
+        busy_c = np.concatenate([cols, art])
+    if starts.size < 2:
+        raise SfemgInputError(f"only {starts.size} complete discharge window(s) in the recording")
+    return _Sweeps(_windows(x, starts, n_cols), starts / fs_hz, ref_pos, ref_times,
+                   x[None, :], busy_r, busy_c, noise_sd)
+
+
+def _sweep_input(rec: Recording, params, noise_sd):
+    fs_hz = rec.fs_hz
+    data = rec.sweeps_v
+    starts_s = rec.sweep_start_times_s
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_peaks(data, params.detect_threshold_sd * noise_sd, half_width)
+    if rec.mode == "stimulated":
+        stim = rec.stimulus_times_s if rec.stimulus_times_s is not None else starts_s
+        if stim.size != starts_s.size:
+            raise SfemgInputError(f"recording {rec.name!r}: {stim.size} stimulus times for "
+                                  f"{starts_s.size} sweeps")
+        ref_pos = (stim - starts_s) * fs_hz
+        blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
+        art_r = np.repeat(np.arange(data.shape[0]), blank + 1)
+        art_c = (np.floor(ref_pos).astype(np.int64)[:, None] + np.arange(blank + 1)).ravel()
+        return _Sweeps(data, starts_s, ref_pos, stim, data,
+                       np.concatenate([rows, art_r]), np.concatenate([cols, art_c]), noise_sd)
+    amps = peak_values(data, rows, cols)
+    # one trigger per sweep: the largest member of the trigger group in each row
+    member = find_trigger(amps, np.arange(rows.size) * 0, fs_hz, _MIN_TRIGGER_COUNT, 0.0)
+    best = {}
+    for m in member:
+        r = rows[m]
+        if r not in best or abs(amps[m]) > abs(amps[best[r]]):
+            best[r] = m
+    keep = np.array(sorted(best), dtype=np.int64)
+    trig_cols = cols[[best[r] for r in keep]].astype(np.float64)
+    if keep.size < 2:
+        raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
+    return _Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
+                   data, rows, cols, noise_sd)
+
+
+def _measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_fraction):
+    """Coarse position, present flag and fit segments of one potential in every sweep."""
+    n, n_cols = sweeps.shape
+    rows = np.arange(n)
+    centre = np.round(ref_pos + pot.latency).astype(np.int64)
+    cols = np.clip(centre[:, None] + np.arange(-pot.half_window, pot.half_window + 1), 0, n_cols - 1)
+    vals = pot.polarity * sweeps[rows[:, None], cols]
+    coarse = cols[rows, np.argmax(vals, axis=1)]
+    peak_v = pot.polarity * peak_values(sweeps, rows, coarse)
+    present = np.ones(n, bool) if force_present else peak_v >= block_fraction * pot.amplitude_v
+    seg_start = coarse - fit_half
+    seg_cols = np.clip(seg_start[:, None] + np.arange(2 * fit_half + 1), 0, n_cols - 1)
+    segments = pot.polarity * sweeps[rows[:, None], seg_cols]
+    return present, seg_start, segments
+
+
+def _shape(template, reference, fs_hz):
+    """Peak-to-peak amplitude (V), rise time (µs) and notch test of a polarity-corrected template."""
+    peak_i = int(np.clip(round(reference), 0, template.size - 1))
+    amplitude = float(template.max() - template.min())
+    before = template[:peak_i + 1]
+    trough_i = int(np.argmin(before))
+    rise_us = (reference - trough_i) / fs_hz * 1e6
+    peak = template[peak_i]
+    lo = peak_i
+    while lo > 0 and template[lo - 1] > _MAIN_PHASE_LEVEL * peak:
+        lo -= 1
+    hi = peak_i
+    while hi < template.size - 1 and template[hi + 1] > _MAIN_PHASE_LEVEL * peak:
+        hi += 1
+    main = template[lo:hi + 1]
+    inner = np.flatnonzero((main[1:-1] > main[:-2]) & (main[1:-1] >= main[2:])) + 1
+    notched = False
+    if inner.size >= 2:
+        top = inner[np.argsort(main[inner])[-2:]]
+        a, b = np.sort(top)
+        notched = min(main[a], main[b]) - main[a:b + 1].min() > _NOTCH_DEPTH * peak
+    return amplitude, rise_us, notched
+
+
+def _acceptance(amplitude_v, rise_us, notched, params, who):
+    reasons = []
+    min_amp = params.acceptance_min_amplitude_v
+    too_small = amplitude_v < min_amp if params.electrode == "concentric" else amplitude_v <= min_amp
+    if too_small:
+        reasons.append(f"{who}amplitude {amplitude_v * 1e6:.0f} µV below {min_amp * 1e6:.0f} µV")
+    if not rise_us < params.max_rise_time_us:
+        reasons.append(f"{who}rise time {rise_us:.0f} µs not below {params.max_rise_time_us:.0f} µs")
+    if notched:
+        reasons.append(f"{who}notched/compound shape")
+    return reasons
+
+
+def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
+    """Everything after the sweeps are cut: potentials, time points, pairs."""
+    data = sw.data_v
+    n, n_cols = data.shape
+    noise_sd = sw.noise_sd
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_peaks(data, params.detect_threshold_sd * noise_sd, half_width)
+    lat = cols - sw.ref_pos[rows]
+    if mode == "stimulated":
+        keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz
+        rows, cols, lat = rows[keep], cols[keep], lat[keep]
+    lock_half = max(1, int(round(params.lock_half_window_us * 1e-6 * fs_hz)))
+    pots = find_locked_potentials(lat, peak_values(data, rows, cols), n, lock_half=lock_half,
+                                  min_fraction=params.min_locked_fraction)
+    trigger = -1
+    if mode == "voluntary":
+        if pots:
+            trigger = int(np.argmin([abs(p.latency) for p in pots]))
+        if trigger < 0 or abs(pots[trigger].latency) > lock_half:
+            raise SfemgInputError("no potentials found: the trigger potential is not consistent")
+        if len(pots) < 2:
+            raise SfemgInputError("no potentials found time-locked to the trigger potential")
+    elif not pots:
+        raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
+    fit_half_max = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    lats = np.array([p.latency for p in pots])
+    spectra = {}
+    times, crb, shapes, templates = [], [], [], []
+    for j, pot in enumerate(pots):
+        gaps = np.abs(np.delete(lats, j) - pot.latency)
+        fit_half = int(min(fit_half_max, max(2, gaps.min() // 2))) if gaps.size else fit_half_max
+        present, seg_start, segs = _measure_potential(data, sw.ref_pos, pot, fit_half,
+                                                      j == trigger, params.block_fraction)
+        length = 2 * fit_half + 1
+        if length not in spectra:
+            spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
+                                                      length, length)
+        noise_power, noise_rms, _ = spectra[length]
+        t = np.full(n, np.nan)
+        if present.sum() >= 2:
+            fit = fit_template(segs[present], noise_power)
+            if params.method == "template":
+                pos = fit.positions
+            elif params.method == "peak":
+                pos = peak_positions(segs[present])[0]
+            else:
+                pos = level_positions(segs[present], params.level_fraction)
+            t[present] = sw.start_s[present] + (seg_start[present] + pos) / fs_hz
+            crb.append(fit.crb_var)
+            shapes.append(_shape(fit.template, fit.reference, fs_hz))
+            templates.append((pot.polarity * fit.template, fit.reference))
+        else:
+            crb.append(np.inf)
+            shapes.append((np.nan, np.nan, False))
+            templates.append((np.zeros(length), float(fit_half)))
+        times.append(t)
+    if mode == "voluntary":
+        ref_t = times[trigger]
+        idis = np.r_[np.nan, np.diff(ref_t)]
+    else:
+        ref_t = sw.ref_times_s
+        idis = np.r_[np.nan, np.diff(ref_t)]
+    pairs = []
+    for j, pot in enumerate(pots):
+        if j == trigger:
+            continue
+        ipis = times[j] - ref_t
+        blocked = ~np.isfinite(ipis)
+        mcd = compute_mcd(ipis)
+        if mode == "voluntary":
+            msd = compute_msd(ipis, idis)
+            var = crb[j] + crb[trigger]
+            label = f"P{trigger + 1}-P{j + 1}"
+        else:
+            msd = float("nan")
+            var = crb[j]
+            label = f"R{j + 1}"
+        jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
+        tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
+        reasons = _acceptance(*shapes[j], params, "")
+        if mode == "voluntary":
+            reasons += _acceptance(*shapes[trigger], params, "trigger: ")
+        flags = []
+        n_blocked = int(blocked.sum())
+        n_pairs_ok = int(np.sum(np.isfinite(np.diff(ipis))))
+        if n_blocked == n:
+            flags.append("all-blocked")
+            reasons.append("every discharge blocked")
+        if n_pairs_ok + 1 < params.min_discharges:
+            flags.append("few-discharges")
+        if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
+            flags.append("low-mcd")
+            reasons.append(f"MCD below {params.low_mcd_us:g} µs (split fibre or direct muscle stimulation)")
+        if flip_flop_separation(ipis) > params.flip_flop_separation:
+            flags.append("flip-flop")
+        pairs.append(PairResult(
+            fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
+            jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),
+            technical_jitter_us=float(tech_us), blocking_percent=100.0 * n_blocked / n,
+            n_discharges=n, n_blocked=n_blocked, accepted=not reasons,
+            reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=shapes[j][0],
+            rise_time_us=shapes[j][1], ipis_s=ipis, idis_s=idis, blocked=blocked,
+            reference_times_s=ref_t, time_points_s=times[j]))
+    if all("all-blocked" in p.flags for p in pairs):
+        raise SfemgInputError("every discharge blocked: no potential could be timed")
+    # templates centred on their peak, on a common axis
+    half = max(int(np.ceil(max(max(r, tpl.size - 1 - r) for tpl, r in templates))), 1)
+    axis = np.arange(-half, half + 1)
+    tpl_out = np.vstack([np.interp(axis + r, np.arange(tpl.size), tpl, left=0.0, right=0.0)
+                         for tpl, r in templates])
+    ref_int = np.round(sw.ref_pos).astype(np.int64)
+    pre = int(ref_int.min())
+    post = int((n_cols - 1 - ref_int).min())
+    aligned = data[np.arange(n)[:, None], ref_int[:, None] + np.arange(-pre, post + 1)[None, :]]
+    return RecordingResult(
+        name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
+        reference_times_s=ref_t, idis_s=idis, noise_rms_v=float(spectra[min(spectra)][1]),
+        potential_latencies_s=lats / fs_hz, templates_v=tpl_out, template_time_s=axis / fs_hz,
+        aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
+        trigger_fibre=trigger,
+        muscle=recording.muscle if recording is not None else params.muscle,
+        electrode=params.electrode)
+
+
+def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,
+                   name="signal") -> RecordingResult:
+    """Jitter analysis of one continuous recording.
+
+    Parameters
+    ----------
+    signal_v : array_like of float, shape (n_samples,)
+        The recording, V (high-pass filtered as usual for SFEMG).
+    fs_hz : float
+        Sampling rate, Hz (at least :data:`~sfemg.analysis.params.MIN_FS_HZ`).
+    mode : {"voluntary", "stimulated"}
+        Voluntary: pairs of the trigger potential with each potential time-locked to it.
+        Stimulated: each response time-locked to the stimuli (one endplate each).
+    stimulus_times_s : array_like, shape (n_stimuli,), optional
+        Stimulus times, s (required for ``mode="stimulated"``).
+    params : AnalysisParams, optional
+    name : str
+        Name given to the result.
+
+    Returns
+    -------
+    RecordingResult
+
+    Raises
+    ------
+    SfemgInputError
+        Bad samples or sampling rate, no potentials found, every discharge blocked.
+    """
+    params = params or AnalysisParams()
+    x = _check_signal(signal_v, fs_hz, mode, stimulus_times_s)
+    noise_sd = estimate_noise_sd(x)
+    sw = _continuous_sweeps(x, float(fs_hz), mode, stimulus_times_s, params, noise_sd)
+    return _analyze_sweeps(name, sw, float(fs_hz), mode, params)
+
+
+def analyze_recording(rec: Recording, params=None) -> RecordingResult:
+    """Jitter analysis of a :class:`~sfemg.recording.Recording` (continuous or sweeps).
+
+    Parameters
+    ----------
+    rec : Recording
+        Its ``mode`` selects voluntary or stimulated analysis; for stimulated sweeps the
+        stimulus is at ``stimulus_times_s`` or, if absent, at each sweep's start; voluntary
+        sweeps each hold a discharge of the trigger potential.
+    params : AnalysisParams, optional
+
+    Returns
+    -------
+    RecordingResult
+    """
+    params = params or AnalysisParams()
+    _check_fs(rec.fs_hz)
+    if rec.is_sweeps:
+        sw = _sweep_input(rec, params, estimate_noise_sd(rec.sweeps_v))
+    else:
+        x = _check_signal(rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s)
+        sw = _continuous_sweeps(x, rec.fs_hz, rec.mode, rec.stimulus_times_s, params,
+                                estimate_noise_sd(x))
+    return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

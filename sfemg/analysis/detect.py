@@ -1,0 +1,286 @@
+"""Finding potentials: candidate peaks, noise level, trigger discharges, time-locked potentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SfemgInputError
+from ._detect_numba import detect_peaks_kernel
+
+__all__ = ["detect_peaks", "peak_values", "estimate_noise_sd", "find_trigger", "find_locked_potentials",
+           "LockedPotential", "estimate_noise_spectrum"]
+
+#: Samples used for the robust noise estimate (a decimated subset of long recordings).
+_NOISE_SUBSET = 1_000_000
+#: MAD of a Gaussian / its standard deviation.
+_MAD_TO_SD = 1.0 / 0.6744897501960817
+
+
+def detect_peaks(x_v, threshold_v: float, half_width: int):
+    """Local maxima of ``|x|`` above a threshold, at most one per ``±half_width`` samples.
+
+    Parameters
+    ----------
+    x_v : ndarray, shape (n_samples,) or (n_rows, n_samples)
+        Signal or sweeps, V.
+    threshold_v : float
+        Candidates satisfy ``|x| > threshold_v``, V.
+    half_width : int
+        A candidate is the first largest ``|x|`` within ± this many samples in its row.
+
+    Returns
+    -------
+    rows, cols : ndarray of int64, shape (n_candidates,)
+        Row (0 for 1-D input) and sample index of each candidate, in row-major order.
+    """
+    x = np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64)
+    capacity = max(1024, x.size // 1000)
+    while True:
+        rows = np.empty(capacity, dtype=np.int64)
+        cols = np.empty(capacity, dtype=np.int64)
+        n = detect_peaks_kernel(x, float(threshold_v), int(half_width), rows, cols)
+        if n <= capacity:
+            return rows[:n], cols[:n]
+        capacity = n
+
+
+def peak_values(x_v, rows, cols):
+    """Parabola-interpolated signed peak value at each candidate, V.
+
+    The sampled maximum underestimates a ~70 µs phase by up to ~40 % at 25 kHz depending on
+    the sampling phase; the vertex of the parabola through the three samples around it
+    removes most of that spread, which keeps amplitude groups and block decisions sharp.
+
+    Parameters
+    ----------
+    x_v : ndarray, shape (n_samples,) or (n_rows, n_samples)
+    rows, cols : ndarray of int, shape (n_candidates,)
+
+    Returns
+    -------
+    ndarray, shape (n_candidates,)
+    """
+    x = np.atleast_2d(x_v)
+    last = x.shape[1] - 1
+    y0 = x[rows, cols]
+    ym = x[rows, np.clip(cols - 1, 0, last)]
+    yp = x[rows, np.clip(cols + 1, 0, last)]
+    den = ym - 2.0 * y0 + yp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(den * y0 < 0, (ym - yp) ** 2 / (8.0 * den), 0.0)
+    # for a positive peak den < 0, so y0 - corr >= y0; the vertex is at most 1/2 sample away
+    return y0 - corr
+
+
+def _box_sum(counts, half):
+    """Sum of ``counts`` over ``[i - half, i + half]`` for every i (same length as counts)."""
+    csum = np.concatenate([[0], np.cumsum(counts)])
+    idx = np.arange(counts.size)
+    return csum[np.minimum(idx + half + 1, counts.size)] - csum[np.maximum(idx - half, 0)]
+
+
+def estimate_noise_sd(x_v) -> float:
+    """Robust noise standard deviation: MAD/0.6745 of (a decimated subset of) the samples, V."""
+    x = np.ravel(x_v)
+    step = max(1, x.size // _NOISE_SUBSET)
+    sub = x[::step]
+    sub = sub - np.median(sub)
+    sd = float(np.median(np.abs(sub)) * _MAD_TO_SD)
+    if sd <= 0:
+        raise SfemgInputError("signal is constant (zero noise); nothing to analyse")
+    return sd
+
+
+def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_ms: float):
+    """The discharges of the biggest consistent potential.
+
+    Candidate peaks are grouped by polarity and log-amplitude; the trigger is the group of
+    largest amplitude holding at least ``min_count`` candidates (and at least a quarter of
+    the most populated group). Candidates closer than ``min_idi_ms`` keep the larger.
+
+    Parameters
+    ----------
+    amplitudes_v : ndarray, shape (n_candidates,)
+        Signed peak value of each candidate, V.
+    times_idx : ndarray of int, shape (n_candidates,)
+        Sample index of each candidate (increasing).
+    fs_hz : float
+    min_count : int
+    min_idi_ms : float
+
+    Returns
+    -------
+    ndarray of int, shape (n_discharges,)
+        Indices into the candidate arrays of the trigger discharges, increasing.
+    """
+    amp = np.asarray(amplitudes_v)
+    best = None  # (log amplitude, polarity, lo, hi)
+    groups = []
+    bin_width = 0.02  # decades (~5 %)
+    for sign in (1.0, -1.0):
+        mags = amp * sign
+        mags = mags[mags > 0]
+        if mags.size < min_count:
+            continue
+        logs = np.log10(mags)
+        edges = np.arange(logs.min() - 3 * bin_width, logs.max() + 4 * bin_width, bin_width)
+        counts, _ = np.histogram(logs, edges)
+        # counts within ±0.1 decade (±26 %), the spread of a potential at >= 20 dB SNR
+        smooth = _box_sum(counts, 5)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        is_peak = (smooth >= np.roll(smooth, 1)) & (smooth > np.roll(smooth, -1)) & (smooth >= min_count)
+        for i in np.flatnonzero(is_peak):
+            groups.append((centres[i], sign, smooth[i]))
+    if not groups:
+        raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")
+    biggest_count = max(g[2] for g in groups)
+    centre, sign, _ = max((g for g in groups if g[2] >= 0.25 * biggest_count), key=lambda g: g[0])
+    mags = amp * sign
+    member = np.flatnonzero((mags > 0) & (np.abs(np.log10(np.where(mags > 0, mags, 1.0)) - centre) <= 0.1))
+    # refractory: keep the larger of two members closer than min_idi
+    min_gap = min_idi_ms * 1e-3 * fs_hz
+    kept = []
+    for m in member:
+        if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
+            if mags[m] > mags[kept[-1]]:
+                kept[-1] = m
+            continue
+        kept.append(m)
+    return np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LockedPotential:
+    """A potential time-locked to the reference (trigger or stimulus).
+
+    Attributes
+    ----------
+    latency : float
+        Median latency from the reference, samples.
+    half_window : int
+        Half-width of its per-discharge search window, samples.
+    polarity : float
+        +1 or -1: sign of its main phase.
+    amplitude_v : float
+        Median absolute peak of its main phase, V.
+    count : int
+        Discharges in which it was detected as a candidate.
+    """
+
+    latency: float
+    half_window: int
+    polarity: float
+    amplitude_v: float
+    count: int
+
+
+def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half: int,
+                           min_fraction: float):
+    """Potentials whose candidate latencies form a narrow peak in the latency histogram.
+
+    Parameters
+    ----------
+    latencies : ndarray, shape (n_candidates,)
+        Candidate time minus its sweep's reference time, samples.
+    amplitudes_v : ndarray, shape (n_candidates,)
+        Signed peak value of each candidate, V.
+    n_sweeps : int
+        Number of discharges (sweeps).
+    lock_half : int
+        Half-width of a histogram peak, samples.
+    min_fraction : float
+        A potential must be found in at least this fraction of the sweeps.
+
+    Returns
+    -------
+    list of LockedPotential
+        Sorted by latency, with non-overlapping search windows.
+    """
+    lat = np.asarray(latencies, dtype=np.float64)
+    amp = np.asarray(amplitudes_v, dtype=np.float64)
+    found = []
+    alive = np.ones(lat.size, dtype=bool)
+    min_count = max(2, int(np.ceil(min_fraction * n_sweeps)))
+    while alive.sum() >= min_count:
+        lo = np.floor(lat[alive].min()) - lock_half
+        edges = np.arange(lo, lat[alive].max() + lock_half + 2)
+        counts, _ = np.histogram(lat[alive], edges)
+        smooth = _box_sum(counts, lock_half)
+        peak = int(np.argmax(smooth))
+        if smooth[peak] < min_count:
+            break
+        centre = edges[peak] + 0.5
+        near = alive & (np.abs(lat - centre) <= lock_half)
+        centre = float(np.median(lat[near]))
+        near = alive & (np.abs(lat - centre) <= lock_half)
+        spread = float(np.median(np.abs(lat[near] - centre)) * _MAD_TO_SD)
+        half = int(np.ceil(max(lock_half, 4.0 * spread)))
+        members = alive & (np.abs(lat - centre) <= half)
+        polarity = 1.0 if np.sum(amp[members] > 0) >= np.sum(amp[members] < 0) else -1.0
+        mags = polarity * amp[members]
+        found.append(LockedPotential(centre, half, polarity, float(np.median(mags[mags > 0])),
+                                     int(near.sum())))
+        alive &= ~members
+    found.sort(key=lambda p: p.latency)
+    # search windows of neighbours must not overlap
+    result = []
+    for i, p in enumerate(found):
+        half = p.half_window
+        if i > 0:
+            half = min(half, int((p.latency - found[i - 1].latency) / 2))
+        if i + 1 < len(found):
+            half = min(half, int((found[i + 1].latency - p.latency) / 2))
+        result.append(LockedPotential(p.latency, max(half, 1), p.polarity, p.amplitude_v, p.count))
+    return result
+
+
+def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin: int,
+                            max_segments: int = 256):
+    """Noise power per DFT bin, from segments free of candidate peaks.
+
+    Parameters
+    ----------
+    x_v : ndarray, shape (n_rows, n_samples)
+        Signal (one row) or sweeps, V.
+    busy_rows, busy_cols : ndarray of int
+        Positions to keep away from (candidate peaks, stimulus artefacts).
+    seg_len : int
+        Segment length, samples (the length of the time-point fit segments).
+    busy_margin : int
+        Segments keep at least this many samples from each busy position.
+    max_segments : int
+        At most this many segments, spread evenly over the data.
+
+    Returns
+    -------
+    power : ndarray, shape (seg_len // 2 + 1,)
+        Mean ``|DFT|^2`` of the mean-removed noise segments (rectangular window), V^2.
+    rms_v : float
+        Noise RMS over those segments, V.
+    n_segments : int
+    """
+    x = np.atleast_2d(x_v)
+    n_rows, n_cols = x.shape
+    n_per_row = n_cols // seg_len
+    if n_per_row == 0:
+        raise SfemgInputError(f"recording too short for noise estimation ({n_cols} samples per row)")
+    starts_r = np.repeat(np.arange(n_rows), n_per_row)
+    starts_c = np.tile(np.arange(n_per_row) * seg_len, n_rows)
+    # a segment is busy if any busy position lies within [start - margin, start + len + margin)
+    key = busy_rows.astype(np.int64) * (n_cols + 1) + busy_cols
+    order = np.sort(key)
+    lo = starts_r * (n_cols + 1) + starts_c - busy_margin
+    hi = starts_r * (n_cols + 1) + starts_c + seg_len + busy_margin
+    free = np.searchsorted(order, lo, "left") == np.searchsorted(order, hi, "left")
+    idx = np.flatnonzero(free)
+    if idx.size < 8:
+        raise SfemgInputError("too little signal free of potentials to estimate the noise")
+    if idx.size > max_segments:
+        idx = idx[np.linspace(0, idx.size - 1, max_segments).astype(np.int64)]
+    segs = x[starts_r[idx, None], starts_c[idx, None] + np.arange(seg_len)]
+    segs = segs - segs.mean(axis=1, keepdims=True)
+    power = np.mean(np.abs(np.fft.rfft(segs, axis=1)) ** 2, axis=0)
+    rms = float(np.sqrt(np.mean(segs ** 2) * seg_len / (seg_len - 1)))
+    return power, rms, int(idx.size)

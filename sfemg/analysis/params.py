@@ -1,0 +1,144 @@
+"""Analysis parameters: one frozen, validated dataclass shared by every analysis step."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import SfemgInputError
+
+__all__ = ["AnalysisParams", "MIN_FS_HZ", "ACCEPTANCE_MIN_AMPLITUDE_V"]
+
+#: Lowest sampling rate accepted for jitter measurement, Hz. Single-fibre potential phases
+#: last ~60-80 µs; below 20 kHz a phase spans fewer than ~1.5 samples, the potential's
+#: spectrum (up to ~10 kHz) is no longer below Nyquist, and the interpolated time points
+#: acquire a sampling-phase bias of several µs (docs/analysis.md, "Sampling rate").
+MIN_FS_HZ = 20_000.0
+
+#: Minimum peak-to-peak amplitude of an acceptable potential, V, per electrode
+#: (SFE > 200 µV; concentric needle >= 50 µV; docs/literature.md §5).
+ACCEPTANCE_MIN_AMPLITUDE_V = {"sfe": 200e-6, "concentric": 50e-6}
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) \
+            or value <= 0:
+        raise SfemgInputError(f"AnalysisParams.{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Everything the jitter analysis can be told; defaults follow clinical practice.
+
+    Attributes
+    ----------
+    method : {"template", "peak", "level"}
+        Time point of a potential: least-squares template fit with sub-sample shift
+        (best precision, default), interpolated peak, or level crossing on the rising phase.
+    level_fraction : float
+        Level, as a fraction of the peak, for ``method="level"`` (0 < f < 1).
+    electrode : {"sfe", "concentric"}
+        Selects acceptance thresholds and reference limits.
+    muscle : str, optional
+        Muscle name for reference limits ("edc", "frontalis", "orbicularis-oculi", ...).
+    age_years : float, optional
+        Subject age; SFE voluntary limits depend on it (Bromberg & Scott 1994).
+    min_discharges : int
+        Fewer analysable discharges flag the pair "few-discharges".
+    msd_ratio_threshold : float
+        Report MSD instead of MCD when MCD/MSD exceeds this.
+    low_mcd_us : float
+        Pairs with MCD below this are flagged "low-mcd" and excluded from the study.
+    detect_threshold_sd : float
+        Candidate peaks must exceed this many noise standard deviations.
+    peak_window_us : float
+        A candidate is the largest absolute sample within ± this window.
+    search_window_ms : float
+        Time-locked potentials are sought within ± this of the trigger (voluntary) or up to
+        this after the stimulus (stimulated).
+    lock_half_window_us : float
+        Half-width of the latency-histogram peak that defines a time-locked potential.
+    min_locked_fraction : float
+        A time-locked potential must appear in at least this fraction of discharges.
+    block_fraction : float
+        A discharge is blocked when the potential's peak in its search window is below this
+        fraction of the potential's median peak.
+    fit_half_window_us : float
+        Half-length of the segment around each potential used for the time point, µs.
+    artefact_blank_ms : float
+        Stimulated recordings: candidates closer than this after the stimulus are artefact.
+    min_idi_ms : float
+        Two trigger discharges closer than this are one (the larger is kept).
+    min_amplitude_v : float, optional
+        Acceptance: minimum peak-to-peak amplitude, V (default by electrode).
+    max_rise_time_us : float
+        Acceptance: rise time (preceding trough to main peak) must be below this, µs.
+    flip_flop_separation : float
+        Ashman's D above which the interval distribution is called bimodal (flip-flop).
+    """
+
+    method: Literal["template", "peak", "level"] = "template"
+    level_fraction: float = 0.5
+    electrode: Literal["sfe", "concentric"] = "sfe"
+    muscle: str | None = None
+    age_years: float | None = None
+    min_discharges: int = 50
+    msd_ratio_threshold: float = 1.25
+    low_mcd_us: float = 5.0
+    detect_threshold_sd: float = 5.0
+    peak_window_us: float = 250.0
+    search_window_ms: float = 5.0
+    lock_half_window_us: float = 300.0
+    min_locked_fraction: float = 0.3
+    block_fraction: float = 0.5
+    fit_half_window_us: float = 300.0
+    artefact_blank_ms: float = 1.0
+    min_idi_ms: float = 10.0
+    min_amplitude_v: float | None = None
+    max_rise_time_us: float = 300.0
+    flip_flop_separation: float = 4.0
+
+    def __post_init__(self):
+        if self.method not in ("template", "peak", "level"):
+            raise SfemgInputError(
+                f"AnalysisParams.method must be 'template', 'peak' or 'level', not {self.method!r}")
+        if self.electrode not in ("sfe", "concentric"):
+            raise SfemgInputError(
+                f"AnalysisParams.electrode must be 'sfe' or 'concentric', not {self.electrode!r}")
+        for name in ("level_fraction", "min_locked_fraction", "block_fraction"):
+            value = getattr(self, name)
+            _positive(name, value)
+            if value >= 1:
+                raise SfemgInputError(f"AnalysisParams.{name} must be below 1, got {value!r}")
+        for name in ("msd_ratio_threshold", "detect_threshold_sd", "peak_window_us",
+                     "search_window_ms", "lock_half_window_us", "fit_half_window_us",
+                     "artefact_blank_ms", "min_idi_ms", "max_rise_time_us",
+                     "flip_flop_separation", "low_mcd_us"):
+            _positive(name, getattr(self, name))
+        if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
+            raise SfemgInputError(
+                f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
+        if self.min_amplitude_v is not None:
+            _positive("min_amplitude_v", self.min_amplitude_v)
+        if self.age_years is not None:
+            _positive("age_years", self.age_years)
+        if self.muscle is not None and not isinstance(self.muscle, str):
+            raise SfemgInputError(f"AnalysisParams.muscle must be a string, got {self.muscle!r}")
+
+    @property
+    def acceptance_min_amplitude_v(self) -> float:
+        """Minimum peak-to-peak amplitude for this electrode, V."""
+        if self.min_amplitude_v is not None:
+            return float(self.min_amplitude_v)
+        return ACCEPTANCE_MIN_AMPLITUDE_V[self.electrode]
+
+    def replace(self, **changes) -> "AnalysisParams":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """All parameters as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,193 @@
+"""Result objects of the jitter analysis: per pair, per recording and per study."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .params import AnalysisParams
+
+__all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS"]
+
+#: The per-pair fields of the ``--json`` summary (DESIGN.md §5), in order.
+PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
+                    "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
+                    "accepted", "reject_reasons")
+
+
+def _json_value(value):
+    """A JSON-safe scalar: NaN/inf become None, numpy scalars become Python ones."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (tuple, list)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Jitter of one fibre pair (voluntary) or one endplate (stimulated).
+
+    Attributes
+    ----------
+    fibre : int
+        Index of the timed potential among the recording's potentials (by latency).
+    label : str
+        Human-readable name, e.g. ``"P1-P2"`` or ``"R1"``.
+    mcd_us, msd_us, mcd_msd_ratio, jitter_us : float
+        MCD, MSD (NaN for stimulated), their ratio, and the reported jitter, µs.
+    mean_ipi_us : float
+        Mean IPI (voluntary) or mean latency from the stimulus (stimulated), µs.
+    technical_jitter_us : float
+        MCD that the Cramér–Rao bound on timing error alone gives, µs.
+    blocking_percent : float
+        Percent of discharges in which the potential (or response) is missing.
+    n_discharges, n_blocked : int
+    accepted : bool
+        False if any reject reason applies (the pair is left out of the study).
+    reject_reasons : tuple of str
+    flags : tuple of str
+        Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked".
+    amplitude_v : float
+        Peak-to-peak amplitude of the timed potential's template, V.
+    rise_time_us : float
+        Rise time of the timed potential's template, µs.
+    ipis_s : ndarray, shape (n_discharges,)
+        IPI or latency per discharge, s; NaN where blocked.
+    idis_s : ndarray, shape (n_discharges,)
+        Preceding inter-discharge interval, s; NaN where unknown.
+    blocked : ndarray of bool, shape (n_discharges,)
+    reference_times_s : ndarray, shape (n_discharges,)
+        Trigger time points (voluntary) or stimulus times (stimulated), s.
+    time_points_s : ndarray, shape (n_discharges,)
+        Time point of the timed potential, s; NaN where blocked.
+    """
+
+    fibre: int
+    label: str
+    mcd_us: float
+    msd_us: float
+    mcd_msd_ratio: float
+    jitter_us: float
+    mean_ipi_us: float
+    technical_jitter_us: float
+    blocking_percent: float
+    n_discharges: int
+    n_blocked: int
+    accepted: bool
+    reject_reasons: tuple = ()
+    flags: tuple = ()
+    amplitude_v: float = float("nan")
+    rise_time_us: float = float("nan")
+    ipis_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    idis_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    blocked: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False)
+    reference_times_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    time_points_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+
+    def to_json_dict(self) -> dict:
+        """The DESIGN.md §5 summary of this pair (NaN written as null)."""
+        return {name: _json_value(getattr(self, name)) for name in PAIR_JSON_FIELDS}
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """Analysis of one recording.
+
+    Attributes
+    ----------
+    name : str
+    mode : {"voluntary", "stimulated"}
+    fs_hz : float
+    method : str
+        Time-point method used.
+    pairs : tuple of PairResult
+    reference_times_s : ndarray, shape (n_discharges,)
+        Trigger time points or stimulus times, s.
+    idis_s : ndarray, shape (n_discharges,)
+        Preceding inter-discharge interval, s (NaN for the first).
+    noise_rms_v : float
+        Noise RMS in potential-free segments, V.
+    potential_latencies_s : ndarray, shape (n_potentials,)
+        Median latency of each potential from the reference, s.
+    templates_v : ndarray, shape (n_potentials, n_template_samples)
+        Each potential's template, polarity as recorded, centred on its peak (zero-padded), V.
+    template_time_s : ndarray, shape (n_template_samples,)
+        Time axis of the templates relative to their peak, s.
+    aligned_sweeps_v : ndarray, shape (n_discharges, n_sweep_samples)
+        The signal around each trigger / stimulus, V (for superimposed-sweep displays).
+    sweep_time_s : ndarray, shape (n_sweep_samples,)
+        Time axis of the sweeps relative to the trigger / stimulus, s.
+    trigger_fibre : int
+        Index of the trigger potential (voluntary), -1 for stimulated recordings.
+    muscle, electrode : str or None
+        As given by the recording or the parameters.
+    """
+
+    name: str
+    mode: str
+    fs_hz: float
+    method: str
+    pairs: tuple
+    reference_times_s: np.ndarray
+    idis_s: np.ndarray
+    noise_rms_v: float
+    potential_latencies_s: np.ndarray
+    templates_v: np.ndarray
+    template_time_s: np.ndarray
+    aligned_sweeps_v: np.ndarray
+    sweep_time_s: np.ndarray
+    trigger_fibre: int = -1
+    muscle: str | None = None
+    electrode: str | None = None
+
+    @property
+    def n_discharges(self) -> int:
+        """Number of analysed discharges (triggers or stimuli)."""
+        return int(self.reference_times_s.size)
+
+    @property
+    def firing_rate_hz(self) -> float:
+        """Discharge (or stimulation) rate: 1 / median inter-discharge interval, Hz."""
+        idi = self.idis_s[np.isfinite(self.idis_s)]
+        return float(1.0 / np.median(idi)) if idi.size else float("nan")
+
+    def to_json_dict(self) -> dict:
+        """``{"pairs": [...]}`` with the DESIGN.md §5 fields per pair."""
+        return {"pairs": [p.to_json_dict() for p in self.pairs]}
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """All recordings of a study, the verdict and the problems met.
+
+    Attributes
+    ----------
+    recordings : tuple of RecordingResult
+    study : dict
+        Summary and verdict, see :func:`sfemg.analysis.study_verdict`.
+    problems : dict of str to str
+        Recording name to a one-line reason it could not be analysed.
+    params : AnalysisParams
+    source : str, optional
+        The file the recordings came from.
+    """
+
+    recordings: tuple
+    study: dict
+    problems: dict = field(default_factory=dict)
+    params: AnalysisParams = field(default_factory=AnalysisParams)
+    source: str | None = None
+
+    def to_json_dict(self) -> dict:
+        """The ``--json`` summary: ``{"recordings": {name: {"pairs": [...]}}, "study": {...}}``."""
+        return {"recordings": {r.name: r.to_json_dict() for r in self.recordings},
+                "study": _json_value(self.study)}
