@@ -18,7 +18,7 @@ from .detect import (detect_peaks, estimate_noise_sd, estimate_noise_spectrum,
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
-from .timing import fit_template, level_positions, peak_positions
+from .timing import fit_taper, fit_template, level_positions, peak_positions
 
 __all__ = ["analyze_signal", "analyze_recording"]
 
@@ -240,7 +240,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
         length = 2 * fit_half + 1
         if length not in spectra:
             spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
-                                                      length, length)
+                                                      length, length, fit_taper(length))
         noise_power, noise_rms, _ = spectra[length]
         t = np.full(n, np.nan)
         if present.sum() >= 2:
@@ -321,7 +321,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
     return RecordingResult(
         name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
         reference_times_s=ref_t, idis_s=idis, noise_rms_v=float(spectra[min(spectra)][1]),
-        potential_latencies_s=lats / fs_hz, templates_v=tpl_out, template_time_s=axis / fs_hz,
+        potential_latencies_s=lats / fs_hz, timing_sd_s=np.sqrt(np.asarray(crb)) / fs_hz,
+        templates_v=tpl_out, template_time_s=axis / fs_hz,
         aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
         trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,

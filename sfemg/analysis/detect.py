@@ -116,29 +116,32 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
         Indices into the candidate arrays of the trigger discharges, increasing.
     """
     amp = np.asarray(amplitudes_v)
-    best = None  # (log amplitude, polarity, lo, hi)
-    groups = []
+    groups = []  # (median log10 amplitude, polarity, member indices)
     bin_width = 0.02  # decades (~5 %)
     for sign in (1.0, -1.0):
         mags = amp * sign
-        mags = mags[mags > 0]
-        if mags.size < min_count:
-            continue
-        logs = np.log10(mags)
-        edges = np.arange(logs.min() - 3 * bin_width, logs.max() + 4 * bin_width, bin_width)
-        counts, _ = np.histogram(logs, edges)
-        # counts within ±0.1 decade (±26 %), the spread of a potential at >= 20 dB SNR
-        smooth = _box_sum(counts, 5)
-        centres = 0.5 * (edges[1:] + edges[:-1])
-        is_peak = (smooth >= np.roll(smooth, 1)) & (smooth > np.roll(smooth, -1)) & (smooth >= min_count)
-        for i in np.flatnonzero(is_peak):
-            groups.append((centres[i], sign, smooth[i]))
+        alive = np.flatnonzero(mags > 0)
+        logs_all = np.log10(np.where(mags > 0, mags, 1.0))
+        while alive.size >= min_count:
+            logs = logs_all[alive]
+            edges = np.arange(logs.min() - bin_width, logs.max() + 2 * bin_width, bin_width)
+            counts, _ = np.histogram(logs, edges)
+            # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
+            smooth = _box_sum(counts, 5)
+            top = np.flatnonzero(smooth == smooth.max())
+            centre = edges[top[top.size // 2]] + 0.5 * bin_width
+            if smooth.max() < min_count:
+                break
+            centre = np.median(logs[np.abs(logs - centre) <= 0.1])
+            near = np.abs(logs - centre) <= 0.12
+            groups.append((centre, sign, alive[near]))
+            alive = alive[~near]
+    groups = [g for g in groups if g[2].size >= min_count]
     if not groups:
         raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")
-    biggest_count = max(g[2] for g in groups)
-    centre, sign, _ = max((g for g in groups if g[2] >= 0.25 * biggest_count), key=lambda g: g[0])
+    biggest_count = max(g[2].size for g in groups)
+    _, sign, member = max((g for g in groups if g[2].size >= 0.25 * biggest_count), key=lambda g: g[0])
     mags = amp * sign
-    member = np.flatnonzero((mags > 0) & (np.abs(np.log10(np.where(mags > 0, mags, 1.0)) - centre) <= 0.1))
     # refractory: keep the larger of two members closer than min_idi
     min_gap = min_idi_ms * 1e-3 * fs_hz
     kept = []
@@ -236,7 +239,7 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
     return result
 
 
-def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin: int,
+def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin: int, taper,
                             max_segments: int = 256):
     """Noise power per DFT bin, from segments free of candidate peaks.
 
@@ -250,13 +253,16 @@ def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin
         Segment length, samples (the length of the time-point fit segments).
     busy_margin : int
         Segments keep at least this many samples from each busy position.
+    taper : ndarray, shape (seg_len,)
+        Window the segments are multiplied by before the DFT (as the fit segments are).
     max_segments : int
         At most this many segments, spread evenly over the data.
 
     Returns
     -------
     power : ndarray, shape (seg_len // 2 + 1,)
-        Mean ``|DFT|^2`` of the mean-removed noise segments (rectangular window), V^2.
+        Noise power per DFT bin of an untapered length-``seg_len`` segment, V^2, measured
+        on tapered segments (no leakage) and rescaled by ``seg_len / sum(taper^2)``.
     rms_v : float
         Noise RMS over those segments, V.
     n_segments : int
@@ -281,6 +287,8 @@ def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin
         idx = idx[np.linspace(0, idx.size - 1, max_segments).astype(np.int64)]
     segs = x[starts_r[idx, None], starts_c[idx, None] + np.arange(seg_len)]
     segs = segs - segs.mean(axis=1, keepdims=True)
-    power = np.mean(np.abs(np.fft.rfft(segs, axis=1)) ** 2, axis=0)
+    # tapered to avoid leakage, rescaled to the power of an untapered segment (smooth PSD)
+    power = np.mean(np.abs(np.fft.rfft(segs * taper[None, :], axis=1)) ** 2, axis=0) \
+        * seg_len / np.sum(taper ** 2)
     rms = float(np.sqrt(np.mean(segs ** 2) * seg_len / (seg_len - 1)))
     return power, rms, int(idx.size)

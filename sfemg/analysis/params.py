@@ -94,7 +94,7 @@ class AnalysisParams:
     lock_half_window_us: float = 300.0
     min_locked_fraction: float = 0.3
     block_fraction: float = 0.5
-    fit_half_window_us: float = 300.0
+    fit_half_window_us: float = 600.0
     artefact_blank_ms: float = 1.0
     min_idi_ms: float = 10.0
     min_amplitude_v: float | None = None

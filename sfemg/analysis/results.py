@@ -118,6 +118,8 @@ class RecordingResult:
         Noise RMS in potential-free segments, V.
     potential_latencies_s : ndarray, shape (n_potentials,)
         Median latency of each potential from the reference, s.
+    timing_sd_s : ndarray, shape (n_potentials,)
+        Cramér–Rao bound on the standard deviation of each potential's time point, s.
     templates_v : ndarray, shape (n_potentials, n_template_samples)
         Each potential's template, polarity as recorded, centred on its peak (zero-padded), V.
     template_time_s : ndarray, shape (n_template_samples,)
@@ -141,6 +143,7 @@ class RecordingResult:
     idis_s: np.ndarray
     noise_rms_v: float
     potential_latencies_s: np.ndarray
+    timing_sd_s: np.ndarray
     templates_v: np.ndarray
     template_time_s: np.ndarray
     aligned_sweeps_v: np.ndarray

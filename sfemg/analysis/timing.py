@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.signal
 
-__all__ = ["peak_positions", "level_positions", "fit_template", "TemplateFit"]
+__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "TemplateFit"]
 
 #: A bin enters the fit only if the template's power there exceeds this many times the
 #: power of the template's own noise (Q_k / N): bins below it carry (almost) no timing
@@ -25,6 +26,10 @@ __all__ = ["peak_positions", "level_positions", "fit_template", "TemplateFit"]
 _BIN_SNR_MIN = 4.0
 #: Newton iterations of the shift (quadratic convergence from a sub-sample start).
 _NEWTON_STEPS = 5
+#: Fraction of the fit segment tapered (Tukey window): the slow tails of a high-passed
+#: potential would otherwise wrap round the segment as a step that the circular (Fourier)
+#: shift model reads as timing information.
+_TAPER_FRACTION = 0.5
 #: Template re-estimation rounds (template <- mean of segments aligned by the last fit).
 _TEMPLATE_ROUNDS = 3
 
@@ -114,6 +119,11 @@ class TemplateFit:
     crb_var: float
 
 
+def fit_taper(length: int):
+    """Tukey taper applied to fit segments (and to noise segments for their spectrum)."""
+    return scipy.signal.windows.tukey(length, _TAPER_FRACTION)
+
+
 def _omega(length):
     return 2.0 * np.pi * np.arange(length // 2 + 1) / length
 
@@ -162,7 +172,10 @@ def fit_template(segments, noise_power):
     segments : ndarray, shape (n, L)
         Polarity-corrected segments of the present discharges, V.
     noise_power : ndarray, shape (L // 2 + 1,)
-        Noise power per DFT bin for length-L segments (rectangular window), V^2.
+        Noise power per DFT bin of an untapered length-L segment, V^2 (as returned by
+        :func:`~sfemg.analysis.detect.estimate_noise_spectrum`). The segments are tapered
+        by :func:`fit_taper` for the fit; the bound refers to the untapered data, valid
+        when the potential lies in the taper's flat middle.
 
     Returns
     -------
@@ -173,8 +186,10 @@ def fit_template(segments, noise_power):
     w = _omega(length)
     k = np.arange(w.size)
     inner = (k >= 1) & (k < length / 2)
-    spectra = np.fft.rfft(seg, axis=1)
+    taper = fit_taper(length)
+    spectra = np.fft.rfft(seg * taper[None, :], axis=1)
     q = np.where(noise_power > 0, noise_power, np.inf)
+    q_tapered = q * np.sum(taper ** 2) / length  # noise power of a tapered segment
     pos0, _ = peak_positions(seg)
     tau = pos0 - np.median(pos0)
     max_lag = length // 4
@@ -183,7 +198,7 @@ def fit_template(segments, noise_power):
     for _ in range(_TEMPLATE_ROUNDS):
         template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
         power = np.abs(template_spec) ** 2
-        selected = inner & (power > _BIN_SNR_MIN * q / n)
+        selected = inner & (power > _BIN_SNR_MIN * q_tapered / n)
         cross = spectra * np.conj(template_spec)[None, :] * np.where(selected, 1.0 / q, 0.0)[None, :]
         corr = np.fft.irfft(cross, n=length, axis=1)[:, lag_cols]
         best = np.clip(np.argmax(corr, axis=1), 1, corr.shape[1] - 2)
@@ -193,6 +208,6 @@ def fit_template(segments, noise_power):
     template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
     template = np.fft.irfft(template_spec, n=length)
     reference = _fourier_peak(template)
-    info = np.sum(np.where(selected, 2.0 * w ** 2 * np.maximum(power - q / n, 0.0) / q, 0.0))
+    info = np.sum(np.where(selected, 2.0 * w ** 2 * np.maximum(power - q_tapered / n, 0.0) / q, 0.0))
     crb_var = 1.0 / info if info > 0 else float("inf")
     return TemplateFit(tau + reference, template, reference, float(crb_var))

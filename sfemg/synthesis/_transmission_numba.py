@@ -43,43 +43,49 @@ def draw_quantal_content(n_available, p_release, u, z):
 
 
 @jit
-def alpha_crossing(level):
-    """Solve ``x * exp(1 - x) = level`` for x in (0, 1], ``0 < level <= 1``.
+def epp_peak_time(tau_rise_s, tau_decay_s):
+    """Time to peak of ``exp(-t/tau_decay) - exp(-t/tau_rise)``, s."""
+    return math.log(tau_decay_s / tau_rise_s) * tau_rise_s * tau_decay_s / (tau_decay_s - tau_rise_s)
 
-    This is ``x = -W0(-level / e)`` (Lambert W, principal branch). Start from the
-    series at the branch point (level near 1) or at zero (small level), then refine with
-    Halley's method on ``h(x) = log x + 1 - x - log level`` to full double precision.
+
+@jit
+def epp_crossing_time(level, tau_rise_s, tau_decay_s):
+    """First time the peak-normalised EPP waveform reaches ``level`` (0 < level <= 1), s.
+
+    The waveform ``g(t) = (exp(-t/tau_decay) - exp(-t/tau_rise)) / g_peak`` rises and is
+    concave on [0, t_peak], so Newton's method started left of the root climbs to it
+    monotonically; a bracket guards the last steps where the slope vanishes (level near 1).
     """
+    t_peak = epp_peak_time(tau_rise_s, tau_decay_s)
     if level >= 1.0:
-        return 1.0
-    if level > 0.3:
-        p = math.sqrt(2.0 * (1.0 - level))
-        x = 1.0 - p + p * p / 3.0 - 11.0 / 72.0 * p * p * p
-    else:
-        z = level / math.e
-        x = z + z * z + 1.5 * z * z * z
-    x = min(max(x, 1e-300), 1.0 - 1e-12)
-    target = math.log(level)
-    for _ in range(20):
-        h = math.log(x) + 1.0 - x - target
-        d1 = 1.0 / x - 1.0
-        d2 = -1.0 / (x * x)
-        step = 2.0 * h * d1 / (2.0 * d1 * d1 - h * d2)
-        x_new = x - step
-        if x_new <= 0.0:
-            x_new = 0.5 * x
-        elif x_new >= 1.0:
-            x_new = 0.5 * (x + 1.0)
-        if abs(x_new - x) <= 1e-12 * x_new:  # cubic convergence: error now ~1e-36
-            return x_new
-        x = x_new
-    return x
+        return t_peak
+    g_peak = math.exp(-t_peak / tau_decay_s) - math.exp(-t_peak / tau_rise_s)
+    target = level * g_peak
+    lo = 0.0
+    hi = t_peak
+    t = 0.0
+    for _ in range(200):
+        e_d = math.exp(-t / tau_decay_s)
+        e_r = math.exp(-t / tau_rise_s)
+        f = e_d - e_r - target
+        if f < 0.0:
+            lo = t
+        else:
+            hi = t
+        slope = e_r / tau_rise_s - e_d / tau_decay_s
+        t_new = t - f / slope if slope > 0.0 else 0.5 * (lo + hi)
+        if not lo < t_new < hi:
+            t_new = 0.5 * (lo + hi)
+        if abs(t_new - t) <= 1e-13 * t_peak:
+            return t_new
+        t = t_new
+    return t
 
 
 @jit
 def transmission_kernel(discharge_times_s, pool_size, p_release, refill_tau_s, mob_gain,
                         mob_tau_s, facil_increment, facil_tau_s, quantal_size_v,
-                        quantal_size_cv, driving_force_v, threshold_v, epp_peak_s,
+                        quantal_size_cv, driving_force_v, threshold_v, epp_rise_s, epp_decay_s,
                         axonal_jitter_s, u_release, z_release, z_quantal, z_axon,
                         out_latency_s, out_blocked, out_epp_v, out_quanta):
     """Simulate every endplate's transmission over its discharges.
@@ -90,7 +96,7 @@ def transmission_kernel(discharge_times_s, pool_size, p_release, refill_tau_s, m
         Nerve discharge (or stimulus) times, increasing along each row, s.
     pool_size, p_release, refill_tau_s, mob_gain, mob_tau_s, facil_increment,
     facil_tau_s, quantal_size_v, quantal_size_cv, driving_force_v, threshold_v,
-    epp_peak_s, axonal_jitter_s : (n_endplates,) float64
+    epp_rise_s, epp_decay_s, axonal_jitter_s : (n_endplates,) float64
         Per-endplate state (see :class:`~sfemg.synthesis.physiology.EndplateState`).
     u_release, z_release, z_quantal, z_axon : (n_endplates, n_discharges) float64
         Uniform [0, 1) and standard-normal random numbers.
@@ -129,8 +135,8 @@ def transmission_kernel(discharge_times_s, pool_size, p_release, refill_tau_s, m
             out_epp_v[e, k] = epp
             out_quanta[e, k] = m
             if epp > threshold_v[e]:
-                x = alpha_crossing(threshold_v[e] / epp)
-                out_latency_s[e, k] = x * epp_peak_s[e] + axonal_jitter_s[e] * z_axon[e, k]
+                t_cross = epp_crossing_time(threshold_v[e] / epp, epp_rise_s[e], epp_decay_s[e])
+                out_latency_s[e, k] = t_cross + axonal_jitter_s[e] * z_axon[e, k]
                 out_blocked[e, k] = False
             else:
                 out_latency_s[e, k] = math.nan

@@ -74,10 +74,11 @@ class NMJParams:
     threshold_na_exponent : float
         Threshold scales as ``na_fraction ** -threshold_na_exponent`` when voltage-gated
         Na⁺ channels are lost with the junctional folds.
-    epp_time_to_peak_s : float
-        Time to peak of the endplate potential (alpha-function shape), s.
-    epp_time_to_peak_spread_cv : float
-        Coefficient of variation of the EPP time to peak across endplates.
+    epp_rise_time_constant_s, epp_decay_time_constant_s : float
+        Time constants of the endplate potential ``e^(−t/τ_decay) − e^(−t/τ_rise)``
+        (endplate current filtered by the membrane), s.
+    epp_time_scale_spread_cv : float
+        Coefficient of variation across endplates of a common scale of both constants.
     axonal_jitter_s : float
         SD of the terminal-axon conduction and synaptic delay per discharge, s.
     synaptic_delay_s : float
@@ -90,9 +91,9 @@ class NMJParams:
     """
 
     quantal_content: float = 50.0
-    quantal_content_spread_cv: float = 0.15
-    pool_size_quanta: float = 1000.0
-    refill_time_constant_s: float = 2.0
+    quantal_content_spread_cv: float = 0.1
+    pool_size_quanta: float = 400.0
+    refill_time_constant_s: float = 3.0
     mobilisation_gain: float = 5.0
     mobilisation_time_constant_s: float = 10.0
     facilitation_increment: float = 0.15
@@ -100,11 +101,12 @@ class NMJParams:
     quantal_size_v: float = 0.4e-3
     quantal_size_cv: float = 0.3
     driving_force_v: float = 0.080
-    threshold_v: float = 5.0e-3
+    threshold_v: float = 3.8e-3
     threshold_spread_cv: float = 0.1
     threshold_na_exponent: float = 1.0
-    epp_time_to_peak_s: float = 0.5e-3
-    epp_time_to_peak_spread_cv: float = 0.1
+    epp_rise_time_constant_s: float = 0.3e-3
+    epp_decay_time_constant_s: float = 6e-3
+    epp_time_scale_spread_cv: float = 0.1
     axonal_jitter_s: float = 5e-6
     synaptic_delay_s: float = 0.5e-3
     velocity_recovery_gain: float = 0.10
@@ -113,14 +115,18 @@ class NMJParams:
     def __post_init__(self):
         for name in ("quantal_content", "pool_size_quanta", "refill_time_constant_s",
                      "mobilisation_time_constant_s", "facilitation_time_constant_s",
-                     "quantal_size_v", "driving_force_v", "threshold_v", "epp_time_to_peak_s",
+                     "quantal_size_v", "driving_force_v", "threshold_v", "epp_rise_time_constant_s",
+                     "epp_decay_time_constant_s",
                      "velocity_recovery_time_constant_s"):
             _check(self, name, 0.0, low_open=True)
         for name in ("quantal_content_spread_cv", "mobilisation_gain", "facilitation_increment",
                      "quantal_size_cv", "threshold_spread_cv", "threshold_na_exponent",
-                     "epp_time_to_peak_spread_cv", "axonal_jitter_s", "synaptic_delay_s",
+                     "epp_time_scale_spread_cv", "axonal_jitter_s", "synaptic_delay_s",
                      "velocity_recovery_gain"):
             _check(self, name, 0.0)
+        if self.epp_rise_time_constant_s >= self.epp_decay_time_constant_s:
+            raise SfemgInputError(
+                "NMJParams.epp_rise_time_constant_s must be shorter than epp_decay_time_constant_s")
         if self.quantal_content >= self.pool_size_quanta:
             raise SfemgInputError(
                 "NMJParams.quantal_content must be smaller than pool_size_quanta "
@@ -201,7 +207,8 @@ class EndplateState:
     quantal_size_cv: np.ndarray
     driving_force_v: np.ndarray
     threshold_v: np.ndarray
-    epp_time_to_peak_s: np.ndarray
+    epp_rise_time_constant_s: np.ndarray
+    epp_decay_time_constant_s: np.ndarray
     axonal_jitter_s: np.ndarray
     achr_fraction: np.ndarray
     na_fraction: np.ndarray
@@ -256,7 +263,7 @@ def draw_endplates(nmj: NMJParams, disease: Disease, n_endplates: int, rng) -> E
     m0 = _lognormal(rng, nmj.quantal_content, nmj.quantal_content_spread_cv, n)
     pool = np.full(n, nmj.pool_size_quanta)
     threshold0 = _lognormal(rng, nmj.threshold_v, nmj.threshold_spread_cv, n)
-    t_peak = _lognormal(rng, nmj.epp_time_to_peak_s, nmj.epp_time_to_peak_spread_cv, n)
+    time_scale = _lognormal(rng, 1.0, nmj.epp_time_scale_spread_cv, n)
     affected = rng.random(n) < disease.affected_fraction
     if disease.severity_spread_cv > 0:
         k = 1.0 / disease.severity_spread_cv ** 2
@@ -287,7 +294,8 @@ def draw_endplates(nmj: NMJParams, disease: Disease, n_endplates: int, rng) -> E
         quantal_size_cv=np.full(n, nmj.quantal_size_cv),
         driving_force_v=np.full(n, nmj.driving_force_v),
         threshold_v=threshold0 * na ** (-nmj.threshold_na_exponent),
-        epp_time_to_peak_s=t_peak,
+        epp_rise_time_constant_s=nmj.epp_rise_time_constant_s * time_scale,
+        epp_decay_time_constant_s=nmj.epp_decay_time_constant_s * time_scale,
         axonal_jitter_s=np.full(n, nmj.axonal_jitter_s),
         achr_fraction=achr,
         na_fraction=na,

@@ -17,8 +17,8 @@ __all__ = ["Preset", "PRESETS", "MUSCLES", "get_preset", "get_muscle", "MUSCLE_A
 #: Healthy endplate physiology per muscle.
 MUSCLES: dict[str, NMJParams] = {
     "edc": NMJParams(),
-    "frontalis": NMJParams(quantal_content=55.0, epp_time_to_peak_s=0.45e-3),
-    "orbicularis-oculi": NMJParams(quantal_content=50.0, epp_time_to_peak_s=0.5e-3),
+    "frontalis": NMJParams(),
+    "orbicularis-oculi": NMJParams(),
 }
 
 MUSCLE_ALIASES = {

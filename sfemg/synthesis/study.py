@@ -227,7 +227,7 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
     velocity = conduction_velocity_m_s(diameter)
     # Axonal delays place the potentials apart: voluntary IPIs ~0.6-2.7 ms after the
     # trigger; stimulated latencies 2-5 ms plus NMJ and propagation.
-    typical = params.nmj.synaptic_delay_s + 0.2 * state.epp_time_to_peak_s + distance / velocity
+    typical = params.nmj.synaptic_delay_s + 0.3 * state.epp_rise_time_constant_s * 3 + distance / velocity
     if voluntary:
         target = np.concatenate([[0.0], 0.6e-3 + 0.8e-3 * np.arange(n_fib - 1)
                                  + rng.uniform(0, 0.5e-3, n_fib - 1)])

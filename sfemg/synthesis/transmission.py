@@ -11,10 +11,11 @@ For every endplate and discharge (the model of DESIGN.md §3):
    ``quantal_size_v`` (∝ functional AChR fraction) with per-quantum variability,
    corrected for nonlinear summation: ``A = A_lin / (1 + A_lin / driving_force_v)``.
 3. **Threshold.** The depolarisation needed to fire (raised by Na⁺-channel loss).
-4. **Latency.** The EPP rises as an alpha function ``A x e^(1-x)``, ``x = t / t_peak``;
-   the fibre fires when it crosses threshold, so the latency ``x* t_peak`` — and its
-   variability, the jitter — grows as the safety factor ``A / threshold`` falls; the
-   endplate **blocks** when ``A`` stays below threshold. Terminal-axon and synaptic-delay
+4. **Latency.** The EPP rises as ``A (e^(−t/τ_decay) − e^(−t/τ_rise)) / peak``; the
+   fibre fires when it crosses threshold, so the latency — and its variability, the
+   jitter — grows as the safety factor ``A / threshold`` falls and the crossing moves
+   up the flattening top of the EPP; the endplate **blocks** when ``A`` stays below
+   threshold. Terminal-axon and synaptic-delay
    variability adds Gaussian noise of SD ``axonal_jitter_s``.
 """
 
@@ -86,7 +87,8 @@ def draw_transmission_noise(rng, shape):
 _STATE_FIELDS = ("pool_size_quanta", "release_probability", "refill_time_constant_s",
                  "mobilisation_gain", "mobilisation_time_constant_s", "facilitation_increment",
                  "facilitation_time_constant_s", "quantal_size_v", "quantal_size_cv",
-                 "driving_force_v", "threshold_v", "epp_time_to_peak_s", "axonal_jitter_s")
+                 "driving_force_v", "threshold_v", "epp_rise_time_constant_s",
+                 "epp_decay_time_constant_s", "axonal_jitter_s")
 
 
 def simulate_transmission(state: EndplateState, discharge_times_s, noise) -> TransmissionResult:

@@ -1,0 +1,159 @@
+"""Analytic single-fibre recordings for the analysis tests (no simulator involved).
+
+Potentials are Gaussian-derivative shapes evaluated at exact (continuous) event times:
+``triphasic`` = negated 2nd derivative (main phase positive, two negative side phases),
+``biphasic`` = 1st derivative. White Gaussian noise is added and the sum passes the
+amplifier: a 2nd-order Butterworth band-pass, 500 Hz to min(10 kHz, 0.45 fs), applied to the
+sampled signal as an SFEMG amplifier (and sfemg's simulator) does. The noise is scaled so
+that the *filtered* noise has the requested RMS; SNR is the filtered smaller potential's
+peak over that RMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.signal
+
+PHASE_S = 35e-6  # Gaussian width: main phase ~70 µs between zero crossings
+
+
+def triphasic(t_s, amplitude_v, width_s=PHASE_S):
+    """Mexican-hat potential with peak ``amplitude_v`` at t = 0, V."""
+    u = t_s / width_s
+    return amplitude_v * (1.0 - u * u) * np.exp(-0.5 * u * u)
+
+
+def biphasic(t_s, amplitude_v, width_s=PHASE_S):
+    """Gaussian-derivative potential, extremes ±``amplitude_v`` at t = ∓width, V."""
+    u = t_s / width_s
+    return -amplitude_v * u * np.exp(0.5 - 0.5 * u * u)
+
+
+SHAPES = {"triphasic": triphasic, "biphasic": biphasic}
+
+
+def amplifier(fs_hz):
+    """Second-order sections of the amplifier band-pass for sampling rate ``fs_hz``."""
+    return scipy.signal.butter(2, [500.0, min(10_000.0, 0.45 * fs_hz)], "bandpass", fs=fs_hz,
+                               output="sos")
+
+
+def band_noise(n, fs_hz, rms_v, rng):
+    """White Gaussian noise through the amplifier, scaled to RMS ``rms_v`` after filtering."""
+    noise = scipy.signal.sosfilt(amplifier(fs_hz), rng.standard_normal(n + 2000))[2000:]
+    return noise * (rms_v / noise.std())
+
+
+def filtered_peak_v(shape, amplitude_v, fs_hz):
+    """Peak |value| of one potential after the amplifier, averaged over 8 sampling phases, V."""
+    half = int(np.ceil(1e-3 * fs_hz))
+    peaks = []
+    for phase in np.arange(8) / 8:
+        t = (np.arange(-half, 3 * half) - phase) / fs_hz
+        peaks.append(np.abs(scipy.signal.sosfilt(amplifier(fs_hz), SHAPES[shape](t, amplitude_v))).max())
+    return float(np.mean(peaks))
+
+
+def _finish(clean, fs_hz, rms_v, rng):
+    """Clean potentials through the amplifier, plus amplifier-filtered noise of RMS ``rms_v``."""
+    return scipy.signal.sosfilt(amplifier(fs_hz), clean) + band_noise(clean.size, fs_hz, rms_v, rng)
+
+
+def add_potentials(signal, fs_hz, times_s, shape, amplitude_v):
+    """Add one potential at each finite time (in place), evaluated within ±0.6 ms."""
+    fn = SHAPES[shape]
+    half = int(np.ceil(0.6e-3 * fs_hz))
+    offsets = np.arange(-half, half + 1)
+    for t in times_s[np.isfinite(times_s)]:
+        centre = int(round(t * fs_hz))
+        idx = centre + offsets
+        ok = (idx >= 0) & (idx < signal.size)
+        signal[idx[ok]] += fn(idx[ok] / fs_hz - t, amplitude_v)
+
+
+@dataclass
+class Truth:
+    """Planted event times: ``times_s`` (n_fibres, n_discharges), NaN where blocked."""
+
+    reference_s: np.ndarray
+    times_s: np.ndarray
+
+    def mcd_s(self, fibre, reference=0):
+        """True MCD of fibre's IPI (or latency when reference is None), skipping blocks."""
+        base = self.reference_s if reference is None else self.times_s[reference]
+        d = np.abs(np.diff(self.times_s[fibre] - base))
+        return float(np.nanmean(d))
+
+
+def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,),
+              ipis_s=(1.0e-3,), amplitudes_v=(1e-3, 0.6e-3), shapes=("triphasic", "biphasic"),
+              block_prob=(0.0,), rate_hz=10.0, idi_slope=0.0, foreign=False, seed=0):
+    """A continuous voluntary recording of one unit with ``len(ipis_s) + 1`` fibres.
+
+    The trigger (fibre 0) fires at ``rate_hz`` with 15 % interval variability; fibre k
+    follows at ``ipis_s[k-1] + e`` with ``e`` Gaussian of SD ``jitter_us / 1.128`` plus
+    ``idi_slope * (IDI - mean IDI)`` (firing-rate dependence); it is blocked with
+    probability ``block_prob[k-1]``. ``foreign`` adds a non-locked unit (0.5 mV, 7.3 Hz).
+    SNR is the smallest potential's peak over the noise RMS.
+
+    Returns
+    -------
+    signal_v : ndarray
+    truth : Truth
+    """
+    rng = np.random.default_rng(seed)
+    idi = 1.0 / rate_hz * (1.0 + 0.15 * rng.standard_normal(n_discharges))
+    idi = np.clip(idi, 0.5 / rate_hz, None)
+    t0 = 0.02 + np.cumsum(idi)
+    duration = t0[-1] + 0.02
+    n = int(duration * fs_hz)
+    noise_rms = min(filtered_peak_v(s, a, fs_hz) for s, a in zip(shapes, amplitudes_v)) \
+        / 10 ** (snr_db / 20)
+    signal = np.zeros(n)
+    times = [t0]
+    prev_idi = np.r_[1.0 / rate_hz, np.diff(t0)]
+    for k, ipi in enumerate(ipis_s):
+        sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))
+        t = t0 + ipi + sd * rng.standard_normal(n_discharges) + idi_slope * (prev_idi - 1.0 / rate_hz)
+        t[rng.random(n_discharges) < block_prob[k]] = np.nan
+        times.append(t)
+    for k, t in enumerate(times):
+        add_potentials(signal, fs_hz, t, shapes[k], amplitudes_v[k])
+    if foreign:
+        tf = np.arange(0.013, duration - 0.01, 1 / 7.3)
+        add_potentials(signal, fs_hz, tf, "triphasic", -0.5e-3)
+    return _finish(signal, fs_hz, noise_rms, rng), Truth(t0, np.vstack(times))
+
+
+def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
+               latencies_s=(3e-3,), amplitudes_v=(0.6e-3,), rate_hz=10.0, artefact_v=5e-3,
+               block_prob=(0.0,), seed=0):
+    """A continuous stimulated recording: stimulus artefacts and time-locked responses.
+
+    The artefact is a 5 mV step decaying with a 0.15 ms time constant plus a sharp spike.
+
+    Returns
+    -------
+    signal_v, stimulus_times_s : ndarray
+    truth : Truth
+    """
+    rng = np.random.default_rng(seed)
+    stim = 0.01 + np.arange(n_stimuli) / rate_hz
+    n = int((stim[-1] + 0.02) * fs_hz)
+    noise_rms = min(filtered_peak_v("triphasic", a, fs_hz) for a in amplitudes_v) / 10 ** (snr_db / 20)
+    signal = np.zeros(n)
+    t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
+    artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
+    for s in stim:
+        i = int(np.ceil(s * fs_hz))
+        signal[i:i + t_axis.size] += artefact
+    times = []
+    for k, lat in enumerate(latencies_s):
+        sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))
+        t = stim + lat + sd * rng.standard_normal(n_stimuli)
+        t[rng.random(n_stimuli) < block_prob[k]] = np.nan
+        add_potentials(signal, fs_hz, t, "triphasic", amplitudes_v[k])
+        times.append(t)
+    return _finish(signal, fs_hz, noise_rms, rng), stim, Truth(stim, np.vstack(times))
