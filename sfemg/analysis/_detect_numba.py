@@ -6,25 +6,34 @@ from .._numba import jit
 
 
 @jit
-def detect_peaks_kernel(x, threshold, half_width, out_rows, out_cols):  # pragma: no cover - compiled
-    """Write (row, column) of each local maximum of ``|x|`` above ``threshold``.
+def _value(v, polarity):  # pragma: no cover - compiled
+    """The quantity whose maxima are sought: ``v``, ``-v`` or ``|v|`` (polarity 1, -1, 0)."""
+    if polarity == 0:
+        return abs(v)
+    return v * polarity
 
-    A sample is a candidate when ``|x| > threshold`` and it is the first largest ``|x|``
-    within ``half_width`` samples either side in its row. Fills ``out_rows``/``out_cols``
-    up to their length and returns the total count (which may exceed it).
+
+@jit
+def detect_peaks_kernel(x, threshold, half_width, polarity, out_rows, out_cols):  # pragma: no cover - compiled
+    """Write (row, column) of each local maximum of ``y`` above ``threshold``.
+
+    ``y`` is ``x``, ``-x`` or ``|x|`` for ``polarity`` 1, -1 or 0. A sample is a candidate
+    when ``y > threshold`` and it is the first largest ``y`` within ``half_width`` samples
+    either side in its row. Fills ``out_rows``/``out_cols`` up to their length and returns
+    the total count (which may exceed it).
     """
     n_found = 0
     n_cols = x.shape[1]
     for r in range(x.shape[0]):
         i = 0
         while i < n_cols:
-            v = abs(x[r, i])
+            v = _value(x[r, i], polarity)
             if v > threshold:
                 lo = max(0, i - half_width)
                 hi = min(n_cols, i + half_width + 1)
                 is_max = True
                 for j in range(lo, hi):
-                    a = abs(x[r, j])
+                    a = _value(x[r, j], polarity)
                     if a > v or (a == v and j < i):
                         is_max = False
                         break

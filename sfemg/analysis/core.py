@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.ndimage
 
 from ..errors import SfemgInputError
 from ..recording import Recording
-from .detect import (detect_peaks, estimate_noise_sd, estimate_noise_spectrum,
+from .detect import (detect_both_polarities, estimate_noise_sd, estimate_noise_spectrum,
                      find_locked_potentials, find_trigger, peak_values)
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import MIN_FS_HZ, AnalysisParams
@@ -28,6 +29,9 @@ MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 _MIN_TRIGGER_COUNT = 8
 #: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
 _NOTCH_DEPTH = 0.05
+#: A present potential's segment must correlate at least this well with the template
+#: (a same-size potential of another unit in the search window does not).
+_MIN_SHAPE_CORRELATION = 0.5
 #: The main phase is where the template exceeds this fraction of its peak.
 _MAIN_PHASE_LEVEL = 0.3
 
@@ -80,73 +84,86 @@ def _windows(x, starts, n_cols):
     return x[starts[:, None] + np.arange(n_cols)[None, :]]
 
 
+def _remove_artefact(data, ref_pos, fs_hz, params):
+    """Stimulated sweeps without the stimulus artefact: running-median tail removed, blank zeroed.
+
+    Returns
+    -------
+    clean : ndarray, shape like ``data``
+    blank_rows, blank_cols : ndarray of int
+        The zeroed samples (kept away from by the noise estimate).
+    """
+    width = int(round(params.artefact_baseline_ms * 1e-3 * fs_hz)) | 1
+    clean = data - scipy.ndimage.median_filter(data, size=(1, width), mode="nearest")
+    blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
+    cols = np.arange(data.shape[1])[None, :]
+    start = np.floor(ref_pos).astype(np.int64)[:, None]
+    mask = (cols >= start - 1) & (cols <= start + blank)
+    clean[mask] = 0.0
+    rows, cols_ = np.nonzero(mask)
+    return clean, rows, cols_
+
+
 def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
+    """Cut a continuous signal into rows around each trigger discharge or stimulus."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
     fit_half = int(round(params.fit_half_window_us * 1e-6 * fs_hz))
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_peaks(x, params.detect_threshold_sd * noise_sd, half_width)
-    if mode == "voluntary":
-        if cols.size == 0:
-            raise SfemgInputError("no potentials found above the detection threshold")
-        trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT, params.min_idi_ms)]
-        pre = search + fit_half
-        n_cols = 2 * pre + 1
-        trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
-        starts = trig - pre
-        ref_pos = np.full(trig.size, float(pre))
-        ref_times = trig / fs_hz
-        busy_r, busy_c = rows, cols
-    else:
+    if mode == "stimulated":
         stim = np.asarray(stimulus_times_s, dtype=np.float64)
         if stim.ndim != 1 or not np.all(np.isfinite(stim)):
             raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
-        pre = fit_half
-        n_cols = pre + search + fit_half + 1
-        stim_pos = stim * fs_hz
-        starts = np.floor(stim_pos).astype(np.int64) - pre
+        n_cols = search + 2 * fit_half + 1
+        starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
         ok = (starts >= 0) & (starts + n_cols <= x.size)
-        stim, stim_pos, starts = stim[ok], stim_pos[ok], starts[ok]
-        ref_pos = stim_pos - starts
-        ref_times = stim
-        blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
-        art = (np.floor(stim_pos).astype(np.int64)[:, None] + np.arange(0, blank + 1)[None, :]).ravel()
-        busy_r = np.concatenate([rows, np.zeros(art.size, np.int64)])
-        busy_c = np.concatenate([cols, art])
-    if starts.size < 2:
-        raise SfemgInputError(f"only {starts.size} complete discharge window(s) in the recording")
-    return _Sweeps(_windows(x, starts, n_cols), starts / fs_hz, ref_pos, ref_times,
-                   x[None, :], busy_r, busy_c, noise_sd)
+        if ok.sum() < 2:
+            raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
+        stim, starts = stim[ok], starts[ok]
+        ref_pos = stim * fs_hz - starts
+        clean, blank_r, blank_c = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params)
+        return _Sweeps(clean, starts / fs_hz, ref_pos, stim, clean, blank_r, blank_c, noise_sd)
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_both_polarities(x, params.detect_threshold_sd * noise_sd, half_width)
+    if cols.size == 0:
+        raise SfemgInputError("no potentials found above the detection threshold")
+    trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT,
+                             params.min_idi_ms)]
+    pre = search + fit_half
+    n_cols = 2 * pre + 1
+    trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
+    if trig.size < 2:
+        raise SfemgInputError(f"only {trig.size} complete discharge window(s) in the recording")
+    starts = trig - pre
+    return _Sweeps(_windows(x, starts, n_cols), starts / fs_hz, np.full(trig.size, float(pre)),
+                   trig / fs_hz, x[None, :], rows, cols, noise_sd)
 
 
 def _sweep_input(rec: Recording, params, noise_sd):
+    """Rows of a windowed recording, with the stimulus or the trigger found in each."""
     fs_hz = rec.fs_hz
     data = rec.sweeps_v
     starts_s = rec.sweep_start_times_s
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_peaks(data, params.detect_threshold_sd * noise_sd, half_width)
     if rec.mode == "stimulated":
         stim = rec.stimulus_times_s if rec.stimulus_times_s is not None else starts_s
         if stim.size != starts_s.size:
             raise SfemgInputError(f"recording {rec.name!r}: {stim.size} stimulus times for "
                                   f"{starts_s.size} sweeps")
         ref_pos = (stim - starts_s) * fs_hz
-        blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
-        art_r = np.repeat(np.arange(data.shape[0]), blank + 1)
-        art_c = (np.floor(ref_pos).astype(np.int64)[:, None] + np.arange(blank + 1)).ravel()
-        return _Sweeps(data, starts_s, ref_pos, stim, data,
-                       np.concatenate([rows, art_r]), np.concatenate([cols, art_c]), noise_sd)
+        clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params)
+        return _Sweeps(clean, starts_s, ref_pos, stim, clean, blank_r, blank_c, noise_sd)
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_both_polarities(data, params.detect_threshold_sd * noise_sd, half_width)
     amps = peak_values(data, rows, cols)
-    # one trigger per sweep: the largest member of the trigger group in each row
-    member = find_trigger(amps, np.arange(rows.size) * 0, fs_hz, _MIN_TRIGGER_COUNT, 0.0)
-    best = {}
+    # sweeps are far apart in time: row-major order with no refractory merge
+    member = find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0)
+    best = {}  # one trigger per sweep: the largest member in each row
     for m in member:
         r = rows[m]
         if r not in best or abs(amps[m]) > abs(amps[best[r]]):
             best[r] = m
     keep = np.array(sorted(best), dtype=np.int64)
-    trig_cols = cols[[best[r] for r in keep]].astype(np.float64)
     if keep.size < 2:
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
+    trig_cols = cols[[best[r] for r in keep]].astype(np.float64)
     return _Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
                    data, rows, cols, noise_sd)
 
@@ -210,7 +227,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
     n, n_cols = data.shape
     noise_sd = sw.noise_sd
     half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_peaks(data, params.detect_threshold_sd * noise_sd, half_width)
+    rows, cols = detect_both_polarities(data, params.detect_threshold_sd * noise_sd, half_width)
     lat = cols - sw.ref_pos[rows]
     if mode == "stimulated":
         keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz
@@ -240,11 +257,17 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
         length = 2 * fit_half + 1
         if length not in spectra:
             spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
-                                                      length, length, fit_taper(length))
+                                                      length, length // 2, fit_taper(length))
         noise_power, noise_rms, _ = spectra[length]
         t = np.full(n, np.nan)
-        if present.sum() >= 2:
-            fit = fit_template(segs[present], noise_power)
+        fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+        if fit is not None and j != trigger:
+            # a discharge is present only if the template fits it: not another unit's potential
+            fits = (fit.amplitudes >= params.block_fraction) & (fit.correlations >= _MIN_SHAPE_CORRELATION)
+            if not fits.all():
+                present[np.flatnonzero(present)[~fits]] = False
+                fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+        if fit is not None:
             if params.method == "template":
                 pos = fit.positions
             elif params.method == "peak":

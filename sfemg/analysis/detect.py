@@ -9,17 +9,19 @@ import numpy as np
 from ..errors import SfemgInputError
 from ._detect_numba import detect_peaks_kernel
 
-__all__ = ["detect_peaks", "peak_values", "estimate_noise_sd", "find_trigger", "find_locked_potentials",
+__all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd", "find_trigger", "find_locked_potentials",
            "LockedPotential", "estimate_noise_spectrum"]
 
 #: Samples used for the robust noise estimate (a decimated subset of long recordings).
 _NOISE_SUBSET = 1_000_000
+#: Fewest potential-free segments accepted for the noise spectrum.
+_MIN_NOISE_SEGMENTS = 4
 #: MAD of a Gaussian / its standard deviation.
 _MAD_TO_SD = 1.0 / 0.6744897501960817
 
 
-def detect_peaks(x_v, threshold_v: float, half_width: int):
-    """Local maxima of ``|x|`` above a threshold, at most one per ``±half_width`` samples.
+def detect_peaks(x_v, threshold_v: float, half_width: int, polarity: int = 0):
+    """Local maxima of ``x``, ``-x`` or ``|x|`` above a threshold, one per ``±half_width``.
 
     Parameters
     ----------
@@ -28,22 +30,44 @@ def detect_peaks(x_v, threshold_v: float, half_width: int):
     threshold_v : float
         Candidates satisfy ``|x| > threshold_v``, V.
     half_width : int
-        A candidate is the first largest ``|x|`` within ± this many samples in its row.
+        A candidate is the first largest value within ± this many samples in its row.
+    polarity : {1, -1, 0}
+        Seek maxima of ``x`` (1), minima of ``x`` (-1) or maxima of ``|x|`` (0).
 
     Returns
     -------
     rows, cols : ndarray of int64, shape (n_candidates,)
         Row (0 for 1-D input) and sample index of each candidate, in row-major order.
     """
+    if polarity not in (1, -1, 0):
+        raise ValueError(f"polarity must be 1, -1 or 0, not {polarity!r}")
     x = np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64)
     capacity = max(1024, x.size // 1000)
     while True:
         rows = np.empty(capacity, dtype=np.int64)
         cols = np.empty(capacity, dtype=np.int64)
-        n = detect_peaks_kernel(x, float(threshold_v), int(half_width), rows, cols)
+        n = detect_peaks_kernel(x, float(threshold_v), int(half_width), int(polarity), rows, cols)
         if n <= capacity:
             return rows[:n], cols[:n]
         capacity = n
+
+
+def detect_both_polarities(x_v, threshold_v: float, half_width: int):
+    """Positive and negative peaks (see :func:`detect_peaks`), merged in row-major order.
+
+    Seeking each polarity separately keeps a potential's main phase a candidate even when
+    an opposite phase of it is larger in some discharges.
+
+    Returns
+    -------
+    rows, cols : ndarray of int64, shape (n_candidates,)
+    """
+    r1, c1 = detect_peaks(x_v, threshold_v, half_width, 1)
+    r2, c2 = detect_peaks(x_v, threshold_v, half_width, -1)
+    rows = np.concatenate([r1, r2])
+    cols = np.concatenate([c1, c2])
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order]
 
 
 def peak_values(x_v, rows, cols):
@@ -221,7 +245,8 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
         spread = float(np.median(np.abs(lat[near] - centre)) * _MAD_TO_SD)
         half = int(np.ceil(max(lock_half, 4.0 * spread)))
         members = alive & (np.abs(lat - centre) <= half)
-        polarity = 1.0 if np.sum(amp[members] > 0) >= np.sum(amp[members] < 0) else -1.0
+        pos, neg = amp[members][amp[members] > 0], -amp[members][amp[members] < 0]
+        polarity = 1.0 if (np.median(pos) if pos.size else 0.0) >= (np.median(neg) if neg.size else 0.0) else -1.0
         mags = polarity * amp[members]
         found.append(LockedPotential(centre, half, polarity, float(np.median(mags[mags > 0])),
                                      int(near.sum())))
@@ -269,11 +294,12 @@ def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin
     """
     x = np.atleast_2d(x_v)
     n_rows, n_cols = x.shape
-    n_per_row = n_cols // seg_len
-    if n_per_row == 0:
+    step = max(1, seg_len // 2)  # half-overlapping segments
+    n_per_row = (n_cols - seg_len) // step + 1 if n_cols >= seg_len else 0
+    if n_per_row <= 0:
         raise SfemgInputError(f"recording too short for noise estimation ({n_cols} samples per row)")
     starts_r = np.repeat(np.arange(n_rows), n_per_row)
-    starts_c = np.tile(np.arange(n_per_row) * seg_len, n_rows)
+    starts_c = np.tile(np.arange(n_per_row) * step, n_rows)
     # a segment is busy if any busy position lies within [start - margin, start + len + margin)
     key = busy_rows.astype(np.int64) * (n_cols + 1) + busy_cols
     order = np.sort(key)
@@ -281,8 +307,8 @@ def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin
     hi = starts_r * (n_cols + 1) + starts_c + seg_len + busy_margin
     free = np.searchsorted(order, lo, "left") == np.searchsorted(order, hi, "left")
     idx = np.flatnonzero(free)
-    if idx.size < 8:
-        raise SfemgInputError("too little signal free of potentials to estimate the noise")
+    if idx.size < _MIN_NOISE_SEGMENTS:
+        raise SfemgInputError("too little signal free of potentials to estimate the noise spectrum")
     if idx.size > max_segments:
         idx = idx[np.linspace(0, idx.size - 1, max_segments).astype(np.int64)]
     segs = x[starts_r[idx, None], starts_c[idx, None] + np.arange(seg_len)]

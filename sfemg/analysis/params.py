@@ -69,7 +69,11 @@ class AnalysisParams:
     fit_half_window_us : float
         Half-length of the segment around each potential used for the time point, µs.
     artefact_blank_ms : float
-        Stimulated recordings: candidates closer than this after the stimulus are artefact.
+        Stimulated recordings: samples closer than this after the stimulus are artefact
+        (zeroed; no response is sought there).
+    artefact_baseline_ms : float
+        Stimulated recordings: the slow artefact tail is removed by subtracting a running
+        median of this length from each sweep (a potential's ~0.3 ms passes it).
     min_idi_ms : float
         Two trigger discharges closer than this are one (the larger is kept).
     min_amplitude_v : float, optional
@@ -96,6 +100,7 @@ class AnalysisParams:
     block_fraction: float = 0.5
     fit_half_window_us: float = 600.0
     artefact_blank_ms: float = 1.0
+    artefact_baseline_ms: float = 1.0
     min_idi_ms: float = 10.0
     min_amplitude_v: float | None = None
     max_rise_time_us: float = 300.0
@@ -115,7 +120,7 @@ class AnalysisParams:
                 raise SfemgInputError(f"AnalysisParams.{name} must be below 1, got {value!r}")
         for name in ("msd_ratio_threshold", "detect_threshold_sd", "peak_window_us",
                      "search_window_ms", "lock_half_window_us", "fit_half_window_us",
-                     "artefact_blank_ms", "min_idi_ms", "max_rise_time_us",
+                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us",
                      "flip_flop_separation", "low_mcd_us"):
             _positive(name, getattr(self, name))
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:

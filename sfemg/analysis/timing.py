@@ -111,12 +111,18 @@ class TemplateFit:
         Position of the template's peak, samples.
     crb_var : float
         Cramér–Rao bound on the variance of a position, samples^2.
+    amplitudes : ndarray, shape (n,)
+        Least-squares scale of the shifted template in each segment (1 = template size).
+    correlations : ndarray, shape (n,)
+        Correlation coefficient between each (tapered) segment and the shifted template.
     """
 
     positions: np.ndarray
     template: np.ndarray
     reference: float
     crb_var: float
+    amplitudes: np.ndarray
+    correlations: np.ndarray
 
 
 def fit_taper(length: int):
@@ -210,4 +216,13 @@ def fit_template(segments, noise_power):
     reference = _fourier_peak(template)
     info = np.sum(np.where(selected, 2.0 * w ** 2 * np.maximum(power - q_tapered / n, 0.0) / q, 0.0))
     crb_var = 1.0 / info if info > 0 else float("inf")
-    return TemplateFit(tau + reference, template, reference, float(crb_var))
+    shifted = np.fft.irfft(template_spec[None, :] * np.exp(-1j * w[None, :] * tau[:, None]), n=length, axis=1)
+    data = np.fft.irfft(spectra, n=length, axis=1)
+    shifted -= shifted.mean(axis=1, keepdims=True)
+    data -= data.mean(axis=1, keepdims=True)
+    dot = np.sum(data * shifted, axis=1)
+    energy = np.sum(shifted ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amplitudes = dot / energy
+        correlations = dot / np.sqrt(energy * np.sum(data ** 2, axis=1))
+    return TemplateFit(tau + reference, template, reference, float(crb_var), amplitudes, correlations)
