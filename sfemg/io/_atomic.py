@@ -21,6 +21,16 @@ from ..errors import SfemgInputError
 __all__ = ["atomic_h5"]
 
 
+def _default_mode(path):
+    """Permissions for the finished file: the existing file's, else 0o666 less the umask
+    (mkstemp creates 0o600, which would hide results from colleagues)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_h5(path, *, mode="w", force=False):
     """Open ``path`` for writing through a temporary file that replaces it on success.
@@ -61,6 +71,7 @@ def atomic_h5(path, *, mode="w", force=False):
             yield h5
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -61,6 +61,7 @@ def _write_recording(parent, rec: Recording):
         for attr, name in _GT_ARRAYS.items():
             t.create_dataset(name, data=getattr(gt, attr))
         f = t.create_group(S.GT_FIBRE_PROPERTIES)
+        _mark(f, S.FIBRE_PROPERTIES_TYPE)
         for key, value in gt.fibres.items():
             f.create_dataset(key, data=np.asarray(value))
 

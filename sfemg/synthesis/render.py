@@ -65,7 +65,7 @@ class Amplifier:
 
     def sos(self, fs_hz) -> np.ndarray:
         """Second-order sections of the band-pass at ``fs_hz``, shape (n_sections, 6)."""
-        return _design(self, float(fs_hz))[0]
+        return _design(self, float(fs_hz))[0].copy()
 
     def input_noise_rms_v(self, fs_hz) -> float:
         """RMS of white noise before the filters that gives ``noise_rms_v`` after them."""

@@ -349,7 +349,7 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
     n_discharges : int, optional
         Discharges (stimuli) per position (default 100 voluntary, 50 stimulated).
     rate_hz : float, optional
-        Firing rate (default 10 Hz) or stimulation rate (default 5 Hz).
+        Firing rate or stimulation rate (default 10 Hz, the preferred stimulation rate).
     fs_hz : float
         Sampling rate, Hz.
     electrode : {"sfe", "concentric"}
@@ -379,7 +379,7 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
         preset=preset, muscle=p.muscle, mode=mode,
         n_recordings=n_recordings if n_recordings is not None else (30 if stimulated else 20),
         n_discharges=n_discharges if n_discharges is not None else (50 if stimulated else 100),
-        rate_hz=rate_hz if rate_hz is not None else (5.0 if stimulated else 10.0),
+        rate_hz=rate_hz if rate_hz is not None else 10.0,
         fibres_per_recording=1 if stimulated else 2,
         fs_hz=fs_hz, electrode=electrode, output=output, nmj=nmj, disease=p.disease,
         amplifier=ELECTRODE_AMPLIFIERS.get(electrode, ELECTRODE_AMPLIFIERS["sfe"]),

@@ -1,0 +1,227 @@
+"""The ``sfemg`` command line: presets, simulate, analyze, report, demo.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
+1 internal error (a bug: please report it; set ``SFEMG_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from . import __version__
+from .errors import SfemgInputError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line with exit code 2."""
+
+    def error(self, message):
+        command = self.prog.split()[-1]
+        raise SfemgInputError(message if command == "sfemg" else f"{command}: {message}")
+
+
+class _Progress:
+    """A tqdm bar on stderr, opened at the first update (so errors found before any
+    work leave no half-drawn bar); silent when quiet or when tqdm is not installed."""
+
+    def __init__(self, quiet, desc):
+        self.quiet, self.desc, self.bar = quiet, desc, None
+
+    def __call__(self, done, total, *_):
+        if self.quiet:
+            return
+        if self.bar is None:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # progress display is optional
+                self.quiet = True
+                return
+            self.bar = tqdm(total=total, desc=self.desc, unit="rec", file=sys.stderr, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _cmd_presets(args):
+    from .synthesis import PRESETS
+    width = max(len(n) for n in PRESETS)
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  [{preset.muscle}] {preset.description}")
+    return 0
+
+
+def _cmd_simulate(args):
+    from .io import save_recordings
+    from .synthesis import simulate_study
+
+    stimulated = args.mode == "stimulated"
+    if stimulated and args.pairs is not None:
+        raise SfemgInputError("--pairs is for voluntary studies; use --endplates with --mode stimulated")
+    if not stimulated and args.endplates is not None:
+        raise SfemgInputError("--endplates is for stimulated studies; use --pairs with --mode voluntary")
+    if os.path.exists(args.output) and not args.force:
+        raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
+    progress = _Progress(args.quiet, "simulating")
+    try:
+        study = simulate_study(
+            args.preset, muscle=args.muscle, mode=args.mode,
+            n_recordings=args.endplates if stimulated else args.pairs,
+            n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
+            electrode=args.electrode, output=args.output_kind, seed=args.seed, n_jobs=args.jobs,
+            progress=progress)
+    finally:
+        progress.close()
+    provenance = study.provenance()
+    provenance["command"] = " ".join(["sfemg"] + sys.argv[1:])
+    save_recordings(args.output, study.recordings, parameters=study.params.to_dict(),
+                    provenance=provenance, force=args.force)
+    if not args.quiet:
+        p = study.params
+        unit = "endplates" if stimulated else "pairs"
+        print(f"wrote {args.output}: {p.n_recordings} {unit} x {p.n_discharges} discharges, "
+              f"preset {p.preset} ({p.muscle}), {p.electrode}, {p.fs_hz / 1000:g} kHz, seed {study.seed}")
+    return 0
+
+
+def _cmd_analyze(args):
+    from .analysis import AnalysisParams, analyze_file
+    params = AnalysisParams(**{k: v for k, v in (("method", args.method),) if v is not None})
+    if args.output and os.path.exists(args.output) and not args.force:
+        raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
+    progress = _Progress(args.quiet, "analysing")
+    try:
+        result = analyze_file(args.input, output_path=args.output, json_path=args.json,
+                              muscle=args.muscle, electrode=args.electrode, params=params,
+                              progress=lambda i, n, name: progress(i + 1, n))
+    finally:
+        progress.close()
+    for name, problem in result.problems.items():
+        print(f"warning: {problem}", file=sys.stderr)
+    if not args.quiet:
+        s = result.study
+        where = args.output or args.input
+        print(f"analysed {len(result.recordings)} recording(s) from {args.input}; results in {where}"
+              + (f", summary in {args.json}" if args.json else ""))
+        verdict = s.get("verdict", "")
+        mean = s.get("mean_jitter_us")
+        if mean is not None:
+            print(f"mean jitter {mean:.0f} µs, {s.get('n_pairs', '?')} pairs; verdict: {verdict}")
+    return 2 if result.problems and not result.recordings else 0
+
+
+def _cmd_report(args):
+    from .report import report_file
+    path = report_file(args.input, args.output, quiet=args.quiet, force=args.force)
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_demo(args):
+    from .demo import run_demo
+    run_demo(args.out, seed=args.seed, quiet=args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = _Parser(prog="sfemg", description="Single-fibre EMG: simulate from NMJ physiology, "
+                                               "analyse jitter and blocking, report.")
+    parser.add_argument("--version", action="version", version=f"sfemg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("presets", help="list the named physiological states")
+    p.set_defaults(func=_cmd_presets)
+
+    p = sub.add_parser("simulate", help="simulate a study and write it to HDF5")
+    p.add_argument("--preset", default="healthy-edc", help="physiological state (see `sfemg presets`)")
+    p.add_argument("--muscle", help="muscle physiology to use instead of the preset's")
+    p.add_argument("--mode", choices=["voluntary", "stimulated"], default="voluntary")
+    p.add_argument("--pairs", type=_positive_int, help="fibre pairs, voluntary (default 20)")
+    p.add_argument("--endplates", type=_positive_int, help="endplates, stimulated (default 30)")
+    p.add_argument("--discharges", type=_positive_int,
+                   help="discharges (stimuli) per recording (default 100 voluntary, 50 stimulated)")
+    p.add_argument("--rate", type=_number, help="firing or stimulation rate, Hz (default 10)")
+    p.add_argument("--fs", type=_number, default=50_000.0, help="sampling rate, Hz (default 50000)")
+    p.add_argument("--electrode", choices=["sfe", "concentric"], default="sfe")
+    p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
+                   help="continuous recording or 10 ms sweeps per discharge")
+    p.add_argument("--seed", type=int, help="random seed (same seed, same bits)")
+    p.add_argument("--jobs", type=_positive_int, help="worker threads (default: all cores)")
+    p.add_argument("-o", "--output", required=True, help="HDF5 file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("analyze", help="measure jitter and blocking in recordings (HDF5)")
+    p.add_argument("input", help="HDF5 file with /recordings/<name>/signal (or sweeps)")
+    p.add_argument("-o", "--output", help="write results here instead of into the input file")
+    p.add_argument("--json", help="also write a JSON summary here")
+    p.add_argument("--muscle", help="muscle, for the reference limits (edc, frontalis, orbicularis-oculi)")
+    p.add_argument("--electrode", choices=["sfe", "concentric"], help="electrode, for the limits")
+    p.add_argument("--method", choices=["template", "peak", "level"],
+                   help="time-point method (default template: best precision)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("report", help="draw the clinical displays of an analysed file")
+    p.add_argument("input", help="HDF5 file analysed by `sfemg analyze`")
+    p.add_argument("-o", "--output", required=True, help="report file: .pdf, .png or .html")
+    p.add_argument("--force", action="store_true", help="overwrite an existing report")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="simulate, analyse and report a demo study")
+    p.add_argument("--out", default="sfemg-demo", help="output folder (default ./sfemg-demo)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code (0, 1 or 2)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SfemgInputError as exc:
+        print(f"sfemg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sfemg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in sfemg, not the user's input
+        if os.environ.get("SFEMG_DEBUG"):
+            traceback.print_exc()
+        print(f"sfemg: internal error: {exc.__class__.__name__}: {exc} "
+              "(set SFEMG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

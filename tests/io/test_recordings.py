@@ -1,0 +1,160 @@
+"""HDF5 storage of recordings: a round trip per element, foreign files, damage, atomicity."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from sfemg import Recording, SfemgInputError
+from sfemg.io import (list_recordings, load_parameters, load_provenance, load_recordings,
+                      save_recordings)
+from sfemg.io import schema as S
+from sfemg.synthesis import simulate_study
+
+
+@pytest.fixture(scope="module")
+def study():
+    return simulate_study("achr-mg-moderate", n_recordings=2, n_discharges=20, seed=5)
+
+
+def test_round_trip_signal_ground_truth_parameters_provenance(tmp_path, study):
+    path = tmp_path / "s.h5"
+    save_recordings(path, study.recordings, parameters=study.params.to_dict(),
+                    provenance=study.provenance())
+    back = load_recordings(path)
+    assert [r.name for r in back] == [r.name for r in study.recordings]
+    for a, b in zip(study.recordings, back):
+        # signals are stored as float32 (quantisation ~1e-7 relative, far below any noise)
+        np.testing.assert_array_equal(b.signal_v, a.signal_v.astype(np.float32))
+        assert (b.fs_hz, b.mode, b.electrode, b.muscle) == (a.fs_hz, a.mode, a.electrode, a.muscle)
+        ga, gb = a.ground_truth, b.ground_truth
+        for name in ("discharge_times_s", "event_times_s", "endplate_latency_s", "blocked",
+                     "epp_amplitude_v", "threshold_v", "safety_factor", "quantal_content"):
+            np.testing.assert_array_equal(getattr(gb, name), getattr(ga, name))
+        assert gb.trigger_fibre == ga.trigger_fibre
+        assert set(gb.fibres) == set(ga.fibres)
+        for key in ga.fibres:
+            np.testing.assert_array_equal(gb.fibres[key], ga.fibres[key])
+    assert load_parameters(path) == json.loads(json.dumps(study.params.to_dict()))
+    prov = load_provenance(path)
+    assert prov["seed"] == study.seed and prov["sfemg_version"]
+
+
+def test_round_trip_sweeps_and_stimuli(tmp_path):
+    study = simulate_study("healthy-edc", mode="stimulated", output="sweeps", n_recordings=1,
+                           n_discharges=10, seed=2)
+    path = tmp_path / "sw.h5"
+    save_recordings(path, study.recordings)
+    a, b = study.recordings[0], load_recordings(path)[0]
+    np.testing.assert_array_equal(b.sweeps_v, a.sweeps_v.astype(np.float32))
+    np.testing.assert_array_equal(b.sweep_start_times_s, a.sweep_start_times_s)
+    np.testing.assert_array_equal(b.stimulus_times_s, a.stimulus_times_s)
+
+
+def test_every_group_carries_encoding_attributes(tmp_path, study):
+    path = tmp_path / "s.h5"
+    save_recordings(path, study.recordings, parameters={}, provenance={"seed": 1})
+    with h5py.File(path) as h5:
+        assert h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] == S.SCHEMA_VERSION
+        groups = []
+        h5.visititems(lambda name, obj: groups.append(obj) if isinstance(obj, h5py.Group) else None)
+        for g in [h5] + groups:
+            assert S.ENCODING_TYPE in g.attrs and S.ENCODING_VERSION in g.attrs, g.name
+
+
+def test_foreign_file_with_only_a_signal(tmp_path):
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as h5:
+        d = h5.create_dataset("recordings/site1/signal", data=np.sin(np.arange(1000.0)) * 1e-4)
+        d.attrs["sampling_rate_hz"] = 25_000
+        g = h5.create_group("recordings/site2")
+        d = g.create_dataset("signal", data=(np.arange(500) % 7).astype(np.int16))
+        d.attrs["sampling_rate_hz"] = 25_000
+        d.attrs["scale_v_per_count"] = 1e-6
+        g.create_dataset("stimulus_times_s", data=[0.001, 0.011])
+    recs = load_recordings(path)
+    assert recs[0].mode == "voluntary" and recs[0].ground_truth is None
+    assert recs[1].mode == "stimulated" and recs[1].signal_v[3] == pytest.approx(3e-6)
+
+
+def test_integer_adc_data_without_scale_is_refused(tmp_path):
+    path = tmp_path / "adc.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/a/signal", data=np.arange(100, dtype=np.int16)).attrs[
+            "sampling_rate_hz"] = 25_000
+    with pytest.raises(SfemgInputError, match="integer ADC data"):
+        load_recordings(path)
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda h5: h5.create_group("other"), "no '/recordings' group"),
+    (lambda h5: h5.create_group("recordings"), "holds no recordings"),
+    (lambda h5: h5.create_group("recordings/a"), "no 'signal' or 'sweeps'"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=np.zeros(10)), "sampling_rate_hz"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=np.zeros((3, 3))).attrs.create(
+        "sampling_rate_hz", 1e4), "1-D"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=np.full(10, np.nan)).attrs.create(
+        "sampling_rate_hz", 1e4), "NaN"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=np.zeros(1)).attrs.create(
+        "sampling_rate_hz", 1e4), "1 sample"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=np.zeros(10)).attrs.create(
+        "sampling_rate_hz", -5.0), "sampling_rate_hz"),
+])
+def test_malformed_files_give_one_line_errors(tmp_path, build, match):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as h5:
+        build(h5)
+    with pytest.raises(SfemgInputError, match=match) as info:
+        load_recordings(path)
+    assert "\n" not in str(info.value)
+
+
+def test_not_hdf5_truncated_and_missing(tmp_path, study):
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(SfemgInputError, match="not an HDF5 file"):
+        load_recordings(text)
+    with pytest.raises(SfemgInputError, match="no such file"):
+        load_recordings(tmp_path / "absent.h5")
+    good = tmp_path / "good.h5"
+    save_recordings(good, study.recordings)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(SfemgInputError):
+        load_recordings(cut)
+
+
+def test_existing_file_is_kept_without_force_and_on_failure(tmp_path, study):
+    path = tmp_path / "s.h5"
+    save_recordings(path, study.recordings[:1])
+    before = path.read_bytes()
+    with pytest.raises(SfemgInputError, match="exists"):
+        save_recordings(path, study.recordings)
+    assert path.read_bytes() == before
+    with pytest.raises(SfemgInputError, match="unique"):
+        save_recordings(path, study.recordings * 2, force=True)
+    assert path.read_bytes() == before
+
+    class Boom(Exception):
+        pass
+
+    from sfemg.io._atomic import atomic_h5
+    with pytest.raises(Boom):
+        with atomic_h5(path, mode="a") as h5:
+            h5.create_group("half-written")
+            raise Boom
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # no temporary left behind
+    assert list_recordings(path) == [study.recordings[0].name]
+
+
+def test_recording_validation():
+    with pytest.raises(SfemgInputError, match="exactly one"):
+        Recording(name="x", fs_hz=1e4)
+    with pytest.raises(SfemgInputError, match="real numbers"):
+        Recording(name="x", fs_hz=1e4, signal_v=np.array(["a", "b"]))
+    with pytest.raises(SfemgInputError, match="sweep_start_times_s"):
+        Recording(name="x", fs_hz=1e4, sweeps_v=np.zeros((2, 5)))
+    with pytest.raises(SfemgInputError, match="stimulus_times_s"):
+        Recording(name="x", fs_hz=1e4, signal_v=np.zeros(5), mode="stimulated")

@@ -1,0 +1,88 @@
+"""Whole recordings and studies: reproducibility, modes, outputs, parameter checks."""
+
+import numpy as np
+import pytest
+
+from sfemg import SfemgInputError
+from sfemg.synthesis import PRESETS, simulate_study
+
+SMALL = dict(n_recordings=3, n_discharges=30, fs_hz=50_000.0)
+
+
+def test_same_seed_same_bits_whatever_the_thread_count():
+    a = simulate_study("achr-mg-moderate", seed=7, n_jobs=1, **SMALL)
+    b = simulate_study("achr-mg-moderate", seed=7, n_jobs=2, **SMALL)
+    for ra, rb in zip(a.recordings, b.recordings):
+        assert ra.signal_v.tobytes() == rb.signal_v.tobytes()
+        assert ra.ground_truth.event_times_s.tobytes() == rb.ground_truth.event_times_s.tobytes()
+    c = simulate_study("achr-mg-moderate", seed=8, n_jobs=2, **SMALL)
+    assert not np.array_equal(a.recordings[0].signal_v[:1000], c.recordings[0].signal_v[:1000])
+
+
+def test_voluntary_recording_ground_truth():
+    study = simulate_study("healthy-edc", seed=1, **SMALL)
+    rec = study.recordings[0]
+    gt = rec.ground_truth
+    assert rec.mode == "voluntary" and rec.stimulus_times_s is None
+    assert gt.event_times_s.shape == (2, 30) and gt.trigger_fibre == 0
+    ipi = gt.event_times_s[1] - gt.event_times_s[0]
+    assert np.all((ipi > 0.3e-3) & (ipi < 3e-3))  # potentials apart, within a sweep
+    isi = np.diff(gt.discharge_times_s)
+    assert 0.05 < np.std(isi) / np.mean(isi) < 0.3   # realistic firing variability
+    assert 0.08 < np.mean(isi) < 0.12                # 10 Hz
+    np.testing.assert_allclose(gt.safety_factor, gt.epp_amplitude_v / gt.threshold_v)
+    assert rec.signal_v.size / rec.fs_hz > gt.discharge_times_s[-1]
+
+
+def test_stimulated_recording_has_stimuli_and_latencies():
+    study = simulate_study("healthy-edc", mode="stimulated", seed=2, **SMALL)
+    rec = study.recordings[0]
+    gt = rec.ground_truth
+    np.testing.assert_array_equal(rec.stimulus_times_s, gt.discharge_times_s)
+    assert rec.name.startswith("endplate") and gt.n_fibres == 1
+    np.testing.assert_allclose(np.diff(rec.stimulus_times_s), 0.1)  # 10 Hz default
+    latency = gt.event_times_s[0] - rec.stimulus_times_s
+    assert np.all((latency > 2e-3) & (latency < 15e-3))
+    # the artefact is visible right after each stimulus
+    i = int(round(rec.stimulus_times_s[3] * rec.fs_hz))
+    assert np.max(np.abs(rec.signal_v[i:i + 10])) > 1e-3
+
+
+def test_sweep_output_windows_each_discharge():
+    study = simulate_study("healthy-edc", output="sweeps", seed=3, **SMALL)
+    rec = study.recordings[0]
+    assert rec.signal_v is None and rec.sweeps_v.shape == (30, 500)  # 10 ms at 50 kHz
+    trigger_in_sweep = rec.ground_truth.event_times_s[0] - rec.sweep_start_times_s
+    assert np.all((trigger_in_sweep > 1e-3) & (trigger_in_sweep < 3e-3))
+
+
+def test_concentric_electrode_is_lower_amplitude_and_lower_noise():
+    sfe = simulate_study("healthy-edc", seed=4, electrode="sfe", **SMALL)
+    cne = simulate_study("healthy-edc", seed=4, electrode="concentric", **SMALL)
+    assert cne.params.amplifier.highpass_hz == 1000.0
+    assert np.ptp(cne.recordings[0].signal_v) < np.ptp(sfe.recordings[0].signal_v)
+
+
+def test_every_preset_simulates():
+    for name in PRESETS:
+        study = simulate_study(name, n_recordings=1, n_discharges=5, seed=0)
+        assert study.recordings[0].ground_truth.event_times_s.shape == (2, 5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"preset": "no-such"}, "unknown preset"),
+    ({"muscle": "biceps-of-doom"}, "unknown muscle"),
+    ({"rate_hz": -5.0}, "rate_hz"),
+    ({"fs_hz": 15_000.0}, "too low"),
+    ({"n_recordings": 0}, "n_recordings"),
+    ({"n_discharges": 1}, "n_discharges"),
+    ({"mode": "telepathic"}, "mode"),
+    ({"electrode": "spoon"}, "electrode"),
+    ({"fibres_per_recording": 1}, "fibres_per_recording"),
+    ({"seed": -1}, "seed"),
+    ({"warp_factor": 9}, "unknown parameter"),
+    ({"output": "sweeps", "sweep_window_s": 0.2}, "sweep_window_s"),
+])
+def test_impossible_parameters_are_refused(kwargs, match):
+    with pytest.raises(SfemgInputError, match=match):
+        simulate_study(**{**SMALL, **kwargs})
