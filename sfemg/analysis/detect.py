@@ -16,6 +16,9 @@ __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_no
 _NOISE_SUBSET = 1_000_000
 #: Fewest potential-free segments accepted for the noise spectrum.
 _MIN_NOISE_SEGMENTS = 4
+#: Half-width of an amplitude group in robust SDs of its log-amplitudes (noise and
+#: sampling phase spread a potential's peak; 5 SD keeps every discharge at >= 20 dB).
+_GROUP_WIDTH_SD = 5.0
 #: MAD of a Gaussian / its standard deviation.
 _MAD_TO_SD = 1.0 / 0.6744897501960817
 
@@ -156,8 +159,10 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
             centre = edges[top[top.size // 2]] + 0.5 * bin_width
             if smooth.max() < min_count:
                 break
-            centre = np.median(logs[np.abs(logs - centre) <= 0.1])
-            near = np.abs(logs - centre) <= 0.12
+            core = logs[np.abs(logs - centre) <= 0.1]
+            centre = np.median(core)
+            spread = np.median(np.abs(core - centre)) * _MAD_TO_SD
+            near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)
             groups.append((centre, sign, alive[near]))
             alive = alive[~near]
     groups = [g for g in groups if g[2].size >= min_count]

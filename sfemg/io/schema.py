@@ -85,3 +85,38 @@ PROVENANCE = "provenance"
 # --- analysis results -------------------------------------------------------------------
 # (section owned by the analysis module; names added there)
 ANALYSIS = "analysis"
+ANALYSIS_TYPE = "sfemg-analysis"
+ANALYSIS_RECORDING_TYPE = "sfemg-analysis-recording"
+ANALYSIS_STUDY_TYPE = "sfemg-analysis-study"
+ANALYSIS_VERSION = "1.0.0"
+#: /analysis attrs: time-point method, all AnalysisParams as JSON, package version, source
+#: file, and the recordings that could not be analysed (JSON {name: message}).
+ANALYSIS_METHOD_ATTR = "method"
+ANALYSIS_PARAMS_ATTR = "parameters_json"
+ANALYSIS_SFEMG_VERSION_ATTR = "sfemg_version"
+ANALYSIS_SOURCE_ATTR = "source_file"
+ANALYSIS_PROBLEMS_ATTR = "problems_json"
+#: /analysis/recordings/<name>/ (attrs: mode, fs, noise_rms_v, trigger_fibre, muscle, electrode)
+ANALYSIS_RECORDINGS = "recordings"
+#: /analysis/study attrs: every study field; nested ones (limits) as JSON in "json".
+ANALYSIS_STUDY = "study"
+ANALYSIS_STUDY_JSON_ATTR = "json"
+#: Per-pair scalar datasets, shape (n_pairs,): PairResult field -> (dataset, factor to SI).
+ANALYSIS_PAIR_SCALARS = {
+    "fibre": ("fibre", 1), "mcd_us": ("mcd_s", 1e-6), "msd_us": ("msd_s", 1e-6),
+    "mcd_msd_ratio": ("mcd_msd_ratio", 1), "jitter_us": ("jitter_s", 1e-6),
+    "mean_ipi_us": ("mean_ipi_s", 1e-6), "technical_jitter_us": ("technical_jitter_s", 1e-6),
+    "blocking_percent": ("blocking_percent", 1), "n_discharges": ("n_discharges", 1),
+    "n_blocked": ("n_blocked", 1), "accepted": ("accepted", 1),
+    "amplitude_v": ("amplitude_v", 1), "rise_time_us": ("rise_time_s", 1e-6),
+}
+#: Per-pair string lists, stored as JSON strings, shape (n_pairs,).
+ANALYSIS_PAIR_TEXT = {"label": "label", "reject_reasons": "reject_reasons_json",
+                      "flags": "flags_json"}
+#: Per-pair, per-discharge datasets, shape (n_pairs, n_discharges).
+ANALYSIS_PAIR_SERIES = {"time_points_s": "time_points_s", "ipis_s": "ipis_s",
+                        "blocked": "blocked"}
+#: Per-recording arrays (RecordingResult field = dataset name).
+ANALYSIS_RECORDING_ARRAYS = ("reference_times_s", "idis_s", "potential_latencies_s",
+                             "timing_sd_s", "templates_v", "template_time_s",
+                             "aligned_sweeps_v", "sweep_time_s")

@@ -1,0 +1,195 @@
+"""Analysis results in HDF5 (``/analysis``) and the JSON summary, both written atomically.
+
+Layout (names in :mod:`sfemg.io.schema`, SI units)::
+
+    /analysis                       attrs: encoding-type/-version, method, parameters_json,
+                                           sfemg_version, source_file, problems_json
+        recordings/<name>/          attrs: mode, fs_hz, method, noise_rms_v, trigger_fibre, ...
+            mcd_s, msd_s, jitter_s, technical_jitter_s, ...   (n_pairs,)
+            time_points_s, ipis_s, blocked                    (n_pairs, n_discharges)
+            reference_times_s, idis_s, templates_v, aligned_sweeps_v, ...
+        study                       attrs: json (the study dict), verdict
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..analysis.params import AnalysisParams
+from ..analysis.results import PairResult, RecordingResult, StudyResult
+from ..errors import SfemgInputError
+from . import schema as S
+from ._atomic import atomic_h5
+from .recordings import _open
+
+__all__ = ["save_results", "load_results", "save_json"]
+
+
+def _mark(group, encoding_type):
+    group.attrs[S.ENCODING_TYPE] = encoding_type
+    group.attrs[S.ENCODING_VERSION] = S.ANALYSIS_VERSION
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dumps(value):
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _write_recording(parent, rec: RecordingResult):
+    g = parent.create_group(rec.name)
+    _mark(g, S.ANALYSIS_RECORDING_TYPE)
+    g.attrs["mode"] = rec.mode
+    g.attrs["fs_hz"] = rec.fs_hz
+    g.attrs["method"] = rec.method
+    g.attrs["noise_rms_v"] = rec.noise_rms_v
+    g.attrs["trigger_fibre"] = rec.trigger_fibre
+    g.attrs["muscle"] = rec.muscle if rec.muscle is not None else ""
+    g.attrs["electrode"] = rec.electrode if rec.electrode is not None else ""
+    for field, (name, factor) in S.ANALYSIS_PAIR_SCALARS.items():
+        values = np.array([getattr(p, field) for p in rec.pairs])
+        g.create_dataset(name, data=values * factor if factor != 1 else values)
+    for field, name in S.ANALYSIS_PAIR_TEXT.items():
+        values = [getattr(p, field) if field == "label" else _dumps(list(getattr(p, field)))
+                  for p in rec.pairs]
+        g.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
+    for field, name in S.ANALYSIS_PAIR_SERIES.items():
+        g.create_dataset(name, data=np.vstack([getattr(p, field) for p in rec.pairs]),
+                         compression="gzip")
+    for name in S.ANALYSIS_RECORDING_ARRAYS:
+        g.create_dataset(name, data=getattr(rec, name), compression="gzip")
+
+
+def save_results(path, study: StudyResult, *, source=None):
+    """Write a study's results to ``path``'s ``/analysis`` group, atomically.
+
+    An existing file keeps everything else (``/recordings`` untouched) and a previous
+    ``/analysis`` is replaced; a missing file is created.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    study : StudyResult
+    source : str, optional
+        The recording file analysed (stored as an attribute; defaults to ``study.source``).
+    """
+    from .. import __version__
+
+    path = Path(path)
+    mode = "a" if path.exists() else "w"
+    if mode == "a" and not h5py.is_hdf5(path):
+        raise SfemgInputError(f"{path}: exists and is not an HDF5 file; refusing to overwrite it")
+    with atomic_h5(path, mode=mode) as h5:
+        if S.ANALYSIS in h5:
+            del h5[S.ANALYSIS]
+        a = h5.create_group(S.ANALYSIS)
+        _mark(a, S.ANALYSIS_TYPE)
+        a.attrs[S.ANALYSIS_METHOD_ATTR] = study.params.method
+        a.attrs[S.ANALYSIS_PARAMS_ATTR] = _dumps(study.params.to_dict())
+        a.attrs[S.ANALYSIS_SFEMG_VERSION_ATTR] = __version__
+        a.attrs[S.ANALYSIS_SOURCE_ATTR] = str(source if source is not None else (study.source or ""))
+        a.attrs[S.ANALYSIS_PROBLEMS_ATTR] = _dumps(study.problems)
+        recs = a.create_group(S.ANALYSIS_RECORDINGS)
+        for rec in study.recordings:
+            _write_recording(recs, rec)
+        st = a.create_group(S.ANALYSIS_STUDY)
+        _mark(st, S.ANALYSIS_STUDY_TYPE)
+        st.attrs[S.ANALYSIS_STUDY_JSON_ATTR] = _dumps(study.study)
+        st.attrs["verdict"] = str(study.study.get("verdict", ""))
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_recording(path, name, g):
+    try:
+        n_pairs = g[S.ANALYSIS_PAIR_SCALARS["fibre"][0]].shape[0]
+        scalars = {f: g[n][()] for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
+        text = {f: [_text(v) for v in g[n][()]] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
+        series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
+        arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
+        attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
+                                         "muscle", "electrode")}
+    except KeyError as exc:
+        raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
+                              f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
+    pairs = []
+    for i in range(n_pairs):
+        kw = {}
+        for f, (_, factor) in S.ANALYSIS_PAIR_SCALARS.items():
+            v = scalars[f][i]
+            kw[f] = v / factor if factor != 1 else v.item()
+        kw["fibre"] = int(kw["fibre"])
+        kw["n_discharges"] = int(kw["n_discharges"])
+        kw["n_blocked"] = int(kw["n_blocked"])
+        kw["accepted"] = bool(kw["accepted"])
+        kw["label"] = text["label"][i]
+        kw["reject_reasons"] = tuple(json.loads(text["reject_reasons"][i]))
+        kw["flags"] = tuple(json.loads(text["flags"][i]))
+        for f in S.ANALYSIS_PAIR_SERIES:
+            kw[f] = series[f][i]
+        pairs.append(PairResult(**kw, idis_s=arrays["idis_s"],
+                                reference_times_s=arrays["reference_times_s"]))
+    return RecordingResult(
+        name=name, mode=_text(attrs["mode"]), fs_hz=float(attrs["fs_hz"]),
+        method=_text(attrs["method"]), pairs=tuple(pairs), noise_rms_v=float(attrs["noise_rms_v"]),
+        trigger_fibre=int(attrs["trigger_fibre"]), muscle=_text(attrs["muscle"]) or None,
+        electrode=_text(attrs["electrode"]) or None, **arrays)
+
+
+def load_results(path) -> StudyResult:
+    """Read the ``/analysis`` group written by :func:`save_results`.
+
+    Returns
+    -------
+    StudyResult
+        With ``params`` rebuilt from the stored parameters and ``source`` the analysed file.
+
+    Raises
+    ------
+    SfemgInputError
+        Missing file, not HDF5, no ``/analysis`` group, or a malformed one.
+    """
+    with _open(path) as h5:
+        if S.ANALYSIS not in h5 or not isinstance(h5[S.ANALYSIS], h5py.Group):
+            raise SfemgInputError(f"{path}: no '/{S.ANALYSIS}' group (run 'sfemg analyze' first)")
+        a = h5[S.ANALYSIS]
+        try:
+            params = AnalysisParams(**json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR]))
+            problems = json.loads(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
+            source = _text(a.attrs[S.ANALYSIS_SOURCE_ATTR]) or None
+            study = json.loads(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
+            recs_group = a[S.ANALYSIS_RECORDINGS]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None
+        recs = tuple(_read_recording(path, name, recs_group[name]) for name in recs_group)
+    return StudyResult(recordings=recs, study=study, problems=problems, params=params, source=source)
+
+
+def save_json(path, study: StudyResult):
+    """Write ``study.to_json_dict()`` to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SfemgInputError(f"{path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(study.to_json_dict(), fh, indent=2, ensure_ascii=False, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

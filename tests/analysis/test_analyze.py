@@ -1,0 +1,229 @@
+"""analyze_signal / analyze_recording on analytic recordings with planted jitter and blocks."""
+
+import numpy as np
+import pytest
+
+from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal
+from sfemg.errors import SfemgInputError
+from sfemg.recording import Recording
+
+from . import synth
+from .tolerances import (CRB_REL, MCD_ABS_US_20DB, MCD_ABS_US_30DB, MCD_REL_20DB, MCD_REL_30DB)
+
+
+def matched(result, truth):
+    """Index of the true discharge behind each analysed one (nearest trigger time)."""
+    return np.abs(truth.times_s[truth_trigger(result, truth)][:, None]
+                  - result.reference_times_s[None, :]).argmin(axis=0)
+
+
+def truth_trigger(result, truth):
+    return 0 if result.mode == "voluntary" else 0
+
+
+def true_fibre(pair, result, truth):
+    """The planted fibre whose mean latency matches the pair's mean IPI."""
+    k = matched(result, truth)
+    ref = truth.times_s[0][k] if result.mode == "voluntary" else truth.reference_s[k]
+    mean_ipi = np.nanmean(truth.times_s[:, k] - ref, axis=1)
+    start = 1 if result.mode == "voluntary" else 0
+    return start + int(np.argmin(np.abs(mean_ipi[start:] - pair.mean_ipi_us * 1e-6)))
+
+
+def true_mcd_us(pair, result, truth):
+    k = matched(result, truth)
+    f = true_fibre(pair, result, truth)
+    base = truth.times_s[0][k] if result.mode == "voluntary" else truth.reference_s[k]
+    d = np.abs(np.diff(truth.times_s[f][k] - base))
+    return float(np.nanmean(d)) * 1e6
+
+
+@pytest.mark.parametrize("fs_hz", [25e3, 50e3, 100e3])
+@pytest.mark.parametrize("snr_db,abs_us,rel", [(30, MCD_ABS_US_30DB, MCD_REL_30DB),
+                                               (20, MCD_ABS_US_20DB, MCD_REL_20DB)])
+def test_voluntary_mcd_recovers_planted_jitter(fs_hz, snr_db, abs_us, rel):
+    for seed, jitter_us in enumerate((20.0, 60.0)):
+        sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=snr_db,
+                                     jitter_us=(jitter_us,), seed=seed)
+        r = analyze_signal(sig, fs_hz)
+        assert r.n_discharges == 150 and len(r.pairs) == 1
+        p = r.pairs[0]
+        want = true_mcd_us(p, r, truth)
+        assert abs(p.mcd_us - want) <= max(abs_us, rel * want), (p.mcd_us, want)
+        assert p.n_blocked == 0 and p.accepted and p.flags == ()
+        assert p.mean_ipi_us == pytest.approx(1000, abs=60)  # peak of a biphasic phase: ±35 µs
+
+
+@pytest.mark.parametrize("fs_hz", [50e3, 100e3])
+def test_technical_jitter_reaches_cramer_rao_bound(fs_hz):
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=1000, rate_hz=40, snr_db=30,
+                                 jitter_us=(0.0,), seed=7)
+    p = analyze_signal(sig, fs_hz).pairs[0]
+    assert abs(p.mcd_us / p.technical_jitter_us - 1) <= CRB_REL, (p.mcd_us, p.technical_jitter_us)
+    assert "low-mcd" in p.flags and not p.accepted
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: at 25 kHz a 70 µs phase is aliased and the "
+                   "Fourier-shift template misses the bound by ~40 % (docs/analysis.md)")
+def test_technical_jitter_reaches_cramer_rao_bound_at_25_khz():
+    sig, truth = synth.voluntary(fs_hz=25e3, n_discharges=1000, rate_hz=40, snr_db=30,
+                                 jitter_us=(0.0,), seed=7)
+    p = analyze_signal(sig, 25e3).pairs[0]
+    assert abs(p.mcd_us / p.technical_jitter_us - 1) <= CRB_REL
+
+
+def test_template_beats_peak_and_level():
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=600, rate_hz=40, snr_db=30, jitter_us=(0.0,), seed=8)
+    mcd = {m: analyze_signal(sig, 50e3, params=AnalysisParams(method=m)).pairs[0].mcd_us
+           for m in ("template", "peak", "level")}
+    assert mcd["template"] < mcd["peak"] and mcd["template"] < mcd["level"]
+
+
+def test_blocking_counted_exactly_at_20_db():
+    sig, truth = synth.voluntary(fs_hz=50e3, n_discharges=200, snr_db=20, jitter_us=(40.0,),
+                                 block_prob=(0.15,), seed=11)
+    r = analyze_signal(sig, 50e3)
+    p = r.pairs[0]
+    want = np.isnan(truth.times_s[1][matched(r, truth)])
+    assert want.sum() > 10
+    np.testing.assert_array_equal(p.blocked, want)
+    assert p.n_blocked == want.sum()
+    assert p.blocking_percent == pytest.approx(100 * want.mean())
+    assert np.all(np.isnan(p.ipis_s[want])) and np.all(np.isfinite(p.ipis_s[~want]))
+
+
+def test_three_fibre_unit_with_foreign_unit():
+    sig, truth = synth.voluntary(
+        fs_hz=50e3, n_discharges=200, snr_db=20, jitter_us=(30.0, 60.0), ipis_s=(0.8e-3, -1.5e-3),
+        amplitudes_v=(1e-3, 0.6e-3, 0.5e-3), shapes=("triphasic", "biphasic", "triphasic"),
+        block_prob=(0.1, 0.0), foreign=True, seed=3)
+    r = analyze_signal(sig, 50e3)
+    assert len(r.pairs) == 2  # the foreign unit is not time-locked
+    assert r.potential_latencies_s[r.trigger_fibre] == 0
+    k = matched(r, truth)
+    for p in r.pairs:
+        f = true_fibre(p, r, truth)
+        want = true_mcd_us(p, r, truth)
+        assert abs(p.mcd_us - want) <= max(MCD_ABS_US_20DB, MCD_REL_20DB * want)
+        np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f][k]))
+
+
+def test_msd_reported_when_firing_rate_dependence_planted():
+    sig, truth = synth.voluntary(fs_hz=50e3, n_discharges=300, snr_db=30, jitter_us=(10.0,),
+                                 idi_slope=2e-3, seed=5)
+    p = analyze_signal(sig, 50e3).pairs[0]
+    assert p.mcd_msd_ratio > 1.25 and p.jitter_us == p.msd_us
+    assert p.msd_us == pytest.approx(10.0, rel=0.25)  # the planted jitter without the trend
+
+
+def test_few_discharges_flagged():
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=30, jitter_us=(20.0,), seed=2)
+    p = analyze_signal(sig, 50e3).pairs[0]
+    assert "few-discharges" in p.flags and p.accepted
+
+
+def test_stimulated_with_artefact():
+    sig, stim, truth = synth.stimulated(fs_hz=50e3, jitter_us=(15.0, 25.0), latencies_s=(3e-3, 4.2e-3),
+                                        amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.05, 0.0), seed=2)
+    r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim)
+    assert r.mode == "stimulated" and len(r.pairs) == 2  # the artefact is not a response
+    for p, f in zip(r.pairs, (0, 1)):
+        want = truth.mcd_s(f, None) * 1e6
+        assert abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+        assert np.isnan(p.msd_us) and p.jitter_us == p.mcd_us
+        np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
+    assert r.pairs[0].mean_ipi_us == pytest.approx(3000, abs=30)
+
+
+def test_stimulated_sweeps():
+    fs = 50e3
+    sig, stim, truth = synth.stimulated(fs_hz=fs, jitter_us=(20.0,), seed=4)
+    pre, n_cols = int(1e-3 * fs), int(8e-3 * fs)
+    starts = np.floor(stim * fs).astype(int) - pre
+    sweeps = sig[starts[:, None] + np.arange(n_cols)]
+    rec = Recording(name="sw", fs_hz=fs, sweeps_v=sweeps, sweep_start_times_s=starts / fs,
+                    stimulus_times_s=stim, mode="stimulated")
+    p = analyze_recording(rec).pairs[0]
+    want = truth.mcd_s(0, None) * 1e6
+    assert abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+    # without stimulus times the stimulus is at each sweep's start
+    starts = np.round(stim * fs).astype(int)
+    rec = Recording(name="sw0", fs_hz=fs, sweeps_v=sig[starts[:, None] + np.arange(n_cols)],
+                    sweep_start_times_s=starts / fs, mode="stimulated")
+    p = analyze_recording(rec).pairs[0]
+    assert p.mean_ipi_us == pytest.approx(3000, abs=30)
+
+
+def test_voluntary_sweeps():
+    fs = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs, n_discharges=150, jitter_us=(25.0,), seed=4)
+    offsets = np.random.default_rng(0).integers(-20, 20, truth.reference_s.size)
+    starts = np.floor(truth.reference_s * fs).astype(int) - int(3e-3 * fs) + offsets
+    rec = Recording(name="vs", fs_hz=fs, sweeps_v=sig[starts[:, None] + np.arange(int(8e-3 * fs))],
+                    sweep_start_times_s=starts / fs, mode="voluntary")
+    r = analyze_recording(rec)
+    p = r.pairs[0]
+    want = truth.mcd_s(1) * 1e6
+    assert r.n_discharges == 150
+    assert abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+
+
+def test_result_arrays_for_display():
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, jitter_us=(20.0,), seed=1)
+    r = analyze_signal(sig, 50e3)
+    assert r.aligned_sweeps_v.shape == (60, r.sweep_time_s.size)
+    assert r.sweep_time_s[np.argmin(np.abs(r.sweep_time_s))] == 0
+    assert r.templates_v.shape == (2, r.template_time_s.size)
+    assert r.firing_rate_hz == pytest.approx(10, rel=0.1)
+    assert r.noise_rms_v > 0 and np.all(r.timing_sd_s > 0)
+    d = r.pairs[0].to_json_dict()
+    assert list(d) == ["mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
+                       "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
+                       "accepted", "reject_reasons"]
+
+
+def test_rejections_have_reasons():
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, amplitudes_v=(1e-3, 0.08e-3),
+                             snr_db=25, jitter_us=(20.0,), seed=1)
+    p = analyze_signal(sig, 50e3).pairs[0]
+    assert not p.accepted and any("amplitude" in r for r in p.reject_reasons)
+    p = analyze_signal(sig, 50e3, params=AnalysisParams(electrode="concentric")).pairs[0]
+    assert p.accepted
+
+
+@pytest.mark.parametrize("signal,fs,match", [
+    (np.array([0.0, np.nan, 1.0]), 50e3, "NaN"),
+    (np.array([0.0, np.inf, 1.0]), 50e3, "NaN"),
+    (np.array([]), 50e3, "sample"),
+    (np.array([1.0]), 50e3, "sample"),
+    (np.zeros((3, 100)), 50e3, "1-D"),
+    (np.zeros(100, dtype=np.int16), 50e3, "integer"),
+    (np.random.default_rng(0).normal(size=1000), 10e3, "too low"),
+    (np.random.default_rng(0).normal(size=1000), -1.0, "positive"),
+])
+def test_bad_input_one_line_errors(signal, fs, match):
+    with pytest.raises(SfemgInputError, match=match) as info:
+        analyze_signal(signal, fs)
+    assert "\n" not in str(info.value)
+
+
+def test_noise_only_has_no_potentials():
+    sig = synth.band_noise(200_000, 50e3, 20e-6, np.random.default_rng(0))
+    with pytest.raises(SfemgInputError, match="no potentials"):
+        analyze_signal(sig, 50e3)
+
+
+def test_stimulated_without_responses_and_without_stimuli():
+    sig, stim, _ = synth.stimulated(fs_hz=50e3, amplitudes_v=(0.6e-3,), latencies_s=(3e-3,), seed=1)
+    quiet = synth.band_noise(sig.size, 50e3, 20e-6, np.random.default_rng(1))
+    with pytest.raises(SfemgInputError, match="no potentials"):
+        analyze_signal(quiet, 50e3, mode="stimulated", stimulus_times_s=stim)
+    with pytest.raises(SfemgInputError, match="stimulus_times_s"):
+        analyze_signal(sig, 50e3, mode="stimulated")
+
+
+def test_params_validated():
+    for bad in (dict(method="spline"), dict(electrode="monopolar"), dict(level_fraction=1.5),
+                dict(min_discharges=1), dict(fit_half_window_us=-1.0), dict(min_amplitude_v=0.0)):
+        with pytest.raises(SfemgInputError):
+            AnalysisParams(**bad)

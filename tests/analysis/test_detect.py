@@ -1,0 +1,80 @@
+"""Candidate-peak kernel against a slow reference, and the detection helpers."""
+
+import numpy as np
+import pytest
+
+from sfemg.analysis.detect import (detect_both_polarities, detect_peaks, find_locked_potentials,
+                                   find_trigger, peak_values)
+
+
+def slow_detect(x, threshold, half_width, polarity):
+    """Every sample above threshold that is the first largest value within ±half_width."""
+    x = np.atleast_2d(x)
+    y = np.abs(x) if polarity == 0 else polarity * x
+    out = []
+    for r in range(y.shape[0]):
+        for i in range(y.shape[1]):
+            lo, hi = max(0, i - half_width), min(y.shape[1], i + half_width + 1)
+            win = y[r, lo:hi]
+            if y[r, i] > threshold and y[r, i] == win.max() and lo + int(np.argmax(win)) == i:
+                out.append((r, i))
+    return out
+
+
+@pytest.mark.parametrize("polarity", [0, 1, -1])
+@pytest.mark.parametrize("seed", range(4))
+def test_kernel_matches_slow_reference(seed, polarity):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 300))
+    x[1, 50:53] = 4.0  # a plateau: the first sample wins
+    x[2, :2] = -5.0  # maxima at the edges
+    x[2, -1] = 6.0
+    for half_width in (1, 3, 10):
+        rows, cols = detect_peaks(x, 1.5, half_width, polarity)
+        assert list(zip(rows.tolist(), cols.tolist())) == slow_detect(x, 1.5, half_width, polarity)
+
+
+def test_kernel_grows_its_output():
+    x = np.tile([0.0, 1.0], 5000)  # 5000 maxima: more than the first capacity
+    rows, cols = detect_peaks(x, 0.5, 1)
+    assert cols.size == 5000 and np.all(cols % 2 == 1)
+
+
+def test_both_polarities_merged_in_order():
+    x = np.zeros(100)
+    x[10], x[40], x[70] = 1.0, -2.0, 3.0
+    rows, cols = detect_both_polarities(x, 0.5, 5)
+    assert cols.tolist() == [10, 40, 70]
+
+
+def test_peak_values_interpolate_a_parabola():
+    t = np.arange(10.0)
+    x = 2.0 - (t - 4.3) ** 2
+    assert peak_values(x, np.array([0]), np.array([4]))[0] == pytest.approx(2.0)
+    assert peak_values(-x, np.array([0]), np.array([4]))[0] == pytest.approx(-2.0)
+
+
+def test_find_trigger_picks_biggest_recurring_potential():
+    rng = np.random.default_rng(0)
+    n = 100
+    times = np.arange(n) * 5000
+    big = rng.normal(1.0, 0.03, n)
+    small = rng.normal(0.6, 0.03, n)
+    huge_once = np.array([5.0])  # not recurring
+    amps = np.concatenate([big, small, huge_once])
+    t = np.concatenate([times, times + 50, [123]])
+    order = np.argsort(t)
+    idx = find_trigger(amps[order], t[order], 50_000.0, 8, 10.0)
+    assert np.allclose(t[order][idx], times)
+
+
+def test_locked_potentials_ignore_uniform_background():
+    rng = np.random.default_rng(1)
+    n = 200
+    lat = np.concatenate([rng.normal(0, 1, n), rng.normal(60, 2, n), rng.uniform(-250, 250, 150)])
+    amp = np.concatenate([np.ones(n), -0.6 * np.ones(n), 0.5 * np.ones(150)])
+    pots = find_locked_potentials(lat, amp, n, lock_half=15, min_fraction=0.3)
+    assert len(pots) == 2
+    assert pots[0].latency == pytest.approx(0, abs=1) and pots[0].polarity == 1
+    assert pots[1].latency == pytest.approx(60, abs=1) and pots[1].polarity == -1
+    assert pots[0].half_window + pots[1].half_window <= 60

@@ -1,0 +1,83 @@
+"""MCD, MSD, the reporting rule and flip-flop detection against slow references."""
+
+import numpy as np
+import pytest
+
+from sfemg.analysis import compute_mcd, compute_msd, reported_jitter
+from sfemg.analysis.jitter import flip_flop_separation
+from sfemg.errors import SfemgInputError
+
+from .tolerances import MCD_SD_FACTOR, N_SD
+
+
+def slow_mcd(x):
+    """Obviously-correct MCD: loop over consecutive pairs, skip any pair with a block."""
+    diffs = [abs(x[i] - x[i - 1]) for i in range(1, len(x))
+             if not (np.isnan(x[i]) or np.isnan(x[i - 1]))]
+    return sum(diffs) / len(diffs) if diffs else float("nan")
+
+
+def slow_msd(x, idi):
+    kept = [(idi[i], i, x[i]) for i in range(len(x)) if not (np.isnan(x[i]) or np.isnan(idi[i]))]
+    kept.sort()
+    return slow_mcd([v for _, _, v in kept])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mcd_and_msd_match_slow_reference(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(1e-3, 20e-6, 60)
+    x[rng.random(60) < 0.2] = np.nan
+    idi = rng.uniform(0.05, 0.15, 60)
+    idi[0] = np.nan
+    assert compute_mcd(x) == pytest.approx(slow_mcd(x), rel=1e-12)
+    assert compute_msd(x, idi) == pytest.approx(slow_msd(x, idi), rel=1e-12)
+
+
+def test_mcd_edge_cases():
+    assert np.isnan(compute_mcd([]))
+    assert np.isnan(compute_mcd([1.0]))
+    assert np.isnan(compute_mcd([1.0, np.nan, 2.0]))  # every pair straddles the block
+    assert compute_mcd([1.0, 2.0, np.nan, 5.0, 5.5]) == pytest.approx(0.75)
+    with pytest.raises(SfemgInputError):
+        compute_mcd(np.ones((2, 2)))
+    with pytest.raises(SfemgInputError):
+        compute_msd([1.0, 2.0], [1.0])
+
+
+def test_mcd_is_1_13_sd_for_gaussian_intervals():
+    n, sd = 20_000, 25e-6
+    x = np.random.default_rng(1).normal(1e-3, sd, n)
+    expected = 2 / np.sqrt(np.pi) * sd
+    assert abs(compute_mcd(x) - expected) < N_SD * MCD_SD_FACTOR * sd / np.sqrt(n)
+
+
+def test_msd_removes_planted_idi_dependence():
+    rng = np.random.default_rng(2)
+    n, sd = 400, 10e-6
+    idi = rng.uniform(0.04, 0.2, n)  # irregular firing
+    ipi = 1e-3 + 1e-3 * (idi - 0.1) + rng.normal(0, sd, n)  # 1 µs per ms of IDI
+    mcd, msd = compute_mcd(ipi), compute_msd(ipi, idi)
+    true_mcd = 2 / np.sqrt(np.pi) * sd
+    # after sorting, neighbours differ in IDI by ~ (0.2 - 0.04) / n, adding at most this:
+    trend_step = 1e-3 * (0.2 - 0.04) / n
+    assert mcd > 2 * true_mcd
+    assert abs(msd - true_mcd) < N_SD * MCD_SD_FACTOR * sd / np.sqrt(n) + trend_step
+    jitter, ratio = reported_jitter(mcd, msd)
+    assert ratio > 1.25 and jitter == msd
+
+
+def test_reported_jitter_rule():
+    assert reported_jitter(30e-6, 25e-6) == (30e-6, pytest.approx(1.2))
+    assert reported_jitter(40e-6, 25e-6)[0] == 25e-6
+    assert reported_jitter(40e-6, float("nan"))[0] == 40e-6  # stimulated: MCD
+    assert reported_jitter(40e-6, 30e-6, ratio_threshold=1.5)[0] == 40e-6
+
+
+def test_flip_flop_separation():
+    rng = np.random.default_rng(3)
+    gauss = rng.normal(0, 1, 200)
+    assert flip_flop_separation(gauss) < 4
+    two = np.where(rng.random(200) < 0.5, 0.0, 10.0) + rng.normal(0, 1, 200)
+    assert flip_flop_separation(two) > 6
+    assert flip_flop_separation([1.0, 2.0]) == 0.0

@@ -1,0 +1,35 @@
+"""Named tolerances of the analysis tests, each with its statistical or specified reason."""
+
+import numpy as np
+
+#: Standard deviations allowed between a statistic and its expectation: with the few
+#: dozen statistical assertions of this suite, 4 SD gives a false-alarm rate < 1e-3.
+N_SD = 4.0
+
+#: MCD of n i.i.d. Gaussian values: SD of the estimator = MCD_SD_FACTOR * sigma / sqrt(n).
+#: Var|d| = (2 - 4/pi) sigma^2 for d = x_i - x_(i-1); consecutive |d| correlate with
+#: coefficient 0.224 (bivariate normal, rho = -0.5), so Var(mean) = 0.727 (1 + 2*0.224) / n.
+MCD_SD_FACTOR = float(np.sqrt((2 - 4 / np.pi) * (1 + 2 * 0.224)))
+
+#: MCD accuracy targets of issue 3 (specified, not statistical): at >= 30 dB SNR the
+#: measured MCD is within max(0.5 µs, 3 %) of the true one, at 20 dB within max(3 µs, 10 %).
+MCD_ABS_US_30DB, MCD_REL_30DB = 0.5, 0.03
+MCD_ABS_US_20DB, MCD_REL_20DB = 3.0, 0.10
+
+#: Technical jitter (MCD at zero true jitter) within 15 % of the Cramér–Rao bound
+#: (issue 3 target). The tests use >= 1000 discharges so that the MCD estimator's own
+#: relative SD (MCD_SD_FACTOR / 1.128 / sqrt(1000) = 2.9 %) is well inside that margin.
+CRB_REL = 0.15
+
+#: Relative agreement of the reported technical jitter with a direct computation of the
+#: white-noise bound sigma^2 / sum s'(t_n)^2 on the same waveform: the spectral estimate
+#: uses a noise spectrum from ~250 segments (relative SD of a power estimate ~ 1/sqrt(250)
+#: per bin, averaged over tens of bins) and an estimated template: 5 % covers both.
+CRB_FORMULA_REL = 0.05
+
+#: Sub-sample estimators on noise-free analytic potentials: parabolic peak interpolation
+#: of a 70 µs phase sampled at >= 50 kHz is biased by less than 0.1 sample.
+NOISELESS_PEAK_SAMPLES = 0.1
+
+#: Floating-point round trip of SI <-> µs conversion in HDF5 storage.
+ROUND_TRIP_RTOL = 1e-12
