@@ -17,7 +17,7 @@ __all__ = ["Preset", "PRESETS", "MUSCLES", "get_preset", "get_muscle", "MUSCLE_A
 #: Healthy endplate physiology per muscle.
 MUSCLES: dict[str, NMJParams] = {
     "edc": NMJParams(),
-    "frontalis": NMJParams(),
+    "frontalis": NMJParams(threshold_v=3.6e-3),
     "orbicularis-oculi": NMJParams(),
 }
 
@@ -53,22 +53,22 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("healthy-orbicularis-oculi", "healthy orbicularis oculi", "orbicularis-oculi"),
     Preset("achr-mg-mild", "AChR-antibody MG, mild (ocular-like): modulation and some lysis in part of the endplates",
            "orbicularis-oculi",
-           Disease(complement_lysis=0.25, antigenic_modulation=0.25, receptor_blockade=0.05,
+           Disease(complement_lysis=0.12, antigenic_modulation=0.15, receptor_blockade=0.03,
                    affected_fraction=0.6, severity_spread_cv=0.6)),
     Preset("achr-mg-moderate", "AChR-antibody MG, moderate (generalised): lysis, modulation and blockade",
            "edc",
-           Disease(complement_lysis=0.35, antigenic_modulation=0.3, receptor_blockade=0.1,
+           Disease(complement_lysis=0.27, antigenic_modulation=0.23, receptor_blockade=0.06,
                    affected_fraction=0.8, severity_spread_cv=0.6)),
     Preset("achr-mg-severe", "AChR-antibody MG, severe: extensive lysis with Na+-channel loss, frequent blocking",
            "edc",
-           Disease(complement_lysis=0.5, antigenic_modulation=0.35, receptor_blockade=0.15,
+           Disease(complement_lysis=0.3, antigenic_modulation=0.3, receptor_blockade=0.1,
                    affected_fraction=0.95, severity_spread_cv=0.5)),
     Preset("musk-mg", "MuSK-antibody MG: loss of AChR clustering, no complement, patchy",
            "frontalis",
-           Disease(musk_clustering_loss=0.55, affected_fraction=0.6, severity_spread_cv=0.6)),
+           Disease(musk_clustering_loss=0.45, affected_fraction=0.6, severity_spread_cv=0.6)),
     Preset("lems", "Lambert-Eaton-like presynaptic disorder: low release probability, strong facilitation",
            "edc",
-           Disease(release_probability_factor=0.3, facilitation_factor=4.0, affected_fraction=1.0,
+           Disease(release_probability_factor=0.5, facilitation_factor=3.0, affected_fraction=1.0,
                    severity_spread_cv=0.3)),
 ]}
 

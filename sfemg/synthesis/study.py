@@ -21,7 +21,8 @@ from .. import __version__
 from ..errors import SfemgInputError
 from ..recording import GroundTruth, Recording
 from .physiology import Disease, NMJParams, draw_endplates
-from .potentials import Conductor, compute_fibre_potential, conduction_velocity_m_s
+from .potentials import (Conductor, FibrePotential, compute_fibre_potential,
+                         conduction_velocity_m_s)
 from .presets import get_preset
 from .render import Amplifier, WaveTable, render_segment
 from .transmission import draw_transmission_noise, simulate_transmission
@@ -155,6 +156,12 @@ class Study:
     recordings: tuple[Recording, ...]
     params: StudyParams
     seed: int
+    ground_truths: tuple[GroundTruth, ...] = ()
+
+    def __post_init__(self):
+        if not self.ground_truths:
+            object.__setattr__(self, "ground_truths",
+                               tuple(r.ground_truth for r in self.recordings))
 
     def provenance(self) -> dict:
         """Package version, seed and generator used, for storage."""
@@ -195,23 +202,15 @@ def _propagation_delay_s(event_base_s, blocked, distance_m, velocity_m_s, nmj: N
     return delay
 
 
-def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Recording:
-    """Simulate the recording at one electrode position.
-
-    Parameters
-    ----------
-    params : StudyParams
-    index : int
-        Position in the study (names the recording).
-    seed_sequence : numpy.random.SeedSequence
-        This recording's own random stream.
+def _simulate_physiology(params: StudyParams, rng):
+    """Firing, transmission, geometry and propagation of one electrode position.
 
     Returns
     -------
-    Recording
-        With :class:`~sfemg.recording.GroundTruth`.
+    gt : GroundTruth
+    geometry : dict of str to ndarray
+        ``diameter_m``, ``radial_m``, ``velocity_m_s`` per fibre (for rendering).
     """
-    rng = np.random.default_rng(seed_sequence)
     voluntary = params.mode == "voluntary"
     n_fib = params.fibres_per_recording
     times, n_warm = _discharge_times(params, rng)
@@ -227,7 +226,10 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
     velocity = conduction_velocity_m_s(diameter)
     # Axonal delays place the potentials apart: voluntary IPIs ~0.6-2.7 ms after the
     # trigger; stimulated latencies 2-5 ms plus NMJ and propagation.
-    typical = params.nmj.synaptic_delay_s + 0.3 * state.epp_rise_time_constant_s * 3 + distance / velocity
+    fired = np.where(tx.blocked, np.inf, tx.latency_s)
+    typical_nmj = np.where(np.isfinite(fired).any(axis=1), np.median(fired, axis=1), 0.0)
+    typical_nmj = np.where(np.isfinite(typical_nmj), typical_nmj, 0.0)
+    typical = params.nmj.synaptic_delay_s + typical_nmj + distance / velocity
     if voluntary:
         target = np.concatenate([[0.0], 0.6e-3 + 0.8e-3 * np.arange(n_fib - 1)
                                  + rng.uniform(0, 0.5e-3, n_fib - 1)])
@@ -239,8 +241,53 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
     prop = _propagation_delay_s(arrive, tx.blocked, distance, velocity, params.nmj)
     events = np.where(tx.blocked, np.nan, arrive + prop)
     keep = slice(n_warm, None)
-    gt_times = times[keep]
-    gt_events = events[:, keep]
+    fibres = {"diameter_m": diameter, "radial_distance_m": radial,
+              "endplate_to_electrode_m": distance, "conduction_velocity_m_s": velocity,
+              "axonal_delay_s": axon, "resting_safety_factor": state.resting_safety_factor()}
+    fibres.update({k: np.asarray(v) for k, v in state.as_dict().items()})
+    gt = GroundTruth(
+        discharge_times_s=times[keep],
+        event_times_s=events[:, keep],
+        endplate_latency_s=(axon[:, None] + params.nmj.synaptic_delay_s + tx.latency_s)[:, keep],
+        blocked=tx.blocked[:, keep],
+        epp_amplitude_v=tx.epp_amplitude_v[:, keep],
+        threshold_v=tx.threshold_v[:, keep],
+        safety_factor=tx.safety_factor[:, keep],
+        quantal_content=tx.quantal_content[:, keep],
+        trigger_fibre=0 if voluntary else -1,
+        fibres=fibres,
+    )
+    return gt, {"diameter_m": diameter, "radial_m": radial, "velocity_m_s": velocity}
+
+
+def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render=True):
+    """Simulate the recording at one electrode position.
+
+    Parameters
+    ----------
+    params : StudyParams
+    index : int
+        Position in the study (names the recording).
+    seed_sequence : numpy.random.SeedSequence
+        This recording's own random stream. The physiology draws come first, so the
+        ground truth is the same whether or not the signal is rendered.
+    render : bool
+        Render the signal; when False only the ground truth is simulated (fast).
+
+    Returns
+    -------
+    Recording or GroundTruth
+        A Recording with its :class:`~sfemg.recording.GroundTruth`, or the ground truth
+        alone when ``render`` is False.
+    """
+    rng = np.random.default_rng(seed_sequence)
+    voluntary = params.mode == "voluntary"
+    n_fib = params.fibres_per_recording
+    gt, geo = _simulate_physiology(params, rng)
+    if not render:
+        return gt
+    gt_times, gt_events = gt.discharge_times_s, gt.event_times_s
+    diameter, radial, velocity = geo["diameter_m"], geo["radial_m"], geo["velocity_m_s"]
     t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
 
     # Waveforms: one per fibre (+ background units, + stimulus artefact).
@@ -266,7 +313,6 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
         if params.stimulus_artefact:
             step = waves[0].step_s
             tt = np.arange(0, 2e-3, step)
-            from .potentials import FibrePotential
             waves.append(FibrePotential(5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0), 0.0, step))
             ev_t.append(stimulus)
             ev_w.append(np.full(stimulus.size, len(waves) - 1))
@@ -282,7 +328,9 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
         sweeps = starts = None
     else:
         if voluntary:
-            trigger_nominal = np.nanmedian(gt_events[0] - gt_times)
+            trigger_delay = gt_events[0] - gt_times
+            trigger_delay = trigger_delay[np.isfinite(trigger_delay)]
+            trigger_nominal = np.median(trigger_delay) if trigger_delay.size else 0.0
             starts = gt_times + trigger_nominal - params.sweep_pretrigger_s
         else:
             starts = gt_times - params.sweep_pretrigger_s
@@ -292,22 +340,6 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence) -> Record
                            for s in starts])
         signal = None
 
-    fibres = {"diameter_m": diameter, "radial_distance_m": radial,
-              "endplate_to_electrode_m": distance, "conduction_velocity_m_s": velocity,
-              "axonal_delay_s": axon, "resting_safety_factor": state.resting_safety_factor()}
-    fibres.update({k: np.asarray(v) for k, v in state.as_dict().items()})
-    gt = GroundTruth(
-        discharge_times_s=gt_times,
-        event_times_s=gt_events,
-        endplate_latency_s=(axon[:, None] + params.nmj.synaptic_delay_s + tx.latency_s)[:, keep],
-        blocked=tx.blocked[:, keep],
-        epp_amplitude_v=tx.epp_amplitude_v[:, keep],
-        threshold_v=tx.threshold_v[:, keep],
-        safety_factor=tx.safety_factor[:, keep],
-        quantal_content=tx.quantal_content[:, keep],
-        trigger_fibre=0 if voluntary else -1,
-        fibres=fibres,
-    )
     prefix = "pair" if voluntary else "endplate"
     return Recording(name=f"{prefix}{index + 1:03d}", fs_hz=fs, signal_v=signal, sweeps_v=sweeps,
                      sweep_start_times_s=starts, stimulus_times_s=stimulus, mode=params.mode,
@@ -331,7 +363,8 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
                    rate_hz: float | None = None, fs_hz: float = 50_000.0,
                    electrode: Literal["sfe", "concentric"] = "sfe",
                    output: Literal["continuous", "sweeps"] = "continuous",
-                   seed=None, n_jobs: int | None = None, progress=None, **overrides) -> Study:
+                   seed=None, n_jobs: int | None = None, progress=None, render: bool = True,
+                   **overrides) -> Study:
     """Simulate a single-fibre EMG study from the physiology of a named state.
 
     Parameters
@@ -360,6 +393,10 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
         Worker threads (default: all cores).
     progress : callable, optional
         Called as ``progress(n_done, n_total)`` after each recording.
+    render : bool
+        Render the signals. With False only the ground truth is simulated (the same
+        ground truth, from the same seed): ``Study.recordings`` is empty and
+        ``Study.ground_truths`` holds it — for fast physiology sweeps.
     **overrides
         Any other :class:`StudyParams` field (``nmj=``, ``disease=``, ``rate_cv=``, ...).
 
@@ -396,7 +433,7 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
         raise SfemgInputError(f"n_jobs must be >= 1, got {n_jobs}")
 
     def one(i):
-        return simulate_recording(params, i, children[i])
+        return simulate_recording(params, i, children[i], render=render)
 
     recordings = []
     if n_jobs == 1:
@@ -410,4 +447,6 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
                 recordings.append(rec)
                 if progress:
                     progress(i + 1, params.n_recordings)
+    if not render:
+        return Study(recordings=(), params=params, seed=seed_int, ground_truths=tuple(recordings))
     return Study(recordings=tuple(recordings), params=params, seed=seed_int)
