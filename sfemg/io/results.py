@@ -90,6 +90,10 @@ def save_results(path, study: StudyResult, *, source=None):
     if mode == "a" and not h5py.is_hdf5(path):
         raise SfemgInputError(f"{path}: exists and is not an HDF5 file; refusing to overwrite it")
     with atomic_h5(path, mode=mode) as h5:
+        if mode == "w":
+            h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION
+            h5.attrs[S.ENCODING_TYPE] = S.FILE_TYPE
+            h5.attrs[S.ENCODING_VERSION] = S.GROUP_VERSION
         if S.ANALYSIS in h5:
             del h5[S.ANALYSIS]
         a = h5.create_group(S.ANALYSIS)

@@ -1,0 +1,70 @@
+"""Reference-limit table and the study verdict rules (DESIGN.md §2)."""
+
+import math
+
+import pytest
+
+from sfemg.analysis import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, lookup_limits, study_verdict
+from sfemg.analysis.results import PairResult
+from sfemg.errors import SfemgInputError
+
+
+def pair(jitter_us, n_blocked=0, accepted=True):
+    return PairResult(fibre=1, label="x", mcd_us=jitter_us, msd_us=jitter_us, mcd_msd_ratio=1.0,
+                      jitter_us=jitter_us, mean_ipi_us=1000.0, technical_jitter_us=1.0,
+                      blocking_percent=n_blocked, n_discharges=100, n_blocked=n_blocked,
+                      accepted=accepted)
+
+
+def test_table_holds_the_cited_concentric_values():
+    assert REFERENCE_LIMITS[("edc", "concentric", "voluntary")].mean_us == 30
+    assert REFERENCE_LIMITS[("edc", "concentric", "voluntary")].individual_us == 43
+    assert REFERENCE_LIMITS[("frontalis", "concentric", "stimulated")].individual_us == 28
+    assert REFERENCE_LIMITS[("orbicularis-oculi", "concentric", "stimulated")].mean_us == 27
+    assert all(v.citation for v in REFERENCE_LIMITS.values())
+    assert REFERENCE_LIMITS_VERSION
+
+
+@pytest.mark.parametrize("alias", ["EDC", "extensor digitorum", "ED", "extensor-digitorum-communis"])
+def test_muscle_aliases(alias):
+    limits, why = lookup_limits(alias, "concentric", "voluntary")
+    assert limits.mean_us == 30 and why == ""
+
+
+def test_unknown_limits_say_why():
+    assert lookup_limits("tibialis anterior", "concentric", "voluntary")[0] is None
+    limits, why = lookup_limits("frontalis", "sfe", "voluntary")
+    assert limits is None and "age" in why
+    limits, _ = lookup_limits("frontalis", "sfe", "voluntary", age_years=45)
+    assert (limits.mean_us, limits.individual_us) == (35.5, 53.5)
+    assert lookup_limits("frontalis", "sfe", "stimulated")[0] is None  # no x0.8 guessing
+    assert lookup_limits(None, "sfe", "voluntary")[0] is None
+    with pytest.raises(SfemgInputError):
+        lookup_limits("edc", "monopolar", "voluntary")
+
+
+def test_verdict_normal_and_mean_rule():
+    normal = study_verdict([pair(25)] * 20, muscle="edc", electrode="concentric")
+    assert normal["verdict"] == "normal" and normal["mean_jitter_us"] == 25
+    high = study_verdict([pair(35)] * 20, muscle="edc", electrode="concentric")
+    assert high["verdict"] == "abnormal" and "mean" in high["verdict_reason"]
+
+
+def test_verdict_more_than_ten_percent_rule_counts_blocking():
+    two = [pair(50), pair(20, n_blocked=3)] + [pair(20)] * 18  # 2 of 20 = 10 %: normal
+    assert study_verdict(two, muscle="edc", electrode="concentric")["verdict"] == "normal"
+    three = [pair(50), pair(20, n_blocked=3), pair(20, n_blocked=1)] + [pair(20)] * 17
+    v = study_verdict(three, muscle="edc", electrode="concentric")
+    assert v["verdict"] == "abnormal"
+    assert v["percent_pairs_blocking"] == pytest.approx(10)
+    assert v["percent_pairs_above_limit"] == pytest.approx(5)
+
+
+def test_verdict_excludes_rejected_pairs_and_reports_unknown():
+    v = study_verdict([pair(100, accepted=False)] + [pair(20)] * 5, muscle="edc", electrode="concentric")
+    assert v["n_pairs"] == 6 and v["n_pairs_accepted"] == 5 and v["verdict"] == "normal"
+    v = study_verdict([pair(20)] * 5, muscle="masseter", electrode="concentric")
+    assert v["verdict"].startswith("unknown (no reference limits for masseter")
+    assert v["limits"] is None and v["mean_jitter_us"] == 20
+    v = study_verdict([], muscle="edc", electrode="concentric")
+    assert v["verdict"].startswith("unknown") and math.isnan(v["mean_jitter_us"])

@@ -1,0 +1,135 @@
+"""Round trip of analysis results through HDF5, element by element, and atomic writing."""
+
+import dataclasses
+import json
+
+import h5py
+import numpy as np
+import pytest
+import scipy.signal
+
+from sfemg.analysis import AnalysisParams, analyze_signal
+from sfemg.analysis.results import StudyResult
+from sfemg.analysis.limits import study_verdict
+from sfemg.errors import SfemgInputError
+from sfemg.io import results as results_io
+from sfemg.io.results import load_results, save_json, save_results
+
+#: µs <-> s conversion in storage is exact to floating-point rounding.
+ROUND_TRIP_RTOL = 1e-12
+FS_HZ = 50e3
+
+
+def _recording(seed, block_every=0):
+    """Two time-locked analytic potentials (triphasic trigger, biphasic follower) in noise."""
+    rng = np.random.default_rng(seed)
+    t0 = 0.02 + np.cumsum(rng.uniform(0.08, 0.12, 70))
+    x = np.zeros(int((t0[-1] + 0.02) * FS_HZ))
+    t = np.arange(x.size) / FS_HZ
+    for i, ti in enumerate(t0):
+        sl = slice(int((ti - 1e-3) * FS_HZ), int((ti + 3e-3) * FS_HZ))
+        u = (t[sl] - ti) / 35e-6
+        x[sl] += 1e-3 * (1 - u ** 2) * np.exp(-u ** 2 / 2)
+        if not (block_every and i % block_every == 0):
+            v = (t[sl] - ti - 1e-3 - rng.normal(0, 20e-6)) / 35e-6
+            x[sl] -= 0.6e-3 * v * np.exp(0.5 - v ** 2 / 2)
+    sos = scipy.signal.butter(2, [500, 10_000], "bandpass", fs=FS_HZ, output="sos")
+    return x + scipy.signal.sosfilt(sos, rng.normal(0, 40e-6, x.size))
+
+
+@pytest.fixture(scope="module")
+def study():
+    params = AnalysisParams(electrode="concentric", muscle="edc")
+    recs = (analyze_signal(_recording(1), FS_HZ, params=params, name="a"),
+            analyze_signal(_recording(2, block_every=7), FS_HZ, params=params, name="b"))
+    verdict = study_verdict([p for r in recs for p in r.pairs], muscle="edc", electrode="concentric")
+    return StudyResult(recordings=recs, study=verdict, problems={"c": "no potentials found"},
+                       params=params, source="in.h5")
+
+
+def assert_same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype.kind == b.dtype.kind
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=ROUND_TRIP_RTOL, equal_nan=True)
+        else:
+            np.testing.assert_array_equal(a, b)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=ROUND_TRIP_RTOL)
+    else:
+        assert a == b
+
+
+def test_round_trip_every_element(tmp_path, study):
+    path = tmp_path / "r.h5"
+    save_results(path, study)
+    back = load_results(path)
+    assert back.params == study.params and back.problems == study.problems
+    assert back.source == "in.h5"
+    assert set(back.study) == set(study.study)
+    for key, value in study.study.items():
+        assert_same(value, back.study[key])
+    assert [r.name for r in back.recordings] == ["a", "b"]
+    for ra, rb in zip(study.recordings, back.recordings):
+        for f in dataclasses.fields(ra):
+            if f.name != "pairs":
+                assert_same(getattr(ra, f.name), getattr(rb, f.name))
+        assert len(ra.pairs) == len(rb.pairs)
+        for pa, pb in zip(ra.pairs, rb.pairs):
+            for f in dataclasses.fields(pa):
+                assert_same(getattr(pa, f.name), getattr(pb, f.name))
+    assert study.recordings[1].pairs[0].n_blocked == 10  # blocks survive the trip
+
+
+def test_into_existing_file_keeps_recordings_and_replaces_analysis(tmp_path, study):
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+        h5.create_group("analysis/stale")
+    save_results(path, study)
+    with h5py.File(path, "r") as h5:
+        np.testing.assert_array_equal(h5["recordings/x/signal"][()], np.arange(5.0))
+        assert "stale" not in h5["analysis"]
+        assert h5["analysis"].attrs["method"] == "template"
+        assert h5["analysis/recordings/a/time_points_s"].shape == (1, 70)
+
+
+def test_failed_write_leaves_file_untouched(tmp_path, study, monkeypatch):
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("killed mid-write")
+
+    monkeypatch.setattr(results_io, "_write_recording", boom)
+    with pytest.raises(RuntimeError):
+        save_results(path, study)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.h5"]
+
+
+def test_json_written_atomically(tmp_path, study):
+    out = tmp_path / "s.json"
+    save_json(out, study)
+    data = json.loads(out.read_text())
+    assert set(data) == {"recordings", "study"} and set(data["recordings"]) == {"a", "b"}
+    with pytest.raises(SfemgInputError):
+        save_json(tmp_path / "missing" / "s.json", study)
+
+
+def test_refuses_non_hdf5_target_and_reports_malformed(tmp_path, study):
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(SfemgInputError, match="not an HDF5"):
+        save_results(text, study)
+    path = tmp_path / "m.h5"
+    save_results(path, study)
+    with h5py.File(path, "a") as h5:
+        del h5["analysis/recordings/a/mcd_s"]
+    with pytest.raises(SfemgInputError, match="malformed"):
+        load_results(path)
