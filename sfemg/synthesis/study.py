@@ -224,15 +224,15 @@ def _simulate_physiology(params: StudyParams, rng):
     radial[0] = rng.uniform(45e-6, 90e-6)
     distance = rng.uniform(5e-3, 25e-3, n_fib)
     velocity = conduction_velocity_m_s(diameter)
-    # Axonal delays place the potentials apart: voluntary IPIs ~0.6-2.7 ms after the
-    # trigger; stimulated latencies 2-5 ms plus NMJ and propagation.
+    # Axonal delays place the potentials apart: voluntary IPIs 0.9-1.7 ms after the
+    # trigger (then 1.9-2.7 ms, ...); stimulated latencies 2-5 ms plus NMJ and propagation.
     fired = np.where(tx.blocked, np.inf, tx.latency_s)
     typical_nmj = np.where(np.isfinite(fired).any(axis=1), np.median(fired, axis=1), 0.0)
     typical_nmj = np.where(np.isfinite(typical_nmj), typical_nmj, 0.0)
     typical = params.nmj.synaptic_delay_s + typical_nmj + distance / velocity
     if voluntary:
-        target = np.concatenate([[0.0], 0.6e-3 + 0.8e-3 * np.arange(n_fib - 1)
-                                 + rng.uniform(0, 0.5e-3, n_fib - 1)])
+        target = np.concatenate([[0.0], 0.9e-3 + 1.0e-3 * np.arange(n_fib - 1)
+                                 + rng.uniform(0, 0.8e-3, n_fib - 1)])
         axon = 2e-3 + target - (typical - typical[0])
     else:
         axon = rng.uniform(2e-3, 5e-3, n_fib)
