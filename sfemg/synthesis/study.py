@@ -215,6 +215,11 @@ def _simulate_physiology(params: StudyParams, rng):
     n_fib = params.fibres_per_recording
     times, n_warm = _discharge_times(params, rng)
     state = draw_endplates(params.nmj, params.disease, n_fib, rng)
+    if voluntary:
+        # The examiner triggers on a stable potential: the trigger fibre (0) is the one
+        # with the most secure transmission; the others are timed against it.
+        sf = state.resting_safety_factor()
+        state = state.subset(np.concatenate([[np.argmax(sf)], np.delete(np.arange(n_fib), np.argmax(sf))]))
     noise = draw_transmission_noise(rng, (n_fib, times.size))
     tx = simulate_transmission(state, times, noise)
 
@@ -225,7 +230,7 @@ def _simulate_physiology(params: StudyParams, rng):
     distance = rng.uniform(5e-3, 25e-3, n_fib)
     velocity = conduction_velocity_m_s(diameter)
     # Axonal delays place the potentials apart: voluntary IPIs 0.9-1.7 ms after the
-    # trigger (then 1.9-2.7 ms, ...); stimulated latencies 2-5 ms plus NMJ and propagation.
+    # trigger (then 1.9-2.7 ms, ...); stimulated latencies 2.5-6 ms from the stimulus.
     fired = np.where(tx.blocked, np.inf, tx.latency_s)
     typical_nmj = np.where(np.isfinite(fired).any(axis=1), np.median(fired, axis=1), 0.0)
     typical_nmj = np.where(np.isfinite(typical_nmj), typical_nmj, 0.0)
@@ -235,7 +240,7 @@ def _simulate_physiology(params: StudyParams, rng):
                                  + rng.uniform(0, 0.8e-3, n_fib - 1)])
         axon = 2e-3 + target - (typical - typical[0])
     else:
-        axon = rng.uniform(2e-3, 5e-3, n_fib)
+        axon = np.maximum(rng.uniform(2.5e-3, 6e-3, n_fib) - typical, 0.3e-3)
     base = times[None, :] + axon[:, None] + params.nmj.synaptic_delay_s
     arrive = base + np.nan_to_num(tx.latency_s)
     prop = _propagation_delay_s(arrive, tx.blocked, distance, velocity, params.nmj)
