@@ -32,6 +32,8 @@ _NOTCH_DEPTH = 0.05
 #: A present potential's segment must correlate at least this well with the template
 #: (a same-size potential of another unit in the search window does not).
 _MIN_SHAPE_CORRELATION = 0.5
+#: A potential's extent: where its template exceeds this fraction of its peak.
+_SUPPORT_LEVEL = 0.1
 #: The main phase is where the template exceeds this fraction of its peak.
 _MAIN_PHASE_LEVEL = 0.3
 
@@ -188,8 +190,9 @@ def _shape(template, reference, fs_hz):
     """Peak-to-peak amplitude (V), rise time (µs) and notch test of a polarity-corrected template."""
     peak_i = int(np.clip(round(reference), 0, template.size - 1))
     amplitude = float(template.max() - template.min())
-    before = template[:peak_i + 1]
-    trough_i = int(np.argmin(before))
+    trough_i = peak_i  # the rising phase starts at the nearest preceding minimum
+    while trough_i > 0 and template[trough_i - 1] < template[trough_i]:
+        trough_i -= 1
     rise_us = (reference - trough_i) / fs_hz * 1e6
     peak = template[peak_i]
     lo = peak_i
@@ -221,6 +224,80 @@ def _acceptance(amplitude_v, rise_us, notched, params, who):
     return reasons
 
 
+@dataclass(frozen=True)
+class _Timed:
+    """One potential's time points, bound, shape and template."""
+
+    times_s: np.ndarray       # (n,) NaN where blocked
+    crb_var: float            # samples^2
+    shape: tuple              # (amplitude V, rise time µs, notched)
+    template: tuple           # (polarity-as-recorded template V, reference position samples)
+    support: tuple            # (first, last) sample offsets from the reference where |template| >= 10 %
+
+
+def _time_potential(data, sw, pot, pots, is_trigger, spectra, fs_hz, params):
+    """Find, block-check and time one potential in every sweep."""
+    n = data.shape[0]
+    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    same = [abs(q.latency - pot.latency) for q in pots if q is not pot and q.polarity == pot.polarity]
+    if same:  # keep the neighbouring potential of the same polarity out of the segment
+        fit_half = int(min(fit_half, max(2, min(same) // 2)))
+    present, seg_start, segs = _measure_potential(data, sw.ref_pos, pot, fit_half, is_trigger,
+                                                  params.block_fraction)
+    length = 2 * fit_half + 1
+    if length not in spectra:
+        spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
+                                                  length, length // 2, fit_taper(length))
+    noise_power = spectra[length][0]
+    fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+    if fit is not None and not is_trigger:
+        # a discharge is present only if the template fits it: not another unit's potential
+        fits = (fit.amplitudes >= params.block_fraction) & (fit.correlations >= _MIN_SHAPE_CORRELATION)
+        if not fits.all():
+            present[np.flatnonzero(present)[~fits]] = False
+            fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+    times = np.full(n, np.nan)
+    if fit is None:
+        return _Timed(times, np.inf, (np.nan, np.nan, False), (np.zeros(length), float(fit_half)),
+                      (0, 0))
+    if params.method == "template":
+        pos = fit.positions
+    elif params.method == "peak":
+        pos = peak_positions(segs[present])[0]
+    else:
+        pos = level_positions(segs[present], params.level_fraction)
+    times[present] = sw.start_s[present] + (seg_start[present] + pos) / fs_hz
+    big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
+    support = (big[0] - fit.reference, big[-1] - fit.reference)
+    return _Timed(times, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
+                  (pot.polarity * fit.template, fit.reference), support)
+
+
+def _merge_phases(pots, timed, trigger, fs_hz, params):
+    """Indices of the potentials left after folding phases of one potential into its largest.
+
+    Two groups are phases of one potential when one lies within the other's template and
+    their time points keep a constant distance (MCD of the difference below the low-MCD
+    limit). The trigger is always kept.
+    """
+    order = sorted(range(len(pots)), key=lambda j: (j != trigger, -pots[j].amplitude_v))
+    kept = []
+    for j in order:
+        merged = False
+        for k in kept:
+            diff = timed[j].times_s - timed[k].times_s
+            if not np.isfinite(diff).any():
+                continue
+            offset = np.nanmedian(diff) * fs_hz
+            inside = timed[k].support[0] <= offset <= timed[k].support[1]
+            if inside and compute_mcd(diff) * 1e6 < params.low_mcd_us:
+                merged = True
+                break
+        if not merged:
+            kept.append(j)
+    return sorted(kept)
+
+
 def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
     """Everything after the sweeps are cut: potentials, time points, pairs."""
     data = sw.data_v
@@ -233,56 +310,35 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
         keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz
         rows, cols, lat = rows[keep], cols[keep], lat[keep]
     lock_half = max(1, int(round(params.lock_half_window_us * 1e-6 * fs_hz)))
-    pots = find_locked_potentials(lat, peak_values(data, rows, cols), n, lock_half=lock_half,
-                                  min_fraction=params.min_locked_fraction)
+    amps = peak_values(data, rows, cols)
+    pots = []  # each polarity separately: every phase of every potential is a group
+    for sign in (1.0, -1.0):
+        keep = amps * sign > 0
+        pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
+                                       min_fraction=params.min_locked_fraction)
+    pots.sort(key=lambda p: p.latency)
     trigger = -1
     if mode == "voluntary":
         if pots:
             trigger = int(np.argmin([abs(p.latency) for p in pots]))
         if trigger < 0 or abs(pots[trigger].latency) > lock_half:
             raise SfemgInputError("no potentials found: the trigger potential is not consistent")
-        if len(pots) < 2:
-            raise SfemgInputError("no potentials found time-locked to the trigger potential")
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
-    fit_half_max = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
-    lats = np.array([p.latency for p in pots])
     spectra = {}
-    times, crb, shapes, templates = [], [], [], []
-    for j, pot in enumerate(pots):
-        gaps = np.abs(np.delete(lats, j) - pot.latency)
-        fit_half = int(min(fit_half_max, max(2, gaps.min() // 2))) if gaps.size else fit_half_max
-        present, seg_start, segs = _measure_potential(data, sw.ref_pos, pot, fit_half,
-                                                      j == trigger, params.block_fraction)
-        length = 2 * fit_half + 1
-        if length not in spectra:
-            spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
-                                                      length, length // 2, fit_taper(length))
-        noise_power, noise_rms, _ = spectra[length]
-        t = np.full(n, np.nan)
-        fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
-        if fit is not None and j != trigger:
-            # a discharge is present only if the template fits it: not another unit's potential
-            fits = (fit.amplitudes >= params.block_fraction) & (fit.correlations >= _MIN_SHAPE_CORRELATION)
-            if not fits.all():
-                present[np.flatnonzero(present)[~fits]] = False
-                fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
-        if fit is not None:
-            if params.method == "template":
-                pos = fit.positions
-            elif params.method == "peak":
-                pos = peak_positions(segs[present])[0]
-            else:
-                pos = level_positions(segs[present], params.level_fraction)
-            t[present] = sw.start_s[present] + (seg_start[present] + pos) / fs_hz
-            crb.append(fit.crb_var)
-            shapes.append(_shape(fit.template, fit.reference, fs_hz))
-            templates.append((pot.polarity * fit.template, fit.reference))
-        else:
-            crb.append(np.inf)
-            shapes.append((np.nan, np.nan, False))
-            templates.append((np.zeros(length), float(fit_half)))
-        times.append(t)
+    timed = [_time_potential(data, sw, pot, pots, j == trigger, spectra, fs_hz, params)
+             for j, pot in enumerate(pots)]
+    kept = _merge_phases(pots, timed, trigger, fs_hz, params)
+    if mode == "voluntary" and len(kept) < 2:
+        raise SfemgInputError("no potentials found time-locked to the trigger potential")
+    pots = [pots[j] for j in kept]
+    timed = [timed[j] for j in kept]
+    trigger = kept.index(trigger) if trigger >= 0 else -1
+    times = [t.times_s for t in timed]
+    crb = [t.crb_var for t in timed]
+    shapes = [t.shape for t in timed]
+    templates = [t.template for t in timed]
+    lats = np.array([p.latency for p in pots])
     if mode == "voluntary":
         ref_t = times[trigger]
         idis = np.r_[np.nan, np.diff(ref_t)]
