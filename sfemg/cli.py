@@ -96,7 +96,7 @@ def _cmd_simulate(args):
     finally:
         progress.close()
     provenance = study.provenance()
-    provenance["command"] = " ".join(["sfemg"] + sys.argv[1:])
+    provenance["command"] = args.command_line
     save_recordings(args.output, study.recordings, parameters=study.params.to_dict(),
                     provenance=provenance, force=args.force)
     if not args.quiet:
@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (0, 1 or 2)."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.command_line = " ".join(["sfemg", *argv])
         return args.func(args)
     except SfemgInputError as exc:
         print(f"sfemg: error: {exc}", file=sys.stderr)

@@ -1,0 +1,102 @@
+"""The command line: what a user types, what they get back (exit codes, one-line errors)."""
+
+import json
+
+import pytest
+
+from sfemg.cli import main
+from sfemg.io import list_recordings, load_parameters, load_provenance
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_presets_lists_every_required_state(capsys):
+    code, out, _ = run(capsys, "presets")
+    assert code == 0
+    for name in ("healthy-edc", "healthy-frontalis", "healthy-orbicularis-oculi", "achr-mg-mild",
+                 "achr-mg-moderate", "achr-mg-severe", "musk-mg", "lems"):
+        assert name in out
+
+
+def test_simulate_writes_a_complete_file(tmp_path, capsys):
+    path = tmp_path / "study.h5"
+    code, out, err = run(capsys, "simulate", "--preset", "achr-mg-mild", "--pairs", "2",
+                         "--discharges", "20", "--seed", "1", "--quiet", "-o", str(path))
+    assert code == 0 and out == ""
+    assert list_recordings(path) == ["pair001", "pair002"]
+    params = load_parameters(path)
+    assert params["preset"] == "achr-mg-mild" and params["n_discharges"] == 20
+    prov = load_provenance(path)
+    assert prov["seed"] == 1 and "simulate" in prov["command"]
+
+
+def test_simulate_stimulated_with_all_options(tmp_path, capsys):
+    path = tmp_path / "stim.h5"
+    code, out, _ = run(capsys, "simulate", "--preset", "healthy-edc", "--muscle", "frontalis",
+                       "--mode", "stimulated", "--endplates", "2", "--discharges", "10",
+                       "--rate", "5", "--fs", "40000", "--electrode", "concentric",
+                       "--output-kind", "sweeps", "--seed", "3", "--jobs", "1", "-o", str(path))
+    assert code == 0 and "2 endplates" in out
+    params = load_parameters(path)
+    assert (params["muscle"], params["rate_hz"], params["electrode"]) == ("frontalis", 5.0, "concentric")
+
+
+def test_existing_file_needs_force(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    path.write_bytes(b"precious")
+    code, _, err = run(capsys, "simulate", "--pairs", "1", "--discharges", "5", "-o", str(path))
+    assert code == 2 and "--force" in err and path.read_bytes() == b"precious"
+    code, _, _ = run(capsys, "simulate", "--pairs", "1", "--discharges", "5", "--quiet", "--force",
+                     "-o", str(path))
+    assert code == 0 and list_recordings(path) == ["pair001"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["simulate", "--rate", "-3", "-o", "x.h5"], "rate_hz"),
+    (["simulate", "--preset", "nope", "-o", "x.h5"], "unknown preset"),
+    (["simulate", "--fs", "10000", "-o", "x.h5"], "too low"),
+    (["simulate", "--pairs", "0", "-o", "x.h5"], "--pairs"),
+    (["simulate", "--pairs", "two", "-o", "x.h5"], "--pairs"),
+    (["simulate", "--mode", "stimulated", "--pairs", "3", "-o", "x.h5"], "--endplates"),
+    (["simulate", "--muscle", "heart", "-o", "x.h5"], "unknown muscle"),
+    (["simulate"], "--output"),
+    (["frobnicate"], "invalid choice"),
+    (["analyze", "missing.h5"], "no such file"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_analyze_writes_json_summary(tmp_path, capsys):
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--pairs", "2", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    summary = tmp_path / "summary.json"
+    code, out, err = run(capsys, "analyze", str(path), "--json", str(summary), "--quiet")
+    assert code == 0, err
+    data = json.loads(summary.read_text())
+    assert set(data) == {"recordings", "study"}
+    pair = data["recordings"]["pair001"]["pairs"][0]
+    assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
+                         "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
+                         "accepted", "reject_reasons"}
+    assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched
+
+
+def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys):
+    import sfemg.cli as cli
+
+    def boom(args):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cli, "_cmd_presets", boom)
+    code, _, err = run(capsys, "presets")
+    assert code == 1 and "internal error" in err and "Traceback" not in err
