@@ -105,10 +105,13 @@ def main():
     t_floor = best_of(lambda: sps.sosfilt(sos, rng.standard_normal(n_samples)), repeats)
     t_study = best_of(lambda: simulate_study(n_recordings=n_pairs, n_discharges=n_discharges,
                                              fs_hz=100_000.0, seed=1), repeats)
+    t_serial = best_of(lambda: simulate_study(n_recordings=n_pairs, n_discharges=n_discharges,
+                                              fs_hz=100_000.0, seed=1, n_jobs=1), repeats)
     print(f"study: {n_pairs} pairs x {n_discharges} discharges, 100 kHz continuous, "
           f"{n_samples / 1e6:.1f} M samples")
     print(f"  synthesis {t_study * 1e3:8.1f} ms | floor (normal + 1 high-pass) {t_floor * 1e3:8.1f} ms"
           f" | ratio {t_study / t_floor:.2f} (target <= 1.0)")
+    print(f"  (one worker thread: {t_serial * 1e3:.1f} ms, ratio {t_serial / t_floor:.2f})")
 
     # 2. transmission kernel vs vectorised NumPy
     # 40 endplates: the two fibres of each of the 20 pairs of a voluntary study.

@@ -11,8 +11,8 @@ import math
 #: relative); latencies are ~1e-4 s, so 1e-15 s absolute is round-off, not model error.
 KERNEL_VS_REFERENCE_S = 1e-15
 
-#: Rendering by cubic interpolation on the 0.5 µs fine grid vs exact evaluation of the
-#: same waveform: relative to the peak. Fourth-order error (0.5 µs / ~100 µs phase)^4.
+#: Rendering by cubic interpolation on the 1 µs fine grid vs exact evaluation of the
+#: same waveform: relative to the peak. Fourth-order error (1 µs / ~100 µs phase)^4.
 RENDER_INTERPOLATION_REL = 1e-4
 
 #: A shift of δ in an event time must move the rendered potential by δ to within this

@@ -67,26 +67,26 @@ def add_events(out, start_s, fs_hz, wave_table, wave_start_s, wave_step_s, event
 def sosfilt_inplace(sos, x):
     """Filter ``x`` in place with second-order sections (zero initial state).
 
-    Direct form II transposed, section by section — the same arithmetic as
-    ``scipy.signal.sosfilt``.
+    Direct form II transposed — the arithmetic of ``scipy.signal.sosfilt`` — taking the
+    sections two at a time in one pass over the data, with the filter state in
+    registers (about twice as fast as one section per pass).
 
     Parameters
     ----------
     sos : (n_sections, 6) float64
-        ``[b0, b1, b2, a0, a1, a2]`` per section, ``a0 == 1``.
+        ``[b0, b1, b2, a0, a1, a2]`` per section, ``a0 == 1``; ``n_sections`` even.
     x : (n_samples,) float64
     """
-    for s in range(sos.shape[0]):
-        b0 = sos[s, 0]
-        b1 = sos[s, 1]
-        b2 = sos[s, 2]
-        a1 = sos[s, 4]
-        a2 = sos[s, 5]
-        z1 = 0.0
-        z2 = 0.0
+    for s in range(0, sos.shape[0], 2):
+        b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
+        c0, c1, c2, d1, d2 = sos[s + 1, 0], sos[s + 1, 1], sos[s + 1, 2], sos[s + 1, 4], sos[s + 1, 5]
+        z1 = z2 = w1 = w2 = 0.0
         for i in range(x.shape[0]):
             xi = x[i]
             yi = b0 * xi + z1
             z1 = b1 * xi - a1 * yi + z2
             z2 = b2 * xi - a2 * yi
-            x[i] = yi
+            oi = c0 * yi + w1
+            w1 = c1 * yi - d1 * oi + w2
+            w2 = c2 * yi - d2 * oi
+            x[i] = oi

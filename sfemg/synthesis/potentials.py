@@ -29,7 +29,7 @@ __all__ = ["Conductor", "FibrePotential", "compute_fibre_potential", "conduction
 
 #: Time step of the precomputed waveform grid, s. Cubic interpolation on it places a
 #: potential at any continuous time with an error far below 0.05 µs.
-FINE_STEP_S = 0.5e-6
+FINE_STEP_S = 1.0e-6
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ def _design(amplifier: Amplifier, fs_hz: float):
     amplifier.check_sampling_rate(fs_hz)
     hp = sps.butter(amplifier.order, amplifier.highpass_hz, "highpass", fs=fs_hz, output="sos")
     lp = sps.butter(amplifier.order, amplifier.lowpass_hz, "lowpass", fs=fs_hz, output="sos")
+    # high- and low-pass have the same number of sections: the total is even, as the
+    # filter kernel (which takes sections in pairs) requires
     sos = np.ascontiguousarray(np.vstack([hp, lp]))
     _, response = sps.freqz_sos(sos, worN=1 << 16, fs=fs_hz)
     noise_gain = float(np.sqrt(np.mean(np.abs(response) ** 2)))

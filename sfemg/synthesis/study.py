@@ -10,6 +10,7 @@ worker threads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -169,6 +170,15 @@ class Study:
                 "generator": "numpy PCG64 via SeedSequence.spawn, one stream per recording"}
 
 
+@functools.lru_cache(maxsize=8)
+def _background_bank(electrode, conductor):
+    """Potentials of distant fibres (0.4-0.8 mm away), one set per electrode, shared by
+    the background motor units of every recording (computed once)."""
+    points = _concentric_points() if electrode == "concentric" else None
+    return tuple(compute_fibre_potential(d, r, electrode_points_m=points, conductor=conductor)
+                 for d in (45e-6, 60e-6, 75e-6) for r in (400e-6, 600e-6, 800e-6))
+
+
 def _discharge_times(params: StudyParams, rng) -> np.ndarray:
     """Nerve discharge (stimulus) times including the warm-up, s; the recording starts at 0."""
     n_warm = int(np.ceil(params.warmup_s * params.rate_hz))
@@ -302,9 +312,9 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render
     ev_t = [gt_events[f][np.isfinite(gt_events[f])] for f in range(n_fib)]
     ev_w = [np.full(e.size, f) for f, e in enumerate(ev_t)]
     ev_g = [np.ones(e.size) for e in ev_t]
+    bank = _background_bank(params.electrode, params.conductor)
     for u in range(params.n_background_units):
-        waves.append(compute_fibre_potential(rng.uniform(40e-6, 70e-6), rng.uniform(400e-6, 800e-6),
-                                             electrode_points_m=points, conductor=params.conductor))
+        waves.append(bank[rng.integers(len(bank))])
         rate = rng.uniform(7.0, 14.0)
         isi = (1.0 + 0.15 * rng.standard_normal(int(t_end * rate) + 3)) / rate
         t = rng.uniform(0, 1 / rate) + np.cumsum(np.maximum(isi, 0.2 / rate))

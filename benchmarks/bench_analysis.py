@@ -1,0 +1,76 @@
+"""Analysis speed against its floor: reading the samples and filtering them once.
+
+Run ``python benchmarks/bench_analysis.py [--quick]``. A 20-pair voluntary study (the
+toolkit's simulator, continuous, 100 discharges at 10 Hz) is written to a temporary HDF5
+file; then, in the same run (best of several repeats, the machine may be noisy):
+
+* **floor**: ``load_recordings`` (one read of every sample) plus one
+  ``scipy.signal.sosfilt`` pass of a 2nd-order Butterworth band-pass (500 Hz-10 kHz, two
+  second-order sections) over all samples;
+* **analyze_file**: reading, analysing every recording (template method) and writing
+  ``/analysis`` to a separate results file.
+
+Prints both times and the ratio analyze_file / floor. Target ≤ 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+from sfemg.analysis import analyze_file, analyze_recording
+from sfemg.io import load_recordings, save_recordings
+from sfemg.synthesis import simulate_study
+
+
+def best_of(fn, repeats):
+    """Smallest wall time of ``repeats`` calls of ``fn``, s."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, 50 kHz")
+    args = parser.parse_args(argv)
+    fs_hz = 50_000.0 if args.quick else 100_000.0
+    repeats = 2 if args.quick else 5
+    study = simulate_study("healthy-edc", n_recordings=20, n_discharges=100, fs_hz=fs_hz, seed=3)
+    n_samples = sum(r.signal_v.size for r in study.recordings)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "study.h5"
+        out = Path(tmp) / "results.h5"
+        save_recordings(path, study.recordings)
+        sos = sps.butter(2, [500.0, 10_000.0], "bandpass", fs=fs_hz, output="sos")
+        analyze_recording(study.recordings[0])  # compile the numba kernel outside the timing
+
+        def floor():
+            for rec in load_recordings(path, with_ground_truth=False):
+                sps.sosfilt(sos, rec.signal_v)
+
+        def analysis():
+            out.unlink(missing_ok=True)
+            analyze_file(path, output_path=out)
+
+        t_floor = best_of(floor, repeats)
+        t_analysis = best_of(analysis, repeats)
+        n_pairs = sum(len(r.pairs) for r in analyze_file(path, output_path=out).recordings)
+    print(f"study: 20 recordings, {n_pairs} pairs, {n_samples / 1e6:.1f} M samples at "
+          f"{fs_hz / 1e3:g} kHz")
+    print(f"floor (read + one sosfilt pass): {t_floor * 1e3:8.1f} ms")
+    print(f"analyze_file (read, analyse, write): {t_analysis * 1e3:8.1f} ms")
+    print(f"ratio analyze_file / floor: {t_analysis / t_floor:.2f}  (target <= 2)")
+    return t_analysis / t_floor
+
+
+if __name__ == "__main__":
+    main()
