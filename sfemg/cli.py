@@ -85,6 +85,11 @@ def _cmd_simulate(args):
         raise SfemgInputError("--endplates is for stimulated studies; use --pairs with --mode voluntary")
     if os.path.exists(args.output) and not args.force:
         raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
+    overrides = {}
+    if args.fibres is not None:
+        overrides["fibres_per_recording"] = args.fibres
+    if args.no_artefact:
+        overrides["stimulus_artefact"] = False
     progress = _Progress(args.quiet, "simulating")
     try:
         study = simulate_study(
@@ -92,7 +97,7 @@ def _cmd_simulate(args):
             n_recordings=args.endplates if stimulated else args.pairs,
             n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
             electrode=args.electrode, output=args.output_kind, seed=args.seed, n_jobs=args.jobs,
-            progress=progress)
+            progress=progress, **overrides)
     finally:
         progress.close()
     provenance = study.provenance()
@@ -167,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discharges (stimuli) per recording (default 100 voluntary, 50 stimulated)")
     p.add_argument("--rate", type=_number, help="firing or stimulation rate, Hz (default 10)")
     p.add_argument("--fs", type=_number, default=50_000.0, help="sampling rate, Hz (default 50000)")
+    p.add_argument("--fibres", type=_positive_int,
+                   help="fibres of the unit per recording (voluntary: trigger + others, default 2; "
+                        "stimulated: default 1)")
+    p.add_argument("--no-artefact", action="store_true", help="no stimulus artefact (stimulated)")
     p.add_argument("--electrode", choices=["sfe", "concentric"], default="sfe")
     p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
                    help="continuous recording or 10 ms sweeps per discharge")

@@ -39,10 +39,12 @@ def test_simulate_stimulated_with_all_options(tmp_path, capsys):
     code, out, _ = run(capsys, "simulate", "--preset", "healthy-edc", "--muscle", "frontalis",
                        "--mode", "stimulated", "--endplates", "2", "--discharges", "10",
                        "--rate", "5", "--fs", "40000", "--electrode", "concentric",
-                       "--output-kind", "sweeps", "--seed", "3", "--jobs", "1", "-o", str(path))
+                       "--output-kind", "sweeps", "--seed", "3", "--jobs", "1", "--fibres", "2",
+                       "--no-artefact", "-o", str(path))
     assert code == 0 and "2 endplates" in out
     params = load_parameters(path)
     assert (params["muscle"], params["rate_hz"], params["electrode"]) == ("frontalis", 5.0, "concentric")
+    assert params["fibres_per_recording"] == 2 and params["stimulus_artefact"] is False
 
 
 def test_existing_file_needs_force(tmp_path, capsys):
@@ -63,6 +65,7 @@ def test_existing_file_needs_force(tmp_path, capsys):
     (["simulate", "--pairs", "two", "-o", "x.h5"], "--pairs"),
     (["simulate", "--mode", "stimulated", "--pairs", "3", "-o", "x.h5"], "--endplates"),
     (["simulate", "--muscle", "heart", "-o", "x.h5"], "unknown muscle"),
+    (["simulate", "--fibres", "1", "-o", "x.h5"], "fibres_per_recording"),
     (["simulate"], "--output"),
     (["frobnicate"], "invalid choice"),
     (["analyze", "missing.h5"], "no such file"),
