@@ -1,4 +1,4 @@
-"""The ``sfemg`` command line: presets, simulate, analyze, report, demo.
+"""The ``sfemg`` command line: presets, simulate, rns, analyze, report, demo.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
 1 internal error (a bug: please report it; set ``SFEMG_DEBUG=1`` for the traceback).
@@ -112,6 +112,19 @@ def _cmd_simulate(args):
     return 0
 
 
+def _cmd_rns(args):
+    from .synthesis import simulate_rns
+    r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
+                     n_endplates=args.endplates, seed=args.seed)
+    print(f"repetitive nerve stimulation, {args.preset}, {args.rate:g} Hz, {args.endplates} fibres")
+    print("stimulus  CMAP %  decrement %")
+    for k, (amp, dec) in enumerate(zip(r.cmap_relative, r.decrement_percent), start=1):
+        print(f"{k:8d}  {100 * amp:6.1f}  {dec:11.1f}")
+    verdict = "abnormal (> 10 %)" if r.decrement_4th_percent > 10 else "normal (<= 10 %)"
+    print(f"decrement 1st-4th: {r.decrement_4th_percent:.1f} %, {verdict}")
+    return 0
+
+
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     params = AnalysisParams(**{k: v for k, v in (("method", args.method),) if v is not None})
@@ -185,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("rns", help="simulate repetitive nerve stimulation: the CMAP decrement")
+    p.add_argument("--preset", default="healthy-edc", help="physiological state (see `sfemg presets`)")
+    p.add_argument("--muscle", help="muscle physiology to use instead of the preset's")
+    p.add_argument("--rate", type=_number, default=3.0, help="stimulation rate, Hz (default 3)")
+    p.add_argument("--stimuli", type=_positive_int, default=10, help="stimuli in the train (default 10)")
+    p.add_argument("--endplates", type=_positive_int, default=1000, help="muscle fibres (default 1000)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_cmd_rns)
 
     p = sub.add_parser("analyze", help="measure jitter and blocking in recordings (HDF5)")
     p.add_argument("input", help="HDF5 file with /recordings/<name>/signal (or sweeps)")
