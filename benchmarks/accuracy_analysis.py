@@ -47,13 +47,14 @@ def main(argv=None):
             for jitter in (0.0, 20.0, 60.0):
                 sig, truth = synth.voluntary(fs_hz=fs, n_discharges=n, rate_hz=40, snr_db=snr,
                                              jitter_us=(jitter,), seed=int(snr + fs / 1e3 + jitter))
-                p = analyze_signal(sig, fs).pairs[0]
+                result = analyze_signal(sig, fs)
+                p = result.pairs[0]
                 if jitter == 0:
                     peak = analyze_signal(sig, fs, params=AnalysisParams(method="peak")).pairs[0]
                     cells += [f"{p.mcd_us:.2f}", f"{p.technical_jitter_us:.2f}",
                               f"{p.mcd_us / p.technical_jitter_us:.2f}", f"{peak.mcd_us:.2f}"]
                 else:
-                    want = true_mcd_us(analyze_signal(sig, fs), truth)
+                    want = true_mcd_us(result, truth)
                     err = p.mcd_us - want
                     cells.append(f"{err:+.2f} µs ({100 * err / want:+.1f} %)")
             print(f"| {snr} | {fs / 1e3:g} | " + " | ".join(cells) + " |")

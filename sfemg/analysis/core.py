@@ -32,6 +32,8 @@ _NOTCH_DEPTH = 0.05
 #: A present potential's segment must correlate at least this well with the template
 #: (a same-size potential of another unit in the search window does not).
 _MIN_SHAPE_CORRELATION = 0.5
+#: Peak and level methods seek the peak within this distance of the coarse peak, µs.
+_PEAK_SEARCH_US = 50.0
 #: A potential's extent: where its template exceeds this fraction of its peak.
 _SUPPORT_LEVEL = 0.1
 #: The main phase is where the template exceeds this fraction of its peak.
@@ -228,7 +230,8 @@ def _acceptance(amplitude_v, rise_us, notched, params, who):
 class _Timed:
     """One potential's time points, bound, shape and template."""
 
-    times_s: np.ndarray       # (n,) NaN where blocked
+    times_s: np.ndarray       # (n,) time points by the chosen method, NaN where blocked
+    fit_times_s: np.ndarray   # (n,) template-fit time points (the most precise)
     crb_var: float            # samples^2
     shape: tuple              # (amplitude V, rise time µs, notched)
     template: tuple           # (polarity-as-recorded template V, reference position samples)
@@ -258,18 +261,21 @@ def _time_potential(data, sw, pot, pots, is_trigger, spectra, fs_hz, params):
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     times = np.full(n, np.nan)
     if fit is None:
-        return _Timed(times, np.inf, (np.nan, np.nan, False), (np.zeros(length), float(fit_half)),
-                      (0, 0))
+        return _Timed(times, times, np.inf, (np.nan, np.nan, False),
+                      (np.zeros(length), float(fit_half)), (0, 0))
+    near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     if params.method == "template":
         pos = fit.positions
     elif params.method == "peak":
-        pos = peak_positions(segs[present])[0]
+        pos = peak_positions(segs[present], near)[0]
     else:
-        pos = level_positions(segs[present], params.level_fraction)
+        pos = level_positions(segs[present], params.level_fraction, near)
     times[present] = sw.start_s[present] + (seg_start[present] + pos) / fs_hz
+    fit_times = np.full(n, np.nan)
+    fit_times[present] = sw.start_s[present] + (seg_start[present] + fit.positions) / fs_hz
     big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
     support = (big[0] - fit.reference, big[-1] - fit.reference)
-    return _Timed(times, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
+    return _Timed(times, fit_times, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
                   (pot.polarity * fit.template, fit.reference), support)
 
 
@@ -277,20 +283,22 @@ def _merge_phases(pots, timed, trigger, fs_hz, params):
     """Indices of the potentials left after folding phases of one potential into its largest.
 
     Two groups are phases of one potential when one lies within the other's template and
-    their time points keep a constant distance (MCD of the difference below the low-MCD
-    limit). The trigger is always kept.
+    their template-fit time points keep a constant distance: the MCD of the difference is
+    below the low-MCD limit, or below twice the MCD that timing error alone gives (the
+    bound, at low SNR). The trigger is always kept.
     """
     order = sorted(range(len(pots)), key=lambda j: (j != trigger, -pots[j].amplitude_v))
     kept = []
     for j in order:
         merged = False
         for k in kept:
-            diff = timed[j].times_s - timed[k].times_s
+            diff = timed[j].fit_times_s - timed[k].fit_times_s
             if not np.isfinite(diff).any():
                 continue
             offset = np.nanmedian(diff) * fs_hz
             inside = timed[k].support[0] <= offset <= timed[k].support[1]
-            if inside and compute_mcd(diff) * 1e6 < params.low_mcd_us:
+            floor_us = MCD_PER_SD * np.sqrt(timed[j].crb_var + timed[k].crb_var) / fs_hz * 1e6
+            if inside and compute_mcd(diff) * 1e6 < max(params.low_mcd_us, 2.0 * floor_us):
                 merged = True
                 break
         if not merged:

@@ -12,8 +12,9 @@ from ._detect_numba import detect_peaks_kernel
 __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd", "find_trigger", "find_locked_potentials",
            "LockedPotential", "estimate_noise_spectrum"]
 
-#: Samples used for the robust noise estimate (a decimated subset of long recordings).
-_NOISE_SUBSET = 1_000_000
+#: Samples used for the robust noise estimate (a decimated subset of long recordings;
+#: the MAD of 100 000 samples has a relative SD of ~0.4 %).
+_NOISE_SUBSET = 100_000
 #: Fewest potential-free segments accepted for the noise spectrum.
 _MIN_NOISE_SEGMENTS = 4
 #: Half-width of an amplitude group in robust SDs of its log-amplitudes (noise and

@@ -113,7 +113,8 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
         results are written whenever at least one recording was analysed).
     """
     input_path = Path(input_path)
-    recs, problems = recordings_io.load_recordings(input_path, errors="collect")
+    recs, problems = recordings_io.load_recordings(input_path, errors="collect",
+                                                  with_ground_truth=False)
     study = analyze_recordings(recs, muscle=muscle, electrode=electrode, params=params,
                                progress=progress, problems=problems, source=str(input_path))
     if not study.recordings:

@@ -25,13 +25,13 @@ __all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "Te
 #: information but would add the template's noise to the estimate.
 _BIN_SNR_MIN = 4.0
 #: Newton iterations of the shift (quadratic convergence from a sub-sample start).
-_NEWTON_STEPS = 5
+_NEWTON_STEPS = 3
 #: Fraction of the fit segment tapered (Tukey window): the slow tails of a high-passed
 #: potential would otherwise wrap round the segment as a step that the circular (Fourier)
 #: shift model reads as timing information.
 _TAPER_FRACTION = 0.5
 #: Template re-estimation rounds (template <- mean of segments aligned by the last fit).
-_TEMPLATE_ROUNDS = 3
+_TEMPLATE_ROUNDS = 2
 
 
 def _parabolic(y_m, y_0, y_p):
@@ -42,13 +42,16 @@ def _parabolic(y_m, y_0, y_p):
     return np.clip(off, -0.5, 0.5)
 
 
-def peak_positions(segments):
+def peak_positions(segments, search_half=None):
     """Interpolated position of each segment's maximum.
 
     Parameters
     ----------
     segments : ndarray, shape (n, L)
         Polarity-corrected segments (main phase positive).
+    search_half : int, optional
+        Seek the maximum only within ± this many samples of the segment's centre (the
+        coarse peak), so that noise or another phase elsewhere in the segment cannot win.
 
     Returns
     -------
@@ -59,13 +62,15 @@ def peak_positions(segments):
     """
     seg = np.atleast_2d(segments)
     n, length = seg.shape
-    i = np.clip(np.argmax(seg, axis=1), 1, length - 2)
+    lo = 0 if search_half is None else max(0, length // 2 - search_half)
+    hi = length if search_half is None else min(length, length // 2 + search_half + 1)
+    i = np.clip(lo + np.argmax(seg[:, lo:hi], axis=1), 1, length - 2)
     rows = np.arange(n)
     off = _parabolic(seg[rows, i - 1], seg[rows, i], seg[rows, i + 1])
     return i + off, seg[rows, i]
 
 
-def level_positions(segments, fraction: float):
+def level_positions(segments, fraction: float, search_half=None):
     """Where the rising phase before the maximum crosses ``fraction`` of the peak.
 
     Parameters
@@ -74,6 +79,9 @@ def level_positions(segments, fraction: float):
         Polarity-corrected segments.
     fraction : float
         Level as a fraction of the peak value (0 < fraction < 1).
+    search_half : int, optional
+        The peak is sought within ± this many samples of the centre (see
+        :func:`peak_positions`).
 
     Returns
     -------
@@ -84,7 +92,7 @@ def level_positions(segments, fraction: float):
     seg = np.atleast_2d(segments)
     n, length = seg.shape
     rows = np.arange(n)
-    peak_i = np.argmax(seg, axis=1)
+    peak_i = np.round(peak_positions(seg, search_half)[0]).astype(np.int64)
     level = fraction * seg[rows, peak_i]
     below = (seg < level[:, None]) & (np.arange(length)[None, :] < peak_i[:, None])
     has = below.any(axis=1)
@@ -210,7 +218,7 @@ def fit_template(segments, noise_power):
         best = np.clip(np.argmax(corr, axis=1), 1, corr.shape[1] - 2)
         rows = np.arange(n)
         start = lags[best] + _parabolic(corr[rows, best - 1], corr[rows, best], corr[rows, best + 1])
-        tau = _newton_shift(cross, w, start.astype(np.float64))
+        tau = _newton_shift(cross[:, selected], w[selected], start.astype(np.float64))
     template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
     template = np.fft.irfft(template_spec, n=length)
     reference = _fourier_peak(template)

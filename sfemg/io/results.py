@@ -64,10 +64,9 @@ def _write_recording(parent, rec: RecordingResult):
                   for p in rec.pairs]
         g.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
     for field, name in S.ANALYSIS_PAIR_SERIES.items():
-        g.create_dataset(name, data=np.vstack([getattr(p, field) for p in rec.pairs]),
-                         compression="gzip")
+        g.create_dataset(name, data=np.vstack([getattr(p, field) for p in rec.pairs]))
     for name in S.ANALYSIS_RECORDING_ARRAYS:
-        g.create_dataset(name, data=getattr(rec, name), compression="gzip")
+        g.create_dataset(name, data=getattr(rec, name))
 
 
 def save_results(path, study: StudyResult, *, source=None):

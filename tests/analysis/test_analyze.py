@@ -227,3 +227,13 @@ def test_params_validated():
                 dict(min_discharges=1), dict(fit_half_window_us=-1.0), dict(min_amplitude_v=0.0)):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
+
+
+@pytest.mark.parametrize("method", ["peak", "level"])
+def test_clinical_methods_at_20_db(method):
+    sig, truth = synth.voluntary(fs_hz=50e3, n_discharges=150, snr_db=20, jitter_us=(30.0,), seed=6)
+    r = analyze_signal(sig, 50e3, params=AnalysisParams(method=method))
+    assert len(r.pairs) == 1 and r.method == method
+    p = r.pairs[0]
+    want = true_mcd_us(p, r, truth)
+    assert abs(p.mcd_us - want) <= max(MCD_ABS_US_20DB, MCD_REL_20DB * want)
