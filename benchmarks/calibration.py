@@ -13,8 +13,8 @@ import numpy as np
 
 from sfemg.analysis import lookup_limits
 from sfemg.synthesis import PRESETS, NMJParams, simulate_study
-from sfemg.synthesis.transmission import draw_transmission_noise, simulate_transmission
 from sfemg.synthesis.physiology import Disease, draw_endplates
+from sfemg.synthesis.transmission import draw_transmission_noise, simulate_transmission
 from sfemg.synthesis.truth import true_jitter_table
 
 

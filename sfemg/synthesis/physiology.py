@@ -16,24 +16,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .._validation import check_number
 from ..errors import SfemgInputError
 
 __all__ = ["NMJParams", "Disease", "EndplateState", "draw_endplates"]
-
-
-def _check(obj, name, low=None, high=None, *, low_open=False, high_open=False):
-    """Raise SfemgInputError unless ``low <= getattr(obj, name) <= high``."""
-    value = getattr(obj, name)
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "" if low is None else ("> " if low_open else ">= ") + f"{low}"
-        hi = "" if high is None else ("< " if high_open else "<= ") + f"{high}"
-        rule = " and ".join(s for s in (lo, hi) if s)
-        raise SfemgInputError(f"{type(obj).__name__}.{name} must be {rule}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -118,12 +104,12 @@ class NMJParams:
                      "quantal_size_v", "driving_force_v", "threshold_v", "epp_rise_time_constant_s",
                      "epp_decay_time_constant_s",
                      "velocity_recovery_time_constant_s"):
-            _check(self, name, 0.0, low_open=True)
+            check_number(self, name, 0.0, low_open=True)
         for name in ("quantal_content_spread_cv", "mobilisation_gain", "facilitation_increment",
                      "quantal_size_cv", "threshold_spread_cv", "threshold_na_exponent",
                      "epp_time_scale_spread_cv", "axonal_jitter_s", "synaptic_delay_s",
                      "velocity_recovery_gain"):
-            _check(self, name, 0.0)
+            check_number(self, name, 0.0)
         if self.epp_rise_time_constant_s >= self.epp_decay_time_constant_s:
             raise SfemgInputError(
                 "NMJParams.epp_rise_time_constant_s must be shorter than epp_decay_time_constant_s")
@@ -181,12 +167,12 @@ class Disease:
     def __post_init__(self):
         for name in ("complement_lysis", "receptor_blockade", "antigenic_modulation",
                      "musk_clustering_loss"):
-            _check(self, name, 0.0, 1.0, high_open=True)
-        _check(self, "na_loss_per_lysis", 0.0, 1.0)
-        _check(self, "release_probability_factor", 0.0, 1.0, low_open=True)
-        _check(self, "facilitation_factor", 0.0)
-        _check(self, "affected_fraction", 0.0, 1.0)
-        _check(self, "severity_spread_cv", 0.0, 3.0)
+            check_number(self, name, 0.0, 1.0, high_open=True)
+        check_number(self, "na_loss_per_lysis", 0.0, 1.0)
+        check_number(self, "release_probability_factor", 0.0, 1.0, low_open=True)
+        check_number(self, "facilitation_factor", 0.0)
+        check_number(self, "affected_fraction", 0.0, 1.0)
+        check_number(self, "severity_spread_cv", 0.0, 3.0)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import fftconvolve
 
+from .._validation import check_number
 from ..errors import SfemgInputError
 
 __all__ = ["Conductor", "FibrePotential", "compute_fibre_potential", "conduction_velocity_m_s",
@@ -56,9 +57,7 @@ class Conductor:
     def __post_init__(self):
         for name in ("sigma_radial_s_m", "sigma_axial_s_m", "sigma_intracellular_s_m",
                      "iap_length_scale_mm"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise SfemgInputError(f"Conductor.{name} must be positive, got {value!r}")
+            check_number(self, name, 0.0, low_open=True)
 
 
 def conduction_velocity_m_s(diameter_m):

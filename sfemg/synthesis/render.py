@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from .._validation import check_number
 from ..errors import SfemgInputError
 from ._render_numba import add_events, sosfilt_inplace
 
@@ -43,16 +44,13 @@ class Amplifier:
 
     def __post_init__(self):
         for name in ("highpass_hz", "lowpass_hz"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise SfemgInputError(f"Amplifier.{name} must be positive, got {value!r}")
+            check_number(self, name, 0.0, low_open=True)
+        check_number(self, "noise_rms_v", 0.0)
         if self.lowpass_hz <= self.highpass_hz:
             raise SfemgInputError(
                 f"Amplifier.lowpass_hz ({self.lowpass_hz}) must exceed highpass_hz ({self.highpass_hz})")
         if int(self.order) != self.order or not 1 <= self.order <= 8:
             raise SfemgInputError(f"Amplifier.order must be an integer 1..8, got {self.order!r}")
-        if not (np.isfinite(self.noise_rms_v) and self.noise_rms_v >= 0):
-            raise SfemgInputError(f"Amplifier.noise_rms_v must be >= 0, got {self.noise_rms_v!r}")
 
     def check_sampling_rate(self, fs_hz):
         """Raise unless ``fs_hz`` can carry the amplifier's pass band (lowpass < 0.45 fs)."""

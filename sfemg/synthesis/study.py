@@ -19,11 +19,11 @@ from typing import Literal
 import numpy as np
 
 from .. import __version__
+from .._validation import check_number
 from ..errors import SfemgInputError
 from ..recording import GroundTruth, Recording
 from .physiology import Disease, NMJParams, draw_endplates
-from .potentials import (Conductor, FibrePotential, compute_fibre_potential,
-                         conduction_velocity_m_s)
+from .potentials import Conductor, FibrePotential, compute_fibre_potential, conduction_velocity_m_s
 from .presets import get_preset
 from .render import Amplifier, WaveTable, render_segment
 from .transmission import draw_transmission_noise, simulate_transmission
@@ -130,13 +130,10 @@ class StudyParams:
                 bad(name, f"an integer >= {low}")
         if self.mode == "voluntary" and self.fibres_per_recording < 2:
             bad("fibres_per_recording", ">= 2 in voluntary mode (a trigger and a timed fibre)")
-        if not (np.isfinite(self.rate_hz) and 0 < self.rate_hz <= 100):
-            bad("rate_hz", "in (0, 100] Hz")
-        if not (np.isfinite(self.rate_cv) and 0 <= self.rate_cv <= 0.5):
-            bad("rate_cv", "in [0, 0.5]")
+        check_number(self, "rate_hz", 0.0, 100.0, low_open=True)
+        check_number(self, "rate_cv", 0.0, 0.5)
         for name in ("sweep_window_s", "sweep_pretrigger_s", "warmup_s"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                bad(name, ">= 0")
+            check_number(self, name, 0.0)
         if self.output == "sweeps" and not self.sweep_pretrigger_s < self.sweep_window_s:
             bad("sweep_pretrigger_s", "shorter than sweep_window_s")
         if self.mode == "voluntary" and self.rate_hz > 50:

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from sfemg import Recording, SfemgInputError
-from sfemg.io import (list_recordings, load_parameters, load_provenance, load_recordings,
-                      save_recordings)
+from sfemg.io import list_recordings, load_parameters, load_provenance, load_recordings, save_recordings
 from sfemg.io import schema as S
 from sfemg.synthesis import simulate_study
 

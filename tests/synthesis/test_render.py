@@ -6,8 +6,7 @@ from scipy import signal as sps
 
 from sfemg import SfemgInputError
 from sfemg.synthesis._render_numba import add_events, sosfilt_inplace
-from sfemg.synthesis.potentials import (FibrePotential, compute_fibre_potential,
-                                        conduction_velocity_m_s)
+from sfemg.synthesis.potentials import FibrePotential, compute_fibre_potential, conduction_velocity_m_s
 from sfemg.synthesis.render import Amplifier, WaveTable, render_segment
 from tests import tolerances as tol
 from tests.synthesis import reference as ref

@@ -1,0 +1,38 @@
+"""One way to check a numeric parameter and say, in one line, what is wrong with it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SfemgInputError
+
+__all__ = ["check_number"]
+
+
+def check_number(obj, name, low=None, high=None, *, low_open=False, high_open=False):
+    """Raise :class:`SfemgInputError` unless ``obj.name`` is a finite number in range.
+
+    Parameters
+    ----------
+    obj : object
+        The dataclass holding the parameter; its class name prefixes the message, except
+        for :class:`~sfemg.synthesis.StudyParams` whose fields are the user-facing names.
+    name : str
+        Attribute to check.
+    low, high : float, optional
+        Bounds; inclusive unless ``low_open`` / ``high_open``.
+    """
+    value = getattr(obj, name)
+    ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+          and np.isfinite(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        rule = " and ".join(
+            s for s in ("" if low is None else f"{'>' if low_open else '>='} {low:g}",
+                        "" if high is None else f"{'<' if high_open else '<='} {high:g}") if s)
+        owner = type(obj).__name__
+        label = name if owner == "StudyParams" else f"{owner}.{name}"
+        raise SfemgInputError(f"{label} must be {rule or 'a finite number'}, got {value!r}")
