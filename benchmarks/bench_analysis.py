@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from scipy import signal as sps
 
 from sfemg.analysis import analyze_file, analyze_recording

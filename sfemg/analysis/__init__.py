@@ -7,8 +7,7 @@ reference limits; results stored in HDF5 and summarised as JSON. Method and accu
 
 from .core import analyze_recording, analyze_signal
 from .jitter import compute_mcd, compute_msd, reported_jitter
-from .limits import (REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, ReferenceLimits, lookup_limits,
-                     study_verdict)
+from .limits import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, ReferenceLimits, lookup_limits, study_verdict
 from .params import AnalysisParams
 from .results import PairResult, RecordingResult, StudyResult
 from .study import analyze_file, analyze_recordings

@@ -14,8 +14,14 @@ import scipy.ndimage
 
 from ..errors import SfemgInputError
 from ..recording import Recording
-from .detect import (detect_both_polarities, estimate_noise_sd, estimate_noise_spectrum,
-                     find_locked_potentials, find_trigger, peak_values)
+from .detect import (
+    detect_both_polarities,
+    estimate_noise_sd,
+    estimate_noise_spectrum,
+    find_locked_potentials,
+    find_trigger,
+    peak_values,
+)
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult

@@ -9,8 +9,8 @@ import numpy as np
 from ..errors import SfemgInputError
 from ._detect_numba import detect_peaks_kernel
 
-__all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd", "find_trigger", "find_locked_potentials",
-           "LockedPotential", "estimate_noise_spectrum"]
+__all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd",
+           "find_trigger", "find_locked_potentials", "LockedPotential", "estimate_noise_spectrum"]
 
 #: Samples used for the robust noise estimate (a decimated subset of long recordings;
 #: the MAD of 100 000 samples has a relative SD of ~0.4 %).

@@ -8,17 +8,12 @@ from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
 
 from . import synth
-from .tolerances import (CRB_REL, MCD_ABS_US_20DB, MCD_ABS_US_30DB, MCD_REL_20DB, MCD_REL_30DB)
+from .tolerances import CRB_REL, MCD_ABS_US_20DB, MCD_ABS_US_30DB, MCD_REL_20DB, MCD_REL_30DB
 
 
 def matched(result, truth):
-    """Index of the true discharge behind each analysed one (nearest trigger time)."""
-    return np.abs(truth.times_s[truth_trigger(result, truth)][:, None]
-                  - result.reference_times_s[None, :]).argmin(axis=0)
-
-
-def truth_trigger(result, truth):
-    return 0 if result.mode == "voluntary" else 0
+    """Index of the true discharge behind each analysed one (nearest trigger / response time)."""
+    return np.abs(truth.times_s[0][:, None] - result.reference_times_s[None, :]).argmin(axis=0)
 
 
 def true_fibre(pair, result, truth):

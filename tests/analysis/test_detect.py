@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from sfemg.analysis.detect import (detect_both_polarities, detect_peaks, find_locked_potentials,
-                                   find_trigger, peak_values)
+from sfemg.analysis.detect import (
+    detect_both_polarities,
+    detect_peaks,
+    find_locked_potentials,
+    find_trigger,
+    peak_values,
+)
 
 
 def slow_detect(x, threshold, half_width, polarity):

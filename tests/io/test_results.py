@@ -9,8 +9,8 @@ import pytest
 import scipy.signal
 
 from sfemg.analysis import AnalysisParams, analyze_signal
-from sfemg.analysis.results import StudyResult
 from sfemg.analysis.limits import study_verdict
+from sfemg.analysis.results import StudyResult
 from sfemg.errors import SfemgInputError
 from sfemg.io import results as results_io
 from sfemg.io.results import load_results, save_json, save_results
