@@ -127,7 +127,8 @@ def _cmd_rns(args):
 
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
-    params = AnalysisParams(**{k: v for k, v in (("method", args.method),) if v is not None})
+    params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age))
+                               if v is not None})
     if args.output and os.path.exists(args.output) and not args.force:
         raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
     progress = _Progress(args.quiet, "analysing")
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write a JSON summary here")
     p.add_argument("--muscle", help="muscle, for the reference limits (edc, frontalis, orbicularis-oculi)")
     p.add_argument("--electrode", choices=["sfe", "concentric"], help="electrode, for the limits")
+    p.add_argument("--age", type=_number,
+                   help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
