@@ -36,7 +36,8 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
         Overrides the recordings' electrode (acceptance thresholds and limits).
     params : AnalysisParams, optional
     progress : callable(i, n, name), optional
-        Called before each recording (i from 0).
+        Called before each recording (i from 0, its name) and once more as
+        ``progress(n, n, "")`` when all are done.
     problems : dict, optional
         Problems met before analysis (e.g. unreadable recordings), carried into the result.
     source : str, optional

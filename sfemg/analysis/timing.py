@@ -201,7 +201,8 @@ def fit_template(segments, noise_power):
     k = np.arange(w.size)
     inner = (k >= 1) & (k < length / 2)
     taper = fit_taper(length)
-    spectra = np.fft.rfft(seg * taper[None, :], axis=1)
+    data = seg * taper[None, :]
+    spectra = np.fft.rfft(data, axis=1)
     q = np.where(noise_power > 0, noise_power, np.inf)
     q_tapered = q * np.sum(taper ** 2) / length  # noise power of a tapered segment
     pos0, _ = peak_positions(seg)
@@ -225,9 +226,8 @@ def fit_template(segments, noise_power):
     info = np.sum(np.where(selected, 2.0 * w ** 2 * np.maximum(power - q_tapered / n, 0.0) / q, 0.0))
     crb_var = 1.0 / info if info > 0 else float("inf")
     shifted = np.fft.irfft(template_spec[None, :] * np.exp(-1j * w[None, :] * tau[:, None]), n=length, axis=1)
-    data = np.fft.irfft(spectra, n=length, axis=1)
     shifted -= shifted.mean(axis=1, keepdims=True)
-    data -= data.mean(axis=1, keepdims=True)
+    data = data - data.mean(axis=1, keepdims=True)
     dot = np.sum(data * shifted, axis=1)
     energy = np.sum(shifted ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
