@@ -1,0 +1,267 @@
+"""Ground truth beside the measurement, and the physiology behind jitter and blocking.
+
+Synthetic recordings know each fibre's true action-potential times. A measured potential
+is matched to the fibre whose true times it follows most closely: the difference between
+the measured time point and the true time of the right fibre is constant up to the
+timing error (a few µs), whereas any other fibre of the unit differs by its jitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SfemgInputError
+from ._style import BLOCKED_COLOR, MV_PER_V, US_PER_S, new_axes, study_pairs
+
+__all__ = ["PairTruth", "pair_ground_truth", "plot_truth_vs_measured", "plot_safety_factor",
+           "illustrative_fibre"]
+
+#: A measured potential is matched to a fibre only if the median absolute deviation of
+#: (measured time point - true time) is below this, s: timing error is a few µs, while a
+#: wrong fibre of the unit adds its jitter (an MCD of 5 µs or more, MAD ≈ 0.6 × MCD).
+MATCH_MAD_S = 15e-6
+
+#: Largest believable constant offset between a measured time point and the true time the
+#: action potential passes the electrode (peak of the potential vs its source), s.
+MATCH_MAX_OFFSET_S = 1e-3
+
+
+@dataclass(frozen=True)
+class PairTruth:
+    """The ground truth of one measured pair (or endplate).
+
+    Attributes
+    ----------
+    fibre : int
+        Simulated fibre whose potential is timed.
+    reference_fibre : int or None
+        Simulated fibre of the trigger potential (voluntary), None for stimulated.
+    true_mcd_us : float
+        MCD of the true IPI (or latency), µs.
+    safety_factor : float
+        Resting safety factor (EPP / threshold) of the weaker of the endplates involved.
+    """
+
+    fibre: int
+    reference_fibre: int | None
+    true_mcd_us: float
+    safety_factor: float
+
+
+def _match_fibre(times_s, gt):
+    """The fibre whose true event times follow ``times_s`` (NaN = missing), or None."""
+    t = times_s[np.isfinite(times_s)]
+    best, best_mad = None, np.inf
+    for f in range(gt.n_fibres):
+        ev = gt.event_times_s[f]
+        ev = np.sort(ev[np.isfinite(ev)])
+        if ev.size < 2 or t.size < 3:
+            continue
+        i = np.clip(np.searchsorted(ev, t), 1, ev.size - 1)
+        nearest = np.where(np.abs(t - ev[i - 1]) < np.abs(t - ev[i]), ev[i - 1], ev[i])
+        d = t - nearest
+        offset = np.median(d)
+        mad = np.median(np.abs(d - offset))
+        if abs(offset) < MATCH_MAX_OFFSET_S and mad < best_mad:
+            best, best_mad = f, mad
+    return best if best_mad < MATCH_MAD_S else None
+
+
+def _fibre_safety_factor(gt, fibre):
+    resting = gt.fibres.get("resting_safety_factor")
+    if resting is not None:
+        return float(np.asarray(resting)[fibre])
+    return float(np.nanmean(gt.safety_factor[fibre]))
+
+
+def pair_ground_truth(recording_result, recording):
+    """Match each measured pair of a synthetic recording to its simulated fibres.
+
+    Parameters
+    ----------
+    recording_result : RecordingResult
+    recording : Recording
+        The same recording, with ``ground_truth``.
+
+    Returns
+    -------
+    dict of int to PairTruth
+        Keyed by pair index; pairs whose potentials match no simulated fibre are left out.
+    """
+    gt = recording.ground_truth
+    if gt is None:
+        raise SfemgInputError(f"recording {recording.name!r} has no ground truth (not synthetic)")
+    stimulated = recording_result.mode == "stimulated"
+    ref = None
+    if not stimulated:
+        ref = _match_fibre(np.asarray(recording_result.reference_times_s, float), gt)
+        if ref is None:
+            return {}
+    out = {}
+    for i, pair in enumerate(recording_result.pairs):
+        f = _match_fibre(np.asarray(pair.time_points_s, float), gt)
+        if f is None or f == ref:
+            continue
+        sf = min(_fibre_safety_factor(gt, k) for k in ((f,) if ref is None else (f, ref)))
+        out[i] = PairTruth(f, ref, gt.true_jitter_mcd_s(f, ref) * US_PER_S, sf)
+    return out
+
+
+def _recordings_by_name(recordings):
+    by_name = {r.name: r for r in recordings}
+    return {name: r for name, r in by_name.items() if r.ground_truth is not None}
+
+
+def plot_truth_vs_measured(study_result, recordings, ax=None):
+    """Measured MCD of every pair against the MCD of its true IPI (or latency).
+
+    Points on the dashed identity line are measured exactly; the measurement floor
+    (technical jitter) lifts the smallest values above it. Colour gives the safety factor
+    of the pair's weaker endplate (viridis: dark = low, legible in grey scale); circles are
+    accepted pairs, squares rejected ones.
+
+    Parameters
+    ----------
+    study_result : StudyResult
+    recordings : sequence of Recording
+        The analysed recordings with ground truth, matched to the results by name.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    _, ax = new_axes(ax, figsize=(5.5, 4.5))
+    by_name = _recordings_by_name(recordings)
+    true_us, meas_us, sf, accepted = [], [], [], []
+    truths = {}
+    for e in study_pairs(study_result):
+        rec = by_name.get(e.recording.name)
+        if rec is None:
+            continue
+        if e.recording.name not in truths:
+            truths[e.recording.name] = pair_ground_truth(e.recording, rec)
+        truth = truths[e.recording.name].get(e.pair_index)
+        if truth is None or not (np.isfinite(truth.true_mcd_us) and np.isfinite(e.pair.mcd_us)):
+            continue
+        true_us.append(truth.true_mcd_us)
+        meas_us.append(e.pair.mcd_us)
+        sf.append(truth.safety_factor)
+        accepted.append(e.pair.accepted)
+    true_us, meas_us, sf = np.array(true_us), np.array(meas_us), np.array(sf)
+    accepted = np.array(accepted, bool)
+    if true_us.size:
+        lo = max(1.0, 0.7 * min(true_us.min(), meas_us.min()))
+        hi = 1.4 * max(true_us.max(), meas_us.max())
+        norm_sf = (np.nanmin(sf), np.nanmax(sf)) if np.any(np.isfinite(sf)) else (0, 1)
+        sc = None
+        for sel, marker, label in ((accepted, "o", "accepted"), (~accepted, "s", "rejected")):
+            if sel.any():
+                sc = ax.scatter(true_us[sel], meas_us[sel], c=sf[sel], cmap="viridis",
+                                vmin=norm_sf[0], vmax=norm_sf[1], marker=marker, s=36,
+                                edgecolors="black", linewidths=0.6, label=label, zorder=3)
+        ax.figure.colorbar(sc, ax=ax, shrink=0.8, label="Safety factor (EPP / threshold)")
+    else:
+        lo, hi = 1.0, 300.0
+        ax.text(0.5, 0.5, "no measured pair matched a simulated fibre", transform=ax.transAxes,
+                ha="center", va="center", fontsize="small")
+    ax.plot([lo, hi], [lo, hi], color="black", linestyle="--", linewidth=1.0, label="identity")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("True MCD (µs)")
+    ax.set_ylabel("Measured MCD (µs)")
+    ax.legend(loc="upper left", fontsize="x-small")
+    ax.set_title(f"Ground truth vs measurement ({true_us.size} pairs)", fontsize="medium")
+    return ax
+
+
+#: The default endplate for :func:`plot_safety_factor` blocks closest to this fraction of
+#: discharges: enough blocks to see, enough transmitted discharges to compare with.
+ILLUSTRATIVE_BLOCKING_FRACTION = 0.25
+
+
+def illustrative_fibre(recording):
+    """The endplate that best shows blocking, and how far it is from the ideal.
+
+    Parameters
+    ----------
+    recording : Recording
+        With ``ground_truth``.
+
+    Returns
+    -------
+    fibre : int
+        Among the fibres that block, the one whose blocked fraction is closest to
+        :data:`ILLUSTRATIVE_BLOCKING_FRACTION`; the lowest mean safety factor if none blocks.
+    distance : float
+        |blocked fraction - ILLUSTRATIVE_BLOCKING_FRACTION|, or 1 + the mean safety factor
+        when nothing blocks (to rank recordings: smaller is better).
+    """
+    gt = recording.ground_truth
+    fraction = gt.blocked.mean(axis=1)
+    if fraction.max() > 0:
+        distance = np.where(fraction > 0, np.abs(fraction - ILLUSTRATIVE_BLOCKING_FRACTION), np.inf)
+        fibre = int(np.argmin(distance))
+        return fibre, float(distance[fibre])
+    mean_sf = np.nanmean(gt.safety_factor, axis=1)
+    fibre = int(np.argmin(mean_sf))
+    return fibre, 1.0 + float(mean_sf[fibre])
+
+
+def plot_safety_factor(recording, fibre=None, ax=None):
+    """EPP amplitude against the firing threshold over consecutive discharges.
+
+    The action potential fires when the endplate potential reaches threshold; the margin
+    is the safety factor. Where the EPP falls short the discharge is blocked (crosses).
+
+    Parameters
+    ----------
+    recording : Recording
+        A synthetic recording (with ``ground_truth``).
+    fibre : int, optional
+        Simulated fibre (endplate); default :func:`illustrative_fibre`.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    gt = recording.ground_truth
+    if gt is None:
+        raise SfemgInputError(f"recording {recording.name!r} has no ground truth (not synthetic)")
+    if fibre is None:
+        fibre, _ = illustrative_fibre(recording)
+    if not 0 <= fibre < gt.n_fibres:
+        raise SfemgInputError(f"fibre {fibre} out of range: recording {recording.name!r} has "
+                              f"{gt.n_fibres} fibres")
+    _, ax = new_axes(ax, figsize=(6.4, 3.5))
+    epp_mv = gt.epp_amplitude_v[fibre] * MV_PER_V
+    thr_mv = gt.threshold_v[fibre] * MV_PER_V
+    blocked = gt.blocked[fibre]
+    n = np.arange(1, epp_mv.size + 1)
+    ax.plot(n, epp_mv, color="black", linewidth=0.8, label="EPP amplitude")
+    ax.plot(n[~blocked], epp_mv[~blocked], linestyle="none", marker="o", ms=2.5, color="black")
+    ax.plot(n, thr_mv, color="0.35", linestyle="--", linewidth=1.2, label="threshold")
+    if blocked.any():
+        ax.plot(n[blocked], epp_mv[blocked], linestyle="none", marker="x", ms=6, mew=1.4,
+                color=BLOCKED_COLOR, label=f"blocked ({blocked.sum()})")
+    ax.set_xlim(0, n.size + 1)
+    ax.set_ylim(0, 1.15 * max(np.nanmax(epp_mv), np.nanmax(thr_mv)))
+    ax.set_xlabel("Discharge")
+    ax.set_ylabel("Depolarisation (mV)")
+    ax.legend(loc="lower right", fontsize="x-small", ncols=3, framealpha=0.9)
+    ax.set_title(f"{recording.name}, fibre {fibre}: safety factor "
+                 f"{_fibre_safety_factor(gt, fibre):.2f} at rest, {blocked.sum()} of "
+                 f"{blocked.size} discharges blocked", fontsize="medium")
+    return ax

@@ -1,0 +1,212 @@
+"""The displays draw the data they are given, label axes with units and stay legible."""
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection
+
+from sfemg import SfemgInputError
+from sfemg.plotting import (pair_ground_truth, plot_ipi_histogram, plot_ipi_trend,
+                            plot_jitter_study, plot_pair_panel, plot_raster, plot_safety_factor,
+                            plot_superimposed_sweeps, plot_truth_vs_measured)
+
+from .conftest import BLOCKED, N_DISCHARGES, N_STUDY_PAIRS
+
+N_SHOWN = N_DISCHARGES - len(BLOCKED)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _line(ax, label):
+    return next(line for line in ax.get_lines() if line.get_label() == label)
+
+
+def _overlapping(texts):
+    """Pairs of visible, non-empty texts whose drawn boxes overlap."""
+    fig = texts[0].figure if texts else None
+    renderer = fig.canvas.get_renderer() if fig else None
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts
+             if t.get_visible() and t.get_text()]
+    return [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+
+
+def _tick_overlaps(ax):
+    """Overlapping drawn tick labels of the x axis, then of the y axis."""
+    out = []
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = sorted(axis.get_view_interval())
+        out += _overlapping([t.label1 for t in axis.get_major_ticks()
+                             if lo <= t.get_loc() <= hi and t.label1.get_visible()])
+    return out
+
+
+def test_superimposed_sweeps_draw_every_sweep_and_time_point(recording_result):
+    ax = plot_superimposed_sweeps(recording_result, pair=0)
+    collections = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert sum(len(c.get_segments()) for c in collections) == N_DISCHARGES
+    assert {c.get_label() for c in collections} == {"sweeps", "blocked sweeps"}
+    assert len(_line(ax, "time points").get_xdata()) == N_SHOWN
+    assert "(ms)" in ax.get_xlabel() and "(mV)" in ax.get_ylabel()
+    # zoomed on the trigger (0 ms) and the timed potential (~1 ms)
+    lo, hi = ax.get_xlim()
+    assert lo < 0 < 1 < hi < 2.5
+
+
+def test_superimposed_sweeps_mark_all_pairs_without_pair(recording_result):
+    ax = plot_superimposed_sweeps(recording_result)
+    assert ax.get_xlim() == pytest.approx(tuple(recording_result.sweep_time_s[[0, -1]] * 1e3))
+    assert len(_line(ax, "time points").get_xdata()) == N_SHOWN
+
+
+def test_time_points_sit_on_the_potential(recording_result):
+    """Marks are drawn at the sweep's value at the measured time point (the peak here)."""
+    ax = plot_superimposed_sweeps(recording_result, pair=0)
+    y = _line(ax, "time points").get_ydata()
+    # the timed potential is centred on its time point where it crosses zero
+    assert np.all(np.abs(y) < 0.1)
+
+
+def test_raster_one_trace_per_discharge_and_blocked_marked(recording_result):
+    ax = plot_raster(recording_result, pair=0)
+    (traces,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(traces.get_segments()) == N_DISCHARGES
+    blocked = _line(ax, "blocked")
+    assert sorted(blocked.get_ydata()) == [b + 1 for b in BLOCKED]
+    assert ax.get_ylabel() == "Discharge" and "(ms)" in ax.get_xlabel()
+    assert any("mV" in t.get_text() for t in ax.texts), "amplitude scale bar"
+    assert ax.yaxis_inverted(), "discharge 1 at the top"
+
+
+def test_ipi_trend_points_and_blocked(recording_result):
+    pair = recording_result.pairs[0]
+    ax = plot_ipi_trend(pair)
+    ipi = _line(ax, "IPI")
+    assert len(ipi.get_xdata()) == N_DISCHARGES
+    np.testing.assert_allclose(ipi.get_ydata(), pair.ipis_s * 1e6)
+    assert list(_line(ax, f"blocked ({len(BLOCKED)})").get_xdata()) == [b + 1 for b in BLOCKED]
+    assert ax.get_ylabel() == "IPI (µs)"
+    assert plot_ipi_trend(pair, mode="stimulated").get_ylabel() == "Latency (µs)"
+
+
+@pytest.mark.parametrize("orientation", ["vertical", "horizontal"])
+def test_ipi_histogram_counts_unblocked_discharges(recording_result, orientation):
+    ax = plot_ipi_histogram(recording_result.pairs[0], orientation=orientation)
+    heights = [p.get_height() if orientation == "vertical" else p.get_width() for p in ax.patches]
+    assert sum(heights) == N_SHOWN
+    label = ax.get_xlabel() if orientation == "vertical" else ax.get_ylabel()
+    assert label == "IPI (µs)"
+
+
+def test_pair_panel_has_every_display_and_the_numbers(recording_result):
+    fig = plot_pair_panel(recording_result, 0)
+    assert len(fig.axes) == 5
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    pair = recording_result.pairs[0]
+    for key in ("MCD", "MSD", "MCD/MSD", "Blocking", "Accepted", f"{pair.mcd_us:.0f} µs",
+                f"{pair.blocking_percent:.0f} %"):
+        assert key in text
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert not _tick_overlaps(ax), ax.get_title()
+    boxes = [ax.get_tightbbox() for ax in fig.axes if ax.axison]
+    assert not [1 for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
+
+
+def test_pair_panel_shows_reject_reasons():
+    from .conftest import make_recording_result
+    fig = plot_pair_panel(make_recording_result(accepted=False), 0)
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "Rejected" in text and "rise time 341" in text and "flip-flop" in text
+
+
+def test_jitter_study_plot(study_result):
+    ax = plot_jitter_study(study_result)
+    pairs = [p for r in study_result.recordings for p in r.pairs]
+    points = sum(len(line.get_xdata()) for line in ax.get_lines()
+                 if line.get_label() in ("accepted", "accepted, blocking (%)",
+                                          "rejected (not in study)"))
+    assert points == N_STUDY_PAIRS
+    assert len(_line(ax, "rejected (not in study)").get_xdata()) == sum(not p.accepted for p in pairs)
+    blocking = [p for p in pairs if p.accepted and p.n_blocked]
+    assert len(_line(ax, "accepted, blocking (%)").get_xdata()) == len(blocking)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{p.blocking_percent:.0f}%"
+                                                           for p in blocking)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert any(lab.startswith("individual limit 43 µs (Stålberg et al. 2016)") for lab in labels)
+    assert any(lab.startswith("mean limit 30 µs") for lab in labels)
+    assert ax.get_ylabel() == "Jitter (µs)"
+    assert study_result.study["verdict"].capitalize() in ax.get_title()
+    ax.figure.canvas.draw()
+    assert not _tick_overlaps(ax)
+    assert not _overlapping(ax.texts)
+
+
+def test_jitter_study_without_limits_says_why(study_result):
+    from sfemg.analysis import StudyResult, study_verdict
+    pairs = [p for r in study_result.recordings for p in r.pairs]
+    unknown = StudyResult(study_result.recordings, study_verdict(pairs, muscle="biceps"))
+    ax = plot_jitter_study(unknown)
+    assert "Unknown" in ax.get_title()
+    assert not any("limit" in line.get_label() for line in ax.get_lines())
+
+
+def test_truth_vs_measured(simulated):
+    study, result = simulated
+    ax = plot_truth_vs_measured(result, study.recordings)
+    truths = {r.name: pair_ground_truth(r, rec) for r, rec in
+              zip(result.recordings, [next(s for s in study.recordings if s.name == r.name)
+                                      for r in result.recordings])}
+    matched = sum(len(t) for t in truths.values())
+    assert matched >= 3, "most simulated pairs are matched to their fibres"
+    n_points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert 0 < n_points <= matched
+    assert ax.get_xlabel() == "True MCD (µs)" and ax.get_ylabel() == "Measured MCD (µs)"
+    assert len(_line(ax, "identity").get_xdata()) == 2
+    assert any("Safety factor" in a.get_ylabel() for a in ax.figure.axes), "colour bar"
+
+
+def test_ground_truth_matches_the_right_fibre(simulated):
+    """The measured MCD of a matched pair is close to the true MCD of its fibres."""
+    study, result = simulated
+    by_name = {r.name: r for r in study.recordings}
+    ratios = [p.mcd_us / t.true_mcd_us for r in result.recordings
+              for i, t in pair_ground_truth(r, by_name[r.name]).items()
+              for p in [r.pairs[i]] if p.accepted and np.isfinite(p.mcd_us)]
+    assert ratios and 0.7 < np.median(ratios) < 1.3
+
+
+def test_safety_factor_plot(simulated):
+    study, _ = simulated
+    rec = max(study.recordings, key=lambda r: r.ground_truth.blocked.sum())
+    gt = rec.ground_truth
+    ax = plot_safety_factor(rec)
+    fibre = int(ax.get_title().split("fibre ")[1].split(":")[0])
+    epp = _line(ax, "EPP amplitude")
+    np.testing.assert_allclose(epp.get_ydata(), gt.epp_amplitude_v[fibre] * 1e3)
+    np.testing.assert_allclose(_line(ax, "threshold").get_ydata(), gt.threshold_v[fibre] * 1e3)
+    n_blocked = int(gt.blocked[fibre].sum())
+    if n_blocked:
+        assert len(_line(ax, f"blocked ({n_blocked})").get_xdata()) == n_blocked
+    assert ax.get_ylabel() == "Depolarisation (mV)"
+    with pytest.raises(SfemgInputError):
+        plot_safety_factor(rec, fibre=gt.n_fibres)
+
+
+def test_plots_draw_into_given_axes_and_never_show(recording_result, study_result, monkeypatch):
+    monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("show() called"))
+    fig, axes = plt.subplots(2, 3)
+    pair = recording_result.pairs[0]
+    calls = [lambda ax: plot_superimposed_sweeps(recording_result, ax=ax),
+             lambda ax: plot_raster(recording_result, ax=ax),
+             lambda ax: plot_ipi_trend(pair, ax=ax),
+             lambda ax: plot_ipi_histogram(pair, ax=ax),
+             lambda ax: plot_jitter_study(study_result, ax=ax)]
+    for call, ax in zip(calls, axes.flat):
+        assert call(ax) is ax
+    assert len(plt.get_fignums()) == 1

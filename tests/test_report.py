@@ -1,0 +1,125 @@
+"""Reports: valid PDF / PNG / HTML with the expected pages, written atomically."""
+
+import re
+
+import matplotlib.image as mpimg
+import pytest
+
+from sfemg import SfemgInputError
+from sfemg.report import report_file, write_report, write_reports
+
+from .plotting.conftest import N_STUDY_PAIRS
+from .plotting.conftest import recording_result, simulated, study_result  # noqa: F401
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _pdf_pages(path):
+    return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
+
+
+@pytest.fixture(scope="module")
+def written(study_result, tmp_path_factory):
+    """The 20-pair study reported as PDF, HTML and PNG (drawn once for the module)."""
+    folder = tmp_path_factory.mktemp("report")
+    pdf, html, png = write_reports(study_result, [folder / "r.pdf", folder / "r.html",
+                                                  folder / "r.png"], title="Test study")
+    return {"pdf": pdf, "html": html, "png": png}
+
+
+def test_pdf_has_study_page_then_one_page_per_pair(written):
+    path = written["pdf"]
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF")
+    # 20 rows fit on the study page: study page + one page per pair
+    assert _pdf_pages(path) == 1 + N_STUDY_PAIRS
+
+
+def test_png_is_the_study_page(written):
+    path = written["png"]
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    img = mpimg.imread(path)
+    assert img.shape[0] > img.shape[1] > 1000, "A4 portrait at 150 dpi"
+
+
+def test_html_is_self_contained_with_table_and_images(written):
+    path = written["html"]
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert text.count("<table") == 1
+    assert text.count("<tr class=") == N_STUDY_PAIRS
+    assert text.count('src="data:image/png;base64,') == 1 + N_STUDY_PAIRS
+    assert "Stålberg E" in text, "limits cited"
+    assert "src=\"http" not in text and "<link" not in text
+
+
+def test_table_rounds_as_clinicians_write(study_result, written):
+    text = written["html"].read_text(encoding="utf-8")
+    pair = study_result.recordings[0].pairs[0]
+    row = re.search(r'<tr class="\w+"><td>1</td>.*?</tr>', text).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[3] == f"{pair.mcd_us:.0f}" and "." not in cells[3]
+    assert cells[5] == f"{pair.mcd_msd_ratio:.2f}"
+    assert cells[7] == f"{pair.blocking_percent:.0f}"
+
+
+def test_ground_truth_page_with_synthetic_recordings(simulated, tmp_path):
+    study, result = simulated
+    n_pairs = sum(len(r.pairs) for r in result.recordings)
+    pdf, html = write_reports(result, [tmp_path / "r.pdf", tmp_path / "r.html"],
+                              recordings=study.recordings)
+    assert _pdf_pages(pdf) == 1 + n_pairs + 1
+    assert "Ground truth" in html.read_text(encoding="utf-8")
+
+
+def test_render_study_page_for_inspection(simulated, tmp_path):
+    """Renders the report pages a person looks at (kept in tmp_path for inspection)."""
+    study, result = simulated
+    png = write_report(result, tmp_path / "study.png", recordings=study.recordings)
+    assert mpimg.imread(png).std() > 0.05, "the page is not blank"
+
+
+def test_one_file_per_format(study_result, tmp_path):
+    with pytest.raises(SfemgInputError, match="more than one"):
+        write_reports(study_result, [tmp_path / "b.pdf", tmp_path / "c.pdf"])
+
+
+@pytest.mark.parametrize("name", ["r.svg", "r", "r.PDFX"])
+def test_unknown_extension_is_input_error(study_result, tmp_path, name):
+    with pytest.raises(SfemgInputError, match="report type"):
+        write_report(study_result, tmp_path / name)
+
+
+def test_missing_folder_is_input_error(study_result, tmp_path):
+    with pytest.raises(SfemgInputError, match="does not exist"):
+        write_report(study_result, tmp_path / "nowhere" / "r.pdf")
+
+
+def test_failed_write_leaves_old_file_and_no_temporary(study_result, tmp_path, monkeypatch):
+    import sfemg.report as report
+    target = tmp_path / "r.pdf"
+    target.write_bytes(b"old")
+
+    def broken(entry):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(report, "_pair_page", broken)
+    with pytest.raises(RuntimeError):
+        write_report(study_result, target)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.pdf"]
+
+
+def test_report_file_from_analysed_h5(simulated, tmp_path):
+    from sfemg.analysis import analyze_file
+    from sfemg.io import save_recordings
+    study, _ = simulated
+    h5 = tmp_path / "study.h5"
+    save_recordings(h5, study.recordings, parameters=study.params.to_dict(),
+                    provenance=study.provenance())
+    analyze_file(h5)
+    out = report_file(h5, tmp_path / "report.png", quiet=True)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(SfemgInputError, match="exists"):
+        report_file(h5, out, quiet=True)
+    assert report_file(h5, out, quiet=True, force=True) == out
