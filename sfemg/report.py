@@ -418,8 +418,9 @@ def report_file(input_path, output_path, *, quiet=False, force=False, title=None
     Parameters
     ----------
     input_path : str or os.PathLike
-        HDF5 file holding analysis results (``sfemg analyze``); its recordings' ground
-        truth, when present, adds the ground-truth page.
+        HDF5 file holding analysis results (``sfemg analyze``). The recordings' ground
+        truth, when present — in this file, or in the source file a results-only file
+        (``sfemg analyze -o``) names — adds the ground-truth page.
     output_path : str or os.PathLike
         ``.pdf``, ``.png`` or ``.html``.
     quiet : bool
@@ -432,7 +433,7 @@ def report_file(input_path, output_path, *, quiet=False, force=False, title=None
     -------
     pathlib.Path
     """
-    from .io import load_recordings
+    from .io import has_recordings, load_recordings
     from .io.results import load_results
 
     output_path = Path(output_path)
@@ -440,6 +441,10 @@ def report_file(input_path, output_path, *, quiet=False, force=False, title=None
     if output_path.exists() and not force:
         raise SfemgInputError(f"{output_path} exists; use --force to overwrite it")
     result = load_results(input_path)
-    recordings = [r for r in load_recordings(input_path) if r.ground_truth is not None]
+    recordings = []
+    for candidate in (input_path, result.source):
+        if candidate and Path(candidate).is_file() and has_recordings(candidate):
+            recordings = [r for r in load_recordings(candidate) if r.ground_truth is not None]
+            break
     return write_report(result, output_path, recordings=recordings or None, title=title,
                         progress=not quiet)

@@ -103,3 +103,16 @@ def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_cmd_presets", boom)
     code, _, err = run(capsys, "presets")
     assert code == 1 and "internal error" in err and "Traceback" not in err
+
+
+def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
+    study, results, report = tmp_path / "s.h5", tmp_path / "r.h5", tmp_path / "report.html"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "4", "--quiet", "-o", str(study))
+    code, _, err = run(capsys, "analyze", str(study), "-o", str(results), "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "report", str(results), "-o", str(report), "--quiet")
+    assert code == 0, err
+    html = report.read_text()
+    assert "ground truth" in html.lower()  # recordings found through the results' source
+    code, _, err = run(capsys, "report", str(study), "-o", str(tmp_path / "x.svg"))
+    assert code == 2 and len(err.strip().splitlines()) == 1

@@ -17,7 +17,8 @@ from ..recording import GroundTruth, Recording
 from . import schema as S
 from ._atomic import atomic_h5
 
-__all__ = ["save_recordings", "load_recordings", "load_parameters", "load_provenance"]
+__all__ = ["save_recordings", "load_recordings", "list_recordings", "has_recordings",
+           "load_parameters", "load_provenance"]
 
 _GT_ARRAYS = {
     "discharge_times_s": S.GT_DISCHARGE_TIMES,
@@ -179,6 +180,13 @@ def _read_recording(path, name, g, *, with_ground_truth):
         kwargs["sweeps_v"] = data
         kwargs["sweep_start_times_s"] = opt(S.SWEEP_START_TIMES)
     return Recording(**kwargs)
+
+
+def has_recordings(path) -> bool:
+    """True if ``path`` is an HDF5 file with a non-empty ``/recordings`` group."""
+    with _open(path) as h5:
+        grp = h5.get(S.RECORDINGS)
+        return isinstance(grp, h5py.Group) and len(grp) > 0
 
 
 def list_recordings(path):
