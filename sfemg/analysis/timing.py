@@ -188,7 +188,7 @@ def _newton_shift(cross, w, tau):
 
 
 def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
-    """Refine shifts with an aliasing-aware model, or return None when aliasing is negligible.
+    """Refine shifts with an aliasing-aware model, or return None when the image is negligible.
 
     A potential with content above Nyquist (below fs) puts, in DFT bin k, both its
     base-band component ``a_k`` (frequency w_k) and the folded image of its component at
@@ -214,9 +214,8 @@ def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
         selected = inner & (np.abs(a) ** 2 + np.abs(b) ** 2 > _BIN_SNR_MIN * q_tapered / n)
         weight = np.where(selected, 1.0 / q, 0.0)
         info = weight * w ** 2 * np.abs(a) ** 2
-        near_nyquist = np.sum(info[w > _NEAR_NYQUIST * np.pi])
         image = np.sum(weight * w ** 2 * np.maximum(np.abs(b) ** 2 - var_b, 0.0))
-        if near_nyquist < _ALIAS_MIN_NEAR_NYQUIST * info.sum() or image < _ALIAS_MIN_FRACTION * info.sum():
+        if image < _ALIAS_MIN_FRACTION * info.sum():
             return None
         scale = np.ones(n)
         for _ in range(_NEWTON_STEPS + 1):
@@ -289,9 +288,11 @@ def fit_template(segments, noise_power):
         rows = np.arange(n)
         start = lags[best] + _parabolic(corr[rows, best - 1], corr[rows, best], corr[rows, best + 1])
         tau = _newton_shift(cross[:, selected], w[selected], start.astype(np.float64))
-    refined = _aliasing_refit(spectra, w, inner, q, q_tapered, tau)
-    if refined is not None:
-        tau = refined
+    info = np.where(selected, w ** 2 * power / q, 0.0)
+    if np.sum(info[w > _NEAR_NYQUIST * np.pi]) >= _ALIAS_MIN_NEAR_NYQUIST * info.sum():
+        refined = _aliasing_refit(spectra, w, inner, q, q_tapered, tau)
+        if refined is not None:
+            tau = refined
     template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
     template = np.fft.irfft(template_spec, n=length)
     reference = _fourier_peak(template)
