@@ -166,6 +166,61 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_validate(args):
+    from .validation import DEFAULT_METHODS, format_summary, run_sweep, summarize_sweep
+    methods = [f"timepoint:{m}" for m in args.method or ()] + [f"analyser:{a}" for a in args.analyser or ()]
+    progress = _Progress(args.quiet, "validating")
+    try:
+        run = run_sweep(args.output, args.grid, n_repeats=args.n, n_recordings=args.recordings,
+                        methods=methods or DEFAULT_METHODS, seed=args.seed, n_workers=args.jobs,
+                        scheduler=args.scheduler, force=args.force, progress=progress,
+                        command=args.command_line)
+    finally:
+        progress.close()
+    if not args.quiet:
+        print(format_summary(summarize_sweep(args.output)))
+        print(f"wrote {args.output}: {run['n_cells']} cells x {args.n} repeats "
+              f"({run['n_cells'] - run['n_cells_run']} already done), {run['elapsed_s']:.1f} s")
+    return 0
+
+
+def _cmd_benchmark_set(args):
+    from .validation.benchmark_set import write_benchmark_set
+    progress = _Progress(args.quiet, "writing")
+    try:
+        manifest = write_benchmark_set(args.output, args.grid, n_repeats=args.n, n_recordings=args.recordings,
+                                       seed=args.seed, force=args.force, progress=progress)
+    finally:
+        progress.close()
+    if not args.quiet:
+        n_rec = sum(len(f["recordings"]) for f in manifest["files"].values())
+        print(f"wrote {args.output}: benchmark set {manifest['version']}, grid {args.grid}, "
+              f"{len(manifest['files'])} files, {n_rec} recordings, seed {args.seed}")
+    return 0
+
+
+def _cmd_score(args):
+    from .validation import Cell, format_summary
+    from .validation.benchmark_set import score_results, write_scores
+    output = args.output or os.path.splitext(args.results[0])[0] + ".scores.json"
+    if os.path.exists(output) and not args.force:
+        raise SfemgInputError(f"{output} exists; use --force to overwrite it")
+    tolerance = {} if args.tolerance is None else {"tolerance_us": args.tolerance}
+    scores = score_results(args.results, args.benchmark_set, **tolerance)
+    write_scores(output, scores, force=args.force)
+    if not args.quiet:
+        rows = [{"cell_index": c["cell_index"], "cell": Cell(**c["cell"]), "method": "results",
+                 "metrics": c["metrics"]} for c in scores["cells"]]
+        print(format_summary(rows))
+        if scores["missing_recordings"]:
+            print(f"{len(scores['missing_recordings'])} recording(s) of the set have no results "
+                  "(their pairs count as missed)")
+        if scores["unknown_recordings"]:
+            print(f"{len(scores['unknown_recordings'])} result(s) name recordings not in the set (ignored)")
+        print(f"wrote {output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _Parser(prog="sfemg", description="Single-fibre EMG: simulate from NMJ physiology, "
@@ -235,6 +290,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("validate", help="score jitter algorithms over a grid of simulated conditions")
+    p.add_argument("--grid", default="default", help="built-in grid: default or tiny (default: default)")
+    p.add_argument("--n", type=_positive_int, default=10, help="Monte Carlo repeats per cell (default 10)")
+    p.add_argument("--recordings", type=_positive_int, default=4,
+                   help="recordings (fibre pairs) per repeat (default 4)")
+    p.add_argument("--method", action="append",
+                   help="time-point estimator: peak, level, template or module:function (repeatable)")
+    p.add_argument("--analyser", action="append",
+                   help="whole-pipeline analyser: sfemg-template, sfemg-peak, sfemg-level or "
+                        "module:function (repeatable); default: both sfemg analysers and the three "
+                        "built-in estimators")
+    p.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
+    p.add_argument("--jobs", type=_positive_int, help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (needs sfemg[dask])")
+    p.add_argument("-o", "--output", required=True,
+                   help="HDF5 results; an unfinished sweep with the same settings is resumed")
+    p.add_argument("--force", action="store_true", help="replace a file holding a different sweep")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("benchmark-set", help="write a versioned synthetic benchmark set with ground truth")
+    p.add_argument("--grid", default="default", help="built-in grid: default or tiny (default: default)")
+    p.add_argument("--n", type=_positive_int, default=1, help="repeats per cell (default 1)")
+    p.add_argument("--recordings", type=_positive_int, default=4, help="recordings per repeat (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("-o", "--output", required=True, help="folder to write (must be empty)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_benchmark_set)
+
+    p = sub.add_parser("score", help="score a pipeline's JSON results against a benchmark set")
+    p.add_argument("results", nargs="+", help="JSON results (DESIGN.md §5), one or more files")
+    p.add_argument("benchmark_set", help="benchmark-set folder (with manifest.json)")
+    p.add_argument("-o", "--output", help="scores JSON (default: <first results>.scores.json)")
+    p.add_argument("--tolerance", type=_number,
+                   help="pair matching tolerance on the mean IPI, µs (default 150)")
+    p.add_argument("--force", action="store_true", help="overwrite the scores file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_score)
     return parser
 
 

@@ -120,3 +120,29 @@ ANALYSIS_PAIR_SERIES = {"time_points_s": "time_points_s", "ipis_s": "ipis_s",
 ANALYSIS_RECORDING_ARRAYS = ("reference_times_s", "idis_s", "potential_latencies_s",
                              "timing_sd_s", "templates_v", "template_time_s",
                              "aligned_sweeps_v", "sweep_time_s")
+
+# --- validation sweeps (sfemg.validation; file written by ``sfemg validate``) --------------
+# /                                   attrs: sfemg-schema-version, encoding-type="sfemg-validation-file"
+# /validation/                        attrs: config_json (grid, seed, repeats, methods, metrics)
+#     cells/cell0007/metrics          (n_methods, n_repeats, n_metrics) float64, NaN = undefined
+# /provenance/                        attrs: sfemg version, command, scheduler
+#     cells/cell0007                  attrs: wall time, hosts, finish time (never compared)
+VALIDATION_FILE_TYPE = "sfemg-validation-file"
+VALIDATION = "validation"
+VALIDATION_TYPE = "sfemg-validation"
+VALIDATION_CELL_TYPE = "sfemg-validation-cell"
+VALIDATION_VERSION = "1.0.0"
+VALIDATION_CONFIG_ATTR = "config_json"
+VALIDATION_CELLS = "cells"
+VALIDATION_METRICS = "metrics"
+VALIDATION_PROVENANCE_JSON_ATTR = "json"
+
+
+def validation_cell_name(index: int) -> str:
+    """Group name of grid cell ``index`` (zero-padded so groups sort in grid order)."""
+    return f"cell{index:04d}"
+
+
+def validation_cell_index(name: str) -> int:
+    """Inverse of :func:`validation_cell_name`."""
+    return int(name[len("cell"):])

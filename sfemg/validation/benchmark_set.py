@@ -1,0 +1,247 @@
+"""Versioned synthetic benchmark sets for foreign pipelines, and their scorer.
+
+A benchmark set is a folder, written once::
+
+    manifest.json        format, set version, sfemg version, seed, grid, and per file
+                         its sha256, grid cell and recordings (name -> repeat)
+    cell000.h5 ...       one HDF5 file per grid cell (DESIGN.md §5 layout) holding the
+                         recordings of every repeat, with their ground truth
+
+The recordings are exactly those a validation sweep with the same grid, seed and counts
+simulates (repeat r of cell c from ``SeedSequence([seed, c, r])``), named
+``c<cell>r<repeat>_pair<k>`` so that names are unique across the set. The manifest is
+written last: a folder with a manifest is a complete set.
+
+Another lab runs its pipeline on the files and writes the DESIGN.md §5 JSON
+(``{"recordings": {name: {"pairs": [...]}}}``, one or several files);
+:func:`score_results` verifies every checksum, matches the pairs to the ground truth and
+scores each cell with confidence intervals over its repeats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import SfemgInputError
+from .grid import Grid, get_grid, repeat_seed, simulate_repeat
+from .scoring import MATCH_TOLERANCE_US, METRICS, score_repeat, summarize_metrics, true_pairs
+
+__all__ = ["write_benchmark_set", "verify_benchmark_set", "score_results", "BENCHMARK_SET_VERSION",
+           "MANIFEST_NAME", "write_scores"]
+
+#: Version of the benchmark-set layout and naming.
+BENCHMARK_SET_VERSION = "1.0.0"
+#: The manifest's file name inside a set's folder.
+MANIFEST_NAME = "manifest.json"
+_FORMAT = "sfemg-benchmark-set"
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path, data):
+    """Write JSON through a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordings: int = 4, seed: int = 0,
+                        force: bool = False, progress=None) -> dict:
+    """Simulate and write a benchmark set.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Created if missing; must be empty (or hold a set, replaced with ``force``).
+    grid : Grid or str
+    n_repeats : int
+        Repeats per cell (the scorer's confidence intervals are over these).
+    n_recordings : int
+        Recordings (fibre pairs) per repeat.
+    seed : int
+    force : bool
+        Write into a non-empty folder, replacing a previous set.
+    progress : callable, optional
+        ``progress(n_done, n_total)`` after each cell.
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    from ..io import save_recordings
+    grid = get_grid(grid)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SfemgInputError(f"{folder} exists and is not a folder")
+    if folder.exists() and any(folder.iterdir()) and not force:
+        raise SfemgInputError(f"{folder} is not empty; use --force (force=True) to write the set there")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)  # the set is incomplete until rewritten
+    files = {}
+    for c, cell in enumerate(grid.cells):
+        recordings, names = [], {}
+        for r in range(n_repeats):
+            study = simulate_repeat(cell, n_recordings, repeat_seed(seed, c, r))
+            for rec in study.recordings:
+                rec = dataclasses.replace(rec, name=f"c{c:03d}r{r:03d}_{rec.name}")
+                recordings.append(rec)
+                names[rec.name] = r
+        name = f"cell{c:03d}.h5"
+        save_recordings(folder / name, recordings, parameters={"cell": cell.to_dict(), "cell_index": c},
+                        provenance={"sfemg_version": __version__, "seed": seed,
+                                    "benchmark_set_version": BENCHMARK_SET_VERSION}, force=True)
+        files[name] = {"cell": c, "sha256": _sha256(folder / name), "recordings": names}
+        if progress is not None:
+            progress(c + 1, len(grid.cells))
+    manifest = {"format": _FORMAT, "version": BENCHMARK_SET_VERSION, "sfemg_version": __version__,
+                "seed": int(seed), "n_repeats": int(n_repeats), "n_recordings": int(n_recordings),
+                "grid": grid.to_dict(), "files": files}
+    _write_json_atomic(folder / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def verify_benchmark_set(folder) -> dict:
+    """Read a set's manifest and check every file against its checksum.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    SfemgInputError
+        No manifest, not an sfemg benchmark set, an unknown version, a missing file or
+        a checksum mismatch.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise SfemgInputError(f"{folder}: not a benchmark set (no {MANIFEST_NAME})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SfemgInputError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise SfemgInputError(f"{path}: not an sfemg benchmark-set manifest")
+    if str(manifest.get("version", "")).split(".")[0] != BENCHMARK_SET_VERSION.split(".")[0]:
+        raise SfemgInputError(f"{path}: benchmark-set version {manifest.get('version')!r} is not "
+                              f"supported (this sfemg reads {BENCHMARK_SET_VERSION})")
+    for name, entry in manifest["files"].items():
+        if not (folder / name).is_file():
+            raise SfemgInputError(f"{folder}: {name} is missing")
+        if _sha256(folder / name) != entry["sha256"]:
+            raise SfemgInputError(f"{folder}: {name} does not match its checksum (damaged or changed)")
+    return manifest
+
+
+def _read_results(results) -> dict:
+    """``{recording name: [pairs]}`` from §5 JSON dicts or paths (several are merged)."""
+    items = results if isinstance(results, (list, tuple)) else [results]
+    merged = {}
+    for item in items:
+        data = item
+        if not isinstance(item, dict):
+            try:
+                data = json.loads(Path(item).read_text())
+            except (OSError, ValueError) as exc:
+                raise SfemgInputError(f"{item}: not a readable JSON file ({exc})") from None
+        recs = data.get("recordings") if isinstance(data, dict) else None
+        if not isinstance(recs, dict):
+            raise SfemgInputError(f"{item if not isinstance(item, dict) else 'results'}: expected "
+                                  '{"recordings": {name: {"pairs": [...]}}} (DESIGN.md §5)')
+        for name, entry in recs.items():
+            pairs = entry.get("pairs") if isinstance(entry, dict) else None
+            if not isinstance(pairs, list):
+                raise SfemgInputError(f"recording {name!r}: expected a 'pairs' list")
+            if name in merged:
+                raise SfemgInputError(f"recording {name!r} appears in more than one result")
+            merged[name] = pairs
+    return merged
+
+
+def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) -> dict:
+    """Score a pipeline's §5 JSON output against a benchmark set's ground truth.
+
+    Parameters
+    ----------
+    results : dict, path, or a list of them
+        DESIGN.md §5 JSON (``{"recordings": {name: {"pairs": [...]}}}``); several are merged.
+    folder : str or os.PathLike
+        The benchmark set (verified first).
+    tolerance_us : float
+        Pair matching tolerance on the mean IPI, µs.
+
+    Returns
+    -------
+    dict
+        ``benchmark_set`` (version, seed), ``metrics`` (names), ``cells`` (per cell: its
+        description and per metric mean / CI / n over repeats), ``overall`` (the same
+        over every repeat of every cell), ``missing_recordings`` (in the set, not in the
+        results: their pairs count as missed) and ``unknown_recordings`` (ignored).
+
+    Raises
+    ------
+    SfemgInputError
+        Damaged or foreign set; results that name none of its recordings.
+    """
+    from ..io import load_recordings
+    manifest = verify_benchmark_set(folder)
+    measured = _read_results(results)
+    known = {n for entry in manifest["files"].values() for n in entry["recordings"]}
+    if known.isdisjoint(measured):
+        raise SfemgInputError(f"the results name none of the recordings of the benchmark set in {folder}")
+    grid = Grid.from_dict(manifest["grid"])
+    cells, all_repeats = [], []
+    for name, entry in sorted(manifest["files"].items(), key=lambda kv: kv[1]["cell"]):
+        by_repeat = {}
+        for rec in load_recordings(Path(folder) / name):
+            truth_and_measured = (true_pairs(rec.ground_truth), measured.get(rec.name, []))
+            by_repeat.setdefault(entry["recordings"][rec.name], []).append(truth_and_measured)
+        per_repeat = np.array([score_repeat([t for t, _ in rows], [m for _, m in rows], tolerance_us)
+                               for _, rows in sorted(by_repeat.items())])
+        all_repeats.append(per_repeat)
+        cell = grid.cells[entry["cell"]]
+        cells.append({"cell_index": entry["cell"], "cell": cell.to_dict(), "label": cell.label(),
+                      "metrics": summarize_metrics(per_repeat)})
+    return {"benchmark_set": {"version": manifest["version"], "seed": manifest["seed"],
+                              "grid": manifest["grid"]["name"]},
+            "metrics": list(METRICS), "match_tolerance_us": tolerance_us, "cells": cells,
+            "overall": summarize_metrics(np.concatenate(all_repeats)),
+            "missing_recordings": sorted(known - set(measured)),
+            "unknown_recordings": sorted(set(measured) - known)}
+
+
+def write_scores(path, scores: dict, *, force: bool = False) -> None:
+    """Write :func:`score_results` output as JSON (NaN as null), atomically.
+
+    Raises
+    ------
+    SfemgInputError
+        ``path`` exists and not ``force``.
+    """
+    from ..analysis.results import _json_value
+    path = Path(path)
+    if path.exists() and not force:
+        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
+    _write_json_atomic(path, _json_value(scores))

@@ -1,0 +1,323 @@
+"""Plug-in interface: the algorithms a validation sweep scores.
+
+Two kinds of plug-in, each a plain callable:
+
+**Time-point estimator** (:class:`TimePointEstimator`) — the step that gives a potential
+its time in each discharge. It is scored in isolation: the harness cuts one segment per
+discharge around the *true* position of each potential (detection and blocking are taken
+from the ground truth), the estimator returns a position per segment, and the IPIs they
+give are scored against the truth. Technical jitter and bias against noise and sampling
+rate are what this measures.
+
+**Analyser** (:class:`Analyser`) — a whole pipeline: a recording in, its pairs out
+(detection, time points, blocking and acceptance all included), scored exactly like a
+foreign pipeline's JSON.
+
+Both are named by a registered name or by ``"module:function"`` (``"module:Class.attr"``
+works too); the module must be importable wherever the sweep runs (worker processes,
+Dask workers). The built-ins are registered through the same registry:
+
+=================  ==========  =====================================================
+name               kind        what
+=================  ==========  =====================================================
+``peak``           time-point  parabolic peak (:func:`~sfemg.analysis.timing.peak_positions`)
+``level``          time-point  50 % level on the rising phase (interpolated)
+``template``       time-point  Fourier template fit (maximum likelihood, noise-weighted)
+``sfemg-template`` analyser    :func:`sfemg.analysis.analyze_recording`, template method
+``sfemg-peak``     analyser    the same, peak method
+``sfemg-level``    analyser    the same, level method
+=================  ==========  =====================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import SfemgInputError
+
+__all__ = ["TimePointEstimator", "Analyser", "TIME_POINT_ESTIMATORS", "ANALYSERS", "KINDS",
+           "register_time_point_estimator", "register_analyser", "load_plugin", "method_analyser",
+           "estimator_analyser", "peak_time_points", "level_time_points", "template_time_points"]
+
+#: Method kinds, as written in method names ``"<kind>:<spec>"``.
+KINDS = ("timepoint", "analyser")
+#: Half-length of the segments given to a time-point estimator, µs (the potentials of a
+#: pair are >= 0.9 ms apart in the simulator, so one segment holds one potential).
+SEGMENT_HALF_US = 300.0
+#: Built-in peak and level estimators seek the peak within this distance of the segment's
+#: centre (the analysis' own search range), µs.
+PEAK_SEARCH_US = 50.0
+#: Level of the ``level`` estimator, fraction of the peak (the analysis' default).
+LEVEL_FRACTION = 0.5
+#: The main phase of a simulated potential peaks this long after the instant its action
+#: potential passes the electrode (the ground-truth event time), µs: measured 220-360 µs
+#: for SFE and concentric needles; the phases before (~60 µs) and after (~700 µs) are
+#: outside. The estimator's segments are centred on the largest mean peak in this range.
+MAIN_PHASE_AFTER_EVENT_US = (100.0, 500.0)
+#: Peaks above this many noise SDs are kept out of the noise-spectrum estimate.
+_BUSY_THRESHOLD_SD = 4.0
+
+
+@runtime_checkable
+class TimePointEstimator(Protocol):
+    """Time of one potential in each discharge.
+
+    Parameters
+    ----------
+    segments_v : ndarray, shape (n, L)
+        One segment per discharge in which the potential fired, V, multiplied by the
+        potential's polarity (main phase positive), the potential's peak near sample
+        ``L // 2``. ``L`` spans about ±300 µs.
+    fs_hz : float
+        Sampling rate, Hz.
+    noise_power_v2 : ndarray, shape (L // 2 + 1,)
+        Noise power per DFT bin of an untapered length-``L`` segment, V² (measured on
+        potential-free stretches of the same recording); ignore it if not needed.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Position of the potential's time point in each segment, samples from the
+        segment's first sample (fractional). Any consistent reference point (peak,
+        level crossing, ...) will do: only differences between discharges matter.
+    """
+
+    def __call__(self, segments_v: np.ndarray, fs_hz: float, noise_power_v2: np.ndarray) -> np.ndarray:
+        ...
+
+
+@runtime_checkable
+class Analyser(Protocol):
+    """A whole analysis pipeline: one recording in, its fibre pairs out.
+
+    Parameters
+    ----------
+    recording : sfemg.recording.Recording
+        Continuous or sweeps, voluntary (the sweep's grids are voluntary).
+
+    Returns
+    -------
+    list
+        One item per pair found, each a mapping or an object with (at least)
+        ``mean_ipi_us`` (used to match the pair to a true one) and ``mcd_us``; optionally
+        ``msd_us``, ``jitter_us``, ``mcd_msd_ratio``, ``blocking_percent``,
+        ``technical_jitter_us``, ``accepted`` — the DESIGN.md §5 pair fields, so
+        :class:`~sfemg.analysis.PairResult` qualifies. Raise
+        :class:`~sfemg.errors.SfemgInputError` if nothing can be analysed (every true
+        pair then counts as missed).
+    """
+
+    def __call__(self, recording) -> list:
+        ...
+
+
+def peak_time_points(segments_v, fs_hz, noise_power_v2):
+    """Built-in ``peak`` estimator: parabolic-interpolated maximum near the centre."""
+    from ..analysis.timing import peak_positions
+    return peak_positions(segments_v, max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz))))[0]
+
+
+def level_time_points(segments_v, fs_hz, noise_power_v2):
+    """Built-in ``level`` estimator: where the rising phase crosses 50 % of the peak."""
+    from ..analysis.timing import level_positions
+    return level_positions(segments_v, LEVEL_FRACTION, max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz))))
+
+
+def template_time_points(segments_v, fs_hz, noise_power_v2):
+    """Built-in ``template`` estimator: noise-weighted Fourier template fit."""
+    from ..analysis.timing import fit_template
+    return fit_template(segments_v, noise_power_v2).positions
+
+
+def _sfemg_analyser(method):
+    def analyse(recording):
+        from ..analysis import AnalysisParams, analyze_recording
+        params = AnalysisParams(method=method, electrode=recording.electrode or "sfe",
+                                muscle=recording.muscle)
+        return list(analyze_recording(recording, params).pairs)
+    analyse.__name__ = analyse.__qualname__ = f"sfemg_{method}_analyser"
+    analyse.__doc__ = f"Built-in ``sfemg-{method}`` analyser: the sfemg analysis, {method} time points."
+    return analyse
+
+
+#: Registered time-point estimators, by name.
+TIME_POINT_ESTIMATORS = {}
+#: Registered analysers, by name.
+ANALYSERS = {}
+
+
+def register_time_point_estimator(name: str, estimator) -> None:
+    """Make ``estimator`` (a :class:`TimePointEstimator`) available as ``name``."""
+    _register(TIME_POINT_ESTIMATORS, name, estimator)
+
+
+def register_analyser(name: str, analyser) -> None:
+    """Make ``analyser`` (an :class:`Analyser`) available as ``name``."""
+    _register(ANALYSERS, name, analyser)
+
+
+def _register(registry, name, fn):
+    if not isinstance(name, str) or not name or ":" in name:
+        raise SfemgInputError(f"plug-in name must be a non-empty string without ':', got {name!r}")
+    if not callable(fn):
+        raise SfemgInputError(f"plug-in {name!r} is not callable")
+    registry[name] = fn
+
+
+for _name, _fn in (("peak", peak_time_points), ("level", level_time_points),
+                   ("template", template_time_points)):
+    register_time_point_estimator(_name, _fn)
+for _method in ("template", "peak", "level"):
+    register_analyser(f"sfemg-{_method}", _sfemg_analyser(_method))
+
+
+def load_plugin(spec: str, kind: str):
+    """The callable a plug-in spec names.
+
+    Parameters
+    ----------
+    spec : str
+        A registered name or ``"module:function"``.
+    kind : {"timepoint", "analyser"}
+
+    Returns
+    -------
+    callable
+
+    Raises
+    ------
+    SfemgInputError
+        Unknown name, module that cannot be imported, missing or non-callable attribute.
+    """
+    if kind not in KINDS:
+        raise SfemgInputError(f"plug-in kind must be one of {KINDS}, got {kind!r}")
+    registry = TIME_POINT_ESTIMATORS if kind == "timepoint" else ANALYSERS
+    if spec in registry:
+        return registry[spec]
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise SfemgInputError(f"unknown {kind} {spec!r}: use one of {', '.join(registry)} or 'module:function'")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SfemgInputError(f"plug-in {spec!r}: cannot import {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SfemgInputError(f"plug-in {spec!r}: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SfemgInputError(f"plug-in {spec!r} is not callable")
+    return obj
+
+
+def method_analyser(method: str):
+    """The analyser a method name ``"<kind>:<spec>"`` stands for.
+
+    Time-point estimators are wrapped by :func:`estimator_analyser`.
+    """
+    kind, _, spec = method.partition(":")
+    if kind not in KINDS or not spec:
+        raise SfemgInputError(f"method must be 'timepoint:<spec>' or 'analyser:<spec>', got {method!r}")
+    fn = load_plugin(spec, kind)
+    return estimator_analyser(fn) if kind == "timepoint" else fn
+
+
+def _rows(recording):
+    """The recording as rows of samples and each row's start time: (data (n_rows, n), start_s (n_rows,))."""
+    if recording.is_sweeps:
+        return recording.sweeps_v, recording.sweep_start_times_s
+    return recording.signal_v[None, :], np.zeros(1)
+
+
+def _locate(recording, event_times_s, discharges):
+    """Row and (rounded) sample index of the given discharges' events, shape (n,) each."""
+    data, start = _rows(recording)
+    rows = np.zeros(discharges.size, dtype=np.int64) if data.shape[0] == 1 else discharges  # sweep k: discharge k
+    return rows, np.round((event_times_s[discharges] - start[rows]) * recording.fs_hz).astype(np.int64)
+
+
+def _segments(data, rows, centres, half):
+    """Segments ``data[row, centre-half : centre+half+1]``, zero-padded at the edges."""
+    padded = np.pad(data, ((0, 0), (half, half)))
+    return padded[rows[:, None], centres[:, None] + np.arange(2 * half + 1)[None, :]]
+
+
+def _noise_power(data, fs_hz, length):
+    """Noise power per DFT bin of a length-``length`` segment, V², away from every peak."""
+    from ..analysis.detect import detect_both_polarities, estimate_noise_sd, estimate_noise_spectrum
+    from ..analysis.timing import fit_taper
+    half_width = max(1, int(round(100e-6 * fs_hz)))
+    busy_rows, busy_cols = detect_both_polarities(data, _BUSY_THRESHOLD_SD * estimate_noise_sd(data), half_width)
+    return estimate_noise_spectrum(data, busy_rows, busy_cols, length, length // 2, fit_taper(length))[0]
+
+
+def _time_fibre(estimator, recording, event_times_s, half, noise_power):
+    """Estimated times of one fibre's potentials, s, shape (n_discharges,); NaN where blocked."""
+    data, start = _rows(recording)
+    fs = recording.fs_hz
+    fired = np.flatnonzero(np.isfinite(event_times_s))
+    times = np.full(event_times_s.size, np.nan)
+    if fired.size < 2:
+        return times
+    rows, idx = _locate(recording, event_times_s, fired)
+    lo, hi = (int(round(t * 1e-6 * fs)) for t in MAIN_PHASE_AFTER_EVENT_US)
+    mean = _segments(data, rows, idx + (lo + hi) // 2, (hi - lo) // 2).mean(axis=0)
+    peak = int(np.argmax(np.abs(mean)))
+    polarity = 1.0 if mean[peak] >= 0 else -1.0
+    centres = idx + (lo + hi) // 2 - (hi - lo) // 2 + peak
+    segs = polarity * _segments(data, rows, centres, half)
+    pos = np.asarray(estimator(segs, fs, noise_power), dtype=np.float64)
+    if pos.shape != (fired.size,):
+        raise SfemgInputError(f"time-point estimator returned shape {pos.shape}, expected ({fired.size},)")
+    times[fired] = start[rows] + (centres - half + pos) / fs
+    return times
+
+
+def estimator_analyser(estimator):
+    """An :class:`Analyser` that times the true potentials with ``estimator``.
+
+    Every fibre's potential is cut out around its true position in each discharge where
+    it fired (ground truth: detection, matching and blocking are perfect), timed by the
+    estimator, and the pair's MCD, MSD and reported jitter computed from the resulting
+    IPIs (MSD sorted by the IDIs of the estimated trigger times), as the analysis does.
+
+    Parameters
+    ----------
+    estimator : TimePointEstimator
+
+    Returns
+    -------
+    Analyser
+        Needs recordings with ground truth (voluntary).
+    """
+    def analyse(recording):
+        from ..analysis.jitter import compute_mcd, compute_msd, reported_jitter
+        gt = recording.ground_truth
+        if gt is None or gt.trigger_fibre < 0:
+            raise SfemgInputError(f"{recording.name}: a time-point estimator is scored on voluntary "
+                                  "recordings with ground truth")
+        half = max(2, int(round(SEGMENT_HALF_US * 1e-6 * recording.fs_hz)))
+        data, _ = _rows(recording)
+        noise_power = _noise_power(data, recording.fs_hz, 2 * half + 1)
+        trigger = _time_fibre(estimator, recording, gt.event_times_s[gt.trigger_fibre], half, noise_power)
+        idis = np.concatenate([[np.nan], np.diff(trigger)])
+        pairs = []
+        for f in range(gt.n_fibres):
+            if f == gt.trigger_fibre:
+                continue
+            ipis = _time_fibre(estimator, recording, gt.event_times_s[f], half, noise_power) - trigger
+            mcd, msd = compute_mcd(ipis), compute_msd(ipis, idis)
+            jitter, ratio = reported_jitter(mcd, msd)
+            blocked = ~np.isfinite(ipis)
+            pairs.append({"mean_ipi_us": float(np.nanmean(ipis)) * 1e6 if (~blocked).any() else math.nan,
+                          "mcd_us": mcd * 1e6, "msd_us": msd * 1e6,
+                          "mcd_msd_ratio": ratio, "jitter_us": jitter * 1e6,
+                          "blocking_percent": 100.0 * blocked.mean(), "accepted": True})
+        return pairs
+
+    analyse.__name__ = f"estimator_analyser({getattr(estimator, '__name__', 'estimator')})"
+    return analyse

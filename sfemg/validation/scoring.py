@@ -1,0 +1,245 @@
+"""Score measured pairs against the ground truth: per Monte Carlo repeat, then with
+confidence intervals over the repeats.
+
+Measured pairs are matched to true fibre pairs by their mean interpotential interval
+(voluntary; mean latency from the stimulus when stimulated), one to one, nearest first,
+within :data:`MATCH_TOLERANCE_US`. A measured pair with no true partner is a *false
+pair* (e.g. a second phase of a potential taken for another fibre, or a background
+unit); a true pair with no measured partner is *missed*. Errors (bias, RMSE) are over
+matched pairs the pipeline accepted; matched pairs it rejected are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.stats
+
+from ..errors import SfemgInputError
+
+__all__ = ["METRICS", "MATCH_TOLERANCE_US", "true_pairs", "match_pairs", "pair_fields", "score_repeat",
+           "summarize_metrics", "CONFIDENCE_LEVEL"]
+
+#: Largest |measured − true| mean IPI for a match, µs: a potential's time point (peak,
+#: level) lies tens of µs from the instant its action potential passes the electrode,
+#: while the potentials of distinct fibres are >= ~200 µs apart.
+MATCH_TOLERANCE_US = 150.0
+#: Two-sided level of the confidence intervals (Student t over repeats).
+CONFIDENCE_LEVEL = 0.95
+#: Reported-jitter rule threshold, MCD/MSD (as the analysis and the truth use).
+RATIO_THRESHOLD = 1.25
+
+#: Scores of one repeat, in storage order (NaN where undefined, e.g. no blocking pairs).
+METRICS = (
+    "n_true_pairs",          # true fibre pairs in the repeat's recordings
+    "n_measured_pairs",      # pairs the method reported
+    "n_matched_pairs",       # measured pairs matched to a true pair
+    "false_pairs",           # measured pairs with no true partner
+    "missed_pairs",          # true pairs with no measured partner
+    "rejected_pairs",        # matched pairs the method did not accept
+    "mcd_bias_us",           # mean (measured − true) MCD over accepted matches, µs
+    "mcd_rmse_us",           # root-mean-square MCD error, µs
+    "msd_bias_us",           # mean MSD error, µs
+    "jitter_bias_us",        # mean error of the reported jitter (MCD/MSD rule), µs
+    "jitter_rmse_us",        # RMS error of the reported jitter, µs
+    "ratio_rule_agreement",  # fraction of matches where MCD/MSD > 1.25 agrees with the truth
+    "blocking_precision",    # matched pairs said to block that truly block (pair level)
+    "blocking_recall",       # truly blocking pairs found to block (missed pairs count as not found)
+    "blocking_bias_percent",  # mean error of the blocking percentage over matches
+    "technical_jitter_us",   # mean reported technical jitter over matches, µs
+)
+
+
+def true_pairs(ground_truth) -> dict:
+    """True jitter, blocking and mean IPI of each pair (endplate) of one recording.
+
+    Parameters
+    ----------
+    ground_truth : sfemg.recording.GroundTruth
+
+    Returns
+    -------
+    dict of str to ndarray, each shape (n_pairs,)
+        The columns of :func:`sfemg.synthesis.truth.true_jitter_table` (without
+        ``recording``) and ``mean_ipi_us``: the mean IPI against the trigger fibre
+        (voluntary) or mean latency from the stimulus (stimulated), µs.
+    """
+    from ..synthesis.truth import true_jitter_table
+    table = true_jitter_table([ground_truth], ratio_threshold=RATIO_THRESHOLD)
+    del table["recording"]
+    gt = ground_truth
+    base = gt.discharge_times_s if gt.trigger_fibre < 0 else gt.event_times_s[gt.trigger_fibre]
+    with np.errstate(invalid="ignore"):
+        table["mean_ipi_us"] = np.array([np.nanmean(gt.event_times_s[f] - base) * 1e6 if
+                                         np.isfinite(gt.event_times_s[f] - base).any() else np.nan
+                                         for f in table["fibre"]], dtype=float)
+    return table
+
+
+def match_pairs(true_ipi_us, measured_ipi_us, tolerance_us: float = MATCH_TOLERANCE_US):
+    """One-to-one matches of measured to true pairs by mean IPI, nearest first.
+
+    Parameters
+    ----------
+    true_ipi_us : array_like, shape (n_true,)
+    measured_ipi_us : array_like, shape (n_measured,)
+        NaN never matches.
+    tolerance_us : float
+        Largest accepted |difference|, µs.
+
+    Returns
+    -------
+    true_index, measured_index : ndarray of int, shape (n_matches,)
+        Matched positions, in order of increasing distance.
+    """
+    t = np.asarray(true_ipi_us, dtype=float)
+    m = np.asarray(measured_ipi_us, dtype=float)
+    dist = np.abs(t[:, None] - m[None, :])
+    ti, mi = np.nonzero(np.nan_to_num(dist, nan=np.inf) <= tolerance_us)
+    order = np.lexsort((mi, ti, dist[ti, mi]))
+    used_t, used_m, out = set(), set(), []
+    for i, j in zip(ti[order], mi[order]):
+        if i not in used_t and j not in used_m:
+            used_t.add(i)
+            used_m.add(j)
+            out.append((i, j))
+    out = np.array(out, dtype=np.int64).reshape(-1, 2)
+    return out[:, 0], out[:, 1]
+
+
+_PAIR_FIELDS = ("mean_ipi_us", "mcd_us", "msd_us", "jitter_us", "mcd_msd_ratio", "blocking_percent",
+                "technical_jitter_us", "accepted")
+
+
+def pair_fields(pair) -> dict:
+    """The scored fields of one measured pair (mapping or object), as floats.
+
+    ``mean_ipi_us`` and ``mcd_us`` are required; missing optional fields (or JSON nulls)
+    become NaN, except ``accepted`` (default True) and ``jitter_us`` (default: by the
+    MCD/MSD rule).
+
+    Raises
+    ------
+    SfemgInputError
+        A required field is missing or a value is not a number.
+    """
+    get = pair.get if isinstance(pair, Mapping) else (lambda k, d=None: getattr(pair, k, d))
+    out = {}
+    for name in _PAIR_FIELDS:
+        value = get(name, None)
+        if value is None:
+            if name in ("mean_ipi_us", "mcd_us"):
+                raise SfemgInputError(f"a measured pair lacks {name!r} (needed to score it)")
+            value = True if name == "accepted" else math.nan
+        try:
+            out[name] = bool(value) if name == "accepted" else float(value)
+        except (TypeError, ValueError):
+            raise SfemgInputError(f"a measured pair's {name!r} is not a number: {value!r}") from None
+    if math.isnan(out["jitter_us"]):
+        ratio = out["mcd_us"] / out["msd_us"] if out["msd_us"] > 0 else math.nan
+        out["jitter_us"] = out["msd_us"] if ratio > RATIO_THRESHOLD else out["mcd_us"]
+    if math.isnan(out["mcd_msd_ratio"]) and out["msd_us"] > 0:
+        out["mcd_msd_ratio"] = out["mcd_us"] / out["msd_us"]
+    return out
+
+
+def _mean(x):
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def _fraction(hits, total):
+    return hits / total if total else math.nan
+
+
+def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> np.ndarray:
+    """Scores of one Monte Carlo repeat (a set of recordings), in :data:`METRICS` order.
+
+    Parameters
+    ----------
+    truths : sequence of dict
+        Per recording, :func:`true_pairs` of its ground truth.
+    measured : sequence of sequence
+        Per recording (same order), the measured pairs (mappings or PairResult-like);
+        an empty sequence for a recording the method could not analyse.
+    tolerance_us : float
+        Matching tolerance on the mean IPI, µs.
+
+    Returns
+    -------
+    ndarray, shape (len(METRICS),)
+    """
+    if len(truths) != len(measured):
+        raise ValueError("truths and measured must have one entry per recording")
+    n_true = n_meas = 0
+    rejected = 0
+    err = {k: [] for k in ("mcd", "msd", "jitter", "block", "tech")}
+    rule_agree = []
+    said_block = said_and_true = truly_block = 0
+    for truth, pairs in zip(truths, measured):
+        fields = [pair_fields(p) for p in pairs]
+        n_true += truth["mcd_us"].size
+        n_meas += len(fields)
+        ti, mi = match_pairs(truth["mean_ipi_us"], [f["mean_ipi_us"] for f in fields], tolerance_us)
+        true_blocks = truth["blocking_percent"] > 0
+        truly_block += int(true_blocks.sum())
+        for i, j in zip(ti, mi):
+            f = fields[j]
+            measured_blocks = f["blocking_percent"] > 0
+            said_block += int(measured_blocks)
+            said_and_true += int(measured_blocks and true_blocks[i])
+            if not f["accepted"]:
+                rejected += 1
+                continue
+            err["mcd"].append(f["mcd_us"] - truth["mcd_us"][i])
+            err["msd"].append(f["msd_us"] - truth["msd_us"][i])
+            err["jitter"].append(f["jitter_us"] - truth["jitter_us"][i])
+            err["block"].append(f["blocking_percent"] - truth["blocking_percent"][i])
+            err["tech"].append(f["technical_jitter_us"])
+            true_ratio = truth["mcd_us"][i] / truth["msd_us"][i]
+            if np.isfinite(true_ratio) and np.isfinite(f["mcd_msd_ratio"]):
+                rule_agree.append((f["mcd_msd_ratio"] > RATIO_THRESHOLD) == (true_ratio > RATIO_THRESHOLD))
+    n_matched = len(err["mcd"]) + rejected
+    values = {
+        "n_true_pairs": n_true, "n_measured_pairs": n_meas, "n_matched_pairs": n_matched,
+        "false_pairs": n_meas - n_matched, "missed_pairs": n_true - n_matched, "rejected_pairs": rejected,
+        "mcd_bias_us": _mean(err["mcd"]), "mcd_rmse_us": math.sqrt(_mean(np.square(err["mcd"]))),
+        "msd_bias_us": _mean(err["msd"]), "jitter_bias_us": _mean(err["jitter"]),
+        "jitter_rmse_us": math.sqrt(_mean(np.square(err["jitter"]))),
+        "ratio_rule_agreement": _mean(rule_agree),
+        "blocking_precision": _fraction(said_and_true, said_block),
+        "blocking_recall": _fraction(said_and_true, truly_block),
+        "blocking_bias_percent": _mean(err["block"]), "technical_jitter_us": _mean(err["tech"]),
+    }
+    return np.array([values[k] for k in METRICS], dtype=np.float64)
+
+
+def summarize_metrics(per_repeat, level: float = CONFIDENCE_LEVEL) -> dict:
+    """Mean and Student-t confidence interval of each metric over repeats.
+
+    Parameters
+    ----------
+    per_repeat : array_like, shape (n_repeats, len(METRICS))
+        NaN entries (undefined in that repeat) are left out of that metric.
+    level : float
+        Two-sided confidence level.
+
+    Returns
+    -------
+    dict of str to dict
+        Per metric ``{"mean", "ci_low", "ci_high", "n"}``; the interval is
+        ``mean ± t_{(1+level)/2, n-1} · SD / sqrt(n)`` (NaN with fewer than 2 values).
+    """
+    x = np.atleast_2d(np.asarray(per_repeat, dtype=float))
+    out = {}
+    for k, name in enumerate(METRICS):
+        v = x[:, k][np.isfinite(x[:, k])]
+        n = int(v.size)
+        mean = float(v.mean()) if n else math.nan
+        half = (float(scipy.stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+                if n >= 2 else math.nan)
+        out[name] = {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+    return out

@@ -1,0 +1,251 @@
+"""Monte Carlo validation sweeps: every grid cell, n seeded repeats, every method scored.
+
+One *task* is one repeat of one cell: simulate ``n_recordings`` pairs from
+``SeedSequence([seed, cell, repeat])``, run every method on them and score it
+(:func:`~sfemg.validation.scoring.score_repeat`). Tasks run serially, on local worker
+processes, or on a Dask distributed cluster; as they depend on nothing but their
+arguments, the scores are the same bits however they ran. A cell is written to the
+HDF5 file (atomically) as soon as its last repeat finishes, and a sweep started again
+on the same file with the same configuration skips the finished cells.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import SfemgInputError
+from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
+from .plugins import method_analyser
+from .scoring import MATCH_TOLERANCE_US, METRICS, score_repeat, summarize_metrics, true_pairs
+
+__all__ = ["run_sweep", "run_task", "summarize_sweep", "format_summary", "DEFAULT_METHODS",
+           "SWEEP_FORMAT_VERSION"]
+
+#: Methods scored when none are given: the whole analysis (two time-point methods) and
+#: the three built-in time-point estimators on their own.
+DEFAULT_METHODS = ("analyser:sfemg-template", "analyser:sfemg-peak", "timepoint:template",
+                   "timepoint:peak", "timepoint:level")
+#: Version of the sweep configuration and scores (bump when a metric's meaning changes).
+SWEEP_FORMAT_VERSION = "1.0.0"
+
+
+def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: int, methods,
+             tolerance_us: float):
+    """Simulate and score one repeat of one cell (the unit of parallel work).
+
+    Returns
+    -------
+    cell_index, repeat : int
+    scores : ndarray, shape (len(methods), len(METRICS))
+    elapsed_s : float
+        Wall time of the task, s (provenance only).
+    host : str
+    """
+    t0 = time.perf_counter()
+    study = simulate_repeat(cell, n_recordings, repeat_seed(seed, cell_index, repeat))
+    truths = [true_pairs(gt) for gt in study.ground_truths]
+    scores = np.empty((len(methods), len(METRICS)))
+    for k, method in enumerate(methods):
+        analyser = method_analyser(method)
+        measured = []
+        for rec in study.recordings:
+            try:
+                measured.append(analyser(rec))
+            except SfemgInputError:  # nothing found: every pair of the recording is missed
+                measured.append([])
+        scores[k] = score_repeat(truths, measured, tolerance_us)
+    return cell_index, repeat, scores, time.perf_counter() - t0, socket.gethostname()
+
+
+def _run_serial(tasks):
+    for task in tasks:
+        yield run_task(*task)
+
+
+def _run_processes(tasks, n_workers):
+    pool = ProcessPoolExecutor(n_workers)
+    try:
+        for future in as_completed([pool.submit(run_task, *task) for task in tasks]):
+            yield future.result()
+    finally:  # on interruption: drop queued tasks, let running ones end
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(tasks, scheduler):
+    try:
+        import distributed
+    except ImportError:
+        raise SfemgInputError("a Dask scheduler needs dask[distributed]: pip install 'sfemg[dask]'") from None
+    own = not isinstance(scheduler, distributed.Client)
+    try:
+        client = distributed.Client(scheduler, timeout="10s") if own else scheduler
+    except (OSError, TimeoutError) as exc:
+        raise SfemgInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    futures = []
+    try:
+        futures = [client.submit(run_task, *task, pure=False) for task in tasks]
+        for future in distributed.as_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)
+        if own:
+            client.close()
+
+
+def _config(grid, n_repeats, n_recordings, methods, seed, tolerance_us):
+    return {"format_version": SWEEP_FORMAT_VERSION, "grid": grid.to_dict(), "n_repeats": n_repeats,
+            "n_recordings": n_recordings, "methods": list(methods), "metrics": list(METRICS),
+            "seed": seed, "match_tolerance_us": tolerance_us}
+
+
+def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int = 4,
+              methods=DEFAULT_METHODS, seed: int = 0, n_workers: int | None = None, scheduler=None,
+              tolerance_us: float = MATCH_TOLERANCE_US, force: bool = False, progress=None,
+              command: str | None = None) -> dict:
+    """Run (or resume) a validation sweep into an HDF5 file.
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        HDF5 file. If it exists with the same configuration, finished cells are kept and
+        only the others are run (resume); with another configuration it is refused
+        unless ``force`` (then replaced).
+    grid : Grid or str
+        A :class:`~sfemg.validation.grid.Grid` or a built-in name (``"default"``, ``"tiny"``).
+    n_repeats : int
+        Monte Carlo repeats per cell (confidence intervals are over these).
+    n_recordings : int
+        Recordings (fibre pairs) simulated per repeat.
+    methods : sequence of str
+        ``"timepoint:<spec>"`` or ``"analyser:<spec>"`` (:mod:`sfemg.validation.plugins`).
+    seed : int
+        Global seed; repeat r of cell c uses ``SeedSequence([seed, c, r])``.
+    n_workers : int, optional
+        Local worker processes (default: all cores; 1 runs in this process). Ignored
+        with ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        Dask scheduler address (``"tcp://host:8786"``) or a connected client.
+    tolerance_us : float
+        Pair matching tolerance on the mean IPI, µs.
+    force : bool
+        Replace an existing file whose configuration differs.
+    progress : callable, optional
+        ``progress(n_done, n_total)`` after each task (repeat) of this run.
+    command : str, optional
+        Command line, stored as provenance.
+
+    Returns
+    -------
+    dict
+        ``{"n_cells", "n_cells_run", "n_tasks_run", "elapsed_s"}``.
+    """
+    from ..io.validation import (
+        create_validation_file,
+        finished_validation_cells,
+        read_validation_config,
+        write_validation_cell,
+    )
+    grid = get_grid(grid)
+    for name, value in (("n_repeats", n_repeats), ("n_recordings", n_recordings)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise SfemgInputError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise SfemgInputError(f"seed must be a non-negative integer, got {seed!r}")
+    methods = tuple(methods)
+    if not methods:
+        raise SfemgInputError("no methods to score")
+    for m in methods:
+        method_analyser(m)  # fail now, not in a worker
+    n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
+    if n_workers < 1:
+        raise SfemgInputError(f"n_workers must be >= 1, got {n_workers}")
+    config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), float(tolerance_us))
+    output = Path(output)
+    done = set()
+    if output.exists() and read_validation_config(output) == config:
+        done = finished_validation_cells(output)
+    else:
+        if output.exists() and not force:
+            raise SfemgInputError(f"{output} holds a sweep with another configuration; "
+                                  "use --force (force=True) to replace it")
+        where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")
+        create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
+                                                "execution": where}, force=True)
+    todo = [c for c in range(len(grid.cells)) if c not in done]
+    tasks = [(grid.cells[c], c, r, int(seed), int(n_recordings), methods, float(tolerance_us))
+             for c in todo for r in range(n_repeats)]
+    if scheduler is not None:
+        results = _run_dask(tasks, scheduler)
+    elif n_workers == 1:
+        results = _run_serial(tasks)
+    else:
+        results = _run_processes(tasks, n_workers)
+    pending = {c: {} for c in todo}
+    t_start = time.perf_counter()
+    for n_done, (c, r, scores, elapsed, host) in enumerate(results, start=1):
+        pending[c][r] = (scores, elapsed, host)
+        if len(pending[c]) == n_repeats:
+            reps = pending.pop(c)
+            metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
+            write_validation_cell(output, c, metrics, {
+                "task_wall_s": [reps[r][1] for r in range(n_repeats)],
+                "hosts": sorted({reps[r][2] for r in range(n_repeats)}),
+                "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        if progress is not None:
+            progress(n_done, len(tasks))
+    return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
+            "elapsed_s": time.perf_counter() - t_start}
+
+
+def summarize_sweep(path) -> list:
+    """Mean and confidence interval of every metric, per finished cell and method.
+
+    Returns
+    -------
+    list of dict
+        One row per (cell, method): ``cell_index``, ``cell`` (:class:`Cell`), ``method``,
+        ``n_repeats`` and ``metrics`` (see :func:`~sfemg.validation.scoring.summarize_metrics`).
+    """
+    from ..io.validation import load_validation
+    data = load_validation(path)
+    grid = Grid.from_dict(data["config"]["grid"])
+    rows = []
+    for c in sorted(data["metrics"]):
+        values = data["metrics"][c]
+        for k, method in enumerate(data["config"]["methods"]):
+            rows.append({"cell_index": c, "cell": grid.cells[c], "method": method,
+                         "n_repeats": values.shape[1], "metrics": summarize_metrics(values[k])})
+    return rows
+
+
+#: Columns of :func:`format_summary`: (metric, header, format).
+_TABLE = (("mcd_bias_us", "MCD bias µs", "{:+.1f}"), ("mcd_rmse_us", "MCD RMSE µs", "{:.1f}"),
+          ("false_pairs", "false", "{:.1f}"), ("missed_pairs", "missed", "{:.1f}"),
+          ("rejected_pairs", "rejected", "{:.1f}"), ("blocking_precision", "block P", "{:.2f}"),
+          ("blocking_recall", "block R", "{:.2f}"))
+
+
+def format_summary(rows) -> str:
+    """A plain-text table of :func:`summarize_sweep` rows: mean [95 % CI] per metric
+    (counts are per repeat)."""
+    def cell_text(summary, fmt):
+        if not np.isfinite(summary["mean"]):
+            return "-"
+        text = fmt.format(summary["mean"])
+        if np.isfinite(summary["ci_low"]):
+            text += f" [{fmt.format(summary['ci_low'])}, {fmt.format(summary['ci_high'])}]"
+        return text
+
+    header = ["cell", "method"] + [h for _, h, _ in _TABLE]
+    body = [[f"{r['cell_index']}: {r['cell'].label()}", r["method"]]
+            + [cell_text(r["metrics"][m], f) for m, _, f in _TABLE] for r in rows]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [header] + body)

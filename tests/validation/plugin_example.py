@@ -1,0 +1,21 @@
+"""Plug-ins a user might write, loaded by the tests through ``module:function`` specs."""
+
+import numpy as np
+
+from sfemg.validation import true_pairs
+
+
+def centroid_time_points(segments_v, fs_hz, noise_power_v2):
+    """Centre of mass of the positive part of each segment, samples (a time-point estimator)."""
+    weights = np.clip(segments_v, 0.0, None)
+    return (weights * np.arange(segments_v.shape[1])).sum(axis=1) / weights.sum(axis=1)
+
+
+def truth_analyser(recording):
+    """A perfect pipeline: reports the ground truth (an analyser)."""
+    truth = true_pairs(recording.ground_truth)
+    return [{"mean_ipi_us": truth["mean_ipi_us"][i], "mcd_us": truth["mcd_us"][i], "msd_us": truth["msd_us"][i],
+             "blocking_percent": truth["blocking_percent"][i]} for i in range(truth["mcd_us"].size)]
+
+
+not_callable = 42

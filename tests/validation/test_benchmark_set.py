@@ -1,0 +1,133 @@
+"""Benchmark sets: written once with checksums; foreign results scored; damage refused."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sfemg.analysis import analyze_file
+from sfemg.cli import main
+from sfemg.errors import SfemgInputError
+from sfemg.io import load_recordings
+from sfemg.validation import METRICS, method_analyser
+from sfemg.validation.benchmark_set import MANIFEST_NAME, score_results, verify_benchmark_set, write_benchmark_set
+
+from .plugin_example import truth_analyser
+
+SET = dict(grid="tiny", n_repeats=2, n_recordings=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench") / "set"
+    write_benchmark_set(folder, **SET)
+    return folder
+
+
+def json_of(folder, analyser):
+    """§5 JSON of an analyser run over every file of a set."""
+    recs = [r for f in sorted(folder.glob("cell*.h5")) for r in load_recordings(f)]
+    return {"recordings": {r.name: {"pairs": analyser(r)} for r in recs}}
+
+
+def test_manifest_names_every_file_with_its_checksum(bench):
+    manifest = verify_benchmark_set(bench)
+    assert manifest["version"] == "1.0.0" and manifest["seed"] == 5
+    assert sorted(manifest["files"]) == ["cell000.h5", "cell001.h5"]
+    assert manifest["files"]["cell001.h5"]["recordings"] == {"c001r000_pair001": 0, "c001r001_pair001": 1}
+    assert len(manifest["grid"]["cells"]) == 2
+
+
+def test_rewriting_with_the_same_seed_gives_the_same_recordings(bench, tmp_path):
+    write_benchmark_set(tmp_path / "again", **SET)
+    a, b = (load_recordings(f / "cell000.h5") for f in (bench, tmp_path / "again"))
+    assert [r.name for r in a] == [r.name for r in b]
+    assert all(np.array_equal(x.sweeps_v, y.sweeps_v) for x, y in zip(a, b))
+
+
+def test_perfect_results_score_zero_error(bench):
+    scores = score_results(json_of(bench, truth_analyser), bench)
+    overall = scores["overall"]
+    assert overall["mcd_rmse_us"]["mean"] == 0.0 and overall["false_pairs"]["mean"] == 0.0
+    assert overall["missed_pairs"]["mean"] == 0.0 and scores["missing_recordings"] == []
+    assert [c["cell_index"] for c in scores["cells"]] == [0, 1]
+
+
+def test_missing_and_unknown_recordings_are_reported(bench):
+    results = json_of(bench, truth_analyser)
+    del results["recordings"]["c000r000_pair001"]
+    results["recordings"]["elsewhere"] = {"pairs": []}
+    scores = score_results(results, bench)
+    assert scores["missing_recordings"] == ["c000r000_pair001"] and scores["unknown_recordings"] == ["elsewhere"]
+    assert scores["cells"][0]["metrics"]["missed_pairs"]["mean"] == 0.5
+
+
+def test_sfemg_analyze_json_scores_as_the_analysis_in_memory(bench, tmp_path):
+    """The foreign-pipeline route (files -> `analyze --json` -> score) loses nothing."""
+    paths = []
+    for f in sorted(bench.glob("cell*.h5")):
+        paths.append(tmp_path / f"{f.stem}.json")
+        analyze_file(f, output_path=tmp_path / f"{f.stem}.analysis.h5", json_path=paths[-1])
+    from_files = score_results(paths, bench)
+    in_memory = score_results(json_of(bench, method_analyser("analyser:sfemg-template")), bench)
+    def table(scores):
+        return np.array([[c["metrics"][m][k] for m in METRICS for k in ("mean", "ci_low", "ci_high", "n")]
+                         for c in scores["cells"]])
+    np.testing.assert_array_equal(table(from_files), table(in_memory))  # NaN == NaN here
+    assert from_files["overall"]["n_matched_pairs"]["mean"] > 0
+
+
+def test_damaged_or_foreign_sets_are_refused(bench, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bench, copy)
+    with open(copy / "cell001.h5", "r+b") as fh:
+        fh.seek(-100, 2)
+        fh.write(b"\x00" * 8)
+    with pytest.raises(SfemgInputError, match="checksum"):
+        verify_benchmark_set(copy)
+    (copy / "cell001.h5").unlink()
+    with pytest.raises(SfemgInputError, match="missing"):
+        verify_benchmark_set(copy)
+    with pytest.raises(SfemgInputError, match="not a benchmark set"):
+        verify_benchmark_set(tmp_path)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "someone-else"}))
+    with pytest.raises(SfemgInputError, match="not an sfemg benchmark-set manifest"):
+        verify_benchmark_set(tmp_path)
+
+
+def test_a_non_empty_folder_is_not_overwritten(bench):
+    with pytest.raises(SfemgInputError, match="not empty"):
+        write_benchmark_set(bench, **SET)
+
+
+def test_cli_benchmark_set_and_score(bench, tmp_path, capsys):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(json_of(bench, truth_analyser)))
+    assert main(["score", str(results), str(bench)]) == 0
+    out = capsys.readouterr().out
+    assert "MCD bias µs" in out and (tmp_path / "results.scores.json").exists()
+    saved = json.loads((tmp_path / "results.scores.json").read_text())
+    assert saved["overall"]["mcd_bias_us"]["mean"] == 0.0
+    assert main(["score", str(results), str(bench)]) == 2  # exists, no --force
+    assert "exists" in capsys.readouterr().err
+    assert main(["benchmark-set", "--grid", "tiny", "--n", "1", "--recordings", "1", "--quiet",
+                 "-o", str(tmp_path / "new")]) == 0
+    assert verify_benchmark_set(tmp_path / "new")["n_repeats"] == 1
+
+
+def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"recordings": {"pair001": {"pairs": []}}}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    copy = tmp_path / "copy"
+    shutil.copytree(bench, copy)
+    with open(copy / "cell000.h5", "r+b") as fh:
+        fh.seek(-64, 2)
+        fh.write(b"\xff" * 4)
+    for argv in ([str(foreign), str(bench)], [str(broken), str(bench)], [str(foreign), str(tmp_path)],
+                 [str(foreign), str(copy)]):
+        assert main(["score", *argv, "--force"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sfemg: error:") and err.count("\n") == 1

@@ -1,0 +1,83 @@
+"""Pair matching and scores on hand-made truths and results with known errors."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from sfemg.errors import SfemgInputError
+from sfemg.validation import METRICS, match_pairs, score_repeat, summarize_metrics
+from sfemg.validation.scoring import pair_fields
+
+
+def truth(ipi, mcd, msd, blocking):
+    return {"mean_ipi_us": np.array(ipi, float), "mcd_us": np.array(mcd, float), "msd_us": np.array(msd, float),
+            "jitter_us": np.where(np.array(mcd) / np.array(msd) > 1.25, msd, mcd).astype(float),
+            "blocking_percent": np.array(blocking, float), "fibre": np.arange(1, len(ipi) + 1)}
+
+
+def scores(*args, **kwargs):
+    return dict(zip(METRICS, score_repeat(*args, **kwargs)))
+
+
+def test_match_is_one_to_one_nearest_first_within_tolerance():
+    ti, mi = match_pairs([1000.0, 1100.0, 3000.0], [1090.0, 1010.0, 1500.0, np.nan], tolerance_us=150.0)
+    assert sorted(zip(ti.tolist(), mi.tolist())) == [(0, 1), (1, 0)]
+    ti, mi = match_pairs([1000.0], [1060.0, 1040.0])  # two candidates: the nearer wins
+    assert (ti.tolist(), mi.tolist()) == ([0], [1])
+    assert match_pairs([], [1.0])[0].size == 0
+
+
+def test_known_errors_false_missed_rejected_and_blocking():
+    truths = [truth([1000.0, 2000.0], [20.0, 80.0], [19.0, 50.0], [0.0, 5.0]),
+              truth([1500.0], [40.0], [39.0], [2.0])]
+    measured = [
+        [{"mean_ipi_us": 1010.0, "mcd_us": 22.0, "msd_us": 20.0, "blocking_percent": 1.0},   # +2, false block
+         {"mean_ipi_us": 2020.0, "mcd_us": 76.0, "msd_us": 50.0, "blocking_percent": 4.0},   # -4, MSD rule
+         {"mean_ipi_us": 600.0, "mcd_us": 10.0}],                                             # false pair
+        [{"mean_ipi_us": 1480.0, "mcd_us": 70.0, "blocking_percent": 3.0, "accepted": False},  # rejected
+         {"mean_ipi_us": 5000.0, "mcd_us": 9.0, "accepted": None}],                           # false pair
+    ]
+    s = scores(truths, measured)
+    assert (s["n_true_pairs"], s["n_measured_pairs"], s["n_matched_pairs"]) == (3, 5, 3)
+    assert (s["false_pairs"], s["missed_pairs"], s["rejected_pairs"]) == (2, 0, 1)
+    assert s["mcd_bias_us"] == pytest.approx(-1.0)
+    assert s["mcd_rmse_us"] == pytest.approx(math.sqrt(10.0))
+    assert s["msd_bias_us"] == pytest.approx(0.5)
+    # jitter by the 1.25 rule: pair 2 reports MSD 50 (ratio 1.52), true 50 -> error 0; pair 1: +2
+    assert s["jitter_bias_us"] == pytest.approx(1.0)
+    assert s["ratio_rule_agreement"] == 1.0
+    # blocking, pair level: said to block: 3 matched (1 wrong); truly blocking: 2, both found
+    assert s["blocking_precision"] == pytest.approx(2 / 3)
+    assert s["blocking_recall"] == pytest.approx(1.0)
+    assert s["blocking_bias_percent"] == pytest.approx(0.0)  # accepted matches: +1 and -1
+    assert math.isnan(s["technical_jitter_us"])
+
+
+def test_a_recording_without_results_misses_its_pairs():
+    s = scores([truth([1000.0], [20.0], [20.0], [10.0])], [[]])
+    assert (s["missed_pairs"], s["false_pairs"]) == (1, 0)
+    assert s["blocking_recall"] == 0.0 and math.isnan(s["blocking_precision"]) and math.isnan(s["mcd_bias_us"])
+
+
+def test_pair_fields_need_ipi_and_mcd_and_numbers():
+    with pytest.raises(SfemgInputError, match="mean_ipi_us"):
+        pair_fields({"mcd_us": 3.0})
+    with pytest.raises(SfemgInputError, match="not a number"):
+        pair_fields({"mean_ipi_us": 1.0, "mcd_us": "fast"})
+    assert pair_fields({"mean_ipi_us": 1.0, "mcd_us": 30.0, "msd_us": 20.0})["jitter_us"] == 20.0
+
+
+def test_confidence_interval_is_student_t_over_repeats():
+    rng = np.random.default_rng(3)
+    x = np.full((6, len(METRICS)), np.nan)
+    x[:, 0] = rng.normal(size=6)
+    x[0, 1] = 4.0
+    out = summarize_metrics(x)
+    half = scipy.stats.t.ppf(0.975, 5) * x[:, 0].std(ddof=1) / math.sqrt(6)
+    first = out[METRICS[0]]
+    assert first["n"] == 6 and first["mean"] == pytest.approx(x[:, 0].mean())
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((first["mean"] - half, first["mean"] + half))
+    assert out[METRICS[1]]["mean"] == 4.0 and math.isnan(out[METRICS[1]]["ci_low"])
+    assert out[METRICS[2]]["n"] == 0 and math.isnan(out[METRICS[2]]["mean"])

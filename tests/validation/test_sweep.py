@@ -1,0 +1,150 @@
+"""Sweeps: the same bits serially, on processes and on Dask; resume; plug-ins; the CLI."""
+
+import numpy as np
+import pytest
+
+from sfemg.cli import main
+from sfemg.errors import SfemgInputError
+from sfemg.io.validation import load_validation
+from sfemg.validation import (
+    METRICS,
+    Cell,
+    Grid,
+    format_summary,
+    load_plugin,
+    method_analyser,
+    repeat_seed,
+    run_sweep,
+    summarize_sweep,
+)
+
+#: Small and fast: 2 cells x 2 repeats x 1 recording of 40 discharges.
+SMALL = dict(grid="tiny", n_repeats=2, n_recordings=1,
+             methods=("timepoint:peak", "analyser:sfemg-template"), seed=7)
+
+
+def scores_of(path):
+    data = load_validation(path)
+    return data["config"], {c: m.tobytes() for c, m in data["metrics"].items()}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sweep") / "serial.h5"
+    run_sweep(path, n_workers=1, **SMALL)
+    return path
+
+
+def test_serial_sweep_stores_every_cell_method_and_repeat(serial):
+    data = load_validation(serial)
+    assert sorted(data["metrics"]) == [0, 1]
+    assert data["metrics"][0].shape == (2, 2, len(METRICS))
+    assert data["config"]["methods"] == list(SMALL["methods"]) and data["config"]["seed"] == 7
+    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc"}
+    n_true = data["metrics"][0][:, :, METRICS.index("n_true_pairs")]
+    assert np.all(n_true == 1)  # one pair per recording, whatever the method
+
+
+def test_processes_give_the_same_bits(serial, tmp_path):
+    run_sweep(tmp_path / "processes.h5", n_workers=2, **SMALL)
+    assert scores_of(tmp_path / "processes.h5") == scores_of(serial)
+
+
+def test_dask_gives_the_same_bits(serial, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        run_sweep(tmp_path / "dask.h5", scheduler=cluster.scheduler_address, **SMALL)
+    assert scores_of(tmp_path / "dask.h5") == scores_of(serial)
+
+
+def test_interrupted_sweep_resumes_without_redoing_cells(serial, tmp_path):
+    path = tmp_path / "resumed.h5"
+
+    def interrupt_after_first_cell(done, total):
+        if done == SMALL["n_repeats"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, n_workers=1, progress=interrupt_after_first_cell, **SMALL)
+    assert sorted(load_validation(path)["metrics"]) == [0]
+    calls = []
+    run = run_sweep(path, n_workers=1, progress=lambda done, total: calls.append(total), **SMALL)
+    assert run["n_cells_run"] == 1 and set(calls) == {SMALL["n_repeats"]}
+    assert scores_of(path) == scores_of(serial)
+    assert run_sweep(path, n_workers=1, **SMALL)["n_tasks_run"] == 0
+
+
+def test_a_different_configuration_is_refused_unless_forced(serial, tmp_path):
+    path = tmp_path / "other.h5"
+    run_sweep(path, n_workers=1, **SMALL)
+    changed = dict(SMALL, seed=8)
+    with pytest.raises(SfemgInputError, match="another configuration"):
+        run_sweep(path, n_workers=1, **changed)
+    run_sweep(path, n_workers=1, force=True, **changed)
+    assert load_validation(path)["config"]["seed"] == 8
+
+
+def test_seeds_depend_on_seed_cell_and_repeat_only():
+    seeds = {repeat_seed(s, c, r) for s in (0, 1) for c in (0, 1) for r in (0, 1)}
+    assert len(seeds) == 8 and repeat_seed(0, 1, 1) == repeat_seed(0, 1, 1)
+
+
+def test_plugins_by_module_function(tmp_path):
+    grid = Grid("one", (Cell(n_discharges=30),))
+    methods = ("timepoint:tests.validation.plugin_example:centroid_time_points",
+               "analyser:tests.validation.plugin_example:truth_analyser")
+    run_sweep(tmp_path / "p.h5", grid, n_repeats=1, n_recordings=2, methods=methods, n_workers=1)
+    metrics = load_validation(tmp_path / "p.h5")["metrics"][0]
+    centroid, truth = (dict(zip(METRICS, m[0])) for m in metrics)
+    assert truth["mcd_rmse_us"] == 0.0 and truth["false_pairs"] == 0 and truth["missed_pairs"] == 0
+    assert centroid["n_matched_pairs"] == 2 and np.isfinite(centroid["mcd_rmse_us"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("timepoint:nosuch", "unknown timepoint"),
+    ("analyser:no_such_module_xyz:f", "cannot import"),
+    ("analyser:tests.validation.plugin_example:missing", "no attribute"),
+    ("analyser:tests.validation.plugin_example:not_callable", "not callable"),
+    ("peak", "timepoint:<spec>"),
+])
+def test_bad_plugin_specs_are_input_errors(spec, message):
+    with pytest.raises(SfemgInputError, match=message):
+        method_analyser(spec)
+
+
+def test_builtins_go_through_the_same_loader():
+    from sfemg.validation.plugins import peak_time_points
+    assert load_plugin("peak", "timepoint") is peak_time_points
+    assert load_plugin("sfemg.validation.plugins:peak_time_points", "timepoint") is peak_time_points
+
+
+def test_summary_table_has_a_row_per_cell_and_method(serial):
+    rows = summarize_sweep(serial)
+    assert [(r["cell_index"], r["method"]) for r in rows] == [
+        (c, m) for c in (0, 1) for m in SMALL["methods"]]
+    text = format_summary(rows)
+    assert "MCD bias µs" in text and "analyser:sfemg-template" in text
+
+
+def test_cli_validate(tmp_path, capsys):
+    path = tmp_path / "v.h5"
+    code = main(["validate", "--grid", "tiny", "--n", "1", "--recordings", "1", "--method", "peak",
+                 "--jobs", "1", "--quiet", "-o", str(path)])
+    assert code == 0 and capsys.readouterr().out == ""
+    assert load_validation(path)["config"]["methods"] == ["timepoint:peak"]
+    code = main(["validate", "--grid", "tiny", "--n", "1", "--recordings", "1", "--method", "peak",
+                 "--jobs", "1", "-o", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "2 already done" in out and "timepoint:peak" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "huge"], "unknown grid"),
+    (["--method", "nosuch"], "unknown timepoint"),
+    (["--n", "0"], "must be >= 1"),
+])
+def test_cli_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    code = main(["validate", *argv, "--quiet", "-o", str(tmp_path / "v.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
