@@ -17,24 +17,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
+from _timing import best_of
 from scipy import signal as sps
 
 from sfemg.analysis import analyze_file, analyze_recording
 from sfemg.io import load_recordings, save_recordings
 from sfemg.synthesis import simulate_study
-
-
-def best_of(fn, repeats):
-    """Smallest wall time of ``repeats`` calls of ``fn``, s."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None):

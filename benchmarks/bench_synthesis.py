@@ -14,24 +14,14 @@ run (the machine may be shared and noisy; each figure is the best of several rep
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of
 from scipy import signal as sps
 
 from sfemg.synthesis import simulate_study
 from sfemg.synthesis.physiology import Disease, NMJParams, draw_endplates
 from sfemg.synthesis.transmission import draw_transmission_noise, simulate_transmission
-
-
-def best_of(fn, repeats):
-    """Smallest wall time of ``repeats`` calls of ``fn``, s."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def epp_crossing_newton(level, tau_r, tau_d):

@@ -148,3 +148,12 @@ def test_cli_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, me
     code = main(["validate", *argv, "--quiet", "-o", str(tmp_path / "v.h5")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_plot_error_vs_noise_draws_a_line_per_method(serial):
+    from sfemg.validation.plot import plot_error_vs_noise
+    ax = plot_error_vs_noise(serial)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(SMALL["methods"])
+    assert ax.get_xlabel() == "noise RMS (µV)"
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)
