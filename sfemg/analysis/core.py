@@ -44,6 +44,23 @@ _PEAK_SEARCH_US = 50.0
 _SUPPORT_LEVEL = 0.1
 #: The main phase is where the template exceeds this fraction of its peak.
 _MAIN_PHASE_LEVEL = 0.3
+#: A time-locked group is a potential of its own when the residual of the current model
+#: (every potential found so far, at its fitted times) keeps more than this many times
+#: the noise energy in the group's window (median over discharges). A phase of a
+#: potential already found leaves noise only (ratio ~1); another fibre, whose template
+#: the model can only hold blurred by the relative jitter, leaves ~(jitter x slope)^2.
+_RESIDUAL_ENERGY_RATIO = 2.0
+#: A potential's waveform extends as far as its template's envelope (maximum magnitude
+#: within ±_ENVELOPE_US, bridging zero crossings between phases) stays above
+#: _EXTENT_LEVEL of its peak: the phases and slow after-phases of one fibre, not a
+#: separate potential beyond a quiet gap.
+_ENVELOPE_US = 100.0
+_EXTENT_LEVEL = 0.05
+#: Ridge on the joint template equations, per discharge: per DFT bin, templates that the
+#: discharges cannot tell apart (their relative shifts vary too little at that frequency)
+#: are split evenly instead of by noise; such components do not move between
+#: discharges and so carry no relative timing information.
+_JOINT_RIDGE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -237,20 +254,22 @@ class _Timed:
     """One potential's time points, bound, shape and template."""
 
     times_s: np.ndarray       # (n,) time points by the chosen method, NaN where blocked
-    fit_times_s: np.ndarray   # (n,) template-fit time points (the most precise)
+    positions: np.ndarray     # (n,) template-fit reference position in the sweep, samples; NaN where blocked
     crb_var: float            # samples^2
     shape: tuple              # (amplitude V, rise time µs, notched)
     template: tuple           # (polarity-as-recorded template V, reference position samples)
     support: tuple            # (first, last) sample offsets from the reference where |template| >= 10 %
 
 
-def _time_potential(data, sw, pot, pots, is_trigger, spectra, fs_hz, params):
-    """Find, block-check and time one potential in every sweep."""
+def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
+    """Find, block-check and time one potential in every sweep.
+
+    The fit segment spans ±``fit_half_window_us`` whatever the neighbouring phases: they
+    are the potential's own (it is rigid) or another fibre's tail, which a shorter,
+    more tapered segment would weigh more, not less.
+    """
     n = data.shape[0]
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
-    same = [abs(q.latency - pot.latency) for q in pots if q is not pot and q.polarity == pot.polarity]
-    if same:  # keep the neighbouring potential of the same polarity out of the segment
-        fit_half = int(min(fit_half, max(2, min(same) // 2)))
     present, seg_start, segs = _measure_potential(data, sw.ref_pos, pot, fit_half, is_trigger,
                                                   params.block_fraction)
     length = 2 * fit_half + 1
@@ -277,39 +296,129 @@ def _time_potential(data, sw, pot, pots, is_trigger, spectra, fs_hz, params):
     else:
         pos = level_positions(segs[present], params.level_fraction, near)
     times[present] = sw.start_s[present] + (seg_start[present] + pos) / fs_hz
-    fit_times = np.full(n, np.nan)
-    fit_times[present] = sw.start_s[present] + (seg_start[present] + fit.positions) / fs_hz
+    positions = np.full(n, np.nan)
+    positions[present] = seg_start[present] + fit.positions
     big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
     support = (big[0] - fit.reference, big[-1] - fit.reference)
-    return _Timed(times, fit_times, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
+    return _Timed(times, positions, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
                   (pot.polarity * fit.template, fit.reference), support)
 
 
-def _merge_phases(pots, timed, trigger, fs_hz, params):
-    """Indices of the potentials left after folding phases of one potential into its largest.
+def _joint_templates(spectra, positions, length):
+    """Templates of all potentials by joint least squares, one small system per DFT bin.
 
-    Two groups are phases of one potential when one lies within the other's template and
-    their template-fit time points keep a constant distance: the MCD of the difference is
-    below the low-MCD limit, or below twice the MCD that timing error alone gives (the
-    bound, at low SNR). The trigger is always kept.
+    Model of sweep i: ``x_i(t) = sum_j a_ij s_j(t - tau_ij)`` with ``a_ij`` 1 where
+    potential j is present, 0 where blocked. In bin k the normal equations are
+    ``sum_j' G_jj' S_j' = sum_i a_ij e^{i w_k tau_ij} X_ik`` with
+    ``G_jj' = sum_i a_ij a_ij' e^{i w_k (tau_ij - tau_ij')}``: each template is estimated
+    with the others' contributions (at their own times) accounted for, rather than as a
+    mean that also holds the other potentials blurred by their relative jitter.
+
+    Parameters
+    ----------
+    spectra : ndarray, shape (n, L // 2 + 1)
+        DFT of each sweep (``numpy.fft.rfft``), V.
+    positions : ndarray, shape (K, n)
+        Reference position of each potential in each sweep, samples; NaN where absent.
+    length : int
+        Sweep length L, samples.
+
+    Returns
+    -------
+    ndarray, shape (K, L // 2 + 1)
+        DFT of each template, its reference point at sample 0.
     """
-    order = sorted(range(len(pots)), key=lambda j: (j != trigger, -pots[j].amplitude_v))
-    kept = []
-    for j in order:
-        merged = False
-        for k in kept:
-            diff = timed[j].fit_times_s - timed[k].fit_times_s
-            if not np.isfinite(diff).any():
-                continue
-            offset = np.nanmedian(diff) * fs_hz
-            inside = timed[k].support[0] <= offset <= timed[k].support[1]
-            floor_us = MCD_PER_SD * np.sqrt(timed[j].crb_var + timed[k].crb_var) / fs_hz * 1e6
-            if inside and compute_mcd(diff) * 1e6 < max(params.low_mcd_us, 2.0 * floor_us):
-                merged = True
-                break
-        if not merged:
-            kept.append(j)
-    return sorted(kept)
+    n_pot, n = positions.shape
+    w = 2.0 * np.pi * np.arange(spectra.shape[1]) / length
+    present = np.isfinite(positions)
+    rot = present[:, :, None] * np.exp(1j * w[None, None, :] * np.where(present, positions, 0.0)[:, :, None])
+    gram = np.einsum("jib,kib->bjk", rot, rot.conj())
+    gram += _JOINT_RIDGE * n * np.eye(n_pot)[None, :, :]
+    rhs = np.einsum("jib,ib->bj", rot, spectra)
+    return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0].T
+
+
+def _place_templates(template_spectra, positions, length):
+    """Each potential's template at its positions in every sweep, shape (K, n, length), V."""
+    w = 2.0 * np.pi * np.arange(template_spectra.shape[1]) / length
+    present = np.isfinite(positions)
+    rot = present[:, :, None] * np.exp(-1j * w[None, None, :] * np.where(present, positions, 0.0)[:, :, None])
+    return np.fft.irfft(template_spectra[:, None, :] * rot, n=length, axis=2)
+
+
+def _model_sweeps(spectra, timed, length, fs_hz):
+    """What the model explains: every potential's joint template at its times.
+
+    Returns
+    -------
+    model : ndarray, shape like the sweeps
+        Sum of the placed templates, V.
+    extents : list of (float, float)
+        Per potential, the first and last sweep position (median over discharges) of its
+        waveform: the run around its reference where the template's envelope (maximum of
+        its magnitude over ±:data:`_ENVELOPE_US`) stays above :data:`_EXTENT_LEVEL` of its
+        peak, samples.
+    """
+    pos = np.array([t.positions for t in timed])
+    tpl_spectra = _joint_templates(spectra, pos, length)
+    half = max(1, int(round(_ENVELOPE_US * 1e-6 * fs_hz)))
+    extents = []
+    for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), pos):
+        env = scipy.ndimage.maximum_filter1d(np.abs(np.roll(tpl, length // 2)), 2 * half + 1, mode="wrap")
+        above = env >= _EXTENT_LEVEL * env.max()
+        lo = hi = length // 2  # the reference, at sample 0 of the template, rolled to the middle
+        while lo > 0 and above[lo - 1]:
+            lo -= 1
+        while hi < length - 1 and above[hi + 1]:
+            hi += 1
+        centre = float(np.nanmedian(p))
+        extents.append((centre + lo - length // 2, centre + hi - length // 2))
+    return _place_templates(tpl_spectra, pos, length).sum(axis=0), extents
+
+
+def _residual_energy_ratio(residual, ref_pos, pot, noise_sd):
+    """Median over sweeps of the residual energy in a group's window / the noise energy."""
+    cols = np.round(ref_pos + pot.latency).astype(np.int64)[:, None] \
+        + np.arange(-pot.half_window, pot.half_window + 1)[None, :]
+    cols = np.clip(cols, 0, residual.shape[1] - 1)
+    energy = np.sum(residual[np.arange(residual.shape[0])[:, None], cols] ** 2, axis=1)
+    return float(np.median(energy)) / (cols.shape[1] * noise_sd ** 2)
+
+
+def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
+    """The potentials among the time-locked groups, and their time points.
+
+    Groups are taken in order of size (the trigger's first): a group is a phase of a
+    potential already found when it lies within that potential's waveform and the
+    current model (all potentials so far, templates fitted jointly) leaves only noise in
+    its window (:data:`_RESIDUAL_ENERGY_RATIO`) — a rigid waveform's phases all move
+    together, so its template, which spans them, leaves nothing time-locked there.
+    Otherwise it is a potential of its own. (A second fibre with no jitter at all is a
+    phase by this test when the first's waveform reaches it.)
+
+    Returns
+    -------
+    kept : list of int
+        Indices into ``groups`` of the potentials, increasing.
+    timed : list of _Timed
+        Their fits, in the same order.
+    """
+    first = trigger if trigger >= 0 else int(np.argmax([g.amplitude_v for g in groups]))
+    order = [first] + sorted((j for j in range(len(groups)) if j != first),
+                             key=lambda j: -groups[j].amplitude_v)
+    spectra = np.fft.rfft(data, axis=1)
+    kept, timed, model, extents = [], [], None, []
+    ref = float(np.median(sw.ref_pos))
+    for g in order:
+        where = ref + groups[g].latency
+        if any(lo <= where <= hi for lo, hi in extents) and _residual_energy_ratio(
+                data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
+            continue
+        kept.append(g)
+        timed.append(_time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params))
+        model, extents = _model_sweeps(spectra, timed, data.shape[1], fs_hz)
+    order = np.argsort(kept)
+    return [kept[i] for i in order], [timed[i] for i in order]
 
 
 def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
@@ -340,13 +449,10 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}
-    timed = [_time_potential(data, sw, pot, pots, j == trigger, spectra, fs_hz, params)
-             for j, pot in enumerate(pots)]
-    kept = _merge_phases(pots, timed, trigger, fs_hz, params)
+    kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     pots = [pots[j] for j in kept]
-    timed = [timed[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
     times = [t.times_s for t in timed]
     crb = [t.crb_var for t in timed]

@@ -20,6 +20,8 @@ _MIN_NOISE_SEGMENTS = 4
 #: Half-width of an amplitude group in robust SDs of its log-amplitudes (noise and
 #: sampling phase spread a potential's peak; 5 SD keeps every discharge at >= 20 dB).
 _GROUP_WIDTH_SD = 5.0
+#: Trigger groups are compared in count with groups within this many decades of amplitude.
+_PEER_DECADES = 0.5
 #: MAD of a Gaussian / its standard deviation.
 _MAD_TO_SD = 1.0 / 0.6744897501960817
 
@@ -126,7 +128,7 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
     Candidate peaks are grouped by polarity and log-amplitude; the trigger is the group of
     largest amplitude holding at least ``min_count`` candidates (and at least a quarter of
-    the most populated group). Candidates closer than ``min_idi_ms`` keep the larger.
+    the most populated group within half a decade of its amplitude). Candidates closer than ``min_idi_ms`` keep the larger.
 
     Parameters
     ----------
@@ -169,8 +171,12 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     groups = [g for g in groups if g[2].size >= min_count]
     if not groups:
         raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")
-    biggest_count = max(g[2].size for g in groups)
-    _, sign, member = max((g for g in groups if g[2].size >= 0.25 * biggest_count), key=lambda g: g[0])
+    # a group qualifies if it holds >= 1/4 of the candidates of any group of similar size
+    # (within _PEER_DECADES): a rare large artefact does not, while the many small
+    # candidates of background units and noise do not count against a big potential
+    qualified = [g for g in groups
+                 if g[2].size >= 0.25 * max(h[2].size for h in groups if abs(h[0] - g[0]) <= _PEER_DECADES)]
+    _, sign, member = max(qualified, key=lambda g: g[0])
     mags = amp * sign
     # refractory: keep the larger of two members closer than min_idi
     min_gap = min_idi_ms * 1e-3 * fs_hz
