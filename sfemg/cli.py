@@ -173,7 +173,8 @@ def _cmd_validate(args):
     try:
         run = run_sweep(args.output, args.grid, n_repeats=args.n, n_recordings=args.recordings,
                         methods=methods or DEFAULT_METHODS, seed=args.seed, n_workers=args.jobs,
-                        scheduler=args.scheduler, force=args.force, progress=progress,
+                        scheduler=args.scheduler, force=args.force,
+                        progress=lambda done, total: progress(done * args.recordings, total * args.recordings),
                         command=args.command_line)
     finally:
         progress.close()
@@ -188,8 +189,10 @@ def _cmd_benchmark_set(args):
     from .validation.benchmark_set import write_benchmark_set
     progress = _Progress(args.quiet, "writing")
     try:
+        per_cell = args.n * args.recordings
         manifest = write_benchmark_set(args.output, args.grid, n_repeats=args.n, n_recordings=args.recordings,
-                                       seed=args.seed, force=args.force, progress=progress)
+                                       seed=args.seed, output=args.output_kind, force=args.force,
+                                       progress=lambda done, total: progress(done * per_cell, total * per_cell))
     finally:
         progress.close()
     if not args.quiet:
@@ -316,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=1, help="repeats per cell (default 1)")
     p.add_argument("--recordings", type=_positive_int, default=4, help="recordings per repeat (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
+                   help="continuous recordings (DESIGN.md §5 signal, default) or 10 ms sweeps")
     p.add_argument("-o", "--output", required=True, help="folder to write (must be empty)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.add_argument("--quiet", action="store_true")

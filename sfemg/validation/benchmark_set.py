@@ -7,8 +7,8 @@ A benchmark set is a folder, written once::
     cell000.h5 ...       one HDF5 file per grid cell (DESIGN.md §5 layout) holding the
                          recordings of every repeat, with their ground truth
 
-The recordings are exactly those a validation sweep with the same grid, seed and counts
-simulates (repeat r of cell c from ``SeedSequence([seed, c, r])``), named
+The recordings are exactly those a validation sweep with the same grid (signal form
+included), seed and counts simulates (repeat r of cell c from ``SeedSequence([seed, c, r])``), named
 ``c<cell>r<repeat>_pair<k>`` so that names are unique across the set. The manifest is
 written last: a folder with a manifest is a complete set.
 
@@ -65,7 +65,7 @@ def _write_json_atomic(path, data):
 
 
 def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordings: int = 4, seed: int = 0,
-                        force: bool = False, progress=None) -> dict:
+                        output: str | None = "continuous", force: bool = False, progress=None) -> dict:
     """Simulate and write a benchmark set.
 
     Parameters
@@ -78,6 +78,9 @@ def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordi
     n_recordings : int
         Recordings (fibre pairs) per repeat.
     seed : int
+    output : {"continuous", "sweeps"} or None
+        Signal form of every recording (default continuous: the DESIGN.md §5 ``signal``
+        any pipeline reads); None keeps each cell's own.
     force : bool
         Write into a non-empty folder, replacing a previous set.
     progress : callable, optional
@@ -90,6 +93,8 @@ def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordi
     """
     from ..io import save_recordings
     grid = get_grid(grid)
+    if output is not None:
+        grid = Grid(grid.name, tuple(dataclasses.replace(c, output=output) for c in grid.cells))
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise SfemgInputError(f"{folder} exists and is not a folder")

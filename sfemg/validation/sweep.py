@@ -55,12 +55,18 @@ def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: 
     scores = np.empty((len(methods), len(METRICS)))
     for k, method in enumerate(methods):
         analyser = method_analyser(method)
+        external = method.count(":") > 1  # "<kind>:module:function": the user's code
         measured = []
         for rec in study.recordings:
             try:
                 measured.append(analyser(rec))
             except SfemgInputError:  # nothing found: every pair of the recording is missed
                 measured.append([])
+            except Exception as exc:
+                if not external:
+                    raise
+                raise SfemgInputError(f"plug-in {method} failed on recording {rec.name} (cell {cell_index}, "
+                                      f"repeat {repeat}): {exc.__class__.__name__}: {exc}") from None
         scores[k] = score_repeat(truths, measured, tolerance_us)
     return cell_index, repeat, scores, time.perf_counter() - t0, socket.gethostname()
 

@@ -19,3 +19,8 @@ def truth_analyser(recording):
 
 
 not_callable = 42
+
+
+def broken_analyser(recording):
+    """A pipeline with a bug."""
+    raise ValueError("oops")

@@ -43,7 +43,7 @@ def test_rewriting_with_the_same_seed_gives_the_same_recordings(bench, tmp_path)
     write_benchmark_set(tmp_path / "again", **SET)
     a, b = (load_recordings(f / "cell000.h5") for f in (bench, tmp_path / "again"))
     assert [r.name for r in a] == [r.name for r in b]
-    assert all(np.array_equal(x.sweeps_v, y.sweeps_v) for x, y in zip(a, b))
+    assert all(x.signal_v is not None and np.array_equal(x.signal_v, y.signal_v) for x, y in zip(a, b))
 
 
 def test_perfect_results_score_zero_error(bench):
@@ -111,9 +111,10 @@ def test_cli_benchmark_set_and_score(bench, tmp_path, capsys):
     assert saved["overall"]["mcd_bias_us"]["mean"] == 0.0
     assert main(["score", str(results), str(bench)]) == 2  # exists, no --force
     assert "exists" in capsys.readouterr().err
-    assert main(["benchmark-set", "--grid", "tiny", "--n", "1", "--recordings", "1", "--quiet",
-                 "-o", str(tmp_path / "new")]) == 0
-    assert verify_benchmark_set(tmp_path / "new")["n_repeats"] == 1
+    assert main(["benchmark-set", "--grid", "tiny", "--n", "1", "--recordings", "1", "--output-kind", "sweeps",
+                 "--quiet", "-o", str(tmp_path / "new")]) == 0
+    manifest = verify_benchmark_set(tmp_path / "new")
+    assert manifest["n_repeats"] == 1 and {c["output"] for c in manifest["grid"]["cells"]} == {"sweeps"}
 
 
 def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):

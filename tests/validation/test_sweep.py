@@ -50,12 +50,16 @@ def test_processes_give_the_same_bits(serial, tmp_path):
     assert scores_of(tmp_path / "processes.h5") == scores_of(serial)
 
 
-def test_dask_gives_the_same_bits(serial, tmp_path):
+def test_dask_gives_the_same_bits_from_python_and_the_cli(serial, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         run_sweep(tmp_path / "dask.h5", scheduler=cluster.scheduler_address, **SMALL)
-    assert scores_of(tmp_path / "dask.h5") == scores_of(serial)
+        code = main(["validate", "--grid", "tiny", "--n", "2", "--recordings", "1", "--seed", "7",
+                     "--method", "peak", "--analyser", "sfemg-template", "--quiet",
+                     "--scheduler", cluster.scheduler_address, "-o", str(tmp_path / "cli.h5")])
+    assert code == 0
+    assert scores_of(tmp_path / "dask.h5") == scores_of(serial) == scores_of(tmp_path / "cli.h5")
 
 
 def test_interrupted_sweep_resumes_without_redoing_cells(serial, tmp_path):
@@ -99,6 +103,12 @@ def test_plugins_by_module_function(tmp_path):
     centroid, truth = (dict(zip(METRICS, m[0])) for m in metrics)
     assert truth["mcd_rmse_us"] == 0.0 and truth["false_pairs"] == 0 and truth["missed_pairs"] == 0
     assert centroid["n_matched_pairs"] == 2 and np.isfinite(centroid["mcd_rmse_us"])
+
+
+def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path):
+    with pytest.raises(SfemgInputError, match="plug-in .*broken_analyser failed on recording pair001.*oops"):
+        run_sweep(tmp_path / "b.h5", Grid("one", (Cell(n_discharges=30),)), n_repeats=1, n_recordings=1,
+                  methods=("analyser:tests.validation.plugin_example:broken_analyser",), n_workers=1)
 
 
 @pytest.mark.parametrize("spec, message", [
