@@ -58,8 +58,10 @@ LEVEL_FRACTION = 0.5
 #: for SFE and concentric needles; the phases before (~60 µs) and after (~700 µs) are
 #: outside. The estimator's segments are centred on the largest mean peak in this range.
 MAIN_PHASE_AFTER_EVENT_US = (100.0, 500.0)
-#: Peaks above this many noise SDs are kept out of the noise-spectrum estimate.
+#: Peaks above this many noise SDs are kept out of the noise-spectrum estimate ...
 _BUSY_THRESHOLD_SD = 4.0
+#: ... found as local extremes within this half-width, µs (about a potential's phase).
+_BUSY_HALF_WIDTH_US = 100.0
 
 
 @runtime_checkable
@@ -250,7 +252,7 @@ def _noise_power(data, fs_hz, length):
     """Noise power per DFT bin of a length-``length`` segment, V², away from every peak."""
     from ..analysis.detect import detect_both_polarities, estimate_noise_sd, estimate_noise_spectrum
     from ..analysis.timing import fit_taper
-    half_width = max(1, int(round(100e-6 * fs_hz)))
+    half_width = max(1, int(round(_BUSY_HALF_WIDTH_US * 1e-6 * fs_hz)))
     busy_rows, busy_cols = detect_both_polarities(data, _BUSY_THRESHOLD_SD * estimate_noise_sd(data), half_width)
     return estimate_noise_spectrum(data, busy_rows, busy_cols, length, length // 2, fit_taper(length))[0]
 
@@ -272,7 +274,7 @@ def _time_fibre(estimator, recording, event_times_s, half, noise_power):
     segs = polarity * _segments(data, rows, centres, half)
     pos = np.asarray(estimator(segs, fs, noise_power), dtype=np.float64)
     if pos.shape != (fired.size,):
-        raise SfemgInputError(f"time-point estimator returned shape {pos.shape}, expected ({fired.size},)")
+        raise ValueError(f"time-point estimator returned shape {pos.shape}, expected ({fired.size},)")
     times[fired] = start[rows] + (centres - half + pos) / fs
     return times
 

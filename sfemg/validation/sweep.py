@@ -173,16 +173,22 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
     if n_workers < 1:
         raise SfemgInputError(f"n_workers must be >= 1, got {n_workers}")
+    if not (isinstance(tolerance_us, (int, float, np.integer, np.floating)) and tolerance_us > 0):
+        raise SfemgInputError(f"tolerance_us must be a positive number, got {tolerance_us!r}")
     config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), float(tolerance_us))
+    where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")
     output = Path(output)
     done = set()
-    if output.exists() and read_validation_config(output) == config:
+    try:
+        same = output.exists() and read_validation_config(output) == config
+    except SfemgInputError:  # not a validation file
+        same = False
+    if same:
         done = finished_validation_cells(output)
     else:
         if output.exists() and not force:
-            raise SfemgInputError(f"{output} holds a sweep with another configuration; "
+            raise SfemgInputError(f"{output} exists and holds no sweep with this configuration; "
                                   "use --force (force=True) to replace it")
-        where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")
         create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
                                                 "execution": where}, force=True)
     todo = [c for c in range(len(grid.cells)) if c not in done]
@@ -203,7 +209,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
             metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
             write_validation_cell(output, c, metrics, {
                 "task_wall_s": [reps[r][1] for r in range(n_repeats)],
-                "hosts": sorted({reps[r][2] for r in range(n_repeats)}),
+                "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
                 "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         if progress is not None:
             progress(n_done, len(tasks))

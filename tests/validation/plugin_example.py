@@ -24,3 +24,8 @@ not_callable = 42
 def broken_analyser(recording):
     """A pipeline with a bug."""
     raise ValueError("oops")
+
+
+def wrong_shape_time_points(segments_v, fs_hz, noise_power_v2):
+    """An estimator with a bug: one position too few."""
+    return np.zeros(segments_v.shape[0] - 1)

@@ -40,7 +40,7 @@ def test_serial_sweep_stores_every_cell_method_and_repeat(serial):
     assert sorted(data["metrics"]) == [0, 1]
     assert data["metrics"][0].shape == (2, 2, len(METRICS))
     assert data["config"]["methods"] == list(SMALL["methods"]) and data["config"]["seed"] == 7
-    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc"}
+    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution"}
     n_true = data["metrics"][0][:, :, METRICS.index("n_true_pairs")]
     assert np.all(n_true == 1)  # one pair per recording, whatever the method
 
@@ -83,10 +83,14 @@ def test_a_different_configuration_is_refused_unless_forced(serial, tmp_path):
     path = tmp_path / "other.h5"
     run_sweep(path, n_workers=1, **SMALL)
     changed = dict(SMALL, seed=8)
-    with pytest.raises(SfemgInputError, match="another configuration"):
+    with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
         run_sweep(path, n_workers=1, **changed)
     run_sweep(path, n_workers=1, force=True, **changed)
     assert load_validation(path)["config"]["seed"] == 8
+    other = tmp_path / "not-a-sweep.h5"
+    other.write_bytes(b"not hdf5")
+    with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
+        run_sweep(other, n_workers=1, **SMALL)
 
 
 def test_seeds_depend_on_seed_cell_and_repeat_only():
@@ -105,10 +109,14 @@ def test_plugins_by_module_function(tmp_path):
     assert centroid["n_matched_pairs"] == 2 and np.isfinite(centroid["mcd_rmse_us"])
 
 
-def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path):
-    with pytest.raises(SfemgInputError, match="plug-in .*broken_analyser failed on recording pair001.*oops"):
+@pytest.mark.parametrize("method, message", [
+    ("analyser:tests.validation.plugin_example:broken_analyser", "ValueError: oops"),
+    ("timepoint:tests.validation.plugin_example:wrong_shape_time_points", "returned shape"),
+])
+def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, method, message):
+    with pytest.raises(SfemgInputError, match=f"plug-in {method} failed on recording pair001.*{message}"):
         run_sweep(tmp_path / "b.h5", Grid("one", (Cell(n_discharges=30),)), n_repeats=1, n_recordings=1,
-                  methods=("analyser:tests.validation.plugin_example:broken_analyser",), n_workers=1)
+                  methods=(method,), n_workers=1)
 
 
 @pytest.mark.parametrize("spec, message", [
