@@ -50,6 +50,10 @@ _MAIN_PHASE_LEVEL = 0.3
 #: potential already found leaves noise only (ratio ~1); another fibre, whose template
 #: the model can only hold blurred by the relative jitter, leaves ~(jitter x slope)^2.
 _RESIDUAL_ENERGY_RATIO = 2.0
+#: ... or of this fraction of the signal energy there: at high SNR the rigid model's own
+#: imprecision (aliasing at 25 kHz, sub-sample timing error) exceeds the noise; another
+#: fibre's residual is ~(2 pi f x jitter)^2 of its energy, > 4 % at 10 µs and 3 kHz.
+_MODEL_PRECISION = 0.005
 #: A potential's waveform extends as far as its template's envelope (maximum magnitude
 #: within ±_ENVELOPE_US, bridging zero crossings between phases) stays above
 #: _EXTENT_LEVEL of its peak: the phases and slow after-phases of one fibre, not a
@@ -304,7 +308,27 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
                   (pot.polarity * fit.template, fit.reference), support)
 
 
-def _joint_templates(spectra, positions, length):
+def _alignment(positions, length):
+    """Per potential and sweep, ``a_ij e^{i w_k tau_ij}``: the DFT factor that moves a sweep so
+    that the potential's reference is at sample 0 (0 where the potential is absent).
+
+    Parameters
+    ----------
+    positions : ndarray, shape (n,)
+        Reference position of the potential in each sweep, samples; NaN where absent.
+    length : int
+        Sweep length L, samples.
+
+    Returns
+    -------
+    ndarray of complex, shape (n, L // 2 + 1)
+    """
+    w = 2.0 * np.pi * np.arange(length // 2 + 1) / length
+    present = np.isfinite(positions)
+    return present[:, None] * np.exp(1j * w[None, :] * np.where(present, positions, 0.0)[:, None])
+
+
+def _joint_templates(spectra, rot):
     """Templates of all potentials by joint least squares, one small system per DFT bin.
 
     Model of sweep i: ``x_i(t) = sum_j a_ij s_j(t - tau_ij)`` with ``a_ij`` 1 where
@@ -318,52 +342,49 @@ def _joint_templates(spectra, positions, length):
     ----------
     spectra : ndarray, shape (n, L // 2 + 1)
         DFT of each sweep (``numpy.fft.rfft``), V.
-    positions : ndarray, shape (K, n)
-        Reference position of each potential in each sweep, samples; NaN where absent.
-    length : int
-        Sweep length L, samples.
+    rot : ndarray of complex, shape (K, n, L // 2 + 1)
+        :func:`_alignment` of each potential.
 
     Returns
     -------
     ndarray, shape (K, L // 2 + 1)
         DFT of each template, its reference point at sample 0.
     """
-    n_pot, n = positions.shape
-    w = 2.0 * np.pi * np.arange(spectra.shape[1]) / length
-    present = np.isfinite(positions)
-    rot = present[:, :, None] * np.exp(1j * w[None, None, :] * np.where(present, positions, 0.0)[:, :, None])
+    n_pot, n = rot.shape[:2]
     gram = np.einsum("jib,kib->bjk", rot, rot.conj())
     gram += _JOINT_RIDGE * n * np.eye(n_pot)[None, :, :]
     rhs = np.einsum("jib,ib->bj", rot, spectra)
     return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0].T
 
 
-def _place_templates(template_spectra, positions, length):
-    """Each potential's template at its positions in every sweep, shape (K, n, length), V."""
-    w = 2.0 * np.pi * np.arange(template_spectra.shape[1]) / length
-    present = np.isfinite(positions)
-    rot = present[:, :, None] * np.exp(-1j * w[None, None, :] * np.where(present, positions, 0.0)[:, :, None])
-    return np.fft.irfft(template_spectra[:, None, :] * rot, n=length, axis=2)
-
-
-def _model_sweeps(spectra, timed, length, fs_hz):
+def _model_sweeps(spectra, rot, positions, length, fs_hz):
     """What the model explains: every potential's joint template at its times.
+
+    Parameters
+    ----------
+    spectra : ndarray, shape (n, L // 2 + 1)
+        DFT of each sweep, V.
+    rot : ndarray of complex, shape (K, n, L // 2 + 1)
+        :func:`_alignment` of each potential.
+    positions : ndarray, shape (K, n)
+        Reference positions, samples; NaN where absent.
+    length : int
+    fs_hz : float
 
     Returns
     -------
-    model : ndarray, shape like the sweeps
-        Sum of the placed templates, V.
+    model : ndarray, shape (n, L)
+        Sum of the templates placed at their times, V.
     extents : list of (float, float)
         Per potential, the first and last sweep position (median over discharges) of its
         waveform: the run around its reference where the template's envelope (maximum of
         its magnitude over ±:data:`_ENVELOPE_US`) stays above :data:`_EXTENT_LEVEL` of its
         peak, samples.
     """
-    pos = np.array([t.positions for t in timed])
-    tpl_spectra = _joint_templates(spectra, pos, length)
+    tpl_spectra = _joint_templates(spectra, rot)
     half = max(1, int(round(_ENVELOPE_US * 1e-6 * fs_hz)))
     extents = []
-    for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), pos):
+    for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), positions):
         env = scipy.ndimage.maximum_filter1d(np.abs(np.roll(tpl, length // 2)), 2 * half + 1, mode="wrap")
         above = env >= _EXTENT_LEVEL * env.max()
         lo = hi = length // 2  # the reference, at sample 0 of the template, rolled to the middle
@@ -373,16 +394,20 @@ def _model_sweeps(spectra, timed, length, fs_hz):
             hi += 1
         centre = float(np.nanmedian(p))
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
-    return _place_templates(tpl_spectra, pos, length).sum(axis=0), extents
+    placed = np.einsum("jb,jib->ib", tpl_spectra, rot.conj())
+    return np.fft.irfft(placed, n=length, axis=1), extents
 
 
-def _residual_energy_ratio(residual, ref_pos, pot, noise_sd):
-    """Median over sweeps of the residual energy in a group's window / the noise energy."""
+def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
+    """Median over sweeps of the residual energy in a group's window, relative to the larger
+    of the noise energy and :data:`_MODEL_PRECISION` of the signal energy there."""
     cols = np.round(ref_pos + pot.latency).astype(np.int64)[:, None] \
         + np.arange(-pot.half_window, pot.half_window + 1)[None, :]
     cols = np.clip(cols, 0, residual.shape[1] - 1)
-    energy = np.sum(residual[np.arange(residual.shape[0])[:, None], cols] ** 2, axis=1)
-    return float(np.median(energy)) / (cols.shape[1] * noise_sd ** 2)
+    rows = np.arange(residual.shape[0])[:, None]
+    energy = np.median(np.sum(residual[rows, cols] ** 2, axis=1))
+    signal = np.median(np.sum(data[rows, cols] ** 2, axis=1))
+    return float(energy) / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * float(signal))
 
 
 def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
@@ -407,16 +432,18 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
                              key=lambda j: -groups[j].amplitude_v)
     spectra = np.fft.rfft(data, axis=1)
-    kept, timed, model, extents = [], [], None, []
+    kept, timed, rot, model, extents = [], [], [], None, []
     ref = float(np.median(sw.ref_pos))
     for g in order:
         where = ref + groups[g].latency
         if any(lo <= where <= hi for lo, hi in extents) and _residual_energy_ratio(
-                data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
+                data, data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
             continue
         kept.append(g)
         timed.append(_time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params))
-        model, extents = _model_sweeps(spectra, timed, data.shape[1], fs_hz)
+        rot.append(_alignment(timed[-1].positions, data.shape[1]))
+        model, extents = _model_sweeps(spectra, np.array(rot), np.array([t.positions for t in timed]),
+                                       data.shape[1], fs_hz)
     order = np.argsort(kept)
     return [kept[i] for i in order], [timed[i] for i in order]
 

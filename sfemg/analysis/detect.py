@@ -128,7 +128,8 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
     Candidate peaks are grouped by polarity and log-amplitude; the trigger is the group of
     largest amplitude holding at least ``min_count`` candidates (and at least a quarter of
-    the most populated group within half a decade of its amplitude). Candidates closer than ``min_idi_ms`` keep the larger.
+    the most populated group within half a decade of its amplitude). Candidates closer
+    than ``min_idi_ms`` keep the larger.
 
     Parameters
     ----------
