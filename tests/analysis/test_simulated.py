@@ -31,9 +31,10 @@ def test_simulated_recordings_are_analysed(simulated):
         assert all(np.isfinite(p.technical_jitter_us) for p in r.pairs if p.n_blocked < p.n_discharges)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/analysis.md §6): on the simulator's "
-                   "potentials, which have slow after-phases and change shape from discharge to "
-                   "discharge, the measured MCD differs from the event-time MCD by ~2-15 %")
+@pytest.mark.xfail(strict=True, reason="known gap (docs/analysis.md §6): the median MCD error is "
+                   "~0.5 % but a few pairs are off by 10-15 %: a fibre's slow tail under the other's "
+                   "spike biases both time points by a fraction of their relative jitter (peel-off "
+                   "not yet converging, §10)")
 def test_simulated_jitter_within_target(simulated):
     errors = []
     for rec in simulated:
