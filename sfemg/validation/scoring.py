@@ -3,7 +3,9 @@ confidence intervals over the repeats.
 
 Measured pairs are matched to true fibre pairs by their mean interpotential interval
 (voluntary; mean latency from the stimulus when stimulated), one to one, nearest first,
-within :data:`MATCH_TOLERANCE_US`. A measured pair with no true partner is a *false
+within :data:`MATCH_TOLERANCE_US`. A pair is unordered: a pipeline that triggers on the
+other fibre of a pair reports the IPI with the opposite sign (and the same jitter), so
+intervals are compared by magnitude. A measured pair with no true partner is a *false
 pair* (e.g. a second phase of a potential taken for another fibre, or a background
 unit); a true pair with no measured partner is *missed*. Errors (bias, RMSE) are over
 matched pairs the pipeline accepted; matched pairs it rejected are counted.
@@ -85,7 +87,7 @@ def match_pairs(true_ipi_us, measured_ipi_us, tolerance_us: float = MATCH_TOLERA
     ----------
     true_ipi_us : array_like, shape (n_true,)
     measured_ipi_us : array_like, shape (n_measured,)
-        NaN never matches.
+        Compared by magnitude (the sign says which potential triggered); NaN never matches.
     tolerance_us : float
         Largest accepted |difference|, µs.
 
@@ -94,8 +96,8 @@ def match_pairs(true_ipi_us, measured_ipi_us, tolerance_us: float = MATCH_TOLERA
     true_index, measured_index : ndarray of int, shape (n_matches,)
         Matched positions, in order of increasing distance.
     """
-    t = np.asarray(true_ipi_us, dtype=float)
-    m = np.asarray(measured_ipi_us, dtype=float)
+    t = np.abs(np.asarray(true_ipi_us, dtype=float))
+    m = np.abs(np.asarray(measured_ipi_us, dtype=float))
     dist = np.abs(t[:, None] - m[None, :])
     ti, mi = np.nonzero(np.nan_to_num(dist, nan=np.inf) <= tolerance_us)
     order = np.lexsort((mi, ti, dist[ti, mi]))

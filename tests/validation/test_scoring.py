@@ -27,6 +27,8 @@ def test_match_is_one_to_one_nearest_first_within_tolerance():
     ti, mi = match_pairs([1000.0], [1060.0, 1040.0])  # two candidates: the nearer wins
     assert (ti.tolist(), mi.tolist()) == ([0], [1])
     assert match_pairs([], [1.0])[0].size == 0
+    ti, mi = match_pairs([1500.0], [-1480.0])  # triggered on the other fibre: the same pair
+    assert (ti.tolist(), mi.tolist()) == ([0], [0])
 
 
 def test_known_errors_false_missed_rejected_and_blocking():
