@@ -25,6 +25,15 @@ def bench(tmp_path_factory):
     return folder
 
 
+def damage(path):
+    """Invert one byte near the end of a file (whatever it held, it changes)."""
+    with open(path, "r+b") as fh:
+        fh.seek(-100, 2)
+        byte = fh.read(1)
+        fh.seek(-100, 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
 def json_of(folder, analyser):
     """§5 JSON of an analyser run over every file of a set."""
     recs = [r for f in sorted(folder.glob("cell*.h5")) for r in load_recordings(f)]
@@ -81,9 +90,7 @@ def test_sfemg_analyze_json_scores_as_the_analysis_in_memory(bench, tmp_path):
 def test_damaged_or_foreign_sets_are_refused(bench, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(bench, copy)
-    with open(copy / "cell001.h5", "r+b") as fh:
-        fh.seek(-100, 2)
-        fh.write(b"\x00" * 8)
+    damage(copy / "cell001.h5")
     with pytest.raises(SfemgInputError, match="checksum"):
         verify_benchmark_set(copy)
     (copy / "cell001.h5").unlink()
@@ -124,9 +131,7 @@ def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
     broken.write_text("{not json")
     copy = tmp_path / "copy"
     shutil.copytree(bench, copy)
-    with open(copy / "cell000.h5", "r+b") as fh:
-        fh.seek(-64, 2)
-        fh.write(b"\xff" * 4)
+    damage(copy / "cell000.h5")
     for argv in ([str(foreign), str(bench)], [str(broken), str(bench)], [str(foreign), str(tmp_path)],
                  [str(foreign), str(copy)]):
         assert main(["score", *argv, "--force"]) == 2
