@@ -75,8 +75,7 @@ def _cmd_presets(args):
 
 
 def _cmd_simulate(args):
-    from .io import save_recordings
-    from .synthesis import simulate_study
+    from .synthesis import study_params, write_study
 
     stimulated = args.mode == "stimulated"
     if stimulated and args.pairs is not None:
@@ -90,25 +89,21 @@ def _cmd_simulate(args):
         overrides["fibres_per_recording"] = args.fibres
     if args.no_artefact:
         overrides["stimulus_artefact"] = False
+    params = study_params(args.preset, muscle=args.muscle, mode=args.mode,
+                          n_recordings=args.endplates if stimulated else args.pairs,
+                          n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
+                          electrode=args.electrode, output=args.output_kind, **overrides)
     progress = _Progress(args.quiet, "simulating")
     try:
-        study = simulate_study(
-            args.preset, muscle=args.muscle, mode=args.mode,
-            n_recordings=args.endplates if stimulated else args.pairs,
-            n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
-            electrode=args.electrode, output=args.output_kind, seed=args.seed, n_jobs=args.jobs,
-            progress=progress, **overrides)
+        study = write_study(args.output, params, seed=args.seed, n_jobs=args.jobs, progress=progress,
+                            force=args.force, provenance={"command": args.command_line})
     finally:
         progress.close()
-    provenance = study.provenance()
-    provenance["command"] = args.command_line
-    save_recordings(args.output, study.recordings, parameters=study.params.to_dict(),
-                    provenance=provenance, force=args.force)
     if not args.quiet:
-        p = study.params
         unit = "endplates" if stimulated else "pairs"
-        print(f"wrote {args.output}: {p.n_recordings} {unit} x {p.n_discharges} discharges, "
-              f"preset {p.preset} ({p.muscle}), {p.electrode}, {p.fs_hz / 1000:g} kHz, seed {study.seed}")
+        print(f"wrote {args.output}: {params.n_recordings} {unit} x {params.n_discharges} discharges, "
+              f"preset {params.preset} ({params.muscle}), {params.electrode}, {params.fs_hz / 1000:g} kHz, "
+              f"seed {study.seed}")
     return 0
 
 

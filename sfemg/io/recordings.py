@@ -6,6 +6,7 @@ objects and plain dicts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from ..recording import GroundTruth, Recording
 from . import schema as S
 from ._atomic import atomic_h5
 
-__all__ = ["save_recordings", "load_recordings", "list_recordings", "has_recordings",
-           "load_parameters", "load_provenance"]
+__all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
+           "has_recordings", "load_parameters", "load_provenance"]
 
 _GT_ARRAYS = {
     "discharge_times_s": S.GT_DISCHARGE_TIMES,
@@ -37,34 +38,109 @@ def _mark(group, encoding_type):
     group.attrs[S.ENCODING_VERSION] = S.GROUP_VERSION
 
 
-def _write_recording(parent, rec: Recording):
-    g = parent.create_group(rec.name)
-    _mark(g, S.RECORDING_TYPE)
-    g.attrs[S.MODE_ATTR] = rec.mode
-    if rec.electrode is not None:
-        g.attrs[S.ELECTRODE_ATTR] = rec.electrode
-    if rec.muscle is not None:
-        g.attrs[S.MUSCLE_ATTR] = rec.muscle
-    if rec.signal_v is not None:
-        d = g.create_dataset(S.SIGNAL, data=rec.signal_v.astype(np.float32))
-    else:
-        d = g.create_dataset(S.SWEEPS, data=rec.sweeps_v.astype(np.float32))
-        g.create_dataset(S.SWEEP_START_TIMES, data=rec.sweep_start_times_s)
-    d.attrs[S.SAMPLING_RATE_ATTR] = rec.fs_hz
-    d.attrs["units"] = "V"
-    if rec.stimulus_times_s is not None:
-        g.create_dataset(S.STIMULUS_TIMES, data=rec.stimulus_times_s)
-    gt = rec.ground_truth
-    if gt is not None:
-        t = g.create_group(S.GROUND_TRUTH)
+class StudyWriter:
+    """Adds recordings to a study file being written (see :func:`open_study_writer`).
+
+    Whole recordings go in with :meth:`add`; a long continuous signal can instead be
+    streamed: :meth:`begin_signal`, then :meth:`write_chunk` in any order, then
+    :meth:`add_ground_truth`. Methods may be called from several threads (h5py
+    serialises access to the library), each thread writing its own recordings.
+    """
+
+    def __init__(self, group):
+        self._group = group
+
+    def _create(self, name, *, mode, electrode, muscle, stimulus_times_s):
+        g = self._group.create_group(name)
+        _mark(g, S.RECORDING_TYPE)
+        g.attrs[S.MODE_ATTR] = mode
+        if electrode is not None:
+            g.attrs[S.ELECTRODE_ATTR] = electrode
+        if muscle is not None:
+            g.attrs[S.MUSCLE_ATTR] = muscle
+        if stimulus_times_s is not None:
+            g.create_dataset(S.STIMULUS_TIMES, data=stimulus_times_s)
+        return g
+
+    @staticmethod
+    def _describe(dataset, fs_hz):
+        dataset.attrs[S.SAMPLING_RATE_ATTR] = fs_hz
+        dataset.attrs["units"] = "V"
+
+    def add(self, rec: Recording):
+        """Write a whole recording (signal or sweeps, stimuli, ground truth)."""
+        g = self._create(rec.name, mode=rec.mode, electrode=rec.electrode, muscle=rec.muscle,
+                         stimulus_times_s=rec.stimulus_times_s)
+        if rec.signal_v is not None:
+            d = g.create_dataset(S.SIGNAL, data=rec.signal_v.astype(np.float32))
+        else:
+            d = g.create_dataset(S.SWEEPS, data=rec.sweeps_v.astype(np.float32))
+            g.create_dataset(S.SWEEP_START_TIMES, data=rec.sweep_start_times_s)
+        self._describe(d, rec.fs_hz)
+        if rec.ground_truth is not None:
+            self.add_ground_truth(rec.name, rec.ground_truth)
+
+    def begin_signal(self, name, fs_hz, n_samples, *, mode, electrode=None, muscle=None,
+                     stimulus_times_s=None, chunk_samples=1 << 18):
+        """Create a recording whose continuous signal of ``n_samples`` will be streamed."""
+        g = self._create(name, mode=mode, electrode=electrode, muscle=muscle,
+                         stimulus_times_s=stimulus_times_s)
+        d = g.create_dataset(S.SIGNAL, shape=(int(n_samples),), dtype=np.float32,
+                             chunks=(min(int(chunk_samples), int(n_samples)),))
+        self._describe(d, float(fs_hz))
+
+    def write_chunk(self, name, first_sample, chunk_v):
+        """Store ``chunk_v`` (V) at ``first_sample`` of recording ``name``'s signal."""
+        self._group[name][S.SIGNAL][first_sample:first_sample + len(chunk_v)] = chunk_v.astype(np.float32)
+
+    def add_ground_truth(self, name, gt: GroundTruth):
+        """Store a synthetic recording's ground truth."""
+        t = self._group[name].create_group(S.GROUND_TRUTH)
         _mark(t, S.GROUND_TRUTH_TYPE)
         t.attrs[S.GT_TRIGGER_FIBRE_ATTR] = int(gt.trigger_fibre)
-        for attr, name in _GT_ARRAYS.items():
-            t.create_dataset(name, data=getattr(gt, attr))
+        for attr, key in _GT_ARRAYS.items():
+            t.create_dataset(key, data=getattr(gt, attr))
         f = t.create_group(S.GT_FIBRE_PROPERTIES)
         _mark(f, S.FIBRE_PROPERTIES_TYPE)
         for key, value in gt.fibres.items():
             f.create_dataset(key, data=np.asarray(value))
+
+
+@contextlib.contextmanager
+def open_study_writer(path, *, parameters=None, provenance=None, force=False):
+    """Write a new study file atomically, recording by recording.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; refused if it exists unless ``force``. Nothing appears at ``path``
+        until the block ends without an exception.
+    parameters : dict, optional
+        The complete parameter set (JSON-serialisable), stored in ``/parameters``.
+    provenance : dict, optional
+        Package version, seed, command, ...: stored as attributes of ``/provenance``.
+    force : bool
+        Replace an existing file.
+
+    Yields
+    ------
+    StudyWriter
+    """
+    with atomic_h5(path, mode="w", force=force) as h5:
+        h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION
+        _mark(h5, S.FILE_TYPE)
+        grp = h5.create_group(S.RECORDINGS)
+        _mark(grp, S.RECORDINGS_TYPE)
+        if parameters is not None:
+            p = h5.create_group(S.PARAMETERS)
+            _mark(p, S.PARAMETERS_TYPE)
+            p.attrs[S.PARAMETERS_JSON_ATTR] = json.dumps(parameters, sort_keys=True)
+        if provenance is not None:
+            p = h5.create_group(S.PROVENANCE)
+            _mark(p, S.PROVENANCE_TYPE)
+            for key, value in provenance.items():
+                p.attrs[key] = value
+        yield StudyWriter(grp)
 
 
 def save_recordings(path, recordings, *, parameters=None, provenance=None, force=False):
@@ -86,22 +162,9 @@ def save_recordings(path, recordings, *, parameters=None, provenance=None, force
     names = [r.name for r in recordings]
     if len(set(names)) != len(names):
         raise SfemgInputError("recording names must be unique")
-    with atomic_h5(path, mode="w", force=force) as h5:
-        h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION
-        _mark(h5, S.FILE_TYPE)
-        grp = h5.create_group(S.RECORDINGS)
-        _mark(grp, S.RECORDINGS_TYPE)
+    with open_study_writer(path, parameters=parameters, provenance=provenance, force=force) as writer:
         for rec in recordings:
-            _write_recording(grp, rec)
-        if parameters is not None:
-            p = h5.create_group(S.PARAMETERS)
-            _mark(p, S.PARAMETERS_TYPE)
-            p.attrs[S.PARAMETERS_JSON_ATTR] = json.dumps(parameters, sort_keys=True)
-        if provenance is not None:
-            p = h5.create_group(S.PROVENANCE)
-            _mark(p, S.PROVENANCE_TYPE)
-            for key, value in provenance.items():
-                p.attrs[key] = value
+            writer.add(rec)
 
 
 def _open(path):

@@ -11,9 +11,9 @@ stimulation: the CMAP decrement).
 from .physiology import Disease, EndplateState, NMJParams, draw_endplates
 from .presets import MUSCLES, PRESETS, Preset, get_preset
 from .rns import RNSResult, simulate_rns
-from .study import Study, StudyParams, simulate_recording, simulate_study
+from .study import Study, StudyParams, simulate_recording, simulate_study, study_params, write_study
 from .transmission import TransmissionResult, simulate_transmission
 
-__all__ = ["simulate_study", "simulate_recording", "Study", "StudyParams", "NMJParams", "Disease",
+__all__ = ["simulate_study", "write_study", "study_params", "simulate_recording", "Study", "StudyParams", "NMJParams", "Disease",
            "EndplateState", "draw_endplates", "simulate_transmission", "TransmissionResult",
            "PRESETS", "MUSCLES", "Preset", "get_preset", "simulate_rns", "RNSResult"]

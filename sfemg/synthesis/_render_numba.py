@@ -11,15 +11,17 @@ from .._numba import jit
 
 
 @jit
-def add_events(out, start_s, fs_hz, wave_table, wave_start_s, wave_step_s, event_times_s,
-               event_wave, event_gain):
+def add_events(out, start_s, first_sample, fs_hz, wave_table, wave_start_s, wave_step_s,
+               event_times_s, event_wave, event_gain):
     """Add each event's waveform to ``out`` at its exact (continuous) time.
 
     Parameters
     ----------
     out : (n_samples,) float64
-        Segment to add into; sample ``n`` is at ``start_s + n / fs_hz``.
+        Segment to add into; its sample ``n`` is at ``start_s + (first_sample + n) / fs_hz``
+        (so a signal rendered in chunks has exactly the sample times of one rendered whole).
     start_s, fs_hz : float
+    first_sample : int
     wave_table : (n_waves, n_fine) float64
         Waveforms on a fine grid; row ``w`` sample ``i`` is at
         ``wave_start_s[w] + i * wave_step_s`` relative to the event.
@@ -43,11 +45,11 @@ def add_events(out, start_s, fs_hz, wave_table, wave_start_s, wave_step_s, event
         w = event_wave[j]
         t0 = event_times_s[j] + wave_start_s[w]
         t1 = t0 + (n_fine - 1) * wave_step_s
-        first = max(int(math.ceil((t0 - start_s) * fs_hz)), 0)
-        last = min(int(math.floor((t1 - start_s) * fs_hz)), n_samples - 1)
+        first = max(int(math.ceil((t0 - start_s) * fs_hz)) - first_sample - 1, 0)
+        last = min(int(math.floor((t1 - start_s) * fs_hz)) - first_sample + 1, n_samples - 1)
         gain = event_gain[j]
         for n in range(first, last + 1):
-            pos = ((start_s + n / fs_hz) - t0) * inv_step
+            pos = ((start_s + (first_sample + n) / fs_hz) - t0) * inv_step
             i = int(math.floor(pos))
             if i < 1 or i > n_fine - 3:
                 continue
@@ -64,8 +66,8 @@ def add_events(out, start_s, fs_hz, wave_table, wave_start_s, wave_step_s, event
 
 
 @jit
-def sosfilt_inplace(sos, x):
-    """Filter ``x`` in place with second-order sections (zero initial state).
+def sosfilt_inplace(sos, x, state):
+    """Filter ``x`` in place with second-order sections, carrying the filter state.
 
     Direct form II transposed — the arithmetic of ``scipy.signal.sosfilt`` — taking the
     sections two at a time in one pass over the data, with the filter state in
@@ -76,11 +78,14 @@ def sosfilt_inplace(sos, x):
     sos : (n_sections, 6) float64
         ``[b0, b1, b2, a0, a1, a2]`` per section, ``a0 == 1``; ``n_sections`` even.
     x : (n_samples,) float64
+    state : (n_sections, 2) float64
+        Filter state before ``x`` (zeros at the start of a signal); updated to the state
+        after it, so consecutive chunks filter exactly as one signal.
     """
     for s in range(0, sos.shape[0], 2):
         b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
         c0, c1, c2, d1, d2 = sos[s + 1, 0], sos[s + 1, 1], sos[s + 1, 2], sos[s + 1, 4], sos[s + 1, 5]
-        z1 = z2 = w1 = w2 = 0.0
+        z1, z2, w1, w2 = state[s, 0], state[s, 1], state[s + 1, 0], state[s + 1, 1]
         for i in range(x.shape[0]):
             xi = x[i]
             yi = b0 * xi + z1
@@ -90,3 +95,4 @@ def sosfilt_inplace(sos, x):
             w1 = c1 * yi - d1 * oi + w2
             w2 = c2 * yi - d2 * oi
             x[i] = oi
+        state[s, 0], state[s, 1], state[s + 1, 0], state[s + 1, 1] = z1, z2, w1, w2

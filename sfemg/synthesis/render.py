@@ -18,7 +18,7 @@ from .._validation import check_number
 from ..errors import SfemgInputError
 from ._render_numba import add_events, sosfilt_inplace
 
-__all__ = ["Amplifier", "WaveTable", "render_segment"]
+__all__ = ["Amplifier", "WaveTable", "render_segment", "iter_signal_chunks"]
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,14 @@ class WaveTable:
 
 
 def render_segment(start_s, n_samples, fs_hz, table: WaveTable, event_times_s, event_wave,
-                   event_gain, *, amplifier: Amplifier, rng=None, lead_s=0.0):
+                   event_gain, *, amplifier: Amplifier, rng=None, lead_s=0.0, first_sample=0,
+                   filter_state=None):
     """Render one segment of amplified signal.
 
     Parameters
     ----------
     start_s : float
-        Time of the first returned sample, s.
+        Time of sample 0 of the signal this segment belongs to, s.
     n_samples : int
         Samples returned.
     fs_hz : float
@@ -134,8 +135,13 @@ def render_segment(start_s, n_samples, fs_hz, table: WaveTable, event_times_s, e
     rng : numpy.random.Generator, optional
         Source of the instrument noise; no noise when None.
     lead_s : float
-        Extra signal rendered before ``start_s`` and discarded, so the filters have
+        Extra signal rendered before the segment and discarded, so the filters have
         settled at the first returned sample (sweeps), s.
+    first_sample : int
+        Index of the segment's first sample in its signal (chunks of a long signal).
+    filter_state : ndarray, shape (n_sections, 2), optional
+        The amplifier filter's state before the segment, updated in place (chunks of a
+        long signal); zeros (a fresh filter) when None.
 
     Returns
     -------
@@ -143,16 +149,40 @@ def render_segment(start_s, n_samples, fs_hz, table: WaveTable, event_times_s, e
         Signal, V.
     """
     n_lead = int(round(lead_s * fs_hz))
-    t0 = start_s - n_lead / fs_hz
     n_total = n_samples + n_lead
     if rng is not None and amplifier.noise_rms_v > 0:
         out = rng.standard_normal(n_total)
         out *= amplifier.input_noise_rms_v(fs_hz)
     else:
         out = np.zeros(n_total)
-    add_events(out, float(t0), float(fs_hz), table.waveforms_v, table.start_s, float(table.step_s),
+    add_events(out, float(start_s), int(first_sample) - n_lead, float(fs_hz), table.waveforms_v,
+               table.start_s, float(table.step_s),
                np.ascontiguousarray(event_times_s, dtype=np.float64),
                np.ascontiguousarray(event_wave, dtype=np.int64),
                np.ascontiguousarray(event_gain, dtype=np.float64))
-    sosfilt_inplace(amplifier.sos(fs_hz), out)
+    sos = amplifier.sos(fs_hz)
+    state = np.zeros((sos.shape[0], 2)) if filter_state is None else filter_state
+    sosfilt_inplace(sos, out, state)
     return out[n_lead:]
+
+
+def iter_signal_chunks(n_samples, fs_hz, table: WaveTable, event_times_s, event_wave, event_gain, *,
+                       amplifier: Amplifier, rng, chunk_samples):
+    """Render a long continuous signal chunk by chunk (bounded memory).
+
+    The chunks concatenated are bit for bit the signal :func:`render_segment` renders
+    in one piece from the same ``rng`` state.
+
+    Yields
+    ------
+    first_sample : int
+        Index of the chunk's first sample.
+    chunk : ndarray, shape (<= chunk_samples,)
+        Signal, V.
+    """
+    state = np.zeros((amplifier.sos(fs_hz).shape[0], 2))
+    for first in range(0, n_samples, chunk_samples):
+        n = min(chunk_samples, n_samples - first)
+        yield first, render_segment(0.0, n, fs_hz, table, event_times_s, event_wave, event_gain,
+                                    amplifier=amplifier, rng=rng, first_sample=first,
+                                    filter_state=state)

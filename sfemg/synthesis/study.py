@@ -25,10 +25,11 @@ from ..recording import GroundTruth, Recording
 from .physiology import Disease, NMJParams, draw_endplates
 from .potentials import Conductor, FibrePotential, compute_fibre_potential, conduction_velocity_m_s
 from .presets import get_preset
-from .render import Amplifier, WaveTable, render_segment
+from .render import Amplifier, WaveTable, iter_signal_chunks, render_segment
 from .transmission import draw_transmission_noise, simulate_transmission
 
-__all__ = ["StudyParams", "Study", "simulate_study", "simulate_recording", "ELECTRODE_AMPLIFIERS"]
+__all__ = ["StudyParams", "Study", "study_params", "simulate_study", "write_study", "simulate_recording",
+           "ELECTRODE_AMPLIFIERS"]
 
 #: Clinical amplifier settings per electrode (DESIGN.md §2): SFE high-pass 500 Hz,
 #: concentric needle 1 kHz; the concentric electrode's larger surface has lower noise.
@@ -272,6 +273,94 @@ def _simulate_physiology(params: StudyParams, rng):
     return gt, {"diameter_m": diameter, "radial_m": radial, "velocity_m_s": velocity}
 
 
+@dataclass(frozen=True)
+class _RenderPlan:
+    """Everything needed to render one recording's signal, in memory or in chunks."""
+
+    name: str
+    ground_truth: GroundTruth
+    table: WaveTable
+    event_times_s: np.ndarray
+    event_wave: np.ndarray
+    event_gain: np.ndarray
+    stimulus_times_s: np.ndarray | None
+    n_samples: int
+    sweep_start_times_s: np.ndarray | None
+    rng: np.random.Generator
+
+
+def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPlan:
+    """Physiology, geometry and the events to render at one electrode position."""
+    rng = np.random.default_rng(seed_sequence)
+    voluntary = params.mode == "voluntary"
+    n_fib = params.fibres_per_recording
+    gt, geo = _simulate_physiology(params, rng)
+    gt_times, gt_events = gt.discharge_times_s, gt.event_times_s
+    t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
+
+    # Waveforms: one per fibre (+ background units, + stimulus artefact).
+    points = _concentric_points() if params.electrode == "concentric" else None
+    waves = [compute_fibre_potential(d, r, v, electrode_points_m=points, conductor=params.conductor)
+             for d, r, v in zip(geo["diameter_m"], geo["radial_m"], geo["velocity_m_s"])]
+    ev_t = [gt_events[f][np.isfinite(gt_events[f])] for f in range(n_fib)]
+    ev_w = [np.full(e.size, f) for f, e in enumerate(ev_t)]
+    ev_g = [np.ones(e.size) for e in ev_t]
+    bank = _background_bank(params.electrode, params.conductor)
+    for _ in range(params.n_background_units):
+        waves.append(bank[rng.integers(len(bank))])
+        rate = rng.uniform(7.0, 14.0)
+        isi = (1.0 + 0.15 * rng.standard_normal(int(t_end * rate) + 3)) / rate
+        t = rng.uniform(0, 1 / rate) + np.cumsum(np.maximum(isi, 0.2 / rate))
+        t = t[t < t_end]
+        ev_t.append(t)
+        ev_w.append(np.full(t.size, len(waves) - 1))
+        ev_g.append(np.full(t.size, rng.uniform(1.0, 3.0)))
+    stimulus = None
+    if not voluntary:
+        stimulus = gt_times
+        if params.stimulus_artefact:
+            step = waves[0].step_s
+            tt = np.arange(0, 2e-3, step)
+            waves.append(FibrePotential(5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0), 0.0, step))
+            ev_t.append(stimulus)
+            ev_w.append(np.full(stimulus.size, len(waves) - 1))
+            ev_g.append(np.ones(stimulus.size))
+    starts = None
+    if params.output == "sweeps":
+        if voluntary:
+            trigger_delay = gt_events[0] - gt_times
+            trigger_delay = trigger_delay[np.isfinite(trigger_delay)]
+            trigger_nominal = np.median(trigger_delay) if trigger_delay.size else 0.0
+            starts = gt_times + trigger_nominal - params.sweep_pretrigger_s
+        else:
+            starts = gt_times - params.sweep_pretrigger_s
+    prefix = "pair" if voluntary else "endplate"
+    return _RenderPlan(name=f"{prefix}{index + 1:03d}", ground_truth=gt, table=WaveTable.stack(waves),
+                       event_times_s=np.concatenate(ev_t), event_wave=np.concatenate(ev_w),
+                       event_gain=np.concatenate(ev_g), stimulus_times_s=stimulus,
+                       n_samples=int(np.ceil(t_end * params.fs_hz)), sweep_start_times_s=starts, rng=rng)
+
+
+def _recording(params: StudyParams, plan: _RenderPlan, signal=None, sweeps=None) -> Recording:
+    """The Recording of a plan with its rendered signal (or sweeps)."""
+    return Recording(name=plan.name, fs_hz=params.fs_hz, signal_v=signal, sweeps_v=sweeps,
+                     sweep_start_times_s=plan.sweep_start_times_s, stimulus_times_s=plan.stimulus_times_s,
+                     mode=params.mode, electrode=params.electrode, muscle=params.muscle,
+                     ground_truth=plan.ground_truth)
+
+
+def _events(plan: _RenderPlan):
+    return plan.table, plan.event_times_s, plan.event_wave, plan.event_gain
+
+
+def _render_sweeps(params: StudyParams, plan: _RenderPlan) -> np.ndarray:
+    """Sweeps of ``sweep_window_s`` at each start, each with a settled filter."""
+    n_win = int(round(params.sweep_window_s * params.fs_hz))
+    return np.stack([render_segment(s, n_win, params.fs_hz, *_events(plan), amplifier=params.amplifier,
+                                    rng=plan.rng, lead_s=5e-3)
+                     for s in plan.sweep_start_times_s])
+
+
 def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render=True):
     """Simulate the recording at one electrode position.
 
@@ -292,70 +381,15 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render
         A Recording with its :class:`~sfemg.recording.GroundTruth`, or the ground truth
         alone when ``render`` is False.
     """
-    rng = np.random.default_rng(seed_sequence)
-    voluntary = params.mode == "voluntary"
-    n_fib = params.fibres_per_recording
-    gt, geo = _simulate_physiology(params, rng)
     if not render:
-        return gt
-    gt_times, gt_events = gt.discharge_times_s, gt.event_times_s
-    diameter, radial, velocity = geo["diameter_m"], geo["radial_m"], geo["velocity_m_s"]
-    t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
-
-    # Waveforms: one per fibre (+ background units, + stimulus artefact).
-    points = _concentric_points() if params.electrode == "concentric" else None
-    waves = [compute_fibre_potential(d, r, v, electrode_points_m=points, conductor=params.conductor)
-             for d, r, v in zip(diameter, radial, velocity)]
-    ev_t = [gt_events[f][np.isfinite(gt_events[f])] for f in range(n_fib)]
-    ev_w = [np.full(e.size, f) for f, e in enumerate(ev_t)]
-    ev_g = [np.ones(e.size) for e in ev_t]
-    bank = _background_bank(params.electrode, params.conductor)
-    for u in range(params.n_background_units):
-        waves.append(bank[rng.integers(len(bank))])
-        rate = rng.uniform(7.0, 14.0)
-        isi = (1.0 + 0.15 * rng.standard_normal(int(t_end * rate) + 3)) / rate
-        t = rng.uniform(0, 1 / rate) + np.cumsum(np.maximum(isi, 0.2 / rate))
-        t = t[t < t_end]
-        ev_t.append(t)
-        ev_w.append(np.full(t.size, len(waves) - 1))
-        ev_g.append(np.full(t.size, rng.uniform(1.0, 3.0)))
-    stimulus = None
-    if not voluntary:
-        stimulus = gt_times
-        if params.stimulus_artefact:
-            step = waves[0].step_s
-            tt = np.arange(0, 2e-3, step)
-            waves.append(FibrePotential(5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0), 0.0, step))
-            ev_t.append(stimulus)
-            ev_w.append(np.full(stimulus.size, len(waves) - 1))
-            ev_g.append(np.ones(stimulus.size))
-    table = WaveTable.stack(waves)
-    ev_t, ev_w, ev_g = (np.concatenate(x) for x in (ev_t, ev_w, ev_g))
-    fs = params.fs_hz
-
-    if params.output == "continuous":
-        n_samples = int(np.ceil(t_end * fs))
-        signal = render_segment(0.0, n_samples, fs, table, ev_t, ev_w, ev_g,
-                                amplifier=params.amplifier, rng=rng)
-        sweeps = starts = None
-    else:
-        if voluntary:
-            trigger_delay = gt_events[0] - gt_times
-            trigger_delay = trigger_delay[np.isfinite(trigger_delay)]
-            trigger_nominal = np.median(trigger_delay) if trigger_delay.size else 0.0
-            starts = gt_times + trigger_nominal - params.sweep_pretrigger_s
-        else:
-            starts = gt_times - params.sweep_pretrigger_s
-        n_win = int(round(params.sweep_window_s * fs))
-        sweeps = np.stack([render_segment(s, n_win, fs, table, ev_t, ev_w, ev_g,
-                                          amplifier=params.amplifier, rng=rng, lead_s=5e-3)
-                           for s in starts])
-        signal = None
-
-    prefix = "pair" if voluntary else "endplate"
-    return Recording(name=f"{prefix}{index + 1:03d}", fs_hz=fs, signal_v=signal, sweeps_v=sweeps,
-                     sweep_start_times_s=starts, stimulus_times_s=stimulus, mode=params.mode,
-                     electrode=params.electrode, muscle=params.muscle, ground_truth=gt)
+        rng = np.random.default_rng(seed_sequence)
+        return _simulate_physiology(params, rng)[0]
+    plan = _plan_recording(params, index, seed_sequence)
+    if params.output == "sweeps":
+        return _recording(params, plan, sweeps=_render_sweeps(params, plan))
+    signal = render_segment(0.0, plan.n_samples, params.fs_hz, *_events(plan),
+                            amplifier=params.amplifier, rng=plan.rng)
+    return _recording(params, plan, signal=signal)
 
 
 def _resolve_seed(seed) -> int:
@@ -369,15 +403,13 @@ def _resolve_seed(seed) -> int:
     raise SfemgInputError(f"seed must be a non-negative integer, a Generator or None, got {seed!r}")
 
 
-def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
-                   mode: Literal["voluntary", "stimulated"] = "voluntary",
-                   n_recordings: int | None = None, n_discharges: int | None = None,
-                   rate_hz: float | None = None, fs_hz: float = 50_000.0,
-                   electrode: Literal["sfe", "concentric"] = "sfe",
-                   output: Literal["continuous", "sweeps"] = "continuous",
-                   seed=None, n_jobs: int | None = None, progress=None, render: bool = True,
-                   **overrides) -> Study:
-    """Simulate a single-fibre EMG study from the physiology of a named state.
+def study_params(preset: str = "healthy-edc", *, muscle: str | None = None,
+                 mode: Literal["voluntary", "stimulated"] = "voluntary",
+                 n_recordings: int | None = None, n_discharges: int | None = None,
+                 rate_hz: float | None = None, fs_hz: float = 50_000.0,
+                 electrode: Literal["sfe", "concentric"] = "sfe",
+                 output: Literal["continuous", "sweeps"] = "continuous", **overrides) -> StudyParams:
+    """The complete, validated parameters of a study of a named state.
 
     Parameters
     ----------
@@ -399,28 +431,12 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
         Sampling rate, Hz.
     electrode : {"sfe", "concentric"}
     output : {"continuous", "sweeps"}
-    seed : int, numpy.random.Generator or None
-        Same seed, same bits, whatever ``n_jobs``.
-    n_jobs : int, optional
-        Worker threads (default: all cores).
-    progress : callable, optional
-        Called as ``progress(n_done, n_total)`` after each recording.
-    render : bool
-        Render the signals. With False only the ground truth is simulated (the same
-        ground truth, from the same seed): ``Study.recordings`` is empty and
-        ``Study.ground_truths`` holds it — for fast physiology sweeps.
     **overrides
         Any other :class:`StudyParams` field (``nmj=``, ``disease=``, ``rate_cv=``, ...).
 
     Returns
     -------
-    Study
-
-    Examples
-    --------
-    >>> study = simulate_study("healthy-edc", n_recordings=2, n_discharges=50, seed=1)
-    >>> [r.name for r in study.recordings]
-    ['pair001', 'pair002']
+    StudyParams
     """
     p, nmj = get_preset(preset, muscle)
     stimulated = mode == "stimulated"
@@ -437,28 +453,125 @@ def simulate_study(preset: str = "healthy-edc", *, muscle: str | None = None,
     if unknown:
         raise SfemgInputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     kwargs.update(overrides)
-    params = StudyParams(**kwargs)
+    return StudyParams(**kwargs)
+
+
+def _run(params: StudyParams, seed, n_jobs, progress, task):
+    """Run ``task(i, seed_sequence_i)`` for every recording, on ``n_jobs`` threads, in order.
+
+    Returns the integer seed and the list of results in recording order.
+    """
     seed_int = _resolve_seed(seed)
     children = np.random.SeedSequence(seed_int).spawn(params.n_recordings)
-    n_jobs = os.cpu_count() or 1 if n_jobs is None else int(n_jobs)
-    if n_jobs < 1:
-        raise SfemgInputError(f"n_jobs must be >= 1, got {n_jobs}")
-
-    def one(i):
-        return simulate_recording(params, i, children[i], render=render)
-
-    recordings = []
-    if n_jobs == 1:
-        for i in range(params.n_recordings):
-            recordings.append(one(i))
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise SfemgInputError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
+    results = []
+    with ThreadPoolExecutor(int(n_jobs)) as pool:
+        for i, result in enumerate(pool.map(lambda k: task(k, children[k]), range(params.n_recordings))):
+            results.append(result)
             if progress:
                 progress(i + 1, params.n_recordings)
-    else:
-        with ThreadPoolExecutor(n_jobs) as pool:
-            for i, rec in enumerate(pool.map(one, range(params.n_recordings))):
-                recordings.append(rec)
-                if progress:
-                    progress(i + 1, params.n_recordings)
+    return seed_int, results
+
+
+def simulate_study(preset: str = "healthy-edc", *, seed=None, n_jobs: int | None = None, progress=None,
+                   render: bool = True, **kwargs) -> Study:
+    """Simulate a single-fibre EMG study from the physiology of a named state, in memory.
+
+    Parameters
+    ----------
+    preset : str
+        Physiological state (``sfemg.synthesis.PRESETS``).
+    seed : int, numpy.random.Generator or None
+        Same seed, same bits, whatever ``n_jobs``.
+    n_jobs : int, optional
+        Worker threads (default: all cores).
+    progress : callable, optional
+        Called as ``progress(n_done, n_total)`` after each recording.
+    render : bool
+        Render the signals. With False only the ground truth is simulated (the same
+        ground truth, from the same seed): ``Study.recordings`` is empty and
+        ``Study.ground_truths`` holds it — for fast physiology sweeps.
+    **kwargs
+        The study: ``muscle``, ``mode``, ``n_recordings``, ``n_discharges``, ``rate_hz``,
+        ``fs_hz``, ``electrode``, ``output`` and any :class:`StudyParams` field — see
+        :func:`study_params`.
+
+    Returns
+    -------
+    Study
+
+    See Also
+    --------
+    write_study : the same, streamed straight to HDF5 (long recordings, bounded memory).
+
+    Examples
+    --------
+    >>> study = simulate_study("healthy-edc", n_recordings=2, n_discharges=50, seed=1)
+    >>> [r.name for r in study.recordings]
+    ['pair001', 'pair002']
+    """
+    params = study_params(preset, **kwargs)
+    seed_int, results = _run(params, seed, n_jobs, progress,
+                             lambda i, seq: simulate_recording(params, i, seq, render=render))
     if not render:
-        return Study(recordings=(), params=params, seed=seed_int, ground_truths=tuple(recordings))
-    return Study(recordings=tuple(recordings), params=params, seed=seed_int)
+        return Study(recordings=(), params=params, seed=seed_int, ground_truths=tuple(results))
+    return Study(recordings=tuple(results), params=params, seed=seed_int)
+
+
+def write_study(path, params: StudyParams, *, seed=None, n_jobs: int | None = None, progress=None,
+                force: bool = False, chunk_s: float = 5.0, provenance: dict | None = None) -> Study:
+    """Simulate a study straight into an HDF5 file, streaming long signals in chunks.
+
+    Memory stays bounded by ``n_jobs`` chunks of ``chunk_s`` seconds whatever the
+    recordings' length (a 1-hour recording needs no more than a 10-second one). The file
+    holds the same bits :func:`simulate_study` followed by
+    :func:`~sfemg.io.save_recordings` would write.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (written atomically; an existing file only with ``force``).
+    params : StudyParams
+        From :func:`study_params`.
+    seed, n_jobs, progress
+        As for :func:`simulate_study`.
+    force : bool
+        Replace an existing file.
+    chunk_s : float
+        Length of the streamed chunks, s.
+    provenance : dict, optional
+        Extra provenance attributes (e.g. the command line).
+
+    Returns
+    -------
+    Study
+        Parameters, seed and ground truths (no signals: they are in the file).
+    """
+    from ..io import open_study_writer
+
+    if not (np.isfinite(chunk_s) and chunk_s > 0):
+        raise SfemgInputError(f"chunk_s must be positive, got {chunk_s!r}")
+    chunk_samples = max(int(chunk_s * params.fs_hz), 1)
+    seed_int = _resolve_seed(seed)
+    header = Study(recordings=(), params=params, seed=seed_int, ground_truths=())
+    with open_study_writer(path, parameters=params.to_dict(),
+                           provenance={**header.provenance(), **(provenance or {})}, force=force) as writer:
+        def task(i, seq):
+            plan = _plan_recording(params, i, seq)
+            if params.output == "sweeps":
+                writer.add(_recording(params, plan, sweeps=_render_sweeps(params, plan)))
+                return plan.ground_truth
+            writer.begin_signal(plan.name, params.fs_hz, plan.n_samples, mode=params.mode,
+                                electrode=params.electrode, muscle=params.muscle,
+                                stimulus_times_s=plan.stimulus_times_s)
+            for first, chunk in iter_signal_chunks(plan.n_samples, params.fs_hz, *_events(plan),
+                                                   amplifier=params.amplifier, rng=plan.rng,
+                                                   chunk_samples=chunk_samples):
+                writer.write_chunk(plan.name, first, chunk)
+            writer.add_ground_truth(plan.name, plan.ground_truth)
+            return plan.ground_truth
+
+        _, ground_truths = _run(params, seed_int, n_jobs, progress, task)
+    return Study(recordings=(), params=params, seed=seed_int, ground_truths=tuple(ground_truths))

@@ -7,7 +7,7 @@ from scipy import signal as sps
 from sfemg import SfemgInputError
 from sfemg.synthesis._render_numba import add_events, sosfilt_inplace
 from sfemg.synthesis.potentials import FibrePotential, compute_fibre_potential, conduction_velocity_m_s
-from sfemg.synthesis.render import Amplifier, WaveTable, render_segment
+from sfemg.synthesis.render import Amplifier, WaveTable, iter_signal_chunks, render_segment
 from tests import tolerances as tol
 from tests.synthesis import reference as ref
 
@@ -24,8 +24,8 @@ def test_add_events_matches_reference(table):
     wave = np.array([0, 1, 0, 1, 1])
     gain = np.array([1.0, 0.5, -2.0, 1.0, 3.0])
     got = np.zeros(n)
-    add_events(got, start, fs, table.waveforms_v, table.start_s, table.step_s, times, wave, gain)
-    want = ref.add_events(n, start, fs, table, times, wave, gain)
+    add_events(got, start, 7, fs, table.waveforms_v, table.start_s, table.step_s, times, wave, gain)
+    want = ref.add_events(n, start + 7 / fs, fs, table, times, wave, gain)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
@@ -35,7 +35,7 @@ def test_rendering_evaluates_the_continuous_waveform(table):
     fs = 100_000.0
     t_event = 0.0050000123
     out = np.zeros(1000)
-    add_events(out, 0.0, fs, table.waveforms_v, table.start_s, table.step_s,
+    add_events(out, 0.0, 0, fs, table.waveforms_v, table.start_s, table.step_s,
                np.array([t_event]), np.array([0]), np.array([1.0]))
     pot = FibrePotential(table.waveforms_v[0], table.start_s[0], table.step_s)
     t = np.arange(1000) / fs - t_event
@@ -76,8 +76,20 @@ def test_sosfilt_matches_scipy(order):
     sos = Amplifier(order=order).sos(50_000.0)
     x = np.random.default_rng(0).standard_normal(5000)
     y = x.copy()
-    sosfilt_inplace(sos, y)
+    sosfilt_inplace(sos, y, np.zeros((len(sos), 2)))
     np.testing.assert_allclose(y, sps.sosfilt(sos, x), rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_rendering_is_bit_identical_to_one_piece(table):
+    """A long signal streamed in chunks equals the signal rendered whole (same rng)."""
+    fs, n = 50_000.0, 20_011
+    times = np.array([0.0301, 0.1999, 0.2, 0.3])  # one straddles a chunk boundary
+    args = (fs, table, times, np.array([0, 1, 0, 1]), np.ones(4))
+    whole = render_segment(0.0, n, *args, amplifier=Amplifier(), rng=np.random.default_rng(9))
+    chunks = list(iter_signal_chunks(n, *args, amplifier=Amplifier(), rng=np.random.default_rng(9),
+                                     chunk_samples=1000))
+    assert [first for first, _ in chunks] == list(range(0, n, 1000))
+    assert np.concatenate([c for _, c in chunks]).tobytes() == whole.tobytes()
 
 
 def test_noise_has_the_requested_rms_after_filtering():

@@ -86,3 +86,34 @@ def test_every_preset_simulates():
 def test_impossible_parameters_are_refused(kwargs, match):
     with pytest.raises(SfemgInputError, match=match):
         simulate_study(**{**SMALL, **kwargs})
+
+
+def test_streamed_file_holds_the_same_bits_as_the_in_memory_study(tmp_path):
+    from sfemg.io import load_recordings, save_recordings
+    from sfemg.synthesis import study_params, write_study
+
+    kwargs = dict(n_recordings=2, n_discharges=40, fs_hz=25_000.0)
+    study = simulate_study("achr-mg-moderate", seed=3, **kwargs)
+    save_recordings(tmp_path / "memory.h5", study.recordings)
+    streamed = write_study(tmp_path / "stream.h5", study_params("achr-mg-moderate", **kwargs), seed=3,
+                           chunk_s=0.7, n_jobs=2)
+    assert streamed.seed == study.seed
+    for a, b in zip(load_recordings(tmp_path / "memory.h5"), load_recordings(tmp_path / "stream.h5")):
+        assert a.name == b.name and a.signal_v.tobytes() == b.signal_v.tobytes()
+        assert a.ground_truth.event_times_s.tobytes() == b.ground_truth.event_times_s.tobytes()
+
+
+def test_streamed_sweeps_and_refusals(tmp_path):
+    from sfemg.io import load_recordings
+    from sfemg.synthesis import study_params, write_study
+
+    params = study_params("healthy-edc", mode="stimulated", output="sweeps", **SMALL)
+    write_study(tmp_path / "s.h5", params, seed=1)
+    assert load_recordings(tmp_path / "s.h5")[0].sweeps_v.shape == (30, 500)
+    with pytest.raises(SfemgInputError, match="exists"):
+        write_study(tmp_path / "s.h5", params, seed=1)
+    with pytest.raises(SfemgInputError, match="chunk_s"):
+        write_study(tmp_path / "t.h5", params, seed=1, chunk_s=0.0)
+    with pytest.raises(SfemgInputError, match="n_jobs"):
+        write_study(tmp_path / "t.h5", params, seed=1, n_jobs=0)
+    assert not (tmp_path / "t.h5").exists()
