@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("validate", help="score jitter algorithms over a grid of simulated conditions")
-    p.add_argument("--grid", default="default", help="built-in grid: default or tiny (default: default)")
+    p.add_argument("--grid", default="default",
+                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
     p.add_argument("--n", type=_positive_int, default=10, help="Monte Carlo repeats per cell (default 10)")
     p.add_argument("--recordings", type=_positive_int, default=4,
                    help="recordings (fibre pairs) per repeat (default 4)")
@@ -310,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("benchmark-set", help="write a versioned synthetic benchmark set with ground truth")
-    p.add_argument("--grid", default="default", help="built-in grid: default or tiny (default: default)")
+    p.add_argument("--grid", default="default",
+                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
     p.add_argument("--n", type=_positive_int, default=1, help="repeats per cell (default 1)")
     p.add_argument("--recordings", type=_positive_int, default=4, help="recordings per repeat (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")

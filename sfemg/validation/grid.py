@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -122,7 +124,7 @@ class Grid:
         """Inverse of :meth:`to_dict`."""
         try:
             return cls(str(data["name"]), tuple(Cell(**c) for c in data["cells"]))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise SfemgInputError(f"not a validation grid description: {exc}") from None
 
 
@@ -144,11 +146,18 @@ GRIDS = {
 
 
 def get_grid(grid) -> Grid:
-    """A :class:`Grid` from itself or a built-in name."""
+    """A :class:`Grid` from itself, a built-in name, or a JSON file (path ending ``.json``)
+    holding :meth:`Grid.to_dict` output: ``{"name": ..., "cells": [{field: value}, ...]}``."""
     if isinstance(grid, Grid):
         return grid
+    if str(grid).endswith(".json"):
+        try:
+            data = json.loads(Path(grid).read_text())
+        except (OSError, ValueError) as exc:
+            raise SfemgInputError(f"{grid}: not a readable JSON grid ({exc})") from None
+        return Grid.from_dict(data)
     if grid not in GRIDS:
-        raise SfemgInputError(f"unknown grid {grid!r}; built-in grids: {', '.join(GRIDS)}")
+        raise SfemgInputError(f"unknown grid {grid!r}; built-in grids: {', '.join(GRIDS)}, or a .json file")
     return GRIDS[grid]
 
 

@@ -1,5 +1,7 @@
 """Sweeps: the same bits serially, on processes and on Dask; resume; plug-ins; the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -157,8 +159,20 @@ def test_cli_validate(tmp_path, capsys):
     assert code == 0 and "2 already done" in out and "timepoint:peak" in out
 
 
+def test_cli_grid_from_a_json_file(tmp_path, capsys):
+    grid = Grid.factorial("mine", base=Cell(n_discharges=30), noise_rms_v=(5e-6,))
+    (tmp_path / "grid.json").write_text(json.dumps(grid.to_dict()))
+    code = main(["validate", "--grid", str(tmp_path / "grid.json"), "--n", "1", "--recordings", "1",
+                 "--method", "peak", "--jobs", "1", "--quiet", "-o", str(tmp_path / "v.h5")])
+    assert code == 0 and Grid.from_dict(load_validation(tmp_path / "v.h5")["config"]["grid"]) == grid
+    (tmp_path / "bad.json").write_text(json.dumps({"name": "x", "cells": [{"fs_hz": 1.0}]}))
+    code = main(["validate", "--grid", str(tmp_path / "bad.json"), "--quiet", "-o", str(tmp_path / "w.h5")])
+    assert code == 2 and "Cell.fs_hz" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--grid", "huge"], "unknown grid"),
+    (["--grid", "missing.json"], "not a readable JSON grid"),
     (["--method", "nosuch"], "unknown timepoint"),
     (["--n", "0"], "must be >= 1"),
 ])
