@@ -328,7 +328,8 @@ def estimator_analyser(estimator):
                           "mcd_us": mcd * 1e6, "msd_us": msd * 1e6,
                           "mcd_msd_ratio": ratio, "jitter_us": jitter * 1e6,
                           "blocking_percent": 100.0 * blocked.mean(), "accepted": True,
-                          "technical_jitter_us": compute_mcd(ipis - true_ipis) * 1e6})
+                          "technical_jitter_us": compute_mcd(ipis - true_ipis) * 1e6,
+                          "blocked": blocked, "reference_times_s": trigger})
         return pairs
 
     analyse.__name__ = f"estimator_analyser({getattr(estimator, '__name__', 'estimator')})"

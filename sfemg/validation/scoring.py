@@ -51,6 +51,8 @@ METRICS = (
     "blocking_recall",       # truly blocking pairs found to block (missed pairs count as not found)
     "blocking_bias_percent",  # mean error of the blocking percentage over matches
     "technical_jitter_us",   # mean reported technical jitter over matches, µs
+    "discharge_blocking_precision",  # discharges said blocked that are (needs per-discharge results)
+    "discharge_blocking_recall",     # blocked discharges said blocked, of those the method analysed
 )
 
 
@@ -63,10 +65,13 @@ def true_pairs(ground_truth) -> dict:
 
     Returns
     -------
-    dict of str to ndarray, each shape (n_pairs,)
+    dict of str to ndarray, each shape (n_pairs,) unless stated
         The columns of :func:`sfemg.synthesis.truth.true_jitter_table` (without
-        ``recording``) and ``mean_ipi_us``: the mean IPI against the trigger fibre
-        (voluntary) or mean latency from the stimulus (stimulated), µs.
+        ``recording``); ``mean_ipi_us``: the mean IPI against the trigger fibre
+        (voluntary) or mean latency from the stimulus (stimulated), µs;
+        ``discharge_times_s`` (n_pairs, n_discharges): the nerve discharge (stimulus)
+        times, s; ``blocked`` (n_pairs, n_discharges): the pair's potential or its
+        trigger missing.
     """
     from ..synthesis.truth import true_jitter_table
     table = true_jitter_table([ground_truth], ratio_threshold=RATIO_THRESHOLD)
@@ -77,6 +82,9 @@ def true_pairs(ground_truth) -> dict:
         table["mean_ipi_us"] = np.array([np.nanmean(gt.event_times_s[f] - base) * 1e6 if
                                          np.isfinite(gt.event_times_s[f] - base).any() else np.nan
                                          for f in table["fibre"]], dtype=float)
+    trigger_blocked = gt.blocked[gt.trigger_fibre] if gt.trigger_fibre >= 0 else np.zeros_like(gt.blocked[0])
+    table["blocked"] = np.array([gt.blocked[f] | trigger_blocked for f in table["fibre"]], dtype=bool)
+    table["discharge_times_s"] = np.tile(gt.discharge_times_s, (table["fibre"].size, 1))
     return table
 
 
@@ -147,6 +155,31 @@ def pair_fields(pair) -> dict:
     return out
 
 
+def _discharge_series(pair):
+    """``(blocked, reference_times_s)`` per analysed discharge if the pair carries them
+    (PairResult-like, or a mapping with those keys), else None."""
+    get = pair.get if isinstance(pair, Mapping) else (lambda k, d=None: getattr(pair, k, d))
+    blocked, ref = get("blocked", None), get("reference_times_s", None)
+    if blocked is None or ref is None:
+        return None
+    blocked, ref = np.asarray(blocked, dtype=bool), np.asarray(ref, dtype=float)
+    return (blocked, ref) if blocked.shape == ref.shape and blocked.ndim == 1 else None
+
+
+def _discharge_blocking(measured_blocked, reference_times_s, true_blocked, discharge_times_s):
+    """Blocked-discharge counts (true positives, said blocked, truly blocked) over the
+    analysed discharges, each mapped to the last true discharge before its reference
+    time (the trigger potential or stimulus follows its discharge by a few ms, well
+    within half an inter-discharge interval)."""
+    j = np.searchsorted(discharge_times_s, reference_times_s, side="right") - 1
+    ok = np.isfinite(reference_times_s) & (j >= 0)
+    j = np.where(ok, j, 0)
+    half_idi = 0.5 * np.median(np.diff(discharge_times_s)) if discharge_times_s.size > 1 else np.inf
+    ok &= reference_times_s - discharge_times_s[j] < half_idi
+    said, truth = measured_blocked[ok], true_blocked[j[ok]]
+    return int(np.sum(said & truth)), int(np.sum(said)), int(np.sum(truth))
+
+
 def _mean(x):
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -181,6 +214,8 @@ def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> 
     err = {k: [] for k in ("mcd", "msd", "jitter", "block", "tech")}
     rule_agree = []
     said_block = said_and_true = truly_block = 0
+    discharge_counts = np.zeros(3, dtype=np.int64)  # true positives, said blocked, truly blocked
+    has_series = False
     for truth, pairs in zip(truths, measured):
         fields = [pair_fields(p) for p in pairs]
         n_true += truth["mcd_us"].size
@@ -193,6 +228,10 @@ def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> 
             measured_blocks = f["blocking_percent"] > 0
             said_block += int(measured_blocks)
             said_and_true += int(measured_blocks and true_blocks[i])
+            series = _discharge_series(pairs[j])
+            if series is not None:
+                has_series = True
+                discharge_counts += _discharge_blocking(*series, truth["blocked"][i], truth["discharge_times_s"][i])
             if not f["accepted"]:
                 rejected += 1
                 continue
@@ -215,6 +254,8 @@ def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> 
         "blocking_precision": _fraction(said_and_true, said_block),
         "blocking_recall": _fraction(said_and_true, truly_block),
         "blocking_bias_percent": _mean(err["block"]), "technical_jitter_us": _mean(err["tech"]),
+        "discharge_blocking_precision": _fraction(discharge_counts[0], discharge_counts[1]) if has_series else math.nan,
+        "discharge_blocking_recall": _fraction(discharge_counts[0], discharge_counts[2]) if has_series else math.nan,
     }
     return np.array([values[k] for k in METRICS], dtype=np.float64)
 

@@ -79,7 +79,8 @@ def test_sfemg_analyze_json_scores_as_the_analysis_in_memory(bench, tmp_path):
         paths.append(tmp_path / f"{f.stem}.json")
         analyze_file(f, output_path=tmp_path / f"{f.stem}.analysis.h5", json_path=paths[-1])
     from_files = score_results(paths, bench)
-    in_memory = score_results(json_of(bench, method_analyser("analyser:sfemg-template")), bench)
+    analyser = method_analyser("analyser:sfemg-template")
+    in_memory = score_results(json_of(bench, lambda r: [p.to_json_dict() for p in analyser(r)]), bench)
     def table(scores):
         return np.array([[c["metrics"][m][k] for m in METRICS for k in ("mean", "ci_low", "ci_high", "n")]
                          for c in scores["cells"]])

@@ -11,10 +11,13 @@ from sfemg.validation import METRICS, match_pairs, score_repeat, summarize_metri
 from sfemg.validation.scoring import pair_fields
 
 
-def truth(ipi, mcd, msd, blocking):
+def truth(ipi, mcd, msd, blocking, blocked=None):
+    n = len(ipi)
+    blocked = np.zeros((n, 10), bool) if blocked is None else np.atleast_2d(blocked)
     return {"mean_ipi_us": np.array(ipi, float), "mcd_us": np.array(mcd, float), "msd_us": np.array(msd, float),
             "jitter_us": np.where(np.array(mcd) / np.array(msd) > 1.25, msd, mcd).astype(float),
-            "blocking_percent": np.array(blocking, float), "fibre": np.arange(1, len(ipi) + 1)}
+            "blocking_percent": np.array(blocking, float), "fibre": np.arange(1, n + 1), "blocked": blocked,
+            "discharge_times_s": np.tile(0.1 * np.arange(blocked.shape[1]), (n, 1))}
 
 
 def scores(*args, **kwargs):
@@ -83,3 +86,19 @@ def test_confidence_interval_is_student_t_over_repeats():
     assert (first["ci_low"], first["ci_high"]) == pytest.approx((first["mean"] - half, first["mean"] + half))
     assert out[METRICS[1]]["mean"] == 4.0 and math.isnan(out[METRICS[1]]["ci_low"])
     assert out[METRICS[2]]["n"] == 0 and math.isnan(out[METRICS[2]]["mean"])
+
+
+def test_discharge_level_blocking_maps_discharges_by_reference_time():
+    true_blocked = np.zeros(10, bool)
+    true_blocked[[2, 5, 7]] = True
+    t = truth([1000.0], [30.0], [30.0], [30.0], blocked=true_blocked)
+    # the method analysed discharges 1..8 (its trigger 3 ms after each), said 2, 5 and 6 blocked
+    ref = 0.1 * np.arange(1, 9) + 3e-3
+    said = np.isin(np.arange(1, 9), [2, 5, 6])
+    pair = {"mean_ipi_us": 1000.0, "mcd_us": 30.0, "blocking_percent": 37.5, "blocked": said,
+            "reference_times_s": ref}
+    s = scores([t], [[pair]])
+    assert s["discharge_blocking_precision"] == pytest.approx(2 / 3)   # 2 and 5 right, 6 wrong
+    assert s["discharge_blocking_recall"] == pytest.approx(2 / 3)      # 7 missed (9 not analysed: 0 blocked)
+    without = scores([t], [[{k: v for k, v in pair.items() if k != "blocked"}]])
+    assert math.isnan(without["discharge_blocking_precision"])
