@@ -31,7 +31,7 @@ import numpy as np
 from .. import __version__
 from ..errors import SfemgInputError
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
-from .scoring import MATCH_TOLERANCE_US, METRICS, score_repeat, summarize_metrics, true_pairs
+from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
 __all__ = ["write_benchmark_set", "verify_benchmark_set", "score_results", "BENCHMARK_SET_VERSION",
            "MANIFEST_NAME", "write_scores"]
@@ -211,6 +211,7 @@ def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) 
         Damaged or foreign set; results that name none of its recordings.
     """
     from ..io import load_recordings
+    tolerance_us = check_tolerance(tolerance_us)
     manifest = verify_benchmark_set(folder)
     measured = _read_results(results)
     known = {n for entry in manifest["files"].values() for n in entry["recordings"]}

@@ -21,8 +21,8 @@ import scipy.stats
 
 from ..errors import SfemgInputError
 
-__all__ = ["METRICS", "MATCH_TOLERANCE_US", "true_pairs", "match_pairs", "pair_fields", "score_repeat",
-           "summarize_metrics", "CONFIDENCE_LEVEL"]
+__all__ = ["METRICS", "MATCH_TOLERANCE_US", "true_pairs", "match_pairs", "check_tolerance", "pair_fields",
+           "score_repeat", "summarize_metrics", "CONFIDENCE_LEVEL"]
 
 #: Largest |measured − true| mean IPI for a match, µs: a potential's time point (peak,
 #: level) lies tens of µs from the instant its action potential passes the electrode,
@@ -86,6 +86,14 @@ def true_pairs(ground_truth) -> dict:
     table["blocked"] = np.array([gt.blocked[f] | trigger_blocked for f in table["fibre"]], dtype=bool)
     table["discharge_times_s"] = np.tile(gt.discharge_times_s, (table["fibre"].size, 1))
     return table
+
+
+def check_tolerance(tolerance_us) -> float:
+    """``tolerance_us`` as a float, or :class:`SfemgInputError` unless it is a positive number."""
+    if not (isinstance(tolerance_us, (int, float, np.integer, np.floating)) and not isinstance(tolerance_us, bool)
+            and math.isfinite(tolerance_us) and tolerance_us > 0):
+        raise SfemgInputError(f"the matching tolerance must be a positive number of µs, got {tolerance_us!r}")
+    return float(tolerance_us)
 
 
 def match_pairs(true_ipi_us, measured_ipi_us, tolerance_us: float = MATCH_TOLERANCE_US):

@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import SfemgInputError
 from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
 from .plugins import method_analyser
-from .scoring import MATCH_TOLERANCE_US, METRICS, score_repeat, summarize_metrics, true_pairs
+from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
 __all__ = ["run_sweep", "run_task", "summarize_sweep", "format_summary", "DEFAULT_METHODS",
            "SWEEP_FORMAT_VERSION"]
@@ -173,9 +173,8 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
     if n_workers < 1:
         raise SfemgInputError(f"n_workers must be >= 1, got {n_workers}")
-    if not (isinstance(tolerance_us, (int, float, np.integer, np.floating)) and tolerance_us > 0):
-        raise SfemgInputError(f"tolerance_us must be a positive number, got {tolerance_us!r}")
-    config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), float(tolerance_us))
+    tolerance_us = check_tolerance(tolerance_us)
+    config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), tolerance_us)
     where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")
     output = Path(output)
     done = set()

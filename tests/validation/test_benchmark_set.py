@@ -134,7 +134,7 @@ def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
     shutil.copytree(bench, copy)
     damage(copy / "cell000.h5")
     for argv in ([str(foreign), str(bench)], [str(broken), str(bench)], [str(foreign), str(tmp_path)],
-                 [str(foreign), str(copy)]):
+                 [str(foreign), str(copy)], [str(foreign), str(bench), "--tolerance", "-5"]):
         assert main(["score", *argv, "--force"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sfemg: error:") and err.count("\n") == 1
