@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 CHILD = """
-import resource, sys
+import sys
 from sfemg.synthesis import study_params, write_study
 params = study_params("healthy-edc", n_recordings=1, n_discharges={n}, fs_hz=50_000.0)
 write_study(sys.argv[1], params, seed=1, n_jobs=1)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+# peak RSS of this process alone (ru_maxrss can carry the parent's across fork/exec)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))  # KiB
 """
 
 
