@@ -54,6 +54,34 @@ _RESIDUAL_ENERGY_RATIO = 2.0
 #: imprecision (aliasing at 25 kHz, sub-sample timing error) exceeds the noise; another
 #: fibre's residual is ~(2 pi f x jitter)^2 of its energy, > 4 % at 10 µs and 3 kHz.
 _MODEL_PRECISION = 0.005
+#: A time-locked group is a phase of a potential already kept when its time points,
+#: relative to that potential's, have an MCD of at most this many times the MCD that
+#: their timing errors alone produce, or of at most _PHASE_MCD_MIN_US: a rigid
+#: waveform's phases move together (noise only), another fibre jitters against it by
+#: >= ~10 µs.
+_PHASE_MCD_FACTOR = 3.0
+_PHASE_MCD_MIN_US = 4.0
+#: A potential is clearly absent from a discharge when its peak in its search window is
+#: below this fraction of its median peak: at >= 20 dB SNR (peak >= 10 noise RMS) noise
+#: alone stays below ~0.4 of the peak only rarely, while a phase of a present fibre is
+#: at full size; a fibre that blocks leaves noise only.
+_CLEAR_ABSENCE = 0.25
+#: ... in more than this fraction of the discharges (and more than one) where a kept
+#: potential is present: a potential of its own (a superimposed potential of another
+#: unit can cancel a phase once in a while).
+_ABSENCE_SLACK = 0.02
+#: A group is a fibre of its own, whatever the model's residual says, when its relative
+#: MCD to every kept potential is at least _OWN_JITTER_US and _OWN_JITTER_FACTOR times
+#: the MCD of their timing errors, and its peak is at least _OWN_AMPLITUDE of the
+#: trigger's: the residual test cannot tell a fibre of low jitter (10-20 µs) under the
+#: trigger's slow after-phases from one of those phases (both leave ~1 % of their energy),
+#: but a large, precisely timed group that jitters is a fibre. Measured on simulated
+#: studies: missed fibres at 10-35 x their timing floor, phases of a fibre mostly < 10 x
+#: (slow phases are timed imprecisely, which the misfit-inflated floor only partly
+#: reflects), and those above it small.
+_OWN_JITTER_US = 8.0
+_OWN_JITTER_FACTOR = 10.0
+_OWN_AMPLITUDE = 0.4
 #: A potential's waveform extends as far as its template's envelope (maximum magnitude
 #: within ±_ENVELOPE_US, bridging zero crossings between phases) stays above
 #: _EXTENT_LEVEL of its peak: the phases and slow after-phases of one fibre, not a
@@ -200,7 +228,18 @@ def _sweep_input(rec: Recording, params, noise_sd):
 
 
 def _measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_fraction):
-    """Coarse position, present flag and fit segments of one potential in every sweep."""
+    """Present flag, fit segments and peak (relative to the median peak) of one potential in every sweep.
+
+    Returns
+    -------
+    present : ndarray of bool, shape (n,)
+    seg_start : ndarray of int, shape (n,)
+        First sample of each fit segment.
+    segments : ndarray, shape (n, 2 * fit_half + 1)
+        Polarity-corrected fit segments, V.
+    relative_peak : ndarray, shape (n,)
+        Interpolated peak in the search window / the potential's median peak.
+    """
     n, n_cols = sweeps.shape
     rows = np.arange(n)
     centre = np.round(ref_pos + pot.latency).astype(np.int64)
@@ -212,7 +251,7 @@ def _measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_frac
     seg_start = coarse - fit_half
     seg_cols = np.clip(seg_start[:, None] + np.arange(2 * fit_half + 1), 0, n_cols - 1)
     segments = pot.polarity * sweeps[rows[:, None], seg_cols]
-    return present, seg_start, segments
+    return present, seg_start, segments, peak_v / pot.amplitude_v
 
 
 def _shape(template, reference, fs_hz):
@@ -263,6 +302,37 @@ class _Timed:
     shape: tuple              # (amplitude V, rise time µs, notched)
     template: tuple           # (polarity-as-recorded template V, reference position samples)
     support: tuple            # (first, last) sample offsets from the reference where |template| >= 10 %
+    clearly_absent: np.ndarray  # (n,) peak in the search window below _CLEAR_ABSENCE of the median peak
+    timing_var: float         # samples^2: crb_var inflated by the fit's misfit (see _misfit)
+
+
+def _misfit(segments, fit, noise_rms_v):
+    """How much more than noise the template leaves in a potential's segments.
+
+    Median over discharges of the residual energy of the fit (tapered segment minus the
+    scaled, shifted template) over the energy of noise alone in a tapered segment; at
+    least 1. The bound assumes the potential in stationary noise; where other fibres'
+    jittering waveforms overlap it (a slow after-phase under another fibre's tail, a
+    peak made of two fibres' phases), the time points scatter by about the bound times
+    the square root of this ratio.
+
+    Parameters
+    ----------
+    segments : ndarray, shape (n, L)
+        Polarity-corrected segments of the present discharges, V.
+    fit : TemplateFit
+    noise_rms_v : float
+        Noise RMS, V.
+
+    Returns
+    -------
+    float
+    """
+    data = segments * fit_taper(segments.shape[1])[None, :]
+    data = data - data.mean(axis=1, keepdims=True)
+    residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
+    noise = noise_rms_v ** 2 * np.sum(fit_taper(segments.shape[1]) ** 2)
+    return max(1.0, float(np.median(residual)) / noise)
 
 
 def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
@@ -274,13 +344,10 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     """
     n = data.shape[0]
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
-    present, seg_start, segs = _measure_potential(data, sw.ref_pos, pot, fit_half, is_trigger,
-                                                  params.block_fraction)
+    present, seg_start, segs, relative_peak = _measure_potential(
+        data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
     length = 2 * fit_half + 1
-    if length not in spectra:
-        spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
-                                                  length, length // 2, fit_taper(length))
-    noise_power = spectra[length][0]
+    noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
     fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger:
         # a discharge is present only if the template fits it: not another unit's potential
@@ -291,7 +358,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     times = np.full(n, np.nan)
     if fit is None:
         return _Timed(times, times, np.inf, (np.nan, np.nan, False),
-                      (np.zeros(length), float(fit_half)), (0, 0))
+                      (np.zeros(length), float(fit_half)), (0, 0), relative_peak < _CLEAR_ABSENCE, np.inf)
     near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     if params.method == "template":
         pos = fit.positions
@@ -305,7 +372,8 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
     support = (big[0] - fit.reference, big[-1] - fit.reference)
     return _Timed(times, positions, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
-                  (pot.polarity * fit.template, fit.reference), support)
+                  (pot.polarity * fit.template, fit.reference), support, relative_peak < _CLEAR_ABSENCE,
+                  fit.crb_var * _misfit(segs[present], fit, noise_rms))
 
 
 def _alignment(positions, length):
@@ -410,16 +478,50 @@ def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
     return float(energy) / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * float(signal))
 
 
+def _relative_mcd(cand, kept, fs_hz):
+    """MCD of a group's time points relative to a kept potential's, and the MCD their timing
+    errors alone produce (from ``timing_var``), µs; None when the group is clearly absent
+    (:data:`_CLEAR_ABSENCE`) in more than :data:`_ABSENCE_SLACK` of the discharges where
+    the kept potential is present — a fibre that blocks on its own, no phase of it.
+
+    Parameters
+    ----------
+    cand, kept : _Timed
+    fs_hz : float
+
+    Returns
+    -------
+    tuple of float (mcd_us, floor_us), or None
+    """
+    kept_present = np.isfinite(kept.times_s)
+    both = np.isfinite(cand.times_s) & kept_present
+    if np.sum(cand.clearly_absent & kept_present) > max(1, _ABSENCE_SLACK * both.size) or both.sum() < 3:
+        return None
+    mcd_us = compute_mcd(cand.times_s[both] - kept.times_s[both]) * 1e6
+    return mcd_us, MCD_PER_SD * np.sqrt(cand.timing_var + kept.timing_var) / fs_hz * 1e6
+
+
 def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     """The potentials among the time-locked groups, and their time points.
 
-    Groups are taken in order of size (the trigger's first): a group is a phase of a
-    potential already found when it lies within that potential's waveform and the
-    current model (all potentials so far, templates fitted jointly) leaves only noise in
-    its window (:data:`_RESIDUAL_ENERGY_RATIO`) — a rigid waveform's phases all move
-    together, so its template, which spans them, leaves nothing time-locked there.
-    Otherwise it is a potential of its own. (A second fibre with no jitter at all is a
-    phase by this test when the first's waveform reaches it.)
+    Groups are taken in order of size (the trigger's first), so that each fibre is timed
+    on its largest phase. A group is a phase of the potentials already kept, and
+    dropped, when
+
+    * it lies within one's waveform and its time points follow that potential's
+      (:func:`_relative_mcd` at most :data:`_PHASE_MCD_FACTOR` × the timing-error MCD,
+      or :data:`_PHASE_MCD_MIN_US`): a fibre's waveform is rigid, another fibre
+      jitters against it by >= ~10 µs; or
+    * it lies within one's waveform, the current model (all potentials so far,
+      templates fitted jointly) leaves only noise in its window
+      (:data:`_RESIDUAL_ENERGY_RATIO`: a rigid waveform's phases all move together, so
+      its template, which spans them, leaves nothing time-locked there), it is not
+      clearly absent where they are all present (a fibre that blocks on its own, which
+      the model may explain as well where it is present) and it does not clearly
+      jitter against all of them (:data:`_OWN_JITTER_FACTOR`). This test catches slow
+      after-phases, whose own time points scatter too much for the first (other
+      fibres' tails and background activity under them). A second fibre with no
+      jitter at all is a phase by these tests.
 
     Returns
     -------
@@ -435,21 +537,73 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     kept, timed, rot, model, extents = [], [], [], None, []
     ref = float(np.median(sw.ref_pos))
     for g in order:
-        where = ref + groups[g].latency
-        if any(lo <= where <= hi for lo, hi in extents) and _residual_energy_ratio(
-                data, data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
-            continue
+        t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params)
+        if g != first:
+            if np.isfinite(t.times_s).sum() < 2:
+                continue
+            rel = [_relative_mcd(t, k, fs_hz) for k in timed]
+            where = ref + groups[g].latency
+            if any(r is not None and lo <= where <= hi and r[0] <= max(_PHASE_MCD_FACTOR * r[1], _PHASE_MCD_MIN_US)
+                   for r, (lo, hi) in zip(rel, extents)):
+                continue
+            all_present = np.all([np.isfinite(k.times_s) for k in timed], axis=0)
+            blocks_alone = np.sum(t.clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
+            jitters = groups[g].amplitude_v >= _OWN_AMPLITUDE * groups[first].amplitude_v and all(
+                r is None or (r[0] >= _OWN_JITTER_US and r[0] >= _OWN_JITTER_FACTOR * r[1]) for r in rel)
+            if not blocks_alone and not jitters and any(lo <= where <= hi for lo, hi in extents) and _residual_energy_ratio(
+                    data, data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
+                continue
         kept.append(g)
-        timed.append(_time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params))
-        rot.append(_alignment(timed[-1].positions, data.shape[1]))
-        model, extents = _model_sweeps(spectra, np.array(rot), np.array([t.positions for t in timed]),
+        timed.append(t)
+        rot.append(_alignment(t.positions, data.shape[1]))
+        model, extents = _model_sweeps(spectra, np.array(rot), np.array([k.positions for k in timed]),
                                        data.shape[1], fs_hz)
     order = np.argsort(kept)
     return [kept[i] for i in order], [timed[i] for i in order]
 
 
-def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
-    """Everything after the sweeps are cut: potentials, time points, pairs."""
+def _noise_power(sw, length, spectra):
+    """Noise power per DFT bin and noise RMS for fit segments of ``length`` samples, cached
+    in ``spectra`` (see :func:`~sfemg.analysis.detect.estimate_noise_spectrum`)."""
+    if length not in spectra:
+        spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
+                                                  length, length // 2, fit_taper(length))
+    return spectra[length]
+
+
+def _trigger_discharges(sw, pot, spectra, fs_hz, params):
+    """The voluntary sweeps that hold a discharge of the trigger potential.
+
+    The trigger's amplitude group can take in discharges of another unit (or of another
+    fibre of the same unit) whose peaks are of similar height; those sweeps hold no
+    time-locked potential and would count as blocks of every pair. A sweep is a trigger
+    discharge if the trigger's template fits it at least ``block_fraction`` of the
+    median scale with a correlation of at least :data:`_MIN_SHAPE_CORRELATION` (on the
+    simulated studies: true discharges at 1.0-1.8 times a template fitted to all
+    sweeps, another unit's at 0.35-0.5).
+
+    Returns
+    -------
+    _Sweeps
+        The trigger discharges (all sweeps if fewer than two pass).
+    """
+    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    _, _, segs, _ = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
+    fit = fit_template(segs, _noise_power(sw, segs.shape[1], spectra)[0])
+    ok = (fit.amplitudes >= params.block_fraction * np.median(fit.amplitudes)) \
+        & (fit.correlations >= _MIN_SHAPE_CORRELATION)
+    if ok.all() or ok.sum() < 2:
+        return sw
+    return _Sweeps(sw.data_v[ok], sw.start_s[ok], sw.ref_pos[ok], sw.ref_times_s[ok], sw.noise_v,
+                   sw.busy_rows, sw.busy_cols, sw.noise_sd)
+
+
+def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
+    """Everything after the sweeps are cut: potentials, time points, pairs.
+
+    Voluntary sweeps that hold no discharge of the trigger potential
+    (:func:`_trigger_discharges`) are dropped and the rest analysed afresh.
+    """
     data = sw.data_v
     n, n_cols = data.shape
     noise_sd = sw.noise_sd
@@ -476,6 +630,10 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None):
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}
+    if mode == "voluntary" and not triggers_checked:
+        true_sw = _trigger_discharges(sw, pots[trigger], spectra, fs_hz, params)
+        if true_sw is not sw:
+            return _analyze_sweeps(name, true_sw, fs_hz, mode, params, recording, triggers_checked=True)
     kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")

@@ -248,9 +248,13 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
         edges = np.arange(lo, lat[alive].max() + lock_half + 2)
         counts, _ = np.histogram(lat[alive], edges)
         smooth = _box_sum(counts, lock_half)
-        peak = int(np.argmax(smooth))
-        if smooth[peak] < min_count:
+        if smooth.max() < min_count:
             break
+        # the mode within a half-width box: a ±lock_half box can peak between two
+        # phases < 2 lock_half apart, whose bimodal spread would then widen the window
+        # over both and more
+        narrow = np.where(smooth >= min_count, _box_sum(counts, max(1, lock_half // 2)), -1)
+        peak = int(np.argmax(narrow))
         centre = edges[peak] + 0.5
         near = alive & (np.abs(lat - centre) <= lock_half)
         centre = float(np.median(lat[near]))
