@@ -246,7 +246,8 @@ def _simulate_physiology(params: StudyParams, rng):
     if voluntary:
         target = np.concatenate([[0.0], 0.9e-3 + 1.0e-3 * np.arange(n_fib - 1)
                                  + rng.uniform(0, 0.8e-3, n_fib - 1)])
-        axon = 2e-3 + target - (typical - typical[0])
+        axon = target - (typical - typical[0])
+        axon += 1e-3 - axon.min()  # every branch conducts for at least 1 ms
     else:
         axon = np.maximum(rng.uniform(2.5e-3, 6e-3, n_fib) - typical, 0.3e-3)
     base = times[None, :] + axon[:, None] + params.nmj.synaptic_delay_s

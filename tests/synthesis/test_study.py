@@ -117,3 +117,11 @@ def test_streamed_sweeps_and_refusals(tmp_path):
     with pytest.raises(SfemgInputError, match="n_jobs"):
         write_study(tmp_path / "t.h5", params, seed=1, n_jobs=0)
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_latencies_are_physical():
+    for preset in ("healthy-edc", "achr-mg-severe"):
+        gt = simulate_study(preset, seed=5, render=False, fibres_per_recording=3, **SMALL).ground_truths[0]
+        assert np.all(gt.fibres["axonal_delay_s"] >= 1e-3 - 1e-12)
+        assert np.all(gt.endplate_latency_s[~gt.blocked] > 1e-3)
+        assert np.all(np.nan_to_num(gt.event_times_s - gt.discharge_times_s, nan=1.0) > 1e-3)
