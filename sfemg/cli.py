@@ -134,7 +134,7 @@ def _cmd_analyze(args):
     finally:
         progress.close()
     for name, problem in result.problems.items():
-        print(f"warning: {problem}", file=sys.stderr)
+        print(f"warning: {name}: {problem}", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input

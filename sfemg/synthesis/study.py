@@ -235,10 +235,11 @@ def _simulate_physiology(params: StudyParams, rng):
     diameter = np.clip(rng.normal(55e-6, 8e-6, n_fib), 30e-6, 80e-6)
     radial = rng.uniform(60e-6, 180e-6, n_fib)
     radial[0] = rng.uniform(45e-6, 90e-6)
-    distance = rng.uniform(5e-3, 25e-3, n_fib)
+    # endplate to electrode: near the endplate zone when stimulating intramuscular nerve twigs
+    distance = rng.uniform(5e-3, 25e-3, n_fib) if voluntary else rng.uniform(3e-3, 10e-3, n_fib)
     velocity = conduction_velocity_m_s(diameter)
     # Axonal delays place the potentials apart: voluntary IPIs 0.9-1.7 ms after the
-    # trigger (then 1.9-2.7 ms, ...); stimulated latencies 2.5-6 ms from the stimulus.
+    # trigger (then 1.9-2.7 ms, ...); stimulated latencies 2.5-4.5 ms from the stimulus.
     fired = np.where(tx.blocked, np.inf, tx.latency_s)
     typical_nmj = np.where(np.isfinite(fired).any(axis=1), np.median(fired, axis=1), 0.0)
     typical_nmj = np.where(np.isfinite(typical_nmj), typical_nmj, 0.0)
@@ -249,7 +250,7 @@ def _simulate_physiology(params: StudyParams, rng):
         axon = target - (typical - typical[0])
         axon += 1e-3 - axon.min()  # every branch conducts for at least 1 ms
     else:
-        axon = np.maximum(rng.uniform(2.5e-3, 6e-3, n_fib) - typical, 0.3e-3)
+        axon = np.maximum(rng.uniform(2.5e-3, 4.5e-3, n_fib) - typical, 0.3e-3)
     base = times[None, :] + axon[:, None] + params.nmj.synaptic_delay_s
     arrive = base + np.nan_to_num(tx.latency_s)
     prop = _propagation_delay_s(arrive, tx.blocked, distance, velocity, params.nmj)
