@@ -70,6 +70,10 @@ _CLEAR_ABSENCE = 0.25
 #: potential is present: a potential of its own (a superimposed potential of another
 #: unit can cancel a phase once in a while).
 _ABSENCE_SLACK = 0.02
+#: Absence is judged only for groups whose peak is at least this many noise SDs (20 dB):
+#: a smaller one (a slow phase, a sum of two fibres' tails) falls below _CLEAR_ABSENCE
+#: of its size by noise or a superimposed potential now and then.
+_ABSENCE_MIN_SNR = 10.0
 #: A group is a fibre of its own, whatever the model's residual says, when its relative
 #: MCD to every kept potential is at least _OWN_JITTER_US and _OWN_JITTER_FACTOR times
 #: the MCD of their timing errors, and its peak is at least _OWN_AMPLITUDE of the
@@ -346,6 +350,8 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
     present, seg_start, segs, relative_peak = _measure_potential(
         data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
+    # absence is judged only where noise cannot fake it (>= 20 dB)
+    clearly_absent = (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * sw.noise_sd)
     length = 2 * fit_half + 1
     noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
     fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
@@ -358,7 +364,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     times = np.full(n, np.nan)
     if fit is None:
         return _Timed(times, times, np.inf, (np.nan, np.nan, False),
-                      (np.zeros(length), float(fit_half)), (0, 0), relative_peak < _CLEAR_ABSENCE, np.inf)
+                      (np.zeros(length), float(fit_half)), (0, 0), clearly_absent, np.inf)
     near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     if params.method == "template":
         pos = fit.positions
@@ -372,7 +378,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
     support = (big[0] - fit.reference, big[-1] - fit.reference)
     return _Timed(times, positions, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
-                  (pot.polarity * fit.template, fit.reference), support, relative_peak < _CLEAR_ABSENCE,
+                  (pot.polarity * fit.template, fit.reference), support, clearly_absent,
                   fit.crb_var * _misfit(segs[present], fit, noise_rms))
 
 
@@ -501,6 +507,37 @@ def _relative_mcd(cand, kept, fs_hz):
     return mcd_us, MCD_PER_SD * np.sqrt(cand.timing_var + kept.timing_var) / fs_hz * 1e6
 
 
+def _follows_mixture(cand, kept, fs_hz):
+    """Whether a group's time points are a weighted mix of the kept potentials' (plus noise).
+
+    A peak made of two fibres' overlapping phases (the trigger's slow after-phase and the
+    next fibre's lead-in) moves with both: its time is ``c + sum_j b_j t_j``. Least
+    squares over the discharges where all are present; the residual's MCD is compared
+    with the timing-error MCD as in the pairwise test.
+
+    Parameters
+    ----------
+    cand : _Timed
+    kept : list of _Timed
+    fs_hz : float
+
+    Returns
+    -------
+    bool
+    """
+    if len(kept) < 2:
+        return False
+    both = np.isfinite(cand.times_s) & np.all([np.isfinite(k.times_s) for k in kept], axis=0)
+    if both.sum() < 3 * (len(kept) + 1):
+        return False
+    x = np.column_stack([np.ones(both.sum())] + [k.times_s[both] - k.times_s[both][0] for k in kept])
+    y = cand.times_s[both] - cand.times_s[both][0]
+    residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    mcd_us = compute_mcd(residual) * 1e6
+    floor_us = MCD_PER_SD * np.sqrt(cand.timing_var + sum(k.timing_var for k in kept)) / fs_hz * 1e6
+    return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
+
+
 def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     """The potentials among the time-locked groups, and their time points.
 
@@ -545,6 +582,8 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
             where = ref + groups[g].latency
             if any(r is not None and lo <= where <= hi and r[0] <= max(_PHASE_MCD_FACTOR * r[1], _PHASE_MCD_MIN_US)
                    for r, (lo, hi) in zip(rel, extents)):
+                continue
+            if any(lo <= where <= hi for lo, hi in extents) and _follows_mixture(t, timed, fs_hz):
                 continue
             all_present = np.all([np.isfinite(k.times_s) for k in timed], axis=0)
             blocks_alone = np.sum(t.clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
