@@ -89,12 +89,53 @@ def reported_jitter(mcd_s: float, msd_s: float, ratio_threshold: float = 1.25):
     return float(jitter), float(ratio)
 
 
-def flip_flop_separation(intervals_s, min_fraction: float = 0.1) -> float:
-    """Bimodality of the intervals: Ashman's D of the best two-group split.
+def two_group_split(values, min_fraction: float = 0.1):
+    """Best split of values in two groups (Otsu) and its Ashman's D.
 
-    The present intervals are split in two at the threshold minimising the within-group
-    variance (Otsu); ``D = sqrt(2) |m1 - m2| / sqrt(s1^2 + s2^2)``. A Gaussian sample gives
-    D ≈ 2.5-3; two latencies alternating ("flip-flop") give D far above that.
+    The sorted finite values are split at the threshold minimising the within-group
+    variance; ``D = sqrt(2) |m1 - m2| / sqrt(s1^2 + s2^2)``. A Gaussian sample gives
+    D ≈ 2.5-3; two well separated populations give D far above that.
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        NaN entries are ignored.
+    min_fraction : float
+        Each group must hold at least this fraction of the finite values.
+
+    Returns
+    -------
+    d : float
+        Ashman's D (0 when fewer than 4 values or no admissible split; inf for two
+        groups without spread).
+    threshold : float
+        Values above it form the upper group (NaN when there is no split).
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    x = x[np.isfinite(x)]
+    n = x.size
+    n_min = max(2, int(np.ceil(min_fraction * n)))
+    if n < 2 * n_min:
+        return 0.0, float("nan")
+    csum = np.cumsum(x)
+    csum2 = np.cumsum(x * x)
+    k = np.arange(n_min, n - n_min + 1)  # size of the lower group
+    m1 = csum[k - 1] / k
+    m2 = (csum[-1] - csum[k - 1]) / (n - k)
+    v1 = np.maximum(csum2[k - 1] / k - m1 ** 2, 0.0)
+    v2 = np.maximum((csum2[-1] - csum2[k - 1]) / (n - k) - m2 ** 2, 0.0)
+    best = np.argmin(k * v1 + (n - k) * v2)
+    threshold = 0.5 * (x[k[best] - 1] + x[k[best]])
+    spread = np.sqrt(v1[best] + v2[best])
+    if spread == 0:
+        return (float("inf") if m2[best] > m1[best] else 0.0), threshold
+    return float(np.sqrt(2.0) * (m2[best] - m1[best]) / spread), threshold
+
+
+def flip_flop_separation(intervals_s, min_fraction: float = 0.1) -> float:
+    """Bimodality of the intervals: Ashman's D of the best two-group split
+    (:func:`two_group_split`). Two latencies alternating ("flip-flop") give D far above
+    the 2.5-3 of a Gaussian sample.
 
     Parameters
     ----------
@@ -108,21 +149,4 @@ def flip_flop_separation(intervals_s, min_fraction: float = 0.1) -> float:
     float
         Ashman's D (0 when fewer than 4 intervals or no admissible split).
     """
-    x = np.sort(_intervals("intervals_s", intervals_s))
-    x = x[np.isfinite(x)]
-    n = x.size
-    n_min = max(2, int(np.ceil(min_fraction * n)))
-    if n < 2 * n_min:
-        return 0.0
-    csum = np.cumsum(x)
-    csum2 = np.cumsum(x * x)
-    k = np.arange(n_min, n - n_min + 1)  # size of the lower group
-    m1 = csum[k - 1] / k
-    m2 = (csum[-1] - csum[k - 1]) / (n - k)
-    v1 = np.maximum(csum2[k - 1] / k - m1 ** 2, 0.0)
-    v2 = np.maximum((csum2[-1] - csum2[k - 1]) / (n - k) - m2 ** 2, 0.0)
-    best = np.argmin(k * v1 + (n - k) * v2)
-    spread = np.sqrt(v1[best] + v2[best])
-    if spread == 0:
-        return float("inf") if m2[best] > m1[best] else 0.0
-    return float(np.sqrt(2.0) * (m2[best] - m1[best]) / spread)
+    return two_group_split(_intervals("intervals_s", intervals_s), min_fraction)[0]
