@@ -42,9 +42,8 @@ _MIN_SHAPE_CORRELATION = 0.5
 #: are told apart: this percentile of the template scales over all sweeps.
 _TRIGGER_SCALE_PERCENTILE = 90.0
 #: Two groups of trigger scales are two potentials when Ashman's D of the best split
-#: exceeds this (a Gaussian sample: 2.5-3; noise on the scale at >= 20 dB is a few %,
-#: two units of 30 % different size give D > 10), each holding at least
-#: _TRIGGER_SPLIT_FRACTION of the sweeps.
+#: exceeds this (a Gaussian sample: 2.5-3; "flip-flop" is flagged above 4), each
+#: holding at least _TRIGGER_SPLIT_FRACTION of the sweeps.
 _TRIGGER_SPLIT_D = 6.0
 _TRIGGER_SPLIT_FRACTION = 0.05
 #: Peak and level methods seek the peak within this distance of the coarse peak, µs.
@@ -341,10 +340,11 @@ def _misfit(segments, fit, noise_rms_v):
     -------
     float
     """
-    data = segments * fit_taper(segments.shape[1])[None, :]
+    taper = fit_taper(segments.shape[1])
+    data = segments * taper[None, :]
     data = data - data.mean(axis=1, keepdims=True)
     residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
-    noise = noise_rms_v ** 2 * np.sum(fit_taper(segments.shape[1]) ** 2)
+    noise = noise_rms_v ** 2 * np.sum(taper ** 2)
     return max(1.0, float(np.median(residual)) / noise)
 
 
@@ -547,6 +547,39 @@ def _follows_mixture(cand, kept, fs_hz):
     return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
+def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_ratio):
+    """Whether a group lying within a kept potential's waveform is a phase (see
+    :func:`_select_potentials`).
+
+    Parameters
+    ----------
+    timed_group : _Timed
+    group, trigger_group : LockedPotential
+    kept : list of _Timed
+    inside : list of bool
+        Whether the group lies within each kept potential's waveform.
+    fs_hz : float
+    residual_ratio : callable
+        Returns the model's residual energy ratio in the group's window (computed only
+        when needed).
+
+    Returns
+    -------
+    bool
+    """
+    rel = [_relative_mcd(timed_group, k, fs_hz) for k in kept]
+    if any(r is not None and within and r[0] <= max(_PHASE_MCD_FACTOR * r[1], _PHASE_MCD_MIN_US)
+           for r, within in zip(rel, inside)):
+        return True
+    if _follows_mixture(timed_group, kept, fs_hz):
+        return True
+    all_present = np.all([np.isfinite(k.times_s) for k in kept], axis=0)
+    blocks_alone = np.sum(timed_group.clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
+    jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
+        r is None or (r[0] >= _OWN_JITTER_US and r[0] >= _OWN_JITTER_FACTOR * r[1]) for r in rel)
+    return not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
+
+
 def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     """The potentials among the time-locked groups, and their time points.
 
@@ -558,6 +591,8 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
       (:func:`_relative_mcd` at most :data:`_PHASE_MCD_FACTOR` × the timing-error MCD,
       or :data:`_PHASE_MCD_MIN_US`): a fibre's waveform is rigid, another fibre
       jitters against it by >= ~10 µs; or
+    * it lies within a kept waveform and its time points follow a weighted mix of the
+      kept potentials' (:func:`_follows_mixture`: a peak made of two fibres' phases); or
     * it lies within one's waveform, the current model (all potentials so far,
       templates fitted jointly) leaves only noise in its window
       (:data:`_RESIDUAL_ENERGY_RATIO`: a rigid waveform's phases all move together, so
@@ -587,19 +622,11 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
         if g != first:
             if np.isfinite(t.times_s).sum() < 2:
                 continue
-            rel = [_relative_mcd(t, k, fs_hz) for k in timed]
             where = ref + groups[g].latency
-            if any(r is not None and lo <= where <= hi and r[0] <= max(_PHASE_MCD_FACTOR * r[1], _PHASE_MCD_MIN_US)
-                   for r, (lo, hi) in zip(rel, extents)):
-                continue
-            if any(lo <= where <= hi for lo, hi in extents) and _follows_mixture(t, timed, fs_hz):
-                continue
-            all_present = np.all([np.isfinite(k.times_s) for k in timed], axis=0)
-            blocks_alone = np.sum(t.clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
-            jitters = groups[g].amplitude_v >= _OWN_AMPLITUDE * groups[first].amplitude_v and all(
-                r is None or (r[0] >= _OWN_JITTER_US and r[0] >= _OWN_JITTER_FACTOR * r[1]) for r in rel)
-            if not blocks_alone and not jitters and any(lo <= where <= hi for lo, hi in extents) and _residual_energy_ratio(
-                    data, data - model, sw.ref_pos, groups[g], sw.noise_sd) <= _RESIDUAL_ENERGY_RATIO:
+            inside = [lo <= where <= hi for lo, hi in extents]
+            if any(inside) and _is_phase(t, groups[g], timed, inside, groups[first], fs_hz,
+                                         lambda: _residual_energy_ratio(data, data - model, sw.ref_pos,
+                                                                        groups[g], sw.noise_sd)):
                 continue
         kept.append(g)
         timed.append(t)
@@ -611,8 +638,22 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
 
 
 def _noise_power(sw, length, spectra):
-    """Noise power per DFT bin and noise RMS for fit segments of ``length`` samples, cached
-    in ``spectra`` (see :func:`~sfemg.analysis.detect.estimate_noise_spectrum`)."""
+    """Noise spectrum for fit segments of ``length`` samples, cached in ``spectra``.
+
+    Parameters
+    ----------
+    sw : _Sweeps
+    length : int
+        Segment length, samples.
+    spectra : dict of int to tuple
+        Cache, keyed by length.
+
+    Returns
+    -------
+    tuple
+        ``(power per DFT bin V^2, noise RMS V, segments used)`` as returned by
+        :func:`~sfemg.analysis.detect.estimate_noise_spectrum`.
+    """
     if length not in spectra:
         spectra[length] = estimate_noise_spectrum(sw.noise_v, sw.busy_rows, sw.busy_cols,
                                                   length, length // 2, fit_taper(length))
