@@ -128,8 +128,8 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
     Candidate peaks are grouped by polarity and log-amplitude; the trigger is the group of
     largest amplitude holding at least ``min_count`` candidates (and at least a quarter of
-    the most populated group within half a decade of its amplitude). Candidates closer
-    than ``min_idi_ms`` keep the larger.
+    the most populated group within half a decade of its amplitude). Of candidates
+    closer than ``min_idi_ms`` the first is kept.
 
     Parameters
     ----------
@@ -177,15 +177,14 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     # candidates of background units and noise do not count against a big potential
     qualified = [g for g in groups
                  if g[2].size >= 0.25 * max(h[2].size for h in groups if abs(h[0] - g[0]) <= _PEER_DECADES)]
-    _, sign, member = max(qualified, key=lambda g: g[0])
-    mags = amp * sign
-    # refractory: keep the larger of two members closer than min_idi
+    member = max(qualified, key=lambda g: g[0])[2]
+    # refractory: of members closer than min_idi keep the first. Keeping the larger let
+    # two fibres of one unit of similar size (both in the group) alternate as the
+    # reference from discharge to discharge; the first is the same fibre every time.
     min_gap = min_idi_ms * 1e-3 * fs_hz
     kept = []
     for m in member:
         if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
-            if mags[m] > mags[kept[-1]]:
-                kept[-1] = m
             continue
         kept.append(m)
     return np.asarray(kept, dtype=np.int64)

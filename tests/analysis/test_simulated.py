@@ -84,11 +84,6 @@ def score(rec, result):
                 and None not in fibres, false_triggers=false_triggers, pairs=pairs)
 
 
-#: Known gap (docs/analysis.md §10): in this study the trigger's amplitude group takes in
-#: another unit's discharges in one recording (10 % of the study's sweeps).
-FALSE_TRIGGER_GAP = {("achr-mg-moderate", 2)}
-
-
 @pytest.fixture(scope="module", params=[(name, seed) for seed in SEEDS for name in SCENARIOS],
                 ids=lambda p: f"{p[0]}-seed{p[1]}")
 def scored(request):
@@ -111,11 +106,8 @@ def test_pairs_found(scored):
     assert exact >= SIM_PAIRS_EXACT_FRACTION, exact
 
 
-def test_trigger_discharges(scored, request):
-    which, scored = scored
-    if which in FALSE_TRIGGER_GAP:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="another unit in the trigger's "
-                                              "amplitude group (docs/analysis.md §10)"))
+def test_trigger_discharges(scored):
+    _, scored = scored
     false = sum(s["false_triggers"] for s in scored) / sum(s["n_discharges"] for s in scored)
     assert false <= SIM_FALSE_TRIGGER_FRACTION, false
 
