@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sfemg.analysis import compute_mcd, compute_msd, reported_jitter
-from sfemg.analysis.jitter import flip_flop_separation
+from sfemg.analysis.jitter import flip_flop_separation, two_group_split
 from sfemg.errors import SfemgInputError
 
 from .tolerances import MCD_SD_FACTOR, N_SD
@@ -81,3 +81,16 @@ def test_flip_flop_separation():
     two = np.where(rng.random(200) < 0.5, 0.0, 10.0) + rng.normal(0, 1, 200)
     assert flip_flop_separation(two) > 6
     assert flip_flop_separation([1.0, 2.0]) == 0.0
+
+
+def test_two_group_split_threshold_separates_the_groups():
+    """The threshold lies between two well separated groups, against a brute-force Otsu split."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(0.0, 0.05, 90), rng.normal(-0.4, 0.05, 12), [np.nan]])
+    d, threshold = two_group_split(x, 0.05)
+    assert d > 6 and np.all(x[:90] > threshold) and np.all(x[90:102] < threshold)
+    v = np.sort(x[np.isfinite(x)])
+    costs = [(k * v[:k].var() + (v.size - k) * v[k:].var(), k) for k in range(6, v.size - 5)]
+    k = min(costs)[1]
+    assert v[k - 1] < threshold < v[k]
+    assert two_group_split([1.0, 2.0, 3.0])[0] == 0.0 and np.isnan(two_group_split([1.0])[1])
