@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sfemg.analysis import analyze_recording
+from sfemg.errors import SfemgInputError
 from sfemg.io import save_recordings
 from sfemg.synthesis import simulate_study
 from sfemg.synthesis.truth import true_jitter_table
@@ -48,15 +49,18 @@ def main():
         truth = true_jitter_table(study.ground_truths)
         recs = {}
         for i, rec in enumerate(study.recordings):
-            measured = analyze_recording(rec)
             rows = [j for j in range(truth["recording"].size) if truth["recording"][j] == i]
             recs[rec.name] = {
                 "true": [{"fibre": int(truth["fibre"][j]), "jitter_us": _round(truth["jitter_us"][j]),
                           "mcd_us": _round(truth["mcd_us"][j]),
                           "blocking_percent": _round(truth["blocking_percent"][j])} for j in rows],
-                "measured": [{k: (_round(v) if isinstance(v, float) else v)
-                              for k, v in p.to_json_dict().items()} for p in measured.pairs],
             }
+            try:
+                recs[rec.name]["measured"] = [{k: (_round(v) if isinstance(v, float) else v)
+                                               for k, v in p.to_json_dict().items()}
+                                              for p in analyze_recording(rec).pairs]
+            except SfemgInputError as exc:  # e.g. the timed fibre blocks throughout
+                recs[rec.name]["analysis_error"] = str(exc)
         expected[name] = {"description": description, "simulate_study": kwargs, "recordings": recs}
         print(f"wrote signals/{name}.h5")
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")

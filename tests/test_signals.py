@@ -1,0 +1,68 @@
+"""The reference recordings in signals/: readable, what they claim, and analysed as expected."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sfemg import SfemgInputError
+from sfemg.analysis import analyze_recording
+from sfemg.io import load_parameters, load_recordings
+from sfemg.synthesis import simulate_study
+from sfemg.synthesis.truth import true_jitter_table
+
+SIGNALS = Path(__file__).resolve().parent.parent / "signals"
+EXPECTED = json.loads((SIGNALS / "expected.json").read_text())
+
+#: expected.json rounds to 0.01 µs / 0.01 %.
+ROUNDING = 0.006
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_file_holds_the_documented_study(name):
+    entry = EXPECTED[name]
+    recs = load_recordings(SIGNALS / f"{name}.h5")
+    assert [r.name for r in recs] == sorted(entry["recordings"])
+    truth = true_jitter_table([r.ground_truth for r in recs])
+    for i, rec in enumerate(recs):
+        rows = np.flatnonzero(truth["recording"] == i)
+        for row, want in zip(rows, entry["recordings"][rec.name]["true"]):
+            got = truth["jitter_us"][row]
+            if want["jitter_us"] is None:
+                assert np.isnan(got)
+            else:
+                assert got == pytest.approx(want["jitter_us"], abs=ROUNDING)
+            assert truth["blocking_percent"][row] == pytest.approx(want["blocking_percent"], abs=ROUNDING)
+    params = load_parameters(SIGNALS / f"{name}.h5")
+    assert params["preset"] == entry["simulate_study"]["preset"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_regenerating_gives_the_same_ground_truth(name):
+    """Same seed, same bits: the simulator still makes these files (a model change shows here)."""
+    study = simulate_study(**EXPECTED[name]["simulate_study"], render=False)
+    stored = load_recordings(SIGNALS / f"{name}.h5")
+    for gt, rec in zip(study.ground_truths, stored):
+        np.testing.assert_array_equal(gt.event_times_s, rec.ground_truth.event_times_s)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_analysis_reproduces_its_recorded_results(name):
+    """Regression: the analysis reports what it reported when the files were made."""
+    for rec in load_recordings(SIGNALS / f"{name}.h5"):
+        entry = EXPECTED[name]["recordings"][rec.name]
+        if "analysis_error" in entry:  # nothing to find, e.g. the timed fibre blocks throughout
+            with pytest.raises(SfemgInputError, match=entry["analysis_error"][:40]):
+                analyze_recording(rec)
+            continue
+        measured = [p.to_json_dict() for p in analyze_recording(rec).pairs]
+        expected = entry["measured"]
+        assert len(measured) == len(expected)
+        for got, want in zip(measured, expected):
+            for key in ("jitter_us", "mcd_us", "blocking_percent"):
+                if want[key] is None:
+                    assert got[key] is None
+                else:
+                    assert got[key] == pytest.approx(want[key], abs=ROUNDING)
+            assert got["accepted"] == want["accepted"] and got["n_blocked"] == want["n_blocked"]
