@@ -7,6 +7,7 @@ position in each row. Everything after that is the same for all inputs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -348,6 +349,26 @@ def _misfit(segments, fit, noise_rms_v):
     return max(1.0, float(np.median(residual)) / noise)
 
 
+def _clearly_absent(relative_peak, pot, noise_sd):
+    """Discharges where a potential is clearly absent: its peak below :data:`_CLEAR_ABSENCE`
+    of its median peak, judged only where noise cannot fake it (peak >= _ABSENCE_MIN_SNR
+    noise SDs).
+
+    Parameters
+    ----------
+    relative_peak : ndarray, shape (n,)
+        From :func:`_measure_potential`.
+    pot : LockedPotential
+    noise_sd : float
+        V.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
+
+
 def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     """Find, block-check and time one potential in every sweep.
 
@@ -359,8 +380,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
     present, seg_start, segs, relative_peak = _measure_potential(
         data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
-    # absence is judged only where noise cannot fake it (>= 20 dB)
-    clearly_absent = (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * sw.noise_sd)
+    clearly_absent = _clearly_absent(relative_peak, pot, sw.noise_sd)
     length = 2 * fit_half + 1
     noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
     fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
@@ -547,6 +567,13 @@ def _follows_mixture(cand, kept, fs_hz):
     return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
+def _blocks_alone(clearly_absent, kept):
+    """Whether a group is clearly absent in more than :data:`_ABSENCE_SLACK` (and more than
+    one) of the discharges where every kept potential (list of _Timed) is present."""
+    all_present = np.all([np.isfinite(k.times_s) for k in kept], axis=0)
+    return np.sum(clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
+
+
 def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_ratio):
     """Whether a group lying within a kept potential's waveform is a phase (see
     :func:`_select_potentials`).
@@ -573,8 +600,7 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
         return True
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
-    all_present = np.all([np.isfinite(k.times_s) for k in kept], axis=0)
-    blocks_alone = np.sum(timed_group.clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
+    blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
     jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
         r is None or (r[0] >= _OWN_JITTER_US and r[0] >= _OWN_JITTER_FACTOR * r[1]) for r in rel)
     return not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
@@ -617,16 +643,27 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
     spectra = np.fft.rfft(data, axis=1)
     kept, timed, rot, model, extents = [], [], [], None, []
     ref = float(np.median(sw.ref_pos))
+    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
     for g in order:
+        if g != first:
+            where = ref + groups[g].latency
+            inside = [lo <= where <= hi for lo, hi in extents]
+            # the model's residual in the group's window, computed at most once
+            residual = functools.cache(lambda: _residual_energy_ratio(data, data - model, sw.ref_pos,
+                                                                      groups[g], sw.noise_sd))
+            if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
+                # too small to be kept by the jitter override: the residual test decides
+                # unless the group blocks on its own, and no template fit is needed
+                relative_peak = _measure_potential(data, sw.ref_pos, groups[g], fit_half, False,
+                                                   params.block_fraction)[3]
+                if not _blocks_alone(_clearly_absent(relative_peak, groups[g], sw.noise_sd), timed) \
+                        and residual() <= _RESIDUAL_ENERGY_RATIO:
+                    continue
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params)
         if g != first:
             if np.isfinite(t.times_s).sum() < 2:
                 continue
-            where = ref + groups[g].latency
-            inside = [lo <= where <= hi for lo, hi in extents]
-            if any(inside) and _is_phase(t, groups[g], timed, inside, groups[first], fs_hz,
-                                         lambda: _residual_energy_ratio(data, data - model, sw.ref_pos,
-                                                                        groups[g], sw.noise_sd)):
+            if any(inside) and _is_phase(t, groups[g], timed, inside, groups[first], fs_hz, residual):
                 continue
         kept.append(g)
         timed.append(t)
