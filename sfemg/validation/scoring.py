@@ -268,6 +268,14 @@ def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> 
     return np.array([values[k] for k in METRICS], dtype=np.float64)
 
 
+#: Physical range of each bounded metric; confidence limits are clipped to it (a
+#: t-interval over few repeats can otherwise reach below zero for an RMSE or a count).
+_RANGE = {**{name: (0.0, math.inf) for name in METRICS if name.startswith(("n_", "mcd_rmse", "jitter_rmse",
+                                                                             "technical"))
+             or name.endswith("_pairs")},
+          **{name: (0.0, 1.0) for name in METRICS if name.endswith(("precision", "recall", "agreement"))}}
+
+
 def summarize_metrics(per_repeat, level: float = CONFIDENCE_LEVEL) -> dict:
     """Mean and Student-t confidence interval of each metric over repeats.
 
@@ -282,7 +290,8 @@ def summarize_metrics(per_repeat, level: float = CONFIDENCE_LEVEL) -> dict:
     -------
     dict of str to dict
         Per metric ``{"mean", "ci_low", "ci_high", "n"}``; the interval is
-        ``mean ± t_{(1+level)/2, n-1} · SD / sqrt(n)`` (NaN with fewer than 2 values).
+        ``mean ± t_{(1+level)/2, n-1} · SD / sqrt(n)`` (NaN with fewer than 2 values),
+        clipped to the metric's physical range (counts, RMSEs ≥ 0; fractions in [0, 1]).
     """
     x = np.atleast_2d(np.asarray(per_repeat, dtype=float))
     out = {}
@@ -292,5 +301,6 @@ def summarize_metrics(per_repeat, level: float = CONFIDENCE_LEVEL) -> dict:
         mean = float(v.mean()) if n else math.nan
         half = (float(scipy.stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
                 if n >= 2 else math.nan)
-        out[name] = {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+        low, high = _RANGE.get(name, (-math.inf, math.inf))
+        out[name] = {"mean": mean, "ci_low": max(mean - half, low), "ci_high": min(mean + half, high), "n": n}
     return out

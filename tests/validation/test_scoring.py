@@ -77,12 +77,13 @@ def test_pair_fields_need_ipi_and_mcd_and_numbers():
 def test_confidence_interval_is_student_t_over_repeats():
     rng = np.random.default_rng(3)
     x = np.full((6, len(METRICS)), np.nan)
-    x[:, 0] = rng.normal(size=6)
+    bias = METRICS.index("mcd_bias_us")  # unbounded: its interval is not clipped
+    x[:, bias] = rng.normal(size=6)
     x[0, 1] = 4.0
     out = summarize_metrics(x)
-    half = scipy.stats.t.ppf(0.975, 5) * x[:, 0].std(ddof=1) / math.sqrt(6)
-    first = out[METRICS[0]]
-    assert first["n"] == 6 and first["mean"] == pytest.approx(x[:, 0].mean())
+    half = scipy.stats.t.ppf(0.975, 5) * x[:, bias].std(ddof=1) / math.sqrt(6)
+    first = out["mcd_bias_us"]
+    assert first["n"] == 6 and first["mean"] == pytest.approx(x[:, bias].mean())
     assert (first["ci_low"], first["ci_high"]) == pytest.approx((first["mean"] - half, first["mean"] + half))
     assert out[METRICS[1]]["mean"] == 4.0 and math.isnan(out[METRICS[1]]["ci_low"])
     assert out[METRICS[2]]["n"] == 0 and math.isnan(out[METRICS[2]]["mean"])
@@ -102,3 +103,18 @@ def test_discharge_level_blocking_maps_discharges_by_reference_time():
     assert s["discharge_blocking_recall"] == pytest.approx(2 / 3)      # 7 missed (9 not analysed: 0 blocked)
     without = scores([t], [[{k: v for k, v in pair.items() if k != "blocked"}]])
     assert math.isnan(without["discharge_blocking_precision"])
+
+
+def test_confidence_limits_stay_in_the_metrics_physical_range():
+    import numpy as np
+
+    from sfemg.validation.scoring import METRICS, summarize_metrics
+
+    rows = np.full((2, len(METRICS)), np.nan)
+    rows[:, METRICS.index("mcd_rmse_us")] = [0.1, 3.0]
+    rows[:, METRICS.index("blocking_recall")] = [0.2, 1.0]
+    rows[:, METRICS.index("mcd_bias_us")] = [-0.1, 3.0]
+    s = summarize_metrics(rows)
+    assert s["mcd_rmse_us"]["ci_low"] == 0.0
+    assert s["blocking_recall"]["ci_high"] == 1.0 and s["blocking_recall"]["ci_low"] == 0.0
+    assert s["mcd_bias_us"]["ci_low"] < 0  # a bias may be negative
