@@ -26,13 +26,12 @@ import base64
 import contextlib
 import html
 import io
-import os
-import secrets
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import SfemgInputError
+from .io._atomic import atomic_path
 
 __all__ = ["write_report", "write_reports", "report_file", "REPORT_SUFFIXES"]
 
@@ -72,21 +71,6 @@ def _progress(items, desc, enabled):
     except ImportError:  # progress display is optional
         return items
     return tqdm(items, desc=desc, file=sys.stderr, leave=False)
-
-
-@contextlib.contextmanager
-def _atomic_path(path):
-    """Yield a temporary path beside ``path``; move it over ``path`` if the block succeeds."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SfemgInputError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _suffix(path):
@@ -342,7 +326,7 @@ def write_reports(study_result, paths, *, recordings=None, title=None, progress=
     title = title or _default_title(study_result)
     truth = _ground_truth_recordings(recordings)
     with contextlib.ExitStack() as stack:
-        tmp = {s: stack.enter_context(_atomic_path(p)) for s, p in by_suffix.items()}
+        tmp = {s: stack.enter_context(atomic_path(p)) for s, p in by_suffix.items()}
         pdf = None
         if ".pdf" in tmp:
             pdf = stack.enter_context(PdfPages(tmp[".pdf"], metadata={"Title": title,

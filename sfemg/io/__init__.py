@@ -1,7 +1,15 @@
 """HDF5 storage: the only package that touches h5py. Layout in :mod:`sfemg.io.schema`."""
 
-from .recordings import (StudyWriter, has_recordings, list_recordings, load_parameters, load_provenance,
-                         load_recordings, open_study_writer, save_recordings)
+from .recordings import (
+                         StudyWriter,
+                         has_recordings,
+                         list_recordings,
+                         load_parameters,
+                         load_provenance,
+                         load_recordings,
+                         open_study_writer,
+                         save_recordings,
+)
 
 __all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
            "has_recordings", "load_parameters", "load_provenance"]

@@ -1,8 +1,8 @@
-"""Write HDF5 files so that a crash never leaves a damaged or half-written file.
+"""Write files so that a crash never leaves a damaged or half-written file.
 
-All writers go through :func:`atomic_h5`: it works on a temporary copy in the target's
-folder and replaces the target with ``os.replace`` only after the copy is closed and
-flushed to disk. Killing the process at any point leaves either the old file or the new
+All writers go through :func:`atomic_path` (HDF5 through :func:`atomic_h5`): they work
+on a temporary file in the target's folder and replace the target with ``os.replace``
+only after it is closed and flushed to disk. Killing the process at any point leaves either the old file or the new
 one, never a mixture.
 """
 
@@ -18,7 +18,7 @@ import h5py
 
 from ..errors import SfemgInputError
 
-__all__ = ["atomic_h5"]
+__all__ = ["atomic_h5", "atomic_path"]
 
 
 def _default_mode(path):
@@ -29,6 +29,52 @@ def _default_mode(path):
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, force=True, copy_existing=False):
+    """A temporary path beside ``path`` that replaces it when the block succeeds.
+
+    The temporary file is flushed to disk, given ordinary permissions and renamed over
+    ``path`` with ``os.replace``; on any exception it is removed and ``path`` is left as
+    it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    force : bool
+        Allow replacing an existing file.
+    copy_existing : bool
+        Start from a copy of the existing file (for updates in place).
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SfemgInputError(f"{path} is a folder, not a file")
+    if path.exists() and not force:
+        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SfemgInputError(f"{path}: folder {folder} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if copy_existing:
+            shutil.copyfile(path, tmp)
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode(path))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -54,25 +100,8 @@ def atomic_h5(path, *, mode="w", force=False):
     path = Path(path)
     if mode not in ("w", "a"):
         raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
-    if mode == "w" and path.exists() and not force:
-        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
-    if mode == "a" and not path.exists():
+    if mode == "a" and not path.is_file():
         raise SfemgInputError(f"{path}: no such file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise SfemgInputError(f"{path}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if mode == "a":
-            shutil.copyfile(path, tmp)
+    with atomic_path(path, force=force or mode == "a", copy_existing=mode == "a") as tmp:
         with h5py.File(tmp, "a" if mode == "a" else "w") as h5:
             yield h5
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode(path))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

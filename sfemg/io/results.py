@@ -14,8 +14,6 @@ Layout (names in :mod:`sfemg.io.schema`, SI units)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -25,7 +23,7 @@ from ..analysis.params import AnalysisParams
 from ..analysis.results import PairResult, RecordingResult, StudyResult
 from ..errors import SfemgInputError
 from . import schema as S
-from ._atomic import atomic_h5
+from ._atomic import atomic_h5, atomic_path
 from .recordings import _open
 
 __all__ = ["save_results", "load_results", "save_json"]
@@ -182,17 +180,6 @@ def load_results(path) -> StudyResult:
 
 def save_json(path, study: StudyResult):
     """Write ``study.to_json_dict()`` to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise SfemgInputError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(study.to_json_dict(), fh, indent=2, ensure_ascii=False, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(study.to_json_dict(), indent=2, ensure_ascii=False, allow_nan=False),
+                       encoding="utf-8")

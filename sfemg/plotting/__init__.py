@@ -5,8 +5,7 @@ displays return the figure) and never calls ``show()``. Displays are legible in 
 scale; times are in ms (sweeps) or µs (jitter), amplitudes in mV.
 """
 
-from .pair import (plot_ipi_histogram, plot_ipi_trend, plot_pair_panel, plot_raster,
-                   plot_superimposed_sweeps)
+from .pair import plot_ipi_histogram, plot_ipi_trend, plot_pair_panel, plot_raster, plot_superimposed_sweeps
 from .physiology import pair_ground_truth, plot_safety_factor, plot_truth_vs_measured
 from .study import plot_jitter_study
 

@@ -6,8 +6,19 @@ import textwrap
 
 import numpy as np
 
-from ._style import (BLOCKED_COLOR, MS_PER_S, MV_PER_V, POINT_COLOR, TRACE_COLOR, US_PER_S,
-                     fmt_percent, fmt_ratio, fmt_us, interval_name, new_axes)
+from ._style import (
+    BLOCKED_COLOR,
+    MS_PER_S,
+    MV_PER_V,
+    POINT_COLOR,
+    TRACE_COLOR,
+    US_PER_S,
+    fmt_percent,
+    fmt_ratio,
+    fmt_us,
+    interval_name,
+    new_axes,
+)
 
 __all__ = ["plot_superimposed_sweeps", "plot_raster", "plot_ipi_trend", "plot_ipi_histogram",
            "plot_pair_panel"]

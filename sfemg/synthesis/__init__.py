@@ -14,6 +14,6 @@ from .rns import RNSResult, simulate_rns
 from .study import Study, StudyParams, simulate_recording, simulate_study, study_params, write_study
 from .transmission import TransmissionResult, simulate_transmission
 
-__all__ = ["simulate_study", "write_study", "study_params", "simulate_recording", "Study", "StudyParams", "NMJParams", "Disease",
-           "EndplateState", "draw_endplates", "simulate_transmission", "TransmissionResult",
+__all__ = ["simulate_study", "write_study", "study_params", "simulate_recording", "Study", "StudyParams",
+           "NMJParams", "Disease", "EndplateState", "draw_endplates", "simulate_transmission", "TransmissionResult",
            "PRESETS", "MUSCLES", "Preset", "get_preset", "simulate_rns", "RNSResult"]

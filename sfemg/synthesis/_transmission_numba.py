@@ -20,7 +20,9 @@ def draw_quantal_content(n_available, p_release, u, z):
     """Quanta released from ``n_available`` with probability ``p_release`` each.
 
     Exact inverse-CDF binomial draw from the uniform ``u`` when the variance is small,
-    rounded normal approximation from the standard normal ``z`` otherwise.
+    rounded normal approximation from the standard normal ``z`` otherwise. Above
+    ``p = 0.5`` the failures are drawn instead (``n − Binomial(n, 1 − p)`` from ``1 − u``),
+    so the inverse CDF always starts from a probability that does not underflow.
     """
     n = math.floor(n_available + 0.5)
     if n <= 0 or p_release <= 0.0:
@@ -31,8 +33,18 @@ def draw_quantal_content(n_available, p_release, u, z):
     if var > BINOMIAL_NORMAL_VARIANCE:
         m = math.floor(n * p_release + math.sqrt(var) * z + 0.5)
         return float(min(max(m, 0.0), n))
-    ratio = p_release / (1.0 - p_release)
-    pmf = math.exp(n * math.log1p(-p_release))
+    if p_release > 0.5:
+        return float(n) - _inverse_binomial(n, 1.0 - p_release, 1.0 - u)
+    return _inverse_binomial(n, p_release, u)
+
+
+@jit
+def _inverse_binomial(n, p, u):
+    """Smallest k with Binomial(n, p) CDF(k) >= u, for p <= 0.5 and small variance."""
+    if u >= 1.0:  # only k = n reaches a CDF of exactly 1
+        return float(n)
+    ratio = p / (1.0 - p)
+    pmf = math.exp(n * math.log1p(-p))
     cdf = pmf
     k = 0
     while cdf < u and k < n:

@@ -155,7 +155,7 @@ def compute_fibre_potential(diameter_m, radial_distance_m, velocity_m_s=None, *,
         raise SfemgInputError(f"conduction velocity must be positive, got {v!r}")
     points = np.zeros((1, 2)) if electrode_points_m is None else np.asarray(electrode_points_m, float)
     dz_m = v * step_s
-    # Source: ∂²Vm/∂z² along the wave (λ behind the front); 25 mm holds the whole IAP.
+    # Source: ∂²Vm/∂z² along the wave (λ behind the front); 20 spatial scales hold the whole IAP.
     lam_m = np.arange(0.0, 20e-3 * conductor.iap_length_scale_mm, dz_m)
     source = _rosenfalck_second_derivative(lam_m * 1e3, conductor.iap_length_scale_mm) * 1e6  # V/m²
     scale = conductor.sigma_intracellular_s_m * radius ** 2 / (4.0 * conductor.sigma_radial_s_m)

@@ -18,7 +18,11 @@ from .._validation import check_number
 from ..errors import SfemgInputError
 from ._render_numba import add_events, sosfilt_inplace
 
-__all__ = ["Amplifier", "WaveTable", "render_segment", "iter_signal_chunks"]
+__all__ = ["Amplifier", "WaveTable", "render_segment", "iter_signal_chunks", "MAX_FS_HZ"]
+
+#: Highest sampling rate accepted, Hz: far above any EMG amplifier, low enough that a
+#: mistyped rate fails with a message rather than an out-of-memory error.
+MAX_FS_HZ = 1e6
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,14 @@ class Amplifier:
         if self.lowpass_hz <= self.highpass_hz:
             raise SfemgInputError(
                 f"Amplifier.lowpass_hz ({self.lowpass_hz}) must exceed highpass_hz ({self.highpass_hz})")
-        if int(self.order) != self.order or not 1 <= self.order <= 8:
+        if isinstance(self.order, bool) or not isinstance(self.order, (int, np.integer)) \
+                or not 1 <= self.order <= 8:
             raise SfemgInputError(f"Amplifier.order must be an integer 1..8, got {self.order!r}")
 
     def check_sampling_rate(self, fs_hz):
         """Raise unless ``fs_hz`` can carry the amplifier's pass band (lowpass < 0.45 fs)."""
-        if not (np.isfinite(fs_hz) and fs_hz > 0):
-            raise SfemgInputError(f"fs_hz must be positive, got {fs_hz!r}")
+        if not (np.isfinite(fs_hz) and 0 < fs_hz <= MAX_FS_HZ):
+            raise SfemgInputError(f"fs_hz must be in (0, {MAX_FS_HZ:g}] Hz, got {fs_hz!r}")
         if self.lowpass_hz >= 0.45 * fs_hz:
             raise SfemgInputError(
                 f"fs_hz={fs_hz:g} is too low for the amplifier's {self.lowpass_hz:g} Hz low-pass "
@@ -107,7 +112,7 @@ class WaveTable:
         """Stack :class:`~sfemg.synthesis.potentials.FibrePotential` objects (zero-padded)."""
         steps = {p.step_s for p in potentials}
         if len(steps) != 1:
-            raise ValueError("all potentials must share one grid step")
+            raise SfemgInputError("all potentials must share one grid step")
         n = max(p.waveform_v.size for p in potentials)
         table = np.zeros((len(potentials), n))
         for i, p in enumerate(potentials):
@@ -172,6 +177,21 @@ def iter_signal_chunks(n_samples, fs_hz, table: WaveTable, event_times_s, event_
 
     The chunks concatenated are bit for bit the signal :func:`render_segment` renders
     in one piece from the same ``rng`` state.
+
+    Parameters
+    ----------
+    n_samples : int
+        Length of the whole signal.
+    fs_hz : float
+        Sampling rate, Hz.
+    table : WaveTable
+    event_times_s, event_wave, event_gain : ndarray, shape (n_events,)
+        As for :func:`render_segment`.
+    amplifier : Amplifier
+    rng : numpy.random.Generator
+        Source of the instrument noise, consumed chunk by chunk.
+    chunk_samples : int
+        Samples per chunk (the last may be shorter).
 
     Yields
     ------

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import SfemgInputError
 from .physiology import draw_endplates
 from .presets import get_preset
+from .study import resolve_seed
 from .transmission import draw_transmission_noise, simulate_transmission
 
 __all__ = ["RNSResult", "simulate_rns"]
@@ -62,8 +63,9 @@ def simulate_rns(preset: str = "healthy-edc", *, muscle: str | None = None, rate
     n_stimuli : int
         Stimuli in the train, >= 4.
     n_endplates : int
-        Muscle fibres contributing to the CMAP.
-    seed : int or None
+        Muscle fibres contributing to the CMAP (at most 10⁶).
+    seed : int, numpy.random.Generator or None
+        As for :func:`~sfemg.synthesis.simulate_study`.
 
     Returns
     -------
@@ -71,12 +73,12 @@ def simulate_rns(preset: str = "healthy-edc", *, muscle: str | None = None, rate
     """
     if not (np.isfinite(rate_hz) and 0 < rate_hz <= 100):
         raise SfemgInputError(f"rate_hz must be in (0, 100] Hz, got {rate_hz!r}")
-    if int(n_stimuli) != n_stimuli or n_stimuli < 4:
-        raise SfemgInputError(f"n_stimuli must be an integer >= 4, got {n_stimuli!r}")
-    if int(n_endplates) != n_endplates or n_endplates < 1:
-        raise SfemgInputError(f"n_endplates must be an integer >= 1, got {n_endplates!r}")
+    for name, value, low, high in (("n_stimuli", n_stimuli, 4, 10_000),
+                                   ("n_endplates", n_endplates, 1, 1_000_000)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            raise SfemgInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
     p, nmj = get_preset(preset, muscle)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resolve_seed(seed))
     state = draw_endplates(nmj, p.disease, int(n_endplates), rng)
     times = np.arange(int(n_stimuli)) / rate_hz
     tx = simulate_transmission(state, times, draw_transmission_noise(rng, (state.n_endplates, times.size)))

@@ -44,7 +44,8 @@ _CNE_SEMI_AXES_M = (0.15e-3, 0.035e-3)
 
 
 def _concentric_points(n=9):
-    """Points on the concentric needle's elliptic core surface, shape (n*n, 2), m."""
+    """Points of an n × n grid inside the concentric needle's elliptic core, shape
+    (n_inside, 2): (axial offset, extra radial offset), m."""
     a, b = _CNE_SEMI_AXES_M
     u = np.linspace(-1, 1, n)
     uu, vv = np.meshgrid(u, u)
@@ -177,8 +178,9 @@ def _background_bank(electrode, conductor):
                  for d in (45e-6, 60e-6, 75e-6) for r in (400e-6, 600e-6, 800e-6))
 
 
-def _discharge_times(params: StudyParams, rng) -> np.ndarray:
-    """Nerve discharge (stimulus) times including the warm-up, s; the recording starts at 0."""
+def _discharge_times(params: StudyParams, rng) -> tuple[np.ndarray, int]:
+    """Nerve discharge (stimulus) times including the warm-up, s (the recording starts at
+    0), and the number of warm-up discharges before it."""
     n_warm = int(np.ceil(params.warmup_s * params.rate_hz))
     n = n_warm + params.n_discharges
     mean = 1.0 / params.rate_hz
@@ -394,15 +396,21 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render
     return _recording(params, plan, signal=signal)
 
 
-def _resolve_seed(seed) -> int:
-    """An integer seed from ``seed`` (int, Generator or None → fresh entropy)."""
+def resolve_seed(seed) -> int:
+    """An integer seed in [0, 2**63) from ``seed`` (int, Generator or None → fresh entropy).
+
+    Raises
+    ------
+    SfemgInputError
+        For anything else (negative, too large to store, not an integer).
+    """
     if seed is None:
         return int(np.random.SeedSequence().entropy % (2 ** 63))
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2 ** 63))
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2 ** 63:
         return int(seed)
-    raise SfemgInputError(f"seed must be a non-negative integer, a Generator or None, got {seed!r}")
+    raise SfemgInputError(f"seed must be an integer in [0, 2**63), a Generator or None, got {seed!r}")
 
 
 def study_params(preset: str = "healthy-edc", *, muscle: str | None = None,
@@ -463,17 +471,23 @@ def _run(params: StudyParams, seed, n_jobs, progress, task):
 
     Returns the integer seed and the list of results in recording order.
     """
-    seed_int = _resolve_seed(seed)
+    seed_int = resolve_seed(seed)
     children = np.random.SeedSequence(seed_int).spawn(params.n_recordings)
     n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise SfemgInputError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
     results = []
-    with ThreadPoolExecutor(int(n_jobs)) as pool:
-        for i, result in enumerate(pool.map(lambda k: task(k, children[k]), range(params.n_recordings))):
-            results.append(result)
+    pool = ThreadPoolExecutor(int(n_jobs))
+    try:
+        futures = [pool.submit(task, k, children[k]) for k in range(params.n_recordings)]
+        for i, future in enumerate(futures):
+            results.append(future.result())
             if progress:
                 progress(i + 1, params.n_recordings)
+    except BaseException:  # a failed recording or Ctrl-C: do not finish the others first
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return seed_int, results
 
 
@@ -556,7 +570,7 @@ def write_study(path, params: StudyParams, *, seed=None, n_jobs: int | None = No
     if not (np.isfinite(chunk_s) and chunk_s > 0):
         raise SfemgInputError(f"chunk_s must be positive, got {chunk_s!r}")
     chunk_samples = max(int(chunk_s * params.fs_hz), 1)
-    seed_int = _resolve_seed(seed)
+    seed_int = resolve_seed(seed)
     header = Study(recordings=(), params=params, seed=seed_int, ground_truths=())
     with open_study_writer(path, parameters=params.to_dict(),
                            provenance={**header.provenance(), **(provenance or {})}, force=force) as writer:

@@ -21,6 +21,8 @@ def quantal_content(n_available, p, u, z):
     var = n * p * (1 - p)
     if var > 30.0:
         return float(min(max(math.floor(n * p + math.sqrt(var) * z + 0.5), 0), n))
+    if p > 0.5:  # failures, from the complementary uniform
+        return float(n - max(binom.ppf(1 - u, n, 1 - p), 0.0))
     return float(max(binom.ppf(u, n, p), 0.0))  # scipy gives -1 at u = 0
 
 

@@ -58,16 +58,19 @@ def test_epp_crossing_solves_the_equation(level, tau_r, tau_d):
     assert t == pytest.approx(ref.epp_crossing_time(level, tau_r, tau_d), rel=1e-7 if level > 0.99 else 1e-12)
 
 
-@pytest.mark.parametrize("n,p", [(0.0, 0.3), (10.0, 0.0), (10.0, 1.0), (7.4, 0.2), (1000.0, 0.05)])
+@pytest.mark.parametrize("n,p", [(0.0, 0.3), (10.0, 0.0), (10.0, 1.0), (7.4, 0.2), (1000.0, 0.05),
+                                 (400.0, 0.95), (60.0, 0.7), (2000.0, 0.99)])
 def test_quantal_content_edge_cases(n, p):
     for u, z in [(0.0, -3.0), (0.5, 0.0), (0.999999, 3.0)]:
         assert draw_quantal_content(n, p, u, z) == ref.quantal_content(n, p, u, z)
 
 
-def test_quantal_content_is_binomial():
-    """Mean and variance of the exact branch match Binomial(n, p) within sampling error."""
+@pytest.mark.parametrize("n,p", [(40, 0.2), (400, 0.95)])
+def test_quantal_content_is_binomial(n, p):
+    """Mean and variance of the exact branch match Binomial(n, p) within sampling error
+    (also at high release probability, where the failures are drawn)."""
     rng = np.random.default_rng(0)
-    n, p, k = 40, 0.2, 20000
+    k = 20000
     draws = np.array([draw_quantal_content(n, p, u, 0.0) for u in rng.random(k)])
     mean, var = n * p, n * p * (1 - p)
     assert abs(draws.mean() - mean) < tol.Z_STAT * math.sqrt(var / k)
