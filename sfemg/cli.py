@@ -66,6 +66,19 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _check_output(path, force):
+    """Refuse an output path that would fail or overwrite without --force (None passes)."""
+    if path is None:
+        return
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise SfemgInputError(f"{path} is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise SfemgInputError(f"{path}: folder {folder} does not exist")
+    if os.path.exists(path) and not force:
+        raise SfemgInputError(f"{path} exists; use --force to overwrite it")
+
+
 def _cmd_presets(args):
     from .synthesis import PRESETS
     width = max(len(n) for n in PRESETS)
@@ -82,8 +95,7 @@ def _cmd_simulate(args):
         raise SfemgInputError("--pairs is for voluntary studies; use --endplates with --mode stimulated")
     if not stimulated and args.endplates is not None:
         raise SfemgInputError("--endplates is for stimulated studies; use --pairs with --mode voluntary")
-    if os.path.exists(args.output) and not args.force:
-        raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
+    _check_output(args.output, args.force)
     overrides = {}
     if args.fibres is not None:
         overrides["fibres_per_recording"] = args.fibres
@@ -108,10 +120,11 @@ def _cmd_simulate(args):
 
 
 def _cmd_rns(args):
-    from .synthesis import simulate_rns
+    from .synthesis import get_preset, simulate_rns
     r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
                      n_endplates=args.endplates, seed=args.seed)
-    print(f"repetitive nerve stimulation, {args.preset}, {args.rate:g} Hz, {args.endplates} fibres")
+    muscle = get_preset(args.preset, args.muscle)[0].muscle
+    print(f"repetitive nerve stimulation, {args.preset} ({muscle}), {args.rate:g} Hz, {args.endplates} fibres")
     print("stimulus  CMAP %  decrement %")
     for k, (amp, dec) in enumerate(zip(r.cmap_relative, r.decrement_percent), start=1):
         print(f"{k:8d}  {100 * amp:6.1f}  {dec:11.1f}")
@@ -124,8 +137,8 @@ def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age))
                                if v is not None})
-    if args.output and os.path.exists(args.output) and not args.force:
-        raise SfemgInputError(f"{args.output} exists; use --force to overwrite it")
+    for path in (args.output, args.json):  # check before a long analysis, not after
+        _check_output(path, args.force)
     progress = _Progress(args.quiet, "analysing")
     try:
         result = analyze_file(args.input, output_path=args.output, json_path=args.json,
@@ -147,7 +160,16 @@ def _cmd_analyze(args):
     return 2 if result.problems and not result.recordings else 0
 
 
+def _require_matplotlib(what):
+    """Raise a one-line input error when the optional matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SfemgInputError(f"{what} needs matplotlib: pip install 'sfemg[plot]'") from None
+
+
 def _cmd_report(args):
+    _require_matplotlib("sfemg report")
     from .report import report_file
     path = report_file(args.input, args.output, quiet=args.quiet, force=args.force)
     if not args.quiet:
@@ -156,7 +178,10 @@ def _cmd_report(args):
 
 
 def _cmd_demo(args):
+    _require_matplotlib("sfemg demo")
     from .demo import run_demo
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise SfemgInputError(f"--out {args.out} is a file, not a folder")
     run_demo(args.out, seed=args.seed, quiet=args.quiet)
     return 0
 
@@ -272,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)
 

@@ -116,3 +116,23 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     assert "ground truth" in html.lower()  # recordings found through the results' source
     code, _, err = run(capsys, "report", str(study), "-o", str(tmp_path / "x.svg"))
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["analyze", "{study}", "--json", "{tmp}/nodir/a.json"], "does not exist"),
+    (["analyze", "{study}", "--json", "{tmp}/exists.json"], "--force"),
+    (["analyze", "{study}", "-o", "{tmp}"], "is a folder"),
+    (["simulate", "--pairs", "1", "-o", "{tmp}"], "is a folder"),
+    (["demo", "--out", "{tmp}/exists.json"], "is a file"),
+    (["rns", "--seed", "-1"], "seed"),
+    (["simulate", "--seed", str(2 ** 70), "-o", "{tmp}/s.h5"], "seed"),
+    (["simulate", "--fs", "1e12", "-o", "{tmp}/s.h5"], "fs_hz"),
+])
+def test_outputs_and_numbers_checked_before_work(tmp_path, capsys, argv, needle):
+    study = tmp_path / "study.h5"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(study))
+    (tmp_path / "exists.json").write_text("{}")
+    code, _, err = run(capsys, *[a.format(study=study, tmp=tmp_path) for a in argv])
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "exists.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.json", "study.h5"]

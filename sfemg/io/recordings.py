@@ -198,6 +198,23 @@ def _read_signal(path, name, ds):
     return data
 
 
+def _read_ground_truth(path, name, t):
+    """A recording's ground truth, checked for completeness and consistent shapes."""
+    where = f"{path}: recording {name!r}: ground truth"
+    missing = [key for key in _GT_ARRAYS.values() if not isinstance(t.get(key), h5py.Dataset)]
+    if missing:
+        raise SfemgInputError(f"{where} incomplete (missing {', '.join(missing)})")
+    arrays = {attr: np.asarray(t[key][()]) for attr, key in _GT_ARRAYS.items()}
+    shape = arrays["event_times_s"].shape
+    bad = [key for attr, key in _GT_ARRAYS.items()
+           if attr != "discharge_times_s" and arrays[attr].shape != shape]
+    if len(shape) != 2 or bad or arrays["discharge_times_s"].shape != shape[1:]:
+        raise SfemgInputError(f"{where} has inconsistent shapes ({', '.join(bad) or 'discharge_times_s'})")
+    props = t.get(S.GT_FIBRE_PROPERTIES)
+    fibres = {k: props[k][()] for k in props} if isinstance(props, h5py.Group) else {}
+    return GroundTruth(**arrays, trigger_fibre=int(t.attrs.get(S.GT_TRIGGER_FIBRE_ATTR, 0)), fibres=fibres)
+
+
 def _read_recording(path, name, g, *, with_ground_truth):
     if not isinstance(g, h5py.Group):
         raise SfemgInputError(f"{path}: /{S.RECORDINGS}/{name} is not a group")
@@ -227,13 +244,8 @@ def _read_recording(path, name, g, *, with_ground_truth):
         v = g.attrs.get(key)
         return v.decode() if isinstance(v, bytes) else (str(v) if v is not None else None)
 
-    gt = None
-    if with_ground_truth and S.GROUND_TRUTH in g:
-        t = g[S.GROUND_TRUTH]
-        fibres = {k: t[S.GT_FIBRE_PROPERTIES][k][()] for k in t[S.GT_FIBRE_PROPERTIES]} \
-            if S.GT_FIBRE_PROPERTIES in t else {}
-        gt = GroundTruth(**{attr_: t[key][()] for attr_, key in _GT_ARRAYS.items()},
-                         trigger_fibre=int(t.attrs.get(S.GT_TRIGGER_FIBRE_ATTR, 0)), fibres=fibres)
+    gt = _read_ground_truth(path, name, g[S.GROUND_TRUTH]) \
+        if with_ground_truth and S.GROUND_TRUTH in g else None
     kwargs = dict(name=name, fs_hz=fs, stimulus_times_s=opt(S.STIMULUS_TIMES),
                   mode=attr(S.MODE_ATTR), electrode=attr(S.ELECTRODE_ATTR),
                   muscle=attr(S.MUSCLE_ATTR), ground_truth=gt)

@@ -157,3 +157,15 @@ def test_recording_validation():
         Recording(name="x", fs_hz=1e4, sweeps_v=np.zeros((2, 5)))
     with pytest.raises(SfemgInputError, match="stimulus_times_s"):
         Recording(name="x", fs_hz=1e4, signal_v=np.zeros(5), mode="stimulated")
+
+
+def test_damaged_ground_truth_is_a_one_line_error(tmp_path, study):
+    path = tmp_path / "s.h5"
+    save_recordings(path, study.recordings)
+    with h5py.File(path, "a") as h5:
+        del h5["recordings/pair001/ground_truth/blocked"]
+    with pytest.raises(SfemgInputError, match="ground truth incomplete.*blocked"):
+        load_recordings(path)
+    recs, problems = load_recordings(path, errors="collect")
+    assert [r.name for r in recs] == ["pair002"] and "pair001" in problems
+    assert load_recordings(path, with_ground_truth=False)[0].ground_truth is None
