@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 class _Progress:
     """A tqdm bar on stderr, opened at the first update (so errors found before any
-    work leave no half-drawn bar); silent when quiet or when tqdm is not installed."""
+    work leave no half-drawn bar); silent when quiet."""
 
     def __init__(self, quiet, desc):
         self.quiet, self.desc, self.bar = quiet, desc, None
@@ -36,11 +36,7 @@ class _Progress:
         if self.quiet:
             return
         if self.bar is None:
-            try:
-                from tqdm import tqdm
-            except ImportError:  # progress display is optional
-                self.quiet = True
-                return
+            from tqdm import tqdm
             self.bar = tqdm(total=total, desc=self.desc, unit="rec", file=sys.stderr, leave=False)
         self.bar.update(done - self.bar.n)
 

@@ -181,9 +181,3 @@ class Recording:
     def is_sweeps(self) -> bool:
         """True for windowed (sweep) recordings."""
         return self.sweeps_v is not None
-
-    @property
-    def duration_s(self) -> float:
-        """Length of the continuous signal, or of all sweeps together, s."""
-        n = self.signal_v.size if self.signal_v is not None else self.sweeps_v.size
-        return n / self.fs_hz
