@@ -93,12 +93,10 @@ class GroundTruth:
         float
             MCD over consecutive discharges where neither potential is blocked, s.
         """
-        t = self.event_times_s[fibre]
+        from .analysis.jitter import compute_mcd
+
         base = self.discharge_times_s if reference is None else self.event_times_s[reference]
-        interval = t - base
-        diffs = np.abs(np.diff(interval))
-        diffs = diffs[np.isfinite(diffs)]
-        return float(np.mean(diffs)) if diffs.size else float("nan")
+        return compute_mcd(self.event_times_s[fibre] - base)
 
 
 @dataclass(frozen=True)

@@ -201,8 +201,15 @@ def iter_signal_chunks(n_samples, fs_hz, table: WaveTable, event_times_s, event_
         Signal, V.
     """
     state = np.zeros((amplifier.sos(fs_hz).shape[0], 2))
+    # each chunk gets only the events whose waveform can reach it (a stable sort keeps
+    # events already in time order in their order, so the sums stay bit-identical)
+    order = np.argsort(event_times_s, kind="stable")
+    times, wave, gain = (np.asarray(a)[order] for a in (event_times_s, event_wave, event_gain))
+    reach_before = float(-table.start_s.min())
+    reach_after = float((table.start_s + table.step_s * table.waveforms_v.shape[1]).max())
     for first in range(0, n_samples, chunk_samples):
         n = min(chunk_samples, n_samples - first)
-        yield first, render_segment(0.0, n, fs_hz, table, event_times_s, event_wave, event_gain,
+        lo, hi = np.searchsorted(times, [first / fs_hz - reach_after, (first + n) / fs_hz + reach_before])
+        yield first, render_segment(0.0, n, fs_hz, table, times[lo:hi], wave[lo:hi], gain[lo:hi],
                                     amplifier=amplifier, rng=rng, first_sample=first,
                                     filter_state=state)

@@ -332,16 +332,21 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
     starts = None
     if params.output == "sweeps":
         if voluntary:
+            # triggered on the trigger fibre's potential, as an EMG machine does; where
+            # it is blocked (rare: it is the most secure fibre) at its median delay
             trigger_delay = gt_events[0] - gt_times
-            trigger_delay = trigger_delay[np.isfinite(trigger_delay)]
-            trigger_nominal = np.median(trigger_delay) if trigger_delay.size else 0.0
-            starts = gt_times + trigger_nominal - params.sweep_pretrigger_s
+            present = np.isfinite(trigger_delay)
+            trigger_nominal = np.median(trigger_delay[present]) if present.any() else 0.0
+            starts = np.where(present, gt_events[0], gt_times + trigger_nominal) - params.sweep_pretrigger_s
         else:
             starts = gt_times - params.sweep_pretrigger_s
     prefix = "pair" if voluntary else "endplate"
+    # in time order, so a signal rendered whole or in chunks sums its events in one order
+    ev_t, ev_w, ev_g = (np.concatenate(x) for x in (ev_t, ev_w, ev_g))
+    order = np.argsort(ev_t, kind="stable")
     return _RenderPlan(name=f"{prefix}{index + 1:03d}", ground_truth=gt, table=WaveTable.stack(waves),
-                       event_times_s=np.concatenate(ev_t), event_wave=np.concatenate(ev_w),
-                       event_gain=np.concatenate(ev_g), stimulus_times_s=stimulus,
+                       event_times_s=ev_t[order], event_wave=ev_w[order],
+                       event_gain=ev_g[order], stimulus_times_s=stimulus,
                        n_samples=int(np.ceil(t_end * params.fs_hz)), sweep_start_times_s=starts, rng=rng)
 
 

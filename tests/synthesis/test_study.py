@@ -53,7 +53,8 @@ def test_sweep_output_windows_each_discharge():
     rec = study.recordings[0]
     assert rec.signal_v is None and rec.sweeps_v.shape == (30, 500)  # 10 ms at 50 kHz
     trigger_in_sweep = rec.ground_truth.event_times_s[0] - rec.sweep_start_times_s
-    assert np.all((trigger_in_sweep > 1e-3) & (trigger_in_sweep < 3e-3))
+    present = np.isfinite(trigger_in_sweep)
+    np.testing.assert_allclose(trigger_in_sweep[present], 2e-3)  # triggered on the trigger potential
 
 
 def test_concentric_electrode_is_lower_amplitude_and_lower_noise():
