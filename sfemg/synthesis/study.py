@@ -91,7 +91,9 @@ class StudyParams:
     nmj : NMJParams
     disease : Disease
     conductor : Conductor
-    amplifier : Amplifier
+    amplifier : Amplifier, optional
+        Filters and noise; by default the clinical setting of ``electrode``
+        (:data:`ELECTRODE_AMPLIFIERS`).
     """
 
     preset: str = "healthy-edc"
@@ -113,7 +115,7 @@ class StudyParams:
     nmj: NMJParams = field(default_factory=NMJParams)
     disease: Disease = field(default_factory=Disease)
     conductor: Conductor = field(default_factory=Conductor)
-    amplifier: Amplifier = field(default_factory=lambda: ELECTRODE_AMPLIFIERS["sfe"])
+    amplifier: Amplifier | None = None
 
     def __post_init__(self):
         def bad(name, rule):
@@ -123,6 +125,8 @@ class StudyParams:
             bad("mode", "'voluntary' or 'stimulated'")
         if self.electrode not in ELECTRODE_AMPLIFIERS:
             bad("electrode", "'sfe' or 'concentric'")
+        if self.amplifier is None:
+            object.__setattr__(self, "amplifier", ELECTRODE_AMPLIFIERS[self.electrode])
         if self.output not in ("continuous", "sweeps"):
             bad("output", "'continuous' or 'sweeps'")
         for name, low in (("n_recordings", 1), ("n_discharges", 2), ("fibres_per_recording", 1),
@@ -462,7 +466,6 @@ def study_params(preset: str = "healthy-edc", *, muscle: str | None = None,
         rate_hz=rate_hz if rate_hz is not None else 10.0,
         fibres_per_recording=1 if stimulated else 2,
         fs_hz=fs_hz, electrode=electrode, output=output, nmj=nmj, disease=p.disease,
-        amplifier=ELECTRODE_AMPLIFIERS.get(electrode, ELECTRODE_AMPLIFIERS["sfe"]),
     )
     unknown = set(overrides) - {f.name for f in dataclasses.fields(StudyParams)}
     if unknown:
