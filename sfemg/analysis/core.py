@@ -369,12 +369,16 @@ def _clearly_absent(relative_peak, pot, noise_sd):
     return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
+def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None):
     """Find, block-check and time one potential in every sweep.
 
     The fit segment spans ±``fit_half_window_us`` whatever the neighbouring phases: they
     are the potential's own (it is rigid) or another fibre's tail, which a shorter,
     more tapered segment would weigh more, not less.
+
+    ``trigger_fit``, for the trigger, is its fit over all these sweeps already made by
+    :func:`_trigger_discharges` (the same segments: the trigger is present in every
+    sweep), used instead of fitting again.
     """
     n = data.shape[0]
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
@@ -383,7 +387,10 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params):
     clearly_absent = _clearly_absent(relative_peak, pot, sw.noise_sd)
     length = 2 * fit_half + 1
     noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
-    fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+    if trigger_fit is not None:
+        fit = trigger_fit
+    else:
+        fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger:
         # a discharge is present only if the template fits it: not another unit's potential
         fits = (fit.amplitudes >= params.block_fraction) & (fit.correlations >= _MIN_SHAPE_CORRELATION)
@@ -606,7 +613,7 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     return not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
 
 
-def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
+def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, trigger_fit=None):
     """The potentials among the time-locked groups, and their time points.
 
     Groups are taken in order of size (the trigger's first), so that each fibre is timed
@@ -629,6 +636,9 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
       after-phases, whose own time points scatter too much for the first (other
       fibres' tails and background activity under them). A second fibre with no
       jitter at all is a phase by these tests.
+
+    ``trigger_fit`` is the trigger's fit over these sweeps when already made (see
+    :func:`_time_potential`).
 
     Returns
     -------
@@ -659,7 +669,8 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params):
                 if not _blocks_alone(_clearly_absent(relative_peak, groups[g], sw.noise_sd), timed) \
                         and residual() <= _RESIDUAL_ENERGY_RATIO:
                     continue
-        t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params)
+        t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
+                            trigger_fit if g == trigger else None)
         if g != first:
             if np.isfinite(t.times_s).sum() < 2:
                 continue
@@ -716,6 +727,8 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     -------
     _Sweeps
         The trigger discharges (all sweeps if fewer than two pass).
+    TemplateFit
+        The trigger's fit over all of ``sw``'s sweeps (its time points when none is dropped).
     """
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
     _, _, segs, _ = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
@@ -728,9 +741,9 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     if d > _TRIGGER_SPLIT_D and np.sum(log_scale > threshold) >= _MIN_TRIGGER_COUNT:
         ok &= log_scale > threshold
     if ok.all() or ok.sum() < 2:
-        return sw
+        return sw, fit
     return _Sweeps(sw.data_v[ok], sw.start_s[ok], sw.ref_pos[ok], sw.ref_times_s[ok], sw.noise_v,
-                   sw.busy_rows, sw.busy_cols, sw.noise_sd)
+                   sw.busy_rows, sw.busy_cols, sw.noise_sd), fit
 
 
 def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
@@ -765,11 +778,12 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}
+    trigger_fit = None
     if mode == "voluntary" and not triggers_checked:
-        true_sw = _trigger_discharges(sw, pots[trigger], spectra, fs_hz, params)
+        true_sw, trigger_fit = _trigger_discharges(sw, pots[trigger], spectra, fs_hz, params)
         if true_sw is not sw:
             return _analyze_sweeps(name, true_sw, fs_hz, mode, params, recording, triggers_checked=True)
-    kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params)
+    kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     pots = [pots[j] for j in kept]
