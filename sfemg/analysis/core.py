@@ -472,31 +472,27 @@ def _joint_templates(spectra, rot):
     return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0].T
 
 
-def _model_sweeps(spectra, rot, positions, length, fs_hz):
-    """What the model explains: every potential's joint template at its times.
+def _waveform_extents(tpl_spectra, positions, length, fs_hz):
+    """Where each potential's waveform lies in the sweeps.
 
     Parameters
     ----------
-    spectra : ndarray, shape (n, L // 2 + 1)
-        DFT of each sweep, V.
-    rot : ndarray of complex, shape (K, n, L // 2 + 1)
-        :func:`_alignment` of each potential.
+    tpl_spectra : ndarray, shape (K, L // 2 + 1)
+        :func:`_joint_templates`.
     positions : ndarray, shape (K, n)
         Reference positions, samples; NaN where absent.
     length : int
+        Sweep length L, samples.
     fs_hz : float
 
     Returns
     -------
-    model : ndarray, shape (n, L)
-        Sum of the templates placed at their times, V.
-    extents : list of (float, float)
+    list of (float, float)
         Per potential, the first and last sweep position (median over discharges) of its
         waveform: the run around its reference where the template's envelope (maximum of
         its magnitude over ±:data:`_ENVELOPE_US`) stays above :data:`_EXTENT_LEVEL` of its
         peak, samples.
     """
-    tpl_spectra = _joint_templates(spectra, rot)
     half = max(1, int(round(_ENVELOPE_US * 1e-6 * fs_hz)))
     extents = []
     for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), positions):
@@ -509,8 +505,28 @@ def _model_sweeps(spectra, rot, positions, length, fs_hz):
             hi += 1
         centre = float(np.nanmedian(p))
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
+    return extents
+
+
+def _model_sweeps(tpl_spectra, rot, length):
+    """What the model explains: every potential's joint template at its times.
+
+    Parameters
+    ----------
+    tpl_spectra : ndarray, shape (K, L // 2 + 1)
+        :func:`_joint_templates`.
+    rot : ndarray of complex, shape (K, n, L // 2 + 1)
+        :func:`_alignment` of each potential.
+    length : int
+        Sweep length L, samples.
+
+    Returns
+    -------
+    ndarray, shape (n, L)
+        Sum of the templates placed at their times, V.
+    """
     placed = np.einsum("jb,jib->ib", tpl_spectra, rot.conj())
-    return np.fft.irfft(placed, n=length, axis=1), extents
+    return np.fft.irfft(placed, n=length, axis=1)
 
 
 def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
@@ -656,15 +672,22 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
                              key=lambda j: -groups[j].amplitude_v)
     spectra = np.fft.rfft(data, axis=1)
-    kept, timed, rot, model, extents = [], [], [], None, []
+    kept, timed, rot, extents = [], [], [], None
     ref = float(np.median(sw.ref_pos))
     fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
     for g in order:
         if g != first:
+            if extents is None:  # the joint templates of the potentials kept so far
+                rot_all = np.array(rot)
+                tpl_spectra = _joint_templates(spectra, rot_all)
+                extents = _waveform_extents(tpl_spectra, np.array([k.positions for k in timed]),
+                                            data.shape[1], fs_hz)
+                # their sum placed in the sweeps, computed only when a residual is needed
+                model = functools.cache(functools.partial(_model_sweeps, tpl_spectra, rot_all, data.shape[1]))
             where = ref + groups[g].latency
             inside = [lo <= where <= hi for lo, hi in extents]
             # the model's residual in the group's window, computed at most once
-            residual = functools.cache(lambda: _residual_energy_ratio(data, data - model, sw.ref_pos,
+            residual = functools.cache(lambda: _residual_energy_ratio(data, data - model(), sw.ref_pos,
                                                                       groups[g], sw.noise_sd))
             if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
                 # too small to be kept by the jitter override: the residual test decides
@@ -684,8 +707,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
         kept.append(g)
         timed.append(t)
         rot.append(_alignment(t.positions, data.shape[1]))
-        model, extents = _model_sweeps(spectra, np.array(rot), np.array([k.positions for k in timed]),
-                                       data.shape[1], fs_hz)
+        extents = None
     order = np.argsort(kept)
     return [kept[i] for i in order], [timed[i] for i in order]
 
