@@ -240,6 +240,16 @@ def _cmd_score(args):
     return 0
 
 
+def _add_grid_arguments(p, *, n_repeats):
+    """The grid options shared by ``validate`` and ``benchmark-set``."""
+    p.add_argument("--grid", default="default",
+                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
+    p.add_argument("--n", type=_positive_int, default=n_repeats,
+                   help=f"Monte Carlo repeats per cell (default {n_repeats})")
+    p.add_argument("--recordings", type=_positive_int, default=4,
+                   help="recordings (fibre pairs) per repeat (default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _Parser(prog="sfemg", description="Single-fibre EMG: simulate from NMJ physiology, "
@@ -311,11 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("validate", help="score jitter algorithms over a grid of simulated conditions")
-    p.add_argument("--grid", default="default",
-                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
-    p.add_argument("--n", type=_positive_int, default=10, help="Monte Carlo repeats per cell (default 10)")
-    p.add_argument("--recordings", type=_positive_int, default=4,
-                   help="recordings (fibre pairs) per repeat (default 4)")
+    _add_grid_arguments(p, n_repeats=10)
     p.add_argument("--method", action="append",
                    help="time-point estimator: peak, level, template or module:function (repeatable)")
     p.add_argument("--analyser", action="append",
@@ -332,10 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("benchmark-set", help="write a versioned synthetic benchmark set with ground truth")
-    p.add_argument("--grid", default="default",
-                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
-    p.add_argument("--n", type=_positive_int, default=1, help="repeats per cell (default 1)")
-    p.add_argument("--recordings", type=_positive_int, default=4, help="recordings per repeat (default 4)")
+    _add_grid_arguments(p, n_repeats=1)
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
                    help="continuous recordings (DESIGN.md §5 signal, default) or 10 ms sweeps")

@@ -74,7 +74,9 @@ def test_quantal_content_is_binomial(n, p):
     draws = np.array([draw_quantal_content(n, p, u, 0.0) for u in rng.random(k)])
     mean, var = n * p, n * p * (1 - p)
     assert abs(draws.mean() - mean) < tol.Z_STAT * math.sqrt(var / k)
-    assert abs(draws.var() - var) < tol.Z_STAT * var * math.sqrt(2 / k) * 1.2  # mild excess kurtosis
+    excess_kurtosis = (1 - 6 * p * (1 - p)) / var  # of Binomial(n, p)
+    # SE of a sample variance: σ² sqrt((2 + excess kurtosis) / k)
+    assert abs(draws.var() - var) < tol.Z_STAT * var * math.sqrt((2 + excess_kurtosis) / k)
 
 
 def test_blocking_iff_epp_below_threshold():
@@ -106,8 +108,12 @@ def test_jitter_rises_monotonically_as_safety_factor_falls():
     blocking = [b.mean() for _, b, _ in sweep]
     assert np.all(np.diff(mcd) > 0), mcd
     assert mcd[-1] > 4 * mcd[0]
-    # blocking is practically absent in health (< 1 discharge in 10,000; a 20-pair study
-    # has 4,000), then rises steeply as the EPP nears threshold
+    # Health: the model blocks ~3 discharges in 100,000 — genuine binomial tail events
+    # (a quantal content at its 3e-5 quantile, ~9 quanta where ~38 are usual), not a
+    # failure of the kernel. Clinically no healthy study should block; the bound says a
+    # 20-pair study (4,000 discharges) blocks at most one discharge in ~3 studies, and
+    # the calibration tests check that 40 healthy studies block none. Raising the healthy
+    # safety factor (and recalibrating the disease presets) would remove these.
     assert blocking[0] < 1e-4 and blocking[1] < 0.002
     assert np.all(np.diff(blocking) > 0) and blocking[-1] > 10 * blocking[2]
 
