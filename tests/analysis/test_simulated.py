@@ -129,3 +129,17 @@ def test_mcd_against_truth(scored):
     assert np.median(rel) <= SIM_MCD_MEDIAN_REL, np.median(rel)
     assert np.max(rel) <= SIM_MCD_MAX_REL, np.max(rel)
     assert np.mean(within) >= SIM_MCD_TARGET_FRACTION, np.mean(within)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 targets not met on simulated recordings yet "
+                   "(overlap bias, after-phase pseudo-pairs: docs/analysis.md §10); the tests "
+                   "above are regression limits at what is achieved")
+def test_issue_targets(scored):
+    """The issue's own targets, unloosened: every fibre found once in >= 95 % of
+    recordings, blocked discharges found exactly, every MCD within max(0.5 µs, 3 %)."""
+    _, scored = scored
+    pairs = [p for s in scored for p in s["pairs"]]
+    measured, true = np.array([p[:2] for p in pairs]).T
+    assert np.mean([s["pairs_exact"] for s in scored]) >= 0.95
+    assert all(p[2] == 0 for p in pairs)
+    assert np.all(np.abs(measured - true) <= np.maximum(MCD_ABS_US_30DB, MCD_REL_30DB * true))
