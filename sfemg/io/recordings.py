@@ -152,12 +152,8 @@ def save_recordings(path, recordings, *, parameters=None, provenance=None, force
         Output file; refused if it exists unless ``force``.
     recordings : sequence of Recording
         Written under ``/recordings/<name>``.
-    parameters : dict, optional
-        The complete parameter set (JSON-serialisable), stored in ``/parameters``.
-    provenance : dict, optional
-        Package version, seed, command, ...: stored as attributes of ``/provenance``.
-    force : bool
-        Replace an existing file.
+    parameters, provenance, force
+        As for :func:`open_study_writer`.
     """
     names = [r.name for r in recordings]
     if len(set(names)) != len(names):
