@@ -31,7 +31,7 @@ import textwrap
 from pathlib import Path
 
 from .errors import SfemgInputError
-from .io._atomic import atomic_path
+from .io import atomic_path
 
 __all__ = ["write_report", "write_reports", "report_file", "REPORT_SUFFIXES"]
 

@@ -1,5 +1,6 @@
 """HDF5 storage: the only package that touches h5py. Layout in :mod:`sfemg.io.schema`."""
 
+from ._atomic import atomic_path
 from .recordings import (
                          StudyWriter,
                          has_recordings,
@@ -11,5 +12,5 @@ from .recordings import (
                          save_recordings,
 )
 
-__all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
+__all__ = ["atomic_path", "save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
            "has_recordings", "load_parameters", "load_provenance"]
