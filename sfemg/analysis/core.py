@@ -26,7 +26,7 @@ from .detect import (
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, two_group_split
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
-from .timing import fit_taper, fit_template, level_positions, peak_positions
+from .timing import fit_taper, fit_template, level_positions, peak_positions, shift_phasors
 
 __all__ = ["analyze_signal", "analyze_recording"]
 
@@ -418,31 +418,6 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
                   fit.crb_var * _misfit(segs[present], fit, noise_rms))
 
 
-def _alignment(positions, length):
-    """Per potential and sweep, ``a_ij e^{i w_k tau_ij}``: the DFT factor that moves a sweep so
-    that the potential's reference is at sample 0 (0 where the potential is absent).
-
-    Parameters
-    ----------
-    positions : ndarray, shape (n,)
-        Reference position of the potential in each sweep, samples; NaN where absent.
-    length : int
-        Sweep length L, samples.
-
-    Returns
-    -------
-    ndarray of complex, shape (n, L // 2 + 1)
-    """
-    w = 2.0 * np.pi * np.arange(length // 2 + 1) / length
-    present = np.isfinite(positions)
-    phase = w[None, :] * np.where(present, positions, 0.0)[:, None]
-    # exp(i phase) from its cosine and sine: the same values, twice as fast as np.exp
-    rot = np.empty(phase.shape, dtype=np.complex128)
-    np.cos(phase, out=rot.real)
-    np.sin(phase, out=rot.imag)
-    return present[:, None] * rot
-
-
 def _joint_templates(spectra, rot):
     """Templates of all potentials by joint least squares, one small system per DFT bin.
 
@@ -458,7 +433,7 @@ def _joint_templates(spectra, rot):
     spectra : ndarray, shape (n, L // 2 + 1)
         DFT of each sweep (``numpy.fft.rfft``), V.
     rot : ndarray of complex, shape (K, n, L // 2 + 1)
-        :func:`_alignment` of each potential.
+        :func:`~sfemg.analysis.timing.shift_phasors` of each potential's positions.
 
     Returns
     -------
@@ -516,7 +491,7 @@ def _model_sweeps(tpl_spectra, rot, length):
     tpl_spectra : ndarray, shape (K, L // 2 + 1)
         :func:`_joint_templates`.
     rot : ndarray of complex, shape (K, n, L // 2 + 1)
-        :func:`_alignment` of each potential.
+        :func:`~sfemg.analysis.timing.shift_phasors` of each potential's positions.
     length : int
         Sweep length L, samples.
 
@@ -706,7 +681,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
                 continue
         kept.append(g)
         timed.append(t)
-        rot.append(_alignment(t.positions, data.shape[1]))
+        rot.append(shift_phasors(t.positions, data.shape[1]))
         extents = None
     order = np.argsort(kept)
     return [kept[i] for i in order], [timed[i] for i in order]

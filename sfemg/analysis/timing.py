@@ -13,12 +13,17 @@ interpolation). The bound on its variance is ``1 / sum_k 2 w_k^2 |S_k|^2 / Q_k``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal
 
-__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "TemplateFit"]
+from ._timing_numba import (aligned_mean_kernel, fit_quality_kernel, newton_shift_kernel, refine_shifts_kernel,
+                            shift_phasors_kernel)
+
+__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "shift_phasors",
+           "refine_shifts", "TemplateFit"]
 
 #: A bin enters the fit only if the template's power there exceeds this many times the
 #: power of the template's own noise (Q_k / N): bins below it carry (almost) no timing
@@ -147,44 +152,87 @@ class TemplateFit:
     correlations: np.ndarray
 
 
+@functools.lru_cache(maxsize=64)
 def fit_taper(length: int):
-    """Tukey taper applied to fit segments (and to noise segments for their spectrum)."""
-    return scipy.signal.windows.tukey(length, _TAPER_FRACTION)
+    """Tukey taper applied to fit segments (and to noise segments for their spectrum).
+
+    Returns
+    -------
+    ndarray, shape (length,)
+        Read-only (cached: a recording asks for the same few lengths many times).
+    """
+    taper = scipy.signal.windows.tukey(length, _TAPER_FRACTION)
+    taper.flags.writeable = False
+    return taper
 
 
 def _omega(length):
     return 2.0 * np.pi * np.arange(length // 2 + 1) / length
 
 
+def shift_phasors(positions, length):
+    """DFT factors that move each row so that ``positions`` lands on sample 0.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (n,)
+        Position in each row, samples; NaN where there is nothing to move.
+    length : int
+        Row length L, samples.
+
+    Returns
+    -------
+    ndarray of complex, shape (n, L // 2 + 1)
+        ``exp(i w_k positions[i])`` with ``w_k = 2 pi k / L``; 0 in rows of NaN positions.
+    """
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    out = np.empty((pos.size, length // 2 + 1), dtype=np.complex128)
+    shift_phasors_kernel(pos, 2.0 * np.pi / length, out)
+    return out
+
+
+def refine_shifts(spectra, template_spec, weight, max_lag, length):
+    """Each row's shift against a template: the maximum of the weighted cross-correlation.
+
+    Per row, the cross-spectrum ``X_k S_k^* weight_k`` is evaluated at the integer lags
+    ``-max_lag .. max_lag``; the best one, refined by a parabola through its neighbours,
+    starts :data:`_NEWTON_STEPS` Newton steps on ``Re sum_k X_k S_k^* weight_k e^{i w_k tau}``.
+
+    Parameters
+    ----------
+    spectra : ndarray of complex, shape (n, L // 2 + 1)
+        DFT of each row.
+    template_spec : ndarray of complex, shape (L // 2 + 1,)
+        DFT of the template.
+    weight : ndarray, shape (L // 2 + 1,)
+        Weight per bin (1 / noise power in the bins used, 0 elsewhere).
+    max_lag : int
+        Integer lags searched either side, samples.
+    length : int
+        Row length L, samples.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Shift ``tau`` of each row that moves it onto the template, samples.
+    """
+    cross = spectra * (template_spec.conj() * weight)[None, :]
+    corr = np.fft.irfft(cross, n=length, axis=1)
+    tau = np.empty(spectra.shape[0])
+    refine_shifts_kernel(cross, corr, 2.0 * np.pi / length, max_lag, _NEWTON_STEPS, tau)
+    return tau
+
+
 def _fourier_peak(template):
     """Sub-sample position of a waveform's maximum by Newton steps on its Fourier derivative."""
     length = template.size
-    w = _omega(length)
     spec = np.fft.rfft(template)
     spec[0] = 0.0
     if length % 2 == 0:
         spec[-1] = 0.0
     pos = float(peak_positions(template[None, :])[0][0])
-    for _ in range(_NEWTON_STEPS):
-        ph = spec * np.exp(1j * w * pos)
-        d1 = np.sum((1j * w * ph)[1:]).real
-        d2 = np.sum((-(w ** 2) * ph)[1:]).real
-        if d2 >= 0:
-            break
-        pos -= float(np.clip(d1 / d2, -0.5, 0.5))
-    return pos
-
-
-def _newton_shift(cross, w, tau):
-    """Newton steps on ``tau`` maximising ``Re sum_k cross_k e^{i w_k tau}`` row by row."""
-    for _ in range(_NEWTON_STEPS):
-        ph = cross * np.exp(1j * w[None, :] * tau[:, None])
-        d1 = -(w[None, :] * ph.imag).sum(axis=1)
-        d2 = -((w ** 2)[None, :] * ph.real).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(d2 < 0, d1 / d2, 0.0)
-        tau = tau - np.clip(step, -0.5, 0.5)
-    return tau
+    return newton_shift_kernel(spec, 2.0 * np.pi / length, pos, _NEWTON_STEPS,
+                               np.empty(spec.size, dtype=np.complex128))
 
 
 def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
@@ -275,35 +323,23 @@ def fit_template(segments, noise_power):
     q_tapered = q * np.sum(taper ** 2) / length  # noise power of a tapered segment
     pos0, _ = peak_positions(seg)
     tau = pos0 - np.median(pos0)
-    max_lag = length // 4
-    lags = np.arange(-max_lag, max_lag + 1)
-    lag_cols = lags % length
+    w1 = 2.0 * np.pi / length
+    template_spec = np.empty(w.size, dtype=np.complex128)
     for _ in range(_TEMPLATE_ROUNDS):
-        template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
+        aligned_mean_kernel(spectra, tau, w1, template_spec)
         power = np.abs(template_spec) ** 2
         selected = inner & (power > _BIN_SNR_MIN * q_tapered / n)
-        cross = spectra * np.conj(template_spec)[None, :] * np.where(selected, 1.0 / q, 0.0)[None, :]
-        corr = np.fft.irfft(cross, n=length, axis=1)[:, lag_cols]
-        best = np.clip(np.argmax(corr, axis=1), 1, corr.shape[1] - 2)
-        rows = np.arange(n)
-        start = lags[best] + _parabolic(corr[rows, best - 1], corr[rows, best], corr[rows, best + 1])
-        tau = _newton_shift(cross[:, selected], w[selected], start.astype(np.float64))
+        tau = refine_shifts(spectra, template_spec, np.where(selected, 1.0 / q, 0.0), length // 4, length)
     info = np.where(selected, w ** 2 * power / q, 0.0)
     if np.sum(info[w > _NEAR_NYQUIST * np.pi]) >= _ALIAS_MIN_NEAR_NYQUIST * info.sum():
         refined = _aliasing_refit(spectra, w, inner, q, q_tapered, tau)
         if refined is not None:
             tau = refined
-    template_spec = np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
+    aligned_mean_kernel(spectra, tau, w1, template_spec)
     template = np.fft.irfft(template_spec, n=length)
     reference = _fourier_peak(template)
     info = np.sum(np.where(selected, 2.0 * w ** 2 * np.maximum(power - q_tapered / n, 0.0) / q, 0.0))
     crb_var = 1.0 / info if info > 0 else float("inf")
-    shifted = np.fft.irfft(template_spec[None, :] * np.exp(-1j * w[None, :] * tau[:, None]), n=length, axis=1)
-    shifted -= shifted.mean(axis=1, keepdims=True)
-    data = data - data.mean(axis=1, keepdims=True)
-    dot = np.sum(data * shifted, axis=1)
-    energy = np.sum(shifted ** 2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        amplitudes = dot / energy
-        correlations = dot / np.sqrt(energy * np.sum(data ** 2, axis=1))
+    amplitudes, correlations = np.empty(n), np.empty(n)
+    fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes, correlations)
     return TemplateFit(tau + reference, template, reference, float(crb_var), amplitudes, correlations)

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from sfemg.analysis.timing import fit_taper, fit_template, level_positions, peak_positions
+from sfemg.analysis.timing import (fit_taper, fit_template, level_positions, peak_positions, refine_shifts,
+                                   shift_phasors)
 
 from . import synth
-from .tolerances import ALIASED_NOISELESS_SAMPLES, CRB_FORMULA_REL, CRB_REL, N_SD, NOISELESS_PEAK_SAMPLES
+from .tolerances import (ALIASED_NOISELESS_SAMPLES, CRB_FORMULA_REL, CRB_REL, KERNEL_PHASOR_ABS,
+                         KERNEL_SHIFT_SAMPLES, N_SD, NOISELESS_PEAK_SAMPLES)
 
 FS = 100e3
 L = 121  # ±600 µs
@@ -83,3 +85,63 @@ def test_aliased_potentials_timed_by_image_model():
     err = fit.positions - true
     # measured: 0.005 sample with the image term (taper and higher images), 0.020 without
     assert np.std(err - err.mean()) < ALIASED_NOISELESS_SAMPLES
+
+
+# --- kernels against slow, obviously-correct references ---------------------------------
+
+def slow_phasors(positions, length):
+    """exp(i w_k p) bin by bin with numpy's complex exponential; 0 for NaN positions."""
+    w = 2 * np.pi * np.arange(length // 2 + 1) / length
+    out = np.exp(1j * w[None, :] * np.nan_to_num(positions)[:, None])
+    out[~np.isfinite(positions)] = 0.0
+    return out
+
+
+def slow_refine(spectra, template_spec, weight, max_lag, length, n_steps=3):
+    """Cross-correlation by inverse FFT at the integer lags, parabola, Newton by numpy."""
+    w = 2 * np.pi * np.arange(length // 2 + 1) / length
+    cross = spectra * np.conj(template_spec)[None, :] * weight[None, :]
+    lags = np.arange(-max_lag, max_lag + 1)
+    corr = np.fft.irfft(cross, n=length, axis=1)[:, lags % length]
+    out = []
+    for c, row in zip(corr, cross):
+        b = int(np.clip(np.argmax(c), 1, c.size - 2))
+        den = c[b - 1] - 2 * c[b] + c[b + 1]
+        tau = lags[b] + (np.clip(0.5 * (c[b - 1] - c[b + 1]) / den, -0.5, 0.5) if den < 0 else 0.0)
+        for _ in range(n_steps):
+            ph = row * np.exp(1j * w * tau)
+            d1, d2 = -np.sum(w * ph.imag), -np.sum(w ** 2 * ph.real)
+            tau -= np.clip(d1 / d2, -0.5, 0.5) if d2 < 0 else 0.0
+        out.append(tau)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("length", [61, 64, 601])
+def test_shift_phasors_match_reference(length):
+    pos = np.random.default_rng(length).uniform(-length, length, 30)
+    pos[3] = np.nan
+    np.testing.assert_allclose(shift_phasors(pos, length), slow_phasors(pos, length), rtol=0,
+                               atol=KERNEL_PHASOR_ABS)
+
+
+@pytest.mark.parametrize("length", [61, 64, 121])
+@pytest.mark.parametrize("sigma", [0.0, 30e-6, 300e-6])
+def test_refine_shifts_match_reference(length, sigma):
+    rng = np.random.default_rng(int(sigma * 1e6) + length)
+    n = np.arange(length)
+    true = length // 2 + rng.uniform(-4, 4, 50)
+    seg = np.vstack([synth.SHAPES["triphasic"]((n - p) / FS, 1e-3) for p in true])
+    seg += rng.normal(0, sigma, seg.shape)
+    spectra = np.fft.rfft(seg * fit_taper(length)[None, :], axis=1)
+    template_spec = spectra[0]
+    weight = np.where((np.arange(length // 2 + 1) >= 1) & (np.arange(length // 2 + 1) < length / 2),
+                      rng.uniform(0.5, 2.0, length // 2 + 1), 0.0)
+    got = refine_shifts(spectra, template_spec, weight, length // 4, length)
+    np.testing.assert_allclose(got, slow_refine(spectra, template_spec, weight, length // 4, length),
+                               rtol=0, atol=KERNEL_SHIFT_SAMPLES)
+    # and the shifts are right for exact (circular) copies of row 0 moved by d
+    d = rng.uniform(-4, 4, 50)
+    w = 2 * np.pi * np.arange(length // 2 + 1) / length
+    copies = template_spec[None, :] * np.exp(-1j * w[None, :] * d[:, None])
+    np.testing.assert_allclose(refine_shifts(copies, template_spec, weight, length // 4, length), d,
+                               rtol=0, atol=KERNEL_SHIFT_SAMPLES)

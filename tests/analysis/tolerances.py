@@ -38,6 +38,12 @@ ALIASED_NOISELESS_SAMPLES = 0.01
 
 #: Floating-point round trip of SI <-> µs conversion in HDF5 storage.
 ROUND_TRIP_RTOL = 1e-12
+#: Timing kernels against their NumPy references: the kernels build e^{i k w1 tau} as
+#: powers (k ulp of drift, k <= 300) and sum the cross-correlation directly instead of by
+#: an inverse FFT; the shifts then agree to rounding amplified by the Newton steps, samples.
+KERNEL_SHIFT_SAMPLES = 1e-9
+#: ... and the phasors to k ulp (k <= 300 here), absolute.
+KERNEL_PHASOR_ABS = 1e-12
 
 #: Simulated studies (tests/analysis/test_simulated.py: healthy-edc and achr-mg-moderate
 #: at 50 kHz and healthy-edc at 25 kHz, SFE, 10 recordings of 100 discharges, seeds 1-3).
