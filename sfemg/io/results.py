@@ -5,7 +5,9 @@ Layout (names in :mod:`sfemg.io.schema`, SI units)::
     /analysis                       attrs: encoding-type/-version, method, parameters_json,
                                            sfemg_version, source_file, problems_json
         recordings/<name>/          attrs: mode, fs_hz, method, noise_rms_v, trigger_fibre, ...
-            mcd_s, msd_s, jitter_s, technical_jitter_s, ...   (n_pairs,)
+            pairs: compound table, one row per pair  (n_pairs,)
+                   mcd_s, msd_s, jitter_s, technical_jitter_s, ..., label, flags_json
+                   (version 1.0.0, still read: one dataset per column)
             time_points_s, ipis_s, blocked                    (n_pairs, n_discharges)
             reference_times_s, idis_s, templates_v, aligned_sweeps_v, ...
         study                       attrs: json (the study dict), verdict
@@ -44,6 +46,25 @@ def _dumps(value):
     return json.dumps(value, sort_keys=True, default=_json_default)
 
 
+def _column_type(field):
+    if field in S.ANALYSIS_PAIR_INTEGERS:
+        return np.int64
+    return np.bool_ if field in S.ANALYSIS_PAIR_BOOLEANS else np.float64
+
+
+#: One compound row per pair (one dataset instead of one per field).
+_PAIRS_DTYPE = np.dtype([(name, _column_type(field)) for field, (name, _) in S.ANALYSIS_PAIR_SCALARS.items()]
+                        + [(name, h5py.string_dtype()) for name in S.ANALYSIS_PAIR_TEXT.values()])
+
+
+def _pair_columns(g):
+    """The per-pair columns of a recording group: the 2.0.0 table or the 1.0.0 datasets."""
+    if S.ANALYSIS_PAIRS_TABLE in g:
+        table = g[S.ANALYSIS_PAIRS_TABLE][()]
+        return lambda name: table[name]
+    return lambda name: g[name][()]
+
+
 def _write_recording(parent, rec: RecordingResult):
     g = parent.create_group(rec.name)
     _mark(g, S.ANALYSIS_RECORDING_TYPE)
@@ -54,13 +75,14 @@ def _write_recording(parent, rec: RecordingResult):
     g.attrs["trigger_fibre"] = rec.trigger_fibre
     g.attrs["muscle"] = rec.muscle if rec.muscle is not None else ""
     g.attrs["electrode"] = rec.electrode if rec.electrode is not None else ""
+    table = np.empty(len(rec.pairs), dtype=_PAIRS_DTYPE)
     for field, (name, factor) in S.ANALYSIS_PAIR_SCALARS.items():
         values = np.array([getattr(p, field) for p in rec.pairs])
-        g.create_dataset(name, data=values * factor if factor != 1 else values)
+        table[name] = values * factor if factor != 1 else values
     for field, name in S.ANALYSIS_PAIR_TEXT.items():
-        values = [getattr(p, field) if field == "label" else _dumps(list(getattr(p, field)))
-                  for p in rec.pairs]
-        g.create_dataset(name, data=np.array(values, dtype=h5py.string_dtype()))
+        table[name] = [getattr(p, field) if field == "label" else _dumps(list(getattr(p, field)))
+                       for p in rec.pairs]
+    g.create_dataset(S.ANALYSIS_PAIRS_TABLE, data=table)
     for field, name in S.ANALYSIS_PAIR_SERIES.items():
         g.create_dataset(name, data=np.vstack([getattr(p, field) for p in rec.pairs]))
     for name in S.ANALYSIS_RECORDING_ARRAYS:
@@ -115,14 +137,15 @@ def _text(value):
 
 def _read_recording(path, name, g):
     try:
-        n_pairs = g[S.ANALYSIS_PAIR_SCALARS["fibre"][0]].shape[0]
-        scalars = {f: g[n][()] for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
-        text = {f: [_text(v) for v in g[n][()]] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
+        column = _pair_columns(g)
+        scalars = {f: column(n) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
+        text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
+        n_pairs = scalars["fibre"].shape[0]
         series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
         arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
         attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
                                          "muscle", "electrode")}
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:  # ValueError: a column missing from the table
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
     pairs = []
@@ -166,6 +189,10 @@ def load_results(path) -> StudyResult:
         if S.ANALYSIS not in h5 or not isinstance(h5[S.ANALYSIS], h5py.Group):
             raise SfemgInputError(f"{path}: no '/{S.ANALYSIS}' group (run 'sfemg analyze' first)")
         a = h5[S.ANALYSIS]
+        version = _text(a.attrs.get(S.ENCODING_VERSION, ""))
+        if version not in S.ANALYSIS_READ_VERSIONS:
+            raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' has encoding version {version or '(none)'}; "
+                                  f"this sfemg reads {', '.join(S.ANALYSIS_READ_VERSIONS)}")
         try:
             params = AnalysisParams(**json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR]))
             problems = json.loads(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])

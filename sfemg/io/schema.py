@@ -88,7 +88,10 @@ ANALYSIS = "analysis"
 ANALYSIS_TYPE = "sfemg-analysis"
 ANALYSIS_RECORDING_TYPE = "sfemg-analysis-recording"
 ANALYSIS_STUDY_TYPE = "sfemg-analysis-study"
-ANALYSIS_VERSION = "1.0.0"
+ANALYSIS_VERSION = "2.0.0"
+#: Versions load_results reads: 1.0.0 stored each per-pair field as its own dataset
+#: (27 datasets per recording; creating them was half the cost of writing results).
+ANALYSIS_READ_VERSIONS = ("1.0.0", "2.0.0")
 #: /analysis attrs: time-point method, all AnalysisParams as JSON, package version, source
 #: file, and the recordings that could not be analysed (JSON {name: message}).
 ANALYSIS_METHOD_ATTR = "method"
@@ -101,7 +104,10 @@ ANALYSIS_RECORDINGS = "recordings"
 #: /analysis/study attrs: every study field; nested ones (limits) as JSON in "json".
 ANALYSIS_STUDY = "study"
 ANALYSIS_STUDY_JSON_ATTR = "json"
-#: Per-pair scalar datasets, shape (n_pairs,): PairResult field -> (dataset, factor to SI).
+#: The per-pair table, one compound row per pair: the scalar and text fields below.
+ANALYSIS_PAIRS_TABLE = "pairs"
+#: Per-pair scalar columns of the table (1.0.0: datasets), shape (n_pairs,): PairResult
+#: field -> (column, factor to SI).
 ANALYSIS_PAIR_SCALARS = {
     "fibre": ("fibre", 1), "mcd_us": ("mcd_s", 1e-6), "msd_us": ("msd_s", 1e-6),
     "mcd_msd_ratio": ("mcd_msd_ratio", 1), "jitter_us": ("jitter_s", 1e-6),
@@ -110,7 +116,10 @@ ANALYSIS_PAIR_SCALARS = {
     "n_blocked": ("n_blocked", 1), "accepted": ("accepted", 1),
     "amplitude_v": ("amplitude_v", 1), "rise_time_us": ("rise_time_s", 1e-6),
 }
-#: Per-pair string lists, stored as JSON strings, shape (n_pairs,).
+#: Integer and boolean columns (the others are float64).
+ANALYSIS_PAIR_INTEGERS = ("fibre", "n_discharges", "n_blocked")
+ANALYSIS_PAIR_BOOLEANS = ("accepted",)
+#: Per-pair text columns (string lists stored as JSON strings), shape (n_pairs,).
 ANALYSIS_PAIR_TEXT = {"label": "label", "reject_reasons": "reject_reasons_json",
                       "flags": "flags_json"}
 #: Per-pair, per-discharge datasets, shape (n_pairs, n_discharges).

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -130,6 +131,37 @@ def test_refuses_non_hdf5_target_and_reports_malformed(tmp_path, study):
     path = tmp_path / "m.h5"
     save_results(path, study)
     with h5py.File(path, "a") as h5:
-        del h5["analysis/recordings/a/mcd_s"]
+        del h5["analysis/recordings/a/pairs"]
     with pytest.raises(SfemgInputError, match="malformed"):
         load_results(path)
+    with h5py.File(path, "a") as h5:
+        h5["analysis"].attrs["encoding-version"] = "9.0.0"
+    with pytest.raises(SfemgInputError, match="encoding version 9.0.0"):
+        load_results(path)
+
+
+def test_pairs_stored_as_one_table(tmp_path, study):
+    path = tmp_path / "r.h5"
+    save_results(path, study)
+    with h5py.File(path, "r") as h5:
+        table = h5["analysis/recordings/b/pairs"][()]
+    pair = study.recordings[1].pairs[0]
+    assert table["mcd_s"][0] == pytest.approx(pair.mcd_us * 1e-6, rel=ROUND_TRIP_RTOL)
+    assert table["n_blocked"][0] == pair.n_blocked and table.dtype["n_blocked"].kind == "i"
+    assert table["accepted"].dtype.kind == "b"
+    assert json.loads(table["flags_json"][0]) == list(pair.flags)
+
+
+def test_reads_version_1_0_0(tmp_path):
+    """A file written by sfemg 0.1 (analysis 1.0.0: one dataset per pair column) still loads."""
+    old = Path(__file__).parent / "data" / "analysis-1.0.0.h5"
+    back = load_results(old)
+    with h5py.File(old, "r") as h5:
+        assert h5["analysis"].attrs["encoding-version"] == "1.0.0"
+        for rec in back.recordings:
+            g = h5[f"analysis/recordings/{rec.name}"]
+            np.testing.assert_allclose([p.mcd_us for p in rec.pairs], g["mcd_s"][()] * 1e6, rtol=ROUND_TRIP_RTOL)
+            assert [p.label for p in rec.pairs] == [v.decode() for v in g["label"][()]]
+            assert [p.n_blocked for p in rec.pairs] == g["n_blocked"][()].tolist()
+            assert [list(p.flags) for p in rec.pairs] == [json.loads(v) for v in g["flags_json"][()]]
+    assert [r.name for r in back.recordings] == ["a", "b"] and back.params.electrode == "concentric"
