@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SfemgInputError
-from ._detect_numba import detect_peaks_kernel
+from ._detect_numba import detect_peaks_kernel, median_kernel
 
 __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd",
            "find_trigger", "find_locked_potentials", "LockedPotential", "estimate_noise_spectrum"]
@@ -113,6 +113,11 @@ def _box_sum(counts, half):
     return csum[np.minimum(idx + half + 1, counts.size)] - csum[np.maximum(idx - half, 0)]
 
 
+def _median(values) -> float:
+    """Median of a 1-D array of finite values (a compiled ``np.median``)."""
+    return float(median_kernel(np.ascontiguousarray(values, dtype=np.float64)))
+
+
 def estimate_noise_sd(x_v) -> float:
     """Robust noise standard deviation: MAD/0.6745 of (a decimated subset of) the samples, V."""
     x = np.ravel(x_v)
@@ -166,8 +171,8 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
             if smooth.max() < min_count:
                 break
             core = logs[np.abs(logs - centre) <= 0.1]
-            centre = np.median(core)
-            spread = np.median(np.abs(core - centre)) * _MAD_TO_SD
+            centre = _median(core)
+            spread = _median(np.abs(core - centre)) * _MAD_TO_SD
             near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)
             groups.append((centre, sign, alive[near]))
             alive = alive[~near]
@@ -247,7 +252,8 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
     while alive.sum() >= min_count:
         lo = np.floor(lat[alive].min()) - lock_half
         edges = np.arange(lo, lat[alive].max() + lock_half + 2)
-        counts, _ = np.histogram(lat[alive], edges)
+        # one-sample bins [edges[j], edges[j] + 1): np.histogram's counts, without its overhead
+        counts = np.bincount(np.floor(lat[alive] - lo).astype(np.int64), minlength=edges.size - 1)
         smooth = _box_sum(counts, lock_half)
         if smooth.max() < min_count:
             break
@@ -258,15 +264,15 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
         peak = int(np.argmax(narrow))
         centre = edges[peak] + 0.5
         near = alive & (np.abs(lat - centre) <= lock_half)
-        centre = float(np.median(lat[near]))
+        centre = _median(lat[near])
         near = alive & (np.abs(lat - centre) <= lock_half)
-        spread = float(np.median(np.abs(lat[near] - centre)) * _MAD_TO_SD)
+        spread = _median(np.abs(lat[near] - centre)) * _MAD_TO_SD
         half = int(np.ceil(max(lock_half, 4.0 * spread)))
         members = alive & (np.abs(lat - centre) <= half)
         pos, neg = amp[members][amp[members] > 0], -amp[members][amp[members] < 0]
-        polarity = 1.0 if (np.median(pos) if pos.size else 0.0) >= (np.median(neg) if neg.size else 0.0) else -1.0
+        polarity = 1.0 if (_median(pos) if pos.size else 0.0) >= (_median(neg) if neg.size else 0.0) else -1.0
         mags = polarity * amp[members]
-        found.append(LockedPotential(centre, half, polarity, float(np.median(mags[mags > 0])),
+        found.append(LockedPotential(centre, half, polarity, _median(mags[mags > 0]),
                                      int(near.sum())))
         alive &= ~members
     found.sort(key=lambda p: p.latency)

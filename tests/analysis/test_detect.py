@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sfemg.analysis._detect_numba import median_kernel
 from sfemg.analysis.detect import (
     detect_both_polarities,
     detect_peaks,
@@ -83,3 +84,11 @@ def test_locked_potentials_ignore_uniform_background():
     assert pots[0].latency == pytest.approx(0, abs=1) and pots[0].polarity == 1
     assert pots[1].latency == pytest.approx(60, abs=1) and pots[1].polarity == -1
     assert pots[0].half_window + pots[1].half_window <= 60
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
+def test_median_kernel_matches_numpy(n):
+    x = np.random.default_rng(n).normal(size=n)
+    x[: n // 3] = x[0]  # ties
+    assert median_kernel(x) == np.median(x)
+    assert median_kernel(x[::-1].copy()) == np.median(x)
