@@ -151,6 +151,33 @@ def _check_fs(fs_hz):
                               f"(need >= {MIN_FS_HZ:g} Hz)")
 
 
+def _fast_length(n):
+    """Smallest odd length >= ``n`` made of the factors 3, 5, 7 and 11 only.
+
+    Sweep lengths are chosen so: their DFTs (joint templates, model of the sweeps) are
+    2.5x faster than at a nearby length with large prime factors (measured for 100 rows:
+    1121 -> 1125 samples 830 -> 340 µs), and odd lengths keep the reference centred.
+    """
+    m = n | 1
+    while True:
+        k = m
+        for f in (3, 5, 7, 11):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 2
+
+
+def _fit_half(params, fs_hz):
+    """Half-length of the time-point fit segments, samples (``fit_half_window_us``, at least 2).
+
+    Not widened to a fast DFT length: the segment's extent sets how much of a neighbouring
+    fibre's tail enters the fit, and 61 -> 63 samples at 50 kHz moved MCDs by up to 4 %.
+    """
+    return max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+
+
 def _windows(x, starts, n_cols):
     """Rows ``x[start:start + n_cols]`` (all inside ``x``)."""
     return x[starts[:, None] + np.arange(n_cols)[None, :]]
@@ -179,12 +206,12 @@ def _remove_artefact(data, ref_pos, fs_hz, params):
 def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
     """Cut a continuous signal into rows around each trigger discharge or stimulus."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
-    fit_half = int(round(params.fit_half_window_us * 1e-6 * fs_hz))
+    fit_half = _fit_half(params, fs_hz)
     if mode == "stimulated":
         stim = np.asarray(stimulus_times_s, dtype=np.float64)
         if stim.ndim != 1 or not np.all(np.isfinite(stim)):
             raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
-        n_cols = search + 2 * fit_half + 1
+        n_cols = _fast_length(search + 2 * fit_half + 1)
         starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
         ok = (starts >= 0) & (starts + n_cols <= x.size)
         if ok.sum() < 2:
@@ -199,8 +226,8 @@ def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
         raise SfemgInputError("no potentials found above the detection threshold")
     trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT,
                              params.min_idi_ms)]
-    pre = search + fit_half
-    n_cols = 2 * pre + 1
+    n_cols = _fast_length(2 * (search + fit_half) + 1)
+    pre = n_cols // 2
     trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
     if trig.size < 2:
         raise SfemgInputError(f"only {trig.size} complete discharge window(s) in the recording")
@@ -381,7 +408,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
     sweep), used instead of fitting again.
     """
     n = data.shape[0]
-    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    fit_half = _fit_half(params, fs_hz)
     present, seg_start, segs, relative_peak = _measure_potential(
         data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
     clearly_absent = _clearly_absent(relative_peak, pot, sw.noise_sd)
@@ -649,7 +676,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     spectra = np.fft.rfft(data, axis=1)
     kept, timed, rot, extents = [], [], [], None
     ref = float(np.median(sw.ref_pos))
-    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    fit_half = _fit_half(params, fs_hz)
     for g in order:
         if g != first:
             if extents is None:  # the joint templates of the potentials kept so far
@@ -732,7 +759,7 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     TemplateFit
         The trigger's fit over all of ``sw``'s sweeps (its time points when none is dropped).
     """
-    fit_half = max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    fit_half = _fit_half(params, fs_hz)
     _, _, segs, _ = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
     fit = fit_template(segs, _noise_power(sw, segs.shape[1], spectra)[0])
     ok = (fit.amplitudes >= params.block_fraction * np.percentile(fit.amplitudes, _TRIGGER_SCALE_PERCENTILE)) \
