@@ -329,7 +329,9 @@ def estimate_noise_spectrum(x_v, busy_rows, busy_cols, seg_len: int, busy_margin
     order = np.sort(key)
     lo = starts_r * (n_cols + 1) + starts_c - busy_margin
     hi = starts_r * (n_cols + 1) + starts_c + seg_len + busy_margin
-    free = np.searchsorted(order, lo, "left") == np.searchsorted(order, hi, "left")
+    first = np.searchsorted(order, lo, "left")  # the first busy key >= lo must be >= hi
+    free = order[np.minimum(first, order.size - 1)] >= hi if order.size else np.ones(lo.size, bool)
+    free |= first == order.size
     idx = np.flatnonzero(free)
     if idx.size < _MIN_NOISE_SEGMENTS:
         raise SfemgInputError("too little signal free of potentials to estimate the noise spectrum")
