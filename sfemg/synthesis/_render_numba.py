@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._numba import jit
 
 
@@ -96,3 +98,25 @@ def sosfilt_inplace(sos, x, state):
             w2 = c2 * yi - d2 * oi
             x[i] = oi
         state[s, 0], state[s, 1], state[s + 1, 0], state[s + 1, 1] = z1, z2, w1, w2
+
+
+@jit
+def render_rows(out, starts_s, first_sample, fs_hz, wave_table, wave_start_s, wave_step_s,
+                event_times_s, event_wave, event_gain, sos):
+    """Row by row: :func:`add_events` at the row's start time, then :func:`sosfilt_inplace`
+    from a fresh (zero) filter state — each row a separate segment (sweeps).
+
+    Parameters
+    ----------
+    out : (n_rows, n_samples) float64
+        Noise (or zeros) to add into and filter in place.
+    starts_s : (n_rows,) float64
+        ``start_s`` of each row; ``first_sample`` and the rest as for :func:`add_events`.
+    sos : (n_sections, 6) float64
+    """
+    state = np.zeros((sos.shape[0], 2))
+    for r in range(out.shape[0]):
+        add_events(out[r], starts_s[r], first_sample, fs_hz, wave_table, wave_start_s, wave_step_s,
+                   event_times_s, event_wave, event_gain)
+        state[:] = 0.0
+        sosfilt_inplace(sos, out[r], state)

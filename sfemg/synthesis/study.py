@@ -25,7 +25,7 @@ from ..recording import GroundTruth, Recording
 from .physiology import Disease, NMJParams, draw_endplates
 from .potentials import Conductor, FibrePotential, compute_fibre_potential, conduction_velocity_m_s
 from .presets import get_preset
-from .render import Amplifier, WaveTable, iter_signal_chunks, render_segment
+from .render import Amplifier, WaveTable, iter_signal_chunks, render_segment, render_sweeps
 from .transmission import draw_transmission_noise, simulate_transmission
 
 __all__ = ["StudyParams", "Study", "study_params", "simulate_study", "write_study", "simulate_recording",
@@ -369,9 +369,8 @@ def _events(plan: _RenderPlan):
 def _render_sweeps(params: StudyParams, plan: _RenderPlan) -> np.ndarray:
     """Sweeps of ``sweep_window_s`` at each start, each with a settled filter."""
     n_win = int(round(params.sweep_window_s * params.fs_hz))
-    return np.stack([render_segment(s, n_win, params.fs_hz, *_events(plan), amplifier=params.amplifier,
-                                    rng=plan.rng, lead_s=5e-3)
-                     for s in plan.sweep_start_times_s])
+    return render_sweeps(plan.sweep_start_times_s, n_win, params.fs_hz, *_events(plan),
+                         amplifier=params.amplifier, rng=plan.rng, lead_s=5e-3)
 
 
 def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render=True):

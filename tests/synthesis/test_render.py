@@ -7,7 +7,7 @@ from scipy import signal as sps
 from sfemg import SfemgInputError
 from sfemg.synthesis._render_numba import add_events, sosfilt_inplace
 from sfemg.synthesis.potentials import FibrePotential, compute_fibre_potential, conduction_velocity_m_s
-from sfemg.synthesis.render import Amplifier, WaveTable, iter_signal_chunks, render_segment
+from sfemg.synthesis.render import Amplifier, WaveTable, iter_signal_chunks, render_segment, render_sweeps
 from tests import tolerances as tol
 from tests.synthesis import reference as ref
 
@@ -90,6 +90,20 @@ def test_chunked_rendering_is_bit_identical_to_one_piece(table):
                                      chunk_samples=1000))
     assert [first for first, _ in chunks] == list(range(0, n, 1000))
     assert np.concatenate([c for _, c in chunks]).tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_sweeps_are_bit_identical_to_segments_one_by_one(table, noise):
+    """render_sweeps (one compiled pass) = render_segment per sweep with the same rng."""
+    fs = 50_000.0
+    starts = np.array([0.0, 0.0401, 0.09, 0.1333])
+    times = np.array([0.0031, 0.0402, 0.0449, 0.095, 0.1, 0.14])  # some in no sweep, one before a start
+    args = (fs, table, times, np.array([0, 1, 0, 1, 0, 1]), np.array([1.0, 0.5, -2.0, 1.0, 3.0, 1.0]))
+    rng_a, rng_b = (np.random.default_rng(4) if noise else None for _ in range(2))
+    got = render_sweeps(starts, 500, *args, amplifier=Amplifier(), rng=rng_a, lead_s=5e-3)
+    want = np.stack([render_segment(s, 500, *args, amplifier=Amplifier(), rng=rng_b, lead_s=5e-3) for s in starts])
+    assert got.shape == (4, 500) and got.tobytes() == want.tobytes()
+    assert np.abs(got).max() > 0
 
 
 def test_noise_has_the_requested_rms_after_filtering():
