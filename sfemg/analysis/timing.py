@@ -51,6 +51,13 @@ _ALIAS_MIN_NEAR_NYQUIST = 0.01
 _TAPER_FRACTION = 0.5
 #: Template re-estimation rounds (template <- mean of segments aligned by the last fit).
 _TEMPLATE_ROUNDS = 2
+#: The aliasing-aware refit alternates image estimation and shifts until no shift moves
+#: by more than this, samples (0.02 µs at 25 kHz, a tenth of the bound at 40 dB): the
+#: alternation converges linearly (each round about halves a sampling-phase-dependent
+#: error); two rounds left ±0.18 µs of it on a triphasic potential at 25 kHz, 1.2 x the
+#: bound's MCD at 40 dB.
+_ALIAS_TOLERANCE = 5e-4
+_ALIAS_MAX_ROUNDS = 20
 
 
 def _parabolic(y_m, y_0, y_p):
@@ -244,10 +251,12 @@ def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
     depends on the sampling phase, so sampled potentials are no longer shifted copies of
     one waveform. ``a`` and ``b`` are estimated per bin by linear least squares over the
     discharges (their sampling phases differ), then scale and shift of each discharge by
-    Gauss-Newton with the 1/Q_k weights.
+    Gauss-Newton with the 1/Q_k weights; the two steps alternate until no shift moves by
+    more than :data:`_ALIAS_TOLERANCE` (at most :data:`_ALIAS_MAX_ROUNDS` rounds).
     """
     n = spectra.shape[0]
-    for _ in range(_TEMPLATE_ROUNDS):
+    for _ in range(_ALIAS_MAX_ROUNDS):
+        previous = tau
         aligned = spectra * np.exp(1j * w[None, :] * tau[:, None])
         z = np.exp(2j * np.pi * tau)
         sz = z.sum()
@@ -283,6 +292,8 @@ def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
                 d_scale = np.where(det_h > 0, (h22 * g1 - h12 * g2) / det_h, 0.0)
             scale = scale + d_scale
             tau = tau + np.clip(d_tau, -0.5, 0.5)
+        if np.max(np.abs(tau - previous)) < _ALIAS_TOLERANCE:
+            break
     return tau
 
 
