@@ -243,11 +243,12 @@ def _cmd_score(args):
 def _add_grid_arguments(p, *, n_repeats):
     """The grid options shared by ``validate`` and ``benchmark-set``."""
     p.add_argument("--grid", default="default",
-                   help="built-in grid (default, tiny) or a .json grid file (default: default)")
+                   help="built-in grid (default, stimulated, tiny), a sum of them (default+stimulated) "
+                        "or a .json grid file (default: default)")
     p.add_argument("--n", type=_positive_int, default=n_repeats,
                    help=f"Monte Carlo repeats per cell (default {n_repeats})")
     p.add_argument("--recordings", type=_positive_int, default=4,
-                   help="recordings (fibre pairs) per repeat (default 4)")
+                   help="recordings (fibre pairs; endplates in stimulated cells) per repeat (default 4)")
 
 
 def build_parser() -> argparse.ArgumentParser:

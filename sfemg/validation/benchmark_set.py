@@ -76,7 +76,7 @@ def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordi
     n_repeats : int
         Repeats per cell (the scorer's confidence intervals are over these).
     n_recordings : int
-        Recordings (fibre pairs) per repeat.
+        Recordings (fibre pairs; endplates in stimulated cells) per repeat.
     seed : int
     output : {"continuous", "sweeps"} or None
         Signal form of every recording (default continuous: the DESIGN.md §5 ``signal``

@@ -1,8 +1,9 @@
 """Grids of recording conditions, and the seeded simulation of one Monte Carlo repeat.
 
-A :class:`Cell` is one recording condition: noise (SNR), sampling rate, the AChR loss
-that sets the true jitter (and, at high loss, blocking), firing irregularity (the IDI
-dependence of the IPI), electrode and signal form. A :class:`Grid` is a named tuple of
+A :class:`Cell` is one recording condition: activation (voluntary fibre pairs or
+stimulated endplates), noise (SNR), sampling rate, the AChR loss that sets the true
+jitter (and, at high loss, blocking), firing irregularity (the IDI dependence of the
+IPI; voluntary only), electrode and signal form. A :class:`Grid` is a named tuple of
 cells. Repeat ``r`` of cell ``c`` in a sweep with global seed ``s`` is simulated from
 ``SeedSequence([s, c, r])`` alone, so it is the same bits wherever and in whatever order
 it runs.
@@ -10,7 +11,9 @@ it runs.
 Jitter is not a free parameter of the simulator: it emerges from the physiology. The
 grid's jitter axis is ``receptor_blockade`` (AChR loss without spread between
 endplates): 0 gives ~20 µs pair jitter, 0.5 ~55 µs, 0.6 ~80 µs, 0.7 ~135 µs with
-blocking (docs/physiology.md). Scores are always against the ground truth that results.
+blocking (docs/physiology.md); a stimulated endplate's jitter is about the pair jitter
+/ √2 (one endplate instead of two). Scores are always against the ground truth that
+results.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ __all__ = ["Cell", "Grid", "GRIDS", "get_grid", "repeat_seed", "simulate_repeat"
 
 @dataclass(frozen=True)
 class Cell:
-    """One recording condition of a validation grid (voluntary fibre pairs).
+    """One recording condition of a validation grid.
 
     Attributes
     ----------
@@ -46,15 +49,29 @@ class Cell:
     rate_cv : float
         Coefficient of variation of the inter-discharge intervals: firing irregularity,
         which makes the IPI depend on the IDI (and MSD differ from MCD), in [0, 0.5].
+        Voluntary only: stimulation is regular, so a stimulated cell's ``rate_cv`` is
+        set to 0 whatever is given.
     electrode : {"sfe", "concentric"}
     output : {"sweeps", "continuous"}
         10 ms sweeps per discharge, or a continuous recording.
     n_discharges : int
         Discharges per recording.
     rate_hz : float
-        Mean firing rate, Hz.
+        Mean firing rate (voluntary) or stimulation rate (stimulated), Hz.
     preset : str
         Healthy physiology the AChR loss is applied to.
+    mode : {"voluntary", "stimulated"}
+        Voluntary activation (one fibre pair per recording, IPIs against the trigger
+        fibre) or axonal stimulation (one endplate per recording, latencies from the
+        stimulus; jitter is the MCD of the latencies).
+    stimulus_artefact : bool
+        Stimulated cells: add the decaying stimulus artefact to the signal. Must stay
+        True for voluntary cells (there is no stimulus).
+
+    ``mode`` and ``stimulus_artefact`` were added after the grids were first used; they
+    enter :meth:`to_dict` only when they differ from their defaults, so voluntary cells
+    are described (in sweep files, whose resume compares these dicts, and benchmark
+    sets) exactly as before.
     """
 
     noise_rms_v: float = 10e-6
@@ -66,8 +83,19 @@ class Cell:
     n_discharges: int = 100
     rate_hz: float = 10.0
     preset: str = "healthy-edc"
+    mode: Literal["voluntary", "stimulated"] = "voluntary"
+    stimulus_artefact: bool = True
 
     def __post_init__(self):
+        if self.mode not in ("voluntary", "stimulated"):
+            raise SfemgInputError(f"Cell.mode must be 'voluntary' or 'stimulated', got {self.mode!r}")
+        if not isinstance(self.stimulus_artefact, (bool, np.bool_)):
+            raise SfemgInputError(f"Cell.stimulus_artefact must be True or False, got {self.stimulus_artefact!r}")
+        if self.mode == "voluntary" and not self.stimulus_artefact:
+            raise SfemgInputError("Cell.stimulus_artefact=False applies to stimulated cells only")
+        object.__setattr__(self, "stimulus_artefact", bool(self.stimulus_artefact))
+        if self.mode == "stimulated":  # regular stimulation: no firing irregularity
+            object.__setattr__(self, "rate_cv", 0.0)
         check_number(self, "noise_rms_v", 0.0)
         check_number(self, "fs_hz", 25_000.0)
         check_number(self, "receptor_blockade", 0.0, 0.9)
@@ -81,13 +109,27 @@ class Cell:
             raise SfemgInputError(f"Cell.n_discharges must be an integer >= 2, got {self.n_discharges!r}")
 
     def to_dict(self) -> dict:
-        """The cell as a JSON-serialisable dict."""
-        return {k: (int(v) if isinstance(v, np.integer) else v) for k, v in dataclasses.asdict(self).items()}
+        """The cell as a JSON-serialisable dict (``mode`` and ``stimulus_artefact`` only
+        when not at their defaults: a voluntary cell's dict is as it always was)."""
+        out = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in dataclasses.asdict(self).items()}
+        for name in _LATER_FIELDS:
+            if out[name] == _LATER_FIELDS[name]:
+                del out[name]
+        return out
 
     def label(self) -> str:
-        """Short human-readable description, e.g. ``"10µV 50kHz b0.50 cv0.15 sfe"``."""
-        return (f"{self.noise_rms_v * 1e6:g}µV {self.fs_hz / 1000:g}kHz b{self.receptor_blockade:.2f} "
-                f"cv{self.rate_cv:.2f} {self.electrode}")
+        """Short human-readable description, e.g. ``"10µV 50kHz b0.50 cv0.15 sfe"``
+        (voluntary) or ``"10µV 50kHz b0.50 sfe stim"`` (stimulated; ``stim-noart``
+        without the stimulus artefact)."""
+        text = f"{self.noise_rms_v * 1e6:g}µV {self.fs_hz / 1000:g}kHz b{self.receptor_blockade:.2f} "
+        if self.mode == "voluntary":
+            return text + f"cv{self.rate_cv:.2f} {self.electrode}"
+        return text + f"{self.electrode} stim" + ("" if self.stimulus_artefact else "-noart")
+
+
+#: Cell fields added after grids were first stored, with the default that leaves them
+#: out of :meth:`Cell.to_dict`.
+_LATER_FIELDS = {"mode": "voluntary", "stimulus_artefact": True}
 
 
 @dataclass(frozen=True)
@@ -138,16 +180,34 @@ def _default_grid():
             + Grid.factorial("electrode", electrode=("concentric",)))
 
 
-#: Built-in grids: ``default`` (21 cells) and ``tiny`` (2 cells, for tests and smoke runs).
+def _stimulated_grid():
+    """The default grid's design for stimulated endplates: noise × jitter fully crossed
+    at 50 kHz SFE; then sampling rate, electrode and no stimulus artefact one at a time
+    around the base cell (no firing-irregularity axis: stimulation is regular)."""
+    base = Cell(mode="stimulated")
+    return (Grid.factorial("stimulated", base=base, noise_rms_v=(2.5e-6, 10e-6, 40e-6, 80e-6),
+                           receptor_blockade=(0.0, 0.5, 0.6, 0.7))
+            + Grid.factorial("fs", base=base, fs_hz=(25_000.0, 100_000.0))
+            + Grid.factorial("electrode", base=base, electrode=("concentric",))
+            + Grid.factorial("artefact", base=base, stimulus_artefact=(False,)))
+
+
+#: Built-in grids: ``default`` (21 voluntary cells), ``stimulated`` (20 stimulated
+#: cells) and ``tiny`` (2 voluntary cells, for tests and smoke runs). ``default`` is
+#: unchanged since it was first used (sweep files of it resume); :func:`get_grid`
+#: also takes sums of names, ``"default+stimulated"``.
 GRIDS = {
     "default": _default_grid(),
     "tiny": Grid.factorial("tiny", base=Cell(n_discharges=40), noise_rms_v=(10e-6, 40e-6)),
+    "stimulated": _stimulated_grid(),
 }
 
 
 def get_grid(grid) -> Grid:
-    """A :class:`Grid` from itself, a built-in name, or a JSON file (path ending ``.json``)
-    holding :meth:`Grid.to_dict` output: ``{"name": ..., "cells": [{field: value}, ...]}``."""
+    """A :class:`Grid` from itself, a built-in name, a sum of built-in names
+    (``"default+stimulated"``: the cells of each in turn, so the first grid's cells keep
+    their indices and seeds), or a JSON file (path ending ``.json``) holding
+    :meth:`Grid.to_dict` output: ``{"name": ..., "cells": [{field: value}, ...]}``."""
     if isinstance(grid, Grid):
         return grid
     if str(grid).endswith(".json"):
@@ -156,9 +216,17 @@ def get_grid(grid) -> Grid:
         except (OSError, ValueError) as exc:
             raise SfemgInputError(f"{grid}: not a readable JSON grid ({exc})") from None
         return Grid.from_dict(data)
-    if grid not in GRIDS:
-        raise SfemgInputError(f"unknown grid {grid!r}; built-in grids: {', '.join(GRIDS)}, or a .json file")
-    return GRIDS[grid]
+    names = str(grid).split("+")
+    for name in names:
+        if name not in GRIDS:
+            raise SfemgInputError(f"unknown grid {name!r}; built-in grids: {', '.join(GRIDS)} "
+                                  "(or a sum such as default+stimulated), or a .json file")
+    if len(names) == 1:
+        return GRIDS[grid]
+    cells = tuple(c for name in names for c in GRIDS[name].cells)
+    if len(set(cells)) != len(cells):
+        raise SfemgInputError(f"grid {grid!r} repeats a cell (a grid named twice?)")
+    return Grid(str(grid), cells)
 
 
 def repeat_seed(seed: int, cell_index: int, repeat: int) -> int:
@@ -180,20 +248,24 @@ def simulate_repeat(cell: Cell, n_recordings: int, seed: int):
     ----------
     cell : Cell
     n_recordings : int
-        Fibre pairs (one recording each).
+        Fibre pairs (voluntary) or endplates (stimulated), one recording each.
     seed : int
         From :func:`repeat_seed`.
 
     Returns
     -------
     sfemg.synthesis.Study
+        Stimulated recordings carry ``stimulus_times_s`` and ground truth with
+        ``trigger_fibre == -1``.
     """
     from ..synthesis import Disease, simulate_study
     from ..synthesis.study import ELECTRODE_AMPLIFIERS
 
     amplifier = dataclasses.replace(ELECTRODE_AMPLIFIERS[cell.electrode], noise_rms_v=cell.noise_rms_v)
-    return simulate_study(cell.preset, mode="voluntary", n_recordings=n_recordings,
+    # stimulus_artefact only for stimulated cells, so voluntary study parameters (and bits) are as before
+    extra = {"stimulus_artefact": cell.stimulus_artefact} if cell.mode == "stimulated" else {}
+    return simulate_study(cell.preset, mode=cell.mode, n_recordings=n_recordings,
                           n_discharges=cell.n_discharges, rate_hz=cell.rate_hz, fs_hz=cell.fs_hz,
                           electrode=cell.electrode, output=cell.output, seed=seed, n_jobs=1,
                           disease=Disease(receptor_blockade=cell.receptor_blockade, severity_spread_cv=0.0),
-                          amplifier=amplifier, rate_cv=cell.rate_cv)
+                          amplifier=amplifier, rate_cv=cell.rate_cv, **extra)

@@ -16,7 +16,7 @@ _STYLES = [dict(marker=m, linestyle=ls) for ls, m in (("-", "o"), ("--", "s"), (
                                                         ((0, (5, 1)), "v"), ((0, (1, 3)), "x"))]
 
 
-def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=None, ax=None):
+def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=None, mode=None, ax=None):
     """Plot a metric against the noise RMS, one line per method, with 95 % CIs.
 
     Parameters
@@ -26,8 +26,11 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     metric : str
         One of :data:`~sfemg.validation.METRICS` (default: MCD RMSE, µs).
     receptor_blockade : float, optional
-        Jitter level (AChR loss) to show; default: that of the sweep's first cell. Cells
-        differing from it in anything but the noise are left out.
+        Jitter level (AChR loss) to show; default: that of the sweep's first cell (of
+        ``mode``). Cells differing from it in anything but the noise are left out.
+    mode : {"voluntary", "stimulated"}, optional
+        Activation to show (e.g. in a ``default+stimulated`` sweep); default: that of
+        the sweep's first cell.
     ax : matplotlib.axes.Axes, optional
 
     Returns
@@ -38,7 +41,9 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     _, ax = new_axes(ax)
     if not rows:
         return ax
-    base = rows[0]["cell"]
+    base = next((r["cell"] for r in rows if mode is None or r["cell"].mode == mode), None)
+    if base is None:  # no cell of that mode
+        return ax
     if receptor_blockade is not None:
         base = dataclasses.replace(base, receptor_blockade=receptor_blockade)
     base = dataclasses.replace(base, noise_rms_v=0.0)
@@ -64,6 +69,7 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     ax.set_xticks(noise_uv)
     ax.set_xlabel("noise RMS (µV)")
     ax.set_ylabel(metric.replace("_us", " (µs)").replace("_", " "))
-    ax.set_title(f"{base.receptor_blockade:g} AChR blockade, {base.fs_hz / 1000:g} kHz, {base.electrode}")
+    ax.set_title(f"{base.receptor_blockade:g} AChR blockade, {base.fs_hz / 1000:g} kHz, {base.electrode}"
+                 + (", stimulated" if base.mode == "stimulated" else ""))
     ax.legend(fontsize="small")
     return ax

@@ -77,6 +77,12 @@ class TimePointEstimator(Protocol):
         One segment per discharge in which the potential fired, V, multiplied by the
         potential's polarity (main phase positive), the potential's peak near sample
         ``L // 2``. ``L`` spans up to ±600 µs (less when potentials are closer).
+        Voluntary recordings: called for the trigger fibre's potential and for the
+        timed fibre's; the IPIs are their differences. Stimulated recordings: called
+        for the endplate's potential only (one per recording, ``L`` the full ±600 µs,
+        segments starting 2 ms or more after the stimulus, its artefact decayed); the
+        reference is the stimulus time itself, exact, so the latency's variation is
+        all the estimator's and the physiology's.
     fs_hz : float
         Sampling rate, Hz.
     noise_power_v2 : ndarray, shape (L // 2 + 1,)
@@ -102,13 +108,18 @@ class Analyser(Protocol):
     Parameters
     ----------
     recording : sfemg.recording.Recording
-        Continuous or sweeps, voluntary (the sweep's grids are voluntary).
+        Continuous or sweeps; voluntary (``recording.mode == "voluntary"``: one fibre
+        pair) or stimulated (``"stimulated"``: one endplate, ``stimulus_times_s`` set;
+        sweeps start 2 ms before each stimulus; a decaying stimulus artefact at each
+        stimulus unless the cell turns it off).
 
     Returns
     -------
     list
-        One item per pair found, each a mapping or an object with (at least)
-        ``mean_ipi_us`` (used to match the pair to a true one) and ``mcd_us``; optionally
+        One item per pair (stimulated: per endplate) found, each a mapping or an object
+        with (at least) ``mean_ipi_us`` (used to match the pair to a true one; the mean
+        latency from the stimulus to the potential's time point when stimulated) and
+        ``mcd_us``; optionally
         ``msd_us``, ``jitter_us``, ``mcd_msd_ratio``, ``blocking_percent``,
         ``technical_jitter_us``, ``accepted`` — the DESIGN.md §5 pair fields, so
         :class:`~sfemg.analysis.PairResult` qualifies. Raise
@@ -288,9 +299,18 @@ def estimator_analyser(estimator):
     Every fibre's potential is cut out around its true position in each discharge where
     it fired (ground truth: detection, matching and blocking are perfect), timed by the
     estimator, and the pair's MCD, MSD and reported jitter computed from the resulting
-    IPIs (MSD sorted by the IDIs of the estimated trigger times), as the analysis does.
-    Its ``technical_jitter_us`` is *measured*: the MCD of the IPI errors (estimated −
-    true IPI, discharge by discharge), i.e. the jitter the time points add.
+    intervals, as the analysis does. Voluntary: IPIs against the estimated trigger
+    times, MSD sorted by the IDIs of the estimated trigger times. Stimulated: latencies
+    from the stimulus (the reference is the stimulus itself, exact; the estimator is
+    given the endplate's potential only), MSD NaN and the reported jitter the MCD.
+    Its ``technical_jitter_us`` is *measured*: the MCD of the interval errors
+    (estimated − true IPI or latency, discharge by discharge), i.e. the jitter the time
+    points add.
+
+    An estimator's positions have an arbitrary origin (only differences between
+    discharges matter); it cancels in an IPI but not in a latency, so a stimulated
+    endplate's ``mean_ipi_us`` is its true mean latency (over the discharges where it
+    fired): detection is the oracle's anyway.
 
     Parameters
     ----------
@@ -299,37 +319,47 @@ def estimator_analyser(estimator):
     Returns
     -------
     Analyser
-        Needs recordings with ground truth (voluntary).
+        Needs recordings with ground truth (voluntary or stimulated).
     """
     def analyse(recording):
         from ..analysis.jitter import compute_mcd, compute_msd, reported_jitter
         gt = recording.ground_truth
-        if gt is None or gt.trigger_fibre < 0:
-            raise SfemgInputError(f"{recording.name}: a time-point estimator is scored on voluntary "
-                                  "recordings with ground truth")
+        if gt is None:
+            raise SfemgInputError(f"{recording.name}: a time-point estimator is scored on recordings "
+                                  "with ground truth")
+        stimulated = gt.trigger_fibre < 0
+        base = gt.discharge_times_s if stimulated else gt.event_times_s[gt.trigger_fibre]
         with np.errstate(invalid="ignore"):  # nanmean of a fibre that never fired: NaN, left out
-            offsets = np.sort(np.nanmean(gt.event_times_s - gt.event_times_s[gt.trigger_fibre], axis=1))
+            offsets = np.sort(np.nanmean(gt.event_times_s - base, axis=1))
         half_s = min(SEGMENT_HALF_US * 1e-6, 0.5 * np.nanmin(np.diff(offsets), initial=np.inf))
         half = max(2, int(round(half_s * recording.fs_hz)))
         data, _ = _rows(recording)
         noise_power = _noise_power(data, recording.fs_hz, 2 * half + 1)
-        trigger = _time_fibre(estimator, recording, gt.event_times_s[gt.trigger_fibre], half, noise_power)
-        idis = np.concatenate([[np.nan], np.diff(trigger)])
+        if stimulated:
+            reference = gt.discharge_times_s  # the stimulus times
+        else:
+            reference = _time_fibre(estimator, recording, gt.event_times_s[gt.trigger_fibre], half, noise_power)
+            idis = np.concatenate([[np.nan], np.diff(reference)])
         pairs = []
         for f in range(gt.n_fibres):
             if f == gt.trigger_fibre:
                 continue
-            ipis = _time_fibre(estimator, recording, gt.event_times_s[f], half, noise_power) - trigger
-            true_ipis = gt.event_times_s[f] - gt.event_times_s[gt.trigger_fibre]
-            mcd, msd = compute_mcd(ipis), compute_msd(ipis, idis)
-            jitter, ratio = reported_jitter(mcd, msd)
+            ipis = _time_fibre(estimator, recording, gt.event_times_s[f], half, noise_power) - reference
+            true_ipis = gt.event_times_s[f] - base
             blocked = ~np.isfinite(ipis)
-            pairs.append({"mean_ipi_us": float(np.nanmean(ipis)) * 1e6 if (~blocked).any() else math.nan,
+            mcd = compute_mcd(ipis)
+            msd = math.nan if stimulated else compute_msd(ipis, idis)
+            jitter, ratio = reported_jitter(mcd, msd)
+            if (~blocked).any():
+                mean_ipi_us = float(np.mean(true_ipis[~blocked]) if stimulated else np.nanmean(ipis)) * 1e6
+            else:
+                mean_ipi_us = math.nan
+            pairs.append({"mean_ipi_us": mean_ipi_us,
                           "mcd_us": mcd * 1e6, "msd_us": msd * 1e6,
                           "mcd_msd_ratio": ratio, "jitter_us": jitter * 1e6,
                           "blocking_percent": 100.0 * blocked.mean(), "accepted": True,
                           "technical_jitter_us": compute_mcd(ipis - true_ipis) * 1e6,
-                          "blocked": blocked, "reference_times_s": trigger})
+                          "blocked": blocked, "reference_times_s": reference})
         return pairs
 
     analyse.__name__ = f"estimator_analyser({getattr(estimator, '__name__', 'estimator')})"

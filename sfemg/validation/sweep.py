@@ -125,11 +125,12 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         only the others are run (resume); with another configuration it is refused
         unless ``force`` (then replaced).
     grid : Grid or str
-        A :class:`~sfemg.validation.grid.Grid` or a built-in name (``"default"``, ``"tiny"``).
+        A :class:`~sfemg.validation.grid.Grid`, a built-in name (``"default"``, ``"stimulated"``,
+        ``"tiny"``) or a sum of them (``"default+stimulated"``).
     n_repeats : int
         Monte Carlo repeats per cell (confidence intervals are over these).
     n_recordings : int
-        Recordings (fibre pairs) simulated per repeat.
+        Recordings (fibre pairs; endplates in stimulated cells) simulated per repeat.
     methods : sequence of str
         ``"timepoint:<spec>"`` or ``"analyser:<spec>"`` (:mod:`sfemg.validation.plugins`).
     seed : int
