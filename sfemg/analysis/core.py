@@ -106,6 +106,10 @@ _EXTENT_LEVEL = 0.05
 #: are split evenly instead of by noise; such components do not move between
 #: discharges and so carry no relative timing information.
 _JOINT_RIDGE = 1e-3
+#: Stimulated recordings: half-width of the stretch around each response's candidate peak
+#: that the artefact baseline is interpolated across (a potential's phases lie within
+#: ~±0.5 ms of its largest peak).
+_RESPONSE_HALF_US = 500.0
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,34 @@ def _windows(x, starts, n_cols):
     return x[starts[:, None] + np.arange(n_cols)[None, :]]
 
 
-def _remove_artefact(data, ref_pos, fs_hz, params):
+def _candidates(x, noise_sd, fs_hz, params):
+    """Candidate peaks of both polarities (rows, columns) above the detection threshold."""
+    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    return detect_both_polarities(x, params.detect_threshold_sd * noise_sd, half_width)
+
+
+def _bridge(x, rows, cols, half):
+    """``x`` with ``[col - half, col + half]`` of each (row, col) replaced by the straight
+    line between the samples either side (per row; the first and last samples are kept)."""
+    n_rows, n_cols = x.shape
+    covered = np.zeros(x.shape, dtype=bool)
+    spans = np.clip(cols[:, None] + np.arange(-half, half + 1)[None, :], 1, n_cols - 2)
+    covered[np.repeat(rows, spans.shape[1]), spans.ravel()] = True
+    # one interpolation over all rows, each on its own stretch of the axis
+    axis = (np.arange(n_rows)[:, None] * (2 * n_cols) + np.arange(n_cols)[None, :]).ravel()
+    flat, keep = x.ravel().copy(), ~covered.ravel()
+    flat[~keep] = np.interp(axis[~keep], axis[keep], flat[keep])
+    return flat.reshape(x.shape)
+
+
+def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     """Stimulated sweeps without the stimulus artefact: running-median tail removed, blank zeroed.
+
+    A median of ``artefact_baseline_ms`` follows the artefact's fast tail, but also part of each
+    response, differently in every sweep's noise (time points scattered by 3-10 µs on
+    simulated recordings, MCD +11 %): it is taken again with the responses it found
+    later than one median width after the blank (candidate peaks ±
+    :data:`_RESPONSE_HALF_US`) bridged by straight lines.
 
     Returns
     -------
@@ -193,11 +223,21 @@ def _remove_artefact(data, ref_pos, fs_hz, params):
         The zeroed samples (kept away from by the noise estimate).
     """
     width = int(round(params.artefact_baseline_ms * 1e-3 * fs_hz)) | 1
-    clean = data - scipy.ndimage.median_filter(data, size=(1, width), mode="nearest")
     blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
     cols = np.arange(data.shape[1])[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
     mask = (cols >= start - 1) & (cols <= start + blank)
+    baseline = scipy.ndimage.median_filter(data, size=(1, width), mode="nearest")
+    rows, peaks = _candidates(data - baseline, noise_sd, fs_hz, params)
+    # within a median's width after the blank the artefact's tail changes fastest: there
+    # the median must follow everything
+    late = peaks > start[rows, 0] + blank + width
+    rows, peaks = rows[late], peaks[late]
+    if rows.size:
+        half = max(1, int(round(_RESPONSE_HALF_US * 1e-6 * fs_hz)))
+        baseline = scipy.ndimage.median_filter(_bridge(data, rows, peaks, half), size=(1, width),
+                                               mode="nearest")
+    clean = data - baseline
     clean[mask] = 0.0
     rows, cols_ = np.nonzero(mask)
     return clean, rows, cols_
@@ -218,10 +258,16 @@ def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
             raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
         stim, starts = stim[ok], starts[ok]
         ref_pos = stim * fs_hz - starts
-        clean, blank_r, blank_c = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params)
-        return _Sweeps(clean, starts / fs_hz, ref_pos, stim, clean, blank_r, blank_c, noise_sd)
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_both_polarities(x, params.detect_threshold_sd * noise_sd, half_width)
+        clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
+        # the noise is measured on the whole signal, away from every candidate peak and
+        # from each stimulus's analysed window (artefact and responses): the windows
+        # alone, once their responses are left out, are too short for it
+        rows, cols = _candidates(x, noise_sd, fs_hz, params)
+        window = np.arange(0, n_cols, max(1, fit_half))
+        busy_cols = np.concatenate([cols, (starts[:, None] + window[None, :]).ravel()])
+        return _Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], np.zeros_like(busy_cols),
+                       busy_cols, noise_sd)
+    rows, cols = _candidates(x, noise_sd, fs_hz, params)
     if cols.size == 0:
         raise SfemgInputError("no potentials found above the detection threshold")
     trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT,
@@ -247,10 +293,12 @@ def _sweep_input(rec: Recording, params, noise_sd):
             raise SfemgInputError(f"recording {rec.name!r}: {stim.size} stimulus times for "
                                   f"{starts_s.size} sweeps")
         ref_pos = (stim - starts_s) * fs_hz
-        clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params)
-        return _Sweeps(clean, starts_s, ref_pos, stim, clean, blank_r, blank_c, noise_sd)
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_both_polarities(data, params.detect_threshold_sd * noise_sd, half_width)
+        clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params, noise_sd)
+        # the noise is measured away from the blanked artefact and from the responses
+        rows, cols = _candidates(clean, noise_sd, fs_hz, params)
+        return _Sweeps(clean, starts_s, ref_pos, stim, clean, np.concatenate([blank_r, rows]),
+                       np.concatenate([blank_c, cols]), noise_sd)
+    rows, cols = _candidates(data, noise_sd, fs_hz, params)
     amps = peak_values(data, rows, cols)
     # sweeps are far apart in time: row-major order with no refractory merge
     member = find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0)
@@ -784,8 +832,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     data = sw.data_v
     n, n_cols = data.shape
     noise_sd = sw.noise_sd
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
-    rows, cols = detect_both_polarities(data, params.detect_threshold_sd * noise_sd, half_width)
+    rows, cols = _candidates(data, noise_sd, fs_hz, params)
     lat = cols - sw.ref_pos[rows]
     if mode == "stimulated":
         keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz

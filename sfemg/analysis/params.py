@@ -73,7 +73,8 @@ class AnalysisParams:
         (zeroed; no response is sought there).
     artefact_baseline_ms : float
         Stimulated recordings: the slow artefact tail is removed by subtracting a running
-        median of this length from each sweep (a potential's ~0.3 ms passes it).
+        median of this length from each sweep, taken with the responses bridged (see
+        ``sfemg.analysis.core._remove_artefact``).
     min_idi_ms : float
         Two trigger discharges closer than this are one (the larger is kept).
     min_amplitude_v : float, optional
