@@ -57,3 +57,33 @@ def median_kernel(x):  # pragma: no cover - compiled
     medians of ~10-1000 values some 60 times a recording, where ``np.median`` spends
     ~10 µs a call in Python overhead and this 0.4 µs)."""
     return np.median(x)
+
+
+@jit
+def running_median_kernel(x, width, out):  # pragma: no cover - compiled
+    """Running median of each row over ``width`` (odd) samples, edges extended with the
+    row's first and last values (``scipy.ndimage.median_filter(x, size=(1, width),
+    mode="nearest")``); a sorted window updated by one removal and one insertion per
+    sample, ~10x faster than SciPy's general N-D rank filter for these rows."""
+    half = width // 2
+    n_cols = x.shape[1]
+    window = np.empty(width)
+    for r in range(x.shape[0]):
+        row = x[r]
+        for j in range(width):
+            window[j] = row[min(max(j - half, 0), n_cols - 1)]
+        window.sort()
+        out[r, 0] = window[half]
+        for i in range(1, n_cols):
+            old = row[min(max(i - 1 - half, 0), n_cols - 1)]
+            new = row[min(i + half, n_cols - 1)]
+            k = np.searchsorted(window, old)  # the leaving value's slot (first equal)
+            # shift to close the gap and open one where ``new`` belongs
+            while k > 0 and window[k - 1] > new:
+                window[k] = window[k - 1]
+                k -= 1
+            while k < width - 1 and window[k + 1] < new:
+                window[k] = window[k + 1]
+                k += 1
+            window[k] = new
+            out[r, i] = window[half]

@@ -22,6 +22,7 @@ from .detect import (
     find_locked_potentials,
     find_trigger,
     peak_values,
+    running_median,
 )
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, two_group_split
 from .params import MIN_FS_HZ, AnalysisParams
@@ -227,7 +228,7 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     cols = np.arange(data.shape[1])[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
     mask = (cols >= start - 1) & (cols <= start + blank)
-    baseline = scipy.ndimage.median_filter(data, size=(1, width), mode="nearest")
+    baseline = running_median(data, width)
     rows, peaks = _candidates(data - baseline, noise_sd, fs_hz, params)
     # within a median's width after the blank the artefact's tail changes fastest: there
     # the median must follow everything
@@ -235,8 +236,7 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     rows, peaks = rows[late], peaks[late]
     if rows.size:
         half = max(1, int(round(_RESPONSE_HALF_US * 1e-6 * fs_hz)))
-        baseline = scipy.ndimage.median_filter(_bridge(data, rows, peaks, half), size=(1, width),
-                                               mode="nearest")
+        baseline = running_median(_bridge(data, rows, peaks, half), width)
     clean = data - baseline
     clean[mask] = 0.0
     rows, cols_ = np.nonzero(mask)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SfemgInputError
-from ._detect_numba import detect_peaks_kernel, median_kernel
+from ._detect_numba import detect_peaks_kernel, median_kernel, running_median_kernel
 
-__all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "estimate_noise_sd",
+__all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "running_median", "estimate_noise_sd",
            "find_trigger", "find_locked_potentials", "LockedPotential", "estimate_noise_spectrum"]
 
 #: Samples used for the robust noise estimate (a decimated subset of long recordings):
@@ -116,6 +116,29 @@ def _box_sum(counts, half):
 def _median(values) -> float:
     """Median of a 1-D array of finite values (a compiled ``np.median``)."""
     return float(median_kernel(np.ascontiguousarray(values, dtype=np.float64)))
+
+
+def running_median(x_v, width: int):
+    """Running median of each row over ``width`` samples (odd; edges extended).
+
+    Parameters
+    ----------
+    x_v : ndarray, shape (n_rows, n_samples)
+        Finite values, V.
+    width : int
+        Window, samples (odd).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_samples)
+        Equal to ``scipy.ndimage.median_filter(x_v, size=(1, width), mode="nearest")``.
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"width must be a positive odd number of samples, not {width!r}")
+    x = np.ascontiguousarray(x_v, dtype=np.float64)
+    out = np.empty_like(x)
+    running_median_kernel(x, int(width), out)
+    return out
 
 
 def estimate_noise_sd(x_v) -> float:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from sfemg.analysis._detect_numba import median_kernel
 from sfemg.analysis.detect import (
@@ -10,6 +11,7 @@ from sfemg.analysis.detect import (
     find_locked_potentials,
     find_trigger,
     peak_values,
+    running_median,
 )
 
 
@@ -92,3 +94,16 @@ def test_median_kernel_matches_numpy(n):
     x[: n // 3] = x[0]  # ties
     assert median_kernel(x) == np.median(x)
     assert median_kernel(x[::-1].copy()) == np.median(x)
+
+
+@pytest.mark.parametrize("shape, width", [((6, 500), 51), ((3, 10), 5), ((2, 7), 9), ((4, 300), 1), ((3, 40), 41)])
+def test_running_median_matches_scipy(shape, width):
+    """The sorted-window kernel against SciPy's rank filter, ties and windows wider than a row included."""
+    rng = np.random.default_rng(width)
+    x = rng.normal(size=shape)
+    x[0, : shape[1] // 2] = np.round(x[0, : shape[1] // 2])  # ties
+    x[-1, :3] = 7.0  # edge values repeated
+    np.testing.assert_array_equal(running_median(x, width),
+                                  scipy.ndimage.median_filter(x, size=(1, width), mode="nearest"))
+    with pytest.raises(ValueError):
+        running_median(x, 4)
