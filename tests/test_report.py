@@ -8,8 +8,7 @@ import pytest
 from sfemg import SfemgInputError
 from sfemg.report import report_file, write_report, write_reports
 
-from .plotting.conftest import N_STUDY_PAIRS
-from .plotting.conftest import recording_result, simulated, study_result  # noqa: F401
+from .plotting.conftest import N_STUDY_PAIRS, recording_result, simulated, study_result  # noqa: F401
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

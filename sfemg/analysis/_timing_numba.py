@@ -90,7 +90,8 @@ def aligned_mean_kernel(spectra, tau, w1, out):  # pragma: no cover - compiled
 
 
 @jit
-def fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes, correlations):  # pragma: no cover - compiled
+def fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes,
+                       correlations):  # pragma: no cover - compiled
     """Least-squares scale and correlation of each row with the template moved to its shift.
 
     By Parseval over the real DFT (bins 1 .. L/2 counted twice, a Nyquist bin once and by

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from ._timing_numba import (aligned_mean_kernel, fit_quality_kernel, newton_shift_kernel, refine_shifts_kernel,
-                            shift_phasors_kernel)
+from ._timing_numba import (
+    aligned_mean_kernel,
+    fit_quality_kernel,
+    newton_shift_kernel,
+    refine_shifts_kernel,
+    shift_phasors_kernel,
+)
 
 __all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "shift_phasors",
            "refine_shifts", "TemplateFit"]

@@ -16,10 +16,17 @@ from sfemg.analysis.jitter import compute_mcd
 from sfemg.errors import SfemgInputError
 from sfemg.synthesis import simulate_study
 
-from .tolerances import (MCD_ABS_US_30DB, MCD_REL_30DB, SIM_BLOCKING_EXACT_FRACTION,
-                         SIM_BLOCKING_WRONG_DISCHARGES, SIM_FALSE_TRIGGER_FRACTION,
-                         SIM_MCD_MAX_REL, SIM_MCD_MEDIAN_REL, SIM_MCD_TARGET_FRACTION,
-                         SIM_PAIRS_EXACT_FRACTION)
+from .tolerances import (
+    MCD_ABS_US_30DB,
+    MCD_REL_30DB,
+    SIM_BLOCKING_EXACT_FRACTION,
+    SIM_BLOCKING_WRONG_DISCHARGES,
+    SIM_FALSE_TRIGGER_FRACTION,
+    SIM_MCD_MAX_REL,
+    SIM_MCD_MEDIAN_REL,
+    SIM_MCD_TARGET_FRACTION,
+    SIM_PAIRS_EXACT_FRACTION,
+)
 
 #: A time point follows a fibre when the median absolute deviation of (time point - true
 #: event time) is below this, s: timing error is a few µs, another fibre adds its jitter.

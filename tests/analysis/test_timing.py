@@ -4,12 +4,18 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from sfemg.analysis.timing import (fit_taper, fit_template, level_positions, peak_positions, refine_shifts,
-                                   shift_phasors)
+from sfemg.analysis.timing import fit_taper, fit_template, level_positions, peak_positions, refine_shifts, shift_phasors
 
 from . import synth
-from .tolerances import (ALIASED_NOISELESS_SAMPLES, CRB_FORMULA_REL, CRB_REL, KERNEL_PHASOR_ABS,
-                         KERNEL_SHIFT_SAMPLES, N_SD, NOISELESS_PEAK_SAMPLES)
+from .tolerances import (
+    ALIASED_NOISELESS_SAMPLES,
+    CRB_FORMULA_REL,
+    CRB_REL,
+    KERNEL_PHASOR_ABS,
+    KERNEL_SHIFT_SAMPLES,
+    N_SD,
+    NOISELESS_PEAK_SAMPLES,
+)
 
 FS = 100e3
 L = 121  # ±600 µs

@@ -8,9 +8,17 @@ import pytest
 from matplotlib.collections import LineCollection
 
 from sfemg import SfemgInputError
-from sfemg.plotting import (pair_ground_truth, plot_ipi_histogram, plot_ipi_trend,
-                            plot_jitter_study, plot_pair_panel, plot_raster, plot_safety_factor,
-                            plot_superimposed_sweeps, plot_truth_vs_measured)
+from sfemg.plotting import (
+    pair_ground_truth,
+    plot_ipi_histogram,
+    plot_ipi_trend,
+    plot_jitter_study,
+    plot_pair_panel,
+    plot_raster,
+    plot_safety_factor,
+    plot_superimposed_sweeps,
+    plot_truth_vs_measured,
+)
 
 from .conftest import BLOCKED, N_DISCHARGES, N_STUDY_PAIRS
 
