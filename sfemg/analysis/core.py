@@ -993,7 +993,7 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     if rec.is_sweeps:
         sw = _sweep_input(rec, params, estimate_noise_sd(rec.sweeps_v))
     else:
-        x = _check_signal(rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s)
+        x = rec.signal_v  # a Recording's samples are already checked: 1-D, finite float64
         sw = _continuous_sweeps(x, rec.fs_hz, rec.mode, rec.stimulus_times_s, params,
                                 estimate_noise_sd(x))
     return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)
