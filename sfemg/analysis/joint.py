@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._joint_numba import real_product_kernel, solve_kernel
+
 __all__ = ["fit_window", "joint_positions"]
 
 #: Gauss-Newton steps on all shifts (converged to < 0.01 sample in 3-5 on simulated studies).
@@ -168,7 +170,8 @@ def _normal_equations(spectra, w, weight, tau, present, rows):
     mv = (m * rows[None, :, None]).conj().transpose(1, 0, 2)           # (n, K, B)
     left = (cw[:, :, None, :] * mg[None, :, :, :]).reshape(k * n, k * w.size)
     right = (c[:, :, None, :] * mv[None, :, :, :]).reshape(k * n, k * w.size)
-    low = (left @ right.T).real
+    low = real_product_kernel(np.ascontiguousarray(left.real), np.ascontiguousarray(left.imag),
+                              np.ascontiguousarray(right.real.T), np.ascontiguousarray(right.imag.T))
     gradient = np.einsum("jib,ib->ji", cw, residual).real.reshape(k * n)
     return normal.reshape(k * n, k * n) - low, gradient, templates, residual
 
@@ -192,7 +195,7 @@ def _projected_step(spectra, w, weight, tau, present, rows):
     a[~free, ~free] = 1.0
     g[~free] = 0.0
     a += _DAMPING * np.trace(a) / a.shape[0] * np.eye(a.shape[0])
-    step = np.linalg.solve(a, g).reshape(k, n)
+    step = solve_kernel(a, g).reshape(k, n)
     free = free.reshape(k, n)
     step = np.where(free, step, 0.0)
     step -= step.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1)

@@ -74,3 +74,32 @@ def test_joint_positions_undo_a_scaled_relative_jitter():
     err = est - true_pos
     err -= err.mean(axis=1, keepdims=True)
     assert np.abs(err).max() < 0.01, np.abs(err).max()
+
+
+def test_kernels_match_blas_and_lapack():
+    """The fixed-order kernels (same bits for every BLAS thread count) compute what
+    ``Re(L @ R.T)`` and ``numpy.linalg.solve`` do."""
+    from sfemg.analysis._joint_numba import real_product_kernel, solve_kernel
+
+    rng = np.random.default_rng(5)
+    left = rng.normal(size=(13, 31)) + 1j * rng.normal(size=(13, 31))
+    right = rng.normal(size=(9, 31)) + 1j * rng.normal(size=(9, 31))
+    got = real_product_kernel(left.real.copy(), left.imag.copy(), right.real.T.copy(), right.imag.T.copy())
+    np.testing.assert_allclose(got, (left @ right.T).real, rtol=1e-12, atol=1e-12)
+    a = rng.normal(size=(40, 40)) + 40 * np.eye(40)
+    a[[0, 5]] = a[[5, 0]]  # needs pivoting
+    b = rng.normal(size=40)
+    np.testing.assert_allclose(solve_kernel(a, b), np.linalg.solve(a, b), rtol=1e-10, atol=1e-12)
+
+
+def test_two_sweeps_and_a_flat_sweep_do_not_fail():
+    """Degenerate input (two sweeps, one of them all zeros) gives finite positions or NaN
+    only where a potential is absent, never an exception."""
+    fs, length = 50e3, 201
+    true_pos = np.array([[80.0, 80.3], [110.0, 111.0]])
+    data = overlapping_sweeps(true_pos, fs, length)
+    data[1] = 0.0
+    start = true_pos.copy()
+    start[1, 1] = np.nan
+    est = joint.joint_positions(data, start, np.full(31, 1e-14), fs, 30)
+    assert np.all(np.isfinite(est[0])) and np.isfinite(est[1, 0]) and np.isnan(est[1, 1])
