@@ -7,6 +7,7 @@ position in each row. Everything after that is the same for all inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from .detect import (
     running_median,
 )
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, two_group_split
+from .joint import joint_positions
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
 from .timing import fit_taper, fit_template, level_positions, peak_positions, shift_phasors
@@ -762,6 +764,52 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     return [kept[i] for i in order], [timed[i] for i in order]
 
 
+def _overlapping(data, timed, fs_hz, fit_half):
+    """Which potentials share waveform with another's fit segment.
+
+    Potential j overlaps k when k's waveform (:func:`_waveform_extents` of the joint
+    templates) reaches into j's fit segment (median position ± ``fit_half``), or the
+    other way round.
+
+    Returns
+    -------
+    ndarray of bool, shape (K,)
+    """
+    positions = np.array([t.positions for t in timed])
+    rot = np.array([shift_phasors(p, data.shape[1]) for p in positions])
+    extents = _waveform_extents(_joint_templates(np.fft.rfft(data, axis=1), rot), positions,
+                                data.shape[1], fs_hz)
+    centre = np.nanmedian(positions, axis=1)
+    out = np.zeros(len(timed), bool)
+    for j in range(len(timed)):
+        for k in range(len(timed)):
+            if j != k and extents[k][0] <= centre[j] + fit_half and extents[k][1] >= centre[j] - fit_half:
+                out[j] = out[k] = True
+    return out
+
+
+def _joint_timing(data, sw, timed, spectra, fs_hz, params):
+    """Time points of overlapping potentials from the joint fit of all kept potentials
+    (:func:`~sfemg.analysis.joint.joint_positions`); the others keep their own fits.
+
+    The single-template fit of a potential with another fibre's waveform in its segment
+    is dragged towards that fibre (docs/analysis.md §6). Potentials clear of each other
+    keep their own fits, which already reach the Cramér–Rao bound (and, at 25 kHz, model
+    the aliased image, which the joint fit does not).
+    """
+    if len(timed) < 2:
+        return timed
+    fit_half = _fit_half(params, fs_hz)
+    update = _overlapping(data, timed, fs_hz, fit_half)
+    if not update.any():
+        return timed
+    positions = np.array([t.positions for t in timed])
+    noise_power = _noise_power(sw, 2 * fit_half + 1, spectra)[0]
+    joint = joint_positions(data, positions, noise_power, fs_hz, fit_half)
+    return [dataclasses.replace(t, positions=p, times_s=sw.start_s + p / fs_hz) if u else t
+            for t, p, u in zip(timed, joint, update)]
+
+
 def _noise_power(sw, length, spectra):
     """Noise spectrum for fit segments of ``length`` samples, cached in ``spectra``.
 
@@ -860,6 +908,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         if true_sw is not sw:
             return _analyze_sweeps(name, true_sw, fs_hz, mode, params, recording, triggers_checked=True)
     kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
+    if params.method == "template" and params.joint_timing:
+        timed = _joint_timing(data, sw, timed, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     pots = [pots[j] for j in kept]

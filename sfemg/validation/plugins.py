@@ -17,16 +17,17 @@ Both are named by a registered name or by ``"module:function"`` (``"module:Class
 works too); the module must be importable wherever the sweep runs (worker processes,
 Dask workers). The built-ins are registered through the same registry:
 
-=================  ==========  =====================================================
-name               kind        what
-=================  ==========  =====================================================
-``peak``           time-point  parabolic peak (:func:`~sfemg.analysis.timing.peak_positions`)
-``level``          time-point  50 % level on the rising phase (interpolated)
-``template``       time-point  Fourier template fit (maximum likelihood, noise-weighted)
-``sfemg-template`` analyser    :func:`sfemg.analysis.analyze_recording`, template method
-``sfemg-peak``     analyser    the same, peak method
-``sfemg-level``    analyser    the same, level method
-=================  ==========  =====================================================
+=========================  ==========  =====================================================
+name                       kind        what
+=========================  ==========  =====================================================
+``peak``                   time-point  parabolic peak (:func:`~sfemg.analysis.timing.peak_positions`)
+``level``                  time-point  50 % level on the rising phase (interpolated)
+``template``               time-point  Fourier template fit (maximum likelihood, noise-weighted)
+``sfemg-template``         analyser    :func:`sfemg.analysis.analyze_recording`, template method
+``sfemg-template-single``  analyser    the same without joint timing of overlapping potentials
+``sfemg-peak``             analyser    the same, peak method
+``sfemg-level``            analyser    the same, level method
+=========================  ==========  =====================================================
 """
 
 from __future__ import annotations
@@ -149,14 +150,15 @@ def template_time_points(segments_v, fs_hz, noise_power_v2):
     return fit_template(segments_v, noise_power_v2).positions
 
 
-def _sfemg_analyser(method):
+def _sfemg_analyser(method, joint_timing=True):
     def analyse(recording):
         from ..analysis import AnalysisParams, analyze_recording
-        params = AnalysisParams(method=method, electrode=recording.electrode or "sfe",
+        params = AnalysisParams(method=method, joint_timing=joint_timing, electrode=recording.electrode or "sfe",
                                 muscle=recording.muscle)
         return list(analyze_recording(recording, params).pairs)
+    variant = "" if joint_timing else ", each potential timed on its own segment (no joint timing)"
     analyse.__name__ = analyse.__qualname__ = f"sfemg_{method}_analyser"
-    analyse.__doc__ = f"Built-in ``sfemg-{method}`` analyser: the sfemg analysis, {method} time points."
+    analyse.__doc__ = f"Built-in analyser: the sfemg analysis, {method} time points{variant}."
     return analyse
 
 
@@ -189,6 +191,7 @@ for _name, _fn in (("peak", peak_time_points), ("level", level_time_points),
     register_time_point_estimator(_name, _fn)
 for _method in ("template", "peak", "level"):
     register_analyser(f"sfemg-{_method}", _sfemg_analyser(_method))
+register_analyser("sfemg-template-single", _sfemg_analyser("template", joint_timing=False))
 
 
 def load_plugin(spec: str, kind: str):
