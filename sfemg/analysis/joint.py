@@ -29,7 +29,6 @@ held fixed.
 from __future__ import annotations
 
 import numpy as np
-
 from threadpoolctl import threadpool_limits
 
 __all__ = ["fit_window", "joint_positions"]

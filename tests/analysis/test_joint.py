@@ -1,6 +1,7 @@
 """The joint fit of overlapping potentials (sfemg.analysis.joint) against direct computations."""
 
 import numpy as np
+import pytest
 
 from sfemg.analysis import joint
 
@@ -87,3 +88,22 @@ def test_two_sweeps_and_a_flat_sweep_do_not_fail():
     start[1, 1] = np.nan
     est = joint.joint_positions(data, start, np.full(31, 1e-14), fs, 30)
     assert np.all(np.isfinite(est[0])) and np.isfinite(est[1, 0]) and np.isnan(est[1, 1])
+
+
+def test_joint_timing_is_a_parameter_and_changes_only_overlapping_potentials():
+    """joint_timing=False times each potential on its own segment (the 'single' analysis);
+    with it on, a simulated recording whose fibres overlap gets other time points for them."""
+    from sfemg.analysis import AnalysisParams, analyze_recording
+    from sfemg.errors import SfemgInputError
+    from sfemg.synthesis import simulate_study
+    from sfemg.validation.plugins import ANALYSERS
+
+    rec = simulate_study("healthy-edc", n_recordings=1, n_discharges=60, seed=3).recordings[0]
+    joint_pairs = analyze_recording(rec).pairs
+    single_pairs = analyze_recording(rec, AnalysisParams(joint_timing=False)).pairs
+    assert [p.label for p in joint_pairs] == [p.label for p in single_pairs]
+    assert any(not np.array_equal(a.time_points_s, b.time_points_s, equal_nan=True)
+               for a, b in zip(joint_pairs, single_pairs))
+    assert [p.mcd_us for p in ANALYSERS["sfemg-template-single"](rec)] == [p.mcd_us for p in single_pairs]
+    with pytest.raises(SfemgInputError, match="joint_timing"):
+        AnalysisParams(joint_timing="yes")
