@@ -26,13 +26,13 @@ from sfemg.validation import Cell, Grid, run_sweep
 RECORDINGS_PER_TASK = 10
 
 
-def throughput(output, n_workers, n_tasks, repeats, folder):
+def throughput(output, n_workers, n_tasks, repeats, folder, analyser="sfemg-template"):
     """Recordings simulated and analysed per second (best of ``repeats`` sweeps)."""
     grid = Grid("bench", (Cell(output=output, n_discharges=100, fs_hz=50_000.0),))
 
     def sweep():
         run_sweep(Path(tempfile.mkdtemp(dir=folder)) / "sweep.h5", grid, n_repeats=n_tasks,
-                  n_recordings=RECORDINGS_PER_TASK, methods=("analyser:sfemg-template",), n_workers=n_workers)
+                  n_recordings=RECORDINGS_PER_TASK, methods=(f"analyser:{analyser}",), n_workers=n_workers)
 
     return n_tasks * RECORDINGS_PER_TASK / best_of(sweep, repeats)
 
@@ -40,15 +40,17 @@ def throughput(output, n_workers, n_tasks, repeats, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
+    parser.add_argument("--analyser", default="sfemg-template",
+                        help="built-in analyser to run (e.g. sfemg-template-single: no joint timing)")
     args = parser.parse_args(argv)
     n_tasks, repeats = (2, 1) if args.quick else (16, 2)
     with tempfile.TemporaryDirectory() as folder:
-        throughput("sweeps", 1, 1, 1, folder)  # warm-up: numba caches, background bank
+        throughput("sweeps", 1, 1, 1, folder, args.analyser)  # warm-up: numba caches, background bank
         print(f"sweep throughput: {RECORDINGS_PER_TASK} pair recordings per task, {n_tasks} tasks, "
-              "100 discharges, 50 kHz, simulate + analyse (sfemg-template) + score")
+              f"100 discharges, 50 kHz, simulate + analyse ({args.analyser}) + score")
         for output, target in (("sweeps", 100), ("continuous", 20)):
-            one = throughput(output, 1, n_tasks, repeats, folder)
-            two = throughput(output, 2, n_tasks, repeats, folder)
+            one = throughput(output, 1, n_tasks, repeats, folder, args.analyser)
+            two = throughput(output, 2, n_tasks, repeats, folder, args.analyser)
             print(f"  {output:<10}  1 worker {one:6.1f} rec/s | 2 workers {two:6.1f} rec/s "
                   f"(target >= {target}) | parallel efficiency {two / (2 * one):5.0%} (target >= 85 %)")
 
