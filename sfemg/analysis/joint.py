@@ -37,6 +37,8 @@ __all__ = ["fit_window", "joint_positions"]
 _STEPS = 6
 #: ... or until no shift changes by more than this, samples, and the sweeps left out stay the same.
 _CONVERGED = 1e-3
+#: Gauss-Newton steps of the sweeps left out, with the templates held fixed.
+_FIXED_STEPS = 3
 #: Largest shift change per step, samples.
 _MAX_STEP = 0.5
 #: Bins below this frequency are not fitted, Hz: below the amplifier's high-pass the
@@ -209,17 +211,34 @@ def _projected_step(spectra, w, weight, tau, present, rows):
     return np.where(free, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0), residual
 
 
-def _fixed_template_shifts(spectra, w, weight, templates, tau, present, steps=3):
+def _fixed_template_shifts(spectra, w, weight, templates, tau, present):
     """Each sweep's shifts (all potentials at once) with the templates held fixed:
-    Gauss-Newton on ``sum_k W_k |x_ik - sum_j m_ijk S_jk|^2``, sweep by sweep.
+    Gauss-Newton on ``sum_k W_k |x_ik - sum_j m_ijk S_jk|^2``, sweep by sweep,
+    :data:`_FIXED_STEPS` steps. A potential whose template vanished (present only in
+    sweeps left out of the template estimate) keeps its shifts.
+
+    Parameters
+    ----------
+    spectra : ndarray, shape (n, B)
+        Fitted bins of the sweeps left out, V.
+    w, weight : ndarray, shape (B,)
+        Angular frequency (radians per sample) and noise weight (1/V^2) of each bin.
+    templates : ndarray, shape (B, K)
+        Per-bin templates from the other sweeps.
+    tau : ndarray, shape (K, n)
+        Starting shifts, samples.
+    present : ndarray of bool, shape (K, n)
 
     Returns
     -------
     ndarray, shape (K, n)
+        Shifts, samples (the starting ones where absent or not moved).
     """
     k, n = tau.shape
+    start = tau
+    present = present & (np.abs(templates).max(axis=0) > 0)[:, None]
     tau = np.where(present, tau, 0.0)
-    for _ in range(steps):
+    for _ in range(_FIXED_STEPS):
         m = present[:, :, None] * np.exp(-1j * w[None, None, :] * tau[:, :, None])
         placed = m * templates.T[:, None, :]
         resid = spectra - placed.sum(axis=0)
@@ -229,9 +248,9 @@ def _fixed_template_shifts(spectra, w, weight, templates, tau, present, steps=3)
         h[~present.T] = 0.0
         g[~present.T] = 0.0
         h += np.eye(k)[None, :, :] * (~present.T)[:, :, None]
-        step = np.linalg.solve(h, g[:, :, None])[:, :, 0].T
+        step = np.stack([np.linalg.lstsq(hi, gi, rcond=None)[0] for hi, gi in zip(h, g)]).T
         tau = tau + np.where(present, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0)
-    return tau
+    return np.where(present, tau, start)
 
 
 def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
@@ -257,8 +276,9 @@ def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     Returns
     -------
     ndarray, shape (K, n)
-        Reference positions, samples (the mean over sweeps of each potential's position
-        is kept), NaN where absent.
+        Reference positions, samples (the mean over the sweeps in the template estimate of
+        each potential's position is kept; sweeps left out are timed afterwards), NaN
+        where absent.
 
     Notes
     -----

@@ -107,3 +107,21 @@ def test_joint_timing_is_a_parameter_and_changes_only_overlapping_potentials():
     assert [p.mcd_us for p in ANALYSERS["sfemg-template-single"](rec)] == [p.mcd_us for p in single_pairs]
     with pytest.raises(SfemgInputError, match="joint_timing"):
         AnalysisParams(joint_timing="yes")
+
+
+def test_a_potential_only_in_left_out_sweeps_keeps_its_single_fit():
+    """Sweeps carrying another unit's potential are left out of the templates; a potential
+    present only there has no template and keeps the positions it had when they were
+    left out, instead of failing on a singular system."""
+    fs, length, n = 50e3, 201, 12
+    rng = np.random.default_rng(0)
+    true = np.vstack([80 + rng.uniform(-0.5, 0.5, n), 110 + rng.normal(0, 1, n)])
+    sweeps = overlapping_sweeps(true, fs, length) + rng.normal(0, 1e-6, (n, length))
+    sweeps[3, 120:140] += 5e-3 * np.hanning(20)  # other units on sweeps 3 and 4
+    sweeps[4, 40:60] -= 5e-3 * np.hanning(20)
+    start = true.copy()
+    start[1, :] = np.nan
+    start[1, 3:5] = true[1, 3:5]
+    est = joint.joint_positions(sweeps, start, np.full(31, 1e-12), fs, 30)
+    assert np.all(np.abs(est[1, 3:5] - true[1, 3:5]) < 0.5)
+    assert np.isnan(est[1, :3]).all() and np.isfinite(est[0]).all()
