@@ -257,17 +257,19 @@ def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
     one waveform. ``a`` and ``b`` are estimated per bin by linear least squares over the
     discharges (their sampling phases differ), then scale and shift of each discharge by
     Gauss-Newton with the 1/Q_k weights; the two steps alternate until no shift moves by
-    more than :data:`_ALIAS_TOLERANCE` (at most :data:`_ALIAS_MAX_ROUNDS` rounds).
+    more than :data:`_ALIAS_TOLERANCE` (at most :data:`_ALIAS_MAX_ROUNDS` rounds). Whether
+    the image is worth modelling is decided in the first round; a later round that finds
+    it negligible ends the refinement with the shifts reached so far.
     """
     n = spectra.shape[0]
-    for _ in range(_ALIAS_MAX_ROUNDS):
+    for round_ in range(_ALIAS_MAX_ROUNDS):
         previous = tau
         aligned = spectra * np.exp(1j * w[None, :] * tau[:, None])
         z = np.exp(2j * np.pi * tau)
         sz = z.sum()
         det = n * n - abs(sz) ** 2
         if det <= 0.25 * n * n:  # sampling phases too alike to separate the image
-            return None
+            return None if round_ == 0 else tau  # later rounds: keep what was refined
         s_y = aligned.sum(axis=0)
         s_zy = (np.conj(z)[:, None] * aligned).sum(axis=0)
         a = (n * s_y - sz * s_zy) / det
@@ -278,7 +280,7 @@ def _aliasing_refit(spectra, w, inner, q, q_tapered, tau):
         info = weight * w ** 2 * np.abs(a) ** 2
         image = np.sum(weight * w ** 2 * np.maximum(np.abs(b) ** 2 - var_b, 0.0))
         if image < _ALIAS_MIN_FRACTION * info.sum():
-            return None
+            return None if round_ == 0 else tau
         scale = np.ones(n)
         for _ in range(_NEWTON_STEPS + 1):
             rot = np.exp(-1j * w[None, :] * tau[:, None])
