@@ -60,7 +60,10 @@ _PAIRS_DTYPE = np.dtype([(name, _column_type(field)) for field, (name, _) in S.A
 def _pair_columns(g):
     """The per-pair columns of a recording group: the 2.0.0 table or the 1.0.0 datasets."""
     if S.ANALYSIS_PAIRS_TABLE in g:
-        table = g[S.ANALYSIS_PAIRS_TABLE][()]
+        obj = g[S.ANALYSIS_PAIRS_TABLE]
+        if not isinstance(obj, h5py.Dataset) or obj.dtype.names is None:
+            raise KeyError(f"'{S.ANALYSIS_PAIRS_TABLE}' is not a table")
+        table = obj[()]
         return lambda name: table[name]
     return lambda name: g[name][()]
 

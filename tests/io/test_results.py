@@ -130,10 +130,15 @@ def test_refuses_non_hdf5_target_and_reports_malformed(tmp_path, study):
         save_results(text, study)
     path = tmp_path / "m.h5"
     save_results(path, study)
-    with h5py.File(path, "a") as h5:
-        del h5["analysis/recordings/a/pairs"]
-    with pytest.raises(SfemgInputError, match="malformed"):
-        load_results(path)
+    for replacement in (lambda g: g.create_dataset("pairs", data=np.arange(3.0)),  # not a table
+                        lambda g: g.create_group("pairs"),                          # not a dataset
+                        lambda g: None):                                            # missing
+        with h5py.File(path, "a") as h5:
+            g = h5["analysis/recordings/a"]
+            del g["pairs"]
+            replacement(g)
+        with pytest.raises(SfemgInputError, match="malformed"):
+            load_results(path)
     with h5py.File(path, "a") as h5:
         h5["analysis"].attrs["encoding-version"] = "9.0.0"
     with pytest.raises(SfemgInputError, match="encoding version 9.0.0"):
