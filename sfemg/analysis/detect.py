@@ -136,7 +136,11 @@ def running_median(x_v, width: int):
     if width < 1 or width % 2 == 0:
         raise ValueError(f"width must be a positive odd number of samples, not {width!r}")
     x = np.ascontiguousarray(x_v, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"expected rows of samples (2-D), got shape {x.shape}")
     out = np.empty_like(x)
+    if x.shape[1] == 0:
+        return out
     running_median_kernel(x, int(width), out)
     return out
 

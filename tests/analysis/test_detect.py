@@ -107,3 +107,6 @@ def test_running_median_matches_scipy(shape, width):
                                   scipy.ndimage.median_filter(x, size=(1, width), mode="nearest"))
     with pytest.raises(ValueError):
         running_median(x, 4)
+    with pytest.raises(ValueError):
+        running_median(x[0], width)
+    assert running_median(np.empty((3, 0)), width).shape == (3, 0)
