@@ -151,3 +151,42 @@ def test_refine_shifts_match_reference(length, sigma):
     copies = template_spec[None, :] * np.exp(-1j * w[None, :] * d[:, None])
     np.testing.assert_allclose(refine_shifts(copies, template_spec, weight, length // 4, length), d,
                                rtol=0, atol=KERNEL_SHIFT_SAMPLES)
+
+
+def slow_aligned_mean(spectra, tau, length):
+    """Mean of the rows moved by their shifts, with numpy's complex exponential."""
+    w = 2 * np.pi * np.arange(length // 2 + 1) / length
+    return np.mean(spectra * np.exp(1j * w[None, :] * tau[:, None]), axis=0)
+
+
+def slow_fit_quality(spectra, template_spec, tau, length):
+    """Scale and correlation in the time domain: inverse FFTs, means removed, dot products."""
+    w = 2 * np.pi * np.arange(length // 2 + 1) / length
+    data = np.fft.irfft(spectra, n=length, axis=1)
+    shifted = np.fft.irfft(template_spec[None, :] * np.exp(-1j * w[None, :] * tau[:, None]), n=length, axis=1)
+    data -= data.mean(axis=1, keepdims=True)
+    shifted -= shifted.mean(axis=1, keepdims=True)
+    dot = np.sum(data * shifted, axis=1)
+    energy = np.sum(shifted ** 2, axis=1)
+    return dot / energy, dot / np.sqrt(energy * np.sum(data ** 2, axis=1))
+
+
+@pytest.mark.parametrize("length", [2, 5, 60, 61, 64, 121])
+def test_aligned_mean_and_fit_quality_kernels_match_references(length):
+    """Even lengths included: the Nyquist bin counts once, by its real part (Parseval)."""
+    from sfemg.analysis._timing_numba import aligned_mean_kernel, fit_quality_kernel
+
+    rng = np.random.default_rng(length)
+    rows = rng.normal(size=(20, length))
+    spectra = np.fft.rfft(rows, axis=1)
+    tau = rng.uniform(-3, 3, 20)
+    w1 = 2 * np.pi / length
+    mean = np.empty(length // 2 + 1, dtype=complex)
+    aligned_mean_kernel(spectra, tau, w1, mean)
+    np.testing.assert_allclose(mean, slow_aligned_mean(spectra, tau, length), rtol=0, atol=KERNEL_PHASOR_ABS * 10)
+    template_spec = np.fft.rfft(rng.normal(size=length))
+    amplitudes, correlations = np.empty(20), np.empty(20)
+    fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes, correlations)
+    want_a, want_c = slow_fit_quality(spectra, template_spec, tau, length)
+    np.testing.assert_allclose(amplitudes, want_a, rtol=1e-9)
+    np.testing.assert_allclose(correlations, want_c, rtol=1e-9)
