@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
+
 __all__ = ["fit_window", "joint_positions"]
 
 #: Gauss-Newton steps on all shifts (converged to < 0.01 sample in 3-5 on simulated studies).
@@ -44,11 +46,9 @@ _MAX_STEP = 0.5
 #: Bins below this frequency are not fitted, Hz: below the amplifier's high-pass the
 #: measured noise power vanishes and 1/Q would trust the sweeps' slow drifts.
 _MIN_FREQ_HZ = 300.0
-#: A bin is fitted only if the templates' power there exceeds this many times the power
-#: of their own noise (as in :func:`~sfemg.analysis.timing.fit_template`).
-_BIN_SNR_MIN = 4.0
-#: Noise power per bin is floored at this fraction of its maximum (as in the template fit).
-_NOISE_FLOOR = 1e-4
+# A bin is fitted only if the templates' power there exceeds _BIN_SNR_MIN times the power
+# of their own noise, and the noise power per bin is floored at _NOISE_FLOOR of its
+# maximum: the template fit's own rules (sfemg.analysis.timing), imported from there.
 #: A sweep whose residual energy (noise-weighted, fitted bins) exceeds this many times
 #: the median is left out of the template estimate (another unit's potential on it).
 _OUTLIER_RATIO = 3.0
