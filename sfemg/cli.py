@@ -326,9 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", action="append",
                    help="time-point estimator: peak, level, template or module:function (repeatable)")
     p.add_argument("--analyser", action="append",
-                   help="whole-pipeline analyser: sfemg-template, sfemg-peak, sfemg-level or "
-                        "module:function (repeatable); default: both sfemg analysers and the three "
-                        "built-in estimators")
+                   help="whole-pipeline analyser: sfemg-template, sfemg-template-single (no joint "
+                        "timing), sfemg-peak, sfemg-level or module:function (repeatable); default: "
+                        "sfemg-template, sfemg-peak and the three built-in estimators")
     p.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
     p.add_argument("--jobs", type=_positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (needs sfemg[dask])")
