@@ -266,15 +266,16 @@ def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
         ok = (starts >= 0) & (starts + n_cols <= x.size)
         if ok.sum() < 2:
             raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
+        every_start = starts  # incomplete windows (at the ends) hold artefacts too
         stim, starts = stim[ok], starts[ok]
         ref_pos = stim * fs_hz - starts
         clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
         # the noise is measured on the whole signal, away from every candidate peak and
-        # from each stimulus's analysed window (artefact and responses): the windows
-        # alone, once their responses are left out, are too short for it
+        # from every stimulus's window (artefact and responses): the windows alone, once
+        # their responses are left out, are too short for it
         rows, cols = _candidates(x, noise_sd, fs_hz, params)
         window = np.arange(0, n_cols, max(1, fit_half))
-        busy_cols = np.concatenate([cols, (starts[:, None] + window[None, :]).ravel()])
+        busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
         return _Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], np.zeros_like(busy_cols),
                        busy_cols, noise_sd)
     rows, cols = _candidates(x, noise_sd, fs_hz, params)
