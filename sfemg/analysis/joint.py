@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._joint_numba import normal_parts_kernel
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
 __all__ = ["fit_window", "joint_positions"]
@@ -86,8 +87,8 @@ def fit_window(length, positions, ramp):
     return np.where(d <= 0, 1.0, np.where(d < ramp, 0.5 + 0.5 * np.cos(np.pi * d / ramp), 0.0))
 
 
-def _model_parts(spectra, w, tau, present, weight_rows):
-    """Per-bin design, templates and residuals of the joint model.
+def _templates(spectra, w, tau, present, rows):
+    """Per-bin least-squares templates of the joint model given the shifts.
 
     Parameters
     ----------
@@ -98,35 +99,22 @@ def _model_parts(spectra, w, tau, present, weight_rows):
     tau : ndarray, shape (K, n)
         Shifts, samples (finite where present).
     present : ndarray of bool, shape (K, n)
-    weight_rows : ndarray, shape (n,)
+    rows : ndarray, shape (n,)
         1 for sweeps that enter the template estimate, 0 otherwise.
 
     Returns
     -------
-    m : ndarray, shape (K, n, B)
-        ``a_ij e^{-i w tau_ij}``.
-    gram_inv : ndarray, shape (B, K, K)
-        Inverse of the weighted per-bin Gram matrix ``sum_i v_i conj(m_ji) m_ki``.
-    templates : ndarray, shape (B, K)
-        Per-bin least-squares templates from the weighted sweeps.
-    residual : ndarray, shape (n, B)
-        Every sweep's residual with those templates.
+    ndarray of complex, shape (B, K)
     """
     k, n = tau.shape
-    phase = w[None, None, :] * np.where(present, tau, 0.0)[:, :, None]
-    m = np.empty(phase.shape, dtype=np.complex128)  # exp(-i phase) from cosine and sine: 2x faster
-    np.cos(phase, out=m.real)
-    np.sin(phase, out=m.imag)
-    np.negative(m.imag, out=m.imag)
-    m *= present[:, :, None]
-    mv = m * weight_rows[None, :, None]
-    gram = np.einsum("jib,kib->bjk", mv.conj(), m)
-    gram += _TEMPLATE_RIDGE * n * np.eye(k)[None, :, :]
-    gram_inv = np.linalg.inv(gram)
-    rhs = np.einsum("jib,ib->bj", mv.conj(), spectra)
-    templates = np.einsum("bjk,bk->bj", gram_inv, rhs)
-    residual = spectra - np.einsum("jib,bj->ib", m, templates)
-    return m, gram_inv, templates, residual
+    templates = np.empty((w.size, k), dtype=np.complex128)
+    empty = np.empty((0, 0))
+    normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
+                        np.zeros(w.size), np.ascontiguousarray(tau, dtype=np.float64),
+                        np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
+                        _TEMPLATE_RIDGE * n, False, np.zeros((0, 0, 0)), np.zeros(0), empty, empty, empty,
+                        empty, templates, np.empty(spectra.shape, dtype=np.complex128))
+    return templates
 
 
 def _normal_equations(spectra, w, weight, tau, present, rows):
@@ -163,21 +151,23 @@ def _normal_equations(spectra, w, weight, tau, present, rows):
     residual : ndarray, shape (n, B)
     """
     k, n = tau.shape
-    m, gram_inv, templates, residual = _model_parts(spectra, w, tau, present, rows)
-    c = -1j * w[None, None, :] * m * templates.T[:, None, :]          # (K, n, B)
-    cw = c.conj() * weight[None, None, :] * rows[None, :, None]
+    n_bins = w.size
+    diag = np.zeros((k, k, n))
+    gradient = np.zeros(k * n)
+    left_re, left_im, right_re, right_im = (np.empty((k * n, k * n_bins)) for _ in range(4))
+    templates = np.empty((n_bins, k), dtype=np.complex128)
+    residual = np.empty((n, n_bins), dtype=np.complex128)
+    normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
+                        np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
+                        np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
+                        _TEMPLATE_RIDGE * n, True, diag, gradient, left_re, left_im, right_re, right_im,
+                        templates, residual)
     normal = np.zeros((k, n, k, n))
-    diag = np.einsum("jib,mib->jmi", cw, c).real                       # same sweep: (K, K, n)
     idx = np.arange(n)
-    normal[:, idx, :, idx] = diag.transpose(2, 0, 1)
+    normal[:, idx, :, idx] = diag.transpose(2, 0, 1)  # same sweep
     # the projection's low-rank part, sum_b,p,q cw_jib m_pib G^-1_bpq conj(v_l m_qlb) c_mlb,
     # as one matrix product over (q, b)
-    mg = np.stack([sum(m[p] * gram_inv[None, :, p, q] for p in range(k)) for q in range(k)], axis=1)  # (n, K, B)
-    mv = (m * rows[None, :, None]).conj().transpose(1, 0, 2)           # (n, K, B)
-    left = (cw[:, :, None, :] * mg[None, :, :, :]).reshape(k * n, k * w.size)
-    right = (c[:, :, None, :] * mv[None, :, :, :]).reshape(k * n, k * w.size)
-    low = left.real @ right.real.T - left.imag @ right.imag.T
-    gradient = np.einsum("jib,ib->ji", cw, residual).real.reshape(k * n)
+    low = left_re @ right_re.T - left_im @ right_im.T
     return normal.reshape(k * n, k * n) - low, gradient, templates, residual
 
 
@@ -307,7 +297,7 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     tau = np.where(present, positions, 0.0)
     rows = np.ones(n)
     # bins where the templates stand above their own noise (as in the single fit)
-    power = np.sum(np.abs(_model_parts(x, w, tau, present, rows)[2]) ** 2, axis=1)
+    power = np.sum(np.abs(_templates(x, w, tau, present, rows)) ** 2, axis=1)
     strong = power > _BIN_SNR_MIN * q[selected] * np.sum(window ** 2) / length / n
     x, w, weight = x[:, strong], w[strong], weight[strong]
     for _ in range(_STEPS):
@@ -317,7 +307,7 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
         previous, rows = rows, (energy <= _OUTLIER_RATIO * np.median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break
-    templates = _model_parts(x, w, tau, present, rows)[2]
+    templates = _templates(x, w, tau, present, rows)
     left_out = rows == 0
     if left_out.any():
         tau[:, left_out] = _fixed_template_shifts(x[left_out], w, weight, templates,

@@ -1,0 +1,100 @@
+"""Numba kernel behind :mod:`sfemg.analysis.joint`: the per-bin parts of its Gauss-Newton
+system in one pass (the dense product and solve stay with BLAS/LAPACK).
+
+Called only through :func:`sfemg.analysis.joint._normal_equations`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._numba import jit
+
+
+@jit
+def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, diag, gradient,
+                        left_re, left_im, right_re, right_im, templates, residual):  # pragma: no cover - compiled
+    """Per DFT bin b of the joint model (see ``joint._normal_equations``): design
+    ``m_pi = a_pi e^{-i w_b tau_pi}``, the weighted Gram matrix and its inverse ``G``,
+    templates ``S``, residuals, and the Gauss-Newton pieces ``c_ji = -i w_b m_ji S_j``,
+    ``cw_ji = conj(c_ji) W_b v_i``; accumulates the same-sweep blocks ``diag[j, m, i] =
+    Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factors of
+    the projection term, ``left[(j, i), (q, b)] = cw_ji sum_p m_pi G_pq`` and
+    ``right[(m, l), (q, b)] = c_ml conj(v_l m_ql)``, split into real and imaginary parts.
+
+    Parameters
+    ----------
+    spectra : (n, B) complex128
+    w, weight : (B,) float64
+    tau : (K, n) float64
+    present : (K, n) bool
+    rows : (n,) float64
+    ridge : float
+        Added to the Gram matrix's diagonal.
+    step_parts : bool
+        Fill ``diag``, ``gradient`` and the factors; when False only ``templates`` and
+        ``residual`` (the others may then be empty).
+    diag : (K, K, n) float64, zeroed
+    gradient : (K * n,) float64, zeroed
+    left_re, left_im, right_re, right_im : (K * n, K * B) float64
+    templates : (B, K) complex128
+    residual : (n, B) complex128
+    """
+    n_pot, n = tau.shape
+    n_bins = w.shape[0]
+    m = np.empty((n_pot, n), dtype=np.complex128)
+    gram = np.empty((n_pot, n_pot), dtype=np.complex128)
+    rhs = np.empty(n_pot, dtype=np.complex128)
+    c = np.empty((n_pot, n), dtype=np.complex128)
+    for b in range(n_bins):
+        wb = w[b]
+        for p in range(n_pot):
+            for i in range(n):
+                if present[p, i]:
+                    m[p, i] = complex(math.cos(wb * tau[p, i]), -math.sin(wb * tau[p, i]))
+                else:
+                    m[p, i] = 0.0
+        for p in range(n_pot):
+            acc = 0.0 + 0.0j
+            for i in range(n):
+                acc += (m[p, i] * rows[i]).conjugate() * spectra[i, b]
+            rhs[p] = acc
+            for q in range(n_pot):
+                acc = 0.0 + 0.0j
+                for i in range(n):
+                    acc += (m[p, i] * rows[i]).conjugate() * m[q, i]
+                gram[p, q] = acc + (ridge if p == q else 0.0)
+        ginv = np.linalg.inv(gram)
+        for p in range(n_pot):
+            acc = 0.0 + 0.0j
+            for q in range(n_pot):
+                acc += ginv[p, q] * rhs[q]
+            templates[b, p] = acc
+        for i in range(n):
+            acc = spectra[i, b]
+            for p in range(n_pot):
+                acc -= m[p, i] * templates[b, p]
+            residual[i, b] = acc
+        if not step_parts:
+            continue
+        for j in range(n_pot):
+            for i in range(n):
+                c[j, i] = -1j * wb * m[j, i] * templates[b, j]
+        for j in range(n_pot):
+            for i in range(n):
+                cw = c[j, i].conjugate() * weight[b] * rows[i]
+                gradient[j * n + i] += (cw * residual[i, b]).real
+                for mm in range(n_pot):
+                    diag[j, mm, i] += (cw * c[mm, i]).real
+                for q in range(n_pot):
+                    mg = 0.0 + 0.0j
+                    for p in range(n_pot):
+                        mg += m[p, i] * ginv[p, q]
+                    v = cw * mg
+                    left_re[j * n + i, q * n_bins + b] = v.real
+                    left_im[j * n + i, q * n_bins + b] = v.imag
+                    r = c[j, i] * (rows[i] * m[q, i]).conjugate()
+                    right_re[j * n + i, q * n_bins + b] = r.real
+                    right_im[j * n + i, q * n_bins + b] = r.imag
