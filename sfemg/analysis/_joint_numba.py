@@ -15,14 +15,15 @@ from .._numba import jit
 
 @jit
 def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, diag, gradient,
-                        left_re, left_im, right_re, right_im, templates, residual):  # pragma: no cover - compiled
+                        factor_re, factor_im, templates, residual):  # pragma: no cover - compiled
     """Per DFT bin b of the joint model (see ``joint._normal_equations``): design
-    ``m_pi = a_pi e^{-i w_b tau_pi}``, the weighted Gram matrix and its inverse ``G``,
-    templates ``S``, residuals, and the Gauss-Newton pieces ``c_ji = -i w_b m_ji S_j``,
+    ``m_pi = a_pi e^{-i w_b tau_pi}``, the weighted Gram matrix ``G = L L^H`` (Cholesky),
+    templates ``S``, residuals ``r``, and the Gauss-Newton pieces ``c_ji = -i w_b m_ji S_j``,
     ``cw_ji = conj(c_ji) W_b v_i``; accumulates the same-sweep blocks ``diag[j, m, i] =
-    Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factors of
-    the projection term, ``left[(j, i), (q, b)] = cw_ji sum_p m_pi G_pq`` and
-    ``right[(m, l), (q, b)] = c_ml conj(v_l m_ql)``, split into real and imaginary parts.
+    Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factor
+    of the projection term ``Re sum_b A G^-1 A^H = Re F F^H``:
+    ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored at
+    ``[(j, i), (q, b)]`` split into real and imaginary parts.
 
     Parameters
     ----------
@@ -34,11 +35,11 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     ridge : float
         Added to the Gram matrix's diagonal.
     step_parts : bool
-        Fill ``diag``, ``gradient`` and the factors; when False only ``templates`` and
+        Fill ``diag``, ``gradient`` and the factor; when False only ``templates`` and
         ``residual`` (the others may then be empty).
     diag : (K, K, n) float64, zeroed
     gradient : (K * n,) float64, zeroed
-    left_re, left_im, right_re, right_im : (K * n, K * B) float64
+    factor_re, factor_im : (K * n, K * B) float64
     templates : (B, K) complex128
     residual : (n, B) complex128
     """
@@ -79,6 +80,9 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
             residual[i, b] = acc
         if not step_parts:
             continue
+        # G^-1 = L^-H L^-1 with G = L L^H, so A G^-1 A^H = (A L^-H)(A L^-H)^H
+        lower_inv = np.linalg.inv(np.linalg.cholesky(gram))
+        root_w = math.sqrt(weight[b])
         for j in range(n_pot):
             for i in range(n):
                 c[j, i] = -1j * wb * m[j, i] * templates[b, j]
@@ -88,13 +92,10 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
                 gradient[j * n + i] += (cw * residual[i, b]).real
                 for mm in range(n_pot):
                     diag[j, mm, i] += (cw * c[mm, i]).real
+                a_row = c[j, i].conjugate() * (root_w * rows[i])
                 for q in range(n_pot):
-                    mg = 0.0 + 0.0j
-                    for p in range(n_pot):
-                        mg += m[p, i] * ginv[p, q]
-                    v = cw * mg
-                    left_re[j * n + i, q * n_bins + b] = v.real
-                    left_im[j * n + i, q * n_bins + b] = v.imag
-                    r = c[j, i] * (rows[i] * m[q, i]).conjugate()
-                    right_re[j * n + i, q * n_bins + b] = r.real
-                    right_im[j * n + i, q * n_bins + b] = r.imag
+                    f = 0.0 + 0.0j  # (A L^-H)[(j, i), q] = sum_p A[(j, i), p] conj(L^-1[q, p])
+                    for p in range(q + 1):
+                        f += a_row * m[p, i] * lower_inv[q, p].conjugate()
+                    factor_re[j * n + i, q * n_bins + b] = f.real
+                    factor_im[j * n + i, q * n_bins + b] = f.imag

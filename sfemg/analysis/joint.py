@@ -112,8 +112,8 @@ def _templates(spectra, w, tau, present, rows):
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
                         np.zeros(w.size), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, False, np.zeros((0, 0, 0)), np.zeros(0), empty, empty, empty,
-                        empty, templates, np.empty(spectra.shape, dtype=np.complex128))
+                        _TEMPLATE_RIDGE * n, False, np.zeros((0, 0, 0)), np.zeros(0), empty, empty,
+                        templates, np.empty(spectra.shape, dtype=np.complex128))
     return templates
 
 
@@ -154,20 +154,18 @@ def _normal_equations(spectra, w, weight, tau, present, rows):
     n_bins = w.size
     diag = np.zeros((k, k, n))
     gradient = np.zeros(k * n)
-    left_re, left_im, right_re, right_im = (np.empty((k * n, k * n_bins)) for _ in range(4))
+    factor_re, factor_im = np.empty((k * n, k * n_bins)), np.empty((k * n, k * n_bins))
     templates = np.empty((n_bins, k), dtype=np.complex128)
     residual = np.empty((n, n_bins), dtype=np.complex128)
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
                         np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, True, diag, gradient, left_re, left_im, right_re, right_im,
-                        templates, residual)
+                        _TEMPLATE_RIDGE * n, True, diag, gradient, factor_re, factor_im, templates, residual)
     normal = np.zeros((k, n, k, n))
     idx = np.arange(n)
     normal[:, idx, :, idx] = diag.transpose(2, 0, 1)  # same sweep
-    # the projection's low-rank part, sum_b,p,q cw_jib m_pib G^-1_bpq conj(v_l m_qlb) c_mlb,
-    # as one matrix product over (q, b)
-    low = left_re @ right_re.T - left_im @ right_im.T
+    # the projection's part, Re sum_b A_b G_b^-1 A_b^H = Re F F^H (symmetric products)
+    low = factor_re @ factor_re.T + factor_im @ factor_im.T
     return normal.reshape(k * n, k * n) - low, gradient, templates, residual
 
 
