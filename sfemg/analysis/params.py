@@ -44,8 +44,8 @@ class AnalysisParams:
         Template method: time potentials whose waveforms overlap by one joint fit of all
         of them (:mod:`sfemg.analysis.joint`) rather than each on its own segment, which
         is dragged towards the other fibre (MCD up to 15 % low on simulated recordings).
-        Adds 30-70 ms to a recording with overlapping potentials, most of them: the
-        analysis takes ~4x as long as without (docs/analysis.md §6-7).
+        Adds ~30-40 ms to a recording with overlapping potentials, most of them: the
+        analysis takes ~3x as long as without (docs/analysis.md §6-7).
     electrode : {"sfe", "concentric"}
         Selects acceptance thresholds and reference limits.
     muscle : str, optional
