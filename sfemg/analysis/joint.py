@@ -87,34 +87,41 @@ def fit_window(length, positions, ramp):
     return np.where(d <= 0, 1.0, np.where(d < ramp, 0.5 + 0.5 * np.cos(np.pi * d / ramp), 0.0))
 
 
-def _templates(spectra, w, tau, present, rows):
-    """Per-bin least-squares templates of the joint model given the shifts.
+def _bin_parts(spectra, w, weight, tau, present, rows, step_parts):
+    """Allocate the outputs and run :func:`~sfemg.analysis._joint_numba.normal_parts_kernel`.
 
-    Parameters
-    ----------
-    spectra : ndarray, shape (n, B)
-        Fitted bins of the (windowed) sweeps.
-    w : ndarray, shape (B,)
-        Angular frequency of each bin, radians per sample.
-    tau : ndarray, shape (K, n)
-        Shifts, samples (finite where present).
-    present : ndarray of bool, shape (K, n)
-    rows : ndarray, shape (n,)
-        1 for sweeps that enter the template estimate, 0 otherwise.
+    Arguments as for :func:`_normal_equations`; with ``step_parts`` False only the
+    templates and residuals are computed (``weight`` is then not used).
 
     Returns
     -------
-    ndarray of complex, shape (B, K)
+    diag : ndarray, shape (K, K, n)
+    gradient : ndarray, shape (K * n,)
+    factor_re, factor_im : ndarray, shape (K * n, K * B)
+        Empty when ``step_parts`` is False.
+    templates : ndarray of complex, shape (B, K)
+    residual : ndarray of complex, shape (n, B)
     """
     k, n = tau.shape
-    templates = np.empty((w.size, k), dtype=np.complex128)
-    empty = np.empty((0, 0))
+    n_bins = w.size
+    size = (k, n) if step_parts else (0, 0)
+    diag = np.zeros((size[0], size[0], size[1]))
+    gradient = np.zeros(size[0] * size[1])
+    factor_re = np.empty((size[0] * size[1], size[0] * n_bins))
+    factor_im = np.empty(factor_re.shape)
+    templates = np.empty((n_bins, k), dtype=np.complex128)
+    residual = np.empty((n, n_bins), dtype=np.complex128)
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
-                        np.zeros(w.size), np.ascontiguousarray(tau, dtype=np.float64),
+                        np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, False, np.zeros((0, 0, 0)), np.zeros(0), empty, empty,
-                        templates, np.empty(spectra.shape, dtype=np.complex128))
-    return templates
+                        _TEMPLATE_RIDGE * n, step_parts, diag, gradient, factor_re, factor_im, templates, residual)
+    return diag, gradient, factor_re, factor_im, templates, residual
+
+
+def _templates(spectra, w, tau, present, rows):
+    """Per-bin least-squares templates of the joint model given the shifts, shape (B, K)
+    (arguments as for :func:`_normal_equations`)."""
+    return _bin_parts(spectra, w, np.zeros(w.size), tau, present, rows, step_parts=False)[4]
 
 
 def _normal_equations(spectra, w, weight, tau, present, rows):
@@ -151,16 +158,8 @@ def _normal_equations(spectra, w, weight, tau, present, rows):
     residual : ndarray, shape (n, B)
     """
     k, n = tau.shape
-    n_bins = w.size
-    diag = np.zeros((k, k, n))
-    gradient = np.zeros(k * n)
-    factor_re, factor_im = np.empty((k * n, k * n_bins)), np.empty((k * n, k * n_bins))
-    templates = np.empty((n_bins, k), dtype=np.complex128)
-    residual = np.empty((n, n_bins), dtype=np.complex128)
-    normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
-                        np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
-                        np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, True, diag, gradient, factor_re, factor_im, templates, residual)
+    diag, gradient, factor_re, factor_im, templates, residual = _bin_parts(
+        spectra, w, weight, tau, present, rows, step_parts=True)
     normal = np.zeros((k, n, k, n))
     idx = np.arange(n)
     normal[:, idx, :, idx] = diag.transpose(2, 0, 1)  # same sweep
