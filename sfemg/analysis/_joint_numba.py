@@ -14,8 +14,8 @@ from .._numba import jit
 
 
 @jit
-def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, diag, gradient,
-                        factor_re, factor_im, templates, residual):  # pragma: no cover - compiled
+def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, factor_rows, diag,
+                        gradient, factor_re, factor_im, templates, residual):  # pragma: no cover - compiled
     """Per DFT bin b of the joint model (see ``joint._normal_equations``): design
     ``m_pi = a_pi e^{-i w_b tau_pi}``, the weighted Gram matrix ``G = L L^H`` (Cholesky),
     templates ``S``, residuals ``r``, and the Gauss-Newton pieces ``c_ji = -i w_b m_ji S_j``,
@@ -23,7 +23,8 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factor
     of the projection term ``Re sum_b A G^-1 A^H = Re F F^H``:
     ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored at
-    ``[(j, i), (q, b)]`` split into real and imaginary parts.
+    ``[factor_rows[j * n + i], (q, b)]`` split into real and imaginary parts (only the
+    rows of the shifts that are fitted).
 
     Parameters
     ----------
@@ -37,9 +38,11 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     step_parts : bool
         Fill ``diag``, ``gradient`` and the factor; when False only ``templates`` and
         ``residual`` (the others may then be empty).
+    factor_rows : (K * n,) int64
+        Row of each shift ``j * n + i`` in the factor, -1 for shifts not fitted.
     diag : (K, K, n) float64, zeroed
     gradient : (K * n,) float64, zeroed
-    factor_re, factor_im : (K * n, K * B) float64
+    factor_re, factor_im : (F, K * B) float64, F the number of shifts fitted
     templates : (B, K) complex128
     residual : (n, B) complex128
     """
@@ -92,10 +95,13 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
                 gradient[j * n + i] += (cw * residual[i, b]).real
                 for mm in range(n_pot):
                     diag[j, mm, i] += (cw * c[mm, i]).real
+                row = factor_rows[j * n + i]
+                if row < 0:
+                    continue
                 a_row = c[j, i].conjugate() * (root_w * rows[i])
                 for q in range(n_pot):
                     f = 0.0 + 0.0j  # (A L^-H)[(j, i), q] = sum_p A[(j, i), p] conj(L^-1[q, p])
                     for p in range(q + 1):
                         f += a_row * m[p, i] * lower_inv[q, p].conjugate()
-                    factor_re[j * n + i, q * n_bins + b] = f.real
-                    factor_im[j * n + i, q * n_bins + b] = f.imag
+                    factor_re[row, q * n_bins + b] = f.real
+                    factor_im[row, q * n_bins + b] = f.imag

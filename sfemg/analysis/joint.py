@@ -29,6 +29,7 @@ held fixed.
 from __future__ import annotations
 
 import numpy as np
+from scipy.fft import next_fast_len
 from threadpoolctl import threadpool_limits
 
 from ._joint_numba import normal_parts_kernel
@@ -87,45 +88,50 @@ def fit_window(length, positions, ramp):
     return np.where(d <= 0, 1.0, np.where(d < ramp, 0.5 + 0.5 * np.cos(np.pi * d / ramp), 0.0))
 
 
-def _bin_parts(spectra, w, weight, tau, present, rows, step_parts):
+def _bin_parts(spectra, w, weight, tau, present, rows, free):
     """Allocate the outputs and run :func:`~sfemg.analysis._joint_numba.normal_parts_kernel`.
 
-    Arguments as for :func:`_normal_equations`; with ``step_parts`` False only the
-    templates and residuals are computed (``weight`` is then not used).
+    Arguments as for :func:`_normal_equations`; with ``free`` None only the templates
+    and residuals are computed (``weight`` is then not used).
 
     Returns
     -------
     diag : ndarray, shape (K, K, n)
     gradient : ndarray, shape (K * n,)
-    factor_re, factor_im : ndarray, shape (K * n, K * B)
-        Empty when ``step_parts`` is False.
+    factor_re, factor_im : ndarray, shape (F, K * B)
+        Rows of the F free shifts (in the order ``j * n + i``); empty when ``free`` is None.
     templates : ndarray of complex, shape (B, K)
     residual : ndarray of complex, shape (n, B)
     """
     k, n = tau.shape
     n_bins = w.size
+    step_parts = free is not None
     size = (k, n) if step_parts else (0, 0)
+    factor_rows = np.full(k * n, -1, dtype=np.int64)
+    if step_parts:
+        factor_rows[free.reshape(-1)] = np.arange(np.count_nonzero(free))
     diag = np.zeros((size[0], size[0], size[1]))
     gradient = np.zeros(size[0] * size[1])
-    factor_re = np.empty((size[0] * size[1], size[0] * n_bins))
+    factor_re = np.empty((np.count_nonzero(factor_rows >= 0), k * n_bins))
     factor_im = np.empty(factor_re.shape)
     templates = np.empty((n_bins, k), dtype=np.complex128)
     residual = np.empty((n, n_bins), dtype=np.complex128)
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
                         np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, step_parts, diag, gradient, factor_re, factor_im, templates, residual)
+                        _TEMPLATE_RIDGE * n, step_parts, factor_rows, diag, gradient, factor_re, factor_im,
+                        templates, residual)
     return diag, gradient, factor_re, factor_im, templates, residual
 
 
 def _templates(spectra, w, tau, present, rows):
     """Per-bin least-squares templates of the joint model given the shifts, shape (B, K)
     (arguments as for :func:`_normal_equations`)."""
-    return _bin_parts(spectra, w, np.zeros(w.size), tau, present, rows, step_parts=False)[4]
+    return _bin_parts(spectra, w, np.zeros(w.size), tau, present, rows, free=None)[4]
 
 
-def _normal_equations(spectra, w, weight, tau, present, rows):
-    """Gauss-Newton normal equations of all shifts on the template-profiled residual.
+def _normal_equations(spectra, w, weight, tau, present, rows, free):
+    """Gauss-Newton normal equations of the free shifts on the template-profiled residual.
 
     The residual of bin k over the sweeps (row weights ``v``) is ``r = P x`` with
     ``P = I - m G^-1 m^H V`` the weighted projection off the potentials' columns
@@ -148,24 +154,30 @@ def _normal_equations(spectra, w, weight, tau, present, rows):
     present : ndarray of bool, shape (K, n)
     rows : ndarray, shape (n,)
         Row weights ``v``: 1 for sweeps in the fit, 0 for sweeps left out.
+    free : ndarray of bool, shape (K, n)
+        The shifts fitted (present, in a sweep in the fit); the others are held and their
+        rows and columns left out, so the system has only F = ``free.sum()`` unknowns.
 
     Returns
     -------
-    normal : ndarray, shape (K * n, K * n)
-        Indexed by ``j * n + i``.
-    gradient : ndarray, shape (K * n,)
+    normal : ndarray, shape (F, F)
+        Indexed by the free shifts in the order ``j * n + i``.
+    gradient : ndarray, shape (F,)
     templates : ndarray, shape (B, K)
     residual : ndarray, shape (n, B)
     """
     k, n = tau.shape
     diag, gradient, factor_re, factor_im, templates, residual = _bin_parts(
-        spectra, w, weight, tau, present, rows, step_parts=True)
-    normal = np.zeros((k, n, k, n))
-    idx = np.arange(n)
-    normal[:, idx, :, idx] = diag.transpose(2, 0, 1)  # same sweep
+        spectra, w, weight, tau, present, rows, free)
     # the projection's part, Re sum_b A_b G_b^-1 A_b^H = Re F F^H (symmetric products)
-    low = factor_re @ factor_re.T + factor_im @ factor_im.T
-    return normal.reshape(k * n, k * n) - low, gradient, templates, residual
+    normal = -(factor_re @ factor_re.T + factor_im @ factor_im.T)
+    index = np.full((k, n), -1)
+    index[free] = np.arange(np.count_nonzero(free))
+    for j in range(k):  # same sweep
+        for m in range(k):
+            both = free[j] & free[m]
+            normal[index[j, both], index[m, both]] += diag[j, m, both]
+    return normal, gradient[free.reshape(-1)], templates, residual
 
 
 def _projected_step(spectra, w, weight, tau, present, rows):
@@ -179,21 +191,15 @@ def _projected_step(spectra, w, weight, tau, present, rows):
     residual : ndarray, shape (n, B)
         Every sweep's residual before the step.
     """
-    k, n = tau.shape
-    a, g, _, residual = _normal_equations(spectra, w, weight, tau, present, rows)
-    free = (present & (rows[None, :] > 0)).reshape(k * n)
-    a[~free, :] = 0.0
-    a[:, ~free] = 0.0
-    a[~free, ~free] = 1.0
-    g[~free] = 0.0
-    a += _DAMPING * np.trace(a) / a.shape[0] * np.eye(a.shape[0])
+    free = present & (rows[None, :] > 0)
+    a, g, _, residual = _normal_equations(spectra, w, weight, tau, present, rows, free)
+    a += _DAMPING * np.trace(a) / max(a.shape[0], 1) * np.eye(a.shape[0])
     try:
-        step = np.linalg.solve(a, g)
+        solution = np.linalg.solve(a, g)
     except np.linalg.LinAlgError:  # a degenerate sweep set: the least-squares step instead
-        step = np.linalg.lstsq(a, g, rcond=None)[0]
-    step = step.reshape(k, n)
-    free = free.reshape(k, n)
-    step = np.where(free, step, 0.0)
+        solution = np.linalg.lstsq(a, g, rcond=None)[0]
+    step = np.zeros(tau.shape)
+    step[free] = solution
     step -= step.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1)
     return np.where(free, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0), residual
 
@@ -280,9 +286,17 @@ def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
 def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     positions = np.asarray(positions, dtype=np.float64)
     present = np.isfinite(positions)
-    n, length = data_v.shape
-    window = fit_window(length, positions, fit_half)
-    spectra = np.fft.rfft(data_v * window[None, :], axis=1)
+    window = fit_window(data_v.shape[1], positions, fit_half)
+    # the fit sees only the window's support: cropped (plus room for the shifts to move
+    # the templates circularly without wrapping), its DFT has the same information in
+    # fewer bins, and every bin costs a column of the dense system
+    support = np.flatnonzero(window)
+    margin = int(np.ceil(np.nanmax(np.abs(positions - np.nanmean(positions, axis=1, keepdims=True))))) + 1
+    lo = max(0, support[0] - margin)
+    hi = min(data_v.shape[1], support[-1] + 1 + margin)
+    n, length = data_v.shape[0], next_fast_len(hi - lo, real=True)
+    spectra = np.fft.rfft(data_v[:, lo:hi] * window[None, lo:hi], n=length, axis=1)
+    positions = positions - lo
     bins = np.arange(length // 2 + 1)
     seg_len = 2 * fit_half + 1
     q = np.interp(bins / length, np.arange(noise_power.size) / seg_len, noise_power) * length / seg_len
@@ -309,4 +323,4 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     if left_out.any():
         tau[:, left_out] = _fixed_template_shifts(x[left_out], w, weight, templates,
                                                   tau[:, left_out], present[:, left_out])
-    return np.where(present, tau, np.nan)
+    return np.where(present, tau + lo, np.nan)
