@@ -22,8 +22,8 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     ``cw_ji = conj(c_ji) W_b v_i``; accumulates the same-sweep blocks ``diag[j, m, i] =
     Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factor
     of the projection term ``Re sum_b A G^-1 A^H = Re F F^H``:
-    ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored at
-    ``[factor_rows[j * n + i], (q, b)]`` split into real and imaginary parts (only the
+    ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored
+    transposed at ``[(q, b), factor_rows[j * n + i]]`` (each bin's writes contiguous) split into real and imaginary parts (only the
     rows of the shifts that are fitted).
 
     Parameters
@@ -42,7 +42,7 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
         Row of each shift ``j * n + i`` in the factor, -1 for shifts not fitted.
     diag : (K, K, n) float64, zeroed
     gradient : (K * n,) float64, zeroed
-    factor_re, factor_im : (F, K * B) float64, F the number of shifts fitted
+    factor_re, factor_im : (K * B, F) float64, F the number of shifts fitted
     templates : (B, K) complex128
     residual : (n, B) complex128
     """
@@ -103,5 +103,5 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
                     f = 0.0 + 0.0j  # (A L^-H)[(j, i), q] = sum_p A[(j, i), p] conj(L^-1[q, p])
                     for p in range(q + 1):
                         f += a_row * m[p, i] * lower_inv[q, p].conjugate()
-                    factor_re[row, q * n_bins + b] = f.real
-                    factor_im[row, q * n_bins + b] = f.imag
+                    factor_re[q * n_bins + b, row] = f.real
+                    factor_im[q * n_bins + b, row] = f.imag

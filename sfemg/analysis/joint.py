@@ -98,8 +98,8 @@ def _bin_parts(spectra, w, weight, tau, present, rows, free):
     -------
     diag : ndarray, shape (K, K, n)
     gradient : ndarray, shape (K * n,)
-    factor_re, factor_im : ndarray, shape (F, K * B)
-        Rows of the F free shifts (in the order ``j * n + i``); empty when ``free`` is None.
+    factor_re, factor_im : ndarray, shape (K * B, F)
+        Columns of the F free shifts (in the order ``j * n + i``); empty when ``free`` is None.
     templates : ndarray of complex, shape (B, K)
     residual : ndarray of complex, shape (n, B)
     """
@@ -112,7 +112,7 @@ def _bin_parts(spectra, w, weight, tau, present, rows, free):
         factor_rows[free.reshape(-1)] = np.arange(np.count_nonzero(free))
     diag = np.zeros((size[0], size[0], size[1]))
     gradient = np.zeros(size[0] * size[1])
-    factor_re = np.empty((np.count_nonzero(factor_rows >= 0), k * n_bins))
+    factor_re = np.empty((k * n_bins, np.count_nonzero(factor_rows >= 0)))
     factor_im = np.empty(factor_re.shape)
     templates = np.empty((n_bins, k), dtype=np.complex128)
     residual = np.empty((n, n_bins), dtype=np.complex128)
@@ -170,7 +170,7 @@ def _normal_equations(spectra, w, weight, tau, present, rows, free):
     diag, gradient, factor_re, factor_im, templates, residual = _bin_parts(
         spectra, w, weight, tau, present, rows, free)
     # the projection's part, Re sum_b A_b G_b^-1 A_b^H = Re F F^H (symmetric products)
-    normal = -(factor_re @ factor_re.T + factor_im @ factor_im.T)
+    normal = -(factor_re.T @ factor_re + factor_im.T @ factor_im)
     index = np.full((k, n), -1)
     index[free] = np.arange(np.count_nonzero(free))
     for j in range(k):  # same sweep
