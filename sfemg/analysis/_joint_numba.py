@@ -23,8 +23,8 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factor
     of the projection term ``Re sum_b A G^-1 A^H = Re F F^H``:
     ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored
-    transposed at ``[(q, b), factor_rows[j * n + i]]`` (each bin's writes contiguous) split into real and imaginary parts (only the
-    rows of the shifts that are fitted).
+    transposed at ``[(q, b), factor_rows[j * n + i]]`` (each bin's writes contiguous),
+    split into real and imaginary parts, for the shifts that are fitted only.
 
     Parameters
     ----------
