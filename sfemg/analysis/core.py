@@ -37,6 +37,9 @@ __all__ = ["analyze_signal", "analyze_recording"]
 MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 #: The trigger potential must recur at least this often to be recognised.
 _MIN_TRIGGER_COUNT = 8
+#: Consistent potentials of a continuous voluntary recording tried as the trigger,
+#: biggest first, until one gives an accepted pair.
+_TRIGGER_CHOICES = 3
 #: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
 _NOTCH_DEPTH = 0.05
 #: A present potential's segment must correlate at least this well with the template
@@ -47,7 +50,14 @@ _MIN_SHAPE_CORRELATION = 0.5
 _TRIGGER_SCALE_PERCENTILE = 90.0
 #: Two groups of trigger scales are two potentials when Ashman's D of the best split
 #: exceeds this (a Gaussian sample: 2.5-3; "flip-flop" is flagged above 4), each
-#: holding at least _TRIGGER_SPLIT_FRACTION of the sweeps.
+#: holding at least _TRIGGER_SPLIT_FRACTION of the sweeps: D from the groups' SDs or
+#: from their median absolute deviations, whichever is larger (one half-cancelled
+#: discharge inflates an SD and hides a clear split, D 20 -> 3; a side that holds two
+#: groups itself inflates its MAD more than its SD, D 6.6 -> 5.4, in simulated recordings)
+#: and when their median scales differ by more than _TRIGGER_SPLIT_LOG_SCALE (natural log):
+#: one potential's scales can be so tight (SD 0.3 % in a healthy simulated recording)
+#: that a tail of discharges 1 % smaller, under other units' potentials, makes a "group".
+_TRIGGER_SPLIT_LOG_SCALE = 0.05
 _TRIGGER_SPLIT_D = 6.0
 _TRIGGER_SPLIT_FRACTION = 0.05
 #: Peak and level methods seek the peak within this distance of the coarse peak, µs.
@@ -253,37 +263,37 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     return clean, rows, cols_
 
 
-def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
-    """Cut a continuous signal into rows around each trigger discharge or stimulus."""
+def _stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
+    """Cut a continuous stimulated signal into rows around each stimulus, artefact removed."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
     fit_half = _fit_half(params, fs_hz)
-    if mode == "stimulated":
-        stim = np.asarray(stimulus_times_s, dtype=np.float64)
-        if stim.ndim != 1 or not np.all(np.isfinite(stim)):
-            raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
-        n_cols = _fast_length(search + 2 * fit_half + 1)
-        starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
-        ok = (starts >= 0) & (starts + n_cols <= x.size)
-        if ok.sum() < 2:
-            raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
-        every_start = starts  # incomplete windows (at the ends) hold artefacts too
-        stim, starts = stim[ok], starts[ok]
-        ref_pos = stim * fs_hz - starts
-        clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
-        # the noise is measured on the whole signal, away from every candidate peak and
-        # from every stimulus's window (artefact and responses): the windows alone, once
-        # their responses are left out, are too short for it
-        rows, cols = _candidates(x, noise_sd, fs_hz, params)
-        window = np.arange(0, n_cols, max(1, fit_half))
-        busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
-        return _Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], np.zeros_like(busy_cols),
-                       busy_cols, noise_sd)
+    stim = np.asarray(stimulus_times_s, dtype=np.float64)
+    if stim.ndim != 1 or not np.all(np.isfinite(stim)):
+        raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
+    n_cols = _fast_length(search + 2 * fit_half + 1)
+    starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
+    ok = (starts >= 0) & (starts + n_cols <= x.size)
+    if ok.sum() < 2:
+        raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
+    every_start = starts  # incomplete windows (at the ends) hold artefacts too
+    stim, starts = stim[ok], starts[ok]
+    ref_pos = stim * fs_hz - starts
+    clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
+    # the noise is measured on the whole signal, away from every candidate peak and
+    # from every stimulus's window (artefact and responses): the windows alone, once
+    # their responses are left out, are too short for it
     rows, cols = _candidates(x, noise_sd, fs_hz, params)
-    if cols.size == 0:
-        raise SfemgInputError("no potentials found above the detection threshold")
-    trig = cols[find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT,
-                             params.min_idi_ms)]
-    n_cols = _fast_length(2 * (search + fit_half) + 1)
+    window = np.arange(0, n_cols, max(1, fit_half))
+    busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
+    return _Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], np.zeros_like(busy_cols),
+                   busy_cols, noise_sd)
+
+
+def _discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
+    """Cut a continuous voluntary signal into rows around each trigger discharge (sample
+    indices ``trig``); ``rows, cols`` are every candidate peak (kept out of the noise)."""
+    search = int(round(params.search_window_ms * 1e-3 * fs_hz))
+    n_cols = _fast_length(2 * (search + _fit_half(params, fs_hz)) + 1)
     pre = n_cols // 2
     trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
     if trig.size < 2:
@@ -291,6 +301,50 @@ def _continuous_sweeps(x, fs_hz, mode, stimulus_times_s, params, noise_sd):
     starts = trig - pre
     return _Sweeps(_windows(x, starts, n_cols), starts / fs_hz, np.full(trig.size, float(pre)),
                    trig / fs_hz, x[None, :], rows, cols, noise_sd)
+
+
+def _first_accepted(attempts):
+    """The result of the first of ``attempts`` (callables returning a RecordingResult)
+    that has an accepted pair; if none has, what the first returned, or its
+    SfemgInputError raised."""
+    first = None
+    for attempt in attempts:
+        try:
+            result = attempt()
+        except SfemgInputError as error:
+            result = error
+        if isinstance(result, RecordingResult) and any(p.accepted for p in result.pairs):
+            return result
+        first = result if first is None else first
+    if isinstance(first, SfemgInputError):
+        raise first
+    return first
+
+
+def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recording=None):
+    """Analysis of a continuous signal (checked: 1-D, finite float64).
+
+    Voluntary: the trigger is the biggest consistent potential
+    (:func:`~sfemg.analysis.detect.find_trigger`) that has a time-locked potential
+    forming an accepted pair; up to :data:`_TRIGGER_CHOICES` candidates are tried,
+    biggest first, and if none gives an accepted pair the biggest's result (or error)
+    stands. A background unit's potential can be the biggest: a broad potential passes
+    the amplifier's band better than a narrow one of a higher raw peak.
+    """
+    noise_sd = estimate_noise_sd(x)
+    if mode == "stimulated":
+        return _analyze_sweeps(name, _stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd),
+                               fs_hz, mode, params, recording)
+    rows, cols = _candidates(x, noise_sd, fs_hz, params)
+    if cols.size == 0:
+        raise SfemgInputError("no potentials found above the detection threshold")
+    choices = find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT, params.min_idi_ms)
+
+    def with_trigger(member):
+        sw = _discharge_sweeps(x, cols[member], rows, cols, fs_hz, params, noise_sd)
+        return _analyze_sweeps(name, sw, fs_hz, mode, params, recording)
+
+    return _first_accepted(functools.partial(with_trigger, m) for m in choices[:_TRIGGER_CHOICES])
 
 
 def _sweep_input(rec: Recording, params, noise_sd):
@@ -312,7 +366,7 @@ def _sweep_input(rec: Recording, params, noise_sd):
     rows, cols = _candidates(data, noise_sd, fs_hz, params)
     amps = peak_values(data, rows, cols)
     # sweeps are far apart in time: row-major order with no refractory merge
-    member = find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0)
+    member = find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0)[0]
     best = {}  # one trigger per sweep: the largest member in each row
     for m in member:
         r = rows[m]
@@ -876,36 +930,58 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     1.0-1.8 times a template fitted to all sweeps, another unit's at 0.35-0.5). When
     the scales fall in two clearly separate groups (:data:`_TRIGGER_SPLIT_D`) another
     unit of similar size and shape has joined (at 0.7 of the trigger's scale in a
-    simulated recording, correlation 0.98): only the larger group is kept.
+    simulated recording, correlation 0.98). The group of the larger peaks comes first,
+    the trigger being the biggest potential (:func:`~sfemg.analysis.detect.find_trigger`;
+    the template's scale alone can rank them the other way: the template is their
+    blend, and a broad potential of another unit can project more onto it than the
+    trigger's narrow one — scales 1.05 against 0.94 for peaks 1.07 against 0.92 of the
+    median in a simulated recording). The sweeps dropped are the second choice, analysed
+    (with a trigger check of their own) if the first give no accepted pair: that big
+    potential may be a background unit's, and the trigger's discharges may even all
+    have been dropped, their template scales far below the blend's.
 
     Returns
     -------
     _Sweeps
-        The trigger discharges (all sweeps if fewer than two pass).
+        The trigger discharges: ``sw`` itself if none is dropped (or fewer than two pass).
+    _Sweeps or None
+        The sweeps dropped (None when they are fewer than :data:`_MIN_TRIGGER_COUNT`).
     TemplateFit
         The trigger's fit over all of ``sw``'s sweeps (its time points when none is dropped).
     """
     fit_half = _fit_half(params, fs_hz)
-    _, _, segs, _ = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
+    _, _, segs, peak = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
     fit = fit_template(segs, _noise_power(sw, segs.shape[1], spectra)[0])
     ok = (fit.amplitudes >= params.block_fraction * np.percentile(fit.amplitudes, _TRIGGER_SCALE_PERCENTILE)) \
         & (fit.correlations >= _MIN_SHAPE_CORRELATION)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_scale = np.log(np.where(ok, fit.amplitudes, np.nan))
     d, threshold = two_group_split(log_scale, _TRIGGER_SPLIT_FRACTION)
-    if d > _TRIGGER_SPLIT_D and np.sum(log_scale > threshold) >= _MIN_TRIGGER_COUNT:
-        ok &= log_scale > threshold
+    d_robust = two_group_split(log_scale, _TRIGGER_SPLIT_FRACTION, robust=True)[0]
+    upper, lower = log_scale > threshold, log_scale <= threshold
+    if max(d, d_robust) > _TRIGGER_SPLIT_D \
+            and np.median(log_scale[upper]) - np.median(log_scale[lower]) > _TRIGGER_SPLIT_LOG_SCALE:
+        if np.median(peak[upper]) < np.median(peak[lower]):
+            upper, lower = lower, upper
+        if upper.sum() >= _MIN_TRIGGER_COUNT:
+            ok = upper
     if ok.all() or ok.sum() < 2:
-        return sw, fit
-    return _Sweeps(sw.data_v[ok], sw.start_s[ok], sw.ref_pos[ok], sw.ref_times_s[ok], sw.noise_v,
-                   sw.busy_rows, sw.busy_cols, sw.noise_sd), fit
+        return sw, None, fit
+    return _subset(sw, ok), _subset(sw, ~ok) if np.sum(~ok) >= _MIN_TRIGGER_COUNT else None, fit
+
+
+def _subset(sw, rows):
+    """The sweeps ``rows`` (boolean mask) of ``sw``."""
+    return _Sweeps(sw.data_v[rows], sw.start_s[rows], sw.ref_pos[rows], sw.ref_times_s[rows], sw.noise_v,
+                   sw.busy_rows, sw.busy_cols, sw.noise_sd)
 
 
 def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
     """Everything after the sweeps are cut: potentials, time points, pairs.
 
     Voluntary sweeps that hold no discharge of the trigger potential
-    (:func:`_trigger_discharges`) are dropped and the rest analysed afresh.
+    (:func:`_trigger_discharges`) are dropped and the rest analysed afresh (the dropped
+    ones too, with their own trigger check, if the rest give no accepted pair).
     """
     data = sw.data_v
     n, n_cols = data.shape
@@ -934,9 +1010,13 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     spectra = {}
     trigger_fit = None
     if mode == "voluntary" and not triggers_checked:
-        true_sw, trigger_fit = _trigger_discharges(sw, pots[trigger], spectra, fs_hz, params)
+        true_sw, rest, trigger_fit = _trigger_discharges(sw, pots[trigger], spectra, fs_hz, params)
         if true_sw is not sw:
-            return _analyze_sweeps(name, true_sw, fs_hz, mode, params, recording, triggers_checked=True)
+            attempts = [functools.partial(_analyze_sweeps, name, true_sw, fs_hz, mode, params, recording,
+                                          triggers_checked=True)]
+            if rest is not None:  # the other potential's sweeps, with their own trigger check
+                attempts.append(functools.partial(_analyze_sweeps, name, rest, fs_hz, mode, params, recording))
+            return _first_accepted(attempts)
     kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
     if params.method == "template" and params.joint_timing:
         timed = _joint_timing(data, sw, timed, spectra, fs_hz, params)
@@ -1048,9 +1128,7 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
     """
     params = params or AnalysisParams()
     x = _check_signal(signal_v, fs_hz, mode, stimulus_times_s)
-    noise_sd = estimate_noise_sd(x)
-    sw = _continuous_sweeps(x, float(fs_hz), mode, stimulus_times_s, params, noise_sd)
-    return _analyze_sweeps(name, sw, float(fs_hz), mode, params)
+    return _analyze_continuous(name, x, float(fs_hz), mode, stimulus_times_s, params)
 
 
 def analyze_recording(rec: Recording, params=None) -> RecordingResult:
@@ -1070,10 +1148,7 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     """
     params = params or AnalysisParams()
     _check_fs(rec.fs_hz)
-    if rec.is_sweeps:
-        sw = _sweep_input(rec, params, estimate_noise_sd(rec.sweeps_v))
-    else:
-        x = rec.signal_v  # a Recording's samples are already checked: 1-D, finite float64
-        sw = _continuous_sweeps(x, rec.fs_hz, rec.mode, rec.stimulus_times_s, params,
-                                estimate_noise_sd(x))
+    if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
+        return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
+    sw = _sweep_input(rec, params, estimate_noise_sd(rec.sweeps_v))
     return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

@@ -158,12 +158,13 @@ def estimate_noise_sd(x_v) -> float:
 
 
 def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_ms: float):
-    """The discharges of the biggest consistent potential.
+    """The discharges of the consistent potentials, biggest first: trigger candidates.
 
-    Candidate peaks are grouped by polarity and log-amplitude; the trigger is the group of
-    largest amplitude holding at least ``min_count`` candidates (and at least a quarter of
-    the most populated group within half a decade of its amplitude). Of candidates
-    closer than ``min_idi_ms`` the first is kept.
+    Candidate peaks are grouped by polarity and log-amplitude; a group is a consistent
+    potential if it holds at least ``min_count`` candidates (and at least a quarter of
+    the most populated group within half a decade of its amplitude). The trigger is
+    the biggest; the others are the next choices when the biggest has no time-locked
+    potential (another unit's). Of candidates closer than ``min_idi_ms`` the first is kept.
 
     Parameters
     ----------
@@ -177,8 +178,9 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
     Returns
     -------
-    ndarray of int, shape (n_discharges,)
-        Indices into the candidate arrays of the trigger discharges, increasing.
+    list of ndarray of int
+        Per consistent potential in order of decreasing amplitude, the indices into the
+        candidate arrays of its discharges, increasing.
     """
     amp = np.asarray(amplitudes_v)
     groups = []  # (median log10 amplitude, polarity, member indices)
@@ -211,17 +213,19 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     # candidates of background units and noise do not count against a big potential
     qualified = [g for g in groups
                  if g[2].size >= 0.25 * max(h[2].size for h in groups if abs(h[0] - g[0]) <= _PEER_DECADES)]
-    member = max(qualified, key=lambda g: g[0])[2]
     # refractory: of members closer than min_idi keep the first. Keeping the larger let
     # two fibres of one unit of similar size (both in the group) alternate as the
     # reference from discharge to discharge; the first is the same fibre every time.
     min_gap = min_idi_ms * 1e-3 * fs_hz
-    kept = []
-    for m in member:
-        if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
-            continue
-        kept.append(m)
-    return np.asarray(kept, dtype=np.int64)
+    out = []
+    for _, _, member in sorted(qualified, key=lambda g: -g[0]):
+        kept = []
+        for m in member:
+            if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
+                continue
+            kept.append(m)
+        out.append(np.asarray(kept, dtype=np.int64))
+    return out
 
 
 @dataclass(frozen=True)

@@ -61,16 +61,17 @@ def _finish(clean, fs_hz, rms_v, rng):
     return scipy.signal.sosfilt(amplifier(fs_hz), clean) + band_noise(clean.size, fs_hz, rms_v, rng)
 
 
-def add_potentials(signal, fs_hz, times_s, shape, amplitude_v):
-    """Add one potential at each finite time (in place), evaluated within ±0.6 ms."""
+def add_potentials(signal, fs_hz, times_s, shape, amplitude_v, width_s=PHASE_S):
+    """Add one potential at each finite time (in place), evaluated within ±17 widths (±0.6 ms
+    at the default width)."""
     fn = SHAPES[shape]
-    half = int(np.ceil(0.6e-3 * fs_hz))
+    half = int(np.ceil(17 * width_s * fs_hz))
     offsets = np.arange(-half, half + 1)
     for t in times_s[np.isfinite(times_s)]:
         centre = int(round(t * fs_hz))
         idx = centre + offsets
         ok = (idx >= 0) & (idx < signal.size)
-        signal[idx[ok]] += fn(idx[ok] / fs_hz - t, amplitude_v)
+        signal[idx[ok]] += fn(idx[ok] / fs_hz - t, amplitude_v, width_s)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.signal
 
 from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal
 from sfemg.analysis.core import _bridge
@@ -245,3 +246,27 @@ def test_clinical_methods_at_20_db(method):
     p = r.pairs[0]
     want = true_mcd_us(p, r, truth)
     assert abs(p.mcd_us - want) <= max(MCD_ABS_US_20DB, MCD_REL_20DB * want)
+
+
+@pytest.mark.parametrize("foreign_amplitude_v", [1.0e-3, 1.3e-3])
+def test_trigger_is_the_biggest_potential_with_a_time_locked_partner(foreign_amplitude_v):
+    """Another unit's broad potential, bigger than the unit's trigger after the amplifier
+    (1.2 x: in the trigger's amplitude group; 1.5 x: a group of its own) and firing
+    independently, is not taken as the trigger: it has no time-locked potential."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=5)
+    rng = np.random.default_rng(1)
+    t_foreign = 0.011 + np.cumsum(rng.uniform(0.09, 0.13, 200))
+    foreign = np.zeros(sig.size)
+    synth.add_potentials(foreign, fs_hz, t_foreign[t_foreign < sig.size / fs_hz - 0.01], "triphasic",
+                         foreign_amplitude_v, width_s=2 * synth.PHASE_S)
+    foreign = scipy.signal.sosfilt(synth.amplifier(fs_hz), foreign)
+    assert np.abs(foreign).max() > 1.15 * synth.filtered_peak_v("triphasic", 1e-3, fs_hz)
+    r = analyze_signal(sig + foreign, fs_hz)
+    assert len(r.pairs) == 1
+    # the discharges of the unit's trigger (those with the other unit's potential in their
+    # window may be dropped), not the other unit's
+    off_s = np.abs(truth.times_s[0][:, None] - r.reference_times_s[None, :]).min(axis=0)
+    assert r.reference_times_s.size >= 0.85 * truth.times_s.shape[1] and np.sum(off_s > 50e-6) <= 1
+    want = true_mcd_us(r.pairs[0], r, truth)
+    assert abs(r.pairs[0].mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)

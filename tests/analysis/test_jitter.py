@@ -94,3 +94,14 @@ def test_two_group_split_threshold_separates_the_groups():
     k = min(costs)[1]
     assert v[k - 1] < threshold < v[k]
     assert two_group_split([1.0, 2.0, 3.0])[0] == 0.0 and np.isnan(two_group_split([1.0])[1])
+
+
+def test_robust_two_group_split_is_not_hidden_by_an_outlier():
+    """One stray value far below two tight groups inflates the SD-based D below the
+    threshold used for the trigger (6); the percentile-based spreads are not moved by it.
+    On single Gaussian samples the robust D stays near the SD-based one (~2.5-3.5)."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(-0.06, 0.01, 90), rng.normal(0.05, 0.01, 100), [-0.5]])
+    assert two_group_split(x, 0.05)[0] < 6 < two_group_split(x, 0.05, robust=True)[0]
+    gaussian = [two_group_split(rng.normal(size=100), 0.05, robust=True)[0] for _ in range(200)]
+    assert 2.0 < np.mean(gaussian) < 3.0 and max(gaussian) < 6
