@@ -66,7 +66,7 @@ def score(rec, result):
     dict
         ``pairs_exact`` (bool), ``false_triggers`` (reference times that are no discharge
         of the trigger's fibre), and ``pairs``: per matched pair (measured MCD µs, true
-        MCD µs over the same discharges, blocked discharges wrong, discharges).
+        MCD µs over the same discharges, blocked discharges wrong, discharges, accepted).
     """
     gt = rec.ground_truth
     ref_fibre = match_fibre(np.asarray(result.reference_times_s), gt)
@@ -85,7 +85,7 @@ def score(rec, result):
             continue
         ipi = gt.event_times_s[f][k] - ev_ref[k]
         pairs.append((p.mcd_us, compute_mcd(ipi) * 1e6,
-                      int(np.sum(np.isnan(ipi) != p.blocked)), ipi.size))
+                      int(np.sum(np.isnan(ipi) != p.blocked)), ipi.size, p.accepted))
     wanted = sorted(set(range(gt.n_fibres)) - {ref_fibre})
     return dict(pairs_exact=sorted(f for f in fibres if f is not None) == wanted
                 and None not in fibres, false_triggers=false_triggers, pairs=pairs)
