@@ -38,7 +38,7 @@ MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 #: The trigger potential must recur at least this often to be recognised.
 _MIN_TRIGGER_COUNT = 8
 #: Consistent potentials of a continuous voluntary recording tried as the trigger,
-#: biggest first, until one gives an accepted pair.
+#: biggest first, while they have no time-locked potential.
 _TRIGGER_CHOICES = 3
 #: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
 _NOTCH_DEPTH = 0.05
@@ -304,32 +304,33 @@ def _discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
 
 
 def _first_accepted(attempts):
-    """The result of the first of ``attempts`` (callables returning a RecordingResult)
-    that has an accepted pair; if none has, what the first returned, or its
-    SfemgInputError raised."""
-    first = None
+    """What the first of ``attempts`` (callables returning a RecordingResult) returns; if
+    it raises an SfemgInputError, the first later result that has an accepted pair (a
+    later choice's pseudo-pairs are not worth more than the error), else that error."""
+    attempts = iter(attempts)
+    try:
+        return next(attempts)()
+    except SfemgInputError as error:
+        first_error = error
     for attempt in attempts:
         try:
             result = attempt()
-        except SfemgInputError as error:
-            result = error
-        if isinstance(result, RecordingResult) and any(p.accepted for p in result.pairs):
+        except SfemgInputError:
+            continue
+        if any(p.accepted for p in result.pairs):
             return result
-        first = result if first is None else first
-    if isinstance(first, SfemgInputError):
-        raise first
-    return first
+    raise first_error
 
 
 def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recording=None):
     """Analysis of a continuous signal (checked: 1-D, finite float64).
 
     Voluntary: the trigger is the biggest consistent potential
-    (:func:`~sfemg.analysis.detect.find_trigger`) that has a time-locked potential
-    forming an accepted pair; up to :data:`_TRIGGER_CHOICES` candidates are tried,
-    biggest first, and if none gives an accepted pair the biggest's result (or error)
-    stands. A background unit's potential can be the biggest: a broad potential passes
-    the amplifier's band better than a narrow one of a higher raw peak.
+    (:func:`~sfemg.analysis.detect.find_trigger`); if it has no time-locked potential,
+    the next ones (up to :data:`_TRIGGER_CHOICES` in all) are tried, and the first that
+    gives an accepted pair is reported (else the biggest's error). A background unit's
+    potential can be the biggest: a broad potential passes the amplifier's band better
+    than a narrow one of a higher raw peak.
     """
     noise_sd = estimate_noise_sd(x)
     if mode == "stimulated":
@@ -338,13 +339,14 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     rows, cols = _candidates(x, noise_sd, fs_hz, params)
     if cols.size == 0:
         raise SfemgInputError("no potentials found above the detection threshold")
-    choices = find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT, params.min_idi_ms)
+    choices = find_trigger(peak_values(x, rows, cols), cols, fs_hz, _MIN_TRIGGER_COUNT, params.min_idi_ms,
+                           _TRIGGER_CHOICES)
 
     def with_trigger(member):
         sw = _discharge_sweeps(x, cols[member], rows, cols, fs_hz, params, noise_sd)
         return _analyze_sweeps(name, sw, fs_hz, mode, params, recording)
 
-    return _first_accepted(functools.partial(with_trigger, m) for m in choices[:_TRIGGER_CHOICES])
+    return _first_accepted(functools.partial(with_trigger, m) for m in choices)
 
 
 def _sweep_input(rec: Recording, params, noise_sd):
@@ -936,8 +938,8 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     blend, and a broad potential of another unit can project more onto it than the
     trigger's narrow one — scales 1.05 against 0.94 for peaks 1.07 against 0.92 of the
     median in a simulated recording). The sweeps dropped are the second choice, analysed
-    (with a trigger check of their own) if the first give no accepted pair: that big
-    potential may be a background unit's, and the trigger's discharges may even all
+    (with a trigger check of their own) if the first hold no time-locked potential: that
+    big potential may be a background unit's, and the trigger's discharges may even all
     have been dropped, their template scales far below the blend's.
 
     Returns
@@ -981,7 +983,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
 
     Voluntary sweeps that hold no discharge of the trigger potential
     (:func:`_trigger_discharges`) are dropped and the rest analysed afresh (the dropped
-    ones too, with their own trigger check, if the rest give no accepted pair).
+    ones too, with their own trigger check, if the rest hold no time-locked potential).
     """
     data = sw.data_v
     n, n_cols = data.shape

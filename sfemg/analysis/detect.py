@@ -157,7 +157,7 @@ def estimate_noise_sd(x_v) -> float:
     return sd
 
 
-def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_ms: float):
+def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_ms: float, n_choices: int = 1):
     """The discharges of the consistent potentials, biggest first: trigger candidates.
 
     Candidate peaks are grouped by polarity and log-amplitude; a group is a consistent
@@ -175,12 +175,14 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     fs_hz : float
     min_count : int
     min_idi_ms : float
+    n_choices : int
+        How many of the consistent potentials to return, at most.
 
     Returns
     -------
     list of ndarray of int
-        Per consistent potential in order of decreasing amplitude, the indices into the
-        candidate arrays of its discharges, increasing.
+        Per consistent potential in order of decreasing amplitude (the first
+        ``n_choices``), the indices into the candidate arrays of its discharges, increasing.
     """
     amp = np.asarray(amplitudes_v)
     groups = []  # (median log10 amplitude, polarity, member indices)
@@ -218,7 +220,7 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     # reference from discharge to discharge; the first is the same fibre every time.
     min_gap = min_idi_ms * 1e-3 * fs_hz
     out = []
-    for _, _, member in sorted(qualified, key=lambda g: -g[0]):
+    for _, _, member in sorted(qualified, key=lambda g: -g[0])[:n_choices]:
         kept = []
         for m in member:
             if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:

@@ -72,7 +72,8 @@ def test_find_trigger_picks_biggest_recurring_potential():
     amps = np.concatenate([big, small, huge_once])
     t = np.concatenate([times, times + 50, [123]])
     order = np.argsort(t)
-    groups = find_trigger(amps[order], t[order], 50_000.0, 8, 10.0)
+    assert len(find_trigger(amps[order], t[order], 50_000.0, 8, 10.0)) == 1
+    groups = find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=3)
     assert len(groups) == 2  # the big potential first, then the small one; not the huge one
     assert np.allclose(t[order][groups[0]], times)
     assert np.allclose(t[order][groups[1]], times + 50)
