@@ -784,6 +784,9 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
         Indices into ``groups`` of the potentials, increasing.
     timed : list of _Timed
         Their fits, in the same order.
+    extents : list of (float, float)
+        Their waveforms' extents (:func:`_waveform_extents` of their joint templates),
+        in the same order (NaN for a potential kept alone).
     """
     first = trigger if trigger >= 0 else int(np.argmax([g.amplitude_v for g in groups]))
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
@@ -825,26 +828,25 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
         timed.append(t)
         rot.append(shift_phasors(t.positions, data.shape[1]))
         extents = None
+    if extents is None:  # the last group considered was kept (or none followed the first)
+        extents = _waveform_extents(_joint_templates(spectra, np.array(rot)), np.array([k.positions for k in timed]),
+                                    data.shape[1], fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
     order = np.argsort(kept)
-    return [kept[i] for i in order], [timed[i] for i in order]
+    return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order]
 
 
-def _overlapping(data, timed, fs_hz, fit_half):
+def _overlapping(timed, extents, fit_half):
     """Which potentials share waveform with another's fit segment.
 
-    Potential j overlaps k when k's waveform (:func:`_waveform_extents` of the joint
-    templates) reaches into j's fit segment (median position ± ``fit_half``), or the
-    other way round.
+    Potential j overlaps k when k's waveform (``extents``, :func:`_waveform_extents` of
+    the joint templates) reaches into j's fit segment (median position ± ``fit_half``),
+    or the other way round.
 
     Returns
     -------
     ndarray of bool, shape (K,)
     """
-    positions = np.array([t.positions for t in timed])
-    rot = np.array([shift_phasors(p, data.shape[1]) for p in positions])
-    extents = _waveform_extents(_joint_templates(np.fft.rfft(data, axis=1), rot), positions,
-                                data.shape[1], fs_hz)
-    centre = np.nanmedian(positions, axis=1)
+    centre = [float(np.nanmedian(t.positions)) for t in timed]
     out = np.zeros(len(timed), bool)
     for j in range(len(timed)):
         for k in range(len(timed)):
@@ -853,7 +855,7 @@ def _overlapping(data, timed, fs_hz, fit_half):
     return out
 
 
-def _joint_timing(data, sw, timed, spectra, fs_hz, params):
+def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
     """Time points of overlapping potentials from the joint fit of all kept potentials
     (:func:`~sfemg.analysis.joint.joint_positions`); the others keep their own fits.
 
@@ -873,6 +875,8 @@ def _joint_timing(data, sw, timed, spectra, fs_hz, params):
     sw : _Sweeps
     timed : list of _Timed
         The kept potentials' single fits.
+    extents : list of (float, float)
+        Their waveforms' extents (from :func:`_select_potentials`).
     spectra : dict
         Noise-spectrum cache (:func:`_noise_power`).
     fs_hz : float
@@ -886,7 +890,7 @@ def _joint_timing(data, sw, timed, spectra, fs_hz, params):
     if len(timed) < 2 or min(t.shape[0] for t in timed) < _JOINT_MIN_SNR * sw.noise_sd:
         return timed
     fit_half = _fit_half(params, fs_hz)
-    update = _overlapping(data, timed, fs_hz, fit_half)
+    update = _overlapping(timed, extents, fit_half)
     if not update.any():
         return timed
     positions = np.array([t.positions for t in timed])
@@ -1019,9 +1023,9 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
             if rest is not None:  # the other potential's sweeps, with their own trigger check
                 attempts.append(functools.partial(_analyze_sweeps, name, rest, fs_hz, mode, params, recording))
             return _first_accepted(attempts)
-    kept, timed = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
+    kept, timed, extents = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
     if params.method == "template" and params.joint_timing:
-        timed = _joint_timing(data, sw, timed, spectra, fs_hz, params)
+        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     pots = [pots[j] for j in kept]
