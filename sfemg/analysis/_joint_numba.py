@@ -12,6 +12,9 @@ import numpy as np
 
 from .._numba import jit
 
+#: The design's phasors are recomputed with sin and cos at least every this many bins.
+_RESTART = 64
+
 
 @jit
 def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, factor_rows, diag,
@@ -48,18 +51,30 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     """
     n_pot, n = tau.shape
     n_bins = w.shape[0]
-    m = np.empty((n_pot, n), dtype=np.complex128)
+    m = np.zeros((n_pot, n), dtype=np.complex128)
+    step = np.zeros((n_pot, n), dtype=np.complex128)
     gram = np.empty((n_pot, n_pot), dtype=np.complex128)
     rhs = np.empty(n_pot, dtype=np.complex128)
     c = np.empty((n_pot, n), dtype=np.complex128)
+    spacing = math.nan
     for b in range(n_bins):
         wb = w[b]
-        for p in range(n_pot):
-            for i in range(n):
-                if present[p, i]:
-                    m[p, i] = complex(math.cos(wb * tau[p, i]), -math.sin(wb * tau[p, i]))
-                else:
-                    m[p, i] = 0.0
+        # e^{-i w_b tau}: from the previous bin's by one complex product where the bins are
+        # evenly spaced (the fitted bins are mostly consecutive DFT bins), else afresh;
+        # the products drift by ~1 ulp each, restarted at least every _RESTART bins
+        gap = wb - w[b - 1] if b > 0 else math.nan
+        if b % _RESTART == 0 or not abs(gap - spacing) <= 1e-12 * abs(gap):
+            for p in range(n_pot):
+                for i in range(n):
+                    if present[p, i]:
+                        m[p, i] = complex(math.cos(wb * tau[p, i]), -math.sin(wb * tau[p, i]))
+                        step[p, i] = complex(math.cos(gap * tau[p, i]), -math.sin(gap * tau[p, i])) \
+                            if b > 0 else 1.0
+            spacing = gap if b > 0 and b % _RESTART != 0 else math.nan
+        else:
+            for p in range(n_pot):
+                for i in range(n):
+                    m[p, i] *= step[p, i]
         for p in range(n_pot):
             acc = 0.0 + 0.0j
             for i in range(n):

@@ -331,9 +331,9 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
         previous, rows = rows, (energy <= _OUTLIER_RATIO * np.median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break
-    templates = _templates(x, w, tau, present, rows)
     left_out = rows == 0
     if left_out.any():
+        templates = _templates(x, w, tau, present, rows)
         tau[:, left_out] = _fixed_template_shifts(x[left_out], w, weight, templates,
                                                   tau[:, left_out], present[:, left_out])
     return np.where(present, tau + lo, np.nan)

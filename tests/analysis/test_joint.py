@@ -32,11 +32,16 @@ def explicit_normal_equations(spectra, w, weight, tau, present, rows):
     return normal, gradient
 
 
-def test_normal_equations_match_explicit_projection():
+@pytest.mark.parametrize("nb,spacing", [(9, "even"), (150, "even"), (40, "gaps")])
+def test_normal_equations_match_explicit_projection(nb, spacing):
+    """Evenly spaced bins (the kernel's phasors by products, restarted every 64 bins)
+    and bins with gaps (recomputed where the spacing changes)."""
     rng = np.random.default_rng(0)
-    k, n, nb = 3, 12, 9
+    k, n = 3, 12
     spectra = rng.normal(size=(n, nb)) + 1j * rng.normal(size=(n, nb))
     w = np.linspace(0.1, 2.5, nb)
+    if spacing == "gaps":
+        w = np.sort(rng.choice(np.linspace(0.1, 2.5, 3 * nb), nb, replace=False))
     weight = rng.uniform(0.5, 2.0, nb)
     tau = rng.normal(0, 2, (k, n))
     present = rng.random((k, n)) > 0.15
