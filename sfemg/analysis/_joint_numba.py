@@ -56,25 +56,26 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     gram = np.empty((n_pot, n_pot), dtype=np.complex128)
     rhs = np.empty(n_pot, dtype=np.complex128)
     c = np.empty((n_pot, n), dtype=np.complex128)
-    spacing = math.nan
+    spacing = 0.0
+    have_step = False  # step holds e^{-i spacing tau}
     for b in range(n_bins):
         wb = w[b]
         # e^{-i w_b tau}: from the previous bin's by one complex product where the bins are
         # evenly spaced (the fitted bins are mostly consecutive DFT bins), else afresh;
-        # the products drift by ~1 ulp each, restarted at least every _RESTART bins
-        gap = wb - w[b - 1] if b > 0 else math.nan
-        if b % _RESTART == 0 or not abs(gap - spacing) <= 1e-12 * abs(gap):
+        # the products drift by ~1 ulp each, recomputed at least every _RESTART bins
+        gap = wb - w[b - 1] if b > 0 else 0.0
+        if have_step and b % _RESTART != 0 and abs(gap - spacing) <= 1e-12 * abs(gap):
+            for p in range(n_pot):
+                for i in range(n):
+                    m[p, i] *= step[p, i]
+        else:
             for p in range(n_pot):
                 for i in range(n):
                     if present[p, i]:
                         m[p, i] = complex(math.cos(wb * tau[p, i]), -math.sin(wb * tau[p, i]))
-                        step[p, i] = complex(math.cos(gap * tau[p, i]), -math.sin(gap * tau[p, i])) \
-                            if b > 0 else 1.0
-            spacing = gap if b > 0 and b % _RESTART != 0 else math.nan
-        else:
-            for p in range(n_pot):
-                for i in range(n):
-                    m[p, i] *= step[p, i]
+                        step[p, i] = complex(math.cos(gap * tau[p, i]), -math.sin(gap * tau[p, i]))
+            have_step = b > 0
+            spacing = gap
         for p in range(n_pot):
             acc = 0.0 + 0.0j
             for i in range(n):

@@ -38,7 +38,7 @@ MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 #: The trigger potential must recur at least this often to be recognised.
 _MIN_TRIGGER_COUNT = 8
 #: Consistent potentials of a continuous voluntary recording tried as the trigger,
-#: biggest first, while they have no time-locked potential.
+#: biggest first, while their analysis fails (no time-locked potential found, ...).
 _TRIGGER_CHOICES = 3
 #: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
 _NOTCH_DEPTH = 0.05
@@ -51,9 +51,9 @@ _TRIGGER_SCALE_PERCENTILE = 90.0
 #: Two groups of trigger scales are two potentials when Ashman's D of the best split
 #: exceeds this (a Gaussian sample: 2.5-3; "flip-flop" is flagged above 4), each
 #: holding at least _TRIGGER_SPLIT_FRACTION of the sweeps: D from the groups' SDs or
-#: from their median absolute deviations, whichever is larger (one half-cancelled
+#: from their 16th-84th percentile spreads, whichever is larger (one half-cancelled
 #: discharge inflates an SD and hides a clear split, D 20 -> 3; a side that holds two
-#: groups itself inflates its MAD more than its SD, D 6.6 -> 5.4, in simulated recordings)
+#: groups itself has a wider percentile spread than SD, D 6.6 -> 5.8, in simulated recordings)
 #: and when their median scales differ by more than _TRIGGER_SPLIT_LOG_SCALE (natural log):
 #: one potential's scales can be so tight (SD 0.3 % in a healthy simulated recording)
 #: that a tail of discharges 1 % smaller, under other units' potentials, makes a "group".
@@ -332,9 +332,10 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     """Analysis of a continuous signal (checked: 1-D, finite float64).
 
     Voluntary: the trigger is the biggest consistent potential
-    (:func:`~sfemg.analysis.detect.find_trigger`); if it has no time-locked potential,
-    the next ones (up to :data:`_TRIGGER_CHOICES` in all) are tried, and the first that
-    gives an accepted pair is reported (else the biggest's error). A background unit's
+    (:func:`~sfemg.analysis.detect.find_trigger`); if its analysis fails (mostly: no
+    time-locked potential), the next ones not locked to it (up to
+    :data:`_TRIGGER_CHOICES` in all) are tried, and the first that gives an accepted
+    pair is reported (else the biggest's error). A background unit's
     potential can be the biggest: a broad potential passes the amplifier's band better
     than a narrow one of a higher raw peak.
     """
@@ -967,27 +968,25 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     1.0-1.8 times a template fitted to all sweeps, another unit's at 0.35-0.5). When
     the scales fall in two clearly separate groups (:data:`_TRIGGER_SPLIT_D`) another
     unit of similar size and shape has joined (at 0.7 of the trigger's scale in a
-    simulated recording, correlation 0.98). The group of the larger peaks comes first,
-    the trigger being the biggest potential (:func:`~sfemg.analysis.detect.find_trigger`;
-    the template's scale alone can rank them the other way: the template is their
-    blend, and a broad potential of another unit can project more onto it than the
-    trigger's narrow one — scales 1.05 against 0.94 for peaks 1.07 against 0.92 of the
-    median in a simulated recording). The sweeps dropped are the second choice, analysed
-    (with a trigger check of their own) if the first hold no time-locked potential: that
-    big potential may be a background unit's, and the trigger's discharges may even all
-    have been dropped, their template scales far below the blend's.
+    simulated recording, correlation 0.98): only the larger group is kept. The sweeps
+    dropped are the second choice, analysed (with a trigger check of their own) if the
+    kept ones fail (no time-locked potential): that bigger potential may be a
+    background unit's (a simulated recording: scales 1.05 against 0.94, peaks 1.01
+    against 0.92 of the median), and the trigger's discharges may even all have been
+    dropped, their template scales far below the blend's.
 
     Returns
     -------
     _Sweeps
         The trigger discharges: ``sw`` itself if none is dropped (or fewer than two pass).
     _Sweeps or None
-        The sweeps dropped (None when they are fewer than :data:`_MIN_TRIGGER_COUNT`).
+        The sweeps dropped (None when they are fewer than :data:`_MIN_TRIGGER_COUNT`,
+        or when none is dropped).
     TemplateFit
         The trigger's fit over all of ``sw``'s sweeps (its time points when none is dropped).
     """
     fit_half = _fit_half(params, fs_hz)
-    _, _, segs, peak = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
+    _, _, segs, _ = _measure_potential(sw.data_v, sw.ref_pos, pot, fit_half, True, params.block_fraction)
     fit = fit_template(segs, _noise_power(sw, segs.shape[1], spectra)[0])
     ok = (fit.amplitudes >= params.block_fraction * np.percentile(fit.amplitudes, _TRIGGER_SCALE_PERCENTILE)) \
         & (fit.correlations >= _MIN_SHAPE_CORRELATION)
@@ -996,12 +995,9 @@ def _trigger_discharges(sw, pot, spectra, fs_hz, params):
     d, threshold = two_group_split(log_scale, _TRIGGER_SPLIT_FRACTION)
     d_robust = two_group_split(log_scale, _TRIGGER_SPLIT_FRACTION, robust=True)[0]
     upper, lower = log_scale > threshold, log_scale <= threshold
-    if max(d, d_robust) > _TRIGGER_SPLIT_D \
+    if max(d, d_robust) > _TRIGGER_SPLIT_D and upper.sum() >= _MIN_TRIGGER_COUNT \
             and np.median(log_scale[upper]) - np.median(log_scale[lower]) > _TRIGGER_SPLIT_LOG_SCALE:
-        if np.median(peak[upper]) < np.median(peak[lower]):
-            upper, lower = lower, upper
-        if upper.sum() >= _MIN_TRIGGER_COUNT:
-            ok = upper
+        ok = upper
     if ok.all() or ok.sum() < 2:
         return sw, None, fit
     return _subset(sw, ok), _subset(sw, ~ok) if np.sum(~ok) >= _MIN_TRIGGER_COUNT else None, fit

@@ -164,7 +164,10 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     potential if it holds at least ``min_count`` candidates (and at least a quarter of
     the most populated group within half a decade of its amplitude). The trigger is
     the biggest; the others are the next choices when the biggest has no time-locked
-    potential (another unit's). Of candidates closer than ``min_idi_ms`` the first is kept.
+    potential (another unit's), except those time-locked to a bigger choice (half or
+    more of their discharges within ``min_idi_ms / 2`` of its: another phase or fibre
+    of the same unit, which would fail the same way). Of candidates closer than
+    ``min_idi_ms`` the first is kept.
 
     Parameters
     ----------
@@ -220,14 +223,29 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     # reference from discharge to discharge; the first is the same fibre every time.
     min_gap = min_idi_ms * 1e-3 * fs_hz
     out = []
-    for _, _, member in sorted(qualified, key=lambda g: -g[0])[:n_choices]:
+    chosen_t = np.empty(0)  # discharge times of the choices so far, sorted, samples
+    for _, _, member in sorted(qualified, key=lambda g: -g[0]):
+        if len(out) == n_choices:
+            break
         kept = []
         for m in member:
             if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
                 continue
             kept.append(m)
+        t = np.asarray(times_idx, dtype=np.float64)[kept]
+        if chosen_t.size and np.mean(_nearest_distance(chosen_t, t) <= 0.5 * min_gap) >= 0.5:
+            continue
         out.append(np.asarray(kept, dtype=np.int64))
+        chosen_t = np.sort(np.concatenate([chosen_t, t]))
     return out
+
+
+def _nearest_distance(sorted_t, t):
+    """Distance from each of ``t`` to the nearest of ``sorted_t`` (sorted, non-empty)."""
+    i = np.searchsorted(sorted_t, t)
+    before = sorted_t[np.clip(i - 1, 0, sorted_t.size - 1)]
+    after = sorted_t[np.clip(i, 0, sorted_t.size - 1)]
+    return np.minimum(np.abs(t - before), np.abs(t - after))
 
 
 @dataclass(frozen=True)

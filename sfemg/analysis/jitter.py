@@ -107,7 +107,7 @@ def two_group_split(values, min_fraction: float = 0.1, robust: bool = False):
         Each group must hold at least this fraction of the finite values.
     robust : bool
         Take each group's centre as its median and its spread as half the range between
-        its 15.9th and 84.1th percentiles (the SD of a Gaussian) instead of its mean and
+        its 15.87th and 84.13th percentiles (the SD of a Gaussian) instead of its mean and
         SD, so that a few outlying values do not hide two tight populations (one stray
         value 0.5 below a group of spread 0.01 lowers the SD-based D of a clear split
         from ~20 to ~3).

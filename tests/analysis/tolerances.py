@@ -54,9 +54,9 @@ KERNEL_PHASOR_ABS = 1e-12
 #: Fraction of recordings whose reported pairs are exactly the simulated fibres' pairs
 #: (measured 0.8-1.0 with the joint timing of overlapping potentials; 0.7-0.9 before).
 SIM_PAIRS_EXACT_FRACTION = 0.8
-#: Fraction of recordings whose *accepted* pairs are all simulated fibres, each once
-#: (measured 1.0 on all nine studies and over fresh seeds 4-6, 0.989 over seeds 7-12,
-#: where a small group's fit timed a bigger neighbour: one failure in ten allowed).
+#: Fraction of a study's recordings whose *accepted* pairs are all simulated fibres, each
+#: once (measured 1.0 on all nine test studies; on the 27 studies of fresh seeds 4-12,
+#: 1.0 in 25 and 0.9 in two, where a small group's fit timed a bigger neighbour).
 SIM_ACCEPTED_REAL_FRACTION = 0.9
 #: Reference discharges that are no discharge of the trigger's fibre, as a fraction of
 #: all (measured 0-0.5 %).
