@@ -301,8 +301,10 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     present = np.isfinite(positions)
     window = fit_window(data_v.shape[1], positions, fit_half)
     # the fit sees only the window's support: cropped (plus room for the shifts to move
-    # the templates circularly without wrapping), its DFT has the same information in
-    # fewer bins, and every bin costs a column of the dense system
+    # the templates circularly without wrapping), its DFT holds the same data in about
+    # half the bins, and every bin costs a column of the dense system (the coarser bin
+    # grid changes which bins pass the strength test below, so results move within the
+    # fit's noise: a reference pair's MCD by 0.2 of 35.7 µs)
     support = np.flatnonzero(window)
     margin = int(np.ceil(np.nanmax(np.abs(positions - np.nanmean(positions, axis=1, keepdims=True))))) + 1
     lo = max(0, support[0] - margin)
