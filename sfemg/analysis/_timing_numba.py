@@ -1,7 +1,7 @@
-"""Numba kernels behind :mod:`sfemg.analysis.timing` (see :func:`~sfemg.analysis.timing.shift_phasors`
-and :func:`~sfemg.analysis.timing.refine_shifts`).
+"""Numba kernels behind :mod:`sfemg.analysis.timing` (see :func:`~sfemg.analysis.timing.refine_shifts`
+and :func:`~sfemg.analysis.timing.fit_template`).
 
-Both work on DFT bins ``k = 0 .. K-1`` of length-L rows, frequency ``w_k = k * w1`` with
+They work on DFT bins ``k = 0 .. K-1`` of length-L rows, frequency ``w_k = k * w1`` with
 ``w1 = 2 pi / L``, so ``e^{i w_k tau}`` is the k-th power of ``e^{i w1 tau}``: one sine
 and cosine per row instead of one per bin (the powers drift by ~k ulp, 1e-13 rad at
 k = 300).
@@ -23,16 +23,6 @@ def _powers(z, out_row):  # pragma: no cover - compiled
     for k in range(out_row.shape[0]):
         out_row[k] = p
         p *= z
-
-
-@jit
-def shift_phasors_kernel(positions, w1, out):  # pragma: no cover - compiled
-    """``out[i, k] = exp(i k w1 positions[i])``; rows of non-finite positions are 0."""
-    for i in range(positions.shape[0]):
-        if math.isfinite(positions[i]):
-            _powers(complex(math.cos(w1 * positions[i]), math.sin(w1 * positions[i])), out[i])
-        else:
-            out[i, :] = 0.0
 
 
 @jit

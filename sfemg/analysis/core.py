@@ -26,10 +26,10 @@ from .detect import (
     running_median,
 )
 from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, two_group_split
-from .joint import joint_positions
+from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
-from .timing import fit_taper, fit_template, level_positions, peak_positions, shift_phasors
+from .timing import fit_taper, fit_template, level_positions, peak_positions
 
 __all__ = ["analyze_signal", "analyze_recording"]
 
@@ -567,42 +567,13 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
                   fit.crb_var * _misfit(segs[present], fit, noise_rms))
 
 
-def _joint_templates(spectra, rot):
-    """Templates of all potentials by joint least squares, one small system per DFT bin.
-
-    Model of sweep i: ``x_i(t) = sum_j a_ij s_j(t - tau_ij)`` with ``a_ij`` 1 where
-    potential j is present, 0 where blocked. In bin k the normal equations are
-    ``sum_j' G_jj' S_j' = sum_i a_ij e^{i w_k tau_ij} X_ik`` with
-    ``G_jj' = sum_i a_ij a_ij' e^{i w_k (tau_ij - tau_ij')}``: each template is estimated
-    with the others' contributions (at their own times) accounted for, rather than as a
-    mean that also holds the other potentials blurred by their relative jitter.
-
-    Parameters
-    ----------
-    spectra : ndarray, shape (n, L // 2 + 1)
-        DFT of each sweep (``numpy.fft.rfft``), V.
-    rot : ndarray of complex, shape (K, n, L // 2 + 1)
-        :func:`~sfemg.analysis.timing.shift_phasors` of each potential's positions.
-
-    Returns
-    -------
-    ndarray, shape (K, L // 2 + 1)
-        DFT of each template, its reference point at sample 0.
-    """
-    n_pot, n = rot.shape[:2]
-    gram = np.einsum("jib,kib->bjk", rot, rot.conj())
-    gram += _JOINT_RIDGE * n * np.eye(n_pot)[None, :, :]
-    rhs = np.einsum("jib,ib->bj", rot, spectra)
-    return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0].T
-
-
 def _waveform_extents(tpl_spectra, positions, length, fs_hz):
     """Where each potential's waveform lies in the sweeps.
 
     Parameters
     ----------
     tpl_spectra : ndarray, shape (K, L // 2 + 1)
-        :func:`_joint_templates`.
+        :func:`~sfemg.analysis.joint.joint_templates`.
     positions : ndarray, shape (K, n)
         Reference positions, samples; NaN where absent.
     length : int
@@ -630,27 +601,6 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
         centre = float(np.nanmedian(p))
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
     return extents
-
-
-def _model_sweeps(tpl_spectra, rot, length):
-    """What the model explains: every potential's joint template at its times.
-
-    Parameters
-    ----------
-    tpl_spectra : ndarray, shape (K, L // 2 + 1)
-        :func:`_joint_templates`.
-    rot : ndarray of complex, shape (K, n, L // 2 + 1)
-        :func:`~sfemg.analysis.timing.shift_phasors` of each potential's positions.
-    length : int
-        Sweep length L, samples.
-
-    Returns
-    -------
-    ndarray, shape (n, L)
-        Sum of the templates placed at their times, V.
-    """
-    placed = np.einsum("jb,jib->ib", tpl_spectra, rot.conj())
-    return np.fft.irfft(placed, n=length, axis=1)
 
 
 def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
@@ -822,22 +772,22 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
                              key=lambda j: -groups[j].amplitude_v)
     spectra = np.fft.rfft(data, axis=1)
-    kept, timed, rot, extents = [], [], [], None
+    length = data.shape[1]
+    kept, timed, extents = [], [], None
     ref = float(np.median(sw.ref_pos))
     fit_half = _fit_half(params, fs_hz)
     for g in order:
         if g != first:
             if extents is None:  # the joint templates of the potentials kept so far
-                rot_all = np.array(rot)
-                tpl_spectra = _joint_templates(spectra, rot_all)
-                extents = _waveform_extents(tpl_spectra, np.array([k.positions for k in timed]),
-                                            data.shape[1], fs_hz)
-                # their sum placed in the sweeps, computed only when a residual is needed
-                model = functools.cache(functools.partial(_model_sweeps, tpl_spectra, rot_all, data.shape[1]))
+                positions = np.array([k.positions for k in timed])
+                tpl_spectra, left_spectra = joint_templates(spectra, positions, length, _JOINT_RIDGE)
+                extents = _waveform_extents(tpl_spectra, positions, length, fs_hz)
+                # what they leave in the sweeps, computed only when a residual is needed
+                left = functools.cache(functools.partial(np.fft.irfft, left_spectra, n=length, axis=1))
             where = ref + groups[g].latency
             inside = [lo <= where <= hi for lo, hi in extents]
             # the model's residual in the group's window, computed at most once
-            residual = functools.cache(lambda: _residual_energy_ratio(data, data - model(), sw.ref_pos,
+            residual = functools.cache(lambda: _residual_energy_ratio(data, left(), sw.ref_pos,
                                                                       groups[g], sw.noise_sd))
             if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
                 # too small to be kept by the jitter override: the residual test decides
@@ -858,11 +808,11 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
                 continue
         kept.append(g)
         timed.append(t)
-        rot.append(shift_phasors(t.positions, data.shape[1]))
         extents = None
     if extents is None:  # the last group considered was kept (or none followed the first)
-        extents = _waveform_extents(_joint_templates(spectra, np.array(rot)), np.array([k.positions for k in timed]),
-                                    data.shape[1], fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
+        positions = np.array([k.positions for k in timed])
+        extents = _waveform_extents(joint_templates(spectra, positions, length, _JOINT_RIDGE)[0], positions,
+                                    length, fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
     order = np.argsort(kept)
     return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order]
 

@@ -37,7 +37,7 @@ from threadpoolctl import ThreadpoolController
 from ._joint_numba import normal_parts_kernel
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
-__all__ = ["fit_window", "joint_positions"]
+__all__ = ["fit_window", "joint_positions", "joint_templates"]
 
 #: Gauss-Newton steps on all shifts (converged to < 0.01 sample in 2-4 on simulated studies).
 _STEPS = 6
@@ -92,11 +92,12 @@ def fit_window(length, positions, ramp):
     return np.where(d <= 0, 1.0, np.where(d < ramp, 0.5 + 0.5 * np.cos(np.pi * d / ramp), 0.0))
 
 
-def _bin_parts(spectra, w, weight, tau, present, rows, free):
+def _bin_parts(spectra, w, weight, tau, present, rows, free, ridge=_TEMPLATE_RIDGE):
     """Allocate the outputs and run :func:`~sfemg.analysis._joint_numba.normal_parts_kernel`.
 
     Arguments as for :func:`_normal_equations`; with ``free`` None only the templates
-    and residuals are computed (``weight`` is then not used).
+    and residuals are computed (``weight`` is then not used). ``ridge`` is added to the
+    Gram matrices' diagonal per sweep (times n).
 
     Returns
     -------
@@ -123,9 +124,45 @@ def _bin_parts(spectra, w, weight, tau, present, rows, free):
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
                         np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        _TEMPLATE_RIDGE * n, step_parts, factor_rows, diag, gradient, factor_re, factor_im,
+                        ridge * n, step_parts, factor_rows, diag, gradient, factor_re, factor_im,
                         templates, residual)
     return diag, gradient, factor_re, factor_im, templates, residual
+
+
+def joint_templates(spectra, positions, length, ridge):
+    """Templates of all potentials by joint least squares per DFT bin, and what they leave.
+
+    Model of sweep i: ``x_i(t) = sum_j a_ij s_j(t - tau_ij)`` with ``a_ij`` 1 where
+    potential j is present, 0 where blocked; per bin the templates solve
+    ``sum_j' G_jj' S_j' = sum_i a_ij e^{i w tau_ij} X_i`` with ``G_jj' = sum_i a_ij a_ij'
+    e^{i w (tau_ij - tau_ij')}`` (+ ``ridge * n`` on the diagonal): each template is
+    estimated with the others' contributions at their own times accounted for, rather
+    than as a mean that also holds the other potentials blurred by their relative jitter.
+
+    Parameters
+    ----------
+    spectra : ndarray of complex, shape (n, L // 2 + 1)
+        DFT of each sweep (``numpy.fft.rfft``), V.
+    positions : ndarray, shape (K, n)
+        Reference positions of the potentials, samples; NaN where absent.
+    length : int
+        Sweep length L, samples.
+    ridge : float
+        Ridge per sweep (relative to a potential present in every sweep, Gram diagonal n).
+
+    Returns
+    -------
+    templates : ndarray of complex, shape (K, L // 2 + 1)
+        DFT of each template, its reference point at sample 0, V.
+    residual : ndarray of complex, shape (n, L // 2 + 1)
+        DFT of each sweep minus the templates placed at its positions, V.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    present = np.isfinite(positions)
+    w = 2.0 * np.pi * np.arange(length // 2 + 1) / length
+    parts = _bin_parts(spectra, w, np.zeros(w.size), np.where(present, positions, 0.0), present,
+                       np.ones(spectra.shape[0]), None, ridge)
+    return parts[4].T, parts[5]
 
 
 def _templates(spectra, w, tau, present, rows):

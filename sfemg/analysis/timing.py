@@ -24,11 +24,9 @@ from ._timing_numba import (
     fit_quality_kernel,
     newton_shift_kernel,
     refine_shifts_kernel,
-    shift_phasors_kernel,
 )
 
-__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "shift_phasors",
-           "refine_shifts", "TemplateFit"]
+__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "refine_shifts", "TemplateFit"]
 
 #: A bin enters the fit only if the template's power there exceeds this many times the
 #: power of the template's own noise (Q_k / N): bins below it carry (almost) no timing
@@ -180,27 +178,6 @@ def fit_taper(length: int):
 
 def _omega(length):
     return 2.0 * np.pi * np.arange(length // 2 + 1) / length
-
-
-def shift_phasors(positions, length):
-    """DFT factors that move each row so that ``positions`` lands on sample 0.
-
-    Parameters
-    ----------
-    positions : ndarray, shape (n,)
-        Position in each row, samples; NaN where there is nothing to move.
-    length : int
-        Row length L, samples.
-
-    Returns
-    -------
-    ndarray of complex, shape (n, L // 2 + 1)
-        ``exp(i w_k positions[i])`` with ``w_k = 2 pi k / L``; 0 in rows of NaN positions.
-    """
-    pos = np.ascontiguousarray(positions, dtype=np.float64)
-    out = np.empty((pos.size, length // 2 + 1), dtype=np.complex128)
-    shift_phasors_kernel(pos, 2.0 * np.pi / length, out)
-    return out
 
 
 def refine_shifts(spectra, template_spec, weight, max_lag, length):

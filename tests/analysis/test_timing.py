@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from sfemg.analysis.timing import fit_taper, fit_template, level_positions, peak_positions, refine_shifts, shift_phasors
+from sfemg.analysis.timing import fit_taper, fit_template, level_positions, peak_positions, refine_shifts
 
 from . import synth
 from .tolerances import (
@@ -95,14 +95,6 @@ def test_aliased_potentials_timed_by_image_model():
 
 # --- kernels against slow, obviously-correct references ---------------------------------
 
-def slow_phasors(positions, length):
-    """exp(i w_k p) bin by bin with numpy's complex exponential; 0 for NaN positions."""
-    w = 2 * np.pi * np.arange(length // 2 + 1) / length
-    out = np.exp(1j * w[None, :] * np.nan_to_num(positions)[:, None])
-    out[~np.isfinite(positions)] = 0.0
-    return out
-
-
 def slow_refine(spectra, template_spec, weight, max_lag, length, n_steps=3):
     """Cross-correlation by inverse FFT at the integer lags, parabola, Newton by numpy."""
     w = 2 * np.pi * np.arange(length // 2 + 1) / length
@@ -120,14 +112,6 @@ def slow_refine(spectra, template_spec, weight, max_lag, length, n_steps=3):
             tau -= np.clip(d1 / d2, -0.5, 0.5) if d2 < 0 else 0.0
         out.append(tau)
     return np.array(out)
-
-
-@pytest.mark.parametrize("length", [61, 64, 601])
-def test_shift_phasors_match_reference(length):
-    pos = np.random.default_rng(length).uniform(-length, length, 30)
-    pos[3] = np.nan
-    np.testing.assert_allclose(shift_phasors(pos, length), slow_phasors(pos, length), rtol=0,
-                               atol=KERNEL_PHASOR_ABS)
 
 
 @pytest.mark.parametrize("length", [61, 64, 121])
