@@ -17,6 +17,7 @@ import scipy.ndimage
 from ..errors import SfemgInputError
 from ..recording import Recording
 from .detect import (
+    _median,
     detect_both_polarities,
     estimate_noise_sd,
     estimate_noise_spectrum,
@@ -495,7 +496,7 @@ def _misfit(segments, fit, noise_rms_v):
     data = data - data.mean(axis=1, keepdims=True)
     residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
     noise = noise_rms_v ** 2 * np.sum(taper ** 2)
-    return max(1.0, float(np.median(residual)) / noise)
+    return max(1.0, _median(residual) / noise)
 
 
 def _clearly_absent(relative_peak, pot, noise_sd):
@@ -598,7 +599,7 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
             lo -= 1
         while hi < length - 1 and above[hi + 1]:
             hi += 1
-        centre = float(np.nanmedian(p))
+        centre = _median(p[np.isfinite(p)])
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
     return extents
 
@@ -610,9 +611,9 @@ def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
         + np.arange(-pot.half_window, pot.half_window + 1)[None, :]
     cols = np.clip(cols, 0, residual.shape[1] - 1)
     rows = np.arange(residual.shape[0])[:, None]
-    energy = np.median(np.sum(residual[rows, cols] ** 2, axis=1))
-    signal = np.median(np.sum(data[rows, cols] ** 2, axis=1))
-    return float(energy) / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * float(signal))
+    energy = _median(np.sum(residual[rows, cols] ** 2, axis=1))
+    signal = _median(np.sum(data[rows, cols] ** 2, axis=1))
+    return energy / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * signal)
 
 
 def _relative_mcd(cand, kept, fs_hz):
@@ -828,7 +829,7 @@ def _overlapping(timed, extents, fit_half):
     -------
     ndarray of bool, shape (K,)
     """
-    centre = [float(np.nanmedian(t.positions)) for t in timed]
+    centre = [_median(t.positions[np.isfinite(t.positions)]) for t in timed]
     out = np.zeros(len(timed), bool)
     for j in range(len(timed)):
         for k in range(len(timed)):
