@@ -18,7 +18,7 @@ _RESTART = 64
 
 @jit
 def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, factor_rows, diag,
-                        gradient, factor_re, factor_im, templates, residual):  # pragma: no cover - compiled
+                        gradient, factor, templates, residual):  # pragma: no cover - compiled
     """Per DFT bin b of the joint model (see ``joint._normal_equations``): design
     ``m_pi = a_pi e^{-i w_b tau_pi}``, the weighted Gram matrix ``G = L L^H`` (Cholesky),
     templates ``S``, residuals ``r``, and the Gauss-Newton pieces ``c_ji = -i w_b m_ji S_j``,
@@ -26,8 +26,9 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     Re sum_b cw_ji c_mi`` and the gradient ``Re sum_b cw_ji r_ib``, and fills the factor
     of the projection term ``Re sum_b A G^-1 A^H = Re F F^H``:
     ``A[(j, i), p] = sqrt(W_b) conj(c_ji) v_i m_pi`` and ``F_b = A L^-H``, stored
-    transposed at ``[(q, b), factor_rows[j * n + i]]`` (each bin's writes contiguous),
-    split into real and imaginary parts, for the shifts that are fitted only.
+    transposed, real parts at ``[q * B + b, factor_rows[j * n + i]]`` and imaginary parts
+    ``K * B`` rows further (each bin's writes contiguous; ``Re F F^H`` is then one
+    symmetric product of this real matrix), for the shifts that are fitted only.
 
     Parameters
     ----------
@@ -45,7 +46,7 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
         Row of each shift ``j * n + i`` in the factor, -1 for shifts not fitted.
     diag : (K, K, n) float64, zeroed
     gradient : (K * n,) float64, zeroed
-    factor_re, factor_im : (K * B, F) float64, F the number of shifts fitted
+    factor : (2 * K * B, F) float64, F the number of shifts fitted
     templates : (B, K) complex128
     residual : (n, B) complex128
     """
@@ -119,5 +120,5 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
                     f = 0.0 + 0.0j  # (A L^-H)[(j, i), q] = sum_p A[(j, i), p] conj(L^-1[q, p])
                     for p in range(q + 1):
                         f += a_row * m[p, i] * lower_inv[q, p].conjugate()
-                    factor_re[q * n_bins + b, row] = f.real
-                    factor_im[q * n_bins + b, row] = f.imag
+                    factor[q * n_bins + b, row] = f.real
+                    factor[(n_pot + q) * n_bins + b, row] = f.imag

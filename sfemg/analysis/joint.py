@@ -104,8 +104,9 @@ def _bin_parts(spectra, w, weight, tau, present, rows, free, ridge=_TEMPLATE_RID
     -------
     diag : ndarray, shape (K, K, n)
     gradient : ndarray, shape (K * n,)
-    factor_re, factor_im : ndarray, shape (K * B, F)
-        Columns of the F free shifts (in the order ``j * n + i``); empty when ``free`` is None.
+    factor : ndarray, shape (2 * K * B, F)
+        Real, then imaginary parts of the projection factor; columns of the F free shifts
+        (in the order ``j * n + i``); empty when ``free`` is None.
     templates : ndarray of complex, shape (B, K)
     residual : ndarray of complex, shape (n, B)
     """
@@ -118,16 +119,14 @@ def _bin_parts(spectra, w, weight, tau, present, rows, free, ridge=_TEMPLATE_RID
         factor_rows[free.reshape(-1)] = np.arange(np.count_nonzero(free))
     diag = np.zeros((size[0], size[0], size[1]))
     gradient = np.zeros(size[0] * size[1])
-    factor_re = np.empty((k * n_bins, np.count_nonzero(factor_rows >= 0)))
-    factor_im = np.empty(factor_re.shape)
+    factor = np.empty((2 * k * n_bins, np.count_nonzero(factor_rows >= 0)))
     templates = np.empty((n_bins, k), dtype=np.complex128)
     residual = np.empty((n, n_bins), dtype=np.complex128)
     normal_parts_kernel(np.ascontiguousarray(spectra), np.ascontiguousarray(w, dtype=np.float64),
                         np.ascontiguousarray(weight, dtype=np.float64), np.ascontiguousarray(tau, dtype=np.float64),
                         np.ascontiguousarray(present), np.ascontiguousarray(rows, dtype=np.float64),
-                        ridge * n, step_parts, factor_rows, diag, gradient, factor_re, factor_im,
-                        templates, residual)
-    return diag, gradient, factor_re, factor_im, templates, residual
+                        ridge * n, step_parts, factor_rows, diag, gradient, factor, templates, residual)
+    return diag, gradient, factor, templates, residual
 
 
 def joint_templates(spectra, positions, length, ridge):
@@ -163,13 +162,13 @@ def joint_templates(spectra, positions, length, ridge):
     w = 2.0 * np.pi * np.arange(length // 2 + 1) / length
     parts = _bin_parts(spectra, w, np.zeros(w.size), np.where(present, positions, 0.0), present,
                        np.ones(spectra.shape[0]), None, ridge)
-    return parts[4].T, parts[5]
+    return parts[3].T, parts[4]
 
 
 def _templates(spectra, w, tau, present, rows):
     """Per-bin least-squares templates of the joint model given the shifts, shape (B, K)
     (arguments as for :func:`_normal_equations`)."""
-    return _bin_parts(spectra, w, np.zeros(w.size), tau, present, rows, free=None)[4]
+    return _bin_parts(spectra, w, np.zeros(w.size), tau, present, rows, free=None)[3]
 
 
 def _normal_equations(spectra, w, weight, tau, present, rows, free):
@@ -209,10 +208,9 @@ def _normal_equations(spectra, w, weight, tau, present, rows, free):
     residual : ndarray, shape (n, B)
     """
     k, n = tau.shape
-    diag, gradient, factor_re, factor_im, templates, residual = _bin_parts(
-        spectra, w, weight, tau, present, rows, free)
-    # the projection's part, Re sum_b A_b G_b^-1 A_b^H = Re F F^H (symmetric products)
-    normal = -(factor_re.T @ factor_re + factor_im.T @ factor_im)
+    diag, gradient, factor, templates, residual = _bin_parts(spectra, w, weight, tau, present, rows, free)
+    # the projection's part, Re sum_b A_b G_b^-1 A_b^H = Re F F^H: one symmetric product
+    normal = -(factor.T @ factor)
     index = np.full((k, n), -1)
     index[free] = np.arange(np.count_nonzero(free))
     for j in range(k):  # same sweep
