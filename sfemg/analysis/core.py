@@ -1013,12 +1013,14 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     shapes = [t.shape for t in timed]
     templates = [t.template for t in timed]
     lats = np.array([p.latency for p in pots])
+    ref_t = times[trigger] if mode == "voluntary" else sw.ref_times_s
+    idis = np.r_[np.nan, np.diff(ref_t)]
+    irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
-        ref_t = times[trigger]
-        idis = np.r_[np.nan, np.diff(ref_t)]
-    else:
-        ref_t = sw.ref_times_s
-        idis = np.r_[np.nan, np.diff(ref_t)]
+        short = idis[1:] < params.irregular_idi_ms * 1e-3
+        if short.mean() > params.irregular_fraction:
+            irregular = (f"trigger: {short.sum()} of {short.size} intervals below {params.irregular_idi_ms:g} ms "
+                         "(discharges of two units?)")
     pairs = []
     for j, pot in enumerate(pots):
         if j == trigger:
@@ -1052,6 +1054,9 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
             reasons.append(f"MCD below {params.low_mcd_us:g} µs (split fibre or direct muscle stimulation)")
         if flip_flop_separation(ipis) > params.flip_flop_separation:
             flags.append("flip-flop")
+        if irregular:
+            flags.append("irregular-firing")
+            reasons.append(irregular)
         pairs.append(PairResult(
             fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
             jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),

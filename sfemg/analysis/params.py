@@ -44,8 +44,8 @@ class AnalysisParams:
         Template method: time potentials whose waveforms overlap by one joint fit of all
         of them (:mod:`sfemg.analysis.joint`) rather than each on its own segment, which
         is dragged towards the other fibre (MCD up to 15 % low on simulated recordings).
-        Adds ~30-40 ms to a recording with overlapping potentials, most of them: the
-        analysis takes ~3x as long as without (docs/analysis.md §6-7).
+        Adds ~3.5-7 ms to a recording with overlapping potentials, most of them: the
+        analysis takes ~1.3x as long as without (docs/analysis.md §6-7).
     electrode : {"sfe", "concentric"}
         Selects acceptance thresholds and reference limits.
     muscle : str, optional
@@ -82,7 +82,16 @@ class AnalysisParams:
         median of this length from each sweep, taken with the responses bridged (see
         ``sfemg.analysis.core._remove_artefact``).
     min_idi_ms : float
-        Two trigger discharges closer than this are one (the larger is kept).
+        Two trigger discharges closer than this are one (the first is kept).
+    irregular_idi_ms : float
+        Voluntary: a reference (trigger) interval shorter than this is irregular firing:
+        an instantaneous rate above 33 Hz at 30 ms, where SFEMG is recorded at slight
+        voluntary contraction (5-15 Hz); see ``irregular_fraction``.
+    irregular_fraction : float
+        When more than this fraction of the reference intervals are irregular, every pair is
+        flagged "irregular-firing" and rejected: the reference discharges are most likely
+        two units' (another unit's potential of the trigger's size and shape, which the
+        trigger check cannot tell apart), and the other unit's discharges count as blocks.
     min_amplitude_v : float, optional
         Acceptance: minimum peak-to-peak amplitude, V (default by electrode).
     max_rise_time_us : float
@@ -110,6 +119,8 @@ class AnalysisParams:
     artefact_blank_ms: float = 1.0
     artefact_baseline_ms: float = 1.0
     min_idi_ms: float = 10.0
+    irregular_idi_ms: float = 30.0
+    irregular_fraction: float = 0.1
     min_amplitude_v: float | None = None
     max_rise_time_us: float = 300.0
     flip_flop_separation: float = 4.0
@@ -123,14 +134,15 @@ class AnalysisParams:
         if self.electrode not in ("sfe", "concentric"):
             raise SfemgInputError(
                 f"AnalysisParams.electrode must be 'sfe' or 'concentric', not {self.electrode!r}")
-        for name in ("level_fraction", "min_locked_fraction", "block_fraction"):
+        for name in ("level_fraction", "min_locked_fraction", "block_fraction", "irregular_fraction"):
             value = getattr(self, name)
             _positive(name, value)
             if value >= 1:
                 raise SfemgInputError(f"AnalysisParams.{name} must be below 1, got {value!r}")
         for name in ("msd_ratio_threshold", "detect_threshold_sd", "peak_window_us",
                      "search_window_ms", "lock_half_window_us", "fit_half_window_us",
-                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us",
+                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "irregular_idi_ms",
+                     "max_rise_time_us",
                      "flip_flop_separation", "low_mcd_us"):
             _positive(name, getattr(self, name))
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:

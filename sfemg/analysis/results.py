@@ -55,7 +55,7 @@ class PairResult:
         False if any reject reason applies (the pair is left out of the study).
     reject_reasons : tuple of str
     flags : tuple of str
-        Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked".
+        Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked", "irregular-firing".
     amplitude_v : float
         Peak-to-peak amplitude of the timed potential's template, V.
     rise_time_us : float

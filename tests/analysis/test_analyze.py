@@ -273,3 +273,22 @@ def test_trigger_is_the_biggest_potential_with_a_time_locked_partner(foreign_amp
     assert r.reference_times_s.size >= 0.85 * truth.times_s.shape[1] and np.sum(off_s > 50e-6) <= 1
     want = true_mcd_us(r.pairs[0], r, truth)
     assert abs(r.pairs[0].mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+
+
+def test_trigger_discharges_of_two_identical_units_are_flagged_not_counted():
+    """Another unit with the trigger's very waveform and size, firing on its own: no check
+    of shape or size can part their discharges, and the other unit's count as blocks of
+    the pair (~45 %). The merged train's many intervals below 30 ms (two units at ~10 Hz)
+    flag every pair "irregular-firing" and keep it out of the study."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=6)
+    rng = np.random.default_rng(2)
+    t_other = 0.037 + np.cumsum(rng.uniform(0.09, 0.13, 200))
+    other = np.zeros(sig.size)
+    synth.add_potentials(other, fs_hz, t_other[t_other < sig.size / fs_hz - 0.01], "triphasic", 1e-3)
+    r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), other), fs_hz)
+    assert r.reference_times_s.size > 1.5 * truth.times_s.shape[1]  # the two units' discharges
+    assert r.pairs and all("irregular-firing" in p.flags and not p.accepted for p in r.pairs)
+    assert any("intervals below 30 ms" in reason for p in r.pairs for reason in p.reject_reasons)
+    clean = analyze_signal(sig, fs_hz)
+    assert all("irregular-firing" not in p.flags for p in clean.pairs)
