@@ -1019,8 +1019,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     if mode == "voluntary":
         short = idis[1:] < params.irregular_idi_ms * 1e-3
         if short.mean() > params.irregular_fraction:
-            irregular = (f"trigger: {short.sum()} of {short.size} intervals below {params.irregular_idi_ms:g} ms "
-                         "(discharges of two units?)")
+            irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_idi_ms:g} ms"
+                         " (two units?)")
     pairs = []
     for j, pot in enumerate(pots):
         if j == trigger:

@@ -289,6 +289,6 @@ def test_trigger_discharges_of_two_identical_units_are_flagged_not_counted():
     r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), other), fs_hz)
     assert r.reference_times_s.size > 1.5 * truth.times_s.shape[1]  # the two units' discharges
     assert r.pairs and all("irregular-firing" in p.flags and not p.accepted for p in r.pairs)
-    assert any("intervals below 30 ms" in reason for p in r.pairs for reason in p.reject_reasons)
+    assert any("intervals < 30 ms" in reason for p in r.pairs for reason in p.reject_reasons)
     clean = analyze_signal(sig, fs_hz)
     assert all("irregular-firing" not in p.flags for p in clean.pairs)
