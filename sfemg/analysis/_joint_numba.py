@@ -1,7 +1,8 @@
 """Numba kernel behind :mod:`sfemg.analysis.joint`: the per-bin parts of its Gauss-Newton
 system in one pass (the dense product and solve stay with BLAS/LAPACK).
 
-Called only through :func:`sfemg.analysis.joint._normal_equations`.
+Called only through ``sfemg.analysis.joint._bin_parts`` (the Gauss-Newton steps, and the
+templates of :func:`sfemg.analysis.joint.joint_templates`).
 """
 
 from __future__ import annotations

@@ -1017,10 +1017,10 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     idis = np.r_[np.nan, np.diff(ref_t)]
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
-        short = idis[1:] < params.irregular_idi_ms * 1e-3
+        short = idis[1:] < params.irregular_interval_ratio * _median(idis[1:])
         if short.mean() > params.irregular_fraction:
-            irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_idi_ms:g} ms"
-                         " (two units?)")
+            irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
+                         " x median (two units?)")
     pairs = []
     for j, pot in enumerate(pots):
         if j == trigger:

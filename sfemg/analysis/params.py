@@ -83,15 +83,17 @@ class AnalysisParams:
         ``sfemg.analysis.core._remove_artefact``).
     min_idi_ms : float
         Two trigger discharges closer than this are one (the first is kept).
-    irregular_idi_ms : float
-        Voluntary: a reference (trigger) interval shorter than this is irregular firing:
-        an instantaneous rate above 33 Hz at 30 ms, where SFEMG is recorded at slight
-        voluntary contraction (5-15 Hz); see ``irregular_fraction``.
+    irregular_interval_ratio : float
+        Voluntary: a reference (trigger) interval shorter than this fraction of the median
+        interval is irregular (a motor unit firing with an interval CV of 0.3 has at most
+        ~10 % of them at 0.5; two units' interleaved discharges ~20 %); see
+        ``irregular_fraction``.
     irregular_fraction : float
         When more than this fraction of the reference intervals are irregular, every pair is
         flagged "irregular-firing" and rejected: the reference discharges are most likely
         two units' (another unit's potential of the trigger's size and shape, which the
         trigger check cannot tell apart), and the other unit's discharges count as blocks.
+        1 turns the rule off.
     min_amplitude_v : float, optional
         Acceptance: minimum peak-to-peak amplitude, V (default by electrode).
     max_rise_time_us : float
@@ -119,8 +121,8 @@ class AnalysisParams:
     artefact_blank_ms: float = 1.0
     artefact_baseline_ms: float = 1.0
     min_idi_ms: float = 10.0
-    irregular_idi_ms: float = 30.0
-    irregular_fraction: float = 0.1
+    irregular_interval_ratio: float = 0.5
+    irregular_fraction: float = 0.15
     min_amplitude_v: float | None = None
     max_rise_time_us: float = 300.0
     flip_flop_separation: float = 4.0
@@ -134,20 +136,23 @@ class AnalysisParams:
         if self.electrode not in ("sfe", "concentric"):
             raise SfemgInputError(
                 f"AnalysisParams.electrode must be 'sfe' or 'concentric', not {self.electrode!r}")
-        for name in ("level_fraction", "min_locked_fraction", "block_fraction", "irregular_fraction"):
+        for name in ("level_fraction", "min_locked_fraction", "block_fraction", "irregular_interval_ratio"):
             value = getattr(self, name)
             _positive(name, value)
             if value >= 1:
                 raise SfemgInputError(f"AnalysisParams.{name} must be below 1, got {value!r}")
         for name in ("msd_ratio_threshold", "detect_threshold_sd", "peak_window_us",
                      "search_window_ms", "lock_half_window_us", "fit_half_window_us",
-                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "irregular_idi_ms",
-                     "max_rise_time_us",
+                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us",
                      "flip_flop_separation", "low_mcd_us"):
             _positive(name, getattr(self, name))
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
             raise SfemgInputError(
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
+        _positive("irregular_fraction", self.irregular_fraction)
+        if self.irregular_fraction > 1:
+            raise SfemgInputError(
+                f"AnalysisParams.irregular_fraction must be at most 1, got {self.irregular_fraction!r}")
         if self.min_amplitude_v is not None:
             _positive("min_amplitude_v", self.min_amplitude_v)
         if self.age_years is not None:

@@ -11,10 +11,12 @@ from .params import AnalysisParams
 
 __all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS"]
 
-#: The per-pair fields of the ``--json`` summary (DESIGN.md §5), in order.
+#: The per-pair fields of the ``--json`` summary, in order: DESIGN.md §5's, then the
+#: pair's flags ("flip-flop", "few-discharges", ...), which a reader of the summary
+#: should see as much as the reasons for rejection.
 PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                     "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                    "accepted", "reject_reasons")
+                    "accepted", "reject_reasons", "flags")
 
 
 def _json_value(value):

@@ -188,7 +188,7 @@ def test_result_arrays_for_display():
     d = r.pairs[0].to_json_dict()
     assert list(d) == ["mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                        "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                       "accepted", "reject_reasons"]
+                       "accepted", "reject_reasons", "flags"]
 
 
 def test_rejections_have_reasons():
@@ -233,9 +233,12 @@ def test_stimulated_without_responses_and_without_stimuli():
 
 def test_params_validated():
     for bad in (dict(method="spline"), dict(electrode="monopolar"), dict(level_fraction=1.5),
-                dict(min_discharges=1), dict(fit_half_window_us=-1.0), dict(min_amplitude_v=0.0)):
+                dict(min_discharges=1), dict(fit_half_window_us=-1.0), dict(min_amplitude_v=0.0),
+                dict(irregular_fraction=0.0), dict(irregular_fraction=1.5), dict(irregular_fraction=float("nan")),
+                dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5)):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
+    AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off
 
 
 @pytest.mark.parametrize("method", ["peak", "level"])
@@ -278,8 +281,9 @@ def test_trigger_is_the_biggest_potential_with_a_time_locked_partner(foreign_amp
 def test_trigger_discharges_of_two_identical_units_are_flagged_not_counted():
     """Another unit with the trigger's very waveform and size, firing on its own: no check
     of shape or size can part their discharges, and the other unit's count as blocks of
-    the pair (~45 %). The merged train's many intervals below 30 ms (two units at ~10 Hz)
-    flag every pair "irregular-firing" and keep it out of the study."""
+    the pair (~45 %). The merged train's many short intervals (~20 % below half the
+    median; a unit firing with an interval CV of 0.3: < 10 %) flag every pair
+    "irregular-firing" and keep it out of the study; a unit firing fast is not flagged."""
     fs_hz = 50e3
     sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=6)
     rng = np.random.default_rng(2)
@@ -289,6 +293,9 @@ def test_trigger_discharges_of_two_identical_units_are_flagged_not_counted():
     r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), other), fs_hz)
     assert r.reference_times_s.size > 1.5 * truth.times_s.shape[1]  # the two units' discharges
     assert r.pairs and all("irregular-firing" in p.flags and not p.accepted for p in r.pairs)
-    assert any("intervals < 30 ms" in reason for p in r.pairs for reason in p.reject_reasons)
-    clean = analyze_signal(sig, fs_hz)
-    assert all("irregular-firing" not in p.flags for p in clean.pairs)
+    assert any("intervals < 0.5 x median" in reason for p in r.pairs for reason in p.reject_reasons)
+    for rate_hz in (10.0, 40.0):
+        clean_sig, _ = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,),
+                                       rate_hz=rate_hz, seed=6)
+        clean = analyze_signal(clean_sig, fs_hz)
+        assert clean.pairs and all("irregular-firing" not in p.flags for p in clean.pairs)
