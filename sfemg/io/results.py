@@ -30,6 +30,10 @@ from .recordings import _open
 
 __all__ = ["save_results", "load_results", "save_json"]
 
+#: Analysis parameters of rules added after files were written, with the values that turn
+#: the rule off: a file without them was analysed without the rule, and says so when read.
+_RULES_ADDED_SINCE = {"irregular_fraction": 1.0}
+
 
 def _mark(group, encoding_type):
     group.attrs[S.ENCODING_TYPE] = encoding_type
@@ -197,7 +201,7 @@ def load_results(path) -> StudyResult:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' has encoding version {version or '(none)'}; "
                                   f"this sfemg reads {', '.join(S.ANALYSIS_READ_VERSIONS)}")
         try:
-            params = AnalysisParams(**json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR]))
+            params = AnalysisParams(**{**_RULES_ADDED_SINCE, **json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR])})
             problems = json.loads(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
             source = _text(a.attrs[S.ANALYSIS_SOURCE_ATTR]) or None
             study = json.loads(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
