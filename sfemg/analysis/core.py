@@ -670,6 +670,44 @@ def _follows_mixture(cand, kept, fs_hz):
     return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
+def _rigid_by_peaks(data, sw, group, kept, inside, fs_hz, params):
+    """Whether a group's interpolated peaks alone show it to be a phase: the MCD of (peak
+    position - a kept potential's time point) at most :data:`_PHASE_MCD_MIN_US` for a kept
+    potential whose waveform it lies within.
+
+    The peak is a noisier time point than the template fit's, so a group this rigid on
+    its peaks is a phase by :func:`_is_phase`'s first test too; the template fit it would
+    need for that test (most of the groups a recording's selection considers are such
+    phases) is saved. Groups with noisier peaks (slow phases, low SNR) are left to the
+    full tests.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, L)
+    sw : _Sweeps
+    group : LockedPotential
+    kept : list of _Timed
+    inside : list of bool
+        Whether the group lies within each kept potential's waveform.
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    bool
+    """
+    present, seg_start, segs, _ = _measure_potential(data, sw.ref_pos, group, _fit_half(params, fs_hz), False,
+                                                     params.block_fraction)
+    near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
+    peak_pos = seg_start + peak_positions(segs, near)[0]
+    for k, within in zip(kept, inside):
+        both = present & np.isfinite(k.positions)
+        if within and both.sum() >= 3 \
+                and compute_mcd(peak_pos[both] - k.positions[both]) / fs_hz * 1e6 <= _PHASE_MCD_MIN_US:
+            return True
+    return False
+
+
 def _timed_on_another(timed_group, group):
     """Whether a group's fit has timed a bigger waveform than the group's own peak.
 
@@ -798,6 +836,8 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
                 if not _blocks_alone(_clearly_absent(relative_peak, groups[g], sw.noise_sd), timed) \
                         and residual() <= _RESIDUAL_ENERGY_RATIO:
                     continue
+            if any(inside) and _rigid_by_peaks(data, sw, groups[g], timed, inside, fs_hz, params):
+                continue  # a phase, known without a template fit
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
                             trigger_fit if g == trigger else None)
         if g != first:
