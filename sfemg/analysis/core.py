@@ -519,7 +519,7 @@ def _clearly_absent(relative_peak, pot, noise_sd):
     return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None):
+def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None, measured=None):
     """Find, block-check and time one potential in every sweep.
 
     The fit segment spans ±``fit_half_window_us`` whatever the neighbouring phases: they
@@ -528,12 +528,15 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
 
     ``trigger_fit``, for the trigger, is its fit over all these sweeps already made by
     :func:`_trigger_discharges` (the same segments: the trigger is present in every
-    sweep), used instead of fitting again.
+    sweep), used instead of fitting again; ``measured`` is :func:`_measure_potential`'s
+    result for ``pot`` (``force_present=is_trigger``) when already made.
     """
     n = data.shape[0]
     fit_half = _fit_half(params, fs_hz)
-    present, seg_start, segs, relative_peak = _measure_potential(
-        data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
+    if measured is None:
+        measured = _measure_potential(data, sw.ref_pos, pot, fit_half, is_trigger, params.block_fraction)
+    present, seg_start, segs, relative_peak = measured
+    present = present.copy()  # marked absent below where the template does not fit
     clearly_absent = _clearly_absent(relative_peak, pot, sw.noise_sd)
     length = 2 * fit_half + 1
     noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
@@ -670,7 +673,7 @@ def _follows_mixture(cand, kept, fs_hz):
     return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
-def _rigid_by_peaks(data, sw, group, kept, inside, fs_hz, params):
+def _rigid_by_peaks(measured, kept, inside, fs_hz):
     """Whether a group's interpolated peaks alone show it to be a phase: the MCD of (peak
     position - a kept potential's time point) at most :data:`_PHASE_MCD_MIN_US` for a kept
     potential whose waveform it lies within.
@@ -683,21 +686,18 @@ def _rigid_by_peaks(data, sw, group, kept, inside, fs_hz, params):
 
     Parameters
     ----------
-    data : ndarray, shape (n, L)
-    sw : _Sweeps
-    group : LockedPotential
+    measured : tuple
+        :func:`_measure_potential` of the group.
     kept : list of _Timed
     inside : list of bool
         Whether the group lies within each kept potential's waveform.
     fs_hz : float
-    params : AnalysisParams
 
     Returns
     -------
     bool
     """
-    present, seg_start, segs, _ = _measure_potential(data, sw.ref_pos, group, _fit_half(params, fs_hz), False,
-                                                     params.block_fraction)
+    present, seg_start, segs, _ = measured
     near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     peak_pos = seg_start + peak_positions(segs, near)[0]
     for k, within in zip(kept, inside):
@@ -816,6 +816,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     ref = float(np.median(sw.ref_pos))
     fit_half = _fit_half(params, fs_hz)
     for g in order:
+        measured = _measure_potential(data, sw.ref_pos, groups[g], fit_half, g == trigger, params.block_fraction)
         if g != first:
             if extents is None:  # the joint templates of the potentials kept so far
                 positions = np.array([k.positions for k in timed])
@@ -831,15 +832,13 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
             if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
                 # too small to be kept by the jitter override: the residual test decides
                 # unless the group blocks on its own, and no template fit is needed
-                relative_peak = _measure_potential(data, sw.ref_pos, groups[g], fit_half, False,
-                                                   params.block_fraction)[3]
-                if not _blocks_alone(_clearly_absent(relative_peak, groups[g], sw.noise_sd), timed) \
+                if not _blocks_alone(_clearly_absent(measured[3], groups[g], sw.noise_sd), timed) \
                         and residual() <= _RESIDUAL_ENERGY_RATIO:
                     continue
-            if any(inside) and _rigid_by_peaks(data, sw, groups[g], timed, inside, fs_hz, params):
+            if any(inside) and _rigid_by_peaks(measured, timed, inside, fs_hz):
                 continue  # a phase, known without a template fit
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
-                            trigger_fit if g == trigger else None)
+                            trigger_fit if g == trigger else None, measured)
         if g != first:
             if np.isfinite(t.times_s).sum() < 2:
                 continue
