@@ -139,7 +139,7 @@ def _cmd_analyze(args):
     try:
         result = analyze_file(args.input, output_path=args.output, json_path=args.json,
                               muscle=args.muscle, electrode=args.electrode, params=params,
-                              progress=lambda i, n, name: progress(i + 1, n))
+                              progress=lambda done, n, name: progress(done, n))
     finally:
         progress.close()
     for name, problem in result.problems.items():
