@@ -376,7 +376,7 @@ def _sweep_input(rec: Recording, params, noise_sd):
     rows, cols = _candidates(data, noise_sd, fs_hz, params)
     amps = peak_values(data, rows, cols)
     # sweeps are far apart in time: row-major order with no refractory merge
-    member = find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0)[0]
+    member = next(find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0))
     best = {}  # one trigger per sweep: the largest member in each row
     for m in member:
         r = rows[m]

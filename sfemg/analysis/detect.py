@@ -179,13 +179,20 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     min_count : int
     min_idi_ms : float
     n_choices : int
-        How many of the consistent potentials to return, at most.
+        How many of the consistent potentials to yield, at most.
 
     Returns
     -------
-    list of ndarray of int
+    iterator of ndarray of int
         Per consistent potential in order of decreasing amplitude (the first
-        ``n_choices``), the indices into the candidate arrays of its discharges, increasing.
+        ``n_choices``), the indices into the candidate arrays of its discharges,
+        increasing; each worked out only when asked for (a choice after the first is
+        rarely needed, and a background group's thousands of candidates cost ms).
+
+    Raises
+    ------
+    SfemgInputError
+        No consistent potential (at once, not when iterating).
     """
     amp = np.asarray(amplitudes_v)
     groups = []  # (median log10 amplitude, polarity, member indices)
@@ -218,15 +225,23 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     # candidates of background units and noise do not count against a big potential
     qualified = [g for g in groups
                  if g[2].size >= 0.25 * max(h[2].size for h in groups if abs(h[0] - g[0]) <= _PEER_DECADES)]
-    # refractory: of members closer than min_idi keep the first. Keeping the larger let
-    # two fibres of one unit of similar size (both in the group) alternate as the
-    # reference from discharge to discharge; the first is the same fibre every time.
-    min_gap = min_idi_ms * 1e-3 * fs_hz
-    out = []
+    return _trigger_choices([g[2] for g in sorted(qualified, key=lambda g: -g[0])], times_idx,
+                            min_idi_ms * 1e-3 * fs_hz, n_choices)
+
+
+def _trigger_choices(members, times_idx, min_gap, n_choices):
+    """Yield the discharges of up to ``n_choices`` of the groups ``members`` (biggest
+    first), skipping those locked to an earlier choice (see :func:`find_trigger`).
+
+    Refractory: of members closer than ``min_gap`` samples the first is kept. Keeping
+    the larger let two fibres of one unit of similar size (both in the group) alternate
+    as the reference from discharge to discharge; the first is the same fibre every time.
+    """
+    n_yielded = 0
     chosen_t = np.empty(0)  # discharge times of the choices so far, sorted, samples
-    for _, _, member in sorted(qualified, key=lambda g: -g[0]):
-        if len(out) == n_choices:
-            break
+    for member in members:
+        if n_yielded == n_choices:
+            return
         kept = []
         for m in member:
             if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
@@ -235,9 +250,9 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
         t = np.asarray(times_idx, dtype=np.float64)[kept]
         if chosen_t.size and np.mean(_nearest_distance(chosen_t, t) <= 0.5 * min_gap) >= 0.5:
             continue
-        out.append(np.asarray(kept, dtype=np.int64))
+        yield np.asarray(kept, dtype=np.int64)
+        n_yielded += 1
         chosen_t = np.sort(np.concatenate([chosen_t, t]))
-    return out
 
 
 def _nearest_distance(sorted_t, t):

@@ -72,7 +72,7 @@ def test_find_trigger_picks_biggest_recurring_potential():
     amps = np.concatenate([big, small, huge_once])
     t = np.concatenate([times, times + 50, [123]])
     order = np.argsort(t)
-    groups = find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=3)
+    groups = list(find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=3))
     # the big potential; not the huge one (not recurring), nor the small one, 1 ms after
     # the big one in every discharge (locked to it: no second choice)
     assert len(groups) == 1
@@ -89,7 +89,7 @@ def test_trigger_candidates_skip_potentials_locked_to_a_bigger_one():
     amps = np.concatenate([rng.normal(1.0, 0.02, n), rng.normal(0.5, 0.01, n), rng.normal(0.25, 0.005, n)])
     t = np.concatenate([big_t, big_t + 30, other_t])
     order = np.argsort(t)
-    groups = find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=3)
+    groups = list(find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=3))
     assert len(groups) == 2
     assert np.allclose(t[order][groups[0]], big_t) and np.allclose(t[order][groups[1]], np.sort(other_t))
 
