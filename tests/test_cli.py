@@ -137,3 +137,17 @@ def test_outputs_and_numbers_checked_before_work(tmp_path, capsys, argv, needle)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "exists.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.json", "study.h5"]
+
+
+def test_analyze_progress_counts_recordings_done(tmp_path, capsys, monkeypatch):
+    """The bar's updates run from 0 to the number of recordings, not beyond."""
+    import sfemg.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli._Progress, "__call__", lambda self, done, total, *_: calls.append((done, total)))
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--pairs", "3", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    calls.clear()
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"))
+    assert code == 0, err
+    assert calls[-1] == (3, 3) and all(0 <= done <= total == 3 for done, total in calls)

@@ -376,6 +376,7 @@ def _sweep_input(rec: Recording, params, noise_sd):
     rows, cols = _candidates(data, noise_sd, fs_hz, params)
     amps = peak_values(data, rows, cols)
     # sweeps are far apart in time: row-major order with no refractory merge
+    # the most populated group always qualifies, so there is a first choice
     member = next(find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0))
     best = {}  # one trigger per sweep: the largest member in each row
     for m in member:
@@ -673,7 +674,7 @@ def _follows_mixture(cand, kept, fs_hz):
     return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
-def _rigid_by_peaks(measured, kept, inside, fs_hz):
+def _rigid_by_peaks(measured, group, kept, inside, noise_sd, fs_hz):
     """Whether a group's interpolated peaks alone show it to be a phase: the MCD of (peak
     position - a kept potential's time point) at most :data:`_PHASE_MCD_MIN_US` for a kept
     potential whose waveform it lies within.
@@ -682,28 +683,36 @@ def _rigid_by_peaks(measured, kept, inside, fs_hz):
     its peaks is a phase by :func:`_is_phase`'s first test too; the template fit it would
     need for that test (most of the groups a recording's selection considers are such
     phases) is saved. Groups with noisier peaks (slow phases, low SNR) are left to the
-    full tests.
+    full tests. As in that test, a group clearly absent where the kept potential is
+    present (a fibre that blocks on its own) is no phase of it.
 
     Parameters
     ----------
     measured : tuple
         :func:`_measure_potential` of the group.
+    group : LockedPotential
     kept : list of _Timed
     inside : list of bool
         Whether the group lies within each kept potential's waveform.
+    noise_sd : float
+        V.
     fs_hz : float
 
     Returns
     -------
     bool
     """
-    present, seg_start, segs, _ = measured
+    present, seg_start, segs, relative_peak = measured
+    clearly_absent = _clearly_absent(relative_peak, group, noise_sd)
     near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     peak_pos = seg_start + peak_positions(segs, near)[0]
     for k, within in zip(kept, inside):
-        both = present & np.isfinite(k.positions)
-        if within and both.sum() >= 3 \
-                and compute_mcd(peak_pos[both] - k.positions[both]) / fs_hz * 1e6 <= _PHASE_MCD_MIN_US:
+        kept_present = np.isfinite(k.positions)
+        both = present & kept_present
+        if not within or both.sum() < 3 \
+                or np.sum(clearly_absent & kept_present) > max(1, _ABSENCE_SLACK * both.size):
+            continue
+        if compute_mcd(peak_pos[both] - k.positions[both]) / fs_hz * 1e6 <= _PHASE_MCD_MIN_US:
             return True
     return False
 
@@ -835,7 +844,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
                 if not _blocks_alone(_clearly_absent(measured[3], groups[g], sw.noise_sd), timed) \
                         and residual() <= _RESIDUAL_ENERGY_RATIO:
                     continue
-            if any(inside) and _rigid_by_peaks(measured, timed, inside, fs_hz):
+            if any(inside) and _rigid_by_peaks(measured, groups[g], timed, inside, sw.noise_sd, fs_hz):
                 continue  # a phase, known without a template fit
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
                             trigger_fit if g == trigger else None, measured)
@@ -1056,8 +1065,9 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     idis = np.r_[np.nan, np.diff(ref_t)]
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
-        short = idis[1:] < params.irregular_interval_ratio * _median(idis[1:])
-        if short.mean() > params.irregular_fraction:
+        intervals = idis[np.isfinite(idis)]  # (level-method time points can be NaN)
+        short = intervals < params.irregular_interval_ratio * _median(intervals)
+        if short.size and short.mean() > params.irregular_fraction:
             irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
                          " x median (two units?)")
     pairs = []

@@ -41,7 +41,7 @@ from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
 __all__ = ["fit_window", "joint_positions", "joint_templates"]
 
-#: Gauss-Newton steps on all shifts (converged to < 0.01 sample in 2-4 on simulated studies).
+#: Gauss-Newton steps on all shifts (converged to < 0.03 sample in 2-4 on simulated studies).
 _STEPS = 6
 #: ... or until no shift changes by more than this, samples, and the sweeps left out stay
 #: the same: 0.03 sample is 0.6 µs at 50 kHz, against per-discharge timing errors of 1-3 µs
