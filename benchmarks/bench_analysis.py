@@ -8,17 +8,19 @@ file; then, in the same run (best of several repeats, the machine may be noisy):
   ``scipy.signal.sosfilt`` pass of a 2nd-order Butterworth band-pass (500 Hz-10 kHz, two
   second-order sections) over all samples;
 * **analyze_file**: reading, analysing every recording (template method) and writing
-  ``/analysis`` to a separate results file.
+  ``/analysis`` to a separate results file; as a user runs it (recordings analysed on one
+  worker thread per core while the next are read) and on one worker thread.
 
-Prints both times and the ratio analyze_file / floor (target ≤ 2), and where the time
-goes: reading, the analysis in memory (``analyze_recordings``) and writing the results;
-and the analysis in memory without the joint timing of overlapping potentials
-(``AnalysisParams(joint_timing=False)``), the price of that accuracy.
+Prints the times and the ratios analyze_file / floor (target ≤ 2), and where the time
+goes on one worker: reading, the analysis in memory (``analyze_recordings``) and writing
+the results; and the analysis in memory without the joint timing of overlapping
+potentials (``AnalysisParams(joint_timing=False)``), the price of that accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,29 +53,31 @@ def main(argv=None):
             for rec in load_recordings(path, with_ground_truth=False):
                 sps.sosfilt(sos, rec.signal_v)
 
-        def analysis():
+        def analysis(n_workers=None):
             out.unlink(missing_ok=True)
-            analyze_file(path, output_path=out)
+            analyze_file(path, output_path=out, n_workers=n_workers)
 
         t_floor = best_of(floor, repeats)
         t_analysis = best_of(analysis, repeats)
+        t_one = best_of(lambda: analysis(1), repeats)
         n_pairs = sum(len(r.pairs) for r in analyze_file(path, output_path=out).recordings)
         recordings = load_recordings(path, with_ground_truth=False)
         t_read = best_of(lambda: load_recordings(path, with_ground_truth=False), repeats)
-        t_memory = best_of(lambda: analyze_recordings(recordings), repeats)
+        t_memory = best_of(lambda: analyze_recordings(recordings, n_workers=1), repeats)
         single = AnalysisParams(joint_timing=False)
-        t_single = best_of(lambda: analyze_recordings(recordings, params=single), repeats)
+        t_single = best_of(lambda: analyze_recordings(recordings, params=single, n_workers=1), repeats)
         result = analyze_recordings(recordings)
         t_write = best_of(lambda: save_results(Path(tmp) / f"w{time.perf_counter_ns()}.h5", result), repeats)
     print(f"study: 20 recordings, {n_pairs} pairs, {n_samples / 1e6:.1f} M samples at "
           f"{fs_hz / 1e3:g} kHz")
     print(f"floor (read + one sosfilt pass): {t_floor * 1e3:8.1f} ms")
-    print(f"analyze_file (read, analyse, write): {t_analysis * 1e3:8.1f} ms")
+    print(f"analyze_file (read, analyse, write), {os.cpu_count()} worker threads: {t_analysis * 1e3:8.1f} ms")
     print(f"ratio analyze_file / floor: {t_analysis / t_floor:.2f}  (target <= 2)")
+    print(f"on 1 worker thread: {t_one * 1e3:.1f} ms, ratio {t_one / t_floor:.2f}")
     print(f"  of which: read {t_read * 1e3:.0f} ms, analyse in memory {t_memory * 1e3:.0f} ms "
           f"({t_memory / t_floor:.2f} floors), write results {t_write * 1e3:.0f} ms")
     print(f"  without joint timing: analyse in memory {t_single * 1e3:.0f} ms; analyze_file would be "
-          f"~{(t_analysis - t_memory + t_single) / t_floor:.2f} floors")
+          f"~{(t_one - t_memory + t_single) / t_floor:.2f} floors")
     return t_analysis / t_floor
 
 

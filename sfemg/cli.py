@@ -139,7 +139,7 @@ def _cmd_analyze(args):
     try:
         result = analyze_file(args.input, output_path=args.output, json_path=args.json,
                               muscle=args.muscle, electrode=args.electrode, params=params,
-                              progress=lambda done, n, name: progress(done, n))
+                              progress=lambda done, n, name: progress(done, n), n_workers=args.jobs)
     finally:
         progress.close()
     for name, problem in result.problems.items():
@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")
+    p.add_argument("--jobs", type=_positive_int,
+                   help="recordings analysed at once, worker threads (default: all cores; same results)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)

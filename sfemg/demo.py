@@ -84,7 +84,7 @@ def run_demo(out_dir="sfemg-demo", *, seed=1, progress=True, quiet=False):
                     provenance=provenance, force=True)
     with _stage("analysing", show) as cb:
         result = analyze_file(paths["study"],
-                              progress=None if cb is None else (lambda i, n, name: cb(i + 1, n)))
+                              progress=None if cb is None else (lambda done, n, name: cb(done, n)))
     write_reports(result, [paths["report_pdf"], paths["report_html"], paths["report_png"]],
                   recordings=study.recordings, progress=show,
                   title="sfemg demo: moderate AChR myasthenia gravis, EDC")

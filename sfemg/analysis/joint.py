@@ -28,13 +28,11 @@ held fixed.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import scipy.linalg
 from scipy.fft import next_fast_len
-from threadpoolctl import ThreadpoolController
 
+from ._blas import one_blas_thread
 from ._joint_numba import normal_parts_kernel
 from .detect import _median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
@@ -291,12 +289,6 @@ def _fixed_template_shifts(spectra, w, weight, templates, tau, present):
     return np.where(present, tau, start)
 
 
-@functools.cache
-def _blas_controller():
-    """The BLAS libraries loaded in this process, found once (each search costs ~3 ms)."""
-    return ThreadpoolController()
-
-
 def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     """Time points of all potentials from a joint fit of every sweep.
 
@@ -328,9 +320,9 @@ def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     -----
     The dense products and solves run on one BLAS thread: OpenBLAS splits these sizes
     over threads and rounds differently for each thread count, and a study must give
-    the same bits analysed serially, in worker processes or on a Dask cluster.
+    the same bits analysed serially, on worker threads or processes or on a Dask cluster.
     """
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread:
         return _joint_positions(data_v, positions, noise_power, fs_hz, fit_half)
 
 

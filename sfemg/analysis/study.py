@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
+from ._blas import one_blas_thread
 from .core import analyze_recording
 from .limits import canonical_muscle, study_verdict
 from .params import AnalysisParams
@@ -23,48 +27,66 @@ def _one(values, what):
     return None, (f"recordings mix {what}s ({', '.join(sorted(map(str, distinct)))})" if distinct else "")
 
 
-def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, progress=None,
-                       problems=None, source=None) -> StudyResult:
-    """Analyse recordings one by one and judge the study.
+def _analysed(items, analyse, n_workers):
+    """Analyse ``(name, Recording or SfemgInputError)`` items on worker threads, in order.
 
-    Parameters
-    ----------
-    recordings : sequence of Recording
-    muscle : str, optional
-        Overrides the recordings' muscle for the reference limits.
-    electrode : {"sfe", "concentric"}, optional
-        Overrides the recordings' electrode (acceptance thresholds and limits).
-    params : AnalysisParams, optional
-    progress : callable(i, n, name), optional
-        Called before each recording (i from 0, its name) and once more as
-        ``progress(n, n, "")`` when all are done.
-    problems : dict, optional
-        Problems met before analysis (e.g. unreadable recordings), carried into the result.
-    source : str, optional
-        File the recordings came from.
+    Reading the next items (an HDF5 file, say) goes on in the calling thread while the
+    workers analyse; at most ``2 * n_workers`` recordings are read ahead of the results
+    handed back, so a long study is never all in memory. A recording's result does not
+    depend on the number of workers.
 
-    Returns
-    -------
-    StudyResult
-        Recordings that raise :class:`SfemgInputError` are skipped and listed in
-        ``problems`` with the one-line reason.
+    Yields
+    ------
+    name : str
+    outcome : RecordingResult or SfemgInputError
+        What ``analyse(recording)`` returned, or the error that says why there is nothing.
     """
+    def outcome(rec):
+        if isinstance(rec, SfemgInputError):
+            return rec
+        try:
+            return analyse(rec)
+        except SfemgInputError as exc:
+            return exc
+
+    pool = ThreadPoolExecutor(n_workers)
+    pending = collections.deque()
+    try:
+        for name, rec in items:
+            pending.append((name, pool.submit(outcome, rec)))
+            if len(pending) >= 2 * n_workers:
+                name, future = pending.popleft()
+                yield name, future.result()
+        while pending:
+            name, future = pending.popleft()
+            yield name, future.result()
+    finally:  # on an error or an interruption: drop what has not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, source, n_workers):
+    """The study of :func:`analyze_recordings` from ``n`` (name, Recording or
+    SfemgInputError) items."""
     params = params or AnalysisParams()
     problems = dict(problems or {})
-    results = []
-    n = len(recordings)
-    for i, rec in enumerate(recordings):
-        if progress is not None:
-            progress(i, n, rec.name)
+    n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
+    if n_workers < 1:
+        raise SfemgInputError(f"n_workers must be at least 1, not {n_workers}")
+
+    def analyse(rec):
         rec_electrode = electrode or (rec.electrode if rec.electrode in ("sfe", "concentric") else None)
-        rec_params = params.replace(electrode=rec_electrode or params.electrode,
-                                    muscle=muscle or rec.muscle or params.muscle)
-        try:
-            results.append(analyze_recording(rec, rec_params))
-        except SfemgInputError as exc:
-            problems[rec.name] = str(exc)
-    if progress is not None:
-        progress(n, n, "")
+        return analyze_recording(rec, params.replace(electrode=rec_electrode or params.electrode,
+                                                     muscle=muscle or rec.muscle or params.muscle))
+
+    results = []
+    with one_blas_thread:  # held for the whole study: set per fit, it is slow on worker threads
+        for done, (name, outcome) in enumerate(_analysed(items, analyse, n_workers), start=1):
+            if isinstance(outcome, SfemgInputError):
+                problems[name] = str(outcome)
+            else:
+                results.append(outcome)
+            if progress is not None:
+                progress(done, n, name)
     activation, why_mode = _one((r.mode for r in results), "activation")
     study_muscle, why_muscle = _one((canonical_muscle(muscle or r.muscle or params.muscle)
                                      for r in results), "muscle")
@@ -83,8 +105,42 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
                        source=source)
 
 
+def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, progress=None,
+                       problems=None, source=None, n_workers=None) -> StudyResult:
+    """Analyse recordings and judge the study.
+
+    Parameters
+    ----------
+    recordings : sequence of Recording
+    muscle : str, optional
+        Overrides the recordings' muscle for the reference limits.
+    electrode : {"sfe", "concentric"}, optional
+        Overrides the recordings' electrode (acceptance thresholds and limits).
+    params : AnalysisParams, optional
+    progress : callable(done, n, name), optional
+        Called as each recording is done (``done`` from 1 to n, its name), in order.
+    problems : dict, optional
+        Problems met before analysis (e.g. unreadable recordings), carried into the result.
+    source : str, optional
+        File the recordings came from.
+    n_workers : int, optional
+        Recordings analysed at once, on worker threads (default: one per core). The
+        results are the same bits for any number.
+
+    Returns
+    -------
+    StudyResult
+        Recordings that raise :class:`SfemgInputError` are skipped and listed in
+        ``problems`` with the one-line reason.
+    """
+    recordings = list(recordings)
+    return _analyze_study(((rec.name, rec) for rec in recordings), len(recordings), muscle=muscle,
+                          electrode=electrode, params=params, progress=progress, problems=problems,
+                          source=source, n_workers=n_workers)
+
+
 def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, electrode=None,
-                 params=None, progress=None) -> StudyResult:
+                 params=None, progress=None, n_workers=None) -> StudyResult:
     """Analyse every recording of an HDF5 file (DESIGN.md §5) and store the results.
 
     Parameters
@@ -100,8 +156,11 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     muscle, electrode : str, optional
         Override what the recordings say (reference limits, acceptance thresholds).
     params : AnalysisParams, optional
-    progress : callable(i, n, name), optional
+    progress : callable(done, n, name), optional
         Progress callback, see :func:`analyze_recordings`.
+    n_workers : int, optional
+        Recordings analysed at once, on worker threads (default: one per core), while the
+        next ones are read.
 
     Returns
     -------
@@ -114,10 +173,10 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
         results are written whenever at least one recording was analysed).
     """
     input_path = Path(input_path)
-    recs, problems = recordings_io.load_recordings(input_path, errors="collect",
-                                                  with_ground_truth=False)
-    study = analyze_recordings(recs, muscle=muscle, electrode=electrode, params=params,
-                               progress=progress, problems=problems, source=str(input_path))
+    names = recordings_io.list_recordings(input_path)
+    study = _analyze_study(recordings_io.iter_recordings(input_path, names, with_ground_truth=False),
+                           len(names), muscle=muscle, electrode=electrode, params=params,
+                           progress=progress, problems=None, source=str(input_path), n_workers=n_workers)
     if not study.recordings:
         first = next(iter(study.problems.items()), ("", "no recordings"))
         raise SfemgInputError(f"{input_path}: no recording could be analysed "

@@ -4,6 +4,7 @@ from ._atomic import atomic_path
 from .recordings import (
                          StudyWriter,
                          has_recordings,
+                         iter_recordings,
                          list_recordings,
                          load_parameters,
                          load_provenance,
@@ -12,5 +13,6 @@ from .recordings import (
                          save_recordings,
 )
 
-__all__ = ["atomic_path", "save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
+__all__ = ["atomic_path", "save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "iter_recordings",
+           "list_recordings",
            "has_recordings", "load_parameters", "load_provenance"]

@@ -18,8 +18,8 @@ from ..recording import GroundTruth, Recording
 from . import schema as S
 from ._atomic import atomic_h5
 
-__all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "list_recordings",
-           "has_recordings", "load_parameters", "load_provenance"]
+__all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "iter_recordings",
+           "list_recordings", "has_recordings", "load_parameters", "load_provenance"]
 
 _GT_ARRAYS = {
     "discharge_times_s": S.GT_DISCHARGE_TIMES,
@@ -277,6 +277,41 @@ def list_recordings(path):
     return names
 
 
+def iter_recordings(path, names=None, *, with_ground_truth=True):
+    """Read recordings one at a time, each as it is needed (the file stays open meanwhile).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    names : sequence of str, optional
+        Only these recordings (default: all, in file order).
+    with_ground_truth : bool
+        Also read ground truth where present.
+
+    Yields
+    ------
+    name : str
+    recording : Recording or SfemgInputError
+        The recording, or the one-line reason it cannot be read.
+
+    Raises
+    ------
+    SfemgInputError
+        If the file is missing, not HDF5, or has no ``/recordings`` group (before the first
+        recording is yielded).
+    """
+    names = list_recordings(path) if names is None else list(names)
+    with _open(path) as h5:
+        grp = h5[S.RECORDINGS]
+        for name in names:
+            try:
+                if name not in grp:
+                    raise SfemgInputError(f"{path}: no recording named {name!r}")
+                yield name, _read_recording(path, name, grp[name], with_ground_truth=with_ground_truth)
+            except SfemgInputError as exc:
+                yield name, exc
+
+
 def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise"):
     """Read recordings from an HDF5 file (sfemg's own or any file following DESIGN.md §5).
 
@@ -296,20 +331,14 @@ def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise")
         With ``errors="collect"``: a tuple ``(recordings, problems)`` where ``problems``
         maps recording name to a one-line message.
     """
-    all_names = list_recordings(path)
-    names = all_names if names is None else list(names)
     recs, problems = [], {}
-    with _open(path) as h5:
-        grp = h5[S.RECORDINGS]
-        for name in names:
-            try:
-                if name not in grp:
-                    raise SfemgInputError(f"{path}: no recording named {name!r}")
-                recs.append(_read_recording(path, name, grp[name], with_ground_truth=with_ground_truth))
-            except SfemgInputError as exc:
-                if errors == "raise":
-                    raise
-                problems[name] = str(exc)
+    for name, rec in iter_recordings(path, names, with_ground_truth=with_ground_truth):
+        if not isinstance(rec, SfemgInputError):
+            recs.append(rec)
+        elif errors == "raise":
+            raise rec
+        else:
+            problems[name] = str(rec)
     return (recs, problems) if errors == "collect" else recs
 
 

@@ -152,3 +152,26 @@ def test_joint_templates_match_per_bin_least_squares():
     np.testing.assert_allclose(templates, want, rtol=0, atol=1e-9 * np.abs(want).max())
     placed = np.einsum("jb,jib->ib", want, rot.conj())
     np.testing.assert_allclose(residual, spectra - placed, rtol=0, atol=1e-9 * np.abs(spectra).max())
+
+
+def test_one_blas_thread_is_held_until_the_last_user_leaves():
+    """Two analyses on worker threads enter and leave in any order: the limit must stay
+    until both have left (threadpoolctl's own limit, entered twice, would be lifted by
+    the first to leave), then the original thread count comes back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sfemg.analysis._blas import one_blas_thread
+
+    def blas_threads():
+        return {m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}
+
+    with threadpool_limits(2, user_api="blas"):
+        if blas_threads() != {2}:
+            pytest.skip("BLAS cannot run on 2 threads on this machine")
+        one_blas_thread.__enter__()  # thread A
+        one_blas_thread.__enter__()  # thread B
+        assert blas_threads() == {1}
+        one_blas_thread.__exit__(None, None, None)  # A leaves first
+        assert blas_threads() == {1}
+        one_blas_thread.__exit__(None, None, None)  # B
+        assert blas_threads() == {2}

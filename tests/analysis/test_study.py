@@ -42,7 +42,7 @@ def test_foreign_file_analysed_in_place(tmp_path, signals):
                          progress=lambda i, n, name: calls.append((i, n, name)))
     assert [r.name for r in study.recordings] == ["s", "x"]
     assert "noise" in study.problems and "no potentials" in study.problems["noise"]
-    assert calls[0] == (0, 3, "noise") and calls[-1] == (3, 3, "")
+    assert calls == [(1, 3, "noise"), (2, 3, "s"), (3, 3, "x")]
     # mixed activation: no verdict
     assert study.study["verdict"].startswith("unknown")
     with h5py.File(path, "r") as h5:
@@ -97,3 +97,68 @@ def test_bad_files(tmp_path, content):
         analyze_file(tmp_path / "missing.h5")
     with pytest.raises(SfemgInputError, match="analysis"):
         load_results(foreign_file(tmp_path / "plain.h5", (np.zeros(10), np.zeros(10), np.arange(2.0))))
+
+
+def test_worker_threads_give_the_same_results_in_the_same_order(tmp_path):
+    """Recordings analysed on 1 or 3 worker threads, joint fits included: the stored
+    results are the same bits, in file order, with the same problems."""
+    from sfemg.io import save_recordings
+    from sfemg.synthesis import simulate_study
+
+    study = simulate_study("healthy-edc", n_recordings=5, n_discharges=60, seed=4, fibres_per_recording=3)
+    path = tmp_path / "s.h5"
+    save_recordings(path, study.recordings)
+    with h5py.File(path, "a") as h5:  # a recording with nothing in it: a problem, in its place
+        h5.create_dataset("recordings/pair003b/signal",
+                          data=synth.band_noise(50_000, 50e3, 1e-5, np.random.default_rng(0)))
+        h5["recordings/pair003b/signal"].attrs["sampling_rate_hz"] = 50e3
+    results = {n: analyze_file(path, output_path=tmp_path / f"{n}.h5", n_workers=n) for n in (1, 3)}
+    assert [r.name for r in results[1].recordings] == [r.name for r in results[3].recordings] \
+        == [f"pair00{k}" for k in range(1, 6)]
+    assert results[1].problems == results[3].problems and list(results[1].problems) == ["pair003b"]
+    assert sum(len(r.pairs) for r in results[1].recordings) >= 8
+
+    def as_bytes(values):  # the pairs table's text columns are pointers in memory
+        if values.dtype.names is None:
+            return values.tobytes()
+        return [as_bytes(values[f]) if values.dtype[f].kind != "O" else values[f].tolist()
+                for f in values.dtype.names]
+
+    def datasets(name):
+        out = {}
+        with h5py.File(tmp_path / f"{name}.h5", "r") as h5:
+            h5["analysis"].visititems(lambda key, obj: out.update(
+                {key: as_bytes(obj[()])}) if isinstance(obj, h5py.Dataset) else None)
+        return out
+
+    assert datasets(1) == datasets(3)
+
+
+def test_reading_stays_at_most_two_recordings_per_worker_ahead():
+    """A long study is never read into memory all at once."""
+    from sfemg.analysis.study import _analysed
+
+    pulled = []
+
+    def items():
+        for k in range(10):
+            pulled.append(k)
+            yield f"r{k}", (SfemgInputError("unreadable") if k == 5 else k)
+
+    def analyse(k):
+        if k == 7:
+            raise SfemgInputError("no potentials")
+        return 2 * k
+
+    outcomes = _analysed(items(), analyse, n_workers=2)
+    assert next(outcomes) == ("r0", 0) and len(pulled) == 4
+    rest = [(name, str(o) if isinstance(o, SfemgInputError) else o) for name, o in outcomes]
+    assert rest == [("r1", 2), ("r2", 4), ("r3", 6), ("r4", 8), ("r5", "unreadable"), ("r6", 12),
+                    ("r7", "no potentials"), ("r8", 16), ("r9", 18)]
+
+
+def test_a_bug_in_an_analysis_is_not_taken_for_a_problem():
+    from sfemg.analysis.study import _analysed
+
+    with pytest.raises(ZeroDivisionError):
+        list(_analysed(((f"r{k}", k) for k in range(4)), lambda k: 1 / (k - 2), n_workers=2))
