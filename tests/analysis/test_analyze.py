@@ -299,3 +299,41 @@ def test_trigger_discharges_of_two_identical_units_are_flagged_not_counted():
                                        rate_hz=rate_hz, seed=6)
         clean = analyze_signal(clean_sig, fs_hz)
         assert clean.pairs and all("irregular-firing" not in p.flags for p in clean.pairs)
+
+
+def _add_filtered(sig, fs_hz, times_s, amplitude_v):
+    """``sig`` plus triphasic potentials at ``times_s`` through the amplifier."""
+    extra = np.zeros(sig.size)
+    synth.add_potentials(extra, fs_hz, times_s, "triphasic", amplitude_v)
+    return sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra)
+
+
+def test_another_units_potential_between_discharges_is_no_block():
+    """A few potentials of another unit with the trigger's waveform and size, each 25 ms
+    after one of the unit's discharges: each would be a reference discharge in which the
+    pair is missing, a block (6 of 150). They split an interval of the firing train, and
+    are dropped instead."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=8)
+    extra_s = truth.reference_s[10:130:20] + 0.025
+    r = analyze_signal(_add_filtered(sig, fs_hz, extra_s, 1e-3), fs_hz)
+    (pair,) = r.pairs
+    assert pair.n_blocked == 0 and "irregular-firing" not in pair.flags
+    off_s = np.abs(truth.reference_s[:, None] - r.reference_times_s[None, :]).min(axis=0)
+    assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 2
+
+
+def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
+    """Two fibres of the same size, 1 ms apart. In 6 discharges the trigger's potential is
+    smaller (0.6 of its size: a potential of another unit superimposed), out of the
+    trigger's amplitude group, and the next fibre's potential is taken as the reference:
+    the pair would block there. The trigger's potential, found 1 ms before that reference,
+    shows the discharge for what it is, and it is dropped."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,),
+                                 amplitudes_v=(1e-3, 1e-3), shapes=("triphasic", "triphasic"), seed=9)
+    r = analyze_signal(_add_filtered(sig, fs_hz, truth.reference_s[10:130:20], -0.4e-3), fs_hz)
+    (pair,) = r.pairs
+    assert pair.n_blocked == 0
+    off_s = np.abs(truth.reference_s[:, None] - r.reference_times_s[None, :]).min(axis=0)
+    assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 7
