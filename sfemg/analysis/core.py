@@ -1056,15 +1056,14 @@ def _false_references(data, sw, pots, trigger, times, ref_t, fs_hz, params):
     return missing & (between | shifted)
 
 
-def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False,
-                    references_checked=False):
+def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
     """Everything after the sweeps are cut: potentials, time points, pairs.
 
     Voluntary sweeps that hold no discharge of the trigger potential
     (:func:`_trigger_discharges`) are dropped and the rest analysed afresh (the dropped
-    ones too, with their own trigger check, if the rest hold no time-locked potential);
-    so are, once, sweeps whose reference is another fibre's or another unit's potential
-    (:func:`_false_references`).
+    ones too, with their own trigger check, if the rest hold no time-locked potential).
+    Discharges whose reference is another fibre's or another unit's potential
+    (:func:`_false_references`) are left out of the pairs' discharges.
     """
     data = sw.data_v
     n, n_cols = data.shape
@@ -1121,12 +1120,15 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         if short.size and short.mean() > params.irregular_fraction:
             irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
                          " x median (two units?)")
-    if mode == "voluntary" and not references_checked and irregular is None:
-        # (with two units' discharges as references, their pairs are flagged instead)
-        false = _false_references(data, sw, pots, trigger, times, ref_t, fs_hz, params)
-        if false.any() and np.sum(~false) >= 2:
-            return _analyze_sweeps(name, _subset(sw, ~false), fs_hz, mode, params, recording,
-                                   triggers_checked=True, references_checked=True)
+    if mode == "voluntary" and irregular is None:
+        # (with two units' discharges as references, their pairs are flagged instead);
+        # the templates and fits stay as they are: the trigger's own has one potential of
+        # another fibre or unit in a hundred, and the others are missing from those sweeps
+        real = ~_false_references(data, sw, pots, trigger, times, ref_t, fs_hz, params)
+        if not real.all() and real.sum() >= 2:
+            sw, times, ref_t = _subset(sw, real), [t[real] for t in times], ref_t[real]
+            data, n = sw.data_v, int(real.sum())
+            idis = np.r_[np.nan, np.diff(ref_t)]
     pairs = []
     for j, pot in enumerate(pots):
         if j == trigger:
