@@ -18,6 +18,29 @@ _RESTART = 64
 
 
 @jit
+def _cholesky(gram, lower):  # pragma: no cover - compiled
+    """``gram = lower lower^H`` for a small Hermitian positive definite matrix, written into
+    ``lower`` (upper triangle zeroed): inline, as LAPACK's call and allocation cost more
+    than the arithmetic at K <= 4, and it runs once per DFT bin."""
+    k = gram.shape[0]
+    for p in range(k):
+        pivot = gram[p, p].real
+        for j in range(p):
+            pivot -= lower[p, j].real ** 2 + lower[p, j].imag ** 2
+        if not pivot > 0.0:
+            raise np.linalg.LinAlgError("joint model: Gram matrix not positive definite")
+        root = math.sqrt(pivot)
+        lower[p, p] = root
+        for q in range(p):
+            lower[q, p] = 0.0
+        for q in range(p + 1, k):
+            acc = gram[q, p]
+            for j in range(p):
+                acc -= lower[q, j] * lower[p, j].conjugate()
+            lower[q, p] = acc / root
+
+
+@jit
 def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_parts, factor_rows, diag,
                         gradient, factor, templates, residual):  # pragma: no cover - compiled
     """Per DFT bin b of the joint model (see ``joint._normal_equations``): design
@@ -56,7 +79,10 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     m = np.zeros((n_pot, n), dtype=np.complex128)
     step = np.zeros((n_pot, n), dtype=np.complex128)
     gram = np.empty((n_pot, n_pot), dtype=np.complex128)
+    lower = np.empty((n_pot, n_pot), dtype=np.complex128)
+    lower_inv = np.zeros((n_pot, n_pot), dtype=np.complex128)
     rhs = np.empty(n_pot, dtype=np.complex128)
+    y = np.empty(n_pot, dtype=np.complex128)
     c = np.empty((n_pot, n), dtype=np.complex128)
     spacing = 0.0
     have_step = False  # step holds e^{-i spacing tau}
@@ -83,17 +109,23 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
             for i in range(n):
                 acc += (m[p, i] * rows[i]).conjugate() * spectra[i, b]
             rhs[p] = acc
-            for q in range(n_pot):
+            for q in range(p + 1):  # the lower triangle: all _cholesky reads
                 acc = 0.0 + 0.0j
                 for i in range(n):
                     acc += (m[p, i] * rows[i]).conjugate() * m[q, i]
                 gram[p, q] = acc + (ridge if p == q else 0.0)
-        ginv = np.linalg.inv(gram)
+        # templates: G S = rhs with G = L L^H, by forward and back substitution
+        _cholesky(gram, lower)
         for p in range(n_pot):
-            acc = 0.0 + 0.0j
-            for q in range(n_pot):
-                acc += ginv[p, q] * rhs[q]
-            templates[b, p] = acc
+            acc = rhs[p]
+            for q in range(p):
+                acc -= lower[p, q] * y[q]
+            y[p] = acc / lower[p, p].real
+        for p in range(n_pot - 1, -1, -1):
+            acc = y[p]
+            for q in range(p + 1, n_pot):
+                acc -= lower[q, p].conjugate() * templates[b, q]
+            templates[b, p] = acc / lower[p, p].real
         for i in range(n):
             acc = spectra[i, b]
             for p in range(n_pot):
@@ -101,8 +133,15 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
             residual[i, b] = acc
         if not step_parts:
             continue
-        # G^-1 = L^-H L^-1 with G = L L^H, so A G^-1 A^H = (A L^-H)(A L^-H)^H
-        lower_inv = np.linalg.inv(np.linalg.cholesky(gram))
+        # G^-1 = L^-H L^-1 with G = L L^H, so A G^-1 A^H = (A L^-H)(A L^-H)^H; L^-1 by
+        # forward substitution (lower triangular, its upper part stays 0)
+        for p in range(n_pot):
+            lower_inv[p, p] = 1.0 / lower[p, p].real
+            for q in range(p + 1, n_pot):
+                acc = 0.0 + 0.0j
+                for k in range(p, q):
+                    acc += lower[q, k] * lower_inv[k, p]
+                lower_inv[q, p] = -acc / lower[q, q].real
         root_w = math.sqrt(weight[b])
         for j in range(n_pot):
             for i in range(n):

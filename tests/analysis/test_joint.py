@@ -175,3 +175,14 @@ def test_one_blas_thread_is_held_until_the_last_user_leaves():
         assert blas_threads() == {1}
         one_blas_thread.__exit__(None, None, None)  # B
         assert blas_threads() == {2}
+
+
+def test_a_singular_joint_model_raises_rather_than_giving_nan():
+    """Two potentials at the same shifts in every sweep, no ridge: the per-bin Gram matrix
+    is singular; the kernel's own Cholesky says so instead of returning NaN templates."""
+    rng = np.random.default_rng(3)
+    spectra = rng.normal(size=(6, 5)) + 1j * rng.normal(size=(6, 5))
+    tau = np.tile(rng.normal(size=6), (2, 1))
+    w = np.linspace(0.1, 1.0, 5)
+    with pytest.raises(np.linalg.LinAlgError):
+        joint._bin_parts(spectra, w, np.ones(5), tau, np.ones((2, 6), bool), np.ones(6), None, ridge=0.0)
