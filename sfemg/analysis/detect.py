@@ -207,11 +207,19 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
             counts, _ = np.histogram(logs, edges)
             # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
             smooth = _box_sum(counts, 5)
-            top = np.flatnonzero(smooth == smooth.max())
-            centre = edges[top[top.size // 2]] + 0.5 * bin_width
             if smooth.max() < min_count:
                 break
+            top = np.flatnonzero(smooth == smooth.max())
+            centre = edges[top[top.size // 2]] + 0.5 * bin_width
             core = logs[np.abs(logs - centre) <= 0.1]
+            if core.size == 0:
+                # two groups tied and the middle of all the ties fell between them: the
+                # middle of the first run of ties (an empty core never ended this loop)
+                top = top[:np.argmax(np.diff(np.r_[top, top[-1] + 2]) > 1) + 1]
+                centre = edges[top[top.size // 2]] + 0.5 * bin_width
+                core = logs[np.abs(logs - centre) <= 0.1]
+                if core.size == 0:  # all in the box's outer slivers (never seen): stop
+                    break
             centre = _median(core)
             spread = _median(np.abs(core - centre)) * _MAD_TO_SD
             near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)

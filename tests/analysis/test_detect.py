@@ -128,3 +128,19 @@ def test_running_median_matches_scipy(shape, width):
     with pytest.raises(ValueError):
         running_median(x[0], width)
     assert running_median(np.empty((3, 0)), width).shape == (3, 0)
+
+
+def test_two_tied_amplitude_groups_are_both_found():
+    """Two groups of the same count whose smoothed histogram maxima tie: the middle of
+    all the ties fell between them, with no candidate within 0.1 decade, and the grouping
+    loop never ended (a simulated severe MG recording). Run on a thread so that a
+    regression fails instead of hanging the suite."""
+    import threading
+
+    logs = np.r_[np.full(50, -3.0), np.full(50, -3.0 + 0.315)]
+    result = []
+    worker = threading.Thread(target=lambda: result.append(
+        [m.size for m in find_trigger(10 ** logs, np.arange(100) * 5000, 50e3, 8, 10.0, 2)]), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive() and result == [[50, 50]]
