@@ -7,6 +7,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
@@ -60,8 +62,14 @@ def _analysed(items, analyse, n_workers):
         while pending:
             name, future = pending.popleft()
             yield name, future.result()
-    finally:  # on an error or an interruption: drop what has not started
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # an error, Ctrl-C or the caller stopping early: drop what has not started, close
+        # the input (an HDF5 file) and return at once rather than after the analyses
+        # running (they end on their own, their results unused)
+        pool.shutdown(wait=False, cancel_futures=True)
+        getattr(items, "close", lambda: None)()
+        raise
+    pool.shutdown()
 
 
 def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, source, n_workers):
@@ -69,9 +77,10 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     SfemgInputError) items."""
     params = params or AnalysisParams()
     problems = dict(problems or {})
-    n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
-    if n_workers < 1:
-        raise SfemgInputError(f"n_workers must be at least 1, not {n_workers}")
+    if n_workers is None:
+        n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
+        raise SfemgInputError(f"n_workers must be a whole number of at least 1, not {n_workers!r}")
 
     def analyse(rec):
         rec_electrode = electrode or (rec.electrode if rec.electrode in ("sfe", "concentric") else None)
@@ -124,8 +133,8 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
     source : str, optional
         File the recordings came from.
     n_workers : int, optional
-        Recordings analysed at once, on worker threads (default: one per core). The
-        results are the same bits for any number.
+        Recordings analysed at once, on worker threads (default: one per core this process
+        may use). The results are the same bits for any number.
 
     Returns
     -------

@@ -297,8 +297,9 @@ def iter_recordings(path, names=None, *, with_ground_truth=True):
     Raises
     ------
     SfemgInputError
-        If the file is missing, not HDF5, or has no ``/recordings`` group (before the first
-        recording is yielded).
+        If the file is missing, not HDF5, or has no ``/recordings`` group: when the
+        iteration starts (a generator runs nothing before); check with
+        :func:`list_recordings` first to fail at once.
     """
     names = list_recordings(path) if names is None else list(names)
     with _open(path) as h5:

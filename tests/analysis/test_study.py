@@ -162,3 +162,34 @@ def test_a_bug_in_an_analysis_is_not_taken_for_a_problem():
 
     with pytest.raises(ZeroDivisionError):
         list(_analysed(((f"r{k}", k) for k in range(4)), lambda k: 1 / (k - 2), n_workers=2))
+
+
+def test_stopping_early_neither_waits_for_running_analyses_nor_leaves_the_input_open():
+    """Ctrl-C (or an error in the caller) while a recording is being analysed: the study
+    ends at once, and the recordings' source (an open HDF5 file) is closed."""
+    import threading
+
+    from sfemg.analysis.study import _analysed
+
+    release, closed = threading.Event(), []
+
+    def items():
+        try:
+            for k in range(4):
+                yield f"r{k}", k
+        finally:
+            closed.append(True)
+
+    def analyse(k):
+        if k == 1:
+            release.wait(60)
+        return k
+
+    outcomes = _analysed(items(), analyse, n_workers=2)
+    assert next(outcomes) == ("r0", 0)
+    closer = threading.Thread(target=outcomes.close)
+    closer.start()
+    closer.join(30)
+    returned = not closer.is_alive()
+    release.set()
+    assert returned and closed == [True]
