@@ -308,19 +308,20 @@ def _add_filtered(sig, fs_hz, times_s, amplitude_v):
     return sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra)
 
 
-def test_another_units_potential_between_discharges_is_no_block():
-    """A few potentials of another unit with the trigger's waveform and size, each 25 ms
-    after one of the unit's discharges: each would be a reference discharge in which the
-    pair is missing, a block (6 of 150). They split an interval of the firing train, and
-    are dropped instead."""
+def test_a_block_at_a_short_interval_stays_a_block():
+    """Six discharges of the trigger fibre alone, each 25 ms after one of the unit's
+    (a quarter of the median interval): the unit firing irregularly with the pair
+    blocked, or another unit's potential of the same waveform and size. Nothing tells
+    the two apart, and an irregularly firing MG unit has many true blocks at short
+    intervals (dropping them lost ~11 % of a severe MG study's blocks): they count."""
     fs_hz = 50e3
     sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=8)
     extra_s = truth.reference_s[10:130:20] + 0.025
     r = analyze_signal(_add_filtered(sig, fs_hz, extra_s, 1e-3), fs_hz)
     (pair,) = r.pairs
-    assert pair.n_blocked == 0 and "irregular-firing" not in pair.flags
-    off_s = np.abs(truth.reference_s[:, None] - r.reference_times_s[None, :]).min(axis=0)
-    assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 2
+    assert pair.n_blocked == 6 and pair.n_discharges == truth.reference_s.size + 6
+    blocked_s = r.reference_times_s[np.asarray(pair.blocked)]
+    assert np.all(np.abs(blocked_s[:, None] - extra_s[None, :]).min(axis=1) < 50e-6)
 
 
 def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
