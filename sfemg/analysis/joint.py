@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 from scipy.fft import next_fast_len
 
-from ._blas import one_blas_thread
+from .._blas import one_blas_thread
 from ._joint_numba import normal_parts_kernel
 from .detect import _median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR

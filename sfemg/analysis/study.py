@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._blas import one_blas_thread
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
-from ._blas import one_blas_thread
 from .core import analyze_recording
 from .limits import canonical_muscle, study_verdict
 from .params import AnalysisParams

@@ -160,7 +160,7 @@ def test_one_blas_thread_is_held_until_the_last_user_leaves():
     the first to leave), then the original thread count comes back."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from sfemg.analysis._blas import one_blas_thread
+    from sfemg._blas import one_blas_thread
 
     def blas_threads():
         return {m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}
