@@ -318,11 +318,8 @@ def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise")
 
     Parameters
     ----------
-    path : str or os.PathLike
-    names : sequence of str, optional
-        Only these recordings (default: all, in file order).
-    with_ground_truth : bool
-        Also read ground truth where present.
+    path, names, with_ground_truth
+        As for :func:`iter_recordings`.
     errors : {"raise", "collect"}
         With ``"collect"``, unreadable recordings are skipped and returned as messages.
 
