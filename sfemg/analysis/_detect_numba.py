@@ -87,3 +87,47 @@ def running_median_kernel(x, width, out):  # pragma: no cover - compiled
                 k += 1
             window[k] = new
             out[r, i] = window[half]
+
+
+@jit
+def measure_kernel(sweeps, centre, half_window, polarity, fit_half, peak_v, seg_start,
+                   segments):  # pragma: no cover - compiled
+    """Per sweep: the first largest ``polarity * x`` within ``centre ± half_window``
+    (columns clipped to the sweep), its parabola-interpolated value (as
+    :func:`~sfemg.analysis.detect.peak_values`, times ``polarity``), and the
+    polarity-corrected segment of ``2 * fit_half + 1`` samples starting ``fit_half``
+    before it (columns clipped). See ``sfemg.analysis.core._measure_potential``.
+
+    Parameters
+    ----------
+    sweeps : (n, L) float64
+    centre : (n,) int64
+        Centre of each sweep's search window, sample.
+    half_window, fit_half : int
+    polarity : float
+        +1 or -1.
+    peak_v : (n,) float64, out
+    seg_start : (n,) int64, out
+        First sample of each segment (``coarse peak - fit_half``, not clipped).
+    segments : (n, 2 * fit_half + 1) float64, out
+    """
+    n, n_cols = sweeps.shape
+    last = n_cols - 1
+    for i in range(n):
+        best = -np.inf
+        coarse = 0
+        for k in range(-half_window, half_window + 1):
+            col = min(max(centre[i] + k, 0), last)
+            v = polarity * sweeps[i, col]
+            if v > best:
+                best = v
+                coarse = col
+        y0 = sweeps[i, coarse]
+        ym = sweeps[i, max(coarse - 1, 0)]
+        yp = sweeps[i, min(coarse + 1, last)]
+        den = ym - 2.0 * y0 + yp
+        corr = (ym - yp) ** 2 / (8.0 * den) if den * y0 < 0 else 0.0
+        peak_v[i] = polarity * (y0 - corr)
+        seg_start[i] = coarse - fit_half
+        for k in range(2 * fit_half + 1):
+            segments[i, k] = polarity * sweeps[i, min(max(coarse - fit_half + k, 0), last)]

@@ -16,6 +16,7 @@ import scipy.ndimage
 
 from ..errors import SfemgInputError
 from ..recording import Recording
+from ._detect_numba import measure_kernel
 from .detect import (
     _median,
     detect_both_polarities,
@@ -392,7 +393,9 @@ def _sweep_input(rec: Recording, params, noise_sd):
 
 
 def _measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_fraction):
-    """Present flag, fit segments and peak (relative to the median peak) of one potential in every sweep.
+    """Present flag, fit segments and peak (relative to the median peak) of one potential in every sweep
+    (:func:`~sfemg.analysis._detect_numba.measure_kernel`: the first largest sample of the
+    search window, its interpolated value, the segment around it).
 
     Returns
     -------
@@ -404,17 +407,13 @@ def _measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_frac
     relative_peak : ndarray, shape (n,)
         Interpolated peak in the search window / the potential's median peak.
     """
-    n, n_cols = sweeps.shape
-    rows = np.arange(n)
-    centre = np.round(ref_pos + pot.latency).astype(np.int64)
-    cols = np.clip(centre[:, None] + np.arange(-pot.half_window, pot.half_window + 1), 0, n_cols - 1)
-    vals = pot.polarity * sweeps[rows[:, None], cols]
-    coarse = cols[rows, np.argmax(vals, axis=1)]
-    peak_v = pot.polarity * peak_values(sweeps, rows, coarse)
+    n = sweeps.shape[0]
+    peak_v = np.empty(n)
+    seg_start = np.empty(n, dtype=np.int64)
+    segments = np.empty((n, 2 * fit_half + 1))
+    measure_kernel(np.ascontiguousarray(sweeps, dtype=np.float64), np.round(ref_pos + pot.latency).astype(np.int64),
+                   int(pot.half_window), float(pot.polarity), int(fit_half), peak_v, seg_start, segments)
     present = np.ones(n, bool) if force_present else peak_v >= block_fraction * pot.amplitude_v
-    seg_start = coarse - fit_half
-    seg_cols = np.clip(seg_start[:, None] + np.arange(2 * fit_half + 1), 0, n_cols - 1)
-    segments = pot.polarity * sweeps[rows[:, None], seg_cols]
     return present, seg_start, segments, peak_v / pot.amplitude_v
 
 

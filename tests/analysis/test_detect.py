@@ -144,3 +144,38 @@ def test_two_tied_amplitude_groups_are_both_found():
     worker.start()
     worker.join(30)
     assert not worker.is_alive() and result == [[50, 50]]
+
+
+def _measure_reference(sweeps, ref_pos, pot, fit_half, block_fraction):
+    """Slow reference of ``core._measure_potential`` (its NumPy form before the kernel)."""
+    from sfemg.analysis.detect import peak_values
+
+    n, n_cols = sweeps.shape
+    rows = np.arange(n)
+    centre = np.round(ref_pos + pot.latency).astype(np.int64)
+    cols = np.clip(centre[:, None] + np.arange(-pot.half_window, pot.half_window + 1), 0, n_cols - 1)
+    coarse = cols[rows, np.argmax(pot.polarity * sweeps[rows[:, None], cols], axis=1)]
+    peak_v = pot.polarity * peak_values(sweeps, rows, coarse)
+    seg_start = coarse - fit_half
+    seg_cols = np.clip(seg_start[:, None] + np.arange(2 * fit_half + 1), 0, n_cols - 1)
+    return (peak_v >= block_fraction * pot.amplitude_v, seg_start, pot.polarity * sweeps[rows[:, None], seg_cols],
+            peak_v / pot.amplitude_v)
+
+
+@pytest.mark.parametrize("polarity", [1.0, -1.0])
+def test_measure_potential_matches_its_reference(polarity):
+    """Windows and segments running off either end of the sweep, ties (a flat top, the
+    first sample wins), both polarities: the compiled measurement equals the NumPy one."""
+    from sfemg.analysis.core import _measure_potential
+    from sfemg.analysis.detect import LockedPotential
+
+    rng = np.random.default_rng(7)
+    sweeps = rng.normal(size=(60, 90))
+    sweeps[5, 40:43] = 9.0 * polarity  # a tie
+    ref_pos = rng.uniform(-10.0, 100.0, 60)  # some windows off the sweep
+    ref_pos[5] = 38.0  # the tie inside the window
+    pot = LockedPotential(latency=3.4, half_window=6, polarity=polarity, amplitude_v=1.5, count=60)
+    got = _measure_potential(sweeps, ref_pos, pot, 11, False, 0.5)
+    want = _measure_reference(sweeps, ref_pos, pot, 11, 0.5)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
