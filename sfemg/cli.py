@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")
     p.add_argument("--jobs", type=_positive_int,
-                   help="recordings analysed at once, worker threads (default: all cores; same results)")
+                   help="recordings analysed at once, worker threads (default: the CPUs available; same results)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_analyze)

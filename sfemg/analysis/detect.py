@@ -213,13 +213,14 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
             centre = edges[top[top.size // 2]] + 0.5 * bin_width
             core = logs[np.abs(logs - centre) <= 0.1]
             if core.size == 0:
-                # two groups tied and the middle of all the ties fell between them: the
-                # middle of the first run of ties (an empty core never ended this loop)
-                top = top[:np.argmax(np.diff(np.r_[top, top[-1] + 2]) > 1) + 1]
-                centre = edges[top[top.size // 2]] + 0.5 * bin_width
+                # the box's candidates all lie at its edges (two groups tied and the middle
+                # of the ties between them, or two tight groups ~0.2 decade apart): centre
+                # on the box's fullest bin, whose candidates are within 0.01 decade (an
+                # empty core never ended this loop)
+                peak = top[top.size // 2]
+                first = max(peak - 5, 0)
+                centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.5 * bin_width
                 core = logs[np.abs(logs - centre) <= 0.1]
-                if core.size == 0:  # all in the box's outer slivers (never seen): stop
-                    break
             centre = _median(core)
             spread = _median(np.abs(core - centre)) * _MAD_TO_SD
             near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)

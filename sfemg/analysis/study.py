@@ -168,8 +168,8 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     progress : callable(done, n, name), optional
         Progress callback, see :func:`analyze_recordings`.
     n_workers : int, optional
-        Recordings analysed at once, on worker threads (default: one per core), while the
-        next ones are read.
+        Recordings analysed at once, on worker threads (default: one per CPU this process
+        may use), while the next ones are read.
 
     Returns
     -------

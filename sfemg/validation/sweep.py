@@ -52,9 +52,11 @@ def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: 
 
     Notes
     -----
-    BLAS runs on one thread throughout: the tasks are the parallelism, and between the
-    joint fit's single-thread sections OpenBLAS's own threads took CPU from the other
-    worker (a study's analysis on two forked workers: 26-36 against 20-24 ms a recording).
+    BLAS runs on one thread throughout, user plug-ins included: the tasks are the
+    parallelism, and between the joint fit's single-thread sections OpenBLAS's own threads
+    took CPU from the other worker (a study's analysis on two forked workers: 26-36 against
+    20-24 ms a recording). The limit is process-wide: on a Dask worker with several threads
+    it holds for all of them while any task runs.
     """
     with one_blas_thread:
         return _run_task(cell, cell_index, repeat, seed, n_recordings, methods, tolerance_us)

@@ -130,14 +130,15 @@ def test_running_median_matches_scipy(shape, width):
     assert running_median(np.empty((3, 0)), width).shape == (3, 0)
 
 
-def test_two_tied_amplitude_groups_are_both_found():
-    """Two groups of the same count whose smoothed histogram maxima tie: the middle of
-    all the ties fell between them, with no candidate within 0.1 decade, and the grouping
-    loop never ended (a simulated severe MG recording). Run on a thread so that a
-    regression fails instead of hanging the suite."""
+@pytest.mark.parametrize("apart", [0.315, 0.215])
+def test_two_tight_amplitude_groups_are_both_found(apart):
+    """Two groups of the same count whose smoothed histogram maxima tie (0.315 decade
+    apart), or whose one maximum lies between them (0.215): no candidate within 0.1 decade
+    of the chosen centre, and the grouping loop never ended (a simulated severe MG
+    recording). Run on a thread so that a regression fails instead of hanging the suite."""
     import threading
 
-    logs = np.r_[np.full(50, -3.0), np.full(50, -3.0 + 0.315)]
+    logs = np.r_[np.full(50, -3.0), np.full(50, -3.0 + apart)]
     result = []
     worker = threading.Thread(target=lambda: result.append(
         [m.size for m in find_trigger(10 ** logs, np.arange(100) * 5000, 50e3, 8, 10.0, 2)]), daemon=True)
