@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .errors import SfemgInputError
 
-__all__ = ["check_number"]
+__all__ = ["check_number", "worker_count"]
 
 
 def check_number(obj, name, low=None, high=None, *, low_open=False, high_open=False):
@@ -36,3 +38,19 @@ def check_number(obj, name, low=None, high=None, *, low_open=False, high_open=Fa
         owner = type(obj).__name__
         label = name if owner == "StudyParams" else f"{owner}.{name}"
         raise SfemgInputError(f"{label} must be {rule or 'a finite number'}, got {value!r}")
+
+
+def worker_count(value, name):
+    """How many workers (threads or processes) to run: ``value``, checked to be a whole
+    number >= 1, or by default one per CPU this process may use.
+
+    Raises
+    ------
+    SfemgInputError
+        ``value`` is not None and not such a number (``name`` says which parameter).
+    """
+    if value is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SfemgInputError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)

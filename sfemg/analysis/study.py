@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import collections
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from .._blas import one_blas_thread
+from .._validation import worker_count
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
@@ -77,10 +75,7 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     SfemgInputError) items."""
     params = params or AnalysisParams()
     problems = dict(problems or {})
-    if n_workers is None:
-        n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
-        raise SfemgInputError(f"n_workers must be a whole number of at least 1, not {n_workers!r}")
+    n_workers = worker_count(n_workers, "n_workers")
 
     def analyse(rec):
         rec_electrode = electrode or (rec.electrode if rec.electrode in ("sfe", "concentric") else None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from .. import __version__
-from .._validation import check_number
+from .._validation import check_number, worker_count
 from ..errors import SfemgInputError
 from ..recording import GroundTruth, Recording
 from .physiology import Disease, NMJParams, draw_endplates
@@ -480,11 +479,9 @@ def _run(params: StudyParams, seed, n_jobs, progress, task):
     """
     seed_int = resolve_seed(seed)
     children = np.random.SeedSequence(seed_int).spawn(params.n_recordings)
-    n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise SfemgInputError(f"n_jobs must be an integer >= 1, got {n_jobs!r}")
+    n_jobs = worker_count(n_jobs, "n_jobs")
     results = []
-    pool = ThreadPoolExecutor(int(n_jobs))
+    pool = ThreadPoolExecutor(n_jobs)
     try:
         futures = [pool.submit(task, k, children[k]) for k in range(params.n_recordings)]
         for i, future in enumerate(futures):

@@ -12,7 +12,6 @@ on the same file with the same configuration skips the finished cells.
 from __future__ import annotations
 
 import datetime
-import os
 import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from .._blas import one_blas_thread
+from .._validation import worker_count
 from ..errors import SfemgInputError
 from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
 from .plugins import method_analyser
@@ -185,9 +185,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         raise SfemgInputError("no methods to score")
     for m in methods:
         method_analyser(m)  # fail now, not in a worker
-    n_workers = (os.cpu_count() or 1) if n_workers is None else int(n_workers)
-    if n_workers < 1:
-        raise SfemgInputError(f"n_workers must be >= 1, got {n_workers}")
+    n_workers = worker_count(n_workers, "n_workers")
     tolerance_us = check_tolerance(tolerance_us)
     config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), tolerance_us)
     where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")

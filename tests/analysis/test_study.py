@@ -193,3 +193,11 @@ def test_stopping_early_neither_waits_for_running_analyses_nor_leaves_the_input_
     returned = not closer.is_alive()
     release.set()
     assert returned and closed == [True]
+
+
+@pytest.mark.parametrize("n_workers", [0, 2.0, True])
+def test_worker_count_must_be_a_whole_number(n_workers):
+    from sfemg.analysis import analyze_recordings
+
+    with pytest.raises(SfemgInputError, match="n_workers must be an integer >= 1"):
+        analyze_recordings([], n_workers=n_workers)
