@@ -18,10 +18,10 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from ._detect_numba import measure_kernel
 from .detect import (
-    _median,
     detect_both_polarities,
     estimate_noise_sd,
     estimate_noise_spectrum,
+    fast_median,
     find_locked_potentials,
     find_trigger,
     peak_values,
@@ -496,7 +496,7 @@ def _misfit(segments, fit, noise_rms_v):
     data = data - data.mean(axis=1, keepdims=True)
     residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
     noise = noise_rms_v ** 2 * np.sum(taper ** 2)
-    return max(1.0, _median(residual) / noise)
+    return max(1.0, fast_median(residual) / noise)
 
 
 def _clearly_absent(relative_peak, pot, noise_sd):
@@ -602,7 +602,7 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
             lo -= 1
         while hi < length - 1 and above[hi + 1]:
             hi += 1
-        centre = _median(p[np.isfinite(p)])
+        centre = fast_median(p[np.isfinite(p)])
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
     return extents
 
@@ -614,8 +614,8 @@ def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
         + np.arange(-pot.half_window, pot.half_window + 1)[None, :]
     cols = np.clip(cols, 0, residual.shape[1] - 1)
     rows = np.arange(residual.shape[0])[:, None]
-    energy = _median(np.sum(residual[rows, cols] ** 2, axis=1))
-    signal = _median(np.sum(data[rows, cols] ** 2, axis=1))
+    energy = fast_median(np.sum(residual[rows, cols] ** 2, axis=1))
+    signal = fast_median(np.sum(data[rows, cols] ** 2, axis=1))
     return energy / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * signal)
 
 
@@ -876,7 +876,7 @@ def _overlapping(timed, extents, fit_half):
     -------
     ndarray of bool, shape (K,)
     """
-    centre = [_median(t.positions[np.isfinite(t.positions)]) for t in timed]
+    centre = [fast_median(t.positions[np.isfinite(t.positions)]) for t in timed]
     out = np.zeros(len(timed), bool)
     for j in range(len(timed)):
         for k in range(len(timed)):
@@ -1050,8 +1050,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     Voluntary sweeps that hold no discharge of the trigger potential
     (:func:`_trigger_discharges`) are dropped and the rest analysed afresh (the dropped
     ones too, with their own trigger check, if the rest hold no time-locked potential).
-    Discharges whose reference is another fibre's or another unit's potential
-    (:func:`_false_references`) are left out of the pairs' discharges.
+    Discharges whose reference is another fibre's potential (:func:`_false_references`)
+    are left out of the pairs' discharges.
     """
     data = sw.data_v
     n, n_cols = data.shape
@@ -1104,11 +1104,10 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
         intervals = idis[np.isfinite(idis)]  # (level-method time points can be NaN)
-        short = intervals < params.irregular_interval_ratio * _median(intervals)
+        short = intervals < params.irregular_interval_ratio * fast_median(intervals)
         if short.size and short.mean() > params.irregular_fraction:
             irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
                          " x median (two units?)")
-    if mode == "voluntary":
         # the templates and fits stay as they are: the trigger's own has another fibre's
         # potential in one sweep of a hundred, and the others are missing from those sweeps
         real = ~_false_references(data, sw, pots, trigger, times, fs_hz, params)

@@ -113,7 +113,7 @@ def _box_sum(counts, half):
     return csum[np.minimum(idx + half + 1, counts.size)] - csum[np.maximum(idx - half, 0)]
 
 
-def _median(values) -> float:
+def fast_median(values) -> float:
     """Median of a 1-D array of finite values (a compiled ``np.median``)."""
     return float(median_kernel(np.ascontiguousarray(values, dtype=np.float64)))
 
@@ -221,8 +221,8 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
                 first = max(peak - 5, 0)
                 centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.5 * bin_width
                 core = logs[np.abs(logs - centre) <= 0.1]
-            centre = _median(core)
-            spread = _median(np.abs(core - centre)) * _MAD_TO_SD
+            centre = fast_median(core)
+            spread = fast_median(np.abs(core - centre)) * _MAD_TO_SD
             near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)
             groups.append((centre, sign, alive[near]))
             alive = alive[~near]
@@ -339,15 +339,15 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
         peak = int(np.argmax(narrow))
         centre = edges[peak] + 0.5
         near = alive & (np.abs(lat - centre) <= lock_half)
-        centre = _median(lat[near])
+        centre = fast_median(lat[near])
         near = alive & (np.abs(lat - centre) <= lock_half)
-        spread = _median(np.abs(lat[near] - centre)) * _MAD_TO_SD
+        spread = fast_median(np.abs(lat[near] - centre)) * _MAD_TO_SD
         half = int(np.ceil(max(lock_half, 4.0 * spread)))
         members = alive & (np.abs(lat - centre) <= half)
         pos, neg = amp[members][amp[members] > 0], -amp[members][amp[members] < 0]
-        polarity = 1.0 if (_median(pos) if pos.size else 0.0) >= (_median(neg) if neg.size else 0.0) else -1.0
+        polarity = 1.0 if (fast_median(pos) if pos.size else 0.0) >= (fast_median(neg) if neg.size else 0.0) else -1.0
         mags = polarity * amp[members]
-        found.append(LockedPotential(centre, half, polarity, _median(mags[mags > 0]),
+        found.append(LockedPotential(centre, half, polarity, fast_median(mags[mags > 0]),
                                      int(near.sum())))
         alive &= ~members
     found.sort(key=lambda p: p.latency)

@@ -34,7 +34,7 @@ from scipy.fft import next_fast_len
 
 from .._blas import one_blas_thread
 from ._joint_numba import normal_parts_kernel
-from .detect import _median
+from .detect import fast_median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
 __all__ = ["fit_window", "joint_positions", "joint_templates"]
@@ -360,7 +360,7 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
         step, residual = _projected_step(x, w, weight, tau, present, rows)
         tau = tau + step
         energy = np.sum(weight[None, :] * np.abs(residual) ** 2, axis=1)
-        previous, rows = rows, (energy <= _OUTLIER_RATIO * _median(energy)).astype(np.float64)
+        previous, rows = rows, (energy <= _OUTLIER_RATIO * fast_median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break
     left_out = rows == 0

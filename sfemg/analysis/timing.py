@@ -25,7 +25,7 @@ from ._timing_numba import (
     newton_shift_kernel,
     refine_shifts_kernel,
 )
-from .detect import _median
+from .detect import fast_median
 
 __all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "refine_shifts", "TemplateFit"]
 
@@ -318,7 +318,7 @@ def fit_template(segments, noise_power):
     q = np.where(q > 0, q, np.inf)
     q_tapered = q * np.sum(taper ** 2) / length  # noise power of a tapered segment
     pos0, _ = peak_positions(seg)
-    tau = pos0 - _median(pos0)
+    tau = pos0 - fast_median(pos0)
     w1 = 2.0 * np.pi / length
     template_spec = np.empty(w.size, dtype=np.complex128)
     for _ in range(_TEMPLATE_ROUNDS):
