@@ -1,8 +1,11 @@
-"""Numba kernel behind :mod:`sfemg.analysis.joint`: the per-bin parts of its Gauss-Newton
-system in one pass (the dense product and solve stay with BLAS/LAPACK).
+"""Numba kernels behind :mod:`sfemg.analysis.joint`: the per-bin parts of its Gauss-Newton
+system in one pass, the same-sweep blocks added to the dense system, and the damped solve
+(LAPACK's Cholesky called from compiled code, which runs without the GIL; the dense
+product stays with BLAS).
 
 Called only through ``sfemg.analysis.joint._bin_parts`` (the Gauss-Newton steps, and the
-templates of :func:`sfemg.analysis.joint.joint_templates`).
+templates of :func:`sfemg.analysis.joint.joint_templates`),
+``sfemg.analysis.joint._normal_equations`` and ``sfemg.analysis.joint._projected_step``.
 """
 
 from __future__ import annotations
@@ -162,3 +165,56 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
                         f += a_row * m[p, i] * lower_inv[q, p].conjugate()
                     factor[q * n_bins + b, row] = f.real
                     factor[(n_pot + q) * n_bins + b, row] = f.imag
+
+
+@jit
+def add_sweep_blocks_kernel(normal, diag, index):  # pragma: no cover - compiled
+    """Add the same-sweep blocks to the normal matrix: ``normal[index[j, i], index[m, i]]
+    += diag[j, m, i]`` wherever both shifts are free (``index`` >= 0)."""
+    n_pot, n = index.shape
+    for i in range(n):
+        for j in range(n_pot):
+            row = index[j, i]
+            if row < 0:
+                continue
+            for m in range(n_pot):
+                col = index[m, i]
+                if col >= 0:
+                    normal[row, col] += diag[j, m, i]
+
+
+@jit
+def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compiled
+    """Solve ``(normal + damping * trace(normal) / F * I) x = gradient`` by Cholesky.
+
+    ``normal`` (F, F), symmetric positive semi-definite, gets the damping added to its
+    diagonal in place; LAPACK's ``potrf`` factors it (numba's ``np.linalg.cholesky``, lower
+    triangle ``L``), then forward and back substitution. SciPy's ``cho_factor`` /
+    ``cho_solve`` hold the GIL for the whole factorisation; this does not.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If the damped matrix is not positive definite.
+    """
+    n = gradient.size
+    shift = 0.0
+    for p in range(n):
+        shift += normal[p, p]
+    shift *= damping / max(n, 1)
+    for p in range(n):
+        normal[p, p] += shift
+    lower = np.linalg.cholesky(normal)
+    y = np.empty(n)
+    for p in range(n):
+        acc = gradient[p]
+        for q in range(p):
+            acc -= lower[p, q] * y[q]
+        y[p] = acc / lower[p, p]
+    x = np.empty(n)
+    for p in range(n - 1, -1, -1):
+        acc = y[p]
+        for q in range(p + 1, n):
+            acc -= lower[q, p] * x[q]
+        x[p] = acc / lower[p, p]
+    return x

@@ -596,12 +596,12 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
     extents = []
     for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), positions):
         env = scipy.ndimage.maximum_filter1d(np.abs(np.roll(tpl, length // 2)), 2 * half + 1, mode="wrap")
-        above = env >= _EXTENT_LEVEL * env.max()
-        lo = hi = length // 2  # the reference, at sample 0 of the template, rolled to the middle
-        while lo > 0 and above[lo - 1]:
-            lo -= 1
-        while hi < length - 1 and above[hi + 1]:
-            hi += 1
+        mid = length // 2  # the reference, at sample 0 of the template, rolled to the middle
+        below = np.flatnonzero(env < _EXTENT_LEVEL * env.max())
+        # the run of samples above the level around mid: between the nearest samples below it
+        before, after = np.searchsorted(below, mid, "left"), np.searchsorted(below, mid, "right")
+        lo = below[before - 1] + 1 if before > 0 else 0
+        hi = below[after] - 1 if after < below.size else length - 1
         centre = fast_median(p[np.isfinite(p)])
         extents.append((centre + lo - length // 2, centre + hi - length // 2))
     return extents

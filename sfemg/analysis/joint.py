@@ -29,11 +29,10 @@ held fixed.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 from scipy.fft import next_fast_len
 
 from .._blas import one_blas_thread
-from ._joint_numba import normal_parts_kernel
+from ._joint_numba import add_sweep_blocks_kernel, damped_solve_kernel, normal_parts_kernel
 from .detect import fast_median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
@@ -213,10 +212,7 @@ def _normal_equations(spectra, w, weight, tau, present, rows, free):
     normal = -(factor.T @ factor)
     index = np.full((k, n), -1)
     index[free] = np.arange(np.count_nonzero(free))
-    for j in range(k):  # same sweep
-        for m in range(k):
-            both = free[j] & free[m]
-            normal[index[j, both], index[m, both]] += diag[j, m, both]
+    add_sweep_blocks_kernel(normal, diag, index)
     return normal, gradient[free.reshape(-1)], templates, residual
 
 
@@ -233,9 +229,8 @@ def _projected_step(spectra, w, weight, tau, present, rows):
     """
     free = present & (rows[None, :] > 0)
     a, g, _, residual = _normal_equations(spectra, w, weight, tau, present, rows, free)
-    a += _DAMPING * np.trace(a) / max(a.shape[0], 1) * np.eye(a.shape[0])
     try:  # the damped Gauss-Newton matrix is symmetric positive definite: Cholesky
-        solution = scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), g, check_finite=False)
+        solution = damped_solve_kernel(a, g, _DAMPING)
     except np.linalg.LinAlgError:  # a degenerate sweep set: the least-squares step instead
         solution = np.linalg.lstsq(a, g, rcond=None)[0]
     step = np.zeros(tau.shape)

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.linalg
 
-from sfemg.analysis import joint
+from sfemg.analysis import _joint_numba, joint
 
 from . import synth
 
@@ -186,3 +187,21 @@ def test_a_singular_joint_model_raises_rather_than_giving_nan():
     w = np.linspace(0.1, 1.0, 5)
     with pytest.raises(np.linalg.LinAlgError):
         joint._bin_parts(spectra, w, np.ones(5), tau, np.ones((2, 6), bool), np.ones(6), None, ridge=0.0)
+
+
+@pytest.mark.parametrize("size", [1, 7, 120])
+def test_damped_solve_matches_scipy_cholesky(size):
+    """The compiled damped solve gives SciPy's Cholesky solution of the damped system
+    (to rounding), damps in place, and refuses an indefinite matrix."""
+    rng = np.random.default_rng(size)
+    factor = rng.standard_normal((size + 5, size))
+    normal = factor.T @ factor
+    gradient = rng.standard_normal(size)
+    damped = normal + 0.3 * np.trace(normal) / size * np.eye(size)
+    expected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(damped), gradient)
+    work = normal.copy()
+    got = _joint_numba.damped_solve_kernel(work, gradient, 0.3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_allclose(work, damped, rtol=1e-15)
+    with pytest.raises(np.linalg.LinAlgError):
+        _joint_numba.damped_solve_kernel(-normal - np.eye(size), gradient, 0.0)
