@@ -1,5 +1,7 @@
 """Numba kernels behind :mod:`sfemg.analysis.detect`: candidate peaks (see
-:func:`~sfemg.analysis.detect.detect_peaks`) and the median of small arrays."""
+:func:`~sfemg.analysis.detect.detect_peaks`), the median of small arrays, the running
+median, the latency-histogram peaks of time-locked potentials, and the measurement of a
+potential in every sweep."""
 
 from __future__ import annotations
 
@@ -131,3 +133,109 @@ def measure_kernel(sweeps, centre, half_window, polarity, fit_half, peak_v, seg_
         seg_start[i] = coarse - fit_half
         for k in range(2 * fit_half + 1):
             segments[i, k] = polarity * sweeps[i, min(max(coarse - fit_half + k, 0), last)]
+
+
+@jit
+def _box_sums(counts, half, out):  # pragma: no cover - compiled
+    """``out[i]`` = sum of ``counts`` over ``[i - half, i + half]`` (clipped to the array)."""
+    n = counts.size
+    csum = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        csum[i + 1] = csum[i] + counts[i]
+    for i in range(n):
+        out[i] = csum[min(i + half + 1, n)] - csum[max(i - half, 0)]
+
+
+@jit
+def _selected(values, mask, sign):  # pragma: no cover - compiled
+    """``sign * values[mask]`` for the entries where ``sign * values > 0`` (sign +1 or -1),
+    or all of ``values[mask]`` when ``sign`` is 0; in index order."""
+    out = np.empty(values.size)
+    k = 0
+    for i in range(values.size):
+        if mask[i] and (sign == 0 or sign * values[i] > 0):
+            out[k] = values[i] if sign == 0 else sign * values[i]
+            k += 1
+    return out[:k]
+
+
+@jit
+def locked_groups_kernel(lat, amp, min_count, lock_half, mad_to_sd, found):  # pragma: no cover - compiled
+    """The histogram peaks of :func:`~sfemg.analysis.detect.find_locked_potentials`, in
+    the order they are found (see there; its NumPy form is the tests' reference).
+
+    Parameters
+    ----------
+    lat, amp : (N,) float64
+        Candidate latencies (samples) and signed peak values (V).
+    min_count, lock_half : int
+    mad_to_sd : float
+    found : (N // min_count + 1, 5) float64, out
+        Per group: centre (samples), search half-width (samples), polarity, median
+        amplitude of the main phase (V), candidates within ``lock_half`` of the centre.
+
+    Returns
+    -------
+    int
+        Number of groups written to ``found``.
+    """
+    n = lat.size
+    alive = np.ones(n, np.bool_)
+    n_alive = n
+    n_found = 0
+    narrow_half = max(1, lock_half // 2)
+    near = np.empty(n, np.bool_)
+    members = np.empty(n, np.bool_)
+    while n_alive >= min_count:
+        lat_min = np.inf
+        lat_max = -np.inf
+        for i in range(n):
+            if alive[i]:
+                lat_min = min(lat_min, lat[i])
+                lat_max = max(lat_max, lat[i])
+        lo = np.floor(lat_min) - lock_half
+        n_bins = int(np.ceil(lat_max + lock_half + 2 - lo)) - 1  # one-sample bins from lo
+        counts = np.zeros(n_bins, np.int64)
+        for i in range(n):
+            if alive[i]:
+                counts[int(np.floor(lat[i] - lo))] += 1
+        smooth = np.empty(n_bins, np.int64)
+        _box_sums(counts, lock_half, smooth)
+        if smooth.max() < min_count:
+            break
+        narrow = np.empty(n_bins, np.int64)
+        _box_sums(counts, narrow_half, narrow)
+        peak = 0
+        best = -2
+        for b in range(n_bins):
+            v = narrow[b] if smooth[b] >= min_count else -1
+            if v > best:
+                best = v
+                peak = b
+        centre = lo + peak + 0.5
+        for i in range(n):
+            near[i] = alive[i] and abs(lat[i] - centre) <= lock_half
+        centre = np.median(_selected(lat, near, 0))
+        n_near = 0
+        for i in range(n):
+            near[i] = alive[i] and abs(lat[i] - centre) <= lock_half
+            n_near += near[i]
+        spread = np.median(np.abs(_selected(lat, near, 0) - centre)) * mad_to_sd
+        wide = 4.0 * spread
+        half = int(np.ceil(wide)) if wide > lock_half else lock_half
+        for i in range(n):
+            members[i] = alive[i] and abs(lat[i] - centre) <= half
+        pos = _selected(amp, members, 1.0)
+        neg = _selected(amp, members, -1.0)
+        polarity = 1.0 if (np.median(pos) if pos.size else 0.0) >= (np.median(neg) if neg.size else 0.0) else -1.0
+        found[n_found, 0] = centre
+        found[n_found, 1] = half
+        found[n_found, 2] = polarity
+        found[n_found, 3] = np.median(_selected(amp, members, polarity))
+        found[n_found, 4] = n_near
+        n_found += 1
+        for i in range(n):
+            if members[i]:
+                alive[i] = False
+                n_alive -= 1
+    return n_found

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from sfemg.analysis._detect_numba import median_kernel
+from sfemg.analysis._detect_numba import locked_groups_kernel, median_kernel
 from sfemg.analysis.detect import (
     detect_both_polarities,
     detect_peaks,
@@ -180,3 +180,57 @@ def test_measure_potential_matches_its_reference(polarity):
     want = _measure_reference(sweeps, ref_pos, pot, 11, 0.5)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def _box(counts, half):
+    return np.array([counts[max(i - half, 0):i + half + 1].sum() for i in range(counts.size)])
+
+
+def reference_locked_groups(lat, amp, min_count, lock_half):
+    """Slow reference of the locked-groups kernel, in NumPy: per pass, the one-sample
+    latency histogram of the candidates left, the half-width box's maximum among the
+    ±lock_half boxes holding min_count, its median and robust spread, and the members
+    within the widened window taken out."""
+    found = []
+    alive = np.ones(lat.size, dtype=bool)
+    while alive.sum() >= min_count:
+        lo = np.floor(lat[alive].min()) - lock_half
+        edges = np.arange(lo, lat[alive].max() + lock_half + 2)
+        counts, _ = np.histogram(lat[alive], edges)
+        smooth = _box(counts, lock_half)
+        if smooth.max() < min_count:
+            break
+        narrow = np.where(smooth >= min_count, _box(counts, max(1, lock_half // 2)), -1)
+        centre = edges[int(np.argmax(narrow))] + 0.5
+        near = alive & (np.abs(lat - centre) <= lock_half)
+        centre = np.median(lat[near])
+        near = alive & (np.abs(lat - centre) <= lock_half)
+        spread = np.median(np.abs(lat[near] - centre)) / 0.6744897501960817
+        half = int(np.ceil(max(lock_half, 4.0 * spread)))
+        members = alive & (np.abs(lat - centre) <= half)
+        pos, neg = amp[members][amp[members] > 0], -amp[members][amp[members] < 0]
+        polarity = 1.0 if (np.median(pos) if pos.size else 0.0) >= (np.median(neg) if neg.size else 0.0) else -1.0
+        mags = polarity * amp[members]
+        found.append((centre, half, polarity, np.median(mags[mags > 0]), near.sum()))
+        alive &= ~members
+    return np.array(found).reshape(-1, 5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_locked_groups_kernel_matches_reference(seed):
+    """Time-locked groups (tight, loose, close pairs of phases, both polarities) in
+    uniform background, at several thresholds: the kernel finds the reference's groups."""
+    rng = np.random.default_rng(seed)
+    n = 100
+    lat, amp = [rng.uniform(-300, 300, 400)], [rng.normal(0, 1e-4, 400)]
+    for centre in rng.uniform(-250, 250, rng.integers(1, 6)):
+        k = rng.integers(20, n)
+        lat.append(centre + rng.normal(0, rng.uniform(0.3, 8), k))
+        amp.append(rng.choice([-1, 1]) * rng.uniform(1e-4, 1e-3) * (1 + 0.1 * rng.standard_normal(k)))
+    lat, amp = np.concatenate(lat), np.concatenate(amp)
+    for min_count, lock_half in [(30, 15), (10, 4), (50, 30)]:
+        expected = reference_locked_groups(lat, amp, min_count, lock_half)
+        out = np.empty((lat.size // min_count + 1, 5))
+        got = out[:locked_groups_kernel(lat, amp, min_count, lock_half, 1 / 0.6744897501960817, out)]
+        assert got.shape == expected.shape and len(got) > 0
+        np.testing.assert_array_equal(got, expected)
