@@ -1,7 +1,7 @@
 """Numba kernels behind :mod:`sfemg.analysis.detect`: candidate peaks (see
 :func:`~sfemg.analysis.detect.detect_peaks`), the median of small arrays, the running
-median, the latency-histogram peaks of time-locked potentials, and the measurement of a
-potential in every sweep."""
+median, the latency-histogram peaks of time-locked potentials, the refractory choice of
+trigger discharges, and the measurement of a potential in every sweep."""
 
 from __future__ import annotations
 
@@ -239,3 +239,17 @@ def locked_groups_kernel(lat, amp, min_count, lock_half, mad_to_sd, found):  # p
                 alive[i] = False
                 n_alive -= 1
     return n_found
+
+
+@jit
+def first_of_close_kernel(times, min_gap):  # pragma: no cover - compiled
+    """Refractory selection: of increasing ``times`` closer than ``min_gap`` to the last
+    one kept, only the first is kept. Returns the mask of the kept ones."""
+    keep = np.zeros(times.size, np.bool_)
+    last = 0
+    for i in range(times.size):
+        if i > 0 and times[i] - last < min_gap:
+            continue
+        keep[i] = True
+        last = times[i]
+    return keep

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SfemgInputError
-from ._detect_numba import detect_peaks_kernel, locked_groups_kernel, median_kernel, running_median_kernel
+from ._detect_numba import (
+    detect_peaks_kernel,
+    first_of_close_kernel,
+    locked_groups_kernel,
+    median_kernel,
+    running_median_kernel,
+)
 
 __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "running_median", "estimate_noise_sd",
            "find_trigger", "find_locked_potentials", "LockedPotential", "estimate_noise_spectrum"]
@@ -204,7 +210,8 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
         while alive.size >= min_count:
             logs = logs_all[alive]
             edges = np.arange(logs.min() - bin_width, logs.max() + 2 * bin_width, bin_width)
-            counts, _ = np.histogram(logs, edges)
+            # np.histogram(logs, edges)'s counts (every value lies inside), without its overhead
+            counts = np.bincount(np.searchsorted(edges, logs, "right") - 1, minlength=edges.size - 1)
             # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
             smooth = _box_sum(counts, 5)
             if smooth.max() < min_count:
@@ -251,15 +258,11 @@ def _trigger_choices(members, times_idx, min_gap, n_choices):
     for member in members:
         if n_yielded == n_choices:
             return
-        kept = []
-        for m in member:
-            if kept and times_idx[m] - times_idx[kept[-1]] < min_gap:
-                continue
-            kept.append(m)
+        kept = member[first_of_close_kernel(np.ascontiguousarray(times_idx[member], dtype=np.int64), float(min_gap))]
         t = np.asarray(times_idx, dtype=np.float64)[kept]
         if chosen_t.size and np.mean(_nearest_distance(chosen_t, t) <= 0.5 * min_gap) >= 0.5:
             continue
-        yield np.asarray(kept, dtype=np.int64)
+        yield kept.astype(np.int64)
         n_yielded += 1
         chosen_t = np.sort(np.concatenate([chosen_t, t]))
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from sfemg.analysis._detect_numba import locked_groups_kernel, median_kernel
+from sfemg.analysis._detect_numba import first_of_close_kernel, locked_groups_kernel, median_kernel
 from sfemg.analysis.detect import (
     detect_both_polarities,
     detect_peaks,
@@ -234,3 +234,14 @@ def test_locked_groups_kernel_matches_reference(seed):
         got = out[:locked_groups_kernel(lat, amp, min_count, lock_half, 1 / 0.6744897501960817, out)]
         assert got.shape == expected.shape and len(got) > 0
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("min_gap", [0.5, 3.0, 7.5])
+def test_first_of_close_kernel_matches_a_loop(min_gap):
+    """Of increasing times closer than min_gap to the last kept one, the first is kept."""
+    times = np.cumsum(np.random.default_rng(1).integers(0, 6, 300))
+    kept = []
+    for i, t in enumerate(times):
+        if not kept or t - times[kept[-1]] >= min_gap:
+            kept.append(i)
+    np.testing.assert_array_equal(np.flatnonzero(first_of_close_kernel(times, min_gap)), kept)
