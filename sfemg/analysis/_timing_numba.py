@@ -1,5 +1,5 @@
-"""Numba kernels behind :mod:`sfemg.analysis.timing` (see :func:`~sfemg.analysis.timing.refine_shifts`
-and :func:`~sfemg.analysis.timing.fit_template`).
+"""Numba kernels behind :mod:`sfemg.analysis.timing` (see :func:`~sfemg.analysis.timing.peak_positions`,
+:func:`~sfemg.analysis.timing.refine_shifts` and :func:`~sfemg.analysis.timing.fit_template`).
 
 They work on DFT bins ``k = 0 .. K-1`` of length-L rows, frequency ``w_k = k * w1`` with
 ``w1 = 2 pi / L``, so ``e^{i w_k tau}`` is the k-th power of ``e^{i w1 tau}``: one sine
@@ -110,3 +110,23 @@ def fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes,
                 data_energy += 2.0 * (d.real * d.real + d.imag * d.imag)
         amplitudes[i] = dot / energy if energy > 0.0 else np.nan
         correlations[i] = dot / math.sqrt(energy * data_energy) if energy * data_energy > 0.0 else np.nan
+
+
+@jit
+def peak_positions_kernel(segments, lo, hi, positions, peaks):  # pragma: no cover - compiled
+    """Per row: the first largest sample within columns ``[lo, hi)``, moved to ``[1, L-2]``,
+    and the vertex of the parabola through it and its neighbours (offset 0 unless the
+    parabola opens downwards, clipped to ±½ sample): ``positions`` (samples) and the
+    sample's value ``peaks``."""
+    n, length = segments.shape
+    for r in range(n):
+        best = lo
+        for j in range(lo + 1, hi):
+            if segments[r, j] > segments[r, best]:
+                best = j
+        i = min(max(best, 1), length - 2)
+        y_m, y_0, y_p = segments[r, i - 1], segments[r, i], segments[r, i + 1]
+        den = y_m - 2.0 * y_0 + y_p
+        off = 0.5 * (y_m - y_p) / den if den < 0 else 0.0
+        positions[r] = i + min(max(off, -0.5), 0.5)
+        peaks[r] = y_0

@@ -23,6 +23,7 @@ from ._timing_numba import (
     aligned_mean_kernel,
     fit_quality_kernel,
     newton_shift_kernel,
+    peak_positions_kernel,
     refine_shifts_kernel,
 )
 from .detect import fast_median
@@ -64,14 +65,6 @@ _ALIAS_TOLERANCE = 5e-4
 _ALIAS_MAX_ROUNDS = 20
 
 
-def _parabolic(y_m, y_0, y_p):
-    """Offset of the vertex of the parabola through (-1, y_m), (0, y_0), (1, y_p)."""
-    den = y_m - 2.0 * y_0 + y_p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        off = np.where(den < 0, 0.5 * (y_m - y_p) / den, 0.0)
-    return np.clip(off, -0.5, 0.5)
-
-
 def peak_positions(segments, search_half=None):
     """Interpolated position of each segment's maximum.
 
@@ -90,14 +83,13 @@ def peak_positions(segments, search_half=None):
     peaks : ndarray, shape (n,)
         Value at the largest sample, V.
     """
-    seg = np.atleast_2d(segments)
+    seg = np.ascontiguousarray(np.atleast_2d(segments), dtype=np.float64)
     n, length = seg.shape
     lo = 0 if search_half is None else max(0, length // 2 - search_half)
     hi = length if search_half is None else min(length, length // 2 + search_half + 1)
-    i = np.clip(lo + np.argmax(seg[:, lo:hi], axis=1), 1, length - 2)
-    rows = np.arange(n)
-    off = _parabolic(seg[rows, i - 1], seg[rows, i], seg[rows, i + 1])
-    return i + off, seg[rows, i]
+    positions, peaks = np.empty(n), np.empty(n)
+    peak_positions_kernel(seg, lo, hi, positions, peaks)
+    return positions, peaks
 
 
 def level_positions(segments, fraction: float, search_half=None):
