@@ -1,7 +1,8 @@
 """Numba kernels behind :mod:`sfemg.analysis.detect`: candidate peaks (see
 :func:`~sfemg.analysis.detect.detect_peaks`), the median of small arrays, the running
 median, the latency-histogram peaks of time-locked potentials, the refractory choice of
-trigger discharges, and the measurement of a potential in every sweep."""
+trigger discharges, the measurement of a potential in every sweep and the extent of its
+waveform."""
 
 from __future__ import annotations
 
@@ -253,3 +254,37 @@ def first_of_close_kernel(times, min_gap):  # pragma: no cover - compiled
         keep[i] = True
         last = times[i]
     return keep
+
+
+@jit
+def waveform_run_kernel(templates, half, level, runs):  # pragma: no cover - compiled
+    """Per template (row, its reference at sample 0, circular): the run of samples around
+    the reference where the envelope (maximum of ``|template|`` over ±``half`` samples,
+    wrapping) is at least ``level`` of its peak, as ``runs[k] = (lo, hi)``, offsets from
+    the reference in samples (see ``sfemg.analysis.core._waveform_extents``)."""
+    n_pot, length = templates.shape
+    mid = length // 2  # the run is sought in [-mid, length - 1 - mid] around the reference
+    for k in range(n_pot):
+        peak = 0.0
+        for j in range(length):
+            peak = max(peak, abs(templates[k, j]))
+        threshold = level * peak
+        lo = 0
+        while lo > -mid and _near_level(templates[k], lo - 1, half, threshold):
+            lo -= 1
+        hi = 0
+        while hi < length - 1 - mid and _near_level(templates[k], hi + 1, half, threshold):
+            hi += 1
+        runs[k, 0] = lo
+        runs[k, 1] = hi
+
+
+@jit
+def _near_level(row, offset, half, threshold):  # pragma: no cover - compiled
+    """Whether some ``|row|`` within ±``half`` samples of ``offset`` (circular) reaches
+    ``threshold``."""
+    length = row.size
+    for d in range(-half, half + 1):
+        if abs(row[(offset + d) % length]) >= threshold:
+            return True
+    return False

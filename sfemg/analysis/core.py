@@ -12,11 +12,10 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage
 
 from ..errors import SfemgInputError
 from ..recording import Recording
-from ._detect_numba import measure_kernel
+from ._detect_numba import measure_kernel, waveform_run_kernel
 from .detect import (
     detect_both_polarities,
     estimate_noise_sd,
@@ -593,17 +592,12 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
         peak, samples.
     """
     half = max(1, int(round(_ENVELOPE_US * 1e-6 * fs_hz)))
+    runs = np.empty((tpl_spectra.shape[0], 2), dtype=np.int64)
+    waveform_run_kernel(np.fft.irfft(tpl_spectra, n=length, axis=1), half, _EXTENT_LEVEL, runs)
     extents = []
-    for tpl, p in zip(np.fft.irfft(tpl_spectra, n=length, axis=1), positions):
-        env = scipy.ndimage.maximum_filter1d(np.abs(np.roll(tpl, length // 2)), 2 * half + 1, mode="wrap")
-        mid = length // 2  # the reference, at sample 0 of the template, rolled to the middle
-        below = np.flatnonzero(env < _EXTENT_LEVEL * env.max())
-        # the run of samples above the level around mid: between the nearest samples below it
-        before, after = np.searchsorted(below, mid, "left"), np.searchsorted(below, mid, "right")
-        lo = below[before - 1] + 1 if before > 0 else 0
-        hi = below[after] - 1 if after < below.size else length - 1
+    for (lo, hi), p in zip(runs, positions):
         centre = fast_median(p[np.isfinite(p)])
-        extents.append((centre + lo - length // 2, centre + hi - length // 2))
+        extents.append((centre + lo, centre + hi))
     return extents
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from sfemg.analysis._detect_numba import first_of_close_kernel, locked_groups_kernel, median_kernel
+from sfemg.analysis._detect_numba import (
+    first_of_close_kernel,
+    locked_groups_kernel,
+    median_kernel,
+    waveform_run_kernel,
+)
 from sfemg.analysis.detect import (
     detect_both_polarities,
     detect_peaks,
@@ -245,3 +250,42 @@ def test_first_of_close_kernel_matches_a_loop(min_gap):
         if not kept or t - times[kept[-1]] >= min_gap:
             kept.append(i)
     np.testing.assert_array_equal(np.flatnonzero(first_of_close_kernel(times, min_gap)), kept)
+
+
+def reference_waveform_runs(templates, half, level):
+    """SciPy reference of the waveform-run kernel: the envelope by a wrapping maximum
+    filter of the template rolled to put its reference in the middle, then the run of
+    samples at or above ``level`` of its peak around the middle, as offsets."""
+    length = templates.shape[1]
+    mid = length // 2
+    runs = []
+    for tpl in templates:
+        env = scipy.ndimage.maximum_filter1d(np.abs(np.roll(tpl, mid)), 2 * half + 1, mode="wrap")
+        above = env >= level * env.max()
+        lo = hi = mid
+        while lo > 0 and above[lo - 1]:
+            lo -= 1
+        while hi < length - 1 and above[hi + 1]:
+            hi += 1
+        runs.append((lo - mid, hi - mid))
+    return np.array(runs)
+
+
+@pytest.mark.parametrize("length", [101, 1125])
+def test_waveform_run_kernel_matches_scipy_envelope(length):
+    """Templates with their peak at the reference, far from it, wrapping around the ends,
+    with gaps narrower and wider than the envelope, and flat: the kernel's runs are the
+    reference's."""
+    rng = np.random.default_rng(length)
+    t = np.arange(length)
+    templates = [np.exp(-0.5 * (np.minimum(t, length - t) / 8.0) ** 2),     # at the reference, wrapping
+                 np.exp(-0.5 * ((t - length // 3) / 5.0) ** 2),            # far from it
+                 np.zeros(length), rng.normal(0, 1, length)]
+    gappy = np.zeros(length)
+    gappy[[0, 12, 30, length - 9, length - 40]] = 1.0                       # gaps < and > 2 * half
+    templates.append(gappy)
+    templates = np.array(templates)
+    for half, level in [(5, 0.05), (10, 0.5), (1, 0.9)]:
+        runs = np.empty((templates.shape[0], 2), dtype=np.int64)
+        waveform_run_kernel(templates, half, level, runs)
+        np.testing.assert_array_equal(runs, reference_waveform_runs(templates, half, level))
