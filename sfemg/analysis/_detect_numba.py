@@ -93,6 +93,29 @@ def running_median_kernel(x, width, out):  # pragma: no cover - compiled
 
 
 @jit
+def _vertex_value(row, col):  # pragma: no cover - compiled
+    """Value at the vertex of the parabola through ``row[col]`` and its neighbours (edges
+    repeated), when it curves away from zero there (a peak of either sign); else
+    ``row[col]``."""
+    last = row.size - 1
+    y0 = row[col]
+    ym = row[max(col - 1, 0)]
+    yp = row[min(col + 1, last)]
+    den = ym - 2.0 * y0 + yp
+    # for a positive peak den < 0, so y0 - corr >= y0; the vertex is at most 1/2 sample away
+    corr = (ym - yp) ** 2 / (8.0 * den) if den * y0 < 0 else 0.0
+    return y0 - corr
+
+
+@jit
+def peak_values_kernel(x, rows, cols, out):  # pragma: no cover - compiled
+    """``out[k]`` = the parabola-vertex value at candidate ``(rows[k], cols[k])`` of ``x``
+    (see :func:`~sfemg.analysis.detect.peak_values`)."""
+    for k in range(rows.size):
+        out[k] = _vertex_value(x[rows[k]], cols[k])
+
+
+@jit
 def measure_kernel(sweeps, centre, half_window, polarity, fit_half, peak_v, seg_start,
                    segments):  # pragma: no cover - compiled
     """Per sweep: the first largest ``polarity * x`` within ``centre ± half_window``
@@ -125,12 +148,7 @@ def measure_kernel(sweeps, centre, half_window, polarity, fit_half, peak_v, seg_
             if v > best:
                 best = v
                 coarse = col
-        y0 = sweeps[i, coarse]
-        ym = sweeps[i, max(coarse - 1, 0)]
-        yp = sweeps[i, min(coarse + 1, last)]
-        den = ym - 2.0 * y0 + yp
-        corr = (ym - yp) ** 2 / (8.0 * den) if den * y0 < 0 else 0.0
-        peak_v[i] = polarity * (y0 - corr)
+        peak_v[i] = polarity * _vertex_value(sweeps[i], coarse)
         seg_start[i] = coarse - fit_half
         for k in range(2 * fit_half + 1):
             segments[i, k] = polarity * sweeps[i, min(max(coarse - fit_half + k, 0), last)]

@@ -12,6 +12,7 @@ from ._detect_numba import (
     first_of_close_kernel,
     locked_groups_kernel,
     median_kernel,
+    peak_values_kernel,
     running_median_kernel,
 )
 
@@ -100,16 +101,10 @@ def peak_values(x_v, rows, cols):
     -------
     ndarray, shape (n_candidates,)
     """
-    x = np.atleast_2d(x_v)
-    last = x.shape[1] - 1
-    y0 = x[rows, cols]
-    ym = x[rows, np.clip(cols - 1, 0, last)]
-    yp = x[rows, np.clip(cols + 1, 0, last)]
-    den = ym - 2.0 * y0 + yp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.where(den * y0 < 0, (ym - yp) ** 2 / (8.0 * den), 0.0)
-    # for a positive peak den < 0, so y0 - corr >= y0; the vertex is at most 1/2 sample away
-    return y0 - corr
+    out = np.empty(len(rows))
+    peak_values_kernel(np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64),
+                       np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(cols, dtype=np.int64), out)
+    return out
 
 
 def _box_sum(counts, half):

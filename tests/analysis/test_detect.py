@@ -67,6 +67,29 @@ def test_peak_values_interpolate_a_parabola():
     assert peak_values(-x, np.array([0]), np.array([4]))[0] == pytest.approx(-2.0)
 
 
+def reference_peak_values(x, rows, cols):
+    """NumPy reference: parabola vertex through each candidate and its (edge-repeated)
+    neighbours where it curves away from zero."""
+    x = np.atleast_2d(x)
+    last = x.shape[1] - 1
+    y0, ym, yp = x[rows, cols], x[rows, np.clip(cols - 1, 0, last)], x[rows, np.clip(cols + 1, 0, last)]
+    den = ym - 2.0 * y0 + yp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return y0 - np.where(den * y0 < 0, (ym - yp) ** 2 / (8.0 * den), 0.0)
+
+
+def test_peak_values_match_numpy_reference():
+    """Random candidates of both signs, at the row edges, on flat and curved rows."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, (5, 50))
+    x[2] = 0.0
+    rows = rng.integers(0, 5, 400)
+    cols = np.r_[0, 49, rng.integers(0, 50, 398)]
+    np.testing.assert_array_equal(peak_values(x, rows, cols), reference_peak_values(x, rows, cols))
+    np.testing.assert_array_equal(peak_values(x[0], np.zeros(50, int), np.arange(50)),
+                                  reference_peak_values(x[0], np.zeros(50, int), np.arange(50)))
+
+
 def test_find_trigger_picks_biggest_recurring_potential():
     rng = np.random.default_rng(0)
     n = 100
