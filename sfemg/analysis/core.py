@@ -17,7 +17,9 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from ._detect_numba import measure_kernel, waveform_run_kernel
 from .detect import (
+    MAD_TO_SD,
     detect_both_polarities,
+    detect_peaks,
     estimate_noise_sd,
     estimate_noise_spectrum,
     fast_median,
@@ -30,7 +32,7 @@ from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jit
 from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
-from .timing import fit_taper, fit_template, level_positions, peak_positions
+from .timing import fit_taper, fit_template, level_positions, match_template, peak_positions
 
 __all__ = ["analyze_signal", "analyze_recording"]
 
@@ -89,6 +91,23 @@ _PHASE_MCD_MIN_US = 4.0
 #: alone stays below ~0.4 of the peak only rarely, while a phase of a present fibre is
 #: at full size; a fibre that blocks leaves noise only.
 _CLEAR_ABSENCE = 0.25
+#: A discharge judged blocked in its search window counts as fired out of it (a latency
+#: excursion of a fibre near block) when the potential's waveform is found within
+#: ``excursion_window_us`` of its latency, clear of other potentials, with a scale
+#: within this fraction of its discharges' median scale, and a correlation with its
+#: template of at least _EXCURSION_MIN_CORRELATION and a misfit (1 - correlation) at
+#: most _EXCURSION_MISFIT_RATIO times that of the 5th-percentile of its own
+#: discharges: at 40 dB a fibre's own discharges correlate 0.98-1.0 with its template
+#: and its excursions 0.99-0.996 (their surroundings differ), another unit's potential
+#: of another shape well below 0.9.
+_EXCURSION_SCALE = 0.2
+_EXCURSION_MIN_CORRELATION = 0.9
+_EXCURSION_MISFIT_RATIO = 4.0
+#: ... and at most this many robust SDs of its latency from its median latency: only a
+#: fibre that jitters much fires hundreds of µs off (simulated MG: 4-8 SDs); a healthy
+#: fibre's discharge "found" far outside its window is another potential, most often
+#: in a discharge whose reference was another unit's potential.
+_EXCURSION_SDS = 8.0
 #: ... in more than this fraction of the discharges (and more than one) where a kept
 #: potential is present: a potential of its own (a superimposed potential of another
 #: unit can cancel a phase once in a while).
@@ -518,7 +537,88 @@ def _clearly_absent(relative_peak, pot, noise_sd):
     return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None, measured=None):
+def _excursions(data, ref_pos, pot, fit, present, seg_start, noise_power, avoid, fit_half, params, fs_hz):
+    """Discharges judged blocked in which the potential fired outside its search window.
+
+    A fibre near block fires late (or its reference early) by hundreds of µs in some
+    discharges (±250-600 µs in simulated MG), beyond the window that its other
+    discharges set. Its waveform is sought within ``params.excursion_window_us`` of its
+    latency (at most :data:`_EXCURSION_SDS` robust SDs of its latency) in every
+    discharge without it: each peak of its polarity there of at least
+    ``block_fraction`` of its size, outside its own window and not in the window of
+    another potential of its polarity that is there in that discharge (``avoid``:
+    another fibre's potential is not taken for it; its own later phase moves with it),
+    is matched against the fit's template (:func:`~sfemg.analysis.timing.match_template`); the best match is
+    taken if its scale and correlation are like those of the potential's own
+    discharges (:data:`_EXCURSION_SCALE`, :data:`_EXCURSION_MIN_CORRELATION`,
+    :data:`_EXCURSION_MISFIT_RATIO`).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, L)
+        Sweeps, V.
+    ref_pos : ndarray, shape (n,)
+        Reference position in each sweep, samples.
+    pot : LockedPotential
+    fit : TemplateFit
+        The potential's fit over its present discharges.
+    present : ndarray of bool, shape (n,)
+    seg_start : ndarray of int, shape (n,)
+        First sample of each fit segment (where present, ``fit.positions`` count from it).
+    noise_power : ndarray
+        Noise spectrum of fit segments (as for the fit).
+    avoid : list of LockedPotential
+        Every other potential.
+    fit_half : int
+    params : AnalysisParams
+    fs_hz : float
+
+    Returns
+    -------
+    rows : ndarray of int, shape (m,)
+        The discharges in which it was found.
+    seg_start : ndarray of int, shape (m,)
+        First sample of their fit segments.
+    segments : ndarray, shape (m, 2 * fit_half + 1)
+        Their polarity-corrected fit segments, V.
+    """
+    none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 2 * fit_half + 1)))
+    latency = seg_start[present] + fit.positions - ref_pos[present]
+    spread = fast_median(np.abs(latency - fast_median(latency))) * MAD_TO_SD
+    wide = int(min(params.excursion_window_us * 1e-6 * fs_hz, _EXCURSION_SDS * spread))
+    absent = np.flatnonzero(~present)
+    if wide <= pot.half_window or absent.size == 0:
+        return none
+    peak_half = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    rows, cols = detect_peaks(data[absent], params.block_fraction * pot.amplitude_v, peak_half, int(pot.polarity))
+    ref = ref_pos[absent[rows]]
+    offset = np.abs(cols - (ref + pot.latency))
+    ok = (offset > pot.half_window) & (offset <= wide) & (cols >= fit_half) & (cols + fit_half < data.shape[1])
+    for other in avoid:
+        if other.polarity != pot.polarity:
+            continue
+        centre = np.round(ref + other.latency).astype(np.int64)
+        for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window)):
+            window = data[absent[rows[k]], max(centre[k] - other.half_window, 0):centre[k] + other.half_window + 1]
+            ok[k] = (other.polarity * window).max() < params.block_fraction * other.amplitude_v
+    rows, cols = absent[rows[ok]], cols[ok]
+    if rows.size == 0:
+        return none
+    segments = pot.polarity * data[rows[:, None], cols[:, None] + np.arange(-fit_half, fit_half + 1)[None, :]]
+    amplitudes, correlations = match_template(segments, fit, noise_power)
+    own_misfit = 1.0 - np.percentile(fit.correlations, 5.0)
+    good = (np.abs(amplitudes - fast_median(fit.amplitudes)) <= _EXCURSION_SCALE) \
+        & (correlations >= max(_EXCURSION_MIN_CORRELATION, 1.0 - _EXCURSION_MISFIT_RATIO * own_misfit))
+    best = {}  # per discharge, the best-correlated match
+    for k in np.flatnonzero(good):
+        if rows[k] not in best or correlations[k] > correlations[best[rows[k]]]:
+            best[rows[k]] = k
+    take = np.array(sorted(best.values()), dtype=np.int64)
+    return rows[take], cols[take] - fit_half, segments[take]
+
+
+def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None, measured=None,
+                    avoid=None):
     """Find, block-check and time one potential in every sweep.
 
     The fit segment spans ±``fit_half_window_us`` whatever the neighbouring phases: they
@@ -528,7 +628,10 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
     ``trigger_fit``, for the trigger, is its fit over all these sweeps already made by
     :func:`_trigger_discharges` (the same segments: the trigger is present in every
     sweep), used instead of fitting again; ``measured`` is :func:`_measure_potential`'s
-    result for ``pot`` (``force_present=is_trigger``) when already made.
+    result for ``pot`` (``force_present=is_trigger``) when already made. Given ``avoid``
+    (the other potentials), a potential that is not
+    the trigger is also sought outside its window in the discharges it seems to block
+    (:func:`_excursions`).
     """
     n = data.shape[0]
     fit_half = _fit_half(params, fs_hz)
@@ -549,6 +652,15 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
         if not fits.all():
             present[np.flatnonzero(present)[~fits]] = False
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
+    if fit is not None and not is_trigger and avoid is not None:
+        rows, starts, found = _excursions(data, sw.ref_pos, pot, fit, present, seg_start, noise_power, avoid,
+                                          fit_half, params, fs_hz)
+        if rows.size:
+            present[rows] = True
+            clearly_absent[rows] = False
+            seg_start, segs = seg_start.copy(), segs.copy()
+            seg_start[rows], segs[rows] = starts, found
+            fit = fit_template(segs[present], noise_power)
     times = np.full(n, np.nan)
     if fit is None:
         return _Timed(times, times, np.inf, (np.nan, np.nan, False),
@@ -840,7 +952,8 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
             if any(inside) and _rigid_by_peaks(measured, groups[g], timed, inside, sw.noise_sd, fs_hz):
                 continue  # a phase, known without a template fit
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
-                            trigger_fit if g == trigger else None, measured)
+                            trigger_fit if g == trigger else None, measured,
+                            avoid=[p for j, p in enumerate(groups) if j != g])
         if g != first:
             if np.isfinite(t.times_s).sum() < 2:
                 continue

@@ -31,8 +31,8 @@ _MIN_NOISE_SEGMENTS = 4
 _GROUP_WIDTH_SD = 5.0
 #: Trigger groups are compared in count with groups within this many decades of amplitude.
 _PEER_DECADES = 0.5
-#: MAD of a Gaussian / its standard deviation.
-_MAD_TO_SD = 1.0 / 0.6744897501960817
+#: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
+MAD_TO_SD = 1.0 / 0.6744897501960817
 
 
 def detect_peaks(x_v, threshold_v: float, half_width: int, polarity: int = 0):
@@ -152,7 +152,7 @@ def estimate_noise_sd(x_v) -> float:
     step = max(1, x.size // _NOISE_SUBSET)
     sub = x[::step]
     sub = sub - np.median(sub)
-    sd = float(np.median(np.abs(sub)) * _MAD_TO_SD)
+    sd = float(np.median(np.abs(sub)) * MAD_TO_SD)
     if sd <= 0:
         raise SfemgInputError("signal is constant (zero noise); nothing to analyse")
     return sd
@@ -224,7 +224,7 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
                 centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.5 * bin_width
                 core = logs[np.abs(logs - centre) <= 0.1]
             centre = fast_median(core)
-            spread = fast_median(np.abs(core - centre)) * _MAD_TO_SD
+            spread = fast_median(np.abs(core - centre)) * MAD_TO_SD
             near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)
             groups.append((centre, sign, alive[near]))
             alive = alive[~near]
@@ -325,7 +325,7 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
     # box can peak between two phases < 2 lock_half apart, whose bimodal spread would then
     # widen the window over both and more); the window then widened to 4 robust SDs
     groups = np.empty((lat.size // min_count + 1, 5))
-    n_groups = locked_groups_kernel(lat, amp, min_count, int(lock_half), _MAD_TO_SD, groups)
+    n_groups = locked_groups_kernel(lat, amp, min_count, int(lock_half), MAD_TO_SD, groups)
     found = [LockedPotential(float(c), int(h), float(pol), float(a), int(k)) for c, h, pol, a, k in groups[:n_groups]]
     found.sort(key=lambda p: p.latency)
     # search windows of neighbours must not overlap

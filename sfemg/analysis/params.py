@@ -74,6 +74,12 @@ class AnalysisParams:
         fraction of the potential's median peak.
     fit_half_window_us : float
         Half-length of the segment around each potential used for the time point, µs.
+    excursion_window_us : float
+        A discharge in which a potential (not the trigger) is missing from its search
+        window counts as fired, with a latency excursion, when its waveform is found
+        within ± this of its latency (outside the other potentials' windows, as big and as
+        well shaped as its own discharges): a fibre near block fires hundreds of µs late.
+        0 turns the search off (every such discharge is a block).
     artefact_blank_ms : float
         Stimulated recordings: samples closer than this after the stimulus are artefact
         (zeroed; no response is sought there).
@@ -118,6 +124,7 @@ class AnalysisParams:
     min_locked_fraction: float = 0.3
     block_fraction: float = 0.5
     fit_half_window_us: float = 600.0
+    excursion_window_us: float = 1000.0
     artefact_blank_ms: float = 1.0
     artefact_baseline_ms: float = 1.0
     min_idi_ms: float = 10.0
@@ -149,6 +156,9 @@ class AnalysisParams:
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
             raise SfemgInputError(
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
+        value = self.excursion_window_us
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
+            raise SfemgInputError(f"AnalysisParams.excursion_window_us must be a number >= 0, got {value!r}")
         _positive("irregular_fraction", self.irregular_fraction)
         if self.irregular_fraction > 1:
             raise SfemgInputError(

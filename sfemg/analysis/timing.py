@@ -28,7 +28,8 @@ from ._timing_numba import (
 )
 from .detect import fast_median
 
-__all__ = ["peak_positions", "level_positions", "fit_template", "fit_taper", "refine_shifts", "TemplateFit"]
+__all__ = ["peak_positions", "level_positions", "fit_template", "match_template", "fit_taper", "refine_shifts",
+           "TemplateFit"]
 
 #: A bin enters the fit only if the template's power there exceeds this many times the
 #: power of the template's own noise (Q_k / N): bins below it carry (almost) no timing
@@ -331,3 +332,34 @@ def fit_template(segments, noise_power):
     amplitudes, correlations = np.empty(n), np.empty(n)
     fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes, correlations)
     return TemplateFit(tau + reference, template, reference, float(crb_var), amplitudes, correlations)
+
+
+def match_template(segments, fit, noise_power):
+    """How well segments hold a fitted potential: scale and correlation of each with the
+    fit's template (held fixed), at its best shift.
+
+    Parameters
+    ----------
+    segments : ndarray, shape (n, L)
+        Polarity-corrected segments, V, cut like the fitted ones (around a peak).
+    fit : TemplateFit
+        From :func:`fit_template` on segments of the same length.
+    noise_power : ndarray, shape (L // 2 + 1,)
+        As for :func:`fit_template`.
+
+    Returns
+    -------
+    amplitudes, correlations : ndarray, shape (n,)
+        As ``fit.amplitudes`` and ``fit.correlations`` are for the fitted segments.
+    """
+    seg = np.atleast_2d(segments)
+    n, length = seg.shape
+    spectra = np.fft.rfft(seg * fit_taper(length)[None, :], axis=1)
+    template_spec = np.fft.rfft(fit.template)
+    k = np.arange(length // 2 + 1)
+    q = np.maximum(noise_power, _NOISE_FLOOR * noise_power.max())
+    weight = np.where((k >= 1) & (k < length / 2) & (q > 0), 1.0 / np.where(q > 0, q, 1.0), 0.0)
+    tau = refine_shifts(spectra, template_spec, weight, length // 4, length)
+    amplitudes, correlations = np.empty(n), np.empty(n)
+    fit_quality_kernel(spectra, template_spec, tau, 2.0 * np.pi / length, length, amplitudes, correlations)
+    return amplitudes, correlations

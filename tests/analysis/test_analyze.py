@@ -235,10 +235,13 @@ def test_params_validated():
     for bad in (dict(method="spline"), dict(electrode="monopolar"), dict(level_fraction=1.5),
                 dict(min_discharges=1), dict(fit_half_window_us=-1.0), dict(min_amplitude_v=0.0),
                 dict(irregular_fraction=0.0), dict(irregular_fraction=1.5), dict(irregular_fraction=float("nan")),
-                dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5)):
+                dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5),
+                dict(excursion_window_us=-1.0), dict(excursion_window_us=float("inf")),
+                dict(excursion_window_us="1")):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
     AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off
+    AnalysisParams(excursion_window_us=0)  # the excursion search off
 
 
 @pytest.mark.parametrize("method", ["peak", "level"])
@@ -338,3 +341,70 @@ def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
     assert pair.n_blocked == 0
     off_s = np.abs(truth.reference_s[:, None] - r.reference_times_s[None, :]).min(axis=0)
     assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 7
+
+
+def _near_block_unit(excursion_s, other_s=None, decoy_s=None, jitter_s=100e-6, seed=5):
+    """A trigger (1 mV triphasic) and a fibre (0.6 mV biphasic, 1 ms later; SD
+    ``jitter_s``, 100 µs: MCD ~110 µs, a fibre near block; 10 % blocked) that fires
+    ``excursion_s`` late in six discharges; with ``other_s`` a third, steady fibre of its
+    shape that far after it; with ``decoy_s`` a potential of its shape that far from
+    where it should be in each of its blocks (another unit's). 200 discharges at 50 kHz,
+    30 dB."""
+    fs, n = 50e3, 200
+    rng = np.random.default_rng(seed)
+    t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
+    fibre = t0 + 1e-3 + jitter_s * rng.standard_normal(n)
+    late = rng.choice(n, 6, replace=False)
+    fibre[late] += excursion_s
+    blocked = np.setdiff1d(rng.choice(n, 20, replace=False), late)
+    clean = np.zeros(int((t0[-1] + 0.02) * fs))
+    if decoy_s is not None:
+        synth.add_potentials(clean, fs, fibre[blocked] + decoy_s, "biphasic", 0.6e-3)
+    fibre[blocked] = np.nan
+    synth.add_potentials(clean, fs, t0, "triphasic", 1e-3)
+    synth.add_potentials(clean, fs, fibre, "biphasic", 0.6e-3)
+    if other_s is not None:
+        synth.add_potentials(clean, fs, t0 + 1e-3 + other_s + 10e-6 * rng.standard_normal(n), "biphasic", 0.6e-3)
+    rms = synth.filtered_peak_v("biphasic", 0.6e-3, fs) / 10 ** (30 / 20)
+    return synth._finish(clean, fs, rms, rng), fs, t0, fibre, late
+
+
+@pytest.mark.parametrize("excursion_s", [450e-6, -400e-6])
+def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excursion_s):
+    """A fibre near block fires hundreds of µs off in some discharges: those discharges are
+    found and timed, not counted as blocks (they are, with the search turned off)."""
+    sig, fs, t0, fibre, late = _near_block_unit(excursion_s)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    pair = r.pairs[0]
+    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+    rows = np.flatnonzero(np.isin(k, late))
+    assert rows.size == late.size
+    error_s = pair.ipis_s - (fibre - t0)[k]  # the time point is the main peak, 35 µs after t = 0
+    assert np.abs(error_s[rows] - np.nanmedian(error_s)).max() < 5e-6
+    true_mcd = np.nanmean(np.abs(np.diff((fibre - t0)[k]))) * 1e6
+    assert abs(pair.mcd_us - true_mcd) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * true_mcd)
+    off = analyze_signal(sig, fs, params=AnalysisParams(excursion_window_us=0.0)).pairs[0]
+    assert off.n_blocked > pair.n_blocked  # those beyond the search window (~400 µs)
+
+
+def test_a_block_is_not_filled_by_another_fibre_at_the_excursion_distance():
+    """A steady fibre of the same shape 700 µs after a fibre near block is in the
+    excursion search's reach in every block: it is not taken for the blocked fibre."""
+    sig, fs, t0, fibre, late = _near_block_unit(0.0, other_s=700e-6)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    near_block = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    assert near_block.n_blocked >= 15
+    np.testing.assert_array_equal(near_block.blocked, np.isnan(fibre[k]))
+
+
+def test_a_steady_fibre_is_not_sought_far_outside_its_window():
+    """Only a fibre that jitters much fires hundreds of µs off: a steady fibre's blocks
+    stay blocks though a potential of its shape lies 600 µs away in each of them."""
+    sig, fs, t0, fibre, late = _near_block_unit(0.0, decoy_s=600e-6, jitter_s=15e-6)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    assert pair.n_blocked >= 15
+    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
