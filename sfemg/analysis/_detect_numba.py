@@ -306,3 +306,79 @@ def _near_level(row, offset, half, threshold):  # pragma: no cover - compiled
         if abs(row[(offset + d) % length]) >= threshold:
             return True
     return False
+
+
+@jit
+def _arange(start, stop, step):  # pragma: no cover - compiled
+    """``np.arange(start, stop, step)`` for floats, to the bit: NumPy stores ``start`` and
+    ``start + step``, then fills ``start + i * ((start + step) - start)``."""
+    length = max(int(np.ceil((stop - start) / step)), 0)
+    out = np.empty(length)
+    if length > 0:
+        out[0] = start
+    if length > 1:
+        out[1] = start + step
+        delta = out[1] - out[0]
+        for i in range(2, length):
+            out[i] = start + i * delta
+    return out
+
+
+@jit
+def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad_to_sd, labels,
+                            centres):  # pragma: no cover - compiled
+    """The amplitude groups of one polarity in :func:`~sfemg.analysis.detect.find_trigger`,
+    in the order they are found (see there; its NumPy loop is the tests' reference).
+
+    Parameters
+    ----------
+    logs_all : (N,) float64
+        log10 of each candidate's magnitude (for this polarity).
+    alive : (M,) int64
+        The candidates of this polarity, increasing.
+    min_count : int
+    bin_width : float
+        Histogram bin, decades.
+    width_sd : float
+        A group reaches this many robust SDs from its centre (at least 0.12 decade).
+    mad_to_sd : float
+    labels : (N,) int64, out
+        Group number of each candidate taken into a group (others untouched).
+    centres : (N,) float64, out
+        Median log10 magnitude of each group.
+
+    Returns
+    -------
+    int
+        Number of groups.
+    """
+    n_groups = 0
+    while alive.size >= min_count:
+        logs = logs_all[alive]
+        edges = _arange(logs.min() - bin_width, logs.max() + 2 * bin_width, bin_width)
+        counts = np.zeros(edges.size - 1, np.int64)
+        for v in logs:
+            counts[np.searchsorted(edges, v, side="right") - 1] += 1
+        # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
+        smooth = np.empty(counts.size, np.int64)
+        _box_sums(counts, 5, smooth)
+        best = smooth.max()
+        if best < min_count:
+            break
+        top = np.flatnonzero(smooth == best)
+        centre = edges[top[top.size // 2]] + 0.5 * bin_width
+        core = logs[np.abs(logs - centre) <= 0.1]
+        if core.size == 0:
+            # the box's candidates all lie at its edges: centre on its fullest bin
+            peak = top[top.size // 2]
+            first = max(peak - 5, 0)
+            centre = edges[first + np.argmax(counts[first:peak + 6])] + 0.5 * bin_width
+            core = logs[np.abs(logs - centre) <= 0.1]
+        centre = np.median(core)
+        width = width_sd * np.median(np.abs(core - centre)) * mad_to_sd
+        near = np.abs(logs - centre) <= (width if width > 0.12 else 0.12)
+        labels[alive[near]] = n_groups
+        centres[n_groups] = centre
+        n_groups += 1
+        alive = alive[~near]
+    return n_groups

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import SfemgInputError
 from ._detect_numba import (
+    amplitude_groups_kernel,
     detect_peaks_kernel,
     first_of_close_kernel,
     locked_groups_kernel,
@@ -29,6 +30,8 @@ _MIN_NOISE_SEGMENTS = 4
 #: Half-width of an amplitude group in robust SDs of its log-amplitudes (noise and
 #: sampling phase spread a potential's peak; 5 SD keeps every discharge at >= 20 dB).
 _GROUP_WIDTH_SD = 5.0
+#: Bin of the trigger's amplitude histogram, decades (~5 %).
+_BIN_DECADES = 0.02
 #: Trigger groups are compared in count with groups within this many decades of amplitude.
 _PEER_DECADES = 0.5
 #: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
@@ -105,13 +108,6 @@ def peak_values(x_v, rows, cols):
     peak_values_kernel(np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64),
                        np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(cols, dtype=np.int64), out)
     return out
-
-
-def _box_sum(counts, half):
-    """Sum of ``counts`` over ``[i - half, i + half]`` for every i (same length as counts)."""
-    csum = np.concatenate([[0], np.cumsum(counts)])
-    idx = np.arange(counts.size)
-    return csum[np.minimum(idx + half + 1, counts.size)] - csum[np.maximum(idx - half, 0)]
 
 
 def fast_median(values) -> float:
@@ -195,39 +191,17 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     SfemgInputError
         No consistent potential (at once, not when iterating).
     """
-    amp = np.asarray(amplitudes_v)
+    amp = np.asarray(amplitudes_v, dtype=np.float64)
     groups = []  # (median log10 amplitude, polarity, member indices)
-    bin_width = 0.02  # decades (~5 %)
+    labels, centres = np.empty(amp.size, dtype=np.int64), np.empty(amp.size)
     for sign in (1.0, -1.0):
+        # per pass, the histogram of log magnitudes (0.02-decade bins), the ±0.1-decade box
+        # holding most candidates, its median and robust spread: a group (amplitude_groups_kernel)
         mags = amp * sign
-        alive = np.flatnonzero(mags > 0)
-        logs_all = np.log10(np.where(mags > 0, mags, 1.0))
-        while alive.size >= min_count:
-            logs = logs_all[alive]
-            edges = np.arange(logs.min() - bin_width, logs.max() + 2 * bin_width, bin_width)
-            # np.histogram(logs, edges)'s counts (every value lies inside), without its overhead
-            counts = np.bincount(np.searchsorted(edges, logs, "right") - 1, minlength=edges.size - 1)
-            # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
-            smooth = _box_sum(counts, 5)
-            if smooth.max() < min_count:
-                break
-            top = np.flatnonzero(smooth == smooth.max())
-            centre = edges[top[top.size // 2]] + 0.5 * bin_width
-            core = logs[np.abs(logs - centre) <= 0.1]
-            if core.size == 0:
-                # the box's candidates all lie at its edges (two groups tied and the middle
-                # of the ties between them, or two tight groups ~0.2 decade apart): centre
-                # on the box's fullest bin, whose candidates are within 0.01 decade (an
-                # empty core never ended this loop)
-                peak = top[top.size // 2]
-                first = max(peak - 5, 0)
-                centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.5 * bin_width
-                core = logs[np.abs(logs - centre) <= 0.1]
-            centre = fast_median(core)
-            spread = fast_median(np.abs(core - centre)) * MAD_TO_SD
-            near = np.abs(logs - centre) <= max(0.12, _GROUP_WIDTH_SD * spread)
-            groups.append((centre, sign, alive[near]))
-            alive = alive[~near]
+        labels[:] = -1
+        n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
+                                           int(min_count), _BIN_DECADES, _GROUP_WIDTH_SD, MAD_TO_SD, labels, centres)
+        groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
     groups = [g for g in groups if g[2].size >= min_count]
     if not groups:
         raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")

@@ -5,6 +5,8 @@ import pytest
 import scipy.ndimage
 
 from sfemg.analysis._detect_numba import (
+    _arange,
+    amplitude_groups_kernel,
     first_of_close_kernel,
     locked_groups_kernel,
     median_kernel,
@@ -312,3 +314,61 @@ def test_waveform_run_kernel_matches_scipy_envelope(length):
         runs = np.empty((templates.shape[0], 2), dtype=np.int64)
         waveform_run_kernel(templates, half, level, runs)
         np.testing.assert_array_equal(runs, reference_waveform_runs(templates, half, level))
+
+
+def reference_amplitude_groups(logs_all, alive, min_count):
+    """NumPy reference of the amplitude-groups kernel: per pass, np.histogram of the log
+    magnitudes left in 0.02-decade bins, the ±5-bin box holding most (the middle of
+    ties; if no candidate lies within 0.1 decade of it, the box's fullest bin), the
+    median and 5 robust SDs (at least 0.12 decade) around it taken out as a group."""
+    groups = []
+    while alive.size >= min_count:
+        logs = logs_all[alive]
+        edges = np.arange(logs.min() - 0.02, logs.max() + 2 * 0.02, 0.02)
+        counts, _ = np.histogram(logs, edges)
+        smooth = np.array([counts[max(i - 5, 0):i + 6].sum() for i in range(counts.size)])
+        if smooth.max() < min_count:
+            break
+        top = np.flatnonzero(smooth == smooth.max())
+        centre = edges[top[top.size // 2]] + 0.01
+        core = logs[np.abs(logs - centre) <= 0.1]
+        if core.size == 0:
+            peak = top[top.size // 2]
+            first = max(peak - 5, 0)
+            centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.01
+            core = logs[np.abs(logs - centre) <= 0.1]
+        centre = np.median(core)
+        spread = np.median(np.abs(core - centre)) / 0.6744897501960817
+        near = np.abs(logs - centre) <= max(0.12, 5.0 * spread)
+        groups.append((centre, alive[near]))
+        alive = alive[~near]
+    return groups
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_amplitude_groups_kernel_matches_reference(seed):
+    """Groups of candidates (tight, loose, tied, 0.2 decade apart) over a background of
+    small ones: the kernel's groups, centres and members are the reference's."""
+    rng = np.random.default_rng(seed)
+    mags = [10 ** rng.uniform(-5, -3.5, rng.integers(50, 2000))]
+    for centre in rng.uniform(-4.5, -2.5, rng.integers(1, 5)):
+        mags.append(10 ** (centre + rng.normal(0, rng.uniform(0.002, 0.05), rng.integers(20, 150))))
+    if seed % 2:
+        mags.append(10 ** (-3.0 + rng.normal(0, 0.003, 60)))  # two tight groups 0.215 decade apart
+        mags.append(10 ** (-3.215 + rng.normal(0, 0.003, 60)))
+    logs_all = np.log10(np.concatenate(mags))
+    alive = np.flatnonzero(rng.random(logs_all.size) < 0.9)
+    labels, centres = np.full(logs_all.size, -1), np.empty(logs_all.size)
+    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 5.0, 1 / 0.6744897501960817, labels, centres)
+    expected = reference_amplitude_groups(logs_all, alive, 20)
+    assert n_groups == len(expected) > 0
+    for j, (centre, members) in enumerate(expected):
+        assert centres[j] == centre
+        np.testing.assert_array_equal(np.flatnonzero(labels == j), members)
+
+
+def test_compiled_arange_is_numpys_to_the_bit():
+    """The histogram edges: NumPy fills start + i * ((start + step) - start)."""
+    rng = np.random.default_rng(0)
+    for start, span in zip(rng.uniform(-6, -2, 200), rng.uniform(0.05, 3, 200)):
+        np.testing.assert_array_equal(_arange(start, start + span, 0.02), np.arange(start, start + span, 0.02))
