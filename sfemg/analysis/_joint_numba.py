@@ -218,3 +218,48 @@ def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compil
             acc -= lower[q, p] * x[q]
         x[p] = acc / lower[p, p]
     return x
+
+
+@jit
+def fixed_template_shifts_kernel(spectra, w, weight, templates, tau, present, n_steps,
+                                 max_step):  # pragma: no cover - compiled
+    """Gauss-Newton steps of each sweep's shifts with the templates held fixed (see
+    ``joint._fixed_template_shifts``): per sweep i, ``n_steps`` steps on
+    ``sum_b W_b |x_ib - sum_j e^{-i w_b tau_ji} S_bj|^2`` over the present potentials'
+    shifts (each step clipped to ±``max_step``), the K x K system solved by LAPACK (least
+    squares if singular). ``tau`` (K, n) is updated in place where ``present``."""
+    n_pot, n = tau.shape
+    n_bins = w.size
+    c = np.empty((n_pot, n_bins), dtype=np.complex128)
+    resid = np.empty(n_bins, dtype=np.complex128)
+    h = np.empty((n_pot, n_pot))
+    g = np.empty(n_pot)
+    for i in range(n):
+        for _ in range(n_steps):
+            for b in range(n_bins):
+                resid[b] = spectra[i, b]
+            for j in range(n_pot):
+                for b in range(n_bins):
+                    if present[j, i]:
+                        placed = complex(math.cos(w[b] * tau[j, i]), -math.sin(w[b] * tau[j, i])) * templates[b, j]
+                        resid[b] -= placed
+                        c[j, b] = -1j * w[b] * placed
+                    else:
+                        c[j, b] = 0.0
+            for j in range(n_pot):
+                acc = 0.0
+                for b in range(n_bins):
+                    acc += (c[j, b].conjugate() * resid[b] * weight[b]).real
+                g[j] = acc if present[j, i] else 0.0
+                for m in range(n_pot):
+                    acc = 0.0
+                    for b in range(n_bins):
+                        acc += (c[j, b].conjugate() * c[m, b] * weight[b]).real
+                    h[j, m] = acc if present[j, i] and present[m, i] else (1.0 if j == m else 0.0)
+            try:
+                step = np.linalg.solve(h, g)
+            except Exception:  # a degenerate sweep: the least-squares step
+                step = np.linalg.lstsq(h, g)[0]
+            for j in range(n_pot):
+                if present[j, i]:
+                    tau[j, i] += min(max(step[j], -max_step), max_step)

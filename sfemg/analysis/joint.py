@@ -32,7 +32,12 @@ import numpy as np
 from scipy.fft import next_fast_len
 
 from .._blas import one_blas_thread
-from ._joint_numba import add_sweep_blocks_kernel, damped_solve_kernel, normal_parts_kernel
+from ._joint_numba import (
+    add_sweep_blocks_kernel,
+    damped_solve_kernel,
+    fixed_template_shifts_kernel,
+    normal_parts_kernel,
+)
 from .detect import fast_median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
@@ -262,25 +267,11 @@ def _fixed_template_shifts(spectra, w, weight, templates, tau, present):
     ndarray, shape (K, n)
         Shifts, samples (the starting ones where absent or not moved).
     """
-    k, n = tau.shape
     start = tau
-    present = present & (np.abs(templates).max(axis=0) > 0)[:, None]
+    present = np.ascontiguousarray(present & (np.abs(templates).max(axis=0) > 0)[:, None])
     tau = np.where(present, tau, 0.0)
-    for _ in range(_FIXED_STEPS):
-        m = present[:, :, None] * np.exp(-1j * w[None, None, :] * tau[:, :, None])
-        placed = m * templates.T[:, None, :]
-        resid = spectra - placed.sum(axis=0)
-        c = -1j * w[None, None, :] * placed
-        h = np.einsum("jib,mib,b->ijm", c.conj(), c, weight).real
-        g = np.einsum("jib,ib,b->ij", c.conj(), resid, weight).real
-        h[~present.T] = 0.0
-        g[~present.T] = 0.0
-        h += np.eye(k)[None, :, :] * (~present.T)[:, :, None]
-        try:
-            step = np.linalg.solve(h, g[:, :, None])[:, :, 0].T
-        except np.linalg.LinAlgError:  # a degenerate sweep: least squares, sweep by sweep
-            step = np.stack([np.linalg.lstsq(hi, gi, rcond=None)[0] for hi, gi in zip(h, g)]).T
-        tau = tau + np.where(present, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0)
+    fixed_template_shifts_kernel(np.ascontiguousarray(spectra), w, weight, np.ascontiguousarray(templates), tau,
+                                 present, _FIXED_STEPS, _MAX_STEP)
     return np.where(present, tau, start)
 
 
