@@ -369,7 +369,10 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad
         centre = edges[top[top.size // 2]] + 0.5 * bin_width
         core = logs[np.abs(logs - centre) <= 0.1]
         if core.size == 0:
-            # the box's candidates all lie at its edges: centre on its fullest bin
+            # the box's candidates all lie at its edges (two groups tied and the middle of
+            # the ties between them, or two tight groups ~0.2 decade apart): centre on the
+            # box's fullest bin, whose candidates are within 0.01 decade (an empty core
+            # never ended this loop)
             peak = top[top.size // 2]
             first = max(peak - 5, 0)
             centre = edges[first + np.argmax(counts[first:peak + 6])] + 0.5 * bin_width
