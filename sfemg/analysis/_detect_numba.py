@@ -189,7 +189,7 @@ def locked_groups_kernel(lat, amp, min_count, lock_half, mad_to_sd, found):  # p
         Candidate latencies (samples) and signed peak values (V).
     min_count, lock_half : int
     mad_to_sd : float
-    found : (N // min_count + 1, 5) float64, out
+    found : (N, 5) float64, out
         Per group: centre (samples), search half-width (samples), polarity, median
         amplitude of the main phase (V), candidates within ``lock_half`` of the centre.
 
@@ -232,8 +232,18 @@ def locked_groups_kernel(lat, amp, min_count, lock_half, mad_to_sd, found):  # p
                 best = v
                 peak = b
         centre = lo + peak + 0.5
+        n_near = 0
         for i in range(n):
             near[i] = alive[i] and abs(lat[i] - centre) <= lock_half
+            n_near += near[i]
+        if n_near == 0:
+            # the box's candidates all lie at its edges (two tight groups 2 lock_half
+            # apart): centre on its fullest bin, which holds some (an empty set has no
+            # median, and this loop never ended)
+            first = max(peak - lock_half, 0)
+            centre = lo + first + np.argmax(counts[first:peak + lock_half + 1]) + 0.5
+            for i in range(n):
+                near[i] = alive[i] and abs(lat[i] - centre) <= lock_half
         centre = np.median(_selected(lat, near, 0))
         n_near = 0
         for i in range(n):

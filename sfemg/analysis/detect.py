@@ -298,7 +298,7 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
     # (among boxes holding min_count), taken at the half-width box's maximum (a ±lock_half
     # box can peak between two phases < 2 lock_half apart, whose bimodal spread would then
     # widen the window over both and more); the window then widened to 4 robust SDs
-    groups = np.empty((lat.size // min_count + 1, 5))
+    groups = np.empty((lat.size, 5))  # each pass takes at least one candidate
     n_groups = locked_groups_kernel(lat, amp, min_count, int(lock_half), MAD_TO_SD, groups)
     found = [LockedPotential(float(c), int(h), float(pol), float(a), int(k)) for c, h, pol, a, k in groups[:n_groups]]
     found.sort(key=lambda p: p.latency)

@@ -1,5 +1,7 @@
 """Candidate-peak kernel against a slow reference, and the detection helpers."""
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -231,8 +233,13 @@ def reference_locked_groups(lat, amp, min_count, lock_half):
         if smooth.max() < min_count:
             break
         narrow = np.where(smooth >= min_count, _box(counts, max(1, lock_half // 2)), -1)
-        centre = edges[int(np.argmax(narrow))] + 0.5
+        peak = int(np.argmax(narrow))
+        centre = edges[peak] + 0.5
         near = alive & (np.abs(lat - centre) <= lock_half)
+        if not near.any():  # candidates only at the box's edges: its fullest bin
+            first = max(peak - lock_half, 0)
+            centre = edges[first + int(np.argmax(counts[first:peak + lock_half + 1]))] + 0.5
+            near = alive & (np.abs(lat - centre) <= lock_half)
         centre = np.median(lat[near])
         near = alive & (np.abs(lat - centre) <= lock_half)
         spread = np.median(np.abs(lat[near] - centre)) / 0.6744897501960817
@@ -260,7 +267,7 @@ def test_locked_groups_kernel_matches_reference(seed):
     lat, amp = np.concatenate(lat), np.concatenate(amp)
     for min_count, lock_half in [(30, 15), (10, 4), (50, 30)]:
         expected = reference_locked_groups(lat, amp, min_count, lock_half)
-        out = np.empty((lat.size // min_count + 1, 5))
+        out = np.empty((lat.size, 5))
         got = out[:locked_groups_kernel(lat, amp, min_count, lock_half, 1 / 0.6744897501960817, out)]
         assert got.shape == expected.shape and len(got) > 0
         np.testing.assert_array_equal(got, expected)
@@ -372,3 +379,22 @@ def test_compiled_arange_is_numpys_to_the_bit():
     rng = np.random.default_rng(0)
     for start, span in zip(rng.uniform(-6, -2, 200), rng.uniform(0.05, 3, 200)):
         np.testing.assert_array_equal(_arange(start, start + span, 0.02), np.arange(start, start + span, 0.02))
+
+
+def test_two_tight_latency_groups_at_the_box_edges_end_the_search():
+    """Two tight groups 12.3 samples apart, too small alone (20 of the 30 needed), fill
+    only the ±6-sample box between them, whose centre has no candidate near it (the loop
+    used to run forever, and the kernel to write past its output): the search ends, on
+    the fullest bin's group, and the kernel is the reference."""
+    lat = np.r_[np.full(20, 100.4), np.full(20, 112.7)]
+    amp = np.full(40, 1e-3)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(
+        find_locked_potentials(lat, amp, 40, lock_half=6, min_fraction=0.75)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert done, "find_locked_potentials did not return"
+    assert [round(p.latency, 1) for p in done[0]] == [100.4]
+    out = np.empty((lat.size, 5))
+    got = out[:locked_groups_kernel(lat, amp, 30, 6, 1 / 0.6744897501960817, out)]
+    np.testing.assert_array_equal(got, reference_locked_groups(lat, amp, 30, 6))

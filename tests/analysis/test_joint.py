@@ -240,10 +240,12 @@ def test_fixed_template_shifts_match_numpy_reference(n_pot):
     n, n_bins = 12, 40
     w = 2 * np.pi * np.arange(1, n_bins + 1) / 200
     weight = rng.uniform(0.5, 2.0, n_bins)
-    templates = (rng.standard_normal((n_bins, n_pot)) + 1j * rng.standard_normal((n_bins, n_pot))) / (1 + w[:, None] * 10)
+    shape = (n_bins, n_pot)
+    templates = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / (1 + w[:, None] * 10)
     true = rng.normal(0, 0.3, (n_pot, n))
     present = rng.random((n_pot, n)) < 0.8
-    spectra = np.einsum("bj,jib->ib", templates, present[:, :, None] * np.exp(-1j * w[None, None, :] * true[:, :, None]))
+    phasors = present[:, :, None] * np.exp(-1j * w[None, None, :] * true[:, :, None])
+    spectra = np.einsum("bj,jib->ib", templates, phasors)
     spectra = spectra + 0.01 * (rng.standard_normal((n, n_bins)) + 1j * rng.standard_normal((n, n_bins)))
     spectra[0] = 0.0
     if n_pot > 1:
