@@ -108,6 +108,8 @@ _EXCURSION_MISFIT_RATIO = 4.0
 #: fibre's discharge "found" far outside its window is another potential, most often
 #: in a discharge whose reference was another unit's potential.
 _EXCURSION_SDS = 8.0
+#: ... measured on at least this many of its discharges (a robust SD of fewer is not one).
+_EXCURSION_MIN_DISCHARGES = 10
 #: ... in more than this fraction of the discharges (and more than one) where a kept
 #: potential is present: a potential of its own (a superimposed potential of another
 #: unit can cancel a phase once in a while).
@@ -537,21 +539,23 @@ def _clearly_absent(relative_peak, pot, noise_sd):
     return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _excursions(data, ref_pos, pot, fit, present, seg_start, noise_power, avoid, fit_half, params, fs_hz):
+def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz):
     """Discharges judged blocked in which the potential fired outside its search window.
 
     A fibre near block fires late (or its reference early) by hundreds of µs in some
     discharges (±250-600 µs in simulated MG), beyond the window that its other
     discharges set. Its waveform is sought within ``params.excursion_window_us`` of its
-    latency (at most :data:`_EXCURSION_SDS` robust SDs of its latency) in every
-    discharge without it: each peak of its polarity there of at least
-    ``block_fraction`` of its size, outside its own window and not in the window of
-    another potential of its polarity that is there in that discharge (``avoid``:
-    another fibre's potential is not taken for it; its own later phase moves with it),
-    is matched against the fit's template (:func:`~sfemg.analysis.timing.match_template`); the best match is
-    taken if its scale and correlation are like those of the potential's own
-    discharges (:data:`_EXCURSION_SCALE`, :data:`_EXCURSION_MIN_CORRELATION`,
-    :data:`_EXCURSION_MISFIT_RATIO`).
+    latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency (measured on
+    at least :data:`_EXCURSION_MIN_DISCHARGES` of its discharges), in every discharge
+    without it: each peak of its polarity there of at least ``block_fraction`` of its
+    size, outside its own window, is a candidate. Another potential of that polarity
+    (``avoid``) makes a candidate ambiguous, left a block: if the candidate lies in that
+    potential's window, or if that potential, within reach, is missing from its window
+    in that discharge (the peak may be its own excursion; the fibre's own phases move
+    with it). The best-correlated candidate
+    (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
+    are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
+    :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`).
 
     Parameters
     ----------
@@ -565,8 +569,6 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, noise_power, avoid,
     present : ndarray of bool, shape (n,)
     seg_start : ndarray of int, shape (n,)
         First sample of each fit segment (where present, ``fit.positions`` count from it).
-    noise_power : ndarray
-        Noise spectrum of fit segments (as for the fit).
     avoid : list of LockedPotential
         Every other potential.
     fit_half : int
@@ -583,11 +585,14 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, noise_power, avoid,
         Their polarity-corrected fit segments, V.
     """
     none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 2 * fit_half + 1)))
+    absent = np.flatnonzero(~present)
+    if absent.size == 0 or present.sum() < _EXCURSION_MIN_DISCHARGES:
+        return none
     latency = seg_start[present] + fit.positions - ref_pos[present]
     spread = fast_median(np.abs(latency - fast_median(latency))) * MAD_TO_SD
-    wide = int(min(params.excursion_window_us * 1e-6 * fs_hz, _EXCURSION_SDS * spread))
-    absent = np.flatnonzero(~present)
-    if wide <= pot.half_window or absent.size == 0:
+    reach = params.excursion_window_us * 1e-6 * fs_hz
+    wide = int(min(reach, _EXCURSION_SDS * spread)) if np.isfinite(spread) else 0
+    if wide <= pot.half_window:
         return none
     peak_half = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
     rows, cols = detect_peaks(data[absent], params.block_fraction * pot.amplitude_v, peak_half, int(pot.polarity))
@@ -598,14 +603,15 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, noise_power, avoid,
         if other.polarity != pot.polarity:
             continue
         centre = np.round(ref + other.latency).astype(np.int64)
-        for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window)):
+        ok &= np.abs(cols - centre) > other.half_window
+        for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window + reach)):
             window = data[absent[rows[k]], max(centre[k] - other.half_window, 0):centre[k] + other.half_window + 1]
-            ok[k] = (other.polarity * window).max() < params.block_fraction * other.amplitude_v
+            ok[k] = (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
         return none
     segments = pot.polarity * data[rows[:, None], cols[:, None] + np.arange(-fit_half, fit_half + 1)[None, :]]
-    amplitudes, correlations = match_template(segments, fit, noise_power)
+    amplitudes, correlations = match_template(segments, fit)
     own_misfit = 1.0 - np.percentile(fit.correlations, 5.0)
     good = (np.abs(amplitudes - fast_median(fit.amplitudes)) <= _EXCURSION_SCALE) \
         & (correlations >= max(_EXCURSION_MIN_CORRELATION, 1.0 - _EXCURSION_MISFIT_RATIO * own_misfit))
@@ -653,8 +659,8 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
             present[np.flatnonzero(present)[~fits]] = False
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger and avoid is not None:
-        rows, starts, found = _excursions(data, sw.ref_pos, pot, fit, present, seg_start, noise_power, avoid,
-                                          fit_half, params, fs_hz)
+        rows, starts, found = _excursions(data, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
+                                          params, fs_hz)
         if rows.size:
             present[rows] = True
             clearly_absent[rows] = False

@@ -146,6 +146,9 @@ class TemplateFit:
         Least-squares scale of the shifted template in each segment (1 = template size).
     correlations : ndarray, shape (n,)
         Correlation coefficient between each (tapered) segment and the shifted template.
+    weights : ndarray, shape (L // 2 + 1,)
+        Weight of each DFT bin in the shift search (1 / noise power in the bins where the
+        template stands above the noise, 0 elsewhere), 1/V^2.
     """
 
     positions: np.ndarray
@@ -154,6 +157,7 @@ class TemplateFit:
     crb_var: float
     amplitudes: np.ndarray
     correlations: np.ndarray
+    weights: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,10 +335,11 @@ def fit_template(segments, noise_power):
     crb_var = 1.0 / info if info > 0 else float("inf")
     amplitudes, correlations = np.empty(n), np.empty(n)
     fit_quality_kernel(spectra, template_spec, tau, w1, length, amplitudes, correlations)
-    return TemplateFit(tau + reference, template, reference, float(crb_var), amplitudes, correlations)
+    return TemplateFit(tau + reference, template, reference, float(crb_var), amplitudes, correlations,
+                       np.where(selected, 1.0 / q, 0.0))
 
 
-def match_template(segments, fit, noise_power):
+def match_template(segments, fit):
     """How well segments hold a fitted potential: scale and correlation of each with the
     fit's template (held fixed), at its best shift.
 
@@ -344,22 +349,18 @@ def match_template(segments, fit, noise_power):
         Polarity-corrected segments, V, cut like the fitted ones (around a peak).
     fit : TemplateFit
         From :func:`fit_template` on segments of the same length.
-    noise_power : ndarray, shape (L // 2 + 1,)
-        As for :func:`fit_template`.
 
     Returns
     -------
     amplitudes, correlations : ndarray, shape (n,)
-        As ``fit.amplitudes`` and ``fit.correlations`` are for the fitted segments.
+        As ``fit.amplitudes`` and ``fit.correlations`` are for the fitted segments (the
+        same taper, shift search and bin weights).
     """
     seg = np.atleast_2d(segments)
     n, length = seg.shape
     spectra = np.fft.rfft(seg * fit_taper(length)[None, :], axis=1)
     template_spec = np.fft.rfft(fit.template)
-    k = np.arange(length // 2 + 1)
-    q = np.maximum(noise_power, _NOISE_FLOOR * noise_power.max())
-    weight = np.where((k >= 1) & (k < length / 2) & (q > 0), 1.0 / np.where(q > 0, q, 1.0), 0.0)
-    tau = refine_shifts(spectra, template_spec, weight, length // 4, length)
+    tau = refine_shifts(spectra, template_spec, fit.weights, length // 4, length)
     amplitudes, correlations = np.empty(n), np.empty(n)
     fit_quality_kernel(spectra, template_spec, tau, 2.0 * np.pi / length, length, amplitudes, correlations)
     return amplitudes, correlations

@@ -343,13 +343,14 @@ def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
     assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 7
 
 
-def _near_block_unit(excursion_s, other_s=None, decoy_s=None, jitter_s=100e-6, seed=5):
+def _near_block_unit(excursion_s, other_s=None, other_jump_s=0.0, decoy_s=None, decoy=("biphasic", 0.6e-3),
+                     jitter_s=100e-6, seed=5):
     """A trigger (1 mV triphasic) and a fibre (0.6 mV biphasic, 1 ms later; SD
     ``jitter_s``, 100 µs: MCD ~110 µs, a fibre near block; 10 % blocked) that fires
-    ``excursion_s`` late in six discharges; with ``other_s`` a third, steady fibre of its
-    shape that far after it; with ``decoy_s`` a potential of its shape that far from
-    where it should be in each of its blocks (another unit's). 200 discharges at 50 kHz,
-    30 dB."""
+    ``excursion_s`` late in six discharges. With ``other_s``: a third, steady fibre of
+    its shape that far after it, which fires ``other_jump_s`` off in its blocks. With
+    ``decoy_s``: a potential of shape and size ``decoy`` that far from its median latency
+    in each of its blocks (another unit's). 200 discharges at 50 kHz, 30 dB."""
     fs, n = 50e3, 200
     rng = np.random.default_rng(seed)
     t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
@@ -359,12 +360,14 @@ def _near_block_unit(excursion_s, other_s=None, decoy_s=None, jitter_s=100e-6, s
     blocked = np.setdiff1d(rng.choice(n, 20, replace=False), late)
     clean = np.zeros(int((t0[-1] + 0.02) * fs))
     if decoy_s is not None:
-        synth.add_potentials(clean, fs, fibre[blocked] + decoy_s, "biphasic", 0.6e-3)
+        synth.add_potentials(clean, fs, t0[blocked] + 1e-3 + decoy_s, *decoy)
+    if other_s is not None:
+        other = t0 + 1e-3 + other_s + 10e-6 * rng.standard_normal(n)
+        other[blocked] += other_jump_s
+        synth.add_potentials(clean, fs, other, "biphasic", 0.6e-3)
     fibre[blocked] = np.nan
     synth.add_potentials(clean, fs, t0, "triphasic", 1e-3)
     synth.add_potentials(clean, fs, fibre, "biphasic", 0.6e-3)
-    if other_s is not None:
-        synth.add_potentials(clean, fs, t0 + 1e-3 + other_s + 10e-6 * rng.standard_normal(n), "biphasic", 0.6e-3)
     rms = synth.filtered_peak_v("biphasic", 0.6e-3, fs) / 10 ** (30 / 20)
     return synth._finish(clean, fs, rms, rng), fs, t0, fibre, late
 
@@ -403,6 +406,31 @@ def test_a_steady_fibre_is_not_sought_far_outside_its_window():
     """Only a fibre that jitters much fires hundreds of µs off: a steady fibre's blocks
     stay blocks though a potential of its shape lies 600 µs away in each of them."""
     sig, fs, t0, fibre, late = _near_block_unit(0.0, decoy_s=600e-6, jitter_s=15e-6)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    assert pair.n_blocked >= 15
+    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+
+
+def test_a_block_is_not_filled_by_another_fibres_own_excursion():
+    """A steady fibre 1.2 ms after a fibre near block fires 650 µs early in each of its
+    blocks: out of its own window and of the blocked fibre's (±400 µs), into the
+    excursion search's reach (8 SDs, 800 µs; found in review). Its potential is not
+    taken for the blocked fibre."""
+    sig, fs, t0, fibre, late = _near_block_unit(0.0, other_s=1.2e-3, other_jump_s=-650e-6)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    near_block = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    np.testing.assert_array_equal(near_block.blocked, np.isnan(fibre[k]))
+
+
+@pytest.mark.parametrize("decoy", [("triphasic", 0.6e-3), ("biphasic", 0.3e-3)])
+def test_a_block_is_not_filled_by_a_potential_of_another_shape_or_size(decoy):
+    """Another unit's potential of another shape, or of half the size, 600 µs from a fibre
+    near block's latency (beyond its window, in the excursion search's reach) in each
+    of its blocks stays another unit's."""
+    sig, fs, t0, fibre, late = _near_block_unit(0.0, decoy_s=600e-6, decoy=decoy)
     r = analyze_signal(sig, fs)
     k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
     pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
