@@ -188,9 +188,12 @@ def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compil
     """Solve ``(normal + damping * trace(normal) / F * I) x = gradient`` by Cholesky.
 
     ``normal`` (F, F), symmetric positive semi-definite, gets the damping added to its
-    diagonal in place; LAPACK's ``potrf`` factors it (numba's ``np.linalg.cholesky``, lower
-    triangle ``L``), then forward and back substitution. SciPy's ``cho_factor`` /
-    ``cho_solve`` hold the GIL for the whole factorisation; this does not.
+    diagonal in place; LAPACK's ``potrf`` factors it from its upper triangle, as SciPy's
+    ``cho_factor`` does (the same factor, to the bit: the products that fill the two
+    triangles round differently, and the damped system can be ill-conditioned), then
+    forward and back substitution (which round differently from SciPy's ``potrs``).
+    SciPy's ``cho_factor`` / ``cho_solve`` hold the GIL for the whole factorisation;
+    numba's ``np.linalg.cholesky`` does not.
 
     Raises
     ------
@@ -204,7 +207,8 @@ def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compil
     shift *= damping / max(n, 1)
     for p in range(n):
         normal[p, p] += shift
-    lower = np.linalg.cholesky(normal)
+    # numba's cholesky reads the lower triangle of its (C-ordered) argument: the transpose's
+    lower = np.linalg.cholesky(np.ascontiguousarray(normal.T))
     y = np.empty(n)
     for p in range(n):
         acc = gradient[p]

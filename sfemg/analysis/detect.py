@@ -104,9 +104,15 @@ def peak_values(x_v, rows, cols):
     -------
     ndarray, shape (n_candidates,)
     """
-    out = np.empty(len(rows))
-    peak_values_kernel(np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64),
-                       np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(cols, dtype=np.int64), out)
+    x = np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    if rows.shape != cols.shape or rows.ndim != 1:
+        raise ValueError(f"rows and cols must be 1-D of one length, got shapes {rows.shape} and {cols.shape}")
+    if rows.size and (min(rows.min(), cols.min()) < 0 or rows.max() >= x.shape[0] or cols.max() >= x.shape[1]):
+        raise IndexError(f"candidate outside the signal's {x.shape} samples")
+    out = np.empty(rows.size)
+    peak_values_kernel(x, rows, cols, out)
     return out
 
 

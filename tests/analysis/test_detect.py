@@ -92,6 +92,9 @@ def test_peak_values_match_numpy_reference():
     np.testing.assert_array_equal(peak_values(x, rows, cols), reference_peak_values(x, rows, cols))
     np.testing.assert_array_equal(peak_values(x[0], np.zeros(50, int), np.arange(50)),
                                   reference_peak_values(x[0], np.zeros(50, int), np.arange(50)))
+    for bad_rows, bad_cols in (([5], [0]), ([0], [50]), ([0], [-1])):
+        with pytest.raises(IndexError):
+            peak_values(x, np.array(bad_rows), np.array(bad_cols))
 
 
 def test_find_trigger_picks_biggest_recurring_potential():

@@ -205,6 +205,12 @@ def test_damped_solve_matches_scipy_cholesky(size):
     np.testing.assert_allclose(work, damped, rtol=1e-15)
     with pytest.raises(np.linalg.LinAlgError):
         _joint_numba.damped_solve_kernel(-normal - np.eye(size), gradient, 0.0)
+    # the normal matrix's triangles are filled by products that round differently: like
+    # SciPy, the solve reads the upper one
+    skewed = normal + np.tril(rng.normal(0, 1e-3, normal.shape), -1)
+    expected = scipy.linalg.cho_solve(scipy.linalg.cho_factor(skewed + (damped - normal)), gradient)
+    got = _joint_numba.damped_solve_kernel(skewed.copy(), gradient, 0.3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
 
 
 def reference_fixed_template_shifts(spectra, w, weight, templates, tau, present, n_steps=3, max_step=0.5):
