@@ -487,6 +487,7 @@ class _Timed:
     support: tuple            # (first, last) sample offsets from the reference where |template| >= 10 %
     clearly_absent: np.ndarray  # (n,) peak in the search window below _CLEAR_ABSENCE of the median peak
     timing_var: float         # samples^2: crb_var inflated by the fit's misfit (see _misfit)
+    excursions: np.ndarray    # (n,) bool: found outside its search window (_excursions)
 
 
 def _misfit(segments, fit, noise_rms_v):
@@ -646,6 +647,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
     present, seg_start, segs, relative_peak = measured
     present = present.copy()  # marked absent below where the template does not fit
     clearly_absent = _clearly_absent(relative_peak, pot, sw.noise_sd)
+    excursions = np.zeros(n, dtype=bool)
     length = 2 * fit_half + 1
     noise_power, noise_rms, _ = _noise_power(sw, length, spectra)
     if trigger_fit is not None:
@@ -662,7 +664,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
         rows, starts, found = _excursions(data, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
                                           params, fs_hz)
         if rows.size:
-            present[rows] = True
+            present[rows] = excursions[rows] = True
             clearly_absent[rows] = False
             seg_start, segs = seg_start.copy(), segs.copy()
             seg_start[rows], segs[rows] = starts, found
@@ -670,7 +672,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
     times = np.full(n, np.nan)
     if fit is None:
         return _Timed(times, times, np.inf, (np.nan, np.nan, False),
-                      (np.zeros(length), float(fit_half)), (0, 0), clearly_absent, np.inf)
+                      (np.zeros(length), float(fit_half)), (0, 0), clearly_absent, np.inf, excursions)
     near = max(1, int(round(_PEAK_SEARCH_US * 1e-6 * fs_hz)))
     if params.method == "template":
         pos = fit.positions
@@ -685,7 +687,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
     support = (big[0] - fit.reference, big[-1] - fit.reference)
     return _Timed(times, positions, fit.crb_var, _shape(fit.template, fit.reference, fs_hz),
                   (pot.polarity * fit.template, fit.reference), support, clearly_absent,
-                  fit.crb_var * _misfit(segs[present], fit, noise_rms))
+                  fit.crb_var * _misfit(segs[present], fit, noise_rms), excursions)
 
 
 def _waveform_extents(tpl_spectra, positions, length, fs_hz):
@@ -1208,6 +1210,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
     times = [t.times_s for t in timed]
+    excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
     shapes = [t.shape for t in timed]
     templates = [t.template for t in timed]
@@ -1226,6 +1229,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         real = ~_false_references(data, sw, pots, trigger, times, fs_hz, params)
         if not real.all() and real.sum() >= 2:
             sw, times, ref_t = _subset(sw, real), [t[real] for t in times], ref_t[real]
+            excursions = [e[real] for e in excursions]
             data, n = sw.data_v, int(real.sum())
             idis = np.r_[np.nan, np.diff(ref_t)]
     pairs = []
@@ -1264,6 +1268,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         if irregular:
             flags.append("irregular-firing")
             reasons.append(irregular)
+        if excursions[j].any():
+            flags.append("latency-excursions")
         pairs.append(PairResult(
             fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
             jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),

@@ -387,8 +387,10 @@ def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excu
     assert np.abs(error_s[rows] - np.nanmedian(error_s)).max() < 5e-6
     true_mcd = np.nanmean(np.abs(np.diff((fibre - t0)[k]))) * 1e6
     assert abs(pair.mcd_us - true_mcd) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * true_mcd)
+    assert "latency-excursions" in pair.flags and pair.accepted  # told, not rejected
     off = analyze_signal(sig, fs, params=AnalysisParams(excursion_window_us=0.0)).pairs[0]
     assert off.n_blocked > pair.n_blocked  # those beyond the search window (~400 µs)
+    assert "latency-excursions" not in off.flags
 
 
 def test_a_block_is_not_filled_by_another_fibre_at_the_excursion_distance():
@@ -409,7 +411,7 @@ def test_a_steady_fibre_is_not_sought_far_outside_its_window():
     r = analyze_signal(sig, fs)
     k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
     pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
-    assert pair.n_blocked >= 15
+    assert pair.n_blocked >= 15 and "latency-excursions" not in pair.flags
     np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
 
 
