@@ -546,9 +546,9 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, pa
     A fibre near block fires late (or its reference early) by hundreds of µs in some
     discharges (±250-600 µs in simulated MG), beyond the window that its other
     discharges set. Its waveform is sought within ``params.excursion_window_us`` of its
-    latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency (measured on
-    at least :data:`_EXCURSION_MIN_DISCHARGES` of its discharges), in every discharge
-    without it: each peak of its polarity there of at least ``block_fraction`` of its
+    latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency (no search
+    with fewer than :data:`_EXCURSION_MIN_DISCHARGES` discharges present), in every
+    discharge without it: each peak of its polarity there of at least ``block_fraction`` of its
     size, outside its own window, is a candidate. Another potential of that polarity
     (``avoid``) makes a candidate ambiguous, left a block: if the candidate lies in that
     potential's window, or if that potential, within reach, is missing from its window
@@ -606,8 +606,11 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, pa
         centre = np.round(ref + other.latency).astype(np.int64)
         ok &= np.abs(cols - centre) > other.half_window
         for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window + reach)):
-            window = data[absent[rows[k]], max(centre[k] - other.half_window, 0):centre[k] + other.half_window + 1]
-            ok[k] = (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
+            # (a window outside the sweep, where the reference sits late in a windowed
+            # recording, holds nothing: the other potential is missing there)
+            window = data[absent[rows[k]], max(centre[k] - other.half_window, 0):
+                          max(centre[k] + other.half_window + 1, 0)]
+            ok[k] = window.size > 0 and (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
         return none

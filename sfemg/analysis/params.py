@@ -78,9 +78,10 @@ class AnalysisParams:
         A discharge in which a potential (not the trigger) is missing from its search
         window counts as fired, with a latency excursion, when its waveform is found
         within ± this of its latency, but at most 8 robust SDs of its latency (outside the
-        other potentials' windows, as big and as well shaped as its own discharges): a
-        fibre near block fires hundreds of µs late, a steady one does not. 0 turns the
-        search off (every such discharge is a block).
+        other potentials' windows, as big and as well shaped as its own discharges; not
+        sought with fewer than 10 of its discharges present): a fibre near block fires
+        hundreds of µs late, a steady one does not. 0 turns the search off (every such
+        discharge is a block).
     artefact_blank_ms : float
         Stimulated recordings: samples closer than this after the stimulus are artefact
         (zeroed; no response is sought there).

@@ -354,7 +354,8 @@ def match_template(segments, fit):
     -------
     amplitudes, correlations : ndarray, shape (n,)
         As ``fit.amplitudes`` and ``fit.correlations`` are for the fitted segments (the
-        same taper, shift search and bin weights).
+        same taper, shift search and bin weights; an aliased potential's segments are
+        shifted without the image-aware refit).
     """
     seg = np.atleast_2d(segments)
     n, length = seg.shape

@@ -1,5 +1,7 @@
 """analyze_signal / analyze_recording on analytic recordings with planted jitter and blocks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -438,3 +440,31 @@ def test_a_block_is_not_filled_by_a_potential_of_another_shape_or_size(decoy):
     pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
     assert pair.n_blocked >= 15
     np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+
+
+def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep():
+    """Windowed recordings place the reference per sweep: another potential's window can
+    lie beyond a sweep's end (found in review: an empty window crashed the search). A
+    candidate within that potential's reach is ambiguous (it may be its excursion) and
+    stays a block; out of its reach it is taken."""
+    from sfemg.analysis.core import _excursions, _measure_potential
+    from sfemg.analysis.detect import LockedPotential
+    from sfemg.analysis.timing import fit_template
+
+    fs, length, n, fit_half, noise = 50e3, 240, 40, 30, 1e-5
+    rng = np.random.default_rng(2)
+    pos = 150.0 + rng.normal(0, 5, n)                         # ~100 µs SD: a fibre near block
+    late = np.arange(5)
+    pos[late] = 175.0                                         # 500 µs late: out of its ±15 window
+    t = np.arange(length)
+    data = np.vstack([synth.triphasic((t - p) / fs, 1e-3) for p in pos]) + rng.normal(0, noise, (n, length))
+    ref_pos = np.full(n, 100.0)
+    pot = LockedPotential(latency=50.0, half_window=15, polarity=1.0, amplitude_v=1e-3, count=n - late.size)
+    present, seg_start, segs, _ = _measure_potential(data, ref_pos, pot, fit_half, False, 0.5)
+    assert not present[late].any() and present[late.size:].all()
+    fit = fit_template(segs[present], np.full(fit_half + 1, (2 * fit_half + 1) * noise ** 2))
+    params = AnalysisParams(excursion_window_us=2000.0)  # reach 100 samples; 8 SDs: 40
+    beyond = LockedPotential(latency=150.0, half_window=10, polarity=1.0, amplitude_v=1e-3, count=n)  # 240-260
+    for avoid, found in (([beyond], []), ([dataclasses.replace(beyond, latency=400.0)], late.tolist())):
+        rows, _, _ = _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs)
+        assert rows.tolist() == found
