@@ -257,6 +257,8 @@ def locked_groups_kernel(lat, amp, min_count, lock_half, mad_to_sd, found):  # p
         pos = _selected(amp, members, 1.0)
         neg = _selected(amp, members, -1.0)
         polarity = 1.0 if (np.median(pos) if pos.size else 0.0) >= (np.median(neg) if neg.size else 0.0) else -1.0
+        if n_found == found.shape[0]:  # (each pass takes a candidate: only non-finite input)
+            break
         found[n_found, 0] = centre
         found[n_found, 1] = half
         found[n_found, 2] = polarity
@@ -388,8 +390,10 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad
             centre = edges[first + np.argmax(counts[first:peak + 6])] + 0.5 * bin_width
             core = logs[np.abs(logs - centre) <= 0.1]
         centre = np.median(core)
-        width = width_sd * np.median(np.abs(core - centre)) * mad_to_sd
+        width = width_sd * (np.median(np.abs(core - centre)) * mad_to_sd)
         near = np.abs(logs - centre) <= (width if width > 0.12 else 0.12)
+        if n_groups == centres.size:  # (each pass takes a candidate: only non-finite input)
+            break
         labels[alive[near]] = n_groups
         centres[n_groups] = centre
         n_groups += 1

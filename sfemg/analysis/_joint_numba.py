@@ -230,8 +230,11 @@ def fixed_template_shifts_kernel(spectra, w, weight, templates, tau, present, n_
     """Gauss-Newton steps of each sweep's shifts with the templates held fixed (see
     ``joint._fixed_template_shifts``): per sweep i, ``n_steps`` steps on
     ``sum_b W_b |x_ib - sum_j e^{-i w_b tau_ji} S_bj|^2`` over the present potentials'
-    shifts (each step clipped to ±``max_step``), the K x K system solved by LAPACK (least
-    squares if singular). ``tau`` (K, n) is updated in place where ``present``."""
+    shifts (each step clipped to ±``max_step``), the K x K system solved by LAPACK's least
+    squares with NumPy's default rcond (the batched NumPy form it replaced solved every
+    sweep's system and fell back to least squares for all when one was singular; a
+    system singular in one rounding can be barely regular in another, where a plain
+    solve's step is noise). ``tau`` (K, n) is updated in place where ``present``."""
     n_pot, n = tau.shape
     n_bins = w.size
     c = np.empty((n_pot, n_bins), dtype=np.complex128)
@@ -260,10 +263,11 @@ def fixed_template_shifts_kernel(spectra, w, weight, templates, tau, present, n_
                     for b in range(n_bins):
                         acc += (c[j, b].conjugate() * c[m, b] * weight[b]).real
                     h[j, m] = acc if present[j, i] and present[m, i] else (1.0 if j == m else 0.0)
-            try:
-                step = np.linalg.solve(h, g)
-            except Exception:  # a degenerate sweep: the least-squares step
-                step = np.linalg.lstsq(h, g)[0]
+            if not (np.all(np.isfinite(h)) and np.all(np.isfinite(g))):
+                step = np.full(n_pot, np.nan)
+            else:  # least squares (NumPy's rcond): a degenerate sweep's system is singular, or
+                # only nearly so after rounding, where a plain solve's step is noise
+                step = np.linalg.lstsq(h, g, rcond=np.finfo(np.float64).eps * n_pot)[0]
             for j in range(n_pot):
                 if present[j, i]:
                     tau[j, i] += min(max(step[j], -max_step), max_step)

@@ -299,6 +299,8 @@ def find_locked_potentials(latencies, amplitudes_v, n_sweeps: int, *, lock_half:
     """
     lat = np.ascontiguousarray(latencies, dtype=np.float64)
     amp = np.ascontiguousarray(amplitudes_v, dtype=np.float64)
+    if lock_half < 1 or not (np.all(np.isfinite(lat)) and np.all(np.isfinite(amp))):
+        raise ValueError("find_locked_potentials needs finite latencies and amplitudes and lock_half >= 1")
     min_count = max(2, int(np.ceil(min_fraction * n_sweeps)))
     # one pass per histogram peak: the mode of one-sample bins within a ±lock_half box
     # (among boxes holding min_count), taken at the half-width box's maximum (a ±lock_half

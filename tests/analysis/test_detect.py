@@ -15,6 +15,7 @@ from sfemg.analysis._detect_numba import (
     waveform_run_kernel,
 )
 from sfemg.analysis.detect import (
+    MAD_TO_SD,
     detect_both_polarities,
     detect_peaks,
     find_locked_potentials,
@@ -245,7 +246,7 @@ def reference_locked_groups(lat, amp, min_count, lock_half):
             near = alive & (np.abs(lat - centre) <= lock_half)
         centre = np.median(lat[near])
         near = alive & (np.abs(lat - centre) <= lock_half)
-        spread = np.median(np.abs(lat[near] - centre)) / 0.6744897501960817
+        spread = np.median(np.abs(lat[near] - centre)) * MAD_TO_SD
         half = int(np.ceil(max(lock_half, 4.0 * spread)))
         members = alive & (np.abs(lat - centre) <= half)
         pos, neg = amp[members][amp[members] > 0], -amp[members][amp[members] < 0]
@@ -271,7 +272,7 @@ def test_locked_groups_kernel_matches_reference(seed):
     for min_count, lock_half in [(30, 15), (10, 4), (50, 30)]:
         expected = reference_locked_groups(lat, amp, min_count, lock_half)
         out = np.empty((lat.size, 5))
-        got = out[:locked_groups_kernel(lat, amp, min_count, lock_half, 1 / 0.6744897501960817, out)]
+        got = out[:locked_groups_kernel(lat, amp, min_count, lock_half, MAD_TO_SD, out)]
         assert got.shape == expected.shape and len(got) > 0
         np.testing.assert_array_equal(got, expected)
 
@@ -327,7 +328,8 @@ def test_waveform_run_kernel_matches_scipy_envelope(length):
 
 
 def reference_amplitude_groups(logs_all, alive, min_count):
-    """NumPy reference of the amplitude-groups kernel: per pass, np.histogram of the log
+    """NumPy reference of the amplitude-groups kernel (find_trigger's loop, as it was):
+    per pass, np.histogram of the log
     magnitudes left in 0.02-decade bins, the ±5-bin box holding most (the middle of
     ties; if no candidate lies within 0.1 decade of it, the box's fullest bin), the
     median and 5 robust SDs (at least 0.12 decade) around it taken out as a group."""
@@ -348,7 +350,7 @@ def reference_amplitude_groups(logs_all, alive, min_count):
             centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.01
             core = logs[np.abs(logs - centre) <= 0.1]
         centre = np.median(core)
-        spread = np.median(np.abs(core - centre)) / 0.6744897501960817
+        spread = np.median(np.abs(core - centre)) * MAD_TO_SD
         near = np.abs(logs - centre) <= max(0.12, 5.0 * spread)
         groups.append((centre, alive[near]))
         alive = alive[~near]
@@ -369,7 +371,7 @@ def test_amplitude_groups_kernel_matches_reference(seed):
     logs_all = np.log10(np.concatenate(mags))
     alive = np.flatnonzero(rng.random(logs_all.size) < 0.9)
     labels, centres = np.full(logs_all.size, -1), np.empty(logs_all.size)
-    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 5.0, 1 / 0.6744897501960817, labels, centres)
+    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 5.0, MAD_TO_SD, labels, centres)
     expected = reference_amplitude_groups(logs_all, alive, 20)
     assert n_groups == len(expected) > 0
     for j, (centre, members) in enumerate(expected):
@@ -399,5 +401,12 @@ def test_two_tight_latency_groups_at_the_box_edges_end_the_search():
     assert done, "find_locked_potentials did not return"
     assert [round(p.latency, 1) for p in done[0]] == [100.4]
     out = np.empty((lat.size, 5))
-    got = out[:locked_groups_kernel(lat, amp, 30, 6, 1 / 0.6744897501960817, out)]
+    got = out[:locked_groups_kernel(lat, amp, 30, 6, MAD_TO_SD, out)]
     np.testing.assert_array_equal(got, reference_locked_groups(lat, amp, 30, 6))
+
+
+def test_locked_potentials_refuse_what_would_never_end():
+    """Non-finite latencies or a zero-width box would make a pass take nothing."""
+    for lat, half in (([1.0, np.nan, 2.0], 3), ([1.0, 2.0, 3.0], 0)):
+        with pytest.raises(ValueError):
+            find_locked_potentials(np.array(lat), np.ones(3), 3, lock_half=half, min_fraction=0.5)

@@ -261,3 +261,24 @@ def test_fixed_template_shifts_match_numpy_reference(n_pot):
     want = reference_fixed_template_shifts(spectra, w, weight, templates, start.copy(), present)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert np.array_equal(got[~present], start[~present])
+
+
+def test_fixed_template_shifts_of_a_singular_sweep_take_the_least_squares_step():
+    """Two potentials of one template at one shift in a sweep make its system exactly
+    singular: that sweep takes the least-squares step (NumPy's rcond), as the NumPy form
+    did; the others, well posed, their solution."""
+    rng = np.random.default_rng(7)
+    n, n_bins = 6, 40
+    w = 2 * np.pi * np.arange(1, n_bins + 1) / 200
+    weight = np.ones(n_bins)
+    column = (rng.standard_normal(n_bins) + 1j * rng.standard_normal(n_bins)) / (1 + w * 10)
+    templates = np.column_stack([column, column])
+    true = np.vstack([np.zeros(n), np.linspace(3.0, 8.0, n)])
+    true[1, 0] = 0.0                                          # sweep 0: both at one shift
+    present = np.ones((2, n), dtype=bool)
+    spectra = np.einsum("bj,jib->ib", templates, np.exp(-1j * w[None, None, :] * true[:, :, None]))
+    start = true + 0.3
+    got = joint._fixed_template_shifts(spectra, w, weight, templates, start.copy(), present)
+    want = reference_fixed_template_shifts(spectra, w, weight, templates, start.copy(), present)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.abs(got[:, 0] - start[:, 0]).max() > 0.1       # the singular sweep moved
