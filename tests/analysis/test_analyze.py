@@ -345,7 +345,7 @@ def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
     assert np.all(off_s < 50e-6) and r.reference_times_s.size >= truth.reference_s.size - 7
 
 
-def _near_block_unit(excursion_s, other_s=None, other_jump_s=0.0, decoy_s=None, decoy=("biphasic", 0.6e-3),
+def _near_block_unit(excursion_s=0.0, other_s=None, other_jump_s=0.0, decoy_s=None, decoy=("biphasic", 0.6e-3),
                      jitter_s=100e-6, seed=5):
     """A trigger (1 mV triphasic) and a fibre (0.6 mV biphasic, 1 ms later; SD
     ``jitter_s``, 100 µs: MCD ~110 µs, a fibre near block; 10 % blocked) that fires
@@ -374,6 +374,15 @@ def _near_block_unit(excursion_s, other_s=None, other_jump_s=0.0, decoy_s=None, 
     return synth._finish(clean, fs, rms, rng), fs, t0, fibre, late
 
 
+def _near_block_pair(**unit):
+    """The analysed pair of :func:`_near_block_unit`'s fibre (1 ms after the trigger), and
+    where that fibre truly blocked, per analysed discharge."""
+    sig, fs, t0, fibre, _ = _near_block_unit(**unit)
+    r = analyze_signal(sig, fs)
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    return min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0)), np.isnan(fibre[k])
+
+
 @pytest.mark.parametrize("excursion_s", [450e-6, -400e-6])
 def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excursion_s):
     """A fibre near block fires hundreds of µs off in some discharges: those discharges are
@@ -385,7 +394,7 @@ def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excu
     np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
     rows = np.flatnonzero(np.isin(k, late))
     assert rows.size == late.size
-    error_s = pair.ipis_s - (fibre - t0)[k]  # the time point is the main peak, 35 µs after t = 0
+    error_s = pair.ipis_s - (fibre - t0)[k]  # (the time point is a phase peak, 35 µs from t = 0)
     assert np.abs(error_s[rows] - np.nanmedian(error_s)).max() < 5e-6
     true_mcd = np.nanmean(np.abs(np.diff((fibre - t0)[k]))) * 1e6
     assert abs(pair.mcd_us - true_mcd) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * true_mcd)
@@ -398,23 +407,17 @@ def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excu
 def test_a_block_is_not_filled_by_another_fibre_at_the_excursion_distance():
     """A steady fibre of the same shape 700 µs after a fibre near block is in the
     excursion search's reach in every block: it is not taken for the blocked fibre."""
-    sig, fs, t0, fibre, late = _near_block_unit(0.0, other_s=700e-6)
-    r = analyze_signal(sig, fs)
-    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
-    near_block = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
-    assert near_block.n_blocked >= 15
-    np.testing.assert_array_equal(near_block.blocked, np.isnan(fibre[k]))
+    pair, blocked = _near_block_pair(other_s=700e-6)
+    assert pair.n_blocked >= 15
+    np.testing.assert_array_equal(pair.blocked, blocked)
 
 
 def test_a_steady_fibre_is_not_sought_far_outside_its_window():
     """Only a fibre that jitters much fires hundreds of µs off: a steady fibre's blocks
     stay blocks though a potential of its shape lies 600 µs away in each of them."""
-    sig, fs, t0, fibre, late = _near_block_unit(0.0, decoy_s=600e-6, jitter_s=15e-6)
-    r = analyze_signal(sig, fs)
-    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
-    pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    pair, blocked = _near_block_pair(decoy_s=600e-6, jitter_s=15e-6)
     assert pair.n_blocked >= 15 and "latency-excursions" not in pair.flags
-    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+    np.testing.assert_array_equal(pair.blocked, blocked)
 
 
 def test_a_block_is_not_filled_by_another_fibres_own_excursion():
@@ -422,11 +425,8 @@ def test_a_block_is_not_filled_by_another_fibres_own_excursion():
     blocks: out of its own window and of the blocked fibre's (±400 µs), into the
     excursion search's reach (8 SDs, 800 µs; found in review). Its potential is not
     taken for the blocked fibre."""
-    sig, fs, t0, fibre, late = _near_block_unit(0.0, other_s=1.2e-3, other_jump_s=-650e-6)
-    r = analyze_signal(sig, fs)
-    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
-    near_block = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
-    np.testing.assert_array_equal(near_block.blocked, np.isnan(fibre[k]))
+    pair, blocked = _near_block_pair(other_s=1.2e-3, other_jump_s=-650e-6)
+    np.testing.assert_array_equal(pair.blocked, blocked)
 
 
 @pytest.mark.parametrize("decoy", [("triphasic", 0.6e-3), ("biphasic", 0.3e-3)])
@@ -434,12 +434,9 @@ def test_a_block_is_not_filled_by_a_potential_of_another_shape_or_size(decoy):
     """Another unit's potential of another shape, or of half the size, 600 µs from a fibre
     near block's latency (beyond its window, in the excursion search's reach) in each
     of its blocks stays another unit's."""
-    sig, fs, t0, fibre, late = _near_block_unit(0.0, decoy_s=600e-6, decoy=decoy)
-    r = analyze_signal(sig, fs)
-    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
-    pair = min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0))
+    pair, blocked = _near_block_pair(decoy_s=600e-6, decoy=decoy)
     assert pair.n_blocked >= 15
-    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+    np.testing.assert_array_equal(pair.blocked, blocked)
 
 
 def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep():
