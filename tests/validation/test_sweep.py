@@ -55,7 +55,7 @@ def test_processes_give_the_same_bits(serial, tmp_path):
 def test_dask_gives_the_same_bits_from_python_and_the_cli(serial, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:  # any free port
         run_sweep(tmp_path / "dask.h5", scheduler=cluster.scheduler_address, **SMALL)
         code = main(["validate", "--grid", "tiny", "--n", "2", "--recordings", "1", "--seed", "7",
                      "--method", "peak", "--analyser", "sfemg-template", "--quiet",
