@@ -57,7 +57,8 @@ class PairResult:
         False if any reject reason applies (the pair is left out of the study).
     reject_reasons : tuple of str
     flags : tuple of str
-        Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked", "irregular-firing".
+        Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked", "irregular-firing",
+        "latency-excursions" (docs/analysis.md §4).
     amplitude_v : float
         Peak-to-peak amplitude of the timed potential's template, V.
     rise_time_us : float
