@@ -443,7 +443,8 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     """Windowed recordings place the reference per sweep: another potential's window can
     lie beyond a sweep's end (found in review: an empty window crashed the search). A
     candidate within that potential's reach is ambiguous (it may be its excursion) and
-    stays a block; out of its reach it is taken."""
+    stays a block; out of its reach it is taken; with 9 discharges present nothing is
+    sought."""
     from sfemg.analysis.core import _excursions, _measure_potential
     from sfemg.analysis.detect import LockedPotential
     from sfemg.analysis.timing import fit_template
@@ -465,3 +466,5 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     for avoid, found in (([beyond], []), ([dataclasses.replace(beyond, latency=400.0)], late.tolist())):
         rows, _, _ = _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs)
         assert rows.tolist() == found
+    few = present & (np.cumsum(present) <= 9)  # a robust SD of 9 discharges is not one: no search
+    assert _excursions(data, ref_pos, pot, fit, few, seg_start, [], fit_half, params, fs)[0].size == 0
