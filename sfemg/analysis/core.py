@@ -91,12 +91,20 @@ _PHASE_MCD_MIN_US = 4.0
 #: alone stays below ~0.4 of the peak only rarely, while a phase of a present fibre is
 #: at full size; a fibre that blocks leaves noise only.
 _CLEAR_ABSENCE = 0.25
+#: ... in more than this fraction of the discharges (and more than one) where a kept
+#: potential is present: a potential of its own (a superimposed potential of another
+#: unit can cancel a phase once in a while).
+_ABSENCE_SLACK = 0.02
+#: Absence is judged only for groups whose peak is at least this many noise SDs (20 dB):
+#: a smaller one (a slow phase, a sum of two fibres' tails) falls below _CLEAR_ABSENCE
+#: of its size by noise or a superimposed potential now and then.
+_ABSENCE_MIN_SNR = 10.0
 #: A discharge judged blocked in its search window counts as fired out of it (a latency
 #: excursion of a fibre near block) when the potential's waveform is found within
 #: ``excursion_window_us`` of its latency, clear of other potentials, with a scale
 #: within this fraction of its discharges' median scale, and a correlation with its
 #: template of at least _EXCURSION_MIN_CORRELATION and a misfit (1 - correlation) at
-#: most _EXCURSION_MISFIT_RATIO times that of the 5th-percentile of its own
+#: most _EXCURSION_MISFIT_RATIO times that at the 5th percentile of its own
 #: discharges: at 40 dB a fibre's own discharges correlate 0.98-1.0 with its template
 #: and its excursions 0.99-0.996 (their surroundings differ), another unit's potential
 #: of another shape well below 0.9.
@@ -108,16 +116,9 @@ _EXCURSION_MISFIT_RATIO = 4.0
 #: fibre's discharge "found" far outside its window is another potential, most often
 #: in a discharge whose reference was another unit's potential.
 _EXCURSION_SDS = 8.0
-#: ... measured on at least this many of its discharges (a robust SD of fewer is not one).
+#: ... and sought only with at least this many discharges present (a robust SD of fewer
+#: is not one).
 _EXCURSION_MIN_DISCHARGES = 10
-#: ... in more than this fraction of the discharges (and more than one) where a kept
-#: potential is present: a potential of its own (a superimposed potential of another
-#: unit can cancel a phase once in a while).
-_ABSENCE_SLACK = 0.02
-#: Absence is judged only for groups whose peak is at least this many noise SDs (20 dB):
-#: a smaller one (a slow phase, a sum of two fibres' tails) falls below _CLEAR_ABSENCE
-#: of its size by noise or a superimposed potential now and then.
-_ABSENCE_MIN_SNR = 10.0
 #: A group is a fibre of its own, whatever the model's residual says, when its relative
 #: MCD to every kept potential is at least _OWN_JITTER_US and _OWN_JITTER_FACTOR times
 #: the MCD of their timing errors, and its peak is at least _OWN_AMPLITUDE of the
