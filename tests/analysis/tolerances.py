@@ -62,10 +62,10 @@ SIM_ACCEPTED_REAL_FRACTION = 0.9
 #: all (measured 0-0.5 %).
 SIM_FALSE_TRIGGER_FRACTION = 0.01
 #: Fraction of matched pairs whose blocked discharges are exactly the simulated ones
-#: (measured 0.70-1.0 since references on another fibre's potential are left out, 0.67-1.0
-#: before: a reference on another unit's potential, a latency excursion of a near-blocking
-#: MG fibre beyond the search window), and of all their discharges misjudged (measured
-#: <= 0.9 %).
+#: (measured 0.70-1.0 since references on another fibre's potential are left out and
+#: latency excursions are sought, 0.67-1.0 before; what remains: a reference on another
+#: unit's potential, a superimposed potential, an excursion the search does not take),
+#: and of all their discharges misjudged (measured <= 0.5 %).
 SIM_BLOCKING_EXACT_FRACTION = 0.6
 SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: MCD of matched pairs against the MCD of the simulated event times over the same
