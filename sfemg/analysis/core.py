@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .detect import (
     peak_values,
     running_median,
 )
-from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, two_group_split
+from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, robust_mcd, two_group_split
 from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
@@ -83,7 +84,10 @@ _MODEL_PRECISION = 0.005
 #: relative to that potential's, have an MCD of at most this many times the MCD that
 #: their timing errors alone produce, or of at most _PHASE_MCD_MIN_US: a rigid
 #: waveform's phases move together (noise only), another fibre jitters against it by
-#: >= ~10 µs.
+#: >= ~10 µs. The MCD is the robust one (median consecutive difference): a small phase
+#: timed tens of µs off in a few discharges under other units' potentials is still
+#: rigid (simulated: a phase with median |step| ~5 µs and six steps of 40-90 µs had an
+#: MCD of 14 µs against a floor of 2.2 µs, and was reported as a fibre of its own).
 _PHASE_MCD_FACTOR = 3.0
 _PHASE_MCD_MIN_US = 4.0
 #: A potential is clearly absent from a discharge when its peak in its search window is
@@ -737,11 +741,19 @@ def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
     return energy / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * signal)
 
 
+class _Relative(NamedTuple):
+    """How a group's time points move against a kept potential's, µs."""
+
+    mcd_us: float         # MCD of (group - kept)
+    robust_mcd_us: float  # the same from the median consecutive difference (robust_mcd)
+    floor_us: float       # MCD their timing errors alone produce (from timing_var)
+
+
 def _relative_mcd(cand, kept, fs_hz):
-    """MCD of a group's time points relative to a kept potential's, and the MCD their timing
-    errors alone produce (from ``timing_var``), µs; None when the group is clearly absent
-    (:data:`_CLEAR_ABSENCE`) in more than :data:`_ABSENCE_SLACK` of the discharges where
-    the kept potential is present — a fibre that blocks on its own, no phase of it.
+    """How a group's time points move against a kept potential's; None when the group is
+    clearly absent (:data:`_CLEAR_ABSENCE`) in more than :data:`_ABSENCE_SLACK` of the
+    discharges where the kept potential is present — a fibre that blocks on its own, no
+    phase of it.
 
     Parameters
     ----------
@@ -750,14 +762,15 @@ def _relative_mcd(cand, kept, fs_hz):
 
     Returns
     -------
-    tuple of float (mcd_us, floor_us), or None
+    _Relative or None
     """
     kept_present = np.isfinite(kept.times_s)
     both = np.isfinite(cand.times_s) & kept_present
     if np.sum(cand.clearly_absent & kept_present) > max(1, _ABSENCE_SLACK * both.size) or both.sum() < 3:
         return None
-    mcd_us = compute_mcd(cand.times_s[both] - kept.times_s[both]) * 1e6
-    return mcd_us, MCD_PER_SD * np.sqrt(cand.timing_var + kept.timing_var) / fs_hz * 1e6
+    relative_s = cand.times_s[both] - kept.times_s[both]
+    return _Relative(compute_mcd(relative_s) * 1e6, robust_mcd(relative_s) * 1e6,
+                     MCD_PER_SD * np.sqrt(cand.timing_var + kept.timing_var) / fs_hz * 1e6)
 
 
 def _follows_mixture(cand, kept, fs_hz):
@@ -885,14 +898,14 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     bool
     """
     rel = [_relative_mcd(timed_group, k, fs_hz) for k in kept]
-    if any(r is not None and within and r[0] <= max(_PHASE_MCD_FACTOR * r[1], _PHASE_MCD_MIN_US)
+    if any(r is not None and within and r.robust_mcd_us <= max(_PHASE_MCD_FACTOR * r.floor_us, _PHASE_MCD_MIN_US)
            for r, within in zip(rel, inside)):
         return True
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
     blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
     jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
-        r is None or (r[0] >= _OWN_JITTER_US and r[0] >= _OWN_JITTER_FACTOR * r[1]) for r in rel)
+        r is None or (r.mcd_us >= _OWN_JITTER_US and r.mcd_us >= _OWN_JITTER_FACTOR * r.floor_us) for r in rel)
     return not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
 
 
@@ -904,9 +917,9 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     dropped, when
 
     * it lies within one's waveform and its time points follow that potential's
-      (:func:`_relative_mcd` at most :data:`_PHASE_MCD_FACTOR` × the timing-error MCD,
-      or :data:`_PHASE_MCD_MIN_US`): a fibre's waveform is rigid, another fibre
-      jitters against it by >= ~10 µs; or
+      (:func:`_relative_mcd`'s robust MCD at most :data:`_PHASE_MCD_FACTOR` × the
+      timing-error MCD, or :data:`_PHASE_MCD_MIN_US`): a fibre's waveform is rigid,
+      another fibre jitters against it by >= ~10 µs; or
     * it lies within a kept waveform and its time points follow a weighted mix of the
       kept potentials' (:func:`_follows_mixture`: a peak made of two fibres' phases); or
     * it lies within one's waveform, the current model (all potentials so far,

@@ -10,10 +10,14 @@ import numpy as np
 
 from ..errors import SfemgInputError
 
-__all__ = ["compute_mcd", "compute_msd", "reported_jitter", "flip_flop_separation"]
+__all__ = ["compute_mcd", "compute_msd", "reported_jitter", "flip_flop_separation", "robust_mcd"]
 
 #: Percentiles one SD either side of a Gaussian's mean.
 _GAUSS_1SD_PERCENTILES = (15.87, 84.13)
+#: MCD / median |consecutive difference| for i.i.d. Gaussian values: a difference is
+#: Gaussian of SD sqrt(2) sigma, its mean |.| 2 sigma / sqrt(pi) and its median |.|
+#: 0.6745 sqrt(2) sigma.
+_MCD_PER_MEDIAN_DIFFERENCE = 2.0 / np.sqrt(np.pi) / (0.6744897501960817 * np.sqrt(2.0))
 
 
 def _intervals(name, values):
@@ -43,6 +47,30 @@ def compute_mcd(intervals_s) -> float:
     diffs = np.abs(np.diff(x))
     diffs = diffs[np.isfinite(diffs)]
     return float(diffs.mean()) if diffs.size else float("nan")
+
+
+def robust_mcd(intervals_s) -> float:
+    """MCD estimated from the median consecutive difference, for series with gross errors.
+
+    ``median |x[i] - x[i-1]|`` (pairs straddling a block skipped) scaled so that it
+    estimates the MCD of Gaussian values: a few wild values (a discharge timed on
+    another unit's potential) move it little, where each adds two large terms to the
+    mean. Not the reported jitter — a tool for asking whether two series move together.
+
+    Parameters
+    ----------
+    intervals_s : array_like, shape (n_discharges,)
+        Values per discharge, s; NaN marks a blocked discharge.
+
+    Returns
+    -------
+    float
+        s; NaN when no pair of consecutive present discharges exists.
+    """
+    x = _intervals("intervals_s", intervals_s)
+    diffs = np.abs(np.diff(x))
+    diffs = diffs[np.isfinite(diffs)]
+    return float(np.median(diffs) * _MCD_PER_MEDIAN_DIFFERENCE) if diffs.size else float("nan")
 
 
 def compute_msd(intervals_s, idis_s) -> float:

@@ -7,7 +7,8 @@ import pytest
 import scipy.signal
 
 from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal
-from sfemg.analysis.core import _bridge
+from sfemg.analysis.core import _bridge, _is_phase, _Timed
+from sfemg.analysis.detect import LockedPotential
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
 
@@ -327,6 +328,32 @@ def test_a_block_at_a_short_interval_stays_a_block():
     assert pair.n_blocked == 6 and pair.n_discharges == truth.reference_s.size + 6
     blocked_s = r.reference_times_s[np.asarray(pair.blocked)]
     assert np.all(np.abs(blocked_s[:, None] - extra_s[None, :]).min(axis=1) < 50e-6)
+
+
+def _timed(times_s, timing_var):
+    """A potential timed in every discharge (the fields the phase tests read)."""
+    n = times_s.size
+    return _Timed(times_s, np.zeros(n), timing_var, (0.0, 0.0, False), (np.zeros(3), 1.0), (0, 0),
+                  np.zeros(n, bool), timing_var, np.zeros(n, bool))
+
+
+@pytest.mark.parametrize("relative_jitter_us, phase", [(0.0, True), (12.0, False)])
+def test_a_phase_timed_far_off_in_a_few_discharges_is_still_a_phase(relative_jitter_us, phase):
+    """A small group 220 µs before a kept fibre, timed with 2 µs error but 40-90 µs off in
+    six discharges (other units' potentials under it; the demo study's pair014): the MCD
+    of its time points against the fibre's is 4x its floor, and one whose model residual
+    is above the limit was kept as a fibre of its own. The rigidity test reads the median
+    step; a fibre jittering 12 µs against the kept one, with the same six, is no phase."""
+    fs_hz, n = 50e3, 100
+    rng = np.random.default_rng(4)
+    kept_s = 0.1 * np.arange(n) + 2.14e-3 + 80e-6 * rng.standard_normal(n)
+    error_s = 2e-6 / 1.128 * rng.standard_normal(n) + relative_jitter_us * 1e-6 / 1.128 * rng.standard_normal(n)
+    error_s[[5, 21, 40, 55, 70, 88]] += np.array([60, -45, 80, -90, 40, 70]) * 1e-6
+    floor_var = 0.5 * (2e-6 / 1.128 * fs_hz) ** 2  # each: their MCD alone would be 2 µs
+    group = LockedPotential(latency=0.0, half_window=15, polarity=1.0, amplitude_v=0.23e-3, count=n)
+    trigger = LockedPotential(latency=0.0, half_window=15, polarity=-1.0, amplitude_v=0.97e-3, count=n)
+    assert _is_phase(_timed(kept_s - 220e-6 + error_s, floor_var), group, [_timed(kept_s, floor_var)], [True],
+                     trigger, fs_hz, lambda: 2.1) == phase
 
 
 def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
