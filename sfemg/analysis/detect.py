@@ -18,7 +18,8 @@ from ._detect_numba import (
 )
 
 __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "running_median", "estimate_noise_sd",
-           "find_trigger", "find_locked_potentials", "LockedPotential", "estimate_noise_spectrum"]
+           "amplitude_groups", "find_trigger", "find_locked_potentials", "LockedPotential",
+           "estimate_noise_spectrum"]
 
 #: Samples used for the robust noise estimate (a decimated subset of long recordings):
 #: the MAD of 20 000 Gaussian samples has a relative SD of ~0.8 % (1.17 / sqrt(n)), a
@@ -160,6 +161,39 @@ def estimate_noise_sd(x_v) -> float:
     return sd
 
 
+def amplitude_groups(amplitudes_v, min_count: int):
+    """Candidate peaks grouped by polarity and log-amplitude: the recurring potentials.
+
+    Per polarity, the histogram of log10 magnitudes (0.02-decade bins) is searched for the
+    ±0.1-decade box holding most candidates; its members within ±max(0.12 decade, 5 robust
+    SD) of their median form a group, and the search goes on among the rest
+    (:func:`~sfemg.analysis._detect_numba.amplitude_groups_kernel`).
+
+    Parameters
+    ----------
+    amplitudes_v : ndarray, shape (n_candidates,)
+        Signed peak value of each candidate, V.
+    min_count : int
+        Groups smaller than this are not formed.
+
+    Returns
+    -------
+    list of (float, float, ndarray of int)
+        Per group: the median log10 magnitude (V), the polarity (+1.0 or -1.0) and the
+        indices of its members, increasing.
+    """
+    amp = np.asarray(amplitudes_v, dtype=np.float64)
+    groups = []
+    labels, centres = np.empty(amp.size, dtype=np.int64), np.empty(amp.size)
+    for sign in (1.0, -1.0):
+        mags = amp * sign
+        labels[:] = -1
+        n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
+                                           int(min_count), _BIN_DECADES, _GROUP_WIDTH_SD, MAD_TO_SD, labels, centres)
+        groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
+    return [g for g in groups if g[2].size >= min_count]
+
+
 def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_ms: float, n_choices: int = 1):
     """The discharges of the consistent potentials, biggest first: trigger candidates.
 
@@ -197,18 +231,7 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     SfemgInputError
         No consistent potential (at once, not when iterating).
     """
-    amp = np.asarray(amplitudes_v, dtype=np.float64)
-    groups = []  # (median log10 amplitude, polarity, member indices)
-    labels, centres = np.empty(amp.size, dtype=np.int64), np.empty(amp.size)
-    for sign in (1.0, -1.0):
-        # per pass, the histogram of log magnitudes (0.02-decade bins), the ±0.1-decade box
-        # holding most candidates, its median and robust spread: a group (amplitude_groups_kernel)
-        mags = amp * sign
-        labels[:] = -1
-        n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
-                                           int(min_count), _BIN_DECADES, _GROUP_WIDTH_SD, MAD_TO_SD, labels, centres)
-        groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
-    groups = [g for g in groups if g[2].size >= min_count]
+    groups = amplitude_groups(amplitudes_v, min_count)
     if not groups:
         raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")
     # a group qualifies if it holds >= 1/4 of the candidates of any group of similar size
