@@ -33,6 +33,13 @@ from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jit
 from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
+from .superimposed import (
+    BACKGROUND_HALF_US,
+    background_templates,
+    flag_superimposed,
+    model_residual,
+    retime_superimposed,
+)
 from .timing import fit_taper, fit_template, level_positions, match_template, peak_positions
 
 __all__ = ["analyze_signal", "analyze_recording"]
@@ -749,6 +756,15 @@ class _Relative(NamedTuple):
     floor_us: float       # MCD their timing errors alone produce (from timing_var)
 
 
+class _Model(NamedTuple):
+    """The sweeps' DFT and the joint templates of the potentials at some positions."""
+
+    spectra: np.ndarray           # (n, L // 2 + 1) the sweeps' DFT
+    positions: np.ndarray         # (K, n) samples, NaN where absent
+    template_spectra: np.ndarray  # (K, L // 2 + 1) each template's DFT, reference at sample 0
+    residual_spectra: np.ndarray  # (n, L // 2 + 1) the sweeps less the templates at the positions
+
+
 def _relative_mcd(cand, kept, fs_hz):
     """How a group's time points move against a kept potential's; None when the group is
     clearly absent (:data:`_CLEAR_ABSENCE`) in more than :data:`_ABSENCE_SLACK` of the
@@ -945,6 +961,9 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     extents : list of (float, float)
         Their waveforms' extents (:func:`_waveform_extents` of their joint templates),
         in the same order (NaN for a potential kept alone).
+    model : _Model
+        The sweeps' DFT and the kept potentials' joint templates at the positions of
+        their single fits.
     """
     first = trigger if trigger >= 0 else int(np.argmax([g.amplitude_v for g in groups]))
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
@@ -960,6 +979,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
             if extents is None:  # the joint templates of the potentials kept so far
                 positions = np.array([k.positions for k in timed])
                 tpl_spectra, left_spectra = joint_templates(spectra, positions, length, _JOINT_RIDGE)
+                model = (positions, tpl_spectra, left_spectra)
                 extents = _waveform_extents(tpl_spectra, positions, length, fs_hz)
                 # what they leave in the sweeps, computed only when a residual is needed
                 left = functools.cache(functools.partial(np.fft.irfft, left_spectra, n=length, axis=1))
@@ -991,10 +1011,11 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
         extents = None
     if extents is None:  # the last group considered was kept (or none followed the first)
         positions = np.array([k.positions for k in timed])
-        extents = _waveform_extents(joint_templates(spectra, positions, length, _JOINT_RIDGE)[0], positions,
-                                    length, fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
+        model = (positions, *joint_templates(spectra, positions, length, _JOINT_RIDGE))
+        extents = _waveform_extents(model[1], positions, length, fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
     order = np.argsort(kept)
-    return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order]
+    model = _Model(spectra, model[0][order], model[1][order], model[2])
+    return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order], model
 
 
 def _overlapping(timed, extents, fit_half):
@@ -1060,6 +1081,49 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
     joint = joint_positions(data, positions, noise_power, fs_hz, fit_half)
     return [dataclasses.replace(t, positions=p, times_s=sw.start_s + p / fs_hz) if u else t
             for t, p, u in zip(timed, joint, update)]
+
+
+def _retime_superimposed(model, sw, timed, fs_hz, params):
+    """Re-time the discharges with another unit's potential on a potential of the unit
+    (:mod:`~sfemg.analysis.superimposed`): voluntary continuous recordings, whose signal
+    between the sweeps shows the other units' potentials.
+
+    The model is every kept potential's joint template (``model``: estimated at the
+    selection's positions) at its final positions (joint timing moves them by µs); the other
+    units' templates come from the candidate peaks (``sw.busy_cols``) farther than a
+    template's half length from every sweep.
+
+    Returns
+    -------
+    list of _Timed
+        ``timed`` with the re-timed discharges' time points and positions changed.
+    """
+    if sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
+        return timed
+    signal = sw.noise_v[0]
+    n_cols = sw.data_v.shape[1]
+    half = int(round(BACKGROUND_HALF_US * 1e-6 * fs_hz))
+    starts = np.sort(np.round(sw.start_s * fs_hz).astype(np.int64))
+    cols = sw.busy_cols
+    before = np.searchsorted(starts, cols + half, side="right") - 1  # the last sweep starting before
+    away = cols[(before < 0) | (cols - half >= starts[np.maximum(before, 0)] + n_cols)]
+    background = background_templates(signal, away, peak_values(signal, np.zeros(away.size, np.int64), away),
+                                      fs_hz)
+    if background.shape[0] == 0:
+        return timed
+    positions = np.array([t.positions for t in timed])
+    template_spectra = model.template_spectra
+    if np.array_equal(positions, model.positions, equal_nan=True):
+        left = model.residual_spectra
+    else:  # joint timing moved them (by µs: the templates stay)
+        left = model_residual(model.spectra, template_spectra, positions, n_cols)
+    residual = np.fft.irfft(left, n=n_cols, axis=1)
+    flagged = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio)
+    new = retime_superimposed(residual, positions, template_spectra, flagged, background, fs_hz,
+                              _fit_half(params, fs_hz))
+    changed = np.isfinite(new) & (new != positions)
+    return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s))
+            for t, p, c in zip(timed, new, changed)]
 
 
 def _noise_power(sw, length, spectra):
@@ -1219,11 +1283,13 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
             if rest is not None:  # the other potential's sweeps, with their own trigger check
                 attempts.append(functools.partial(_analyze_sweeps, name, rest, fs_hz, mode, params, recording))
             return _first_accepted(attempts)
-    kept, timed, extents = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
+    kept, timed, extents, model = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
     if params.method == "template" and params.joint_timing:
         timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
+    if params.method == "template" and mode == "voluntary":
+        timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
     times = [t.times_s for t in timed]

@@ -82,6 +82,13 @@ class AnalysisParams:
         sought with fewer than 10 of its discharges present): a fibre near block fires
         hundreds of µs late, a steady one does not. 0 turns the search off (every such
         discharge is a block).
+    superimposed_ratio : float
+        Voluntary continuous recordings: a discharge in which what the model of the
+        unit's potentials leaves within ±300 µs of a potential has more than this many
+        times its median energy (another unit's potential on it) is re-timed with that
+        other potential modelled, from templates of the recording's recurring
+        potentials away from the unit's discharges
+        (:mod:`sfemg.analysis.superimposed`). 0 turns the re-timing off.
     artefact_blank_ms : float
         Stimulated recordings: samples closer than this after the stimulus are artefact
         (zeroed; no response is sought there).
@@ -127,6 +134,7 @@ class AnalysisParams:
     block_fraction: float = 0.5
     fit_half_window_us: float = 600.0
     excursion_window_us: float = 1000.0
+    superimposed_ratio: float = 8.0
     artefact_blank_ms: float = 1.0
     artefact_baseline_ms: float = 1.0
     min_idi_ms: float = 10.0
@@ -158,9 +166,10 @@ class AnalysisParams:
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
             raise SfemgInputError(
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
-        value = self.excursion_window_us
-        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
-            raise SfemgInputError(f"AnalysisParams.excursion_window_us must be a number >= 0, got {value!r}")
+        for name in ("excursion_window_us", "superimposed_ratio"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
+                raise SfemgInputError(f"AnalysisParams.{name} must be a number >= 0, got {value!r}")
         _positive("irregular_fraction", self.irregular_fraction)
         if self.irregular_fraction > 1:
             raise SfemgInputError(

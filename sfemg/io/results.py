@@ -32,7 +32,7 @@ __all__ = ["save_results", "load_results", "save_json"]
 
 #: Analysis parameters of rules added after files were written, with the values that turn
 #: the rule off: a file without them was analysed without the rule, and says so when read.
-_RULES_ADDED_SINCE = {"irregular_fraction": 1.0, "excursion_window_us": 0.0}
+_RULES_ADDED_SINCE = {"irregular_fraction": 1.0, "excursion_window_us": 0.0, "superimposed_ratio": 0.0}
 
 
 def _mark(group, encoding_type):

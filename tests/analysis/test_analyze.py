@@ -240,11 +240,13 @@ def test_params_validated():
                 dict(irregular_fraction=0.0), dict(irregular_fraction=1.5), dict(irregular_fraction=float("nan")),
                 dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5),
                 dict(excursion_window_us=-1.0), dict(excursion_window_us=float("inf")),
-                dict(excursion_window_us="1")):
+                dict(excursion_window_us="1"), dict(superimposed_ratio=-1.0),
+                dict(superimposed_ratio=float("nan"))):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
     AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off
     AnalysisParams(excursion_window_us=0)  # the excursion search off
+    AnalysisParams(superimposed_ratio=0)  # no re-timing of superimposed discharges
 
 
 @pytest.mark.parametrize("method", ["peak", "level"])

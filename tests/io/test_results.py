@@ -172,3 +172,4 @@ def test_reads_version_1_0_0(tmp_path):
     assert [r.name for r in back.recordings] == ["a", "b"] and back.params.electrode == "concentric"
     assert back.params.irregular_fraction == 1.0  # written before that rule: read as off
     assert back.params.excursion_window_us == 0.0  # written before the excursion search
+    assert back.params.superimposed_ratio == 0.0  # ... and before superimposed potentials were re-timed

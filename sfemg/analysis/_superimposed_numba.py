@@ -1,0 +1,298 @@
+"""Numba kernels behind :mod:`sfemg.analysis.superimposed`.
+
+:func:`model_residual_kernel` (the sweeps less the unit's model),
+:func:`window_energy_kernel` (its energy around each potential),
+:func:`group_template_kernel` (one background template) and :func:`retime_kernel` (one
+pass over the flagged discharges) run without the GIL; the NumPy code they replaced is
+the tests' reference (``tests/analysis/test_superimposed.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._numba import jit
+
+
+@jit
+def model_residual_kernel(spectra, template_spectra, positions, w1, out):  # pragma: no cover - compiled
+    """``out[i] = spectra[i] - sum_k template_spectra[k] e^{-i w1 b positions[k, i]}`` over
+    bins b, for the potentials present (finite position) in sweep i; the phase factors
+    as powers of one ``e^{-i w1 p}`` (they drift by ~b ulp)."""
+    n, n_bins = spectra.shape
+    for i in range(n):
+        for b in range(n_bins):
+            out[i, b] = spectra[i, b]
+        for k in range(template_spectra.shape[0]):
+            p = positions[k, i]
+            if not np.isfinite(p):
+                continue
+            z = complex(np.cos(w1 * p), -np.sin(w1 * p))
+            factor = 1.0 + 0.0j
+            for b in range(n_bins):
+                out[i, b] -= template_spectra[k, b] * factor
+                factor *= z
+    return out
+
+
+@jit
+def window_energy_kernel(residual, positions, half, out):  # pragma: no cover - compiled
+    """``out[k, i]``: sum of ``residual[i, c - half .. c + half]**2`` (columns clipped to
+    the row) around ``c = round(positions[k, i])``; NaN where the position is NaN."""
+    length = residual.shape[1]
+    for k in range(positions.shape[0]):
+        for i in range(positions.shape[1]):
+            p = positions[k, i]
+            if not np.isfinite(p):
+                out[k, i] = np.nan
+                continue
+            c = int(np.round(p))
+            total = 0.0
+            for j in range(c - half, c + half + 1):
+                v = residual[i, min(max(j, 0), length - 1)]
+                total += v * v
+            out[k, i] = total
+    return out
+
+
+@jit
+def group_template_kernel(signal, centres, half, lags, template):  # pragma: no cover - compiled
+    """The mean of a group's members aligned on their unaligned mean, into ``template``.
+
+    Each member (centred on ``centres[i]``) is taken at the lag within ± ``lags``
+    samples whose segment has the largest dot product with the members' mean at lag 0
+    (first of equals); ``template`` is the mean of those segments.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+    centres : ndarray of int, shape (n,)
+        With ``centres - half - lags >= 0`` and ``centres + half + lags < n_samples``.
+    half, lags : int
+    template : ndarray, shape (2 * half + 1,)
+
+    Returns
+    -------
+    float
+        The median over the members of the Pearson correlation of their aligned segment
+        with ``template`` (0 for a segment or template without variance).
+    """
+    n = centres.shape[0]
+    size = 2 * half + 1
+    first = np.zeros(size)
+    for i in range(n):
+        for s in range(size):
+            first[s] += signal[centres[i] - half + s]
+    first /= n
+    best = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        best_score = -np.inf
+        for lag in range(-lags, lags + 1):
+            score = 0.0
+            for s in range(size):
+                score += signal[centres[i] + lag - half + s] * first[s]
+            if score > best_score:
+                best_score = score
+                best[i] = lag
+    template[:] = 0.0
+    for i in range(n):
+        for s in range(size):
+            template[s] += signal[centres[i] + best[i] - half + s]
+    template /= n
+    t_mean = template.mean()
+    t_norm = 0.0
+    for s in range(size):
+        t_norm += (template[s] - t_mean) ** 2
+    correlation = np.zeros(n)
+    for i in range(n):
+        start = centres[i] + best[i] - half
+        mean = 0.0
+        for s in range(size):
+            mean += signal[start + s]
+        mean /= size
+        cross = 0.0
+        norm = 0.0
+        for s in range(size):
+            d = signal[start + s] - mean
+            cross += d * (template[s] - t_mean)
+            norm += d * d
+        if norm > 0.0 and t_norm > 0.0:
+            correlation[i] = cross / np.sqrt(norm * t_norm)
+    return np.median(correlation)
+
+
+@jit
+def _dot(left, start, background, m, phase, stride):  # pragma: no cover - compiled
+    """``sum_s left[start + s] * background[m, phase, s]`` over every ``stride``-th s."""
+    total = 0.0
+    for s in range(0, background.shape[2], stride):
+        total += left[start + s] * background[m, phase, s]
+    return total
+
+
+@jit
+def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale, max_scale,
+                     fitted):  # pragma: no cover - compiled
+    """Fit the background template that takes most energy out of ``left`` around
+    ``left[lo:hi]`` into ``fitted`` (zeros elsewhere); False if none fits.
+
+    Coarse: each template's sub-sample phase 0, every ``stride``-th sample of it, at every
+    ``stride``-th integer centre from which it overlaps ``left[lo:hi]``, with its
+    least-squares scale (kept when within [min_scale, max_scale]); the most explained
+    energy ``scale * dot`` wins (first of equals, centres outer, templates inner). Fine:
+    that template, whole, at the centres within ``stride`` of it. The best centre is
+    refined by a parabola through the explained energies ``dot^2``, rounded to the
+    nearest phase, and that phase fitted there with its scale clipped to the range.
+    """
+    length = left.shape[0]
+    size = background.shape[2]
+    half = size // 2
+    first = max(half, lo - half)
+    last = min(length - half - 1, hi + half)
+    best_gain = -np.inf
+    best_c = -1
+    best_m = -1
+    for c in range(first, last + 1, stride):
+        for m in range(background.shape[0]):
+            dot = _dot(left, c - half, background, m, 0, stride)
+            scale = dot / coarse_energy[m]
+            if min_scale <= scale <= max_scale and scale * dot > best_gain:
+                best_gain = scale * dot
+                best_c = c
+                best_m = m
+    if best_c < 0:
+        return False
+    coarse_c = best_c
+    best_gain = -np.inf
+    best_c = -1
+    for c in range(max(first, coarse_c - stride + 1), min(last, coarse_c + stride - 1) + 1):
+        dot = _dot(left, c - half, background, best_m, 0, 1)
+        scale = dot / energy[best_m]
+        if min_scale <= scale <= max_scale and scale * dot > best_gain:
+            best_gain = scale * dot
+            best_c = c
+    if best_c < 0:
+        return False
+    shift = 0.0
+    if first < best_c < last:
+        e0 = _dot(left, best_c - 1 - half, background, best_m, 0, 1) ** 2
+        e1 = _dot(left, best_c - half, background, best_m, 0, 1) ** 2
+        e2 = _dot(left, best_c + 1 - half, background, best_m, 0, 1) ** 2
+        curvature = e0 - 2.0 * e1 + e2
+        if curvature < 0.0:
+            shift = min(max(0.5 * (e0 - e2) / curvature, -0.5), 0.5)
+    quarters = int(round((best_c + shift) * n_phases))
+    centre = quarters // n_phases
+    phase = quarters - centre * n_phases
+    if centre < half or centre >= length - half:
+        return False
+    norm = 0.0
+    for s in range(size):
+        norm += background[best_m, phase, s] ** 2
+    scale = min(max(_dot(left, centre - half, background, best_m, phase, 1) / norm, min_scale), max_scale)
+    fitted[:] = 0.0
+    for s in range(size):
+        fitted[centre - half + s] = scale * background[best_m, phase, s]
+    return True
+
+
+@jit
+def _shift_cost(data, fitted, phases, base, step, lo, hi, n_phases, cost, g):  # pragma: no cover - compiled
+    """``cost[g]``: squared misfit over ``lo:hi`` of ``data - fitted`` and the potential
+    at ``(base + step * n_phases) / n_phases`` samples."""
+    length = data.shape[0]
+    quarters = int(base + round(step * n_phases))
+    whole = quarters // n_phases
+    frac = quarters - whole * n_phases
+    total = 0.0
+    for t in range(lo, hi):
+        d = data[t] - fitted[t] - phases[frac, (t - whole) % length]
+        total += d * d
+    cost[g] = total
+
+
+@jit
+def retime_kernel(data, residual, starts, potentials, phases, background, energy, coarse_energy, stride, fit_half,
+                  steps, n_rounds, min_scale, max_scale, accept_fraction, out):  # pragma: no cover - compiled
+    """Re-time each flagged discharge with a background potential fitted beside it.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_items, L)
+        Each flagged discharge's sweep less the other potentials' model, V.
+    residual : ndarray, shape (n_items, L)
+        Its sweep less every potential's model, V.
+    starts : ndarray, shape (n_items,)
+        The potential's fitted position, samples.
+    potentials : ndarray of int, shape (n_items,)
+        Which potential (row of ``phases``).
+    phases : ndarray, shape (K, P, L)
+        Each potential's template at sub-sample shifts 0, 1/P, ...; reference at 0, circular.
+    background : ndarray, shape (m, P, S)
+        The background templates at the same sub-sample shifts, centred on sample S // 2.
+    energy, coarse_energy : ndarray, shape (m,)
+        Sum of squares of each background template's phase 0, and of every
+        ``stride``-th sample of it.
+    stride : int
+        Step of the coarse search for the background, samples.
+    fit_half : int
+    steps : ndarray, shape (G,)
+        Shifts tried around the fitted position, samples (multiples of 1/P).
+    n_rounds : int
+    min_scale, max_scale, accept_fraction : float
+    out : ndarray, shape (n_items,)
+        The new position, or NaN where the re-timing is not kept.
+    """
+    n_items, length = data.shape
+    n_phases = phases.shape[1]
+    n_grid = steps.shape[0]
+    left = np.empty(length)
+    fitted = np.empty(length)
+    cost = np.empty(n_grid)
+    for item in range(n_items):
+        out[item] = np.nan
+        start = starts[item]
+        k = potentials[item]
+        centre = int(round(start))
+        lo = max(centre - fit_half, 0)
+        hi = min(centre + fit_half + 1, length)
+        base = round(start * n_phases)
+        before = 0.0
+        for t in range(lo, hi):
+            before += residual[item, t] ** 2
+        left[:] = residual[item]
+        tau = start
+        best = -1
+        for _ in range(n_rounds):
+            if not _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
+                                    max_scale, fitted):
+                best = -1
+                break
+            # whole-sample steps from the middle of the grid, then every step within one
+            # sample of the best of them
+            cost[:] = np.inf
+            middle = n_grid // 2
+            best = middle
+            for g in range(middle % n_phases, n_grid, n_phases):
+                _shift_cost(data[item], fitted, phases[k], base, steps[g], lo, hi, n_phases, cost, g)
+                if cost[g] < cost[best]:
+                    best = g
+            coarse = best
+            for g in range(max(0, coarse - n_phases + 1), min(n_grid, coarse + n_phases)):
+                if g != coarse:
+                    _shift_cost(data[item], fitted, phases[k], base, steps[g], lo, hi, n_phases, cost, g)
+                    if cost[g] < cost[best] or (cost[g] == cost[best] and g < best):
+                        best = g
+            tau = (base + round(steps[best] * n_phases)) / n_phases
+            if 0 < best < n_grid - 1:
+                curvature = cost[best - 1] - 2.0 * cost[best] + cost[best + 1]
+                if curvature > 0.0:
+                    tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / curvature
+            quarters = int(base + round(steps[best] * n_phases))
+            whole = quarters // n_phases
+            frac = quarters - whole * n_phases
+            for t in range(length):  # what the potential at that shift leaves
+                left[t] = data[item, t] - phases[k, frac, (t - whole) % length]
+        if best >= 0 and cost[best] < accept_fraction * before:
+            out[item] = tau
+    return out

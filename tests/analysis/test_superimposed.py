@@ -1,0 +1,254 @@
+"""Re-timing discharges with another unit's potential on them: kernels against slow
+references, the flag on noise, and an analytic recording with planted superpositions."""
+
+import numpy as np
+import pytest
+
+from sfemg.analysis import AnalysisParams, analyze_signal
+from sfemg.analysis._superimposed_numba import (
+    group_template_kernel,
+    model_residual_kernel,
+    retime_kernel,
+    window_energy_kernel,
+)
+from sfemg.analysis.superimposed import _phases, flag_superimposed
+
+from . import synth
+from .tolerances import N_SD
+
+P = 4  # sub-sample phases (superimposed._PHASES)
+
+
+def slow_group_template(signal, centres, half, lags):
+    """Members aligned (first best lag) on their unaligned mean; mean; median Pearson r."""
+    def seg(c):
+        return signal[c - half:c + half + 1]
+
+    first = np.mean([seg(c) for c in centres], axis=0)
+    best = [max(range(-lags, lags + 1), key=lambda lag: float(seg(c + lag) @ first)) for c in centres]
+    segments = [seg(c + b) for c, b in zip(centres, best)]
+    template = np.mean(segments, axis=0)
+    r = [np.corrcoef(s, template)[0, 1] if np.std(s) > 0 else 0.0 for s in segments]
+    return template, float(np.median(r))
+
+
+def slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale):
+    """The fitted background potential (or None), as documented in the kernel."""
+    length, size = left.size, bg.shape[2]
+    half = size // 2
+    first, last = max(half, lo - half), min(length - half - 1, hi + half)
+
+    def dot(c, m, phase=0, step=1):
+        idx = np.arange(0, size, step)
+        return float(left[c - half + idx] @ bg[m, phase, idx])
+
+    candidates = []
+    for c in range(first, last + 1, stride):
+        for m in range(bg.shape[0]):
+            d = dot(c, m, 0, stride)
+            scale = d / np.sum(bg[m, 0, ::stride] ** 2)
+            if lo_scale <= scale <= hi_scale:
+                candidates.append((scale * d, c, m))
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda t: t[0])  # max() keeps the first of equals
+    _, coarse, m = best
+    fine = []
+    for c in range(max(first, coarse - stride + 1), min(last, coarse + stride - 1) + 1):
+        d = dot(c, m)
+        scale = d / np.sum(bg[m, 0] ** 2)
+        if lo_scale <= scale <= hi_scale:
+            fine.append((scale * d, c))
+    if not fine:
+        return None
+    c = max(fine, key=lambda t: t[0])[1]
+    shift = 0.0
+    if first < c < last:
+        e0, e1, e2 = dot(c - 1, m) ** 2, dot(c, m) ** 2, dot(c + 1, m) ** 2
+        if e0 - 2 * e1 + e2 < 0:
+            shift = min(max(0.5 * (e0 - e2) / (e0 - 2 * e1 + e2), -0.5), 0.5)
+    centre, phase = divmod(int(round((c + shift) * P)), P)
+    if not half <= centre < length - half:
+        return None
+    v = bg[m, phase]
+    fitted = np.zeros(length)
+    fitted[centre - half:centre + half + 1] = min(max(dot(centre, m, phase) / (v @ v), lo_scale), hi_scale) * v
+    return fitted
+
+
+def slow_retime(data, residual, starts, potentials, phases, bg, stride, fit_half, steps, rounds, lo_scale,
+                hi_scale, accept):
+    """Each item: background and shift in turn (shift: whole samples from the grid's
+    middle, then every step within one sample of the best; lowest cost, first of equals;
+    a parabola); kept when the cost falls below ``accept`` of the window's residual."""
+    length = data.shape[1]
+    out = np.full(starts.size, np.nan)
+    for item, (start, k) in enumerate(zip(starts, potentials)):
+        lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
+        base = round(start * P)
+        before = np.sum(residual[item, lo:hi] ** 2)
+
+        def placed(g, cols):
+            whole, frac = divmod(int(base + round(steps[g] * P)), P)
+            return phases[k, frac, (cols - whole) % length]
+
+        left, best, cost = residual[item].copy(), -1, None
+        for _ in range(rounds):
+            fitted = slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale)
+            if fitted is None:
+                best = -1
+                break
+            cost = np.full(steps.size, np.inf)
+            middle = steps.size // 2
+            coarse = list(range(middle % P, steps.size, P))
+            window = np.arange(lo, hi)
+            for g in coarse:
+                cost[g] = np.sum((data[item, lo:hi] - fitted[lo:hi] - placed(g, window)) ** 2)
+            c = coarse[int(np.argmin(cost[coarse]))]
+            for g in range(max(0, c - P + 1), min(steps.size, c + P)):
+                cost[g] = np.sum((data[item, lo:hi] - fitted[lo:hi] - placed(g, window)) ** 2)
+            best = int(np.argmin(cost))
+            tau = (base + round(steps[best] * P)) / P
+            if 0 < best < steps.size - 1 and cost[best - 1] - 2 * cost[best] + cost[best + 1] > 0:
+                tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / (
+                    cost[best - 1] - 2 * cost[best] + cost[best + 1])
+            left = data[item] - placed(best, np.arange(length))
+        if best >= 0 and cost[best] < accept * before:
+            out[item] = tau
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_model_residual_kernel_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    n, length, k = 12, 64, 3
+    spectra = np.fft.rfft(rng.standard_normal((n, length)), axis=1)
+    templates = np.fft.rfft(rng.standard_normal((k, length)), axis=1)
+    positions = rng.uniform(5, 50, (k, n))
+    positions[rng.random((k, n)) < 0.2] = np.nan
+    w = 2 * np.pi * np.arange(spectra.shape[1]) / length
+    expected = spectra - np.nansum(np.where(np.isfinite(positions)[:, :, None], templates[:, None, :]
+                                            * np.exp(-1j * w[None, None, :] * positions[:, :, None]), 0), axis=0)
+    got = model_residual_kernel(spectra, templates, positions, 2 * np.pi / length, np.empty_like(spectra))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_window_energy_kernel_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    residual = rng.standard_normal((20, 90))
+    positions = rng.uniform(-3, 93, (3, 20))  # windows running off either end are clipped
+    positions[rng.random((3, 20)) < 0.2] = np.nan
+    half = 6
+    got = window_energy_kernel(residual, positions, half, np.empty(positions.shape))
+    for k, i in np.ndindex(positions.shape):
+        if np.isnan(positions[k, i]):
+            assert np.isnan(got[k, i])
+        else:
+            cols = np.clip(np.round(positions[k, i]).astype(int) + np.arange(-half, half + 1), 0, 89)
+            assert got[k, i] == pytest.approx(np.sum(residual[i, cols] ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_template_kernel_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    half, lags = 20, 3
+    signal = 0.1 * rng.standard_normal(5000)
+    shape = np.sin(np.linspace(0, 2 * np.pi, 2 * half + 1)) * np.hanning(2 * half + 1)
+    centres = np.sort(rng.choice(np.arange(100, 4800, 60), 30, replace=False))
+    for c in centres:  # each member up to 3 samples off the candidate position
+        off = rng.integers(-3, 4)
+        signal[c + off - half:c + off + half + 1] += shape
+    template = np.empty(2 * half + 1)
+    median_r = group_template_kernel(signal, centres, half, lags, template)
+    want, want_r = slow_group_template(signal, centres, half, lags)
+    np.testing.assert_allclose(template, want, rtol=1e-12, atol=1e-12)
+    assert median_r == pytest.approx(want_r, rel=1e-10)
+    assert median_r > 0.9  # the members were aligned
+
+
+def _retime_case(seed, n_items=12):
+    """Sweeps of one potential (a Gaussian derivative) with a broad background
+    potential near it in each, the potential's fitted position off by up to 3 samples."""
+    rng = np.random.default_rng(seed)
+    length, half_bg, fit_half = 160, 25, 15
+    t = np.arange(length)
+    pot = np.fft.rfft(-(t - length / 2) / 3.0 * np.exp(-0.5 * ((t - length / 2) / 3.0) ** 2))
+    pot *= np.exp(1j * 2 * np.pi * np.arange(pot.size) / length * (length / 2))  # reference at 0
+    s = np.arange(2 * half_bg + 1) - half_bg
+    bg_wave = np.exp(-0.5 * (s / 8.0) ** 2) - 0.5 * np.exp(-0.5 * ((s - 12) / 6.0) ** 2)
+    bg = _phases(np.fft.rfft(bg_wave), bg_wave.size)[None]
+    phases = _phases(pot, length)[None]
+    true = rng.uniform(60, 100, n_items)
+    data = np.empty((n_items, length))
+    for i in range(n_items):
+        clean = np.fft.irfft(pot * np.exp(-1j * 2 * np.pi * np.arange(pot.size) / length * true[i]), n=length)
+        c = int(true[i]) + rng.integers(-12, 13)
+        clean[c - half_bg:c + half_bg + 1] += rng.uniform(0.7, 1.4) * bg_wave
+        data[i] = clean + 0.02 * rng.standard_normal(length)
+    starts = true + rng.uniform(-3, 3, n_items)
+    own = np.stack([np.fft.irfft(pot * np.exp(-1j * 2 * np.pi * np.arange(pot.size) / length * p), n=length)
+                    for p in starts])
+    steps = np.arange(-20, 21) / P
+    args = (data, data - own, starts, np.zeros(n_items, np.int64), phases, bg)
+    return args, fit_half, steps, true, bg[:, 0, :]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("stride", [1, 3])
+def test_retime_kernel_matches_reference(seed, stride):
+    args, fit_half, steps, true, phase0 = _retime_case(seed)
+    got = retime_kernel(*args, np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride,
+                        fit_half, steps, 2, 0.6, 1.6, 0.3, np.empty(true.size))
+    want = slow_retime(*args, stride, fit_half, steps, 2, 0.6, 1.6, 0.3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.isfinite(got).sum() >= true.size // 2  # most are re-timed ...
+    assert np.nanmax(np.abs(got - true)) < 0.3      # ... onto the potential (started up to 3 samples off)
+
+
+def test_noise_alone_is_not_flagged():
+    """Band-limited noise in 600 µs (~12 degrees of freedom) passes 8x its median energy
+    with probability < 1e-12: none of 3 x 2000 windows is flagged."""
+    fs_hz, n, length = 50e3, 2000, 400
+    rng = np.random.default_rng(7)
+    residual = synth.band_noise(n * length, fs_hz, 1e-5, rng).reshape(n, length)
+    positions = np.vstack([np.full(n, 100.0), rng.uniform(150, 250, n), np.full(n, 300.0)])
+    positions[1, ::7] = np.nan
+    flagged = flag_superimposed(residual, positions, 1e-5, fs_hz, 8.0)
+    assert not flagged.any()
+    residual[5, 285:316] += 2e-4  # another potential on the third
+    flagged = flag_superimposed(residual, positions, 1e-5, fs_hz, 8.0)
+    assert np.array_equal(np.argwhere(flagged), [[2, 5]])
+
+
+def test_a_potential_of_another_unit_on_a_fibre_no_longer_drags_it():
+    """A unit (trigger, and a fibre 1 ms later) and another unit firing at 7.3 Hz whose
+    broad potential (0.8 mV, 200 µs phases) lies 100 µs after the fibre in ten planted
+    discharges. Timed on its own, the fibre is dragged towards it there (mean error of
+    those ten many SDs of the others' timing error); with the other unit's potential
+    modelled (its template from its discharges away from the unit's) they are timed as
+    well as the rest."""
+    fs, n = 50e3, 200
+    rng = np.random.default_rng(3)
+    t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
+    fibre = t0 + 1e-3 + 22e-6 * rng.standard_normal(n)
+    clean = np.zeros(int((t0[-1] + 0.02) * fs))
+    synth.add_potentials(clean, fs, t0, "triphasic", 1e-3)
+    synth.add_potentials(clean, fs, fibre, "biphasic", 0.6e-3)
+    hit = rng.choice(np.arange(5, n - 5), 10, replace=False)
+    other = np.sort(np.concatenate([np.arange(0.013, t0[-1], 1 / 7.3), fibre[hit] + 100e-6]))
+    synth.add_potentials(clean, fs, other, "biphasic", 0.8e-3, width_s=200e-6)
+    sig = synth._finish(clean, fs, synth.filtered_peak_v("biphasic", 0.6e-3, fs) / 10 ** 1.5, rng)
+    z = {}
+    for ratio in (0.0, AnalysisParams().superimposed_ratio):
+        r = analyze_signal(sig, fs, params=AnalysisParams(superimposed_ratio=ratio))
+        k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+        (pair,) = r.pairs
+        err_us = (pair.ipis_s - (fibre - t0)[k]) * 1e6
+        err_us -= np.nanmedian(err_us)
+        planted = np.isin(k, hit)
+        assert np.isfinite(err_us[planted]).all()
+        sd = np.nanstd(err_us[~planted])
+        z[ratio] = np.mean(err_us[planted]) / (sd / np.sqrt(planted.sum()))
+    assert z[0.0] > N_SD            # dragged
+    assert abs(z[8.0]) < N_SD       # not
