@@ -131,6 +131,24 @@ def _dot(left, start, background, m, phase, stride):  # pragma: no cover - compi
 
 
 @jit
+def _window_gain(left, centre, background, m, stride, lo, hi, scale):  # pragma: no cover - compiled
+    """Energy that ``scale`` × background template m (phase 0, every ``stride``-th
+    sample, centred on ``centre``) takes out of ``left`` within ``[lo, hi)``:
+    ``sum (2 scale left b - scale^2 b^2)`` over its samples there."""
+    half = background.shape[2] // 2
+    start = max(lo - (centre - half), 0)
+    start = (start + stride - 1) // stride * stride
+    stop = min(hi - (centre - half), background.shape[2])
+    cross = 0.0
+    norm = 0.0
+    for s in range(start, stop, stride):
+        v = background[m, 0, s]
+        cross += left[centre - half + s] * v
+        norm += v * v
+    return 2.0 * scale * cross - scale * scale * norm
+
+
+@jit
 def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale, max_scale,
                      fitted):  # pragma: no cover - compiled
     """Fit the background template that takes most energy out of ``left`` around
@@ -138,9 +156,11 @@ def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_
 
     Coarse: each template's sub-sample phase 0, every ``stride``-th sample of it, at every
     ``stride``-th integer centre from which it overlaps ``left[lo:hi]``, with its
-    least-squares scale (kept when within [min_scale, max_scale]); the most explained
-    energy ``scale * dot`` wins (first of equals, centres outer, templates inner). Fine:
-    that template, whole, at the centres within ``stride`` of it. The best centre is
+    least-squares scale over its whole length (kept when within [min_scale, max_scale]);
+    the one that takes most energy out of ``left[lo:hi]`` wins (:func:`_window_gain`;
+    first of equals, centres outer, templates inner): a bigger potential that only
+    touches the window does not beat the one on the potential. Fine: that template,
+    whole, at the centres within ``stride`` of it. The best centre is
     refined by a parabola through the explained energies ``dot^2``, rounded to the
     nearest phase, and that phase fitted there with its scale clipped to the range.
     """
@@ -148,29 +168,31 @@ def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_
     size = background.shape[2]
     half = size // 2
     first = max(half, lo - half)
-    last = min(length - half - 1, hi + half)
+    last = min(length - half - 1, hi + half - 1)
     best_gain = -np.inf
     best_c = -1
     best_m = -1
     for c in range(first, last + 1, stride):
         for m in range(background.shape[0]):
-            dot = _dot(left, c - half, background, m, 0, stride)
-            scale = dot / coarse_energy[m]
-            if min_scale <= scale <= max_scale and scale * dot > best_gain:
-                best_gain = scale * dot
-                best_c = c
-                best_m = m
+            scale = _dot(left, c - half, background, m, 0, stride) / coarse_energy[m]
+            if min_scale <= scale <= max_scale:
+                gain = _window_gain(left, c, background, m, stride, lo, hi, scale)
+                if gain > best_gain:
+                    best_gain = gain
+                    best_c = c
+                    best_m = m
     if best_c < 0:
         return False
     coarse_c = best_c
     best_gain = -np.inf
     best_c = -1
     for c in range(max(first, coarse_c - stride + 1), min(last, coarse_c + stride - 1) + 1):
-        dot = _dot(left, c - half, background, best_m, 0, 1)
-        scale = dot / energy[best_m]
-        if min_scale <= scale <= max_scale and scale * dot > best_gain:
-            best_gain = scale * dot
-            best_c = c
+        scale = _dot(left, c - half, background, best_m, 0, 1) / energy[best_m]
+        if min_scale <= scale <= max_scale:
+            gain = _window_gain(left, c, background, best_m, 1, lo, hi, scale)
+            if gain > best_gain:
+                best_gain = gain
+                best_c = c
     if best_c < 0:
         return False
     shift = 0.0

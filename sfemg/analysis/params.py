@@ -83,11 +83,11 @@ class AnalysisParams:
         hundreds of µs late, a steady one does not. 0 turns the search off (every such
         discharge is a block).
     superimposed_ratio : float
-        Voluntary continuous recordings: a discharge in which what the model of the
-        unit's potentials leaves within ±300 µs of a potential has more than this many
-        times its median energy (another unit's potential on it) is re-timed with that
-        other potential modelled, from templates of the recording's recurring
-        potentials away from the unit's discharges
+        Voluntary continuous recordings, template method: a discharge in which what the
+        model of the unit's potentials leaves within ±300 µs of a potential has more
+        than this many times its median energy (another unit's potential on it) is
+        re-timed with that other potential modelled, from templates of the recording's
+        recurring potentials away from the unit's discharges
         (:mod:`sfemg.analysis.superimposed`). 0 turns the re-timing off.
     artefact_blank_ms : float
         Stimulated recordings: samples closer than this after the stimulus are artefact

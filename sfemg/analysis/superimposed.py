@@ -9,8 +9,8 @@ like (:func:`flag_superimposed`). To re-time them the other unit's potential is
 modelled too, with a template taken from the recording itself: the recurring
 potentials away from the unit's discharges (:func:`background_templates`). In each
 flagged discharge the best-fitting background template and the potential's shift
-are fitted in turn (:func:`retime_superimposed`). Measured on the simulated studies
-in docs/analysis.md §2.
+are fitted in turn (:func:`retime_superimposed`). Method: docs/analysis.md §2;
+measured on the simulated studies in §6.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import scipy.signal
 
 from ._superimposed_numba import group_template_kernel, model_residual_kernel, retime_kernel, window_energy_kernel
 from .detect import amplitude_groups, fast_median
@@ -32,6 +33,11 @@ BACKGROUND_HALF_US = 1000.0
 _MIN_COUNT = 20
 #: ... and is consistent: the median correlation of its members with their mean.
 _MIN_CORRELATION = 0.85
+#: A template's outer eighths are tapered (Tukey window of this fraction) to zero: a
+#: unit's potential can reach beyond ±BACKGROUND_HALF_US (its edge samples were up to
+#: 0.76 of its peak on a simulated study), and the sub-sample shifts are circular.
+#: (Tapered, or learnt over ±1.5 ms: the simulated studies' figures unchanged.)
+_TEMPLATE_TAPER = 0.25
 #: Members are aligned on their mean within ± this many samples.
 _ALIGN_LAGS = 3
 #: At most this many members (evenly spread over the recording) make a template: its
@@ -50,8 +56,8 @@ _FLAG_HALF_US = 300.0
 #: Re-timing: the potential's shift is searched within ± this of its fitted one, µs, at
 #: whole samples, then in steps of _GRID_STEP samples within one sample of the best,
 #: refined by a parabola; background and shift are fitted
-#: in turn _ROUNDS times (1, 2 and 3 rounds: within max(0.5 µs, 3 %) 0.69, 0.68, 0.68
-#: of the pairs on simulated seeds 1-6, median MCD error 1.6, 1.4, 1.4 %).
+#: in turn _ROUNDS times (simulated seeds 1-6, while tuning: 1 round left the median
+#: MCD error at 1.6 %, 2 and 3 rounds at 1.4 %, within-target the same, 0.68-0.69).
 _SHIFT_RANGE_US = 100.0
 _GRID_STEP = 0.25
 _ROUNDS = 2
@@ -103,7 +109,8 @@ def background_templates(signal_v, cols, amplitudes_v, fs_hz):
     Returns
     -------
     ndarray, shape (n_templates, _PHASES, 2 * half + 1)
-        Each template centred on its group's peak (sample ``half``), V, shifted by 0,
+        Each template centred on its group's peak (sample ``half``), V, its ends tapered
+        (:data:`_TEMPLATE_TAPER`), shifted by 0,
         1/_PHASES, ... samples (:func:`_phases`, circular); ``half`` is
         :data:`BACKGROUND_HALF_US` in samples. A template is the mean of (at most
         :data:`_MAX_MEMBERS` of) a group's members, each aligned on their unaligned mean
@@ -120,10 +127,11 @@ def background_templates(signal_v, cols, amplitudes_v, fs_hz):
     signal = np.ascontiguousarray(signal_v, dtype=np.float64)
     templates = []
     template = np.empty(2 * half + 1)
+    taper = scipy.signal.windows.tukey(template.size, _TEMPLATE_TAPER)
     for _, _, members in amplitude_groups(amplitudes_v, _MIN_COUNT):
         chosen = members[np.linspace(0, members.size - 1, min(members.size, _MAX_MEMBERS)).astype(np.int64)]
         if group_template_kernel(signal, cols[chosen], half, _ALIGN_LAGS, template) >= _MIN_CORRELATION:
-            templates.append(_phases(np.fft.rfft(template), template.size))
+            templates.append(_phases(np.fft.rfft(template * taper), template.size))
     return np.array(templates).reshape(len(templates), _PHASES, 2 * half + 1)
 
 

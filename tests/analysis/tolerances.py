@@ -77,9 +77,9 @@ SIM_FALSE_TRIGGER_FRACTION = 0.01
 SIM_BLOCKING_EXACT_FRACTION = 0.6
 SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: MCD of matched pairs against the MCD of the simulated event times over the same
-#: discharges: median relative error (measured 0.4-4.3 % since discharges with another
+#: discharges: median relative error (measured 0.3-4.4 % since discharges with another
 #: unit's potential on them are re-timed, 0.3-4.4 % before, 1.6-9.7 % before the joint
-#: timing of overlapping potentials), largest (measured <= 44 %, 49 % before: single
+#: timing of overlapping potentials), largest (measured <= 43 %, 49 % before: single
 #: discharges timed hundreds of µs off on a wrong phase, §6/§10), and the fraction
 #: within the issue's max(0.5 µs, 3 %) (measured 0.5-1.0; 0.4-0.9 before the re-timing,
 #: 0.22-0.62 before the joint timing). The limits are kept: one pair in ~10 per study
