@@ -1123,7 +1123,7 @@ def _retime_superimposed(model, sw, timed, fs_hz, params):
                               _fit_half(params, fs_hz))
     changed = np.isfinite(new) & (new != positions)
     return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s))
-            for t, p, c in zip(timed, new, changed)]
+            if c.any() else t for t, p, c in zip(timed, new, changed)]
 
 
 def _noise_power(sw, length, spectra):

@@ -83,14 +83,27 @@ def _phase_factors(length):
     return factors
 
 
-def _phases(waveform_spectrum, length):
-    """A waveform (DFT, reference at sample 0) shifted by 0, 1/_PHASES, ... samples.
+def _phases(waveform_spectra, length):
+    """Waveforms (DFT, reference at sample 0) shifted by 0, 1/_PHASES, ... samples.
+
+    Parameters
+    ----------
+    waveform_spectra : ndarray of complex, shape (m, length // 2 + 1)
+    length : int
 
     Returns
     -------
-    ndarray, shape (_PHASES, length)
+    ndarray, shape (m, _PHASES, length)
     """
-    return np.fft.irfft(waveform_spectrum[None, :] * _phase_factors(length), n=length, axis=1)
+    return np.fft.irfft(waveform_spectra[:, None, :] * _phase_factors(length)[None], n=length, axis=2)
+
+
+@functools.lru_cache(maxsize=16)
+def _taper(size):
+    """The background templates' end taper (:data:`_TEMPLATE_TAPER`), read-only."""
+    taper = scipy.signal.windows.tukey(size, _TEMPLATE_TAPER)
+    taper.flags.writeable = False
+    return taper
 
 
 def background_templates(signal_v, cols, amplitudes_v, fs_hz):
@@ -125,14 +138,16 @@ def background_templates(signal_v, cols, amplitudes_v, fs_hz):
     inside = (cols >= half + _ALIGN_LAGS) & (cols < signal_v.size - half - _ALIGN_LAGS)
     cols, amplitudes_v = cols[inside], amplitudes_v[inside]
     signal = np.ascontiguousarray(signal_v, dtype=np.float64)
+    size = 2 * half + 1
     templates = []
-    template = np.empty(2 * half + 1)
-    taper = scipy.signal.windows.tukey(template.size, _TEMPLATE_TAPER)
     for _, _, members in amplitude_groups(amplitudes_v, _MIN_COUNT):
         chosen = members[np.linspace(0, members.size - 1, min(members.size, _MAX_MEMBERS)).astype(np.int64)]
+        template = np.empty(size)
         if group_template_kernel(signal, cols[chosen], half, _ALIGN_LAGS, template) >= _MIN_CORRELATION:
-            templates.append(_phases(np.fft.rfft(template * taper), template.size))
-    return np.array(templates).reshape(len(templates), _PHASES, 2 * half + 1)
+            templates.append(template)
+    if not templates:
+        return np.empty((0, _PHASES, size))
+    return _phases(np.fft.rfft(np.array(templates) * _taper(size), axis=1), size)
 
 
 def model_residual(spectra, template_spectra, positions, length):
@@ -244,7 +259,7 @@ def retime_superimposed(residual_v, positions, template_spectra, flagged, templa
     phase0 = np.ascontiguousarray(templates[:, 0, :])
     used = np.unique(potential)  # the potentials' shifted templates, those re-timed only
     phases = np.zeros((template_spectra.shape[0], _PHASES, length))
-    phases[used] = np.stack([_phases(template_spectra[k], length) for k in used])
+    phases[used] = _phases(template_spectra[used], length)
     new = retime_kernel(residual + own, residual, starts, potential.astype(np.int64), phases, templates,
                         np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride, int(fit_half),
                         np.arange(-reach, reach + 1) / _PHASES, _ROUNDS, _MIN_SCALE, _MAX_SCALE, _ACCEPT_FRACTION,

@@ -193,8 +193,8 @@ def _retime_case(seed, n_sweeps=10):
     s = np.arange(2 * half_bg + 1) - half_bg
     bg_waves = [np.exp(-0.5 * (s / 8.0) ** 2) - 0.5 * np.exp(-0.5 * ((s - 12) / 6.0) ** 2),
                 -0.7 * np.exp(-0.5 * ((s + 5) / 10.0) ** 2) + 0.4 * np.exp(-0.5 * ((s - 14) / 5.0) ** 2)]
-    bg = np.stack([_phases(np.fft.rfft(b), b.size) for b in bg_waves])
-    phases = np.stack([_phases(p, length) for p in pots])
+    bg = _phases(np.fft.rfft(np.array(bg_waves), axis=1), bg_waves[0].size)
+    phases = _phases(np.array(pots), length)
     true = np.vstack([rng.uniform(40, 70, n_sweeps), rng.uniform(105, 130, n_sweeps)])
     true[0, [0, 2, 4]] = rng.uniform(3, 10, 3)  # windows clipped at the start, background on them
     sweeps = np.empty((n_sweeps, length))
