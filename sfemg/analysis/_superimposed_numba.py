@@ -258,10 +258,14 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
     stride : int
         Step of the coarse search for the background, samples.
     fit_half : int
+        Half-length of the fit window around the fitted position, samples.
     steps : ndarray, shape (G,)
         Shifts tried around the fitted position, samples (multiples of 1/P).
     n_rounds : int
+        Rounds of background fit then shift fit.
     min_scale, max_scale, accept_fraction : float
+        The background's scale range; the fraction of the window's residual energy the
+        final misfit must fall below.
     out : ndarray, shape (n_items,)
         The new position, or NaN where the re-timing is not kept.
     """
@@ -283,9 +287,15 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
         for t in range(lo, hi):
             before += residual[item, t] ** 2
         left[:] = residual[item]
-        tau = start
+        tau = start  # (assigned in every round that completes)
         best = -1
-        for _ in range(n_rounds):
+        for round_ in range(n_rounds):
+            if round_ > 0:  # what the potential at the previous round's shift leaves
+                quarters = int(base + round(steps[best] * n_phases))
+                whole = quarters // n_phases
+                frac = quarters - whole * n_phases
+                for t in range(length):
+                    left[t] = data[item, t] - phases[k, frac, (t - whole) % length]
             if not _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
                                     max_scale, fitted):
                 best = -1
@@ -310,11 +320,6 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
                 curvature = cost[best - 1] - 2.0 * cost[best] + cost[best + 1]
                 if curvature > 0.0:
                     tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / curvature
-            quarters = int(base + round(steps[best] * n_phases))
-            whole = quarters // n_phases
-            frac = quarters - whole * n_phases
-            for t in range(length):  # what the potential at that shift leaves
-                left[t] = data[item, t] - phases[k, frac, (t - whole) % length]
         if best >= 0 and cost[best] < accept_fraction * before:
             out[item] = tau
     return out

@@ -34,7 +34,6 @@ from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
 from .superimposed import (
-    BACKGROUND_HALF_US,
     background_templates,
     flag_superimposed,
     model_residual,
@@ -961,9 +960,9 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
     extents : list of (float, float)
         Their waveforms' extents (:func:`_waveform_extents` of their joint templates),
         in the same order (NaN for a potential kept alone).
-    model : _Model
+    model : _Model or None
         The sweeps' DFT and the kept potentials' joint templates at the positions of
-        their single fits.
+        their single fits (None when only one potential is kept).
     """
     first = trigger if trigger >= 0 else int(np.argmax([g.amplitude_v for g in groups]))
     order = [first] + sorted((j for j in range(len(groups)) if j != first),
@@ -1009,12 +1008,15 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
         kept.append(g)
         timed.append(t)
         extents = None
-    if extents is None:  # the last group considered was kept (or none followed the first)
+    if extents is None and len(timed) > 1:  # the last group considered was kept
         positions = np.array([k.positions for k in timed])
         model = (positions, *joint_templates(spectra, positions, length, _JOINT_RIDGE))
-        extents = _waveform_extents(model[1], positions, length, fs_hz) if len(timed) > 1 else [(np.nan, np.nan)]
+        extents = _waveform_extents(model[1], positions, length, fs_hz)
+    elif extents is None:  # no group followed the first
+        model, extents = None, [(np.nan, np.nan)]
     order = np.argsort(kept)
-    model = _Model(spectra, model[0][order], model[1][order], model[2])
+    if model is not None:
+        model = _Model(spectra, model[0][order], model[1][order], model[2])
     return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order], model
 
 
@@ -1088,27 +1090,31 @@ def _retime_superimposed(model, sw, timed, fs_hz, params):
     (:mod:`~sfemg.analysis.superimposed`): voluntary continuous recordings, whose signal
     between the sweeps shows the other units' potentials.
 
-    The model is every kept potential's joint template (``model``: estimated at the
-    selection's positions) at its final positions (joint timing moves them by µs); the other
-    units' templates come from the candidate peaks (``sw.busy_cols``) farther than a
-    template's half length from every sweep.
+    The model is every kept potential's joint template (estimated at the selection's
+    positions) at its final positions (joint timing moves them by µs); the other units'
+    templates come from the candidate peaks (``sw.busy_cols``) farther than a template's
+    half length from every sweep.
+
+    Parameters
+    ----------
+    model : _Model or None
+        From :func:`_select_potentials` (None with a single potential: nothing to do).
+    sw : _Sweeps
+    timed : list of _Timed
+        The kept potentials, with their final time points.
+    fs_hz : float
+    params : AnalysisParams
 
     Returns
     -------
     list of _Timed
         ``timed`` with the re-timed discharges' time points and positions changed.
     """
-    if sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
+    if model is None or sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
         return timed
-    signal = sw.noise_v[0]
     n_cols = sw.data_v.shape[1]
-    half = int(round(BACKGROUND_HALF_US * 1e-6 * fs_hz))
-    starts = np.sort(np.round(sw.start_s * fs_hz).astype(np.int64))
-    cols = sw.busy_cols
-    before = np.searchsorted(starts, cols + half, side="right") - 1  # the last sweep starting before
-    away = cols[(before < 0) | (cols - half >= starts[np.maximum(before, 0)] + n_cols)]
-    background = background_templates(signal, away, peak_values(signal, np.zeros(away.size, np.int64), away),
-                                      fs_hz)
+    background = background_templates(sw.noise_v[0], sw.busy_cols,
+                                      np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz)
     if background.shape[0] == 0:
         return timed
     positions = np.array([t.positions for t in timed])
@@ -1288,7 +1294,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
-    if params.method == "template" and mode == "voluntary":
+    if params.method == "template" and params.joint_timing and mode == "voluntary":
         timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1

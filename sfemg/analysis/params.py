@@ -83,12 +83,13 @@ class AnalysisParams:
         hundreds of µs late, a steady one does not. 0 turns the search off (every such
         discharge is a block).
     superimposed_ratio : float
-        Voluntary continuous recordings, template method: a discharge in which what the
-        model of the unit's potentials leaves within ±300 µs of a potential has more
-        than this many times its median energy (another unit's potential on it) is
-        re-timed with that other potential modelled, from templates of the recording's
-        recurring potentials away from the unit's discharges
-        (:mod:`sfemg.analysis.superimposed`). 0 turns the re-timing off.
+        Voluntary continuous recordings, template method with joint timing: a discharge
+        in which what the model of the unit's potentials leaves within ±300 µs of a
+        potential has more than this many times its median energy (another unit's
+        potential on it) is re-timed with that other potential modelled, from templates
+        of the recording's recurring potentials away from the unit's discharges
+        (:mod:`sfemg.analysis.superimposed`). 0 turns the re-timing off; otherwise it must
+        exceed 1 (at 1, half the discharges would be re-timed).
     artefact_blank_ms : float
         Stimulated recordings: samples closer than this after the stimulus are artefact
         (zeroed; no response is sought there).
@@ -168,8 +169,12 @@ class AnalysisParams:
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
         for name in ("excursion_window_us", "superimposed_ratio"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value) or value < 0:
                 raise SfemgInputError(f"AnalysisParams.{name} must be a number >= 0, got {value!r}")
+        if 0 < self.superimposed_ratio <= 1:
+            raise SfemgInputError("AnalysisParams.superimposed_ratio must be 0 (off) or above 1, "
+                                  f"got {self.superimposed_ratio!r}")
         _positive("irregular_fraction", self.irregular_fraction)
         if self.irregular_fraction > 1:
             raise SfemgInputError(

@@ -18,23 +18,23 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.signal
 
 from ._superimposed_numba import group_template_kernel, model_residual_kernel, retime_kernel, window_energy_kernel
-from .detect import amplitude_groups, fast_median
+from .detect import amplitude_groups, fast_median, peak_values
+from .timing import fit_taper
 
 __all__ = ["background_templates", "model_residual", "flag_superimposed", "retime_superimposed"]
 
 #: Half-length of a background template, µs: a distant unit's potential, high-passed,
 #: lasts 1-2 ms.
-BACKGROUND_HALF_US = 1000.0
+_BACKGROUND_HALF_US = 1000.0
 #: A background potential recurs: an amplitude group of at least this many candidate
 #: peaks (a unit firing at 7-14 Hz gives ~70-140 in 10 s).
 _MIN_COUNT = 20
 #: ... and is consistent: the median correlation of its members with their mean.
 _MIN_CORRELATION = 0.85
 #: A template's outer eighths are tapered (Tukey window of this fraction) to zero: a
-#: unit's potential can reach beyond ±BACKGROUND_HALF_US (its edge samples were up to
+#: unit's potential can reach beyond ±_BACKGROUND_HALF_US (its edge samples were up to
 #: 0.76 of its peak on a simulated study), and the sub-sample shifts are circular.
 #: (Tapered, or learnt over ±1.5 ms: the simulated studies' figures unchanged.)
 _TEMPLATE_TAPER = 0.25
@@ -54,12 +54,12 @@ _MIN_SCALE, _MAX_SCALE = 0.6, 1.6
 #: studies).
 _FLAG_HALF_US = 300.0
 #: Re-timing: the potential's shift is searched within ± this of its fitted one, µs, at
-#: whole samples, then in steps of _GRID_STEP samples within one sample of the best,
+#: whole samples, then in steps of _GRID_STEP_SAMPLES samples within one sample of the best,
 #: refined by a parabola; background and shift are fitted
 #: in turn _ROUNDS times (simulated seeds 1-6, while tuning: 1 round left the median
 #: MCD error at 1.6 %, 2 and 3 rounds at 1.4 %, within-target the same, 0.68-0.69).
 _SHIFT_RANGE_US = 100.0
-_GRID_STEP = 0.25
+_GRID_STEP_SAMPLES = 0.25
 _ROUNDS = 2
 #: A re-timing is kept when it leaves at most this fraction of the residual energy
 #: the fit window had: the other unit's potential is then explained, not one of its
@@ -68,9 +68,9 @@ _ACCEPT_FRACTION = 0.3
 
 
 #: Sub-sample phases the potentials' and the background templates are prepared at:
-#: a shift on the _GRID_STEP grid is then an integer shift of one of them (no DFT per
+#: a shift on the _GRID_STEP_SAMPLES grid is then an integer shift of one of them (no DFT per
 #: discharge); the background's place is rounded to them (±1/8 sample).
-_PHASES = int(round(1.0 / _GRID_STEP))
+_PHASES = int(round(1.0 / _GRID_STEP_SAMPLES))
 
 
 @functools.lru_cache(maxsize=16)
@@ -89,24 +89,20 @@ def _phases(waveform_spectra, length):
     Parameters
     ----------
     waveform_spectra : ndarray of complex, shape (m, length // 2 + 1)
+        DFT of each waveform (V), its reference at sample 0.
     length : int
+        Samples of the waveforms.
 
     Returns
     -------
     ndarray, shape (m, _PHASES, length)
+        V; circular shifts.
     """
     return np.fft.irfft(waveform_spectra[:, None, :] * _phase_factors(length)[None], n=length, axis=2)
 
 
-@functools.lru_cache(maxsize=16)
-def _taper(size):
-    """The background templates' end taper (:data:`_TEMPLATE_TAPER`), read-only."""
-    taper = scipy.signal.windows.tukey(size, _TEMPLATE_TAPER)
-    taper.flags.writeable = False
-    return taper
 
-
-def background_templates(signal_v, cols, amplitudes_v, fs_hz):
+def background_templates(signal_v, cols, sweep_starts, sweep_length, fs_hz):
     """Templates of the recurring potentials of other units.
 
     Parameters
@@ -114,29 +110,34 @@ def background_templates(signal_v, cols, amplitudes_v, fs_hz):
     signal_v : ndarray, shape (n_samples,)
         The continuous recording, V.
     cols : ndarray of int, shape (n_candidates,)
-        Candidate peaks away from the unit's discharges (not in any of its sweeps).
-    amplitudes_v : ndarray, shape (n_candidates,)
-        Their signed peak values, V.
+        Candidate peaks of the recording (samples); those farther than a template's half
+        length from every sweep of the unit are used.
+    sweep_starts : ndarray of int, shape (n_sweeps,)
+        First sample of each of the unit's sweeps, increasing.
+    sweep_length : int
+        Samples per sweep.
     fs_hz : float
 
     Returns
     -------
     ndarray, shape (n_templates, _PHASES, 2 * half + 1)
         Each template centred on its group's peak (sample ``half``), V, its ends tapered
-        (:data:`_TEMPLATE_TAPER`), shifted by 0,
-        1/_PHASES, ... samples (:func:`_phases`, circular); ``half`` is
-        :data:`BACKGROUND_HALF_US` in samples. A template is the mean of (at most
-        :data:`_MAX_MEMBERS` of) a group's members, each aligned on their unaligned mean
-        within ±:data:`_ALIGN_LAGS` samples
+        (:data:`_TEMPLATE_TAPER`), shifted by 0, 1/_PHASES, ... samples (:func:`_phases`,
+        circular); ``half`` is :data:`_BACKGROUND_HALF_US` in samples. A template is the
+        mean of (at most :data:`_MAX_MEMBERS` of) a group's members, each aligned on
+        their unaligned mean within ±:data:`_ALIGN_LAGS` samples
         (:func:`~sfemg.analysis._superimposed_numba.group_template_kernel`). Groups are
         those of :func:`~sfemg.analysis.detect.amplitude_groups` with at least
         :data:`_MIN_COUNT` members, kept when their median correlation with the template
         is at least :data:`_MIN_CORRELATION`; a unit with several large phases gives one
         template per phase.
     """
-    half = int(round(BACKGROUND_HALF_US * 1e-6 * fs_hz))
-    inside = (cols >= half + _ALIGN_LAGS) & (cols < signal_v.size - half - _ALIGN_LAGS)
-    cols, amplitudes_v = cols[inside], amplitudes_v[inside]
+    half = int(round(_BACKGROUND_HALF_US * 1e-6 * fs_hz))
+    before = np.searchsorted(sweep_starts, cols + half, side="right") - 1  # the last sweep starting before
+    away = (before < 0) | (cols - half >= sweep_starts[np.maximum(before, 0)] + sweep_length)
+    inside = away & (cols >= half + _ALIGN_LAGS) & (cols < signal_v.size - half - _ALIGN_LAGS)
+    cols = cols[inside]
+    amplitudes_v = peak_values(signal_v, np.zeros(cols.size, dtype=np.int64), cols)
     signal = np.ascontiguousarray(signal_v, dtype=np.float64)
     size = 2 * half + 1
     templates = []
@@ -147,7 +148,7 @@ def background_templates(signal_v, cols, amplitudes_v, fs_hz):
             templates.append(template)
     if not templates:
         return np.empty((0, _PHASES, size))
-    return _phases(np.fft.rfft(np.array(templates) * _taper(size), axis=1), size)
+    return _phases(np.fft.rfft(np.array(templates) * fit_taper(size, _TEMPLATE_TAPER), axis=1), size)
 
 
 def model_residual(spectra, template_spectra, positions, length):
@@ -189,7 +190,11 @@ def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
         Sweeps minus the model of all the unit's potentials, V.
     positions : ndarray, shape (K, n)
         The potentials' reference positions, samples; NaN where absent.
-    noise_sd_v, fs_hz, ratio : float
+    noise_sd_v : float
+        Robust noise SD of the recording, V.
+    fs_hz : float
+    ratio : float
+        Flag above this many times the median window energy (``superimposed_ratio``).
 
     Returns
     -------
@@ -208,20 +213,24 @@ def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
     return out
 
 
-def retime_superimposed(residual_v, positions, template_spectra, flagged, templates, fs_hz, fit_half):
+def retime_superimposed(residual_v, positions, template_spectra, flagged, background, fs_hz, fit_half):
     """Re-time flagged discharges with the other unit's potential modelled.
 
     In sweep i, potential k's data are the sweep less the other potentials' model
-    (``residual + model_k``). In turn, :data:`_ROUNDS` times: the background template
-    that best explains what the potential at its current shift leaves (each template
-    at places overlapping the fit window, every :data:`_COARSE_STEP_US` and then every
-    sample near the best, its scale by least squares within [:data:`_MIN_SCALE`,
-    :data:`_MAX_SCALE`], the best place refined by a parabola to the nearest of
-    :data:`_PHASES` sub-sample shifts), then the shift (±:data:`_SHIFT_RANGE_US`: every
-    whole sample, then every :data:`_GRID_STEP` within one sample of the best, and a
-    parabola) that fits the data less that background best, in ± ``fit_half`` around
-    the fitted position. The new shift is kept when the residual energy there falls below
-    :data:`_ACCEPT_FRACTION` of what it was
+    (``residual + model_k``). In turn, :data:`_ROUNDS` times:
+
+    * the background template, place and scale that take most energy out of what the
+      potential at its current shift leaves in its fit window ``[lo, hi)`` (places
+      overlapping the window, every :data:`_COARSE_STEP_US` and then every sample near
+      the best; scale by least squares over the whole template, within
+      [:data:`_MIN_SCALE`, :data:`_MAX_SCALE`]; the place refined by a parabola to the
+      nearest of :data:`_PHASES` sub-sample shifts);
+    * the shift (±:data:`_SHIFT_RANGE_US`: every whole sample, then every
+      :data:`_GRID_STEP_SAMPLES` within one sample of the best, and a parabola) that fits
+      the data less that background best in ± ``fit_half`` around the fitted position.
+
+    The new shift is kept when the misfit there falls below :data:`_ACCEPT_FRACTION` of
+    the residual energy the window had
     (:func:`~sfemg.analysis._superimposed_numba.retime_kernel`).
 
     Parameters
@@ -234,8 +243,8 @@ def retime_superimposed(residual_v, positions, template_spectra, flagged, templa
         DFT of each potential's joint template, its reference at sample 0.
     flagged : ndarray of bool, shape (K, n)
         From :func:`flag_superimposed`.
-    templates : ndarray, shape (m, _PHASES, 2 * half + 1)
-        From :func:`background_templates`.
+    background : ndarray, shape (m, _PHASES, 2 * half + 1)
+        The other units' templates, from :func:`background_templates`.
     fs_hz : float
     fit_half : int
         Half-length of the fit window, samples.
@@ -246,7 +255,7 @@ def retime_superimposed(residual_v, positions, template_spectra, flagged, templa
         ``positions`` with the re-timed discharges' changed.
     """
     out = positions.copy()
-    if templates.shape[0] == 0 or not flagged.any():
+    if background.shape[0] == 0 or not flagged.any():
         return out
     length = residual_v.shape[1]
     potential, row = np.nonzero(flagged)
@@ -256,11 +265,11 @@ def retime_superimposed(residual_v, positions, template_spectra, flagged, templa
     residual = np.ascontiguousarray(residual_v[row])
     reach = np.ceil(_SHIFT_RANGE_US * 1e-6 * fs_hz * _PHASES)
     stride = max(1, int(round(_COARSE_STEP_US * 1e-6 * fs_hz)))
-    phase0 = np.ascontiguousarray(templates[:, 0, :])
+    phase0 = np.ascontiguousarray(background[:, 0, :])
     used = np.unique(potential)  # the potentials' shifted templates, those re-timed only
     phases = np.zeros((template_spectra.shape[0], _PHASES, length))
     phases[used] = _phases(template_spectra[used], length)
-    new = retime_kernel(residual + own, residual, starts, potential.astype(np.int64), phases, templates,
+    new = retime_kernel(residual + own, residual, starts, potential.astype(np.int64), phases, background,
                         np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride, int(fit_half),
                         np.arange(-reach, reach + 1) / _PHASES, _ROUNDS, _MIN_SCALE, _MAX_SCALE, _ACCEPT_FRACTION,
                         np.empty(starts.size))

@@ -161,15 +161,22 @@ class TemplateFit:
 
 
 @functools.lru_cache(maxsize=64)
-def fit_taper(length: int):
+def fit_taper(length: int, fraction: float = _TAPER_FRACTION):
     """Tukey taper applied to fit segments (and to noise segments for their spectrum).
+
+    Parameters
+    ----------
+    length : int
+        Samples.
+    fraction : float
+        Tapered fraction of the length (both ends together).
 
     Returns
     -------
     ndarray, shape (length,)
         Read-only (cached: a recording asks for the same few lengths many times).
     """
-    taper = scipy.signal.windows.tukey(length, _TAPER_FRACTION)
+    taper = scipy.signal.windows.tukey(length, fraction)
     taper.flags.writeable = False
     return taper
 

@@ -241,7 +241,7 @@ def test_params_validated():
                 dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5),
                 dict(excursion_window_us=-1.0), dict(excursion_window_us=float("inf")),
                 dict(excursion_window_us="1"), dict(superimposed_ratio=-1.0),
-                dict(superimposed_ratio=float("nan"))):
+                dict(superimposed_ratio=float("nan")), dict(superimposed_ratio=1.0), dict(superimposed_ratio=True)):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
     AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off

@@ -12,12 +12,12 @@ from sfemg.analysis._superimposed_numba import (
     retime_kernel,
     window_energy_kernel,
 )
-from sfemg.analysis.superimposed import _phases, flag_superimposed
+from sfemg.analysis.superimposed import _PHASES, _phases, background_templates, flag_superimposed
 
 from . import synth
 from .tolerances import N_SD
 
-P = 4  # sub-sample phases (superimposed._PHASES)
+P = _PHASES  # sub-sample phases
 
 
 def slow_group_template(signal, centres, half, lags):
@@ -31,6 +31,15 @@ def slow_group_template(signal, centres, half, lags):
     template = np.mean(segments, axis=0)
     r = [np.corrcoef(s, template)[0, 1] if np.std(s) > 0 else 0.0 for s in segments]
     return template, float(np.median(r))
+
+
+def slow_window_gain(left, centre, bg, m, step, lo, hi, scale):
+    """Energy ``scale`` x template m (phase 0, every ``step``-th sample) centred on
+    ``centre`` takes out of ``left[lo:hi]``: over its samples that lie there."""
+    half = bg.shape[2] // 2
+    idx = np.array([s for s in range(0, bg.shape[2], step) if lo <= centre - half + s < hi], dtype=int)
+    b = bg[m, 0, idx]
+    return 2 * scale * float(left[centre - half + idx] @ b) - scale ** 2 * float(b @ b)
 
 
 def slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale):
@@ -49,9 +58,7 @@ def slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale):
         return float(left[c - half + idx] @ bg[m, phase, idx])
 
     def gain(c, m, step, scale):
-        idx = np.array([s for s in range(0, size, step) if lo <= c - half + s < hi], dtype=int)
-        b = bg[m, 0, idx]
-        return 2 * scale * float(left[c - half + idx] @ b) - scale ** 2 * float(b @ b)
+        return slow_window_gain(left, c, bg, m, step, lo, hi, scale)
 
     candidates = []
     for c in range(first, last + 1, stride):
@@ -76,8 +83,6 @@ def slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale):
         if e0 - 2 * e1 + e2 < 0:
             shift = min(max(0.5 * (e0 - e2) / (e0 - 2 * e1 + e2), -0.5), 0.5)
     centre, phase = divmod(int(round((c + shift) * P)), P)
-    if not half <= centre < length - half:
-        return None
     v = bg[m, phase]
     fitted = np.zeros(length)
     fitted[centre - half:centre + half + 1] = min(max(dot(centre, m, phase) / (v @ v), lo_scale), hi_scale) * v
@@ -101,7 +106,9 @@ def slow_retime(data, residual, starts, potentials, phases, bg, stride, fit_half
             return phases[k, frac, (cols - whole) % length]
 
         left, best, cost = residual[item].copy(), -1, None
-        for _ in range(rounds):
+        for r in range(rounds):
+            if r > 0:
+                left = data[item] - placed(best, np.arange(length))
             fitted = slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale)
             if fitted is None:
                 best = -1
@@ -120,7 +127,6 @@ def slow_retime(data, residual, starts, potentials, phases, bg, stride, fit_half
             if 0 < best < steps.size - 1 and cost[best - 1] - 2 * cost[best] + cost[best + 1] > 0:
                 tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / (
                     cost[best - 1] - 2 * cost[best] + cost[best + 1])
-            left = data[item] - placed(best, np.arange(length))
         if best >= 0 and cost[best] < accept * before:
             out[item] = tau
     return out
@@ -219,9 +225,7 @@ def test_window_gain_counts_the_samples_in_the_window_only(stride):
     bg = rng.standard_normal((2, P, 41))
     for centre in range(20, 100, 7):
         for lo, hi in ((0, 120), (30, 61), (55, 56), (centre + 15, centre + 40), (0, centre - 18)):
-            idx = np.array([s for s in range(0, 41, stride) if lo <= centre - 20 + s < hi], dtype=int)
-            b = bg[1, 0, idx]
-            want = 2 * 0.9 * float(left[centre - 20 + idx] @ b) - 0.81 * float(b @ b)
+            want = slow_window_gain(left, centre, bg, 1, stride, lo, hi, 0.9)
             assert _window_gain(left, centre, bg, 1, stride, lo, hi, 0.9) == pytest.approx(want, rel=1e-12, abs=1e-12)
 
 
@@ -237,6 +241,31 @@ def test_retime_kernel_matches_reference(seed, stride):
     covered = potential == sweep % 2  # the background lies on this potential
     assert np.isfinite(got[covered]).sum() >= covered.sum() // 2  # most of those are re-timed ...
     assert np.nanmax(np.abs(got - true)) < 0.3  # ... onto their potential (started up to 3 samples off)
+
+
+def test_background_templates_come_from_between_the_sweeps():
+    """A potential recurring 60 times between the unit's sweeps gives a template (its
+    shape, aligned, ends tapered to zero, middle as averaged); one of another shape
+    recurring only inside the sweeps gives none."""
+    fs_hz, rng = 50e3, np.random.default_rng(11)
+    signal = 2e-6 * rng.standard_normal(400_000)
+    t = np.arange(-60, 61)
+    shape = 1e-4 * np.exp(-0.5 * (t / 9.0) ** 2) - 0.6e-4 * np.exp(-0.5 * ((t - 20) / 8.0) ** 2)
+    sweep_starts = np.arange(1000, 390_000, 5000)
+    sweep_length = 600
+    between = sweep_starts[:60] + 2500 + rng.integers(-3, 4, 60)
+    inside = sweep_starts[:60] + 300
+    for c in between:
+        signal[c - 60:c + 61] += shape
+    for c in inside:
+        signal[c - 60:c + 61] -= 2 * shape[::-1]
+    cols = np.sort(np.concatenate([between, inside - 20]))  # (the inside ones' negative peaks)
+    templates = background_templates(signal, cols, sweep_starts, sweep_length, fs_hz)
+    assert templates.shape == (1, P, 101)  # ±1 ms at 50 kHz
+    template = templates[0, 0]
+    np.testing.assert_allclose(template[[0, -1]], 0.0, atol=1e-12)  # tapered ends
+    np.testing.assert_allclose(template[30:71], shape[30:91][10:51], atol=1e-6)  # the middle as it is
+    assert np.corrcoef(template, shape[10:111])[0, 1] > 0.99
 
 
 def test_noise_alone_is_not_flagged():
