@@ -1087,8 +1087,8 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
 
 def _retime_superimposed(model, sw, timed, fs_hz, params):
     """Re-time the discharges with another unit's potential on a potential of the unit
-    (:mod:`~sfemg.analysis.superimposed`): voluntary continuous recordings, whose signal
-    between the sweeps shows the other units' potentials.
+    (:mod:`~sfemg.analysis.superimposed`): continuous recordings (voluntary or
+    stimulated), whose signal between the sweeps shows the other units' potentials.
 
     The model is every kept potential's joint template (estimated at the selection's
     positions) at its final positions (joint timing moves them by µs); the other units'
@@ -1294,7 +1294,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
-    if params.method == "template" and params.joint_timing and mode == "voluntary":
+    if params.method == "template" and params.joint_timing:
         timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1

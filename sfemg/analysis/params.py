@@ -83,7 +83,8 @@ class AnalysisParams:
         hundreds of µs late, a steady one does not. 0 turns the search off (every such
         discharge is a block).
     superimposed_ratio : float
-        Voluntary continuous recordings, template method with joint timing: a discharge
+        Continuous recordings (voluntary or stimulated), template method with joint
+        timing: a discharge
         in which what the model of the unit's potentials leaves within ±300 µs of a
         potential has more than this many times its median energy (another unit's
         potential on it) is re-timed with that other potential modelled, from templates
