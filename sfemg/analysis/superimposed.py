@@ -54,10 +54,10 @@ _MIN_SCALE, _MAX_SCALE = 0.6, 1.6
 #: studies).
 _FLAG_HALF_US = 300.0
 #: Re-timing: the potential's shift is searched within ± this of its fitted one, µs, at
-#: whole samples, then in steps of _GRID_STEP_SAMPLES samples within one sample of the best,
-#: refined by a parabola; background and shift are fitted
-#: in turn _ROUNDS times (simulated seeds 1-6, while tuning: 1 round left the median
-#: MCD error at 1.6 %, 2 and 3 rounds at 1.4 %, within-target the same, 0.68-0.69).
+#: whole samples, then in steps of _GRID_STEP_SAMPLES within one sample of the best,
+#: refined by a parabola; background and shift are fitted in turn _ROUNDS times
+#: (simulated seeds 1-6, while tuning: 1 round left the median MCD error at 1.6 %, 2
+#: and 3 rounds at 1.4 %, within-target the same, 0.68-0.69).
 _SHIFT_RANGE_US = 100.0
 _GRID_STEP_SAMPLES = 0.25
 _ROUNDS = 2
@@ -67,9 +67,9 @@ _ROUNDS = 2
 _ACCEPT_FRACTION = 0.3
 
 
-#: Sub-sample phases the potentials' and the background templates are prepared at:
-#: a shift on the _GRID_STEP_SAMPLES grid is then an integer shift of one of them (no DFT per
-#: discharge); the background's place is rounded to them (±1/8 sample).
+#: Sub-sample phases the potentials' and the background templates are prepared at: a
+#: shift on the _GRID_STEP_SAMPLES grid is then an integer shift of one of them (no DFT
+#: per discharge); the background's place is rounded to them (±1/8 sample).
 _PHASES = int(round(1.0 / _GRID_STEP_SAMPLES))
 
 
@@ -99,7 +99,6 @@ def _phases(waveform_spectra, length):
         V; circular shifts.
     """
     return np.fft.irfft(waveform_spectra[:, None, :] * _phase_factors(length)[None], n=length, axis=2)
-
 
 
 def background_templates(signal_v, cols, sweep_starts, sweep_length, fs_hz):
