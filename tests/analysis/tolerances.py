@@ -73,8 +73,10 @@ SIM_FALSE_TRIGGER_FRACTION = 0.01
 #: (measured 0.70-1.0 since references on another fibre's potential are left out and
 #: latency excursions are sought, 0.67-1.0 before; what remains: a reference on another
 #: unit's potential, a superimposed potential, an excursion the search does not take),
-#: and of all their discharges misjudged (measured <= 0.5 %).
-SIM_BLOCKING_EXACT_FRACTION = 0.6
+#: and of all their discharges misjudged (measured <= 0.5 %). 0.7 as before 69e0ae1,
+#: which lowered it to 0.6 for slack while measuring 0.70 (the studies are seeded: no
+#: statistical slack is needed, and a pair more blocked wrongly should fail).
+SIM_BLOCKING_EXACT_FRACTION = 0.7
 SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: MCD of matched pairs against the MCD of the simulated event times over the same
 #: discharges: median relative error (measured 0.3-4.4 % since discharges with another
@@ -82,8 +84,9 @@ SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: timing of overlapping potentials), largest (measured <= 43 %, 49 % before: single
 #: discharges timed hundreds of µs off on a wrong phase, §6/§10), and the fraction
 #: within the issue's max(0.5 µs, 3 %) (measured 0.5-1.0; 0.4-0.9 before the re-timing,
-#: 0.22-0.62 before the joint timing). The limits are kept: one pair in ~10 per study
-#: is 0.1 of the fraction.
-SIM_MCD_MEDIAN_REL = 0.06
-SIM_MCD_MAX_REL = 0.5
-SIM_MCD_TARGET_FRACTION = 0.35
+#: 0.22-0.62 before the joint timing). Limits raised with the re-timing to lock its gain
+#: in, each a step short of the measured worst case (one pair in ~10 per study is 0.1 of
+#: the fraction): 0.06 -> 0.05, 0.5 -> 0.45, 0.35 -> 0.45.
+SIM_MCD_MEDIAN_REL = 0.05
+SIM_MCD_MAX_REL = 0.45
+SIM_MCD_TARGET_FRACTION = 0.45
