@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._validation import check_number
 from ..errors import SfemgInputError
 
 __all__ = ["AnalysisParams", "MIN_FS_HZ", "ACCEPTANCE_MIN_AMPLITUDE_V"]
@@ -168,11 +169,8 @@ class AnalysisParams:
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
             raise SfemgInputError(
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
-        for name in ("excursion_window_us", "superimposed_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(value) or value < 0:
-                raise SfemgInputError(f"AnalysisParams.{name} must be a number >= 0, got {value!r}")
+        check_number(self, "excursion_window_us", 0.0)
+        check_number(self, "superimposed_ratio", 0.0)
         if 0 < self.superimposed_ratio <= 1:
             raise SfemgInputError("AnalysisParams.superimposed_ratio must be 0 (off) or above 1, "
                                   f"got {self.superimposed_ratio!r}")

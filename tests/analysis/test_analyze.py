@@ -241,7 +241,8 @@ def test_params_validated():
                 dict(irregular_interval_ratio=1.0), dict(irregular_interval_ratio=-0.5),
                 dict(excursion_window_us=-1.0), dict(excursion_window_us=float("inf")),
                 dict(excursion_window_us="1"), dict(superimposed_ratio=-1.0),
-                dict(superimposed_ratio=float("nan")), dict(superimposed_ratio=1.0), dict(superimposed_ratio=True)):
+                dict(superimposed_ratio=float("nan")), dict(superimposed_ratio=1.0), dict(superimposed_ratio=True),
+                dict(excursion_window_us=True)):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
     AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off
@@ -475,7 +476,6 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     stays a block; out of its reach it is taken; with 9 discharges present nothing is
     sought."""
     from sfemg.analysis.core import _excursions, _measure_potential
-    from sfemg.analysis.detect import LockedPotential
     from sfemg.analysis.timing import fit_template
 
     fs, length, n, fit_half, noise = 50e3, 240, 40, 30, 1e-5

@@ -172,8 +172,6 @@ def test_two_tight_amplitude_groups_are_both_found(apart):
     apart), or whose one maximum lies between them (0.215): no candidate within 0.1 decade
     of the chosen centre, and the grouping loop never ended (a simulated severe MG
     recording). Run on a thread so that a regression fails instead of hanging the suite."""
-    import threading
-
     logs = np.r_[np.full(50, -3.0), np.full(50, -3.0 + apart)]
     result = []
     worker = threading.Thread(target=lambda: result.append(
@@ -185,8 +183,6 @@ def test_two_tight_amplitude_groups_are_both_found(apart):
 
 def _measure_reference(sweeps, ref_pos, pot, fit_half, block_fraction):
     """Slow reference of ``core._measure_potential`` (its NumPy form before the kernel)."""
-    from sfemg.analysis.detect import peak_values
-
     n, n_cols = sweeps.shape
     rows = np.arange(n)
     centre = np.round(ref_pos + pot.latency).astype(np.int64)

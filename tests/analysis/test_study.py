@@ -150,7 +150,8 @@ def test_reading_stays_at_most_two_recordings_per_worker_ahead():
             raise SfemgInputError("no potentials")
         return 2 * k
 
-    outcomes = _analysed(items(), analyse, n_workers=2)
+    source = items()  # held here: closing it must be _analysed's doing, not the garbage collector's
+    outcomes = _analysed(source, analyse, n_workers=2)
     assert next(outcomes) == ("r0", 0) and len(pulled) == 4
     rest = [(name, str(o) if isinstance(o, SfemgInputError) else o) for name, o in outcomes]
     assert rest == [("r1", 2), ("r2", 4), ("r3", 6), ("r4", 8), ("r5", "unreadable"), ("r6", 12),
@@ -185,7 +186,8 @@ def test_stopping_early_neither_waits_for_running_analyses_nor_leaves_the_input_
             release.wait(60)
         return k
 
-    outcomes = _analysed(items(), analyse, n_workers=2)
+    source = items()  # held here: closing it must be _analysed's doing, not the garbage collector's
+    outcomes = _analysed(source, analyse, n_workers=2)
     assert next(outcomes) == ("r0", 0)
     closer = threading.Thread(target=outcomes.close)
     closer.start()
