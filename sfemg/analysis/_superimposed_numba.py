@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import jit
+from ._timing_numba import peak_offset
 
 
 @jit
@@ -196,13 +197,10 @@ def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_
     if best_c < 0:
         return False
     shift = 0.0
-    if first < best_c < last:
-        e0 = _dot(left, best_c - 1 - half, background, best_m, 0, 1) ** 2
-        e1 = _dot(left, best_c - half, background, best_m, 0, 1) ** 2
-        e2 = _dot(left, best_c + 1 - half, background, best_m, 0, 1) ** 2
-        curvature = e0 - 2.0 * e1 + e2
-        if curvature < 0.0:
-            shift = min(max(0.5 * (e0 - e2) / curvature, -0.5), 0.5)
+    if first < best_c < last:  # the explained energies dot^2 either side
+        shift = peak_offset(_dot(left, best_c - 1 - half, background, best_m, 0, 1) ** 2,
+                            _dot(left, best_c - half, background, best_m, 0, 1) ** 2,
+                            _dot(left, best_c + 1 - half, background, best_m, 0, 1) ** 2)
     quarters = int(round((best_c + shift) * n_phases))
     centre = quarters // n_phases
     phase = quarters - centre * n_phases
@@ -316,10 +314,8 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
                     if cost[g] < cost[best] or (cost[g] == cost[best] and g < best):
                         best = g
             tau = (base + round(steps[best] * n_phases)) / n_phases
-            if 0 < best < n_grid - 1:
-                curvature = cost[best - 1] - 2.0 * cost[best] + cost[best + 1]
-                if curvature > 0.0:
-                    tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / curvature
+            if 0 < best < n_grid - 1:  # the cost's minimum: the maximum of its negative
+                tau += (steps[1] - steps[0]) * peak_offset(-cost[best - 1], -cost[best], -cost[best + 1])
         if best >= 0 and cost[best] < accept_fraction * before:
             out[item] = tau
     return out

@@ -17,6 +17,15 @@ from .._numba import jit
 
 
 @jit
+def peak_offset(y_m, y_0, y_p):  # pragma: no cover - compiled
+    """Offset from the middle sample of the vertex of the parabola through three evenly
+    spaced values, when it is a maximum (clipped to ±1/2 sample); else 0."""
+    den = y_m - 2.0 * y_0 + y_p
+    off = 0.5 * (y_m - y_p) / den if den < 0.0 else 0.0
+    return min(max(off, -0.5), 0.5)
+
+
+@jit
 def _powers(z, out_row):  # pragma: no cover - compiled
     """``out_row[k] = z**k`` by repeated multiplication."""
     p = 1.0 + 0.0j
@@ -56,12 +65,9 @@ def refine_shifts_kernel(cross, corr, w1, max_lag, n_steps, tau):  # pragma: no 
             if corr[i, (m - max_lag) % length] > corr[i, (best - max_lag) % length]:
                 best = m
         best = min(max(best, 1), n_lags - 2)
-        y_m = corr[i, (best - 1 - max_lag) % length]
-        y_0 = corr[i, (best - max_lag) % length]
-        y_p = corr[i, (best + 1 - max_lag) % length]
-        den = y_m - 2.0 * y_0 + y_p
-        off = 0.5 * (y_m - y_p) / den if den < 0.0 else 0.0
-        start = (best - max_lag) + min(max(off, -0.5), 0.5)
+        start = (best - max_lag) + peak_offset(corr[i, (best - 1 - max_lag) % length],
+                                               corr[i, (best - max_lag) % length],
+                                               corr[i, (best + 1 - max_lag) % length])
         tau[i] = newton_shift_kernel(cross[i], w1, start, n_steps, ph)
 
 
@@ -125,8 +131,5 @@ def peak_positions_kernel(segments, lo, hi, positions, peaks):  # pragma: no cov
             if segments[r, j] > segments[r, best]:
                 best = j
         i = min(max(best, 1), length - 2)
-        y_m, y_0, y_p = segments[r, i - 1], segments[r, i], segments[r, i + 1]
-        den = y_m - 2.0 * y_0 + y_p
-        off = 0.5 * (y_m - y_p) / den if den < 0 else 0.0
-        positions[r] = i + min(max(off, -0.5), 0.5)
-        peaks[r] = y_0
+        positions[r] = i + peak_offset(segments[r, i - 1], segments[r, i], segments[r, i + 1])
+        peaks[r] = segments[r, i]

@@ -29,7 +29,15 @@ from .detect import (
     peak_values,
     running_median,
 )
-from .jitter import compute_mcd, compute_msd, flip_flop_separation, reported_jitter, robust_mcd, two_group_split
+from .jitter import (
+    MCD_PER_SD,
+    compute_mcd,
+    compute_msd,
+    flip_flop_separation,
+    reported_jitter,
+    robust_mcd,
+    two_group_split,
+)
 from .joint import joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
@@ -38,13 +46,12 @@ from .superimposed import (
     flag_superimposed,
     model_residual,
     retime_superimposed,
+    window_energy,
 )
 from .timing import fit_taper, fit_template, level_positions, match_template, peak_positions
 
 __all__ = ["analyze_signal", "analyze_recording"]
 
-#: MCD of i.i.d. Gaussian errors / their standard deviation (2/sqrt(pi), Ekstedt 1974).
-MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 #: The trigger potential must recur at least this often to be recognised.
 _MIN_TRIGGER_COUNT = 8
 #: Consistent potentials of a continuous voluntary recording tried as the trigger,
@@ -738,13 +745,10 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
 def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
     """Median over sweeps of the residual energy in a group's window, relative to the larger
     of the noise energy and :data:`_MODEL_PRECISION` of the signal energy there."""
-    cols = np.round(ref_pos + pot.latency).astype(np.int64)[:, None] \
-        + np.arange(-pot.half_window, pot.half_window + 1)[None, :]
-    cols = np.clip(cols, 0, residual.shape[1] - 1)
-    rows = np.arange(residual.shape[0])[:, None]
-    energy = fast_median(np.sum(residual[rows, cols] ** 2, axis=1))
-    signal = fast_median(np.sum(data[rows, cols] ** 2, axis=1))
-    return energy / max(cols.shape[1] * noise_sd ** 2, _MODEL_PRECISION * signal)
+    centre = (ref_pos + pot.latency)[None, :]
+    energy = fast_median(window_energy(residual, centre, pot.half_window)[0])
+    signal = fast_median(window_energy(data, centre, pot.half_window)[0])
+    return energy / max((2 * pot.half_window + 1) * noise_sd ** 2, _MODEL_PRECISION * signal)
 
 
 class _Relative(NamedTuple):

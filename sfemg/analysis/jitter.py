@@ -9,15 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SfemgInputError
+from .detect import MAD_TO_SD
 
 __all__ = ["compute_mcd", "compute_msd", "reported_jitter", "flip_flop_separation", "robust_mcd"]
 
 #: Percentiles one SD either side of a Gaussian's mean.
 _GAUSS_1SD_PERCENTILES = (15.87, 84.13)
+#: MCD of i.i.d. Gaussian values / their standard deviation (2/sqrt(pi), Ekstedt 1974).
+MCD_PER_SD = 2.0 / np.sqrt(np.pi)
 #: MCD / median |consecutive difference| for i.i.d. Gaussian values: a difference is
 #: Gaussian of SD sqrt(2) sigma, its mean |.| 2 sigma / sqrt(pi) and its median |.|
-#: 0.6745 sqrt(2) sigma.
-_MCD_PER_MEDIAN_DIFFERENCE = 2.0 / np.sqrt(np.pi) / (0.6744897501960817 * np.sqrt(2.0))
+#: sqrt(2) sigma / MAD_TO_SD.
+_MCD_PER_MEDIAN_DIFFERENCE = MCD_PER_SD * MAD_TO_SD / np.sqrt(2.0)
 
 
 def _intervals(name, values):

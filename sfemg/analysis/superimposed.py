@@ -23,7 +23,7 @@ from ._superimposed_numba import group_template_kernel, model_residual_kernel, r
 from .detect import amplitude_groups, fast_median, peak_values
 from .timing import fit_taper
 
-__all__ = ["background_templates", "model_residual", "flag_superimposed", "retime_superimposed"]
+__all__ = ["background_templates", "model_residual", "window_energy", "flag_superimposed", "retime_superimposed"]
 
 #: Half-length of a background template, µs: a distant unit's potential, high-passed,
 #: lasts 1-2 ms.
@@ -174,6 +174,28 @@ def model_residual(spectra, template_spectra, positions, length):
                                  np.empty_like(spectra))
 
 
+def window_energy(rows_v, positions, half):
+    """Energy of each row within ± ``half`` samples of each position (columns clipped to
+    the row; :func:`~sfemg.analysis._superimposed_numba.window_energy_kernel`).
+
+    Parameters
+    ----------
+    rows_v : ndarray, shape (n, L)
+        V.
+    positions : ndarray, shape (K, n)
+        Samples; NaN where absent.
+    half : int
+
+    Returns
+    -------
+    ndarray, shape (K, n)
+        V^2 (sum of squares); NaN where the position is.
+    """
+    return window_energy_kernel(np.ascontiguousarray(rows_v, dtype=np.float64),
+                                np.ascontiguousarray(positions, dtype=np.float64), int(half),
+                                np.empty(np.shape(positions)))
+
+
 def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
     """Discharges in which another potential lies on a potential of the unit.
 
@@ -201,9 +223,7 @@ def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
         False where the potential is absent.
     """
     half = max(1, int(round(_FLAG_HALF_US * 1e-6 * fs_hz)))
-    energy = window_energy_kernel(np.ascontiguousarray(residual_v, dtype=np.float64),
-                                  np.ascontiguousarray(positions, dtype=np.float64), half,
-                                  np.empty(positions.shape))
+    energy = window_energy(residual_v, positions, half)
     out = np.zeros(positions.shape, dtype=bool)
     for k, e in enumerate(energy):
         present = np.isfinite(e)
