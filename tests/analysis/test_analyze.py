@@ -381,7 +381,7 @@ def _near_block_unit(excursion_s=0.0, other_s=None, other_jump_s=0.0, decoy_s=No
     ``jitter_s``, 100 µs: MCD ~110 µs, a fibre near block; 10 % blocked) that fires
     ``excursion_s`` late in six discharges. With ``other_s``: a third, steady fibre of
     its shape that far after it, which fires ``other_jump_s`` off in its blocks. With
-    ``decoy_s``: a potential of shape and size ``decoy`` that far from its median latency
+    ``decoy_s``: a potential of shape, size (and phase width) ``decoy`` that far from its median latency
     in each of its blocks (another unit's). 200 discharges at 50 kHz, 30 dB."""
     fs, n = 50e3, 200
     rng = np.random.default_rng(seed)
@@ -459,11 +459,14 @@ def test_a_block_is_not_filled_by_another_fibres_own_excursion():
     np.testing.assert_array_equal(pair.blocked, blocked)
 
 
-@pytest.mark.parametrize("decoy", [("triphasic", 0.6e-3), ("biphasic", 0.3e-3)])
+@pytest.mark.parametrize("decoy", [("biphasic", 0.6e-3, 60e-6), ("triphasic", -0.9e-3, 35e-6),
+                                   ("biphasic", 0.3e-3)])
 def test_a_block_is_not_filled_by_a_potential_of_another_shape_or_size(decoy):
-    """Another unit's potential of another shape, or of half the size, 600 µs from a fibre
-    near block's latency (beyond its window, in the excursion search's reach) in each
-    of its blocks stays another unit's."""
+    """Another unit's potential 600 µs from a fibre near block's latency (beyond its
+    window, in the excursion search's reach) in each of its blocks stays another unit's:
+    one of the fibre's polarity and size but broader phases (60 against 35 µs), or
+    triphasic — both taken for the fibre without the correlation test — or of half
+    its size (the scale test)."""
     pair, blocked = _near_block_pair(decoy_s=600e-6, decoy=decoy)
     assert pair.n_blocked >= 15
     np.testing.assert_array_equal(pair.blocked, blocked)
