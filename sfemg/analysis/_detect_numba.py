@@ -337,8 +337,8 @@ def _arange(start, stop, step):  # pragma: no cover - compiled
 
 
 @jit
-def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad_to_sd, labels,
-                            centres):  # pragma: no cover - compiled
+def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, core_half, width_sd, min_width, mad_to_sd,
+                            labels, centres):  # pragma: no cover - compiled
     """The amplitude groups of one polarity in :func:`~sfemg.analysis.detect.find_trigger`,
     in the order they are found (see there; its NumPy loop is the tests' reference).
 
@@ -351,8 +351,13 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad
     min_count : int
     bin_width : float
         Histogram bin, decades.
+    core_half : float
+        Half-width of the box whose count finds a group, and of the core its centre is
+        the median of, decades (a whole number of bins).
     width_sd : float
-        A group reaches this many robust SDs from its centre (at least 0.12 decade).
+        A group reaches this many robust SDs from its centre ...
+    min_width : float
+        ... and at least this far, decades.
     mad_to_sd : float
     labels : (N,) int64, out
         Group number of each candidate taken into a group (others untouched).
@@ -371,27 +376,27 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, width_sd, mad
         counts = np.zeros(edges.size - 1, np.int64)
         for v in logs:
             counts[np.searchsorted(edges, v, side="right") - 1] += 1
-        # candidates within ±0.1 decade (±26 %): the spread of one potential at >= 20 dB
+        box = int(round(core_half / bin_width))  # bins either side
         smooth = np.empty(counts.size, np.int64)
-        _box_sums(counts, 5, smooth)
+        _box_sums(counts, box, smooth)
         best = smooth.max()
         if best < min_count:
             break
         top = np.flatnonzero(smooth == best)
         centre = edges[top[top.size // 2]] + 0.5 * bin_width
-        core = logs[np.abs(logs - centre) <= 0.1]
+        core = logs[np.abs(logs - centre) <= core_half]
         if core.size == 0:
             # the box's candidates all lie at its edges (two groups tied and the middle of
             # the ties between them, or two tight groups ~0.2 decade apart): centre on the
             # box's fullest bin, whose candidates are within 0.01 decade (an empty core
             # never ended this loop)
             peak = top[top.size // 2]
-            first = max(peak - 5, 0)
-            centre = edges[first + np.argmax(counts[first:peak + 6])] + 0.5 * bin_width
-            core = logs[np.abs(logs - centre) <= 0.1]
+            first = max(peak - box, 0)
+            centre = edges[first + np.argmax(counts[first:peak + box + 1])] + 0.5 * bin_width
+            core = logs[np.abs(logs - centre) <= core_half]
         centre = np.median(core)
         width = width_sd * (np.median(np.abs(core - centre)) * mad_to_sd)
-        near = np.abs(logs - centre) <= (width if width > 0.12 else 0.12)
+        near = np.abs(logs - centre) <= (width if width > min_width else min_width)
         if n_groups == centres.size:  # (each pass takes a candidate: only non-finite input)
             break
         labels[alive[near]] = n_groups

@@ -33,6 +33,11 @@ _MIN_NOISE_SEGMENTS = 4
 _GROUP_WIDTH_SD = 5.0
 #: Bin of the trigger's amplitude histogram, decades (~5 %).
 _BIN_DECADES = 0.02
+#: A group is found as the ± this many decades (±26 %: the spread of one potential at
+#: >= 20 dB) holding most candidates, and centred on their median.
+_CORE_DECADES = 0.1
+#: ... and reaches _GROUP_WIDTH_SD robust SDs of its members from it, at least this far.
+_MIN_GROUP_DECADES = 0.12
 #: Trigger groups are compared in count with groups within this many decades of amplitude.
 _PEER_DECADES = 0.5
 #: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
@@ -189,7 +194,8 @@ def amplitude_groups(amplitudes_v, min_count: int):
         mags = amp * sign
         labels[:] = -1
         n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
-                                           int(min_count), _BIN_DECADES, _GROUP_WIDTH_SD, MAD_TO_SD, labels, centres)
+                                           int(min_count), _BIN_DECADES, _CORE_DECADES, _GROUP_WIDTH_SD,
+                                           _MIN_GROUP_DECADES, MAD_TO_SD, labels, centres)
         groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
     return [g for g in groups if g[2].size >= min_count]
 

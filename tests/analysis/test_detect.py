@@ -367,7 +367,7 @@ def test_amplitude_groups_kernel_matches_reference(seed):
     logs_all = np.log10(np.concatenate(mags))
     alive = np.flatnonzero(rng.random(logs_all.size) < 0.9)
     labels, centres = np.full(logs_all.size, -1), np.empty(logs_all.size)
-    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 5.0, MAD_TO_SD, labels, centres)
+    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 0.1, 5.0, 0.12, MAD_TO_SD, labels, centres)
     expected = reference_amplitude_groups(logs_all, alive, 20)
     assert n_groups == len(expected) > 0
     for j, (centre, members) in enumerate(expected):
