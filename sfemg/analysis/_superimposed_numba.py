@@ -201,11 +201,8 @@ def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_
         shift = peak_offset(_dot(left, best_c - 1 - half, background, best_m, 0, 1) ** 2,
                             _dot(left, best_c - half, background, best_m, 0, 1) ** 2,
                             _dot(left, best_c + 1 - half, background, best_m, 0, 1) ** 2)
-    quarters = int(round((best_c + shift) * n_phases))
-    centre = quarters // n_phases
-    phase = quarters - centre * n_phases
-    if centre < half or centre >= length - half:
-        return False
+    # best_c, or best_c - 1 when shifted left of it: inside [first, last], the template whole
+    centre, phase = _split(int(round((best_c + shift) * n_phases)), n_phases)
     norm = 0.0
     for s in range(size):
         norm += background[best_m, phase, s] ** 2
@@ -217,13 +214,18 @@ def _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_
 
 
 @jit
+def _split(quarters, n_phases):  # pragma: no cover - compiled
+    """A position in 1/n_phases samples as (whole samples, phase): floor and remainder."""
+    whole = quarters // n_phases
+    return whole, quarters - whole * n_phases
+
+
+@jit
 def _shift_cost(data, fitted, phases, base, step, lo, hi, n_phases, cost, g):  # pragma: no cover - compiled
     """``cost[g]``: squared misfit over ``lo:hi`` of ``data - fitted`` and the potential
     at ``(base + step * n_phases) / n_phases`` samples."""
     length = data.shape[0]
-    quarters = int(base + round(step * n_phases))
-    whole = quarters // n_phases
-    frac = quarters - whole * n_phases
+    whole, frac = _split(int(base + round(step * n_phases)), n_phases)
     total = 0.0
     for t in range(lo, hi):
         d = data[t] - fitted[t] - phases[frac, (t - whole) % length]
@@ -289,9 +291,7 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
         best = -1
         for round_ in range(n_rounds):
             if round_ > 0:  # what the potential at the previous round's shift leaves
-                quarters = int(base + round(steps[best] * n_phases))
-                whole = quarters // n_phases
-                frac = quarters - whole * n_phases
+                whole, frac = _split(int(base + round(steps[best] * n_phases)), n_phases)
                 for t in range(length):
                     left[t] = data[item, t] - phases[k, frac, (t - whole) % length]
             if not _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
