@@ -6,13 +6,21 @@ import pytest
 
 from sfemg.analysis import AnalysisParams, analyze_signal
 from sfemg.analysis._superimposed_numba import (
+    _best_background,
     _window_gain,
     group_template_kernel,
     model_residual_kernel,
     retime_kernel,
     window_energy_kernel,
 )
-from sfemg.analysis.superimposed import _PHASES, _phases, background_templates, flag_superimposed
+from sfemg.analysis.superimposed import (
+    _MAX_SCALE,
+    _MIN_SCALE,
+    _PHASES,
+    _phases,
+    background_templates,
+    flag_superimposed,
+)
 
 from . import synth
 from .tolerances import N_SD
@@ -227,6 +235,72 @@ def test_window_gain_counts_the_samples_in_the_window_only(stride):
         for lo, hi in ((0, 120), (30, 61), (55, 56), (centre + 15, centre + 40), (0, centre - 18)):
             want = slow_window_gain(left, centre, bg, 1, stride, lo, hi, 0.9)
             assert _window_gain(left, centre, bg, 1, stride, lo, hi, 0.9) == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def _fit_background(left, lo, hi, bg, stride):
+    """:func:`_best_background` over the module's scale range, and the reference's."""
+    phase0 = bg[:, 0, :]
+    fitted = np.zeros(left.size)
+    assert _best_background(left, lo, hi, bg, np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1),
+                            stride, P, _MIN_SCALE, _MAX_SCALE, fitted)
+    return fitted, slow_best_background(left, lo, hi, bg, stride, _MIN_SCALE, _MAX_SCALE)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_best_background_clips_the_fitted_scale_to_the_range(stride):
+    """A narrow background potential (40 µs phases at 50 kHz) 0.45 sample past sample 70:
+    phase 0 fits it at the whole centres either side (70, 71) with a lower least-squares
+    scale than the nearest quarter sample does (70.5: centre 70, phase 2). Sized so that
+    the range's top lies between the two (their geometric mean), those centres are kept
+    and the fit at 70.5 is the top times that phase (docstring: "its scale clipped to the
+    range"; unclipped it would be the larger scale), as in the reference."""
+    half, length, lo, hi = 25, 151, 55, 86
+    s = np.arange(2 * half + 1) - half
+    wave = -s / 2.0 * np.exp(-0.5 * (s / 2.0) ** 2)
+    bg = _phases(np.fft.rfft(wave)[None], wave.size)
+    padded = np.zeros(length)
+    padded[:wave.size] = wave
+    unit = _shifted(np.fft.rfft(np.roll(padded, -half)), 70.45, length)
+    energy = bg[0, 0] @ bg[0, 0]
+    whole = max(unit[c - half:c + half + 1] @ bg[0, 0] for c in (70, 71)) / energy
+    quarter = unit[70 - half:70 + half + 1] @ bg[0, 2] / energy
+    assert whole < quarter
+    fitted, want = _fit_background(_MAX_SCALE / np.sqrt(whole * quarter) * unit, lo, hi, bg, stride)
+    expected = np.zeros(length)
+    expected[70 - half:70 + half + 1] = _MAX_SCALE * bg[0, 2]
+    np.testing.assert_allclose(fitted, want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fitted, expected, rtol=0, atol=1e-12)
+
+
+_PEAKED_HALF = 25  # not a multiple of the strides below: no coarse sample hits the template's middle
+_PEAKED_CASES = [(stride, offset) for stride in (2, 3, 4) for offset in range(1, 2 * stride - 1)
+                 if (offset + _PEAKED_HALF) % stride]
+
+
+@pytest.mark.parametrize("stride, offset", _PEAKED_CASES)
+def test_best_background_searches_finely_within_stride_of_the_coarse_place(stride, offset):
+    """The fine search spans the centres within ``stride`` of the coarse search's place,
+    no farther (docstring). The template: a broad bump with a one-sample peak on its
+    middle, which its coarse samples (every ``stride``-th) miss; ``left``: 1.4 x the bump
+    alone at a coarse centre c0 and 1.4 x the peak alone ``offset`` samples after it, at
+    an offset (``offset + half`` not a multiple of ``stride``) that the coarse samples of
+    the coarse centres (c0 modulo ``stride``) miss too. The coarse search sees the bump
+    only and settles on c0; the whole template then takes more energy out at the peak
+    than at the bump. The fit is on the peak where it lies within ``stride`` of c0, and
+    off it where it does not (even at ``2 stride - 2``), as in the reference."""
+    half, length, lo, hi = _PEAKED_HALF, 151, 50, 101
+    s = np.arange(2 * half + 1) - half
+    bump = np.exp(-0.5 * (s / 5.0) ** 2)
+    peak = np.where(s == 0, 2.0, 0.0)
+    bg = _phases(np.fft.rfft(bump + peak)[None], s.size)
+    first = max(half, lo - half)  # the first coarse centre
+    c0 = first + (75 - first) // stride * stride
+    left = np.zeros(length)
+    left[c0 - half:c0 + half + 1] += 1.4 * bump
+    left[c0 + offset - half:c0 + offset + half + 1] += 1.4 * peak
+    fitted, want = _fit_background(left, lo, hi, bg, stride)
+    np.testing.assert_allclose(fitted, want, rtol=0, atol=1e-12)
+    assert (np.argmax(fitted) == c0 + offset) == (offset < stride)
 
 
 @pytest.mark.parametrize("seed", range(4))
