@@ -1090,6 +1090,64 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
             for t, p, u in zip(timed, joint, update)]
 
 
+def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params):
+    """Discharges judged blocked in which a potential is there once the unit's other
+    potentials are taken out of the sweeps.
+
+    Another fibre's waveform can hide a potential that is present: its opposite phase
+    cancels the potential's peak, or, where the potential fires off its latency (an
+    excursion, :func:`_excursions`), the overlap changes its scale and shape beyond
+    those of its own discharges. With every other kept potential's joint template
+    subtracted at its positions, each potential that has blocked discharges is found and
+    timed afresh (:func:`_time_potential`, excursion search included); a discharge
+    judged blocked before in which it is found now takes that time point. Blocks are
+    only taken back, never added: deciding presence afresh on the model's sweeps also
+    dropped discharges that are there (simulated seeds 1-6: false blocks 29 -> 38, against
+    29 -> 23 taking back only).
+
+    Parameters
+    ----------
+    model : _Model or None
+        From :func:`_select_potentials` (None with a single potential: nothing to do).
+    sw : _Sweeps
+    pots : list of LockedPotential
+        The kept potentials.
+    timed : list of _Timed
+        Their fits (final positions: after joint timing).
+    trigger : int
+        Index of the trigger in ``pots`` (-1: none; it is never blocked).
+    spectra : dict
+        Noise-spectrum cache (:func:`_noise_power`).
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    list of _Timed
+        ``timed`` with the discharges found filled in.
+    """
+    if model is None:
+        return timed
+    n_cols = sw.data_v.shape[1]
+    positions = np.array([t.positions for t in timed])
+    out = list(timed)
+    for j, t in enumerate(timed):
+        blocked = ~np.isfinite(t.positions)
+        if j == trigger or not blocked.any():
+            continue
+        others = [k for k in range(len(timed)) if k != j]
+        rest = np.fft.irfft(model_residual(model.spectra, model.template_spectra[others], positions[others],
+                                           n_cols), n=n_cols, axis=1)
+        again = _time_potential(rest, sw, pots[j], False, spectra, fs_hz, params,
+                                avoid=[pots[k] for k in others])
+        found = blocked & np.isfinite(again.positions)
+        if found.any():
+            out[j] = dataclasses.replace(t, positions=np.where(found, again.positions, t.positions),
+                                         times_s=np.where(found, again.times_s, t.times_s),
+                                         excursions=np.where(found, again.excursions, t.excursions))
+    return out
+
+
 def _retime_superimposed(model, sw, timed, fs_hz, params):
     """Re-time the discharges with another unit's potential on a potential of the unit
     (:mod:`~sfemg.analysis.superimposed`): continuous recordings (voluntary or
@@ -1295,14 +1353,14 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
                 attempts.append(functools.partial(_analyze_sweeps, name, rest, fs_hz, mode, params, recording))
             return _first_accepted(attempts)
     kept, timed, extents, model = _select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
-    if params.method == "template" and params.joint_timing:
-        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
-    if params.method == "template" and params.joint_timing:
-        timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
+    if params.method == "template" and params.joint_timing:
+        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
+        timed = _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params)
+        timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]

@@ -376,11 +376,12 @@ def test_a_discharge_referenced_on_the_next_fibre_is_no_block():
 
 
 def _near_block_unit(excursion_s=0.0, other_s=None, other_jump_s=0.0, decoy_s=None, decoy=("biphasic", 0.6e-3),
-                     jitter_s=100e-6, seed=5):
+                     jitter_s=100e-6, seed=5, other_amplitude_v=0.6e-3):
     """A trigger (1 mV triphasic) and a fibre (0.6 mV biphasic, 1 ms later; SD
     ``jitter_s``, 100 µs: MCD ~110 µs, a fibre near block; 10 % blocked) that fires
     ``excursion_s`` late in six discharges. With ``other_s``: a third, steady fibre of
-    its shape that far after it, which fires ``other_jump_s`` off in its blocks. With
+    its shape (``other_amplitude_v``: negative, the other polarity) that far after it,
+    which fires ``other_jump_s`` off in its blocks. With
     ``decoy_s``: a potential of shape, size (and phase width) ``decoy`` that far from its median latency
     in each of its blocks (another unit's). 200 discharges at 50 kHz, 30 dB."""
     fs, n = 50e3, 200
@@ -396,7 +397,7 @@ def _near_block_unit(excursion_s=0.0, other_s=None, other_jump_s=0.0, decoy_s=No
     if other_s is not None:
         other = t0 + 1e-3 + other_s + 10e-6 * rng.standard_normal(n)
         other[blocked] += other_jump_s
-        synth.add_potentials(clean, fs, other, "biphasic", 0.6e-3)
+        synth.add_potentials(clean, fs, other, "biphasic", other_amplitude_v)
     fibre[blocked] = np.nan
     synth.add_potentials(clean, fs, t0, "triphasic", 1e-3)
     synth.add_potentials(clean, fs, fibre, "biphasic", 0.6e-3)
@@ -434,6 +435,33 @@ def test_latency_excursions_of_a_fibre_near_block_are_discharges_not_blocks(excu
     off = analyze_signal(sig, fs, params=AnalysisParams(excursion_window_us=0.0)).pairs[0]
     assert off.n_blocked > pair.n_blocked  # those beyond the search window (~400 µs)
     assert "latency-excursions" not in off.flags
+
+
+def test_excursions_beside_another_fibre_are_found_with_its_waveform_taken_out(monkeypatch):
+    """A fibre near block fires 450 µs late in six discharges, 250 µs before a steady
+    fibre of the other polarity: on the sweeps as recorded the other fibre's waveform
+    changes the excursions' scale and shape beyond the fibre's own (they are blocks);
+    with its joint template subtracted they are found and timed
+    (``_found_without_the_others``), and the true blocks stay blocks."""
+    from sfemg.analysis import core
+
+    sig, fs, t0, fibre, late = _near_block_unit(450e-6, other_s=700e-6, other_amplitude_v=-0.6e-3)
+
+    def analysed():
+        r = analyze_signal(sig, fs)
+        k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+        return min(r.pairs, key=lambda p: abs(p.mean_ipi_us - 1000.0)), k
+
+    pair, k = analysed()
+    np.testing.assert_array_equal(pair.blocked, np.isnan(fibre[k]))
+    rows = np.flatnonzero(np.isin(k, late))
+    error_s = pair.ipis_s - (fibre - t0)[k]
+    assert np.abs(error_s[rows] - np.nanmedian(error_s)).max() < 5e-6
+    monkeypatch.setattr(core, "_found_without_the_others", lambda model, sw, pots, timed, *args: timed)
+    without, k_without = analysed()
+    assert without.blocked[np.isin(k_without, late)].sum() >= 5
+    np.testing.assert_array_equal(k, k_without)
+    assert not (pair.blocked & ~without.blocked).any()  # blocks are taken back, never added
 
 
 def test_a_block_is_not_filled_by_another_fibre_at_the_excursion_distance():

@@ -70,13 +70,14 @@ SIM_ACCEPTED_REAL_FRACTION = 0.9
 #: all (measured 0-0.5 %).
 SIM_FALSE_TRIGGER_FRACTION = 0.01
 #: Fraction of matched pairs whose blocked discharges are exactly the simulated ones
-#: (measured 0.70-1.0 since references on another fibre's potential are left out and
-#: latency excursions are sought, 0.67-1.0 before; what remains: a reference on another
-#: unit's potential, a superimposed potential, an excursion the search does not take),
-#: and of all their discharges misjudged (measured <= 0.5 %). 0.7 as before 69e0ae1,
-#: which lowered it to 0.6 for slack while measuring 0.70 (the studies are seeded: no
+#: (measured 0.78-1.0 since blocked discharges are sought again with the unit's other
+#: potentials taken out, 0.70-1.0 before, 0.67-1.0 before latency excursions were
+#: sought; what remains: a reference on another unit's potential, another unit's
+#: potential on the fibre, an excursion onto a potential of its polarity), and of all
+#: their discharges misjudged (measured <= 0.4 %). Raised 0.7 -> 0.75 with the search
+#: to lock its gain in, a step short of the worst case (the studies are seeded: no
 #: statistical slack is needed, and a pair more blocked wrongly should fail).
-SIM_BLOCKING_EXACT_FRACTION = 0.7
+SIM_BLOCKING_EXACT_FRACTION = 0.75
 SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: MCD of matched pairs against the MCD of the simulated event times over the same
 #: discharges: median relative error (measured 0.3-4.4 % since discharges with another
