@@ -559,7 +559,7 @@ def _clearly_absent(relative_peak, pot, noise_sd):
     return (relative_peak < _CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz):
+def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz):
     """Discharges judged blocked in which the potential fired outside its search window.
 
     A fibre near block fires late (or its reference early) by hundreds of µs in some
@@ -580,7 +580,11 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, pa
     Parameters
     ----------
     data : ndarray, shape (n, L)
-        Sweeps, V.
+        Sweeps, V, where the potential is sought.
+    recorded : ndarray, shape (n, L)
+        The sweeps as recorded, V, where another potential's presence in its window is
+        judged (``data`` may have the unit's other potentials taken out,
+        :func:`_found_without_the_others`, where every one of them looks missing).
     ref_pos : ndarray, shape (n,)
         Reference position in each sweep, samples.
     pot : LockedPotential
@@ -627,8 +631,8 @@ def _excursions(data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, pa
         for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window + reach)):
             # (a window outside the sweep, where the reference sits late in a windowed
             # recording, holds nothing: the other potential is missing there)
-            window = data[absent[rows[k]], max(centre[k] - other.half_window, 0):
-                          max(centre[k] + other.half_window + 1, 0)]
+            window = recorded[absent[rows[k]], max(centre[k] - other.half_window, 0):
+                              max(centre[k] + other.half_window + 1, 0)]
             ok[k] = window.size > 0 and (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
@@ -683,7 +687,7 @@ def _time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_f
             present[np.flatnonzero(present)[~fits]] = False
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger and avoid is not None:
-        rows, starts, found = _excursions(data, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
+        rows, starts, found = _excursions(data, sw.data_v, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
                                           params, fs_hz)
         if rows.size:
             present[rows] = excursions[rows] = True
@@ -1095,30 +1099,37 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     potentials are taken out of the sweeps.
 
     Another fibre's waveform can hide a potential that is present: its opposite phase
-    cancels the potential's peak, or, where the potential fires off its latency (an
-    excursion, :func:`_excursions`), the overlap changes its scale and shape beyond
-    those of its own discharges. With every other kept potential's joint template
-    subtracted at its positions, each potential that has blocked discharges is found and
-    timed afresh (:func:`_time_potential`, excursion search included); a discharge
-    judged blocked before in which it is found now takes that time point. Blocks are
-    only taken back, never added: deciding presence afresh on the model's sweeps also
-    dropped discharges that are there (simulated seeds 1-6: false blocks 29 -> 38, against
-    29 -> 23 taking back only).
+    cancels the potential's peak in its window, or, where the potential fires off its
+    latency (an excursion, :func:`_excursions`), the overlap changes its scale and shape
+    beyond those of its own discharges. With every other kept potential's joint
+    template subtracted at its positions (those taken back for the potentials before it
+    included), each potential that has blocked discharges is found and timed afresh
+    (:func:`_time_potential`, the excursion search included, other potentials'
+    presence judged on the recorded sweeps); a discharge judged blocked before in which
+    it is found now takes that time point, moved by the median difference between the
+    fresh fit's and the first fit's positions over the discharges both hold (the fresh
+    template's peak need not be the first one's: the others' joint templates carry
+    part of its waveform). Joint timing (:func:`_joint_timing`) then refines them with
+    the rest. Blocks are only taken back, never added: deciding presence afresh on these
+    sweeps also dropped discharges that are there (simulated seeds 1-6: false blocks
+    29 -> 38, against 29 -> 23 taking back only).
 
     Parameters
     ----------
     model : _Model or None
         From :func:`_select_potentials` (None with a single potential: nothing to do).
     sw : _Sweeps
+        The sweeps (``sw.data_v`` as recorded).
     pots : list of LockedPotential
         The kept potentials.
     timed : list of _Timed
-        Their fits (final positions: after joint timing).
+        Their fits (positions as in ``model``).
     trigger : int
-        Index of the trigger in ``pots`` (-1: none; it is never blocked).
+        Index of the trigger in ``pots`` (-1 for stimulated recordings); it is not sought.
     spectra : dict
         Noise-spectrum cache (:func:`_noise_power`).
     fs_hz : float
+        Sampling rate, Hz.
     params : AnalysisParams
 
     Returns
@@ -1141,10 +1152,13 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         again = _time_potential(rest, sw, pots[j], False, spectra, fs_hz, params,
                                 avoid=[pots[k] for k in others])
         found = blocked & np.isfinite(again.positions)
-        if found.any():
-            out[j] = dataclasses.replace(t, positions=np.where(found, again.positions, t.positions),
-                                         times_s=np.where(found, again.times_s, t.times_s),
-                                         excursions=np.where(found, again.excursions, t.excursions))
+        both = ~blocked & np.isfinite(again.positions)
+        if not (found.any() and both.any()):
+            continue
+        offset = fast_median(again.positions[both] - t.positions[both])
+        positions[j] = np.where(found, again.positions - offset, t.positions)
+        out[j] = dataclasses.replace(t, positions=positions[j], times_s=sw.start_s + positions[j] / fs_hz,
+                                     excursions=np.where(found, again.excursions, t.excursions))
     return out
 
 
@@ -1358,8 +1372,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
     if params.method == "template" and params.joint_timing:
-        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
         timed = _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params)
+        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
         timed = _retime_superimposed(model, sw, timed, fs_hz, params)
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
