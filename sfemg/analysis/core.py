@@ -763,6 +763,12 @@ class _Relative(NamedTuple):
     robust_mcd_us: float  # the same from the median consecutive difference (robust_mcd)
     floor_us: float       # MCD their timing errors alone produce (from timing_var)
 
+    @property
+    def rigid(self) -> bool:
+        """They move together: the robust MCD at most :data:`_PHASE_MCD_FACTOR` × the
+        floor, or :data:`_PHASE_MCD_MIN_US` (one waveform, or one fibre's phases)."""
+        return self.robust_mcd_us <= max(_PHASE_MCD_FACTOR * self.floor_us, _PHASE_MCD_MIN_US)
+
 
 class _Model(NamedTuple):
     """The sweeps' DFT and the joint templates of the potentials at some positions."""
@@ -922,8 +928,7 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     bool
     """
     rel = [_relative_mcd(timed_group, k, fs_hz) for k in kept]
-    if any(r is not None and within and r.robust_mcd_us <= max(_PHASE_MCD_FACTOR * r.floor_us, _PHASE_MCD_MIN_US)
-           for r, within in zip(rel, inside)):
+    if any(r is not None and within and r.rigid for r, within in zip(rel, inside)):
         return True
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
@@ -1095,24 +1100,34 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
 
 
 def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params):
-    """Discharges judged blocked in which a potential is there once the unit's other
-    potentials are taken out of the sweeps.
+    """Blocks decided again with the unit's other potentials taken out of the sweeps.
 
     Another fibre's waveform can hide a potential that is present: its opposite phase
     cancels the potential's peak in its window, or, where the potential fires off its
     latency (an excursion, :func:`_excursions`), the overlap changes its scale and shape
-    beyond those of its own discharges. With every other kept potential's joint
-    template subtracted at its positions (those taken back for the potentials before it
-    included), each potential that has blocked discharges is found and timed afresh
-    (:func:`_time_potential`, the excursion search included, other potentials'
-    presence judged on the recorded sweeps); a discharge judged blocked before in which
-    it is found now takes that time point, moved by the median difference between the
-    fresh fit's and the first fit's positions over the discharges both hold (the fresh
-    template's peak need not be the first one's: the others' joint templates carry
-    part of its waveform). Joint timing (:func:`_joint_timing`) then refines them with
-    the rest. Blocks are only taken back, never added: deciding presence afresh on these
-    sweeps also dropped discharges that are there (simulated seeds 1-6: false blocks
-    29 -> 38, against 29 -> 23 taking back only).
+    beyond those of its own discharges. And it can stand in for one that is blocked:
+    another fibre's slow phase in a jittery potential's wide window passes for it. For
+    each potential other than the trigger:
+
+    * **present where it is clearly absent** (:func:`_clearly_absent`) once the
+      potentials that move against it (not :attr:`_Relative.rigid`) are subtracted, at
+      their positions, as joint templates: those discharges become blocks. Not where
+      that would leave it in fewer than half of its discharges (then it is made of the
+      others' waveforms, which the selection decided otherwise), and not with the rigid
+      ones subtracted too: one fibre's potentials kept apart hold each other's
+      waveform in their joint templates (on stimulated concentric recordings that
+      dropped true responses: false blocks 7 -> 20).
+    * **blocked where it is found** once every other potential is subtracted
+      (:func:`_time_potential`, the excursion search included, other potentials'
+      presence judged on the recorded sweeps): those discharges take the fresh time
+      point, moved onto the first fit's reference point by the median difference
+      between the two fits over the discharges both hold (the fresh template's peak
+      need not be the first one's: the others' joint templates carry part of its
+      waveform). Deciding presence afresh there dropped discharges that are there
+      (simulated seeds 1-6: false blocks 29 -> 38, against 29 -> 23 taking back only).
+
+    Positions changed for one potential count for the next; joint timing
+    (:func:`_joint_timing`) then refines them with the rest.
 
     Parameters
     ----------
@@ -1125,7 +1140,7 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     timed : list of _Timed
         Their fits (positions as in ``model``).
     trigger : int
-        Index of the trigger in ``pots`` (-1 for stimulated recordings); it is not sought.
+        Index of the trigger in ``pots`` (-1 for stimulated recordings); it is left as it is.
     spectra : dict
         Noise-spectrum cache (:func:`_noise_power`).
     fs_hz : float
@@ -1135,21 +1150,36 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     Returns
     -------
     list of _Timed
-        ``timed`` with the discharges found filled in.
+        ``timed`` with the blocks decided again.
     """
     if model is None:
         return timed
     n_cols = sw.data_v.shape[1]
     positions = np.array([t.positions for t in timed])
+
+    def less(potentials):  # the sweeps less those potentials' joint templates, V
+        return np.fft.irfft(model_residual(model.spectra, model.template_spectra[potentials],
+                                           positions[potentials], n_cols), n=n_cols, axis=1)
+
     out = list(timed)
     for j, t in enumerate(timed):
-        blocked = ~np.isfinite(t.positions)
-        if j == trigger or not blocked.any():
+        if j == trigger:
             continue
         others = [k for k in range(len(timed)) if k != j]
-        rest = np.fft.irfft(model_residual(model.spectra, model.template_spectra[others], positions[others],
-                                           n_cols), n=n_cols, axis=1)
-        again = _time_potential(rest, sw, pots[j], False, spectra, fs_hz, params,
+        relative = [_relative_mcd(timed[k], t, fs_hz) for k in others]
+        movers = [k for k, r in zip(others, relative) if r is None or not r.rigid]
+        if movers:
+            peaks = _measure_potential(less(movers), sw.ref_pos, pots[j], _fit_half(params, fs_hz), False,
+                                       params.block_fraction)[3]
+            lost = np.isfinite(t.positions) & _clearly_absent(peaks, pots[j], sw.noise_sd)
+            if lost.any() and 2 * lost.sum() < np.isfinite(t.positions).sum():
+                positions[j, lost] = np.nan
+                t = out[j] = dataclasses.replace(t, positions=positions[j].copy(),
+                                                 times_s=np.where(lost, np.nan, t.times_s))
+        blocked = ~np.isfinite(t.positions)
+        if not blocked.any():
+            continue
+        again = _time_potential(less(others), sw, pots[j], False, spectra, fs_hz, params,
                                 avoid=[pots[k] for k in others])
         found = blocked & np.isfinite(again.positions)
         both = ~blocked & np.isfinite(again.positions)
@@ -1157,7 +1187,7 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
             continue
         offset = fast_median(again.positions[both] - t.positions[both])
         positions[j] = np.where(found, again.positions - offset, t.positions)
-        out[j] = dataclasses.replace(t, positions=positions[j], times_s=sw.start_s + positions[j] / fs_hz,
+        out[j] = dataclasses.replace(t, positions=positions[j].copy(), times_s=sw.start_s + positions[j] / fs_hz,
                                      excursions=np.where(found, again.excursions, t.excursions))
     return out
 

@@ -168,6 +168,49 @@ def test_issue_targets(scored):
     assert np.all(np.abs(measured - true) <= np.maximum(MCD_ABS_US_30DB, MCD_REL_30DB * true))
 
 
+def test_the_triggers_tail_in_a_jittery_fibres_window_is_no_discharge_of_it():
+    """achr-mg-moderate, seed 8, recording 1 (found on seeds 7-12): a 0.39 mV fibre
+    near block (true MCD 135 µs, 9 blocks), whose search window (±480 µs) holds the
+    trigger's 0.25 mV slow negative tail 290 µs before its latency. In 8 of its blocks
+    the tail passed for it, timed 290 µs early (MCD 170 µs). With the potentials that
+    move against it subtracted it is clearly absent there: those are blocks again."""
+    study = simulate_study("achr-mg-moderate", n_recordings=10, n_discharges=100, seed=8)
+    rec = study.recordings[1]
+    (measured_us, true_us, wrong, _, _), = score(rec, analyze_recording(rec))["pairs"]
+    assert wrong <= 1
+    assert abs(measured_us - true_us) < 0.1 * true_us
+
+
+def test_responses_of_one_fibre_kept_apart_are_not_subtracted_from_each_other():
+    """Stimulated, concentric, achr-mg-severe, seed 1, recording 5: two potentials that
+    move together (one fibre's, kept apart) hold each other's waveform in their joint
+    templates; subtracting one, the other is clearly absent where it fired. Only the
+    potentials that move against it are subtracted before its blocks are decided again
+    (with every other one subtracted: 17 false blocks in its response R1, 4 without)."""
+    study = simulate_study("achr-mg-severe", mode="stimulated", n_recordings=10, n_discharges=100, seed=1,
+                           electrode="concentric")
+    rec = study.recordings[5]
+    result = analyze_recording(rec)
+    stimuli = np.asarray(rec.stimulus_times_s)
+    k = np.abs(stimuli[:, None] - result.reference_times_s[None, :]).argmin(axis=0)
+    pair = next(p for p in result.pairs if p.label == "R1")
+    fibre = match_fibre(np.asarray(pair.time_points_s), rec.ground_truth)
+    fired = np.isfinite(rec.ground_truth.event_times_s[fibre][k])
+    assert np.sum(pair.blocked & fired) <= 4
+
+
+def test_a_potential_made_of_the_others_waveforms_keeps_its_discharges():
+    """The demo's configuration, seed 1, recording 7 (pair008): one trigger choice holds
+    10 discharges, and a potential 2.1 ms before it is clearly absent in all of them once
+    the potentials that move against it are subtracted. It is left as the selection
+    decided (emptied, the joint fit had no position to start from: a RuntimeWarning,
+    an error here); the recording has no time-locked potential, a one-line error."""
+    from sfemg.demo import DEMO_STUDY
+
+    with pytest.raises(SfemgInputError, match="no potentials found"):
+        analyze_recording(simulate_study(seed=1, **DEMO_STUDY).recordings[7])
+
+
 def test_a_small_group_timed_on_a_bigger_neighbour_is_no_pair():
     """Seed 6, recording 7: a 0.2 mV group 0.1 ms before a 2.2 mV fibre; its fit segment
     holds mostly that fibre, the template's reference lands on it (1.7 mV) and the time
