@@ -1168,9 +1168,10 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         others = [k for k in range(len(timed)) if k != j]
         relative = [_relative_mcd(timed[k], t, fs_hz) for k in others]
         movers = [k for k, r in zip(others, relative) if r is None or not r.rigid]
+        rest = functools.cache(lambda: less(others))  # (often the movers: computed once)
         if movers:
-            peaks = _measure_potential(less(movers), sw.ref_pos, pots[j], _fit_half(params, fs_hz), False,
-                                       params.block_fraction)[3]
+            peaks = _measure_potential(rest() if movers == others else less(movers), sw.ref_pos, pots[j],
+                                       _fit_half(params, fs_hz), False, params.block_fraction)[3]
             lost = np.isfinite(t.positions) & _clearly_absent(peaks, pots[j], sw.noise_sd)
             if lost.any() and 2 * lost.sum() < np.isfinite(t.positions).sum():
                 positions[j, lost] = np.nan
@@ -1179,7 +1180,7 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         blocked = ~np.isfinite(t.positions)
         if not blocked.any():
             continue
-        again = _time_potential(less(others), sw, pots[j], False, spectra, fs_hz, params,
+        again = _time_potential(rest(), sw, pots[j], False, spectra, fs_hz, params,
                                 avoid=[pots[k] for k in others])
         found = blocked & np.isfinite(again.positions)
         both = ~blocked & np.isfinite(again.positions)
