@@ -765,9 +765,16 @@ class _Relative(NamedTuple):
 
     @property
     def rigid(self) -> bool:
-        """They move together: the robust MCD at most :data:`_PHASE_MCD_FACTOR` × the
-        floor, or :data:`_PHASE_MCD_MIN_US` (one waveform, or one fibre's phases)."""
-        return self.robust_mcd_us <= max(_PHASE_MCD_FACTOR * self.floor_us, _PHASE_MCD_MIN_US)
+        """They move together (:func:`_rigid`, on the robust MCD): one waveform, or one
+        fibre's phases."""
+        return _rigid(self.robust_mcd_us, self.floor_us)
+
+
+def _rigid(mcd_us, floor_us):
+    """Time points that move together: their relative MCD at most
+    :data:`_PHASE_MCD_FACTOR` × the MCD their timing errors alone produce, or at most
+    :data:`_PHASE_MCD_MIN_US` (µs)."""
+    return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
 
 
 class _Model(NamedTuple):
@@ -831,7 +838,7 @@ def _follows_mixture(cand, kept, fs_hz):
     residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
     mcd_us = compute_mcd(residual) * 1e6
     floor_us = MCD_PER_SD * np.sqrt(cand.timing_var + sum(k.timing_var for k in kept)) / fs_hz * 1e6
-    return mcd_us <= max(_PHASE_MCD_FACTOR * floor_us, _PHASE_MCD_MIN_US)
+    return _rigid(mcd_us, floor_us)
 
 
 def _rigid_by_peaks(measured, group, kept, inside, noise_sd, fs_hz):
@@ -1109,9 +1116,12 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     another fibre's slow phase in a jittery potential's wide window passes for it. For
     each potential other than the trigger:
 
-    * **present where it is clearly absent** (:func:`_clearly_absent`) once the
-      potentials that move against it (not :attr:`_Relative.rigid`) are subtracted, at
-      their positions, as joint templates: those discharges become blocks. Not where
+    * **present where it is clearly absent** from its search window
+      (:func:`_clearly_absent`) once the potentials that move against it (not
+      :attr:`_Relative.rigid`) are subtracted, at their positions, as joint templates:
+      those discharges become blocks. Not its excursions (found outside that window,
+      :func:`_excursions`: their window is empty by definition; found in review, a
+      LEMS excursion 612 µs off was dropped so), and not where
       that would leave it in fewer than half of its discharges (then it is made of the
       others' waveforms, which the selection decided otherwise), and not with the rigid
       ones subtracted too: one fibre's potentials kept apart hold each other's
@@ -1123,11 +1133,13 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
       point, moved onto the first fit's reference point by the median difference
       between the two fits over the discharges both hold (the fresh template's peak
       need not be the first one's: the others' joint templates carry part of its
-      waveform). Deciding presence afresh there dropped discharges that are there
-      (simulated seeds 1-6: false blocks 29 -> 38, against 29 -> 23 taking back only).
+      waveform). This search only takes blocks back: deciding presence afresh on those
+      sweeps dropped discharges that are there (simulated seeds 1-6: false blocks
+      29 -> 38, against 29 -> 23 taking back only).
 
-    Positions changed for one potential count for the next; joint timing
-    (:func:`_joint_timing`) then refines them with the rest.
+    Positions changed for one potential count in the sweeps the next ones are sought
+    in (whether another potential moves against it is judged on the first fits);
+    joint timing (:func:`_joint_timing`) then refines them with the rest.
 
     Parameters
     ----------
@@ -1168,11 +1180,11 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         others = [k for k in range(len(timed)) if k != j]
         relative = [_relative_mcd(timed[k], t, fs_hz) for k in others]
         movers = [k for k, r in zip(others, relative) if r is None or not r.rigid]
-        rest = functools.cache(lambda: less(others))  # (often the movers: computed once)
+        rest = functools.cache(functools.partial(less, others))  # (often the movers: computed once)
         if movers:
             peaks = _measure_potential(rest() if movers == others else less(movers), sw.ref_pos, pots[j],
                                        _fit_half(params, fs_hz), False, params.block_fraction)[3]
-            lost = np.isfinite(t.positions) & _clearly_absent(peaks, pots[j], sw.noise_sd)
+            lost = np.isfinite(t.positions) & ~t.excursions & _clearly_absent(peaks, pots[j], sw.noise_sd)
             if lost.any() and 2 * lost.sum() < np.isfinite(t.positions).sum():
                 positions[j, lost] = np.nan
                 t = out[j] = dataclasses.replace(t, positions=positions[j].copy(),

@@ -469,7 +469,23 @@ def test_excursions_beside_another_fibre_are_found_with_its_waveform_taken_out(m
     without, k_without = analysed()
     assert without.blocked[np.isin(k_without, late)].sum() >= 5
     np.testing.assert_array_equal(k, k_without)
-    assert not (pair.blocked & ~without.blocked).any()  # blocks are taken back, never added
+    assert not (pair.blocked & ~without.blocked).any()  # the search only takes blocks back
+
+
+def test_excursions_are_not_judged_by_their_own_window_again(monkeypatch):
+    """A fibre near block alone with its trigger, firing 450 µs late in six discharges:
+    the excursions found on the recorded sweeps lie outside its search window, which
+    is empty in them by definition; deciding the blocks again with the trigger taken
+    out leaves them as they were (found in review: they were made blocks, then found
+    again and re-timed, and a simulated LEMS excursion 612 µs off was lost)."""
+    from sfemg.analysis import core
+
+    sig, fs, t0, fibre, late = _near_block_unit(450e-6)
+    pair = analyze_signal(sig, fs).pairs[0]
+    monkeypatch.setattr(core, "_found_without_the_others", lambda model, sw, pots, timed, *args: timed)
+    without = analyze_signal(sig, fs).pairs[0]
+    assert "latency-excursions" in pair.flags
+    np.testing.assert_array_equal(pair.ipis_s, without.ipis_s)
 
 
 def test_discharges_found_without_the_others_take_the_first_fits_reference(monkeypatch):
