@@ -787,7 +787,9 @@ class _Model(NamedTuple):
 
 
 def _relative_mcd(cand, kept, fs_hz):
-    """How a group's time points move against a kept potential's; None when the group is
+    """How a group's template-fit positions move against a kept potential's (the floor is
+    the template fits' own: the ``peak`` and ``level`` methods' time points scatter
+    more, and phases compared on them seemed to jitter); None when the group is
     clearly absent (:data:`_CLEAR_ABSENCE`) in more than :data:`_ABSENCE_SLACK` of the
     discharges where the kept potential is present — a fibre that blocks on its own, no
     phase of it.
@@ -801,17 +803,18 @@ def _relative_mcd(cand, kept, fs_hz):
     -------
     _Relative or None
     """
-    kept_present = np.isfinite(kept.times_s)
-    both = np.isfinite(cand.times_s) & kept_present
+    kept_present = np.isfinite(kept.positions)
+    both = np.isfinite(cand.positions) & kept_present
     if np.sum(cand.clearly_absent & kept_present) > max(1, _ABSENCE_SLACK * both.size) or both.sum() < 3:
         return None
-    relative_s = cand.times_s[both] - kept.times_s[both]
+    relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
     return _Relative(compute_mcd(relative_s) * 1e6, robust_mcd(relative_s) * 1e6,
                      MCD_PER_SD * np.sqrt(cand.timing_var + kept.timing_var) / fs_hz * 1e6)
 
 
 def _follows_mixture(cand, kept, fs_hz):
-    """Whether a group's time points are a weighted mix of the kept potentials' (plus noise).
+    """Whether a group's positions (template fits, whatever the time-point method) are a
+    weighted mix of the kept potentials' (plus noise).
 
     A peak made of two fibres' overlapping phases (the trigger's slow after-phase and the
     next fibre's lead-in) moves with both: its time is ``c + sum_j b_j t_j``. Least
@@ -830,13 +833,13 @@ def _follows_mixture(cand, kept, fs_hz):
     """
     if len(kept) < 2:
         return False
-    both = np.isfinite(cand.times_s) & np.all([np.isfinite(k.times_s) for k in kept], axis=0)
+    both = np.isfinite(cand.positions) & np.all([np.isfinite(k.positions) for k in kept], axis=0)
     if both.sum() < 3 * (len(kept) + 1):
         return False
-    x = np.column_stack([np.ones(both.sum())] + [k.times_s[both] - k.times_s[both][0] for k in kept])
-    y = cand.times_s[both] - cand.times_s[both][0]
+    x = np.column_stack([np.ones(both.sum())] + [k.positions[both] - k.positions[both][0] for k in kept])
+    y = cand.positions[both] - cand.positions[both][0]
     residual = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
-    mcd_us = compute_mcd(residual) * 1e6
+    mcd_us = compute_mcd(residual) / fs_hz * 1e6
     floor_us = MCD_PER_SD * np.sqrt(cand.timing_var + sum(k.timing_var for k in kept)) / fs_hz * 1e6
     return _rigid(mcd_us, floor_us)
 
@@ -910,7 +913,7 @@ def _timed_on_another(timed_group, group):
 def _blocks_alone(clearly_absent, kept):
     """Whether a group is clearly absent in more than :data:`_ABSENCE_SLACK` (and more than
     one) of the discharges where every kept potential (list of _Timed) is present."""
-    all_present = np.all([np.isfinite(k.times_s) for k in kept], axis=0)
+    all_present = np.all([np.isfinite(k.positions) for k in kept], axis=0)
     return np.sum(clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
 
 
@@ -1020,7 +1023,7 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
                             trigger_fit if g == trigger else None, measured,
                             avoid=[p for j, p in enumerate(groups) if j != g])
         if g != first:
-            if np.isfinite(t.times_s).sum() < 2:
+            if np.isfinite(t.positions).sum() < 2:
                 continue
             if _timed_on_another(t, groups[g]):
                 continue

@@ -333,10 +333,11 @@ def test_a_block_at_a_short_interval_stays_a_block():
     assert np.all(np.abs(blocked_s[:, None] - extra_s[None, :]).min(axis=1) < 50e-6)
 
 
-def _timed(times_s, timing_var):
-    """A potential timed in every discharge (the fields the phase tests read)."""
+def _timed(times_s, timing_var, fs_hz=50e3):
+    """A potential timed in every discharge (the fields the phase tests read: the
+    template fits' positions, here the time points in samples)."""
     n = times_s.size
-    return _Timed(times_s, np.zeros(n), timing_var, (0.0, 0.0, False), (np.zeros(3), 1.0), (0, 0),
+    return _Timed(times_s, times_s * fs_hz, timing_var, (0.0, 0.0, False), (np.zeros(3), 1.0), (0, 0),
                   np.zeros(n, bool), timing_var, np.zeros(n, bool))
 
 
