@@ -1335,18 +1335,13 @@ def _subset(sw, rows):
 def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     """Voluntary reference discharges that are another fibre's potential, not the trigger's.
 
-    A discharge in which one of the other potentials is missing is a false reference if
-    the trigger potential is present where it would be if the reference were that
-    potential, at minus its latency: that fibre's potential was taken for the trigger's
-    (in the trigger's amplitude group, the trigger's own missing from it or later within
-    the refractory period); such a discharge counts as a block of that pair and moves
-    the others. Not where a potential big enough to pass for the trigger's (at least
-    ``block_fraction`` of it) lies at that latency: its presence there says nothing.
-    (Until the seventh session only discharges in which every other potential was
-    missing were judged, and any potential at that latency stopped the test: a small
-    pseudo-potential that picked up the displaced trigger kept such discharges as
-    blocks — on the validation grid's 10 µV / 100 kHz cell, 20 repeats, the pairs'
-    block precision 0.75 -> 1.00, discharges 0.64 -> 0.88, recall 1.00 both.)
+    Only discharges in which every other potential is missing are judged (elsewhere the
+    reference is right: the unit's fibres are there); such a discharge would count as a
+    block of every pair. It is a false reference if the trigger potential is present
+    where it would be if the reference were another of the potentials, at minus that
+    potential's latency: that fibre's potential was taken for the trigger's (in the
+    trigger's amplitude group, the trigger's own missing from it or later within the
+    refractory period). Not where another potential lies at that latency.
 
     A reference on another unit's potential between two discharges is not judged by its
     short interval: a unit firing irregularly (interval CV 0.3) has true blocks at such
@@ -1356,16 +1351,16 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     -------
     ndarray of bool, shape (n,)
     """
+    others = [j for j in range(len(pots)) if j != trigger]
+    rows = np.flatnonzero(np.all([~np.isfinite(times[j]) for j in others], axis=0))
     false = np.zeros(times[trigger].size, dtype=bool)
+    if rows.size == 0:
+        return false
     n_cols = data.shape[1]
     fit_half = _fit_half(params, fs_hz)
-    for j in range(len(pots)):
-        rows = np.flatnonzero(~np.isfinite(times[j]))
-        if j == trigger or rows.size == 0:
-            continue
+    for j in others:
         moved = dataclasses.replace(pots[trigger], latency=2.0 * pots[trigger].latency - pots[j].latency)
-        if any(abs(moved.latency - p.latency) <= p.half_window + moved.half_window
-               and p.amplitude_v >= params.block_fraction * moved.amplitude_v for p in pots):
+        if any(abs(moved.latency - p.latency) <= p.half_window + moved.half_window for p in pots):
             continue  # another potential's place: its presence there says nothing
         centre = np.round(sw.ref_pos[rows] + moved.latency)
         inside = (centre - moved.half_window - fit_half >= 0) & (centre + moved.half_window + fit_half < n_cols)
