@@ -757,7 +757,7 @@ def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
 
 
 class _Relative(NamedTuple):
-    """How a group's time points move against a kept potential's, µs."""
+    """How a group's template-fit positions move against a kept potential's, µs."""
 
     mcd_us: float         # MCD of (group - kept)
     robust_mcd_us: float  # the same from the median consecutive difference (robust_mcd)
@@ -1109,6 +1109,31 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
             for t, p, u in zip(timed, joint, update)]
 
 
+def _sweeps_less(model, positions, potentials, n_cols):
+    """The sweeps less some potentials' joint templates placed at their positions.
+
+    Parameters
+    ----------
+    model : _Model
+    positions : ndarray, shape (K, n)
+        Every kept potential's positions, samples; NaN where absent.
+    potentials : list of int
+        Which potentials to subtract.
+    n_cols : int
+        Sweep length, samples.
+
+    Returns
+    -------
+    ndarray, shape (n, n_cols)
+        V.
+    """
+    if len(potentials) == len(positions) and np.array_equal(positions, model.positions, equal_nan=True):
+        left = model.residual_spectra  # all of them, where the model placed them
+    else:
+        left = model_residual(model.spectra, model.template_spectra[potentials], positions[potentials], n_cols)
+    return np.fft.irfft(left, n=n_cols, axis=1)
+
+
 def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params):
     """Blocks decided again with the unit's other potentials taken out of the sweeps.
 
@@ -1122,14 +1147,17 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     * **present where it is clearly absent** from its search window
       (:func:`_clearly_absent`) once the potentials that move against it (not
       :attr:`_Relative.rigid`) are subtracted, at their positions, as joint templates:
-      those discharges become blocks. Not its excursions (found outside that window,
-      :func:`_excursions`: their window is empty by definition; found in review, a
-      LEMS excursion 612 µs off was dropped so), and not where
-      that would leave it in fewer than half of its discharges (then it is made of the
-      others' waveforms, which the selection decided otherwise), and not with the rigid
-      ones subtracted too: one fibre's potentials kept apart hold each other's
-      waveform in their joint templates (on stimulated concentric recordings that
-      dropped true responses: false blocks 7 -> 20).
+      those discharges become blocks. Not
+
+      - with the rigid ones subtracted too: one fibre's potentials kept apart hold each
+        other's waveform in their joint templates (on stimulated concentric recordings
+        that dropped true responses: false blocks 7 -> 20);
+      - for its excursions, found outside that window (:func:`_excursions`), which is
+        empty in them by definition (found in review: a LEMS excursion 612 µs off was
+        dropped so);
+      - where that would leave it in fewer than half of its discharges: then it is
+        made of the others' waveforms, which the selection decided otherwise.
+
     * **blocked where it is found** once every other potential is subtracted
       (:func:`_time_potential`, the excursion search included, other potentials'
       presence judged on the recorded sweeps): those discharges take the fresh time
@@ -1171,11 +1199,6 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         return timed
     n_cols = sw.data_v.shape[1]
     positions = np.array([t.positions for t in timed])
-
-    def less(potentials):  # the sweeps less those potentials' joint templates, V
-        return np.fft.irfft(model_residual(model.spectra, model.template_spectra[potentials],
-                                           positions[potentials], n_cols), n=n_cols, axis=1)
-
     out = list(timed)
     for j, t in enumerate(timed):
         if j == trigger:
@@ -1183,10 +1206,12 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
         others = [k for k in range(len(timed)) if k != j]
         relative = [_relative_mcd(timed[k], t, fs_hz) for k in others]
         movers = [k for k, r in zip(others, relative) if r is None or not r.rigid]
-        rest = functools.cache(functools.partial(less, others))  # (often the movers: computed once)
+        # (the movers are most often all the others: computed once)
+        rest = functools.cache(functools.partial(_sweeps_less, model, positions, others, n_cols))
         if movers:
-            peaks = _measure_potential(rest() if movers == others else less(movers), sw.ref_pos, pots[j],
-                                       _fit_half(params, fs_hz), False, params.block_fraction)[3]
+            less_movers = rest() if movers == others else _sweeps_less(model, positions, movers, n_cols)
+            peaks = _measure_potential(less_movers, sw.ref_pos, pots[j], _fit_half(params, fs_hz), False,
+                                       params.block_fraction)[3]
             lost = np.isfinite(t.positions) & ~t.excursions & _clearly_absent(peaks, pots[j], sw.noise_sd)
             if lost.any() and 2 * lost.sum() < np.isfinite(t.positions).sum():
                 positions[j, lost] = np.nan
@@ -1241,14 +1266,11 @@ def _retime_superimposed(model, sw, timed, fs_hz, params):
     if background.shape[0] == 0:
         return timed
     positions = np.array([t.positions for t in timed])
-    template_spectra = model.template_spectra
-    if np.array_equal(positions, model.positions, equal_nan=True):
-        left = model.residual_spectra
-    else:  # joint timing moved them (by µs: the templates stay)
-        left = model_residual(model.spectra, template_spectra, positions, n_cols)
-    residual = np.fft.irfft(left, n=n_cols, axis=1)
+    # (joint timing moves them by µs, blocks decided again add or drop some: the
+    # templates stay)
+    residual = _sweeps_less(model, positions, list(range(len(timed))), n_cols)
     flagged = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio)
-    new = retime_superimposed(residual, positions, template_spectra, flagged, background, fs_hz,
+    new = retime_superimposed(residual, positions, model.template_spectra, flagged, background, fs_hz,
                               _fit_half(params, fs_hz))
     changed = np.isfinite(new) & (new != positions)
     return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s))
