@@ -90,10 +90,11 @@ class Truth:
 
 def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,),
               ipis_s=(1.0e-3,), amplitudes_v=(1e-3, 0.6e-3), shapes=("triphasic", "biphasic"),
-              block_prob=(0.0,), rate_hz=10.0, idi_slope=0.0, foreign=False, seed=0):
+              block_prob=(0.0,), rate_hz=10.0, rate_cv=0.15, idi_slope=0.0, foreign=False, seed=0):
     """A continuous voluntary recording of one unit with ``len(ipis_s) + 1`` fibres.
 
-    The trigger (fibre 0) fires at ``rate_hz`` with 15 % interval variability; fibre k
+    The trigger (fibre 0) fires at ``rate_hz``, its intervals varying with a coefficient of
+    variation ``rate_cv`` (at least half the mean interval); fibre k
     follows at ``ipis_s[k-1] + e`` with ``e`` Gaussian of SD ``jitter_us / 1.128`` plus
     ``idi_slope * (IDI - mean IDI)`` (firing-rate dependence); it is blocked with
     probability ``block_prob[k-1]``. ``foreign`` adds a non-locked unit (0.5 mV, 7.3 Hz).
@@ -105,7 +106,7 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
     truth : Truth
     """
     rng = np.random.default_rng(seed)
-    idi = 1.0 / rate_hz * (1.0 + 0.15 * rng.standard_normal(n_discharges))
+    idi = 1.0 / rate_hz * (1.0 + rate_cv * rng.standard_normal(n_discharges))
     idi = np.clip(idi, 0.5 / rate_hz, None)
     t0 = 0.02 + np.cumsum(idi)
     duration = t0[-1] + 0.02

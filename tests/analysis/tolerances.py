@@ -70,14 +70,16 @@ SIM_ACCEPTED_REAL_FRACTION = 0.9
 #: all (measured 0-0.5 %).
 SIM_FALSE_TRIGGER_FRACTION = 0.01
 #: Fraction of matched pairs whose blocked discharges are exactly the simulated ones
-#: (measured 0.78-1.0 since blocked discharges are sought again with the unit's other
-#: potentials taken out, 0.70-1.0 before, 0.67-1.0 before latency excursions were
+#: (measured 0.89-1.0 since references splitting one of the unit's intervals are left
+#: out, 0.78-1.0 before, since blocked discharges are sought again with the unit's other
+#: potentials taken out, 0.70-1.0 before that, 0.67-1.0 before latency excursions were
 #: sought; what remains: a reference on another unit's potential, another unit's
 #: potential on the fibre, an excursion onto a potential of its polarity), and of all
-#: their discharges misjudged (measured <= 0.4 %). Raised 0.7 -> 0.75 with the search
-#: to lock its gain in, a step short of the worst case (the studies are seeded: no
-#: statistical slack is needed, and a pair more blocked wrongly should fail).
-SIM_BLOCKING_EXACT_FRACTION = 0.75
+#: their discharges misjudged (measured <= 0.4 %). Raised 0.7 -> 0.75 -> 0.85 with those
+#: two steps to lock their gain in, each a step short of the worst case (the studies
+#: are seeded: no statistical slack is needed, and a pair more blocked wrongly in the
+#: worst study, 8 of 9 -> 7 of 9, should fail).
+SIM_BLOCKING_EXACT_FRACTION = 0.85
 SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: MCD of matched pairs against the MCD of the simulated event times over the same
 #: discharges: median relative error (measured 0.3-4.4 % since discharges with another
