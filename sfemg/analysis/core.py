@@ -143,9 +143,10 @@ _EXCURSION_MIN_DISCHARGES = 10
 _SPLIT_ODDS = 10.0
 #: ... taking this as the prior probability that a reference is another unit's potential
 #: (simulated studies, seeds 1-12: 17 of ~36 000 references, but in clusters of 1-6 %
-#: of a recording's). With 0.01 the validation grid's CV 0.3 cell lost a true block (two
-#: intervals of ~0.4 x the median in a row); with 0.001 two false references of the
-#: simulated seeds 7-12 stayed.
+#: of a recording's). The validation grid's CV 0.3 cell has two true blocks near the
+#: line (odds 7.4 and 6.6 at this prior, both short intervals in a row): a prior of
+#: 0.0041 drops the first, 0.01 both; with 0.001 two false references of the simulated
+#: seeds 7-12 stayed.
 _FALSE_REFERENCE_PRIOR = 0.003
 #: A group is a fibre of its own, whatever the model's residual says, when its relative
 #: MCD to every kept potential is at least _OWN_JITTER_US and _OWN_JITTER_FACTOR times
@@ -1412,27 +1413,31 @@ def _splits_an_interval(ref_times_s, rows, block_rates):
     A discharge with every pair blocked, at intervals ``a`` after the previous reference
     and ``b`` before the next, is either
 
-    * the unit's, every pair blocked: prior the product of the pairs' blocking rates,
-      likelihood ``f(a) f(b)``;
+    * the unit's, every pair blocked: prior the product of the pairs' blocking rates
+      (as if they blocked independently), likelihood ``f(a) f(b)``;
     * another unit's potential anywhere within one interval of the unit: prior
-      :data:`_FALSE_REFERENCE_PRIOR`, likelihood ``f(a + b) / (a + b)``;
+      :data:`_FALSE_REFERENCE_PRIOR`, likelihood ``f(a + b) / (a + b)`` (the interval's
+      density times the uniform density of a place within it);
 
-    with ``f`` the normal density of the unit's intervals (median and robust SD of all
-    the references' intervals). It splits an interval when the second is at least
-    :data:`_SPLIT_ODDS` times likelier. The first and last discharges are not judged.
+    with ``f`` the normal density of the unit's intervals: their median, and their
+    robust SD but at least 1 % of the median (a unit firing perfectly regularly). It
+    splits an interval when the second is at least :data:`_SPLIT_ODDS` times likelier.
+    The first and last discharges, and those next to an unmeasured time (NaN), are not
+    judged.
 
     Parameters
     ----------
     ref_times_s : ndarray, shape (n,)
         Reference times, s (NaN where not measured).
-    rows : ndarray of int
+    rows : ndarray of int, shape (m,)
         The discharges to judge.
-    block_rates : sequence of float
-        Each pair's fraction of blocked discharges.
+    block_rates : sequence of float, shape (n_pairs,)
+        Each pair's fraction of blocked discharges (> 0: the judged ones are blocked).
 
     Returns
     -------
-    ndarray of bool, shape rows.shape
+    ndarray of bool, shape (m,)
+        True where the discharge is another unit's potential.
     """
     t = np.asarray(ref_times_s, dtype=float)
     intervals_s = np.diff(t)
@@ -1441,18 +1446,17 @@ def _splits_an_interval(ref_times_s, rows, block_rates):
     inner = (rows > 0) & (rows < t.size - 1)
     if intervals_s.size < _MIN_TRIGGER_COUNT or not inner.any():
         return split
-    mean_s = fast_median(intervals_s)
-    sd_s = max(MAD_TO_SD * fast_median(np.abs(intervals_s - mean_s)), 0.01 * mean_s)
+    median_s = fast_median(intervals_s)
+    sd_s = max(MAD_TO_SD * fast_median(np.abs(intervals_s - median_s)), 0.01 * median_s)
 
     def log_f(x):
-        return -0.5 * ((x - mean_s) / sd_s) ** 2 - np.log(sd_s * np.sqrt(2.0 * np.pi))
+        return -0.5 * ((x - median_s) / sd_s) ** 2 - np.log(sd_s * np.sqrt(2.0 * np.pi))
 
     j = rows[inner]
     a, b = t[j] - t[j - 1], t[j + 1] - t[j]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_unit = np.sum(np.log(block_rates)) + log_f(a) + log_f(b)
-        log_other = np.log(_FALSE_REFERENCE_PRIOR) + log_f(a + b) - np.log(a + b)
-        split[inner] = log_other - log_unit > np.log(_SPLIT_ODDS)
+    log_unit = np.sum(np.log(block_rates)) + log_f(a) + log_f(b)
+    log_other = np.log(_FALSE_REFERENCE_PRIOR) + log_f(a + b) - np.log(a + b)
+    split[inner] = log_other - log_unit >= np.log(_SPLIT_ODDS)
     return split
 
 

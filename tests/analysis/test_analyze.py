@@ -372,9 +372,28 @@ def test_splits_an_interval_against_its_reference(cv):
     assert 0 < n_split < 4 * rows.size
 
 
+def test_a_block_between_two_short_intervals_of_an_irregular_unit_stays():
+    """Pinned near the line: a unit firing with interval CV 0.3, one pair blocking in
+    1 % of its discharges, one of them between intervals of 0.47 and 0.37 x the median
+    (as on the validation grid's CV 0.3 cell: posterior odds ~7 for another unit's
+    potential, below the 10 that leave it out; a prior of 0.01 would drop it). A unit
+    firing perfectly regularly (robust SD 0, taken as 1 % of the median) with one
+    potential halfway through an interval: left out."""
+    rng = np.random.default_rng(0)
+    intervals = 0.1 * (1 + 0.3 * rng.standard_normal(100))
+    median, sd = np.median(intervals), 1.4826 * np.median(np.abs(intervals - np.median(intervals)))
+    intervals = median + (intervals - median) * 0.3 * median / sd  # robust SD exactly 0.3 x the median
+    intervals[50:52] = 0.47 * median, 0.37 * median
+    t = np.cumsum(intervals)
+    assert not _splits_an_interval(t, np.array([50]), [0.01])[0]
+    regular = np.cumsum(np.full(100, 0.1))
+    regular = np.insert(regular, 50, regular[49] + 0.05)
+    assert _splits_an_interval(regular, np.array([50]), [0.01])[0]
+
+
 def test_blocks_of_an_irregularly_firing_unit_stay_blocks():
     """A unit firing irregularly (interval CV 0.3) whose second fibre blocks in 15 % of
-    its discharges: its blocks fall at intervals as short as 0.4 x the median, like
+    its discharges: its blocks fall at intervals as short as half the median, like
     another unit's potential between two discharges, but the unit's spread of intervals
     and the pair's blocking rate make them the likelier: every block is counted."""
     fs_hz = 50e3
@@ -387,7 +406,7 @@ def test_blocks_of_an_irregularly_firing_unit_stay_blocks():
     np.testing.assert_array_equal(pair.blocked, true_blocked)
     idis_s = np.diff(truth.reference_s)
     around = np.minimum(idis_s[np.flatnonzero(true_blocked[1:-1])], idis_s[np.flatnonzero(true_blocked[1:-1]) + 1])
-    assert around.min() < 0.5 * np.median(idis_s)  # blocks at short intervals are in the test
+    assert around.min() < 0.55 * np.median(idis_s)  # blocks at short intervals are in the test
 
 
 def _timed(times_s, timing_var, fs_hz=50e3):
