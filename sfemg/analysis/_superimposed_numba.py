@@ -2,8 +2,9 @@
 
 :func:`model_residual_kernel` (the sweeps less the unit's model),
 :func:`window_energy_kernel` (its energy around each potential),
-:func:`group_template_kernel` (one background template) and :func:`retime_kernel` (one
-pass over the flagged discharges) run without the GIL; the NumPy code they replaced is
+:func:`group_template_kernel` (one background template), :func:`retime_kernel` (one
+pass over the flagged discharges) and :func:`find_kernel` (one over the blocked
+discharges with something in the potential's window) run without the GIL; the NumPy code they replaced is
 the tests' reference (``tests/analysis/test_superimposed.py``).
 """
 
@@ -221,16 +222,120 @@ def _split(quarters, n_phases):  # pragma: no cover - compiled
 
 
 @jit
-def _shift_cost(data, fitted, phases, base, step, lo, hi, n_phases, cost, g):  # pragma: no cover - compiled
+def _shift_cost(data, fitted, phases, base, step, lo, hi, n_phases, free_scale, cost, scale,
+                g):  # pragma: no cover - compiled
     """``cost[g]``: squared misfit over ``lo:hi`` of ``data - fitted`` and the potential
-    at ``(base + step * n_phases) / n_phases`` samples."""
+    at ``(base + step * n_phases) / n_phases`` samples, at unit scale or (``free_scale``)
+    at its least-squares scale, stored in ``scale[g]``."""
     length = data.shape[0]
     whole, frac = _split(int(base + round(step * n_phases)), n_phases)
+    if not free_scale:
+        total = 0.0
+        for t in range(lo, hi):
+            d = data[t] - fitted[t] - phases[frac, (t - whole) % length]
+            total += d * d
+        cost[g] = total
+        scale[g] = 1.0
+        return
+    rr = 0.0
+    rp = 0.0
+    pp = 0.0
+    for t in range(lo, hi):
+        r = data[t] - fitted[t]
+        v = phases[frac, (t - whole) % length]
+        rr += r * r
+        rp += r * v
+        pp += v * v
+    scale[g] = rp / pp if pp > 0.0 else 0.0
+    cost[g] = rr - scale[g] * rp
+
+
+@jit
+def _fit_beside(data, residual, start, phases, background, energy, coarse_energy, stride, fit_half, steps, n_rounds,
+                min_scale, max_scale, free_scale, left, fitted, cost, scale):  # pragma: no cover - compiled
+    """A potential's shift (and scale) with a background potential fitted beside it, in turn.
+
+    ``n_rounds`` times: the background that takes most energy out of what the potential
+    leaves in its fit window (first round: ``residual``; later rounds: ``data`` less the
+    potential at the previous round's shift and scale; :func:`_best_background`), then
+    the shift on the grid ``steps`` around ``start`` that fits ``data`` less that
+    background best in the window, refined by a parabola; the potential at unit scale,
+    or at its least-squares scale at each shift (``free_scale``).
+
+    Parameters
+    ----------
+    data : ndarray, shape (L,)
+        The sweep less the other potentials' model, V.
+    residual : ndarray, shape (L,)
+        ``data`` less the potential at ``start``, V.
+    start : float
+        The potential's position, samples.
+    phases : ndarray, shape (P, L)
+        Its template at sub-sample shifts 0, 1/P, ...; reference at 0, circular.
+    background, energy, coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale
+        As in :func:`retime_kernel`.
+    free_scale : bool
+    left, fitted : ndarray, shape (L,)
+        Work arrays.
+    cost, scale : ndarray, shape (len(steps),)
+        Work arrays.
+
+    Returns
+    -------
+    tau : float
+        The fitted position, samples.
+    misfit : float
+        Squared misfit over the window at the best grid shift, V^2; inf where no
+        background template fits.
+    potential_scale : float
+        The potential's scale there (1 unless ``free_scale``).
+    """
+    length = data.shape[0]
+    n_phases = phases.shape[0]
+    n_grid = steps.shape[0]
+    centre = int(round(start))
+    lo = max(centre - fit_half, 0)
+    hi = min(centre + fit_half + 1, length)
+    base = round(start * n_phases)
+    left[:] = residual
+    tau = start
+    best = -1
+    for round_ in range(n_rounds):
+        if round_ > 0:  # what the potential at the previous round's shift leaves
+            whole, frac = _split(int(base + round(steps[best] * n_phases)), n_phases)
+            for t in range(length):
+                left[t] = data[t] - scale[best] * phases[frac, (t - whole) % length]
+        if not _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
+                                max_scale, fitted):
+            return start, np.inf, 0.0
+        # whole-sample steps from the middle of the grid, then every step within one
+        # sample of the best of them
+        cost[:] = np.inf
+        middle = n_grid // 2
+        best = middle
+        for g in range(middle % n_phases, n_grid, n_phases):
+            _shift_cost(data, fitted, phases, base, steps[g], lo, hi, n_phases, free_scale, cost, scale, g)
+            if cost[g] < cost[best]:
+                best = g
+        coarse = best
+        for g in range(max(0, coarse - n_phases + 1), min(n_grid, coarse + n_phases)):
+            if g != coarse:
+                _shift_cost(data, fitted, phases, base, steps[g], lo, hi, n_phases, free_scale, cost, scale, g)
+                if cost[g] < cost[best] or (cost[g] == cost[best] and g < best):
+                    best = g
+        tau = (base + round(steps[best] * n_phases)) / n_phases
+        if 0 < best < n_grid - 1:  # the cost's minimum: the maximum of its negative
+            tau += (steps[1] - steps[0]) * peak_offset(-cost[best - 1], -cost[best], -cost[best + 1])
+    return tau, cost[best], scale[best]
+
+
+@jit
+def _window_sum_squares(x, lo, hi):  # pragma: no cover - compiled
+    """``sum(x[lo:hi] ** 2)``."""
     total = 0.0
     for t in range(lo, hi):
-        d = data[t] - fitted[t] - phases[frac, (t - whole) % length]
-        total += d * d
-    cost[g] = total
+        total += x[t] * x[t]
+    return total
 
 
 @jit
@@ -262,60 +367,78 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
     steps : ndarray, shape (G,)
         Shifts tried around the fitted position, samples (multiples of 1/P).
     n_rounds : int
-        Rounds of background fit then shift fit.
+        Rounds of background fit then shift fit (:func:`_fit_beside`).
     min_scale, max_scale, accept_fraction : float
         The background's scale range; the fraction of the window's residual energy the
         final misfit must fall below.
     out : ndarray, shape (n_items,)
         The new position, or NaN where the re-timing is not kept.
     """
-    n_items, length = data.shape
-    n_phases = phases.shape[1]
-    n_grid = steps.shape[0]
+    length = data.shape[1]
     left = np.empty(length)
     fitted = np.empty(length)
-    cost = np.empty(n_grid)
-    for item in range(n_items):
-        out[item] = np.nan
+    cost = np.empty(steps.shape[0])
+    scale = np.empty(steps.shape[0])
+    for item in range(data.shape[0]):
+        centre = int(round(starts[item]))
+        before = _window_sum_squares(residual[item], max(centre - fit_half, 0), min(centre + fit_half + 1, length))
+        tau, misfit, _ = _fit_beside(data[item], residual[item], starts[item], phases[potentials[item]], background,
+                                     energy, coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale,
+                                     False, left, fitted, cost, scale)
+        out[item] = tau if misfit < accept_fraction * before else np.nan
+    return out
+
+
+@jit
+def find_kernel(data, starts, potentials, phases, background, energy, coarse_energy, stride, fit_half, steps,
+                n_rounds, min_scale, max_scale, present_scale, misfit_fraction, out):  # pragma: no cover - compiled
+    """Seek each blocked discharge's potential beside a background potential.
+
+    A background potential and the potential at its least-squares scale are fitted in
+    turn (:func:`_fit_beside`, from the potential's expected position and unit scale);
+    the potential is present when that scale is at least ``present_scale`` and the two
+    leave at most ``misfit_fraction`` of the fitted potential's energy in its fit window
+    unexplained (the shape fits, not only the size). (Its scale
+    is free because the data are the sweep less the other potentials' *joint*
+    templates, which hold part of a nearly rigid partner's waveform: where the partner
+    is blocked, what is left there is its negative, scale < 0.)
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_items, L)
+        Each discharge's sweep less the unit's model (the potential is absent from it), V.
+    starts : ndarray, shape (n_items,)
+        The potential's expected position, samples.
+    potentials, phases, background, energy, coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale
+        As in :func:`retime_kernel`.
+    present_scale : float
+        The least scale of a present potential.
+    misfit_fraction : float
+        The largest misfit of a present potential, in its fitted energy.
+    out : ndarray, shape (n_items,)
+        The potential's position where it is found, else NaN.
+    """
+    length = data.shape[1]
+    n_phases = phases.shape[1]
+    left = np.empty(length)
+    fitted = np.empty(length)
+    assumed = np.empty(length)
+    cost = np.empty(steps.shape[0])
+    scale = np.empty(steps.shape[0])
+    for item in range(data.shape[0]):
         start = starts[item]
         k = potentials[item]
+        whole, frac = _split(int(round(start * n_phases)), n_phases)
+        for t in range(length):  # the potential assumed present, at unit scale, to begin with
+            assumed[t] = data[item, t] - phases[k, frac, (t - whole) % length]
+        tau, misfit, potential_scale = _fit_beside(data[item], assumed, start, phases[k], background, energy,
+                                                   coarse_energy, stride, fit_half, steps, n_rounds, min_scale,
+                                                   max_scale, True, left, fitted, cost, scale)
         centre = int(round(start))
-        lo = max(centre - fit_half, 0)
-        hi = min(centre + fit_half + 1, length)
-        base = round(start * n_phases)
-        before = 0.0
-        for t in range(lo, hi):
-            before += residual[item, t] ** 2
-        left[:] = residual[item]
-        tau = start  # (assigned in every round that completes)
-        best = -1
-        for round_ in range(n_rounds):
-            if round_ > 0:  # what the potential at the previous round's shift leaves
-                whole, frac = _split(int(base + round(steps[best] * n_phases)), n_phases)
-                for t in range(length):
-                    left[t] = data[item, t] - phases[k, frac, (t - whole) % length]
-            if not _best_background(left, lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
-                                    max_scale, fitted):
-                best = -1
-                break
-            # whole-sample steps from the middle of the grid, then every step within one
-            # sample of the best of them
-            cost[:] = np.inf
-            middle = n_grid // 2
-            best = middle
-            for g in range(middle % n_phases, n_grid, n_phases):
-                _shift_cost(data[item], fitted, phases[k], base, steps[g], lo, hi, n_phases, cost, g)
-                if cost[g] < cost[best]:
-                    best = g
-            coarse = best
-            for g in range(max(0, coarse - n_phases + 1), min(n_grid, coarse + n_phases)):
-                if g != coarse:
-                    _shift_cost(data[item], fitted, phases[k], base, steps[g], lo, hi, n_phases, cost, g)
-                    if cost[g] < cost[best] or (cost[g] == cost[best] and g < best):
-                        best = g
-            tau = (base + round(steps[best] * n_phases)) / n_phases
-            if 0 < best < n_grid - 1:  # the cost's minimum: the maximum of its negative
-                tau += (steps[1] - steps[0]) * peak_offset(-cost[best - 1], -cost[best], -cost[best + 1])
-        if best >= 0 and cost[best] < accept_fraction * before:
-            out[item] = tau
+        whole, frac = _split(int(round(tau * n_phases)), n_phases)
+        own = 0.0
+        for t in range(max(centre - fit_half, 0), min(centre + fit_half + 1, length)):
+            own += phases[k, frac, (t - whole) % length] ** 2
+        found = potential_scale >= present_scale and misfit <= misfit_fraction * potential_scale ** 2 * own
+        out[item] = tau if found else np.nan
     return out

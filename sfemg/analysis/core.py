@@ -43,6 +43,7 @@ from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
 from .superimposed import (
     background_templates,
+    find_superimposed,
     flag_superimposed,
     model_residual,
     retime_superimposed,
@@ -1244,15 +1245,21 @@ def _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, p
     return out
 
 
-def _retime_superimposed(model, sw, timed, fs_hz, params):
-    """Re-time the discharges with another unit's potential on a potential of the unit
+def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
+    """Re-time the discharges with another unit's potential on a potential of the unit,
+    and seek it where such a potential made it look blocked
     (:mod:`~sfemg.analysis.superimposed`): continuous recordings (voluntary or
     stimulated), whose signal between the sweeps shows the other units' potentials.
 
     The model is every kept potential's joint template (estimated at the selection's
     positions) at its final positions (joint timing moves them by µs); the other units'
     templates come from the candidate peaks (``sw.busy_cols``) farther than a template's
-    half length from every sweep.
+    half length from every sweep. A potential other than the trigger, present in at
+    least two discharges, is sought in a discharge it is missing from
+    (:func:`~sfemg.analysis.superimposed.find_superimposed`) when the model's residual
+    there, around its median position relative to the reference, is flagged as in a
+    discharge it is present in (:func:`~sfemg.analysis.superimposed.flag_superimposed`):
+    something else lies where it would be.
 
     Parameters
     ----------
@@ -1261,13 +1268,16 @@ def _retime_superimposed(model, sw, timed, fs_hz, params):
     sw : _Sweeps
     timed : list of _Timed
         The kept potentials, with their final time points.
+    trigger : int
+        Index of the trigger in ``timed`` (-1 for stimulated recordings): never sought.
     fs_hz : float
     params : AnalysisParams
 
     Returns
     -------
     list of _Timed
-        ``timed`` with the re-timed discharges' time points and positions changed.
+        ``timed`` with the re-timed and the found discharges' time points and positions
+        changed.
     """
     if model is None or sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
         return timed
@@ -1277,12 +1287,21 @@ def _retime_superimposed(model, sw, timed, fs_hz, params):
     if background.shape[0] == 0:
         return timed
     positions = np.array([t.positions for t in timed])
+    fit_half = _fit_half(params, fs_hz)
     # (joint timing moves them by µs, blocks decided again add or drop some: the
     # templates stay)
     residual = _sweeps_less(model, positions, list(range(len(timed))), n_cols)
     flagged = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio)
-    new = retime_superimposed(residual, positions, model.template_spectra, flagged, background, fs_hz,
-                              _fit_half(params, fs_hz))
+    new = retime_superimposed(residual, positions, model.template_spectra, flagged, background, fs_hz, fit_half)
+    present = np.isfinite(positions)
+    expected = np.full(positions.shape, np.nan)
+    for k, p in enumerate(positions):
+        if k != trigger and 2 <= present[k].sum() < p.size:
+            expected[k, ~present[k]] = sw.ref_pos[~present[k]] + fast_median(p[present[k]] - sw.ref_pos[present[k]])
+    hidden = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio, at=expected)
+    found = find_superimposed(residual, expected, model.template_spectra, hidden, background, fs_hz, fit_half,
+                              params.block_fraction)
+    new = np.where(np.isfinite(found), found, new)
     changed = np.isfinite(new) & (new != positions)
     return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s))
             if c.any() else t for t, p, c in zip(timed, new, changed)]
@@ -1511,7 +1530,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     if params.method == "template" and params.joint_timing:
         timed = _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params)
         timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
-        timed = _retime_superimposed(model, sw, timed, fs_hz, params)
+        timed = _retime_superimposed(model, sw, timed, trigger, fs_hz, params)
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]

@@ -9,8 +9,10 @@ like (:func:`flag_superimposed`). To re-time them the other unit's potential is
 modelled too, with a template taken from the recording itself: the recurring
 potentials away from the unit's discharges (:func:`background_templates`). In each
 flagged discharge the best-fitting background template and the potential's shift
-are fitted in turn (:func:`retime_superimposed`). Method: docs/analysis.md §2;
-measured on the simulated studies in §6.
+are fitted in turn (:func:`retime_superimposed`). Such a potential can also make a
+fibre look blocked: where something lies in the place of a missing potential, it is
+sought the same way, at its least-squares scale (:func:`find_superimposed`). Method:
+docs/analysis.md §2; measured on the simulated studies in §6.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ import functools
 
 import numpy as np
 
-from ._superimposed_numba import group_template_kernel, model_residual_kernel, retime_kernel, window_energy_kernel
+from ._superimposed_numba import (
+    find_kernel,
+    group_template_kernel,
+    model_residual_kernel,
+    retime_kernel,
+    window_energy_kernel,
+)
 from .detect import amplitude_groups, fast_median, peak_values
 from .timing import fit_taper
 
-__all__ = ["background_templates", "model_residual", "window_energy", "flag_superimposed", "retime_superimposed"]
+__all__ = ["background_templates", "model_residual", "window_energy", "flag_superimposed", "retime_superimposed",
+           "find_superimposed"]
 
 #: Half-length of a background template, µs: a distant unit's potential, high-passed,
 #: lasts 1-2 ms.
@@ -65,6 +74,13 @@ _ROUNDS = 2
 #: the fit window had: the other unit's potential is then explained, not one of its
 #: look-alikes fitted to noise.
 _ACCEPT_FRACTION = 0.3
+#: A potential sought in a discharge it seemed blocked in is found there when it and a
+#: background potential leave at most this fraction of its fitted energy in its fit
+#: window unexplained: on an analytic recording (30 dB) 0.5-1.6 % where it was there
+#: under another unit's potential, 28 % where it was blocked and another unit's
+#: potential lay in its place (its scale there 0.62-0.65: the size alone does not
+#: tell); noise alone at 20 dB leaves ~3 %.
+_FOUND_MISFIT = 0.1
 
 
 #: Sub-sample phases the potentials' and the background templates are prepared at: a
@@ -196,7 +212,7 @@ def window_energy(rows_v, positions, half):
                                 np.empty(np.shape(positions)))
 
 
-def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
+def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio, at=None):
     """Discharges in which another potential lies on a potential of the unit.
 
     Where potential k is present in sweep i, the residual energy within
@@ -216,19 +232,24 @@ def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio):
     fs_hz : float
     ratio : float
         Flag above this many times the median window energy (``superimposed_ratio``).
+    at : ndarray, shape (K, n), optional
+        Judge these positions instead (samples, NaN where not judged; e.g. where a
+        potential would be in the discharges it is missing from), against the same
+        median at ``positions``.
 
     Returns
     -------
     ndarray of bool, shape (K, n)
-        False where the potential is absent.
+        False where the position judged is NaN.
     """
     half = max(1, int(round(_FLAG_HALF_US * 1e-6 * fs_hz)))
     energy = window_energy(residual_v, positions, half)
+    judged = energy if at is None else window_energy(residual_v, at, half)
     out = np.zeros(positions.shape, dtype=bool)
-    for k, e in enumerate(energy):
-        present = np.isfinite(e)
+    for k, (e, j) in enumerate(zip(energy, judged)):
+        present, there = np.isfinite(e), np.isfinite(j)
         if present.any():
-            out[k, present] = e[present] > ratio * max(fast_median(e[present]), (2 * half + 1) * noise_sd_v ** 2)
+            out[k, there] = j[there] > ratio * max(fast_median(e[present]), (2 * half + 1) * noise_sd_v ** 2)
     return out
 
 
@@ -282,16 +303,72 @@ def retime_superimposed(residual_v, positions, template_spectra, flagged, backgr
     w = 2.0 * np.pi * np.arange(template_spectra.shape[1]) / length
     own = np.fft.irfft(template_spectra[potential] * np.exp(-1j * w[None, :] * starts[:, None]), n=length, axis=1)
     residual = np.ascontiguousarray(residual_v[row])
-    reach = np.ceil(_SHIFT_RANGE_US * 1e-6 * fs_hz * _PHASES)
-    stride = max(1, int(round(_COARSE_STEP_US * 1e-6 * fs_hz)))
-    phase0 = np.ascontiguousarray(background[:, 0, :])
-    used = np.unique(potential)  # the potentials' shifted templates, those re-timed only
-    phases = np.zeros((template_spectra.shape[0], _PHASES, length))
-    phases[used] = _phases(template_spectra[used], length)
-    new = retime_kernel(residual + own, residual, starts, potential.astype(np.int64), phases, background,
-                        np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride, int(fit_half),
-                        np.arange(-reach, reach + 1) / _PHASES, _ROUNDS, _MIN_SCALE, _MAX_SCALE, _ACCEPT_FRACTION,
-                        np.empty(starts.size))
+    new = retime_kernel(residual + own, residual, starts, potential.astype(np.int64),
+                        *_search_arguments(template_spectra, potential, background, fs_hz, fit_half, length),
+                        _ACCEPT_FRACTION, np.empty(starts.size))
     kept = np.isfinite(new)
     out[potential[kept], row[kept]] = new[kept]
     return out
+
+
+def find_superimposed(residual_v, expected, template_spectra, flagged, background, fs_hz, fit_half, present_scale):
+    """Seek potentials in discharges judged blocked where another unit's potential lies.
+
+    Another unit's potential on a fibre's can make it look absent: its opposite phase
+    cancels the fibre's peak, or its own peak in the search window takes the fit off the
+    fibre. In each flagged discharge a background template and the fibre's (at its
+    least-squares scale) are fitted in turn as in :func:`retime_superimposed`, the
+    fibre's shift within ±:data:`_SHIFT_RANGE_US` of where it is expected; it is present
+    when its scale is at least ``present_scale`` and what the two leave unexplained in
+    its fit window is at most :data:`_FOUND_MISFIT` of its fitted energy
+    (:func:`~sfemg.analysis._superimposed_numba.find_kernel`).
+
+    Parameters
+    ----------
+    residual_v : ndarray, shape (n, L)
+        Sweeps minus the model of the unit's potentials (those present), V.
+    expected : ndarray, shape (K, n)
+        Where each potential would be in the discharges it is missing from, samples.
+    template_spectra : ndarray of complex, shape (K, L // 2 + 1)
+        DFT of each potential's joint template, its reference at sample 0.
+    flagged : ndarray of bool, shape (K, n)
+        The discharges to seek it in (:func:`flag_superimposed` at ``expected``).
+    background : ndarray, shape (m, _PHASES, 2 * half + 1)
+        The other units' templates, from :func:`background_templates`.
+    fs_hz : float
+    fit_half : int
+        Half-length of the fit window, samples.
+    present_scale : float
+        The least scale of a present potential (``block_fraction``).
+
+    Returns
+    -------
+    ndarray, shape (K, n)
+        The positions found, samples; NaN elsewhere.
+    """
+    out = np.full(expected.shape, np.nan)
+    if background.shape[0] == 0 or not flagged.any():
+        return out
+    length = residual_v.shape[1]
+    potential, row = np.nonzero(flagged)
+    out[potential, row] = find_kernel(np.ascontiguousarray(residual_v[row]), expected[potential, row],
+                                      potential.astype(np.int64),
+                                      *_search_arguments(template_spectra, potential, background, fs_hz, fit_half,
+                                                         length),
+                                      float(present_scale), _FOUND_MISFIT, np.empty(row.size))
+    return out
+
+
+def _search_arguments(template_spectra, potential, background, fs_hz, fit_half, length):
+    """The kernels' arguments from ``phases`` to ``max_scale``
+    (:func:`~sfemg.analysis._superimposed_numba.retime_kernel`): the potentials'
+    templates at sub-sample shifts (those of ``potential`` only), the background's
+    energies and coarse stride, the shift grid."""
+    reach = np.ceil(_SHIFT_RANGE_US * 1e-6 * fs_hz * _PHASES)
+    stride = max(1, int(round(_COARSE_STEP_US * 1e-6 * fs_hz)))
+    phase0 = np.ascontiguousarray(background[:, 0, :])
+    used = np.unique(potential)
+    phases = np.zeros((template_spectra.shape[0], _PHASES, length))
+    phases[used] = _phases(template_spectra[used], length)
+    return (phases, background, np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride,
+            int(fit_half), np.arange(-reach, reach + 1) / _PHASES, _ROUNDS, _MIN_SCALE, _MAX_SCALE)

@@ -8,6 +8,7 @@ from sfemg.analysis import AnalysisParams, analyze_signal
 from sfemg.analysis._superimposed_numba import (
     _best_background,
     _window_gain,
+    find_kernel,
     group_template_kernel,
     model_residual_kernel,
     retime_kernel,
@@ -97,45 +98,82 @@ def slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale):
     return fitted
 
 
+def slow_fit_beside(data, residual, start, phases_k, bg, stride, fit_half, steps, rounds, lo_scale, hi_scale,
+                    free_scale=False):
+    """Background and shift in turn (shift: whole samples from the grid's middle, then
+    every step within one sample of the best; lowest cost, first of equals; a
+    parabola); the potential at unit scale or at its least-squares scale at each shift.
+    Returns (tau, cost, scale); cost inf where no background fits."""
+    length = data.size
+    lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
+    base = round(start * P)
+    window = np.arange(lo, hi)
+
+    def placed(g, cols):
+        whole, frac = divmod(int(base + round(steps[g] * P)), P)
+        return phases_k[frac, (cols - whole) % length]
+
+    def cost_and_scale(g, fitted):
+        r, v = data[lo:hi] - fitted[lo:hi], placed(g, window)
+        a = (r @ v) / (v @ v) if free_scale else 1.0
+        return np.sum((r - a * v) ** 2), a
+
+    left, best, tau = residual.copy(), -1, start
+    cost, scale = None, None
+    for r in range(rounds):
+        if r > 0:
+            left = data - scale[best] * placed(best, np.arange(length))
+        fitted = slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale)
+        if fitted is None:
+            return start, np.inf, 0.0
+        cost, scale = np.full(steps.size, np.inf), np.ones(steps.size)
+        middle = steps.size // 2
+        coarse = list(range(middle % P, steps.size, P))
+        for g in coarse:
+            cost[g], scale[g] = cost_and_scale(g, fitted)
+        c = coarse[int(np.argmin(cost[coarse]))]
+        for g in range(max(0, c - P + 1), min(steps.size, c + P)):
+            cost[g], scale[g] = cost_and_scale(g, fitted)
+        best = int(np.argmin(cost))
+        tau = (base + round(steps[best] * P)) / P
+        if 0 < best < steps.size - 1 and cost[best - 1] - 2 * cost[best] + cost[best + 1] > 0:
+            tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / (
+                cost[best - 1] - 2 * cost[best] + cost[best + 1])
+    return tau, cost[best], scale[best]
+
+
 def slow_retime(data, residual, starts, potentials, phases, bg, stride, fit_half, steps, rounds, lo_scale,
                 hi_scale, accept):
-    """Each item: background and shift in turn (shift: whole samples from the grid's
-    middle, then every step within one sample of the best; lowest cost, first of equals;
-    a parabola); kept when the cost falls below ``accept`` of the window's residual."""
+    """Each item fitted beside a background; kept when the cost falls below ``accept``
+    of the window's residual."""
     length = data.shape[1]
     out = np.full(starts.size, np.nan)
     for item, (start, k) in enumerate(zip(starts, potentials)):
         lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
-        base = round(start * P)
-        before = np.sum(residual[item, lo:hi] ** 2)
+        tau, cost, _ = slow_fit_beside(data[item], residual[item], start, phases[k], bg, stride, fit_half, steps,
+                                       rounds, lo_scale, hi_scale)
+        if cost < accept * np.sum(residual[item, lo:hi] ** 2):
+            out[item] = tau
+    return out
 
-        def placed(g, cols):
-            whole, frac = divmod(int(base + round(steps[g] * P)), P)
-            return phases[k, frac, (cols - whole) % length]
 
-        left, best, cost = residual[item].copy(), -1, None
-        for r in range(rounds):
-            if r > 0:
-                left = data[item] - placed(best, np.arange(length))
-            fitted = slow_best_background(left, lo, hi, bg, stride, lo_scale, hi_scale)
-            if fitted is None:
-                best = -1
-                break
-            cost = np.full(steps.size, np.inf)
-            middle = steps.size // 2
-            coarse = list(range(middle % P, steps.size, P))
-            window = np.arange(lo, hi)
-            for g in coarse:
-                cost[g] = np.sum((data[item, lo:hi] - fitted[lo:hi] - placed(g, window)) ** 2)
-            c = coarse[int(np.argmin(cost[coarse]))]
-            for g in range(max(0, c - P + 1), min(steps.size, c + P)):
-                cost[g] = np.sum((data[item, lo:hi] - fitted[lo:hi] - placed(g, window)) ** 2)
-            best = int(np.argmin(cost))
-            tau = (base + round(steps[best] * P)) / P
-            if 0 < best < steps.size - 1 and cost[best - 1] - 2 * cost[best] + cost[best + 1] > 0:
-                tau += (steps[1] - steps[0]) * 0.5 * (cost[best - 1] - cost[best + 1]) / (
-                    cost[best - 1] - 2 * cost[best] + cost[best + 1])
-        if best >= 0 and cost[best] < accept * before:
+def slow_find(data, starts, potentials, phases, bg, stride, fit_half, steps, rounds, lo_scale, hi_scale,
+              present_scale, misfit_fraction):
+    """Each item: the potential (assumed present at unit scale to begin with) and a
+    background fitted in turn, the potential at its least-squares scale; found when
+    that scale is at least ``present_scale`` and the misfit at most ``misfit_fraction``
+    of the fitted potential's energy in its window."""
+    length = data.shape[1]
+    out = np.full(starts.size, np.nan)
+    for item, (start, k) in enumerate(zip(starts, potentials)):
+        whole, frac = divmod(int(round(start * P)), P)
+        assumed = data[item] - phases[k, frac, (np.arange(length) - whole) % length]
+        tau, cost, scale = slow_fit_beside(data[item], assumed, start, phases[k], bg, stride, fit_half, steps,
+                                           rounds, lo_scale, hi_scale, free_scale=True)
+        lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
+        whole, frac = divmod(int(round(tau * P)), P)
+        own = np.sum(phases[k, frac, (np.arange(lo, hi) - whole) % length] ** 2)
+        if scale >= present_scale and cost <= misfit_fraction * scale ** 2 * own:
             out[item] = tau
     return out
 
@@ -317,6 +355,31 @@ def test_retime_kernel_matches_reference(seed, stride):
     assert np.nanmax(np.abs(got - true)) < 0.3  # ... onto their potential (started up to 3 samples off)
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("stride", [1, 3])
+def test_find_kernel_matches_reference(seed, stride):
+    """Items of the re-timing case sought as if blocked: in half of them the potential is
+    there (with a background potential on it in some), in the other half it is taken
+    out and a background potential may lie in its place. The kernel decides as the
+    slow reference, finds most present potentials on their true position and no
+    absent one."""
+    (data, _, starts, potential, phases, bg), fit_half, steps, true, phase0 = _retime_case(seed)
+    length = data.shape[1]
+    pots = [np.fft.rfft(phases[k, 0]) for k in range(phases.shape[0])]
+    absent = np.arange(true.size) % 2 == 1
+    data = data.copy()
+    for i in np.flatnonzero(absent):
+        data[i] -= _shifted(pots[potential[i]], true[i], length)
+    args = (np.ascontiguousarray(data), starts, potential, phases, bg, np.sum(phase0 ** 2, axis=1),
+            np.sum(phase0[:, ::stride] ** 2, axis=1), stride, fit_half, steps, 2, 0.6, 1.6, 0.5, 0.1)
+    got = find_kernel(*args, np.empty(true.size))
+    want = slow_find(data, starts, potential, phases, bg, stride, fit_half, steps, 2, 0.6, 1.6, 0.5, 0.1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert not np.isfinite(got[absent]).any()
+    assert np.isfinite(got[~absent]).sum() >= (~absent).sum() // 2
+    assert np.nanmax(np.abs(got - true)) < 0.3
+
+
 def test_background_templates_come_from_between_the_sweeps():
     """A potential recurring 60 times between the unit's sweeps gives a template (its
     shape, aligned, ends tapered to zero, middle as averaged); one of another shape
@@ -415,3 +478,42 @@ def test_a_potential_of_another_unit_on_a_response_no_longer_drags_it():
     mode = dict(mode="stimulated", stimulus_times_s=stim)
     assert _drag_z(sig, fs, stim, response - stim, hit, 0.0, **mode) > N_SD
     assert abs(_drag_z(sig, fs, stim, response - stim, hit, AnalysisParams().superimposed_ratio, **mode)) < N_SD
+
+
+@pytest.mark.parametrize("amplitude_v, width_s, offset_s", [(-0.6e-3, 120e-6, 30e-6), (-0.8e-3, 200e-6, 0.0)])
+def test_a_fibre_under_another_units_potential_is_no_block(amplitude_v, width_s, offset_s):
+    """A unit (trigger, and a fibre 1 ms later that blocks in 6 discharges) and another
+    unit firing at 7.3 Hz whose potential (opposite polarity; 0.6 mV with 120 µs phases
+    30 µs after the fibre, or 0.8 mV with 200 µs phases right on it) lies on the fibre
+    in ten discharges where it fired and on the place of three of its blocks. Judged on
+    its own, the fibre looks blocked under it (its peak cancelled); sought with the
+    other unit's potential modelled, it is found there, and the three blocks with the
+    other potential in their place stay blocks (on the bigger one the fibre's
+    least-squares scale is ~0.6 there: its misfit tells). With the smaller one the
+    blocked discharges are exactly the simulated ones; with the bigger one the other
+    three blocks are missed before this step (not its concern here)."""
+    fs, n = 50e3, 200
+    rng = np.random.default_rng(3)
+    t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
+    fibre = t0 + 1e-3 + 22e-6 * rng.standard_normal(n)
+    blocked = rng.choice(np.arange(5, n - 5), 6, replace=False)
+    clean = np.zeros(int((t0[-1] + 0.02) * fs))
+    synth.add_potentials(clean, fs, t0, "triphasic", 1e-3)
+    synth.add_potentials(clean, fs, np.where(np.isin(np.arange(n), blocked), np.nan, fibre), "biphasic", 0.6e-3)
+    hit = rng.choice(np.setdiff1d(np.arange(5, n - 5), blocked), 10, replace=False)
+    on = np.concatenate([hit, blocked[:3]])
+    other = np.sort(np.concatenate([np.arange(0.013, t0[-1], 1 / 7.3), fibre[on] + offset_s]))
+    synth.add_potentials(clean, fs, other, "biphasic", amplitude_v, width_s=width_s)
+    sig = synth._finish(clean, fs, synth.filtered_peak_v("biphasic", 0.6e-3, fs) / 10 ** 1.5, rng)
+
+    def blocked_discharges(ratio):
+        r = analyze_signal(sig, fs, params=AnalysisParams(superimposed_ratio=ratio))
+        (pair,) = r.pairs
+        k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+        return set(k[np.asarray(pair.blocked)].tolist())
+
+    assert len(blocked_discharges(0.0) & set(hit.tolist())) >= 5  # hidden without the model
+    found = blocked_discharges(AnalysisParams().superimposed_ratio)
+    assert not found & set(hit.tolist()) and set(blocked[:3].tolist()) <= found
+    if amplitude_v == -0.6e-3:
+        assert found == set(blocked.tolist())
