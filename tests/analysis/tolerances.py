@@ -70,8 +70,9 @@ SIM_ACCEPTED_REAL_FRACTION = 0.9
 #: all (measured 0-0.5 %).
 SIM_FALSE_TRIGGER_FRACTION = 0.01
 #: Fraction of matched pairs whose blocked discharges are exactly the simulated ones
-#: (measured 0.89-1.0 since references splitting one of the unit's intervals are left
-#: out, 0.78-1.0 before, since blocked discharges are sought again with the unit's other
+#: (measured 0.90-1.0 since fibres are sought under other units' potentials, 0.89-1.0
+#: since references splitting one of the unit's intervals are left out, 0.78-1.0
+#: before, since blocked discharges are sought again with the unit's other
 #: potentials taken out, 0.70-1.0 before that, 0.67-1.0 before latency excursions were
 #: sought; what remains: a reference on another unit's potential, another unit's
 #: potential on the fibre, an excursion onto a potential of its polarity), and of all
