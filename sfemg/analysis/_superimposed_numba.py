@@ -4,8 +4,8 @@
 :func:`window_energy_kernel` (its energy around each potential),
 :func:`group_template_kernel` (one background template), :func:`retime_kernel` (one
 pass over the flagged discharges) and :func:`find_kernel` (one over the blocked
-discharges with something in the potential's window) run without the GIL; the NumPy code they replaced is
-the tests' reference (``tests/analysis/test_superimposed.py``).
+discharges with something in the potential's window) run without the GIL; the NumPy
+code they replaced is the tests' reference (``tests/analysis/test_superimposed.py``).
 """
 
 from __future__ import annotations
@@ -300,6 +300,8 @@ def _fit_beside(data, residual, start, phases, background, energy, coarse_energy
     left[:] = residual
     tau = start
     best = -1
+    if n_rounds < 1:
+        return start, np.inf, 0.0
     for round_ in range(n_rounds):
         if round_ > 0:  # what the potential at the previous round's shift leaves
             whole, frac = _split(int(base + round(steps[best] * n_phases)), n_phases)
@@ -396,7 +398,8 @@ def find_kernel(data, starts, potentials, phases, background, energy, coarse_ene
 
     A background potential and the potential at its least-squares scale are fitted in
     turn (:func:`_fit_beside`, from the potential's expected position and unit scale);
-    the potential is present when that scale is at least ``present_scale`` and the two
+    the potential is present when that scale is within [``present_scale``,
+    1 / ``present_scale``] (its own size, as a present potential keeps it) and the two
     leave at most ``misfit_fraction`` of the fitted potential's energy in its fit window
     unexplained (the shape fits, not only the size). (Its scale
     is free because the data are the sweep less the other potentials' *joint*
@@ -412,7 +415,7 @@ def find_kernel(data, starts, potentials, phases, background, energy, coarse_ene
     potentials, phases, background, energy, coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale
         As in :func:`retime_kernel`.
     present_scale : float
-        The least scale of a present potential.
+        The least scale of a present potential; its reciprocal the largest.
     misfit_fraction : float
         The largest misfit of a present potential, in its fitted energy.
     out : ndarray, shape (n_items,)
@@ -439,6 +442,7 @@ def find_kernel(data, starts, potentials, phases, background, energy, coarse_ene
         own = 0.0
         for t in range(max(centre - fit_half, 0), min(centre + fit_half + 1, length)):
             own += phases[k, frac, (t - whole) % length] ** 2
-        found = potential_scale >= present_scale and misfit <= misfit_fraction * potential_scale ** 2 * own
+        found = present_scale <= potential_scale <= 1.0 / present_scale \
+            and misfit <= misfit_fraction * potential_scale ** 2 * own
         out[item] = tau if found else np.nan
     return out

@@ -1303,8 +1303,9 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
                               params.block_fraction)
     new = np.where(np.isfinite(found), found, new)
     changed = np.isfinite(new) & (new != positions)
-    return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s))
-            if c.any() else t for t, p, c in zip(timed, new, changed)]
+    return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s),
+                                clearly_absent=t.clearly_absent & ~np.isfinite(f))
+            if c.any() else t for t, p, c, f in zip(timed, new, changed, found)]
 
 
 def _noise_power(sw, length, spectra):

@@ -319,7 +319,8 @@ def find_superimposed(residual_v, expected, template_spectra, flagged, backgroun
     fibre. In each flagged discharge a background template and the fibre's (at its
     least-squares scale) are fitted in turn as in :func:`retime_superimposed`, the
     fibre's shift within ±:data:`_SHIFT_RANGE_US` of where it is expected; it is present
-    when its scale is at least ``present_scale`` and what the two leave unexplained in
+    when its scale is within [``present_scale``, 1 / ``present_scale``] (a potential
+    keeps its size) and what the two leave unexplained in
     its fit window is at most :data:`_FOUND_MISFIT` of its fitted energy
     (:func:`~sfemg.analysis._superimposed_numba.find_kernel`).
 
@@ -332,14 +333,16 @@ def find_superimposed(residual_v, expected, template_spectra, flagged, backgroun
     template_spectra : ndarray of complex, shape (K, L // 2 + 1)
         DFT of each potential's joint template, its reference at sample 0.
     flagged : ndarray of bool, shape (K, n)
-        The discharges to seek it in (:func:`flag_superimposed` at ``expected``).
+        The discharges to seek it in (:func:`flag_superimposed` at ``expected``; where
+        ``expected`` is NaN it is not sought).
     background : ndarray, shape (m, _PHASES, 2 * half + 1)
         The other units' templates, from :func:`background_templates`.
     fs_hz : float
     fit_half : int
         Half-length of the fit window, samples.
     present_scale : float
-        The least scale of a present potential (``block_fraction``).
+        The least scale of a present potential (``block_fraction``); its reciprocal the
+        largest.
 
     Returns
     -------
@@ -347,6 +350,7 @@ def find_superimposed(residual_v, expected, template_spectra, flagged, backgroun
         The positions found, samples; NaN elsewhere.
     """
     out = np.full(expected.shape, np.nan)
+    flagged = flagged & np.isfinite(expected)
     if background.shape[0] == 0 or not flagged.any():
         return out
     length = residual_v.shape[1]

@@ -162,7 +162,7 @@ def slow_find(data, starts, potentials, phases, bg, stride, fit_half, steps, rou
     """Each item: the potential (assumed present at unit scale to begin with) and a
     background fitted in turn, the potential at its least-squares scale; found when
     that scale is at least ``present_scale`` and the misfit at most ``misfit_fraction``
-    of the fitted potential's energy in its window."""
+    of the fitted potential's energy in its window (and at most ``1 / present_scale``)."""
     length = data.shape[1]
     out = np.full(starts.size, np.nan)
     for item, (start, k) in enumerate(zip(starts, potentials)):
@@ -173,7 +173,7 @@ def slow_find(data, starts, potentials, phases, bg, stride, fit_half, steps, rou
         lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
         whole, frac = divmod(int(round(tau * P)), P)
         own = np.sum(phases[k, frac, (np.arange(lo, hi) - whole) % length] ** 2)
-        if scale >= present_scale and cost <= misfit_fraction * scale ** 2 * own:
+        if present_scale <= scale <= 1 / present_scale and cost <= misfit_fraction * scale ** 2 * own:
             out[item] = tau
     return out
 
@@ -355,28 +355,42 @@ def test_retime_kernel_matches_reference(seed, stride):
     assert np.nanmax(np.abs(got - true)) < 0.3  # ... onto their potential (started up to 3 samples off)
 
 
+def _broadened(spectrum, length, width=9):
+    """The waveform of ``spectrum`` smoothed by a ``width``-sample moving average and
+    scaled to its peak: a look-alike of another shape (broader, same polarity)."""
+    wave = np.fft.irfft(spectrum, n=length)
+    broad = np.fft.irfft(np.fft.rfft(wave) * np.fft.rfft(np.r_[np.ones(width), np.zeros(length - width)] / width),
+                         n=length)
+    broad = np.roll(broad, -(width // 2))
+    return np.fft.rfft(broad * np.abs(wave).max() / np.abs(broad).max())
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("stride", [1, 3])
 def test_find_kernel_matches_reference(seed, stride):
-    """Items of the re-timing case sought as if blocked: in half of them the potential is
-    there (with a background potential on it in some), in the other half it is taken
-    out and a background potential may lie in its place. The kernel decides as the
-    slow reference, finds most present potentials on their true position and no
-    absent one."""
-    (data, _, starts, potential, phases, bg), fit_half, steps, true, phase0 = _retime_case(seed)
+    """Items of the re-timing case sought as if blocked, the potential in its place at
+    its own size (with a background potential on it in some), taken out (a background
+    potential may lie in its place), at -1, 0.3 or 2.5 times its size, or replaced by a
+    broader look-alike of its peak. The kernel decides as the slow reference and finds
+    the potential of its own size (most of them, on their true position) only."""
+    (data, _, starts, potential, phases, bg), fit_half, steps, true, phase0 = _retime_case(seed, n_sweeps=18)
     length = data.shape[1]
     pots = [np.fft.rfft(phases[k, 0]) for k in range(phases.shape[0])]
-    absent = np.arange(true.size) % 2 == 1
+    kind = np.arange(true.size) % 6  # 0 own size, 1 absent, 2-4 wrong size, 5 look-alike
     data = data.copy()
-    for i in np.flatnonzero(absent):
-        data[i] -= _shifted(pots[potential[i]], true[i], length)
+    for i in range(true.size):
+        own = _shifted(pots[potential[i]], true[i], length)
+        if kind[i] == 5:
+            data[i] += _shifted(_broadened(pots[potential[i]], length), true[i], length) - own
+        elif kind[i] > 0:
+            data[i] += ((0.0, -1.0, 0.3, 2.5)[kind[i] - 1] - 1.0) * own
     args = (np.ascontiguousarray(data), starts, potential, phases, bg, np.sum(phase0 ** 2, axis=1),
             np.sum(phase0[:, ::stride] ** 2, axis=1), stride, fit_half, steps, 2, 0.6, 1.6, 0.5, 0.1)
     got = find_kernel(*args, np.empty(true.size))
     want = slow_find(data, starts, potential, phases, bg, stride, fit_half, steps, 2, 0.6, 1.6, 0.5, 0.1)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
-    assert not np.isfinite(got[absent]).any()
-    assert np.isfinite(got[~absent]).sum() >= (~absent).sum() // 2
+    assert not np.isfinite(got[kind > 0]).any()
+    assert np.isfinite(got[kind == 0]).sum() >= (kind == 0).sum() // 2
     assert np.nanmax(np.abs(got - true)) < 0.3
 
 
