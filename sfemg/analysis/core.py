@@ -18,7 +18,6 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from ._detect_numba import measure_kernel, waveform_run_kernel
 from .detect import (
-    MAD_TO_SD,
     detect_both_polarities,
     detect_peaks,
     estimate_noise_sd,
@@ -26,6 +25,7 @@ from .detect import (
     fast_median,
     find_locked_potentials,
     find_trigger,
+    median_and_robust_sd,
     peak_values,
     running_median,
 )
@@ -624,8 +624,7 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     absent = np.flatnonzero(~present)
     if absent.size == 0 or present.sum() < _EXCURSION_MIN_DISCHARGES:
         return none
-    latency = seg_start[present] + fit.positions - ref_pos[present]
-    spread = fast_median(np.abs(latency - fast_median(latency))) * MAD_TO_SD
+    spread = median_and_robust_sd(seg_start[present] + fit.positions - ref_pos[present])[1]
     reach = params.excursion_window_us * 1e-6 * fs_hz
     wide = int(min(reach, _EXCURSION_SDS * spread)) if np.isfinite(spread) else 0
     if wide <= pot.half_window:
@@ -1423,7 +1422,7 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
         false[rows[present & inside]] = True
     rows = rows[~false[rows]]
     block_rates = [np.mean(~np.isfinite(times[j])) for j in others]
-    false[rows[_splits_an_interval(times[trigger], rows, block_rates)]] = True
+    false[rows[_splits_an_interval(sw.ref_times_s, rows, block_rates)]] = True
     return false
 
 
@@ -1442,8 +1441,8 @@ def _splits_an_interval(ref_times_s, rows, block_rates):
     with ``f`` the normal density of the unit's intervals: their median, and their
     robust SD but at least 1 % of the median (a unit firing perfectly regularly). It
     splits an interval when the second is at least :data:`_SPLIT_ODDS` times likelier.
-    The first and last discharges, and those next to an unmeasured time (NaN), are not
-    judged.
+    The first and last discharges are not judged (nor, given NaN times, those next to
+    one; the caller passes the sweeps' reference times, which have none).
 
     Parameters
     ----------
@@ -1466,8 +1465,8 @@ def _splits_an_interval(ref_times_s, rows, block_rates):
     inner = (rows > 0) & (rows < t.size - 1)
     if intervals_s.size < _MIN_TRIGGER_COUNT or not inner.any():
         return split
-    median_s = fast_median(intervals_s)
-    sd_s = max(MAD_TO_SD * fast_median(np.abs(intervals_s - median_s)), 0.01 * median_s)
+    median_s, sd_s = median_and_robust_sd(intervals_s)
+    sd_s = max(sd_s, 0.01 * median_s)
 
     def log_f(x):
         return -0.5 * ((x - median_s) / sd_s) ** 2 - np.log(sd_s * np.sqrt(2.0 * np.pi))

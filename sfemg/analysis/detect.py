@@ -127,6 +127,13 @@ def fast_median(values) -> float:
     return float(median_kernel(np.ascontiguousarray(values, dtype=np.float64)))
 
 
+def median_and_robust_sd(values):
+    """Median and robust standard deviation (MAD × :data:`MAD_TO_SD`) of a 1-D array of
+    finite values, in their unit."""
+    median = fast_median(values)
+    return median, fast_median(np.abs(np.asarray(values) - median)) * MAD_TO_SD
+
+
 def running_median(x_v, width: int):
     """Running median of each row over ``width`` samples (odd; edges extended).
 
