@@ -138,6 +138,15 @@ _EXCURSION_SDS = 12.0
 #: ... and sought only with at least this many discharges present (a robust SD of fewer
 #: is not one).
 _EXCURSION_MIN_DISCHARGES = 10
+#: A reference discharge is another potential near the unit's discharge when the sweep
+#: holds the unit's mean waveform shifted (:func:`_unit_elsewhere`): a correlation of at
+#: least _ELSEWHERE_CORRELATION at a lag of _ELSEWHERE_MIN_LAG_US to _ELSEWHERE_LAG_US,
+#: _ELSEWHERE_MARGIN above that at lag 0 (simulated: 0.89-0.99 at 620-1320 µs, against
+#: -0.1-0.66 at lag 0; the unit's own discharges 0.98-1.0 at lag 0).
+_ELSEWHERE_CORRELATION = 0.85
+_ELSEWHERE_MARGIN = 0.2
+_ELSEWHERE_MIN_LAG_US = 200.0
+_ELSEWHERE_LAG_US = 2000.0
 #: A voluntary reference discharge in which every pair is blocked, between two others,
 #: is left out as another unit's potential when that is at least this many times likelier
 #: than a discharge of the unit (:func:`_splits_an_interval`) ...
@@ -1387,13 +1396,18 @@ def _subset(sw, rows):
 def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     """Voluntary reference discharges that are another fibre's potential, not the trigger's.
 
-    Only discharges in which every other potential is missing are judged (elsewhere the
-    reference is right: the unit's fibres are there); such a discharge would count as a
-    block of every pair. It is a false reference if the trigger potential is present
-    where it would be if the reference were another of the potentials, at minus that
-    potential's latency: that fibre's potential was taken for the trigger's (in the
-    trigger's amplitude group, the trigger's own missing from it or later within the
-    refractory period). Not where another potential lies at that latency.
+    A discharge with a potential missing is a false reference if its sweep holds the
+    unit's waveform shifted (:func:`_unit_elsewhere`): another potential near the unit's
+    discharge was taken as the reference.
+
+    Otherwise only discharges in which every other potential is missing are judged
+    (elsewhere the reference is right: the unit's fibres are there); such a discharge
+    would count as a block of every pair. It is a false reference if the trigger
+    potential is present where it would be if the reference were another of the
+    potentials, at minus that potential's latency: that fibre's potential was taken for
+    the trigger's (in the trigger's amplitude group, the trigger's own missing from it
+    or later within the refractory period). Not where another potential lies at that
+    latency.
 
     It is also a false reference if it splits one of the unit's intervals in two
     (:func:`_splits_an_interval`): another unit's potential between two discharges. A
@@ -1406,8 +1420,8 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     ndarray of bool, shape (n,)
     """
     others = [j for j in range(len(pots)) if j != trigger]
-    rows = np.flatnonzero(np.all([~np.isfinite(times[j]) for j in others], axis=0))
-    false = np.zeros(times[trigger].size, dtype=bool)
+    false = _unit_elsewhere(data, sw.ref_pos, pots, [times[j] for j in others], fs_hz)
+    rows = np.flatnonzero(np.all([~np.isfinite(times[j]) for j in others], axis=0) & ~false)
     if rows.size == 0:
         return false
     n_cols = data.shape[1]
@@ -1423,6 +1437,66 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     rows = rows[~false[rows]]
     block_rates = [np.mean(~np.isfinite(times[j])) for j in others]
     false[rows[_splits_an_interval(sw.ref_times_s, rows, block_rates)]] = True
+    return false
+
+
+def _unit_elsewhere(data, ref_pos, pots, other_times, fs_hz):
+    """Discharges whose sweep holds the unit's waveform away from the reference.
+
+    Where another potential near a discharge of the unit (within ``min_idi_ms``, and
+    first; or with the trigger's own missing from its amplitude group) was taken as the
+    reference, the unit's potentials lie shifted by that distance and some or all of
+    them seem missing. Judged in the discharges with a potential missing (in every
+    discharge, it took the large latency excursions of jittery MG fibres for a shifted
+    unit: the validation grid's MCD biased low by up to 5 µs): the sweep's correlation
+    with the unit's mean waveform (the mean of the discharges holding every
+    potential, from 0.5 ms before the first potential to 0.5 ms after the last) at lags
+    up to ±:data:`_ELSEWHERE_LAG_US`; the reference is false when the best correlation
+    at a lag of at least :data:`_ELSEWHERE_MIN_LAG_US` is at least
+    :data:`_ELSEWHERE_CORRELATION`, and :data:`_ELSEWHERE_MARGIN` above that at lag 0.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, L)
+        Sweeps, V.
+    ref_pos : ndarray, shape (n,)
+        The reference's position in each, samples.
+    pots : list of LockedPotential
+    other_times : list of ndarray, shape (n,)
+        Time points of the potentials other than the trigger (NaN where missing).
+    fs_hz : float
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    n, n_cols = data.shape
+    false = np.zeros(n, dtype=bool)
+    missing = np.any([~np.isfinite(t) for t in other_times], axis=0)
+    if not missing.any() or (~missing).sum() < _MIN_TRIGGER_COUNT:
+        return false
+    ref = np.round(ref_pos).astype(np.int64)
+    margin = int(round(0.5e-3 * fs_hz))
+    lo = int(np.floor(min(p.latency for p in pots))) - margin
+    hi = int(np.ceil(max(p.latency for p in pots))) + margin + 1
+    lag = min(int(round(_ELSEWHERE_LAG_US * 1e-6 * fs_hz)), int((ref + lo).min()), int(n_cols - (ref + hi).max()))
+    min_lag = int(round(_ELSEWHERE_MIN_LAG_US * 1e-6 * fs_hz))
+    if lag <= min_lag:
+        return false
+    width = hi - lo
+    mean = data[np.flatnonzero(~missing)[:, None], ref[~missing, None] + np.arange(lo, hi)].mean(axis=0)
+    mean -= mean.mean()
+    for i in np.flatnonzero(missing):
+        x = data[i, ref[i] + lo - lag:ref[i] + hi + lag]
+        cross = np.correlate(x, mean, mode="valid")  # lags -lag..lag
+        energy = np.convolve(x * x, np.ones(width), mode="valid")
+        sums = np.convolve(x, np.ones(width), mode="valid")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = cross / np.sqrt((energy - sums * sums / width) * (mean @ mean))
+        r = np.nan_to_num(r, nan=-1.0)
+        away = np.abs(np.arange(-lag, lag + 1)) >= min_lag
+        best = r[away].max()
+        false[i] = best >= _ELSEWHERE_CORRELATION and best - r[lag] >= _ELSEWHERE_MARGIN
     return false
 
 
