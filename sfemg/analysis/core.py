@@ -1454,6 +1454,9 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, fs_hz):
     up to ±:data:`_ELSEWHERE_LAG_US`; the reference is false when the best correlation
     at a lag of at least :data:`_ELSEWHERE_MIN_LAG_US` is at least
     :data:`_ELSEWHERE_CORRELATION`, and :data:`_ELSEWHERE_MARGIN` above that at lag 0.
+    The lags are those every sweep holds (fewer near the sweeps' edges; none below
+    :data:`_ELSEWHERE_MIN_LAG_US`: not judged), and at least :data:`_MIN_TRIGGER_COUNT`
+    discharges must hold every potential.
 
     Parameters
     ----------
@@ -1493,7 +1496,7 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, fs_hz):
         sums = np.convolve(x, np.ones(width), mode="valid")
         with np.errstate(divide="ignore", invalid="ignore"):
             r = cross / np.sqrt((energy - sums * sums / width) * (mean @ mean))
-        r = np.nan_to_num(r, nan=-1.0)
+        r = np.nan_to_num(r, nan=-1.0, posinf=-1.0, neginf=-1.0)  # flat windows: no match
         away = np.abs(np.arange(-lag, lag + 1)) >= min_lag
         best = r[away].max()
         false[i] = best >= _ELSEWHERE_CORRELATION and best - r[lag] >= _ELSEWHERE_MARGIN

@@ -8,7 +8,15 @@ import scipy.signal
 import scipy.stats
 
 from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal
-from sfemg.analysis.core import _FALSE_REFERENCE_PRIOR, _SPLIT_ODDS, _bridge, _is_phase, _splits_an_interval, _Timed
+from sfemg.analysis.core import (
+    _FALSE_REFERENCE_PRIOR,
+    _SPLIT_ODDS,
+    _bridge,
+    _is_phase,
+    _splits_an_interval,
+    _Timed,
+    _unit_elsewhere,
+)
 from sfemg.analysis.detect import LockedPotential
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
@@ -431,6 +439,31 @@ def test_a_reference_taken_before_the_unit_is_left_out():
     assert false.sum() <= 1 and pair.n_discharges == truth.reference_s.size - 6 + false.sum()
     np.testing.assert_array_equal(pair.blocked[~false], ~np.isfinite(truth.times_s[1][k[~false]]))
     assert pair.n_blocked - false.sum() >= 3
+
+
+def test_unit_elsewhere_on_built_sweeps():
+    """Sweeps of a trigger and a fibre 1 ms later (noise 2 % of the peak), the fibre
+    missing in four. Shifted by 1.5 ms: left out. The unit in its place and a copy of
+    it 1.5 ms later (better matched at lag 0 than shifted, which reads lag 0 right):
+    kept. The trigger alone: kept. A shifted unit whose fibre is inverted (correlation
+    -0.3 there): kept (the threshold)."""
+    fs_hz, n, length, ref = 50e3, 30, 600, 250
+    rng = np.random.default_rng(1)
+    t = np.arange(length)
+
+    def unit(at, fibre=1.0):
+        return synth.triphasic((t - at) / fs_hz, 1.0) + fibre * synth.biphasic((t - at - 50) / fs_hz, 1.0)
+
+    data = np.array([unit(ref) for _ in range(n)]) + 0.02 * rng.standard_normal((n, length))
+    cases = {0: unit(ref + 75), 1: unit(ref) + unit(ref + 75), 2: unit(ref, fibre=0.0), 3: unit(ref + 75, fibre=-1.0)}
+    fibre_times = np.zeros(n)
+    for row, sweep in cases.items():
+        data[row] = sweep + 0.02 * rng.standard_normal(length)
+        fibre_times[row] = np.nan
+    pots = [LockedPotential(latency=0.0, half_window=15, polarity=1.0, amplitude_v=1.0, count=n),
+            LockedPotential(latency=50.0, half_window=15, polarity=1.0, amplitude_v=1.0, count=n)]
+    got = _unit_elsewhere(data, np.full(n, float(ref)), pots, [fibre_times], fs_hz)
+    assert got.tolist()[:4] == [True, False, False, False] and not got[4:].any()
 
 
 def _timed(times_s, timing_var, fs_hz=50e3):
