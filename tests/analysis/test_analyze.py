@@ -363,7 +363,9 @@ def _splits_reference(ref_times_s, rows, block_rates):
 def test_splits_an_interval_against_its_reference(cv):
     """The decision matches the written-out posterior odds on random units and
     discharges (some split intervals, some blocks at ordinary intervals, NaN neighbours),
-    and depends on the unit's spread and the pairs' blocking rates."""
+    and depends on the pairs' blocking rates (fewer split the more often they block)
+    and the unit's spread (at CV 0.1 most of the 20 inserted potentials split an
+    interval, at CV 0.3 almost none)."""
     rng = np.random.default_rng(int(cv * 10))
     intervals = 0.1 * (1 + cv * rng.standard_normal(200)).clip(0.3)
     t = np.cumsum(intervals)
@@ -371,13 +373,19 @@ def test_splits_an_interval_against_its_reference(cv):
     t = np.insert(t, extra, t[extra - 1] + rng.uniform(0.1, 0.9, extra.size) * intervals[extra])
     t[rng.choice(t.size, 3, replace=False)] = np.nan
     rows = np.arange(t.size)
-    n_split = 0
+    inserted = extra + np.arange(extra.size)
+    n_split = []
     for rates in ([0.3], [0.05], [0.02, 0.5], [0.01]):
         got = _splits_an_interval(t, rows, rates)
         np.testing.assert_array_equal(got, _splits_reference(t, rows, rates))
-        n_split += got.sum()
         assert not got[[0, -1]].any()
-    assert 0 < n_split < 4 * rows.size
+        n_split.append(got.sum())
+    assert n_split == sorted(n_split)  # rarer blocks: more taken for another unit
+    inserted_split = _splits_an_interval(t, inserted, [0.01]).sum()
+    if cv == 0.1:
+        assert inserted_split >= 15
+    if cv == 0.3:
+        assert inserted_split <= 2
 
 
 def test_a_block_between_two_short_intervals_of_an_irregular_unit_stays():
@@ -414,7 +422,7 @@ def test_blocks_of_an_irregularly_firing_unit_stay_blocks():
     np.testing.assert_array_equal(pair.blocked, true_blocked)
     idis_s = np.diff(truth.reference_s)
     around = np.minimum(idis_s[np.flatnonzero(true_blocked[1:-1])], idis_s[np.flatnonzero(true_blocked[1:-1]) + 1])
-    assert around.min() < 0.55 * np.median(idis_s)  # blocks at short intervals are in the test
+    assert around.min() < 0.5 * np.median(idis_s)  # blocks at short intervals are in the test
 
 
 def test_a_reference_taken_before_the_unit_is_left_out():
