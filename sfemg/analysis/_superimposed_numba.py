@@ -341,9 +341,18 @@ def _window_sum_squares(x, lo, hi):  # pragma: no cover - compiled
 
 
 @jit
-def retime_kernel(data, residual, starts, potentials, phases, background, energy, coarse_energy, stride, fit_half,
-                  steps, n_rounds, min_scale, max_scale, accept_fraction, out):  # pragma: no cover - compiled
+def retime_kernel(data, residual, starts, typical, potentials, phases, background, energy, coarse_energy, stride,
+                  fit_half, steps, n_rounds, min_scale, max_scale, accept_fraction, better_fraction, lone_move,
+                  out):  # pragma: no cover - compiled
     """Re-time each flagged discharge with a background potential fitted beside it.
+
+    From the potential's fitted position, and again from where it typically lies in
+    the discharge (the fitted position can be on the other unit's potential, farther
+    from the fibre than the shifts tried): the second fit is taken when it leaves less
+    than ``better_fraction`` of what the first left in its window (the first's misfit,
+    or the residual energy there if that is smaller), is kept by the rule below and,
+    where no background fitted beside the potential at its fitted position, moves it by
+    more than ``lone_move``.
 
     Parameters
     ----------
@@ -353,6 +362,8 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
         Its sweep less every potential's model, V.
     starts : ndarray, shape (n_items,)
         The potential's fitted position, samples.
+    typical : ndarray, shape (n_items,)
+        Where it typically lies in that discharge, samples; NaN: not sought there.
     potentials : ndarray of int, shape (n_items,)
         Which potential (row of ``phases``).
     phases : ndarray, shape (K, P, L)
@@ -371,23 +382,45 @@ def retime_kernel(data, residual, starts, potentials, phases, background, energy
     n_rounds : int
         Rounds of background fit then shift fit (:func:`_fit_beside`).
     min_scale, max_scale, accept_fraction : float
-        The background's scale range; the fraction of the window's residual energy the
-        final misfit must fall below.
+        The background's scale range; the fraction of the window's residual energy
+        (the data less the potential where the fit started) the final misfit must fall
+        below.
+    better_fraction : float
+        The second fit's misfit must fall below this fraction of the first's.
+    lone_move : float
+        Samples.
     out : ndarray, shape (n_items,)
         The new position, or NaN where the re-timing is not kept.
     """
     length = data.shape[1]
+    n_phases = phases.shape[1]
     left = np.empty(length)
     fitted = np.empty(length)
+    assumed = np.empty(length)
     cost = np.empty(steps.shape[0])
     scale = np.empty(steps.shape[0])
     for item in range(data.shape[0]):
+        k = potentials[item]
         centre = int(round(starts[item]))
         before = _window_sum_squares(residual[item], max(centre - fit_half, 0), min(centre + fit_half + 1, length))
-        tau, misfit, _ = _fit_beside(data[item], residual[item], starts[item], phases[potentials[item]], background,
-                                     energy, coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale,
-                                     False, left, fitted, cost, scale)
+        tau, misfit, _ = _fit_beside(data[item], residual[item], starts[item], phases[k], background, energy,
+                                     coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale, False,
+                                     left, fitted, cost, scale)
         out[item] = tau if misfit < accept_fraction * before else np.nan
+        start = typical[item]
+        if not np.isfinite(start):
+            continue
+        whole, frac = _split(int(round(start * n_phases)), n_phases)
+        for t in range(length):
+            assumed[t] = data[item, t] - phases[k, frac, (t - whole) % length]
+        centre = int(round(start))
+        before_there = _window_sum_squares(assumed, max(centre - fit_half, 0), min(centre + fit_half + 1, length))
+        tau_there, misfit_there, _ = _fit_beside(data[item], assumed, start, phases[k], background, energy,
+                                                 coarse_energy, stride, fit_half, steps, n_rounds, min_scale,
+                                                 max_scale, False, left, fitted, cost, scale)
+        if misfit_there < better_fraction * min(misfit, before) and misfit_there < accept_fraction * before_there \
+                and (np.isfinite(misfit) or abs(tau_there - starts[item]) > lone_move):
+            out[item] = tau_there
     return out
 
 

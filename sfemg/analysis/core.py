@@ -1262,8 +1262,10 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
     The model is every kept potential's joint template (estimated at the selection's
     positions) at its final positions (joint timing moves them by µs); the other units'
     templates come from the candidate peaks (``sw.busy_cols``) farther than a template's
-    half length from every sweep. A potential other than the trigger, present in at
-    least two discharges, is sought in a discharge it is missing from
+    half length from every sweep. A potential present in at least two discharges is
+    re-timed from its median position relative to the reference too (its fitted one
+    may be on the other unit's potential); one other than the trigger is sought in a
+    discharge it is missing from
     (:func:`~sfemg.analysis.superimposed.find_superimposed`) when the model's residual
     there, around its median position relative to the reference, is flagged as in a
     discharge it is present in (:func:`~sfemg.analysis.superimposed.flag_superimposed`):
@@ -1300,12 +1302,16 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
     # templates stay)
     residual = _sweeps_less(model, positions, list(range(len(timed))), n_cols)
     flagged = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio)
-    new = retime_superimposed(residual, positions, model.template_spectra, flagged, background, fs_hz, fit_half)
     present = np.isfinite(positions)
-    expected = np.full(positions.shape, np.nan)
+    typical = np.full(positions.shape, np.nan)  # the median position relative to the reference
     for k, p in enumerate(positions):
-        if k != trigger and 2 <= present[k].sum() < p.size:
-            expected[k, ~present[k]] = sw.ref_pos[~present[k]] + fast_median(p[present[k]] - sw.ref_pos[present[k]])
+        if present[k].sum() >= 2:
+            typical[k] = sw.ref_pos + fast_median(p[present[k]] - sw.ref_pos[present[k]])
+    new = retime_superimposed(residual, positions, typical, model.template_spectra, flagged, background, fs_hz,
+                              fit_half)
+    expected = np.where(present, np.nan, typical)
+    if trigger >= 0:
+        expected[trigger] = np.nan
     hidden = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio, at=expected)
     found = find_superimposed(residual, expected, model.template_spectra, hidden, background, fs_hz, fit_half,
                               params.block_fraction)

@@ -142,18 +142,34 @@ def slow_fit_beside(data, residual, start, phases_k, bg, stride, fit_half, steps
     return tau, cost[best], scale[best]
 
 
-def slow_retime(data, residual, starts, potentials, phases, bg, stride, fit_half, steps, rounds, lo_scale,
-                hi_scale, accept):
-    """Each item fitted beside a background; kept when the cost falls below ``accept``
-    of the window's residual."""
+def slow_retime(data, residual, starts, typical, potentials, phases, bg, stride, fit_half, steps, rounds, lo_scale,
+                hi_scale, accept, better, lone_move):
+    """Each item fitted beside a background, from its start and from its typical place
+    (NaN: not tried); a fit is kept when its cost falls below ``accept`` of the window's
+    residual (the data less the potential where it started), the second rather than the
+    first when its cost is below ``better`` of the first's (or of that residual, if
+    smaller) and, if no background fitted in the first, it moves the potential by more
+    than ``lone_move`` samples from its start."""
     length = data.shape[1]
     out = np.full(starts.size, np.nan)
-    for item, (start, k) in enumerate(zip(starts, potentials)):
-        lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
-        tau, cost, _ = slow_fit_beside(data[item], residual[item], start, phases[k], bg, stride, fit_half, steps,
-                                       rounds, lo_scale, hi_scale)
-        if cost < accept * np.sum(residual[item, lo:hi] ** 2):
+    for item, (start, there, k) in enumerate(zip(starts, typical, potentials)):
+        fits = []
+        for begin, left in ((start, residual[item]), (there, None)):
+            if not np.isfinite(begin):
+                continue
+            if left is None:
+                whole, frac = divmod(int(round(begin * P)), P)
+                left = data[item] - phases[k, frac, (np.arange(length) - whole) % length]
+            lo, hi = max(int(round(begin)) - fit_half, 0), min(int(round(begin)) + fit_half + 1, length)
+            tau, cost, _ = slow_fit_beside(data[item], left, begin, phases[k], bg, stride, fit_half, steps, rounds,
+                                           lo_scale, hi_scale)
+            fits.append((tau, cost, np.sum(left[lo:hi] ** 2)))
+        (tau, cost, before), *second = fits
+        if cost < accept * before:
             out[item] = tau
+        if second and second[0][1] < better * min(cost, before) and second[0][1] < accept * second[0][2] \
+                and (np.isfinite(cost) or abs(second[0][0] - start) > lone_move):
+            out[item] = second[0][0]
     return out
 
 
@@ -231,12 +247,14 @@ def _shifted(spectrum, position, length):
     return np.fft.irfft(spectrum * np.exp(-1j * 2 * np.pi * np.arange(spectrum.size) / length * position), n=length)
 
 
-def _retime_case(seed, n_sweeps=10):
+def _retime_case(seed, n_sweeps=10, far=()):
     """Sweeps (odd length) of two potentials, a narrow biphasic and a triphasic one,
     with one of two broad background potentials of different shape and size near one of
     them in each; both potentials of every sweep are items, their fitted positions up to
-    3 samples off; in some sweeps the first lies at the sweep's start and its fit
-    window is clipped there."""
+    3 samples off (in the sweeps ``far``, the one the background is near: 8 samples,
+    beyond the shifts tried), their typical places up to 2 samples off (NaN in the last
+    sweep); in some sweeps the first lies at the sweep's start and its fit window is
+    clipped there."""
     rng = np.random.default_rng(seed)
     length, half_bg, fit_half = 171, 25, 15
     t = np.arange(length) - length // 2
@@ -256,11 +274,15 @@ def _retime_case(seed, n_sweeps=10):
         clean[near - half_bg:near + half_bg + 1] += rng.uniform(0.7, 1.4) * bg_waves[i % 2]
         sweeps[i] = clean + 0.02 * rng.standard_normal(length)
     starts = true + rng.uniform(-3, 3, true.shape)
+    typical = true + rng.uniform(-2, 2, true.shape)
+    typical[:, -1] = np.nan
+    for i in far:
+        starts[i % 2, i] = true[i % 2, i] + 8
     models = np.array([[_shifted(pots[k], starts[k, i], length) for i in range(n_sweeps)] for k in range(2)])
     residual = sweeps - models.sum(axis=0)
     potential, row = np.repeat([0, 1], n_sweeps), np.tile(np.arange(n_sweeps), 2)
     data = residual[row] + models[potential, row]
-    args = (data, residual[row], starts[potential, row], potential, phases, bg)
+    args = (data, residual[row], starts[potential, row], typical[potential, row], potential, phases, bg)
     return args, fit_half, np.arange(-20, 21) / P, true[potential, row], bg[:, 0, :]
 
 
@@ -344,15 +366,55 @@ def test_best_background_searches_finely_within_stride_of_the_coarse_place(strid
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("stride", [1, 3])
 def test_retime_kernel_matches_reference(seed, stride):
-    args, fit_half, steps, true, phase0 = _retime_case(seed)
-    got = retime_kernel(*args, np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride,
-                        fit_half, steps, 2, 0.6, 1.6, 0.3, np.empty(true.size))
-    want = slow_retime(*args, stride, fit_half, steps, 2, 0.6, 1.6, 0.3)
+    """The kernel decides as the slow reference; the potentials the background lies on
+    are re-timed onto their true place, those started beyond the shifts tried (two
+    sweeps) from their typical place: started from their fitted place alone (typical
+    places NaN) they are not."""
+    far = (1, 6)
+    args, fit_half, steps, true, phase0 = _retime_case(seed, far=far)
+    search = (np.sum(phase0 ** 2, axis=1), np.sum(phase0[:, ::stride] ** 2, axis=1), stride, fit_half, steps, 2,
+              0.6, 1.6, 0.3, 0.8, 2.5)
+    got = retime_kernel(*args, *search, np.empty(true.size))
+    want = slow_retime(*args, *search[2:])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
-    potential, sweep = args[3], np.tile(np.arange(true.size // 2), 2)
+    potential, sweep = args[4], np.tile(np.arange(true.size // 2), 2)
     covered = potential == sweep % 2  # the background lies on this potential
     assert np.isfinite(got[covered]).sum() >= covered.sum() // 2  # most of those are re-timed ...
-    assert np.nanmax(np.abs(got - true)) < 0.3  # ... onto their potential (started up to 3 samples off)
+    assert np.nanmax(np.abs(got - true)) < 0.3  # ... onto their potential
+    started_far = covered & np.isin(sweep, far)
+    assert np.isfinite(got[started_far]).all()
+    alone = retime_kernel(*args[:3], np.full(true.size, np.nan), *args[4:], *search, np.empty(true.size))
+    np.testing.assert_allclose(alone, slow_retime(*args[:3], np.full(true.size, np.nan), *args[4:], *search[2:]),
+                               rtol=0, atol=1e-9)
+    assert not (np.abs(alone[started_far] - true[started_far]) < 0.3).any()
+
+
+@pytest.mark.parametrize("lone_move", [2.5, 1.5])
+def test_retime_kernel_moves_a_lone_potential_only_far(lone_move):
+    """A potential alone in its sweep (no background potential), fitted 0.3 sample off,
+    typically 2 samples away; the only background template is the difference its
+    waveform makes between the two places. From the fitted place no background fits
+    (its scale there is ~0.15) and the shift is not re-fitted; from the typical place the
+    template fits the potential's own misplaced waveform and the potential stays there,
+    a better fit. Kept where it was unless that moves it by more than ``lone_move``
+    samples (docstring), as in the reference."""
+    length, fit_half, true = 171, 15, 80.0
+    t = np.arange(length) - length // 2
+    spectrum = np.fft.rfft(np.roll(-t / 3.0 * np.exp(-0.5 * (t / 3.0) ** 2), -(length // 2)))
+    phases = _phases(spectrum[None], length)
+    half_bg = 25
+    difference = _shifted(spectrum, true, length) - _shifted(spectrum, true + 2.0, length)
+    bg = _phases(np.fft.rfft(np.roll(difference, -int(true) + half_bg)[:2 * half_bg + 1])[None], 2 * half_bg + 1)
+    phase0 = bg[:, 0, :]
+    data = (_shifted(spectrum, true, length) + 1e-4 * np.random.default_rng(0).standard_normal(length))[None]
+    start = np.array([true + 0.3])
+    residual = data - _shifted(spectrum, start[0], length)
+    args = (data, residual, start, np.array([true + 2.0]), np.zeros(1, dtype=np.int64), phases, bg,
+            np.sum(phase0 ** 2, axis=1), np.sum(phase0 ** 2, axis=1), 1, fit_half, np.arange(-20, 21) / P, 2, 0.6,
+            1.6, 0.3, 0.8, lone_move)
+    got = retime_kernel(*args, np.empty(1))
+    np.testing.assert_allclose(got, slow_retime(*args[:6], bg, 1, *args[10:]), rtol=0, atol=1e-9)
+    assert np.isnan(got[0]) if lone_move > 2.0 else abs(got[0] - (true + 2.0)) < 0.1
 
 
 def _broadened(spectrum, length, width=9):
@@ -373,7 +435,7 @@ def test_find_kernel_matches_reference(seed, stride):
     potential may lie in its place), at -1, 0.3 or 2.5 times its size, or replaced by a
     broader look-alike of its peak. The kernel decides as the slow reference and finds
     the potential of its own size (most of them, on their true position) only."""
-    (data, _, starts, potential, phases, bg), fit_half, steps, true, phase0 = _retime_case(seed, n_sweeps=18)
+    (data, _, starts, _, potential, phases, bg), fit_half, steps, true, phase0 = _retime_case(seed, n_sweeps=18)
     length = data.shape[1]
     pots = [np.fft.rfft(phases[k, 0]) for k in range(phases.shape[0])]
     kind = np.arange(true.size) % 6  # 0 own size, 1 absent, 2-4 wrong size, 5 look-alike
