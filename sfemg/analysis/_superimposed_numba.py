@@ -332,10 +332,12 @@ def _fit_beside(data, residual, start, phases, background, energy, coarse_energy
 
 
 @jit
-def _window_sum_squares(x, lo, hi):  # pragma: no cover - compiled
-    """``sum(x[lo:hi] ** 2)``."""
+def _energy_around(x, position, fit_half):  # pragma: no cover - compiled
+    """Sum of squares of ``x`` over the fit window around ``position`` (samples):
+    ``x[round(position) - fit_half : round(position) + fit_half + 1]``, clipped to ``x``."""
+    centre = int(round(position))
     total = 0.0
-    for t in range(lo, hi):
+    for t in range(max(centre - fit_half, 0), min(centre + fit_half + 1, x.shape[0])):
         total += x[t] * x[t]
     return total
 
@@ -351,8 +353,8 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
     from the fibre than the shifts tried): the second fit is taken when it leaves less
     than ``better_fraction`` of what the first left in its window (the first's misfit,
     or the residual energy there if that is smaller), is kept by the rule below and,
-    where no background fitted beside the potential at its fitted position, moves it by
-    more than ``lone_move``.
+    where no background fitted at all beside the potential at its fitted position
+    (misfit inf), moves it by more than ``lone_move`` from there.
 
     Parameters
     ----------
@@ -386,9 +388,11 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
         (the data less the potential where the fit started) the final misfit must fall
         below.
     better_fraction : float
-        The second fit's misfit must fall below this fraction of the first's.
+        The second fit's misfit must fall below this fraction of the first's (or of the
+        first window's residual energy, if smaller).
     lone_move : float
-        Samples.
+        The least move of the second fit from the fitted position, samples, where no
+        background fitted beside the first (misfit inf).
     out : ndarray, shape (n_items,)
         The new position, or NaN where the re-timing is not kept.
     """
@@ -401,8 +405,7 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
     scale = np.empty(steps.shape[0])
     for item in range(data.shape[0]):
         k = potentials[item]
-        centre = int(round(starts[item]))
-        before = _window_sum_squares(residual[item], max(centre - fit_half, 0), min(centre + fit_half + 1, length))
+        before = _energy_around(residual[item], starts[item], fit_half)
         tau, misfit, _ = _fit_beside(data[item], residual[item], starts[item], phases[k], background, energy,
                                      coarse_energy, stride, fit_half, steps, n_rounds, min_scale, max_scale, False,
                                      left, fitted, cost, scale)
@@ -413,8 +416,7 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
         whole, frac = _split(int(round(start * n_phases)), n_phases)
         for t in range(length):
             assumed[t] = data[item, t] - phases[k, frac, (t - whole) % length]
-        centre = int(round(start))
-        before_there = _window_sum_squares(assumed, max(centre - fit_half, 0), min(centre + fit_half + 1, length))
+        before_there = _energy_around(assumed, start, fit_half)
         tau_there, misfit_there, _ = _fit_beside(data[item], assumed, start, phases[k], background, energy,
                                                  coarse_energy, stride, fit_half, steps, n_rounds, min_scale,
                                                  max_scale, False, left, fitted, cost, scale)

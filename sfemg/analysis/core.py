@@ -1262,10 +1262,10 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
     The model is every kept potential's joint template (estimated at the selection's
     positions) at its final positions (joint timing moves them by µs); the other units'
     templates come from the candidate peaks (``sw.busy_cols``) farther than a template's
-    half length from every sweep. A potential present in at least two discharges is
-    re-timed from its median position relative to the reference too (its fitted one
-    may be on the other unit's potential); one other than the trigger is sought in a
-    discharge it is missing from
+    half length from every sweep. A potential present in at least two discharges (the
+    trigger too) is re-timed from its median position relative to the reference as well
+    (its fitted one may be on the other unit's potential); one other than the trigger is
+    sought in a discharge it is missing from
     (:func:`~sfemg.analysis.superimposed.find_superimposed`) when the model's residual
     there, around its median position relative to the reference, is flagged as in a
     discharge it is present in (:func:`~sfemg.analysis.superimposed.flag_superimposed`):
@@ -1310,7 +1310,7 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
     new = retime_superimposed(residual, positions, typical, model.template_spectra, flagged, background, fs_hz,
                               fit_half)
     expected = np.where(present, np.nan, typical)
-    if trigger >= 0:
+    if trigger >= 0:  # (present in every discharge as a rule: never sought)
         expected[trigger] = np.nan
     hidden = flag_superimposed(residual, positions, sw.noise_sd, fs_hz, params.superimposed_ratio, at=expected)
     found = find_superimposed(residual, expected, model.template_spectra, hidden, background, fs_hz, fit_half,

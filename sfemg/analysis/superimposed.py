@@ -75,17 +75,19 @@ _ROUNDS = 2
 #: look-alikes fitted to noise.
 _ACCEPT_FRACTION = 0.3
 #: ... and a re-timing from where the potential typically lies is taken instead when its
-#: misfit is below this fraction of the one from the fitted position: a margin, as the
-#: two misfits are over windows centred apart. (Simulated seeds 1-5, the 830 flagged
+#: misfit is below this fraction of the one from the fitted position (or of the
+#: residual energy there, if smaller): a margin, as the two misfits are over windows
+#: centred apart. (Default simulated scenarios, SFE, seeds 1-5: the 830 flagged
 #: discharges of matched non-trigger potentials, > 20 µs off: 83 -> 49 at 0.8, 46 at
 #: 1.0, 52 at 0.5; moved > 5 µs the wrong way: 9, 14 and 6; the other way 71, 81, 57.)
 _BETTER_FRACTION = 0.8
-#: ... and, where no background fits beside the potential at its fitted position, only
-#: when it moves the potential by more than this, µs: the fit from the typical place
-#: then fits a background to the potential's own misplaced waveform (the data less it
-#: there) and moves it by 10-40 µs (simulated, SFE seeds 1-5 and concentric seeds 1-3:
-#: 9 of the 12 such moves under 50 µs went away from the truth; the 11 over it took
-#: potentials 53-470 µs off to 1-29 µs).
+#: ... and, where no background fits at all beside the potential at its fitted position
+#: (the first fit's misfit inf), only when it moves the potential by more than this
+#: from there, µs: the fit from the typical place then fits a background to the
+#: potential's own misplaced waveform (the data less it there) and moves it by 10-40 µs
+#: (simulated, the default scenarios' seeds 1-5 and healthy and MG concentric seeds
+#: 1-3, matched non-trigger potentials: 9 of the 12 such moves under 50 µs went away
+#: from the truth; the 11 over it took potentials 53-470 µs off to 1-29 µs).
 _LONE_MOVE_US = 50.0
 #: A potential sought in a discharge it seemed blocked in is found there when it and a
 #: background potential leave at most this fraction of its fitted energy in its fit
@@ -288,8 +290,9 @@ def retime_superimposed(residual_v, positions, typical, template_spectra, flagge
     A new shift is kept when the misfit there falls below :data:`_ACCEPT_FRACTION` of
     the residual energy the window had (less the potential where the fit started); the
     second when its misfit is also below :data:`_BETTER_FRACTION` of the first's (or of
-    the residual energy, if that is smaller: no background fitted, in which case it must
-    also move the potential by more than :data:`_LONE_MOVE_US`)
+    the first window's residual energy, if smaller) and, where no background fitted at
+    all beside the first (misfit inf), it moves the potential by more than
+    :data:`_LONE_MOVE_US` from its fitted position
     (:func:`~sfemg.analysis._superimposed_numba.retime_kernel`).
 
     Parameters

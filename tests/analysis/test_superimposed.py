@@ -377,6 +377,10 @@ def test_retime_kernel_matches_reference(seed, stride):
     got = retime_kernel(*args, *search, np.empty(true.size))
     want = slow_retime(*args, *search[2:])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    for accept, better, lone_move in ((0.9, 1.0, 0.5), (0.05, 0.8, 0.5), (0.3, 2.0, 0.0)):  # other decisions, too
+        loose = search[:-3] + (accept, better, lone_move)
+        np.testing.assert_allclose(retime_kernel(*args, *loose, np.empty(true.size)), slow_retime(*args, *loose[2:]),
+                                   rtol=0, atol=1e-9)
     potential, sweep = args[4], np.tile(np.arange(true.size // 2), 2)
     covered = potential == sweep % 2  # the background lies on this potential
     assert np.isfinite(got[covered]).sum() >= covered.sum() // 2  # most of those are re-timed ...
@@ -389,15 +393,17 @@ def test_retime_kernel_matches_reference(seed, stride):
     assert not (np.abs(alone[started_far] - true[started_far]) < 0.3).any()
 
 
-@pytest.mark.parametrize("lone_move", [2.5, 1.5])
-def test_retime_kernel_moves_a_lone_potential_only_far(lone_move):
-    """A potential alone in its sweep (no background potential), fitted 0.3 sample off,
-    typically 2 samples away; the only background template is the difference its
-    waveform makes between the two places. From the fitted place no background fits
-    (its scale there is ~0.15) and the shift is not re-fitted; from the typical place the
-    template fits the potential's own misplaced waveform and the potential stays there,
-    a better fit. Kept where it was unless that moves it by more than ``lone_move``
-    samples (docstring), as in the reference."""
+@pytest.mark.parametrize("lone_move, off", [(2.5, 0.3), (1.5, 0.3), (1.5, 0.0)])
+def test_retime_kernel_moves_a_lone_potential_only_far(lone_move, off):
+    """A potential alone in its sweep (no background potential), fitted ``off`` samples
+    from its place, typically 2 samples away; the only background template is the
+    difference its waveform makes between the two places. From the fitted place no
+    background fits (its scale there is ~0.15) and the shift is not re-fitted; from the
+    typical place the template fits the potential's own misplaced waveform and the
+    potential stays there, a better fit than the first's residual 0.3 sample off. Kept
+    where it was unless that moves it by more than ``lone_move`` samples (docstring), and
+    where it was fitted exactly (the residual there only noise: no better fit), as in
+    the reference."""
     length, fit_half, true = 171, 15, 80.0
     t = np.arange(length) - length // 2
     spectrum = np.fft.rfft(np.roll(-t / 3.0 * np.exp(-0.5 * (t / 3.0) ** 2), -(length // 2)))
@@ -407,14 +413,14 @@ def test_retime_kernel_moves_a_lone_potential_only_far(lone_move):
     bg = _phases(np.fft.rfft(np.roll(difference, -int(true) + half_bg)[:2 * half_bg + 1])[None], 2 * half_bg + 1)
     phase0 = bg[:, 0, :]
     data = (_shifted(spectrum, true, length) + 1e-4 * np.random.default_rng(0).standard_normal(length))[None]
-    start = np.array([true + 0.3])
+    start = np.array([true + off])
     residual = data - _shifted(spectrum, start[0], length)
     args = (data, residual, start, np.array([true + 2.0]), np.zeros(1, dtype=np.int64), phases, bg,
             np.sum(phase0 ** 2, axis=1), np.sum(phase0 ** 2, axis=1), 1, fit_half, np.arange(-20, 21) / P, 2, 0.6,
             1.6, 0.3, 0.8, lone_move)
     got = retime_kernel(*args, np.empty(1))
     np.testing.assert_allclose(got, slow_retime(*args[:6], bg, 1, *args[10:]), rtol=0, atol=1e-9)
-    assert np.isnan(got[0]) if lone_move > 2.0 else abs(got[0] - (true + 2.0)) < 0.1
+    assert np.isnan(got[0]) if lone_move > 2.0 or off == 0.0 else abs(got[0] - (true + 2.0)) < 0.1
 
 
 def _broadened(spectrum, length, width=9):
