@@ -1399,7 +1399,7 @@ def _subset(sw, rows):
                    sw.busy_rows, sw.busy_cols, sw.noise_sd)
 
 
-def _false_references(data, sw, pots, trigger, times, fs_hz, params):
+def _false_references(data, sw, pots, trigger, times, rise_times_us, fs_hz, params):
     """Voluntary reference discharges that are another fibre's potential, not the trigger's.
 
     A discharge with a potential missing is a false reference if its sweep holds the
@@ -1408,7 +1408,10 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
 
     Otherwise only discharges in which every other potential is missing are judged
     (elsewhere the reference is right: the unit's fibres are there); such a discharge
-    would count as a block of every pair. It is a false reference if the trigger
+    would count as a block of every pair. Slow potentials (rise time not below
+    ``max_rise_time_us``) do not count, unless every other potential is slow: one can be
+    a slow phase of the reference's own waveform, present wherever a potential like the
+    trigger's is taken as the reference. It is a false reference if the trigger
     potential is present where it would be if the reference were another of the
     potentials, at minus that potential's latency: that fibre's potential was taken for
     the trigger's (in the trigger's amplitude group, the trigger's own missing from it
@@ -1421,12 +1424,29 @@ def _false_references(data, sw, pots, trigger, times, fs_hz, params):
     true blocks at such intervals (dropping every reference < 0.35 x the median interval
     from a neighbour lost ~11 % of a severe MG study's blocks).
 
+    Parameters
+    ----------
+    data : ndarray, shape (n, L)
+        The sweeps, V.
+    sw : _Sweeps
+    pots : list of LockedPotential
+    trigger : int
+        Index of the trigger in ``pots``.
+    times : list of ndarray, shape (n,)
+        Each potential's time points, s; NaN where missing.
+    rise_times_us : list of float
+        Each potential's rise time, µs.
+    fs_hz : float
+    params : AnalysisParams
+
     Returns
     -------
     ndarray of bool, shape (n,)
     """
     others = [j for j in range(len(pots)) if j != trigger]
     false = _unit_elsewhere(data, sw.ref_pos, pots, [times[j] for j in others], fs_hz)
+    fast = [j for j in others if rise_times_us[j] < params.max_rise_time_us]
+    others = fast or others
     rows = np.flatnonzero(np.all([~np.isfinite(times[j]) for j in others], axis=0) & ~false)
     if rows.size == 0:
         return false
@@ -1631,7 +1651,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
                          " x median (two units?)")
         # the templates and fits stay as they are: the trigger's own has another fibre's
         # potential in one sweep of a hundred, and the others are missing from those sweeps
-        real = ~_false_references(data, sw, pots, trigger, times, fs_hz, params)
+        real = ~_false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
         if not real.all() and real.sum() >= 2:
             sw, times, ref_t = _subset(sw, real), [t[real] for t in times], ref_t[real]
             excursions = [e[real] for e in excursions]

@@ -341,6 +341,27 @@ def test_another_units_potential_between_two_discharges_is_no_block():
     assert np.abs(r.reference_times_s - truth.reference_s).max() < 50e-6
 
 
+def test_another_units_potential_with_the_triggers_slow_phase_is_no_block():
+    """As above, but the unit has a slow potential 2.5 ms after the trigger (rise time
+    ~360 µs: a pseudo-pair, rejected), and so do the six look-alikes: it is present in
+    their discharges too (it follows whatever potential is the reference), so not every
+    other potential is missing there. Slow potentials do not count for that: the six
+    are still left out, and the fibre is blocked nowhere."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=8)
+    extra_s = truth.reference_s[10:130:20] + 0.025
+    slow_s = np.r_[truth.reference_s, extra_s] + 2.5e-3
+    slow_s += 10e-6 * np.random.default_rng(8).standard_normal(slow_s.size)
+    extra = np.zeros(sig.size)
+    synth.add_potentials(extra, fs_hz, extra_s, "triphasic", 1e-3)
+    synth.add_potentials(extra, fs_hz, slow_s, "biphasic", 0.5e-3, width_s=6 * synth.PHASE_S)
+    r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra), fs_hz)
+    fibre, slow = r.pairs
+    assert slow.rise_time_us >= 300 and not slow.accepted
+    assert fibre.accepted and fibre.n_blocked == 0 and fibre.n_discharges == truth.reference_s.size
+    assert np.abs(r.reference_times_s - truth.reference_s).max() < 50e-6
+
+
 def _splits_reference(ref_times_s, rows, block_rates):
     """Slow reference of _splits_an_interval: the posterior odds written out with scipy."""
     intervals = np.diff(ref_times_s)
