@@ -481,7 +481,10 @@ def _shape(template, reference, fs_hz):
     """Peak-to-peak amplitude (V), rise time (µs) and notch test of a polarity-corrected template."""
     peak_i = int(np.clip(round(reference), 0, template.size - 1))
     amplitude = float(template.max() - template.min())
-    trough_i = peak_i  # the rising phase starts at the nearest preceding minimum
+    # the rising phase starts at the nearest minimum before the peak: searched from the
+    # sample at or before it (from the rounded one, a peak just past a half sample with
+    # the higher sample before it stopped at once and gave a rise time of -1/2 sample)
+    trough_i = int(np.clip(np.floor(reference), 0, template.size - 1))
     while trough_i > 0 and template[trough_i - 1] < template[trough_i]:
         trough_i -= 1
     rise_us = (reference - trough_i) / fs_hz * 1e6
@@ -1554,7 +1557,9 @@ def _splits_an_interval(ref_times_s, rows, block_rates):
     rows : ndarray of int, shape (m,)
         The discharges to judge.
     block_rates : sequence of float, shape (n_pairs,)
-        Each pair's fraction of blocked discharges (> 0: the judged ones are blocked).
+        Each pair's fraction of blocked discharges (> 0: the judged ones are blocked),
+        of the pairs that count for "every pair blocked" (:func:`_false_references`:
+        not the slow ones, unless all are).
 
     Returns
     -------

@@ -13,6 +13,7 @@ from sfemg.analysis.core import (
     _SPLIT_ODDS,
     _bridge,
     _is_phase,
+    _shape,
     _splits_an_interval,
     _Timed,
     _unit_elsewhere,
@@ -362,6 +363,22 @@ def test_another_units_potential_with_the_triggers_slow_phase_is_no_block():
     assert np.abs(r.reference_times_s - truth.reference_s).max() < 50e-6
 
 
+@pytest.mark.parametrize("peak", [30.504, 30.3, 30.0, 29.7])
+def test_rise_time_from_the_trough_before_the_peak(peak):
+    """A slow rise from a trough at sample 10 to a peak at ``peak`` and a steep fall after
+    it: the rise time is the trough-to-peak time (~410 µs at 50 kHz), also where the
+    peak lies just past a half sample and the sample before it is the higher one (a
+    search from the rounded sample gave -10 µs there, and such a slow potential passed
+    for a fibre)."""
+    fs_hz = 50e3
+    x = np.arange(60.0)
+    template = np.where(x <= peak, -np.cos(np.pi * (x - 10) / (peak - 10)), np.cos(np.pi * (x - peak) / 8))
+    template = np.where(x < 10, -1.0, np.where(x > peak + 8, -1.0, template))
+    _, rise_us, notched = _shape(template, peak, fs_hz)
+    assert rise_us == pytest.approx((peak - 10) / fs_hz * 1e6)
+    assert not notched
+
+
 def _splits_reference(ref_times_s, rows, block_rates):
     """Slow reference of _splits_an_interval: the posterior odds written out with scipy."""
     intervals = np.diff(ref_times_s)
@@ -444,6 +461,24 @@ def test_blocks_of_an_irregularly_firing_unit_stay_blocks():
     idis_s = np.diff(truth.reference_s)
     around = np.minimum(idis_s[np.flatnonzero(true_blocked[1:-1])], idis_s[np.flatnonzero(true_blocked[1:-1]) + 1])
     assert around.min() < 0.5 * np.median(idis_s)  # blocks at short intervals are in the test
+
+
+def test_blocks_of_an_irregular_unit_with_a_slow_potential_stay_blocks():
+    """The irregular unit above with a slow potential 2.5 ms after its trigger in every
+    discharge (rise time > 300 µs, a rejected pseudo-pair). It no longer vouches for the
+    reference, so the fibre's blocks are judged as possible false references: every
+    block is still counted, and nothing else."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=300, snr_db=30, jitter_us=(25.0,), block_prob=(0.15,),
+                                 rate_cv=0.3, seed=3)
+    slow_s = truth.reference_s + 2.5e-3 + 10e-6 * np.random.default_rng(3).standard_normal(truth.reference_s.size)
+    extra = np.zeros(sig.size)
+    synth.add_potentials(extra, fs_hz, slow_s, "biphasic", 0.5e-3, width_s=6 * synth.PHASE_S)
+    r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra), fs_hz)
+    fibre, slow = r.pairs
+    assert not slow.accepted and slow.n_blocked == 0
+    assert fibre.n_discharges == truth.reference_s.size
+    np.testing.assert_array_equal(fibre.blocked, ~np.isfinite(truth.times_s[1]))
 
 
 def test_a_reference_taken_before_the_unit_is_left_out():
