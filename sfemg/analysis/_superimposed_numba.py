@@ -343,6 +343,24 @@ def _energy_around(x, position, fit_half):  # pragma: no cover - compiled
 
 
 @jit
+def _less_potential(row, phases_k, position, out):  # pragma: no cover - compiled
+    """``out``: ``row`` less the potential at unit scale at ``position`` samples (its
+    template at sub-sample shifts ``phases_k``, shape (P, L); the position rounded to
+    1/P sample)."""
+    length = row.shape[0]
+    whole, frac = _split(int(round(position * phases_k.shape[0])), phases_k.shape[0])
+    for t in range(length):
+        out[t] = row[t] - phases_k[frac, (t - whole) % length]
+
+
+@jit
+def _work_arrays(length, n_steps):  # pragma: no cover - compiled
+    """The kernels' work arrays: ``left``, ``fitted``, ``assumed`` (length ``length``),
+    ``cost``, ``scale`` (length ``n_steps``)."""
+    return np.empty(length), np.empty(length), np.empty(length), np.empty(n_steps), np.empty(n_steps)
+
+
+@jit
 def retime_kernel(data, residual, starts, typical, potentials, phases, background, energy, coarse_energy, stride,
                   fit_half, steps, n_rounds, min_scale, max_scale, accept_fraction, better_fraction, lone_move,
                   out):  # pragma: no cover - compiled
@@ -396,13 +414,7 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
     out : ndarray, shape (n_items,)
         The new position, or NaN where the re-timing is not kept.
     """
-    length = data.shape[1]
-    n_phases = phases.shape[1]
-    left = np.empty(length)
-    fitted = np.empty(length)
-    assumed = np.empty(length)
-    cost = np.empty(steps.shape[0])
-    scale = np.empty(steps.shape[0])
+    left, fitted, assumed, cost, scale = _work_arrays(data.shape[1], steps.shape[0])
     for item in range(data.shape[0]):
         k = potentials[item]
         before = _energy_around(residual[item], starts[item], fit_half)
@@ -413,9 +425,7 @@ def retime_kernel(data, residual, starts, typical, potentials, phases, backgroun
         start = typical[item]
         if not np.isfinite(start):
             continue
-        whole, frac = _split(int(round(start * n_phases)), n_phases)
-        for t in range(length):
-            assumed[t] = data[item, t] - phases[k, frac, (t - whole) % length]
+        _less_potential(data[item], phases[k], start, assumed)
         before_there = _energy_around(assumed, start, fit_half)
         tau_there, misfit_there, _ = _fit_beside(data[item], assumed, start, phases[k], background, energy,
                                                  coarse_energy, stride, fit_half, steps, n_rounds, min_scale,
@@ -458,17 +468,11 @@ def find_kernel(data, starts, potentials, phases, background, energy, coarse_ene
     """
     length = data.shape[1]
     n_phases = phases.shape[1]
-    left = np.empty(length)
-    fitted = np.empty(length)
-    assumed = np.empty(length)
-    cost = np.empty(steps.shape[0])
-    scale = np.empty(steps.shape[0])
+    left, fitted, assumed, cost, scale = _work_arrays(length, steps.shape[0])
     for item in range(data.shape[0]):
         start = starts[item]
         k = potentials[item]
-        whole, frac = _split(int(round(start * n_phases)), n_phases)
-        for t in range(length):  # the potential assumed present, at unit scale, to begin with
-            assumed[t] = data[item, t] - phases[k, frac, (t - whole) % length]
+        _less_potential(data[item], phases[k], start, assumed)  # assumed present, at unit scale, to begin with
         tau, misfit, potential_scale = _fit_beside(data[item], assumed, start, phases[k], background, energy,
                                                    coarse_energy, stride, fit_half, steps, n_rounds, min_scale,
                                                    max_scale, True, left, fitted, cost, scale)
