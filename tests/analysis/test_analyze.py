@@ -342,6 +342,16 @@ def test_another_units_potential_between_two_discharges_is_no_block():
     assert np.abs(r.reference_times_s - truth.reference_s).max() < 50e-6
 
 
+def _with_slow_potential(sig, fs_hz, reference_s, seed):
+    """``sig`` plus, through the amplifier, a slow biphasic potential (0.5 mV, phases six
+    times the tests' width: rise time ~360 µs) 2.5 ms after each reference time, with
+    10 µs of jitter."""
+    slow_s = reference_s + 2.5e-3 + 10e-6 * np.random.default_rng(seed).standard_normal(reference_s.size)
+    extra = np.zeros(sig.size)
+    synth.add_potentials(extra, fs_hz, slow_s, "biphasic", 0.5e-3, width_s=6 * synth.PHASE_S)
+    return sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra)
+
+
 def test_another_units_potential_with_the_triggers_slow_phase_is_no_block():
     """As above, but the unit has a slow potential 2.5 ms after the trigger (rise time
     ~360 µs: a pseudo-pair, rejected), and so do the six look-alikes: it is present in
@@ -351,12 +361,8 @@ def test_another_units_potential_with_the_triggers_slow_phase_is_no_block():
     fs_hz = 50e3
     sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(25.0,), seed=8)
     extra_s = truth.reference_s[10:130:20] + 0.025
-    slow_s = np.r_[truth.reference_s, extra_s] + 2.5e-3
-    slow_s += 10e-6 * np.random.default_rng(8).standard_normal(slow_s.size)
-    extra = np.zeros(sig.size)
-    synth.add_potentials(extra, fs_hz, extra_s, "triphasic", 1e-3)
-    synth.add_potentials(extra, fs_hz, slow_s, "biphasic", 0.5e-3, width_s=6 * synth.PHASE_S)
-    r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra), fs_hz)
+    sig = _add_filtered(sig, fs_hz, extra_s, 1e-3)
+    r = analyze_signal(_with_slow_potential(sig, fs_hz, np.r_[truth.reference_s, extra_s], seed=8), fs_hz)
     fibre, slow = r.pairs
     assert slow.rise_time_us >= 300 and not slow.accepted
     assert fibre.accepted and fibre.n_blocked == 0 and fibre.n_discharges == truth.reference_s.size
@@ -471,10 +477,7 @@ def test_blocks_of_an_irregular_unit_with_a_slow_potential_stay_blocks():
     fs_hz = 50e3
     sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=300, snr_db=30, jitter_us=(25.0,), block_prob=(0.15,),
                                  rate_cv=0.3, seed=3)
-    slow_s = truth.reference_s + 2.5e-3 + 10e-6 * np.random.default_rng(3).standard_normal(truth.reference_s.size)
-    extra = np.zeros(sig.size)
-    synth.add_potentials(extra, fs_hz, slow_s, "biphasic", 0.5e-3, width_s=6 * synth.PHASE_S)
-    r = analyze_signal(sig + scipy.signal.sosfilt(synth.amplifier(fs_hz), extra), fs_hz)
+    r = analyze_signal(_with_slow_potential(sig, fs_hz, truth.reference_s, seed=3), fs_hz)
     fibre, slow = r.pairs
     assert not slow.accepted and slow.n_blocked == 0
     assert fibre.n_discharges == truth.reference_s.size
