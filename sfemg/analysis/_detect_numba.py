@@ -337,8 +337,42 @@ def _arange(start, stop, step):  # pragma: no cover - compiled
 
 
 @jit
+def _valley_above(sums, edges, mode, valley_z):  # pragma: no cover - compiled
+    """Where the group whose mode is bin ``mode`` ends towards larger amplitudes.
+
+    The histogram's 3-bin sums are walked upwards from the mode, keeping the lowest so
+    far (the valley; never the mode's own three bins); where a sum ``p`` exceeds the
+    valley ``m`` by ``valley_z`` Poisson SDs (``p - m >= valley_z * sqrt(p + m)``) a
+    larger potential's mode begins, and the group ends below the valley bin (the
+    nearest of equally low ones).
+
+    Parameters
+    ----------
+    sums : (B,) int64
+        Candidates per 3 bins (``counts[b - 1] + counts[b] + counts[b + 1]``).
+    edges : (B + 1,) float64
+        Bin edges, decades.
+    mode : int
+    valley_z : float
+
+    Returns
+    -------
+    float
+        The (exclusive) highest log-amplitude of the group, decades; inf without a
+        valley.
+    """
+    valley = mode + 2
+    for b in range(mode + 3, sums.size):
+        if sums[b] < sums[valley]:
+            valley = b
+        elif sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
+            return edges[valley]
+    return np.inf
+
+
+@jit
 def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, core_half, width_sd, min_width, mad_to_sd,
-                            labels, centres):  # pragma: no cover - compiled
+                            valley_z, labels, centres):  # pragma: no cover - compiled
     """The amplitude groups of one polarity in :func:`~sfemg.analysis.detect.find_trigger`,
     in the order they are found (see there; its NumPy loop is the tests' reference).
 
@@ -352,13 +386,16 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, core_half, wi
     bin_width : float
         Histogram bin, decades.
     core_half : float
-        Half-width of the box whose count finds a group, and of the core its centre is
-        the median of, decades (a whole number of bins).
+        Half-width of the box whose count finds a group, and of the core around its mode
+        whose median is its centre, decades (a whole number of bins).
     width_sd : float
         A group reaches this many robust SDs from its centre ...
     min_width : float
         ... and at least this far, decades.
     mad_to_sd : float
+    valley_z : float
+        A group ends below a valley of the histogram (3-bin sums) past which the sums
+        rise again by this many Poisson SDs (see :func:`_valley_above`).
     labels : (N,) int64, out
         Group number of each candidate taken into a group (others untouched).
     centres : (N,) float64, out
@@ -383,20 +420,18 @@ def amplitude_groups_kernel(logs_all, alive, min_count, bin_width, core_half, wi
         if best < min_count:
             break
         top = np.flatnonzero(smooth == best)
-        centre = edges[top[top.size // 2]] + 0.5 * bin_width
-        core = logs[np.abs(logs - centre) <= core_half]
-        if core.size == 0:
-            # the box's candidates all lie at its edges (two groups tied and the middle of
-            # the ties between them, or two tight groups ~0.2 decade apart): centre on the
-            # box's fullest bin, whose candidates are within 0.01 decade (an empty core
-            # never ended this loop)
-            peak = top[top.size // 2]
-            first = max(peak - box, 0)
-            centre = edges[first + np.argmax(counts[first:peak + box + 1])] + 0.5 * bin_width
-            core = logs[np.abs(logs - centre) <= core_half]
+        peak = top[top.size // 2]
+        # the group's mode: the fullest 3 bins in the box (its centre can lie between two
+        # groups, even with no candidate near it: two tight groups ~0.2 decade apart)
+        sums = np.empty(counts.size, np.int64)
+        _box_sums(counts, 1, sums)
+        first = max(peak - box, 0)
+        mode = first + np.argmax(sums[first:peak + box + 1])
+        below = _valley_above(sums, edges, mode, valley_z)
+        core = logs[(logs < below) & (np.abs(logs - (edges[mode] + 0.5 * bin_width)) <= core_half)]
         centre = np.median(core)
         width = width_sd * (np.median(np.abs(core - centre)) * mad_to_sd)
-        near = np.abs(logs - centre) <= (width if width > min_width else min_width)
+        near = (logs < below) & (np.abs(logs - centre) <= (width if width > min_width else min_width))
         if n_groups == centres.size:  # (each pass takes a candidate: only non-finite input)
             break
         labels[alive[near]] = n_groups

@@ -435,19 +435,17 @@ def _sweep_input(rec: Recording, params, noise_sd):
         return _Sweeps(clean, starts_s, ref_pos, stim, clean, np.concatenate([blank_r, rows]),
                        np.concatenate([blank_c, cols]), noise_sd)
     rows, cols = _candidates(data, noise_sd, fs_hz, params)
-    amps = peak_values(data, rows, cols)
-    # sweeps are far apart in time: row-major order with no refractory merge
-    # the most populated group always qualifies, so there is a first choice
-    member = next(find_trigger(amps, rows * (data.shape[1] + 1) + cols, fs_hz, _MIN_TRIGGER_COUNT, 0.0))
-    best = {}  # one trigger per sweep: the largest member in each row
-    for m in member:
-        r = rows[m]
-        if r not in best or abs(amps[m]) > abs(amps[best[r]]):
-            best[r] = m
-    keep = np.array(sorted(best), dtype=np.int64)
+    # the sweeps end to end, a sweep's length apart, and a refractory time of one sweep: a
+    # group fires once per sweep it is in, and the trigger is its first member in the
+    # sweep, as in a continuous recording (the largest let two fibres of one unit of
+    # similar size alternate as the reference: validation grid, §6)
+    stride = data.shape[1] + 1
+    member = find_trigger(peak_values(data, rows, cols), rows * 2 * stride + cols, fs_hz, _MIN_TRIGGER_COUNT,
+                          stride / fs_hz * 1e3)[0]
+    keep = rows[member]
     if keep.size < 2:
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
-    trig_cols = cols[[best[r] for r in keep]].astype(np.float64)
+    trig_cols = cols[member].astype(np.float64)
     return _Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
                    data, rows, cols, noise_sd)
 
@@ -1296,7 +1294,8 @@ def _retime_superimposed(model, sw, timed, trigger, fs_hz, params):
         return timed
     n_cols = sw.data_v.shape[1]
     background = background_templates(sw.noise_v[0], sw.busy_cols,
-                                      np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz)
+                                      np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz,
+                                      params.detect_threshold_sd * sw.noise_sd)
     if background.shape[0] == 0:
         return timed
     positions = np.array([t.positions for t in timed])

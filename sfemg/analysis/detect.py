@@ -38,6 +38,16 @@ _BIN_DECADES = 0.02
 _CORE_DECADES = 0.1
 #: ... and reaches _GROUP_WIDTH_SD robust SDs of its members from it, at least this far.
 _MIN_GROUP_DECADES = 0.12
+#: A group ends below a valley of its amplitude histogram past which the counts (3-bin
+#: sums) rise again by this many Poisson SDs: a larger potential's mode, whose discharges
+#: its 5-SD reach would otherwise take when its core is broad (a smaller potential's
+#: candidates taken into a group are left out later; a discharge taken away is lost).
+_VALLEY_Z = 4.0
+#: A trigger group locked to one of similar size (within _PEER_DECADES) that fires this
+#: many times as often, at more regular intervals, is passed over: it is a fibre of that
+#: unit that blocks (a simulated MG recording: the biggest fibre fired in 55 of 100
+#: discharges, and the analysis kept those 55).
+_STEADIER = 1.2
 #: Trigger groups are compared in count with groups within this many decades of amplitude.
 _PEER_DECADES = 0.5
 #: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
@@ -177,8 +187,11 @@ def amplitude_groups(amplitudes_v, min_count: int):
     """Candidate peaks grouped by polarity and log-amplitude: the recurring potentials.
 
     Per polarity, the histogram of log10 magnitudes (0.02-decade bins) is searched for the
-    ±0.1-decade box holding most candidates; its members within ±max(0.12 decade, 5 robust
-    SD) of their median form a group, and the search goes on among the rest
+    ±0.1-decade box holding most candidates, and in it for the fullest three bins (the
+    mode); the candidates within ±max(0.12 decade, 5 robust SD) of the median of those
+    within 0.1 decade of the mode form a group — but not past a valley of the histogram
+    above the mode beyond which the counts rise again by 4 Poisson SDs (a larger
+    potential's mode) — and the search goes on among the rest
     (:func:`~sfemg.analysis._detect_numba.amplitude_groups_kernel`).
 
     Parameters
@@ -202,7 +215,7 @@ def amplitude_groups(amplitudes_v, min_count: int):
         labels[:] = -1
         n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
                                            int(min_count), _BIN_DECADES, _CORE_DECADES, _GROUP_WIDTH_SD,
-                                           _MIN_GROUP_DECADES, MAD_TO_SD, labels, centres)
+                                           _MIN_GROUP_DECADES, MAD_TO_SD, _VALLEY_Z, labels, centres)
         groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
     return [g for g in groups if g[2].size >= min_count]
 
@@ -211,13 +224,15 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     """The discharges of the consistent potentials, biggest first: trigger candidates.
 
     Candidate peaks are grouped by polarity and log-amplitude; a group is a consistent
-    potential if it holds at least ``min_count`` candidates (and at least a quarter of
-    the most populated group within half a decade of its amplitude). The trigger is
-    the biggest; the others are the next choices when the biggest has no time-locked
-    potential (another unit's), except those time-locked to a bigger choice (half or
-    more of their discharges within ``min_idi_ms / 2`` of its: another phase or fibre
-    of the same unit, which would fail the same way). Of candidates closer than
-    ``min_idi_ms`` the first is kept.
+    potential if it holds at least ``min_count`` candidates and fires (its candidates
+    counted once within ``min_idi_ms`` of the first) at least a quarter as often as
+    the most frequent group within half a decade of its amplitude. A group time-locked
+    to one within half a decade of its amplitude that fires 1.2 times as often at more
+    regular intervals (half or more of its discharges within ``min_idi_ms / 2`` of the
+    other's; robust CV of the intervals) is a blocking fibre of that unit and no choice.
+    The trigger is the biggest; the others are the next choices when the biggest has no
+    time-locked potential (another unit's), except those time-locked to a bigger choice
+    (another phase or fibre of the same unit, which would fail the same way).
 
     Parameters
     ----------
@@ -233,49 +248,70 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
     Returns
     -------
-    iterator of ndarray of int
+    list of ndarray of int
         Per consistent potential in order of decreasing amplitude (the first
-        ``n_choices``), the indices into the candidate arrays of its discharges,
-        increasing; each worked out only when asked for (a choice after the first is
-        rarely needed, and a background group's thousands of candidates cost ms).
+        ``n_choices``, at least one), the indices into the candidate arrays of its
+        discharges, increasing.
 
     Raises
     ------
     SfemgInputError
-        No consistent potential (at once, not when iterating).
+        No consistent potential.
     """
     groups = amplitude_groups(amplitudes_v, min_count)
     if not groups:
         raise SfemgInputError("no potentials found: no recurring potential above the detection threshold")
-    # a group qualifies if it holds >= 1/4 of the candidates of any group of similar size
-    # (within _PEER_DECADES): a rare large artefact does not, while the many small
-    # candidates of background units and noise do not count against a big potential
-    qualified = [g for g in groups
-                 if g[2].size >= 0.25 * max(h[2].size for h in groups if abs(h[0] - g[0]) <= _PEER_DECADES)]
-    return _trigger_choices([g[2] for g in sorted(qualified, key=lambda g: -g[0])], times_idx,
-                            min_idi_ms * 1e-3 * fs_hz, n_choices)
-
-
-def _trigger_choices(members, times_idx, min_gap, n_choices):
-    """Yield the discharges of up to ``n_choices`` of the groups ``members`` (biggest
-    first), skipping those locked to an earlier choice (see :func:`find_trigger`).
-
-    Refractory: of members closer than ``min_gap`` samples the first is kept. Keeping
-    the larger let two fibres of one unit of similar size (both in the group) alternate
-    as the reference from discharge to discharge; the first is the same fibre every time.
-    """
-    n_yielded = 0
-    chosen_t = np.empty(0)  # discharge times of the choices so far, sorted, samples
-    for member in members:
-        if n_yielded == n_choices:
-            return
-        kept = member[first_of_close_kernel(np.ascontiguousarray(times_idx[member], dtype=np.int64), float(min_gap))]
-        t = np.asarray(times_idx, dtype=np.float64)[kept]
-        if chosen_t.size and np.mean(_nearest_distance(chosen_t, t) <= 0.5 * min_gap) >= 0.5:
+    min_gap = min_idi_ms * 1e-3 * fs_hz
+    times_idx = np.ascontiguousarray(times_idx, dtype=np.int64)
+    # refractory: of members closer than min_gap the first is kept (keeping the larger let
+    # two fibres of one unit of similar size, both in the group, alternate as the
+    # reference from discharge to discharge; the first is the same fibre every time)
+    fired = [m[first_of_close_kernel(times_idx[m], float(min_gap))] for _, _, m in groups]
+    times = [times_idx[f].astype(np.float64) for f in fired]
+    # a group qualifies if it fires >= 1/4 as often as any group of similar size (within
+    # _PEER_DECADES): a rare large artefact does not, while the many small candidates of
+    # background units and noise do not count against a big potential. Firings, not
+    # candidates: a group holding several phases of one unit counts each discharge once
+    qualified = [j for j, (centre, _, _) in enumerate(groups)
+                 if fired[j].size >= 0.25 * max(fired[k].size for k, (c, _, _) in enumerate(groups)
+                                                if abs(c - centre) <= _PEER_DECADES)]
+    # a group locked to one of similar size that fires _STEADIER times as often, at more
+    # regular intervals, is a fibre of that unit that blocks: the steadier potential is
+    # the choice (the most frequent group always is one). A group that fires more often
+    # because it also holds other units' potentials fires less regularly; but when the
+    # trigger's group holds another unit's too both are irregular, and a 0.22 mV group
+    # (238 firings) took the place of a 25 kHz recording's 1.06 mV one (179 for the
+    # unit's 100): every reference was false. Hence similar size only.
+    spread = [_interval_spread(t) for t in times]
+    steady = [j for j in qualified
+              if not any(fired[k].size >= _STEADIER * fired[j].size and spread[k] < spread[j]
+                         and abs(groups[k][0] - groups[j][0]) <= _PEER_DECADES
+                         and _locked(times[k], times[j], min_gap) for k in qualified)]
+    choices, chosen_t = [], np.empty(0)  # discharge times of the choices so far, sorted, samples
+    for j in sorted(steady, key=lambda j: -groups[j][0]):
+        if len(choices) == n_choices:
+            break
+        if chosen_t.size and _locked(chosen_t, times[j], min_gap):
             continue
-        yield kept.astype(np.int64)
-        n_yielded += 1
-        chosen_t = np.sort(np.concatenate([chosen_t, t]))
+        choices.append(fired[j].astype(np.int64))
+        chosen_t = np.sort(np.concatenate([chosen_t, times[j]]))
+    return choices
+
+
+def _interval_spread(sorted_t):
+    """Robust coefficient of variation (MAD / median) of the intervals between the sorted
+    times ``sorted_t``; inf for fewer than three times."""
+    if sorted_t.size < 3:
+        return np.inf
+    intervals = np.diff(sorted_t)
+    median = np.median(intervals)
+    return float(np.median(np.abs(intervals - median)) / median)
+
+
+def _locked(sorted_t, t, min_gap):
+    """Whether half or more of the times ``t`` lie within ``min_gap / 2`` of one of
+    ``sorted_t`` (sorted, non-empty), samples: the same unit's discharges."""
+    return bool(np.mean(_nearest_distance(sorted_t, t) <= 0.5 * min_gap) >= 0.5)
 
 
 def _nearest_distance(sorted_t, t):

@@ -16,6 +16,7 @@ from sfemg.analysis._detect_numba import (
 )
 from sfemg.analysis.detect import (
     MAD_TO_SD,
+    amplitude_groups,
     detect_both_polarities,
     detect_peaks,
     find_locked_potentials,
@@ -130,6 +131,67 @@ def test_trigger_candidates_skip_potentials_locked_to_a_bigger_one():
     assert np.allclose(t[order][groups[0]], big_t) and np.allclose(t[order][groups[1]], np.sort(other_t))
 
 
+def _unit(rng, n, interval, cv=0.1):
+    """Discharge times of a unit firing ``n`` times at ``interval`` samples (normal
+    intervals of coefficient of variation ``cv``)."""
+    return np.cumsum(rng.normal(interval, cv * interval, n)).astype(np.int64)
+
+
+def _trigger_times(parts, n_choices=3):
+    """find_trigger on (amplitudes, times) parts, at 50 kHz with 10 ms refractory: the
+    times of each choice."""
+    amps = np.concatenate([a for a, _ in parts])
+    t = np.concatenate([t for _, t in parts])
+    order = np.argsort(t, kind="stable")
+    return [t[order][m] for m in find_trigger(amps[order], t[order], 50_000.0, 8, 10.0, n_choices=n_choices)]
+
+
+def test_a_group_holding_several_phases_counts_each_discharge_once():
+    """A trigger (100 discharges, negative) beside a group holding five positive phases of
+    the unit per discharge, 0.3 decade below it (500 candidates): compared in candidates
+    the trigger held a fifth of its peer's and was passed over for the phases; compared
+    in firings it is the trigger."""
+    rng = np.random.default_rng(3)
+    unit = _unit(rng, 100, 5000)
+    phases = np.concatenate([unit + lag for lag in (20, 45, 70, 95, 120)])
+    times = _trigger_times([(-rng.normal(1.0, 0.01, 100), unit + 10),
+                            (10 ** rng.normal(-0.3, 0.03, 500), phases)])
+    np.testing.assert_array_equal(times[0], unit + 10)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_blocking_fibre_is_no_trigger_beside_a_steady_one(background):
+    """The biggest potential fires in 55 of the unit's 100 discharges (MG blocking), a
+    fibre of 0.7 its size in all of them: the steady fibre is the trigger (a simulated MG
+    recording kept the blocking fibre's 55). A group that fires more often because it
+    also holds another unit's potentials (irregular intervals) does not displace the
+    trigger."""
+    rng = np.random.default_rng(4)
+    unit = _unit(rng, 100, 5000)
+    fires = np.sort(rng.choice(100, 55, replace=False))
+    parts = [(-rng.normal(1.0, 0.01, 55), unit[fires] + 10), (-rng.normal(0.7, 0.01, 100), unit + 60)]
+    if background:
+        other = np.sort(rng.integers(0, unit[-1], 120))
+        parts = [(-rng.normal(1.0, 0.01, 100), unit + 10),
+                 (-rng.normal(0.7, 0.01, 220), np.concatenate([unit + 60, other]))]
+    times = _trigger_times(parts)
+    np.testing.assert_array_equal(times[0], unit + (10 if background else 60))
+
+
+def test_only_a_potential_of_similar_size_replaces_the_trigger():
+    """The trigger's group also holds another unit's potentials of its size (irregular
+    intervals); a group of 0.2 its size fires more often still (the unit's small phase
+    and a third unit's potentials), more regularly: it is no trigger (a simulated 25 kHz
+    recording's references all became false)."""
+    rng = np.random.default_rng(5)
+    unit = _unit(rng, 100, 5000)
+    other = _unit(rng, 70, 7000, cv=0.5)
+    third = unit + 2500  # between the unit's discharges: the small group fires regularly
+    times = _trigger_times([(-rng.normal(1.0, 0.01, 170), np.concatenate([unit + 10, other])),
+                            (-rng.normal(0.2, 0.002, 200), np.concatenate([unit + 60, third]))])
+    assert np.isin(times[0], np.concatenate([unit + 10, other])).all()
+
+
 def test_locked_potentials_ignore_uniform_background():
     rng = np.random.default_rng(1)
     n = 200
@@ -179,6 +241,19 @@ def test_two_tight_amplitude_groups_are_both_found(apart):
     worker.start()
     worker.join(30)
     assert not worker.is_alive() and result == [[50, 50]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_broad_group_stops_at_the_valley_before_the_trigger(seed):
+    """600 candidates of two smaller potentials 0.12 decade apart (a broad group: 5
+    robust SDs reach ~0.45 decade) and 300 of the trigger 0.3 decade above them: the
+    broad group, found first, reached over the trigger and took all or nearly all of it;
+    it stops at the histogram's valley between them."""
+    rng = np.random.default_rng(seed)
+    logs = np.r_[rng.normal(-3.45, 0.04, 300), rng.normal(-3.33, 0.04, 300), rng.normal(-3.07, 0.025, 300)]
+    groups = amplitude_groups(10 ** logs, 8)
+    assert [np.array_equal(members, np.arange(600)) or np.array_equal(members, np.arange(600, 900))
+            for _, _, members in groups] == [True, True]
 
 
 def _measure_reference(sweeps, ref_pos, pot, fit_half, block_fraction):
@@ -323,12 +398,24 @@ def test_waveform_run_kernel_matches_scipy_envelope(length):
         np.testing.assert_array_equal(runs, reference_waveform_runs(templates, half, level))
 
 
+def reference_valley_above(sums, edges, mode, valley_z):
+    """NumPy reference of the valley walk: the first bin past ``mode + 2`` whose 3-bin
+    sum exceeds the lowest sum from ``mode + 2`` to it (the nearest of equals) by
+    ``valley_z`` Poisson SDs ends the group below that lowest bin."""
+    for b in range(mode + 3, sums.size):
+        valley = mode + 2 + int(np.argmin(sums[mode + 2:b]))
+        if sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
+            return edges[valley]
+    return np.inf
+
+
 def reference_amplitude_groups(logs_all, alive, min_count):
-    """NumPy reference of the amplitude-groups kernel (find_trigger's loop, as it was):
-    per pass, np.histogram of the log
-    magnitudes left in 0.02-decade bins, the ±5-bin box holding most (the middle of
-    ties; if no candidate lies within 0.1 decade of it, the box's fullest bin), the
-    median and 5 robust SDs (at least 0.12 decade) around it taken out as a group."""
+    """NumPy reference of the amplitude-groups kernel (find_trigger's loop): per pass,
+    np.histogram of the log magnitudes left in 0.02-decade bins, the ±5-bin box holding
+    most (the middle of ties) and in it the fullest 3 bins (the mode); the candidates
+    below the valley above the mode, of those the ones within 0.1 decade of it, their
+    median, and 5 robust SDs (at least 0.12 decade) around it, below the valley, taken
+    out as a group."""
     groups = []
     while alive.size >= min_count:
         logs = logs_all[alive]
@@ -338,16 +425,14 @@ def reference_amplitude_groups(logs_all, alive, min_count):
         if smooth.max() < min_count:
             break
         top = np.flatnonzero(smooth == smooth.max())
-        centre = edges[top[top.size // 2]] + 0.01
-        core = logs[np.abs(logs - centre) <= 0.1]
-        if core.size == 0:
-            peak = top[top.size // 2]
-            first = max(peak - 5, 0)
-            centre = edges[first + int(np.argmax(counts[first:peak + 6]))] + 0.01
-            core = logs[np.abs(logs - centre) <= 0.1]
+        peak = top[top.size // 2]
+        sums = np.convolve(counts, np.ones(3, dtype=np.int64), "same")
+        mode = max(peak - 5, 0) + int(np.argmax(sums[max(peak - 5, 0):peak + 6]))
+        below = reference_valley_above(sums, edges, mode, 4.0)
+        core = logs[(logs < below) & (np.abs(logs - (edges[mode] + 0.01)) <= 0.1)]
         centre = np.median(core)
         spread = np.median(np.abs(core - centre)) * MAD_TO_SD
-        near = np.abs(logs - centre) <= max(0.12, 5.0 * spread)
+        near = (logs < below) & (np.abs(logs - centre) <= max(0.12, 5.0 * spread))
         groups.append((centre, alive[near]))
         alive = alive[~near]
     return groups
@@ -367,7 +452,7 @@ def test_amplitude_groups_kernel_matches_reference(seed):
     logs_all = np.log10(np.concatenate(mags))
     alive = np.flatnonzero(rng.random(logs_all.size) < 0.9)
     labels, centres = np.full(logs_all.size, -1), np.empty(logs_all.size)
-    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 0.1, 5.0, 0.12, MAD_TO_SD, labels, centres)
+    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 0.1, 5.0, 0.12, MAD_TO_SD, 4.0, labels, centres)
     expected = reference_amplitude_groups(logs_all, alive, 20)
     assert n_groups == len(expected) > 0
     for j, (centre, members) in enumerate(expected):

@@ -154,13 +154,19 @@ def test_mcd_against_truth(scored):
     assert np.mean(within) >= SIM_MCD_TARGET_FRACTION, np.mean(within)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 targets not met on simulated recordings yet "
-                   "(overlap bias, after-phase pseudo-pairs: docs/analysis.md §10); the tests "
-                   "above are regression limits at what is achieved")
-def test_issue_targets(scored):
+#: The test studies that meet the issue's targets (the others are expected to fail them).
+MEETS_ISSUE_TARGETS = {("achr-mg-moderate", 3)}
+
+
+def test_issue_targets(scored, request):
     """The issue's own targets, unloosened: every fibre found once in >= 95 % of
-    recordings, blocked discharges found exactly, every MCD within max(0.5 µs, 3 %)."""
-    _, scored = scored
+    recordings, blocked discharges found exactly, every MCD within max(0.5 µs, 3 %).
+    Asserted on the studies that meet them, expected to fail (strictly) on the rest."""
+    study, scored = scored
+    if study not in MEETS_ISSUE_TARGETS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="issue 3 targets not met on this simulated "
+                                              "study yet (overlap bias, after-phase pseudo-pairs: "
+                                              "docs/analysis.md §10); the tests above are regression limits"))
     pairs = [p for s in scored for p in s["pairs"]]
     measured, true = np.array([p[:2] for p in pairs]).T
     assert np.mean([s["pairs_exact"] for s in scored]) >= 0.95

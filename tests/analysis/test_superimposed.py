@@ -465,7 +465,8 @@ def test_find_kernel_matches_reference(seed, stride):
 def test_background_templates_come_from_between_the_sweeps():
     """A potential recurring 60 times between the unit's sweeps gives a template (its
     shape, aligned, ends tapered to zero, middle as averaged); one of another shape
-    recurring only inside the sweeps gives none."""
+    recurring only inside the sweeps gives none, nor does it when it peaks less than
+    1.32 times (0.12 decade) over the detection threshold."""
     fs_hz, rng = 50e3, np.random.default_rng(11)
     signal = 2e-6 * rng.standard_normal(400_000)
     t = np.arange(-60, 61)
@@ -479,8 +480,10 @@ def test_background_templates_come_from_between_the_sweeps():
     for c in inside:
         signal[c - 60:c + 61] -= 2 * shape[::-1]
     cols = np.sort(np.concatenate([between, inside - 20]))  # (the inside ones' negative peaks)
-    templates = background_templates(signal, cols, sweep_starts, sweep_length, fs_hz)
+    templates = background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 1e-5)
     assert templates.shape == (1, P, 101)  # ±1 ms at 50 kHz
+    # a group centred within 0.12 decade of the detection threshold gives none
+    assert background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 0.8e-4).shape[0] == 0
     template = templates[0, 0]
     np.testing.assert_allclose(template[[0, -1]], 0.0, atol=1e-12)  # tapered ends
     np.testing.assert_allclose(template[30:71], shape[30:91][10:51], atol=1e-6)  # the middle as it is
