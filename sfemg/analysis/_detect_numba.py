@@ -342,9 +342,9 @@ def _valley_above(sums, edges, mode, valley_z):  # pragma: no cover - compiled
 
     The histogram's 3-bin sums are walked upwards from the mode, keeping the lowest so
     far (the valley; never the mode's own three bins); where a sum ``p`` exceeds the
-    valley ``m`` by ``valley_z`` Poisson SDs (``p - m >= valley_z * sqrt(p + m)``) a
-    larger potential's mode begins, and the group ends below the valley bin (the
-    nearest of equally low ones).
+    valley ``m`` by ``valley_z`` Poisson SDs (``p > m`` and ``p - m >= valley_z *
+    sqrt(p + m)``; two empty stretches are no rise) a larger potential's mode begins,
+    and the group ends below the valley bin (the nearest of equally low ones).
 
     Parameters
     ----------
@@ -365,7 +365,7 @@ def _valley_above(sums, edges, mode, valley_z):  # pragma: no cover - compiled
     for b in range(mode + 3, sums.size):
         if sums[b] < sums[valley]:
             valley = b
-        elif sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
+        elif sums[b] > sums[valley] and sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
             return edges[valley]
     return np.inf
 

@@ -435,10 +435,11 @@ def _sweep_input(rec: Recording, params, noise_sd):
         return _Sweeps(clean, starts_s, ref_pos, stim, clean, np.concatenate([blank_r, rows]),
                        np.concatenate([blank_c, cols]), noise_sd)
     rows, cols = _candidates(data, noise_sd, fs_hz, params)
-    # the sweeps end to end, a sweep's length apart, and a refractory time of one sweep: a
-    # group fires once per sweep it is in, and the trigger is its first member in the
-    # sweep, as in a continuous recording (the largest let two fibres of one unit of
-    # similar size alternate as the reference: validation grid, §6)
+    # the sweeps laid out one after another with a sweep's length of gap between them,
+    # and a refractory time of one sweep: a group fires once per sweep it is in, and the
+    # trigger is its first member in the sweep, as in a continuous recording (the
+    # largest let two fibres of one unit of similar size alternate as the reference:
+    # validation grid, §6)
     stride = data.shape[1] + 1
     member = find_trigger(peak_values(data, rows, cols), rows * 2 * stride + cols, fs_hz, _MIN_TRIGGER_COUNT,
                           stride / fs_hz * 1e3)[0]

@@ -48,7 +48,8 @@ _VALLEY_Z = 4.0
 #: unit that blocks (a simulated MG recording: the biggest fibre fired in 55 of 100
 #: discharges, and the analysis kept those 55).
 _STEADIER = 1.2
-#: Trigger groups are compared in count with groups within this many decades of amplitude.
+#: Trigger groups are compared in firings with groups within this many decades of
+#: amplitude (and only such a group, locked and steadier, passes one over: _STEADIER).
 _PEER_DECADES = 0.5
 #: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
 MAD_TO_SD = 1.0 / 0.6744897501960817
@@ -244,7 +245,7 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
     min_count : int
     min_idi_ms : float
     n_choices : int
-        How many of the consistent potentials to yield, at most.
+        How many of the consistent potentials to return, at most.
 
     Returns
     -------
@@ -300,11 +301,13 @@ def find_trigger(amplitudes_v, times_idx, fs_hz: float, min_count: int, min_idi_
 
 def _interval_spread(sorted_t):
     """Robust coefficient of variation (MAD / median) of the intervals between the sorted
-    times ``sorted_t``; inf for fewer than three times."""
+    times ``sorted_t``; inf for fewer than three times or a median interval of 0."""
     if sorted_t.size < 3:
         return np.inf
     intervals = np.diff(sorted_t)
     median = np.median(intervals)
+    if median <= 0:
+        return np.inf
     return float(np.median(np.abs(intervals - median)) / median)
 
 

@@ -8,6 +8,7 @@ import scipy.ndimage
 
 from sfemg.analysis._detect_numba import (
     _arange,
+    _valley_above,
     amplitude_groups_kernel,
     first_of_close_kernel,
     locked_groups_kernel,
@@ -190,6 +191,16 @@ def test_only_a_potential_of_similar_size_replaces_the_trigger():
     times = _trigger_times([(-rng.normal(1.0, 0.01, 170), np.concatenate([unit + 10, other])),
                             (-rng.normal(0.2, 0.002, 200), np.concatenate([unit + 60, third]))])
     assert np.isin(times[0], np.concatenate([unit + 10, other])).all()
+
+
+def test_a_steadier_unit_not_locked_to_the_trigger_does_not_replace_it():
+    """Another unit of similar size firing 1.5 times as often, and more regularly, but
+    not time-locked to the trigger: the trigger is still the first choice."""
+    rng = np.random.default_rng(6)
+    unit = _unit(rng, 100, 5000, cv=0.3)
+    other = _unit(rng, 150, 3300, cv=0.05) + 1234
+    times = _trigger_times([(-rng.normal(1.0, 0.01, 100), unit), (-rng.normal(0.8, 0.01, 150), other)])
+    np.testing.assert_array_equal(times[0], unit)
 
 
 def test_locked_potentials_ignore_uniform_background():
@@ -404,9 +415,25 @@ def reference_valley_above(sums, edges, mode, valley_z):
     ``valley_z`` Poisson SDs ends the group below that lowest bin."""
     for b in range(mode + 3, sums.size):
         valley = mode + 2 + int(np.argmin(sums[mode + 2:b]))
-        if sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
+        if sums[b] > sums[valley] and sums[b] - sums[valley] >= valley_z * np.sqrt(sums[b] + sums[valley]):
             return edges[valley]
     return np.inf
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_valley_walk_matches_reference(seed):
+    """Random 3-bin sums with empty stretches, plateaus and the mode at either end: the
+    kernel's end of the group is the reference's (two empty stretches are no rise)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        counts = rng.poisson(rng.uniform(0, 30), rng.integers(3, 40))
+        counts[rng.random(counts.size) < 0.3] = 0
+        sums = np.convolve(counts, np.ones(3, dtype=np.int64), "same")
+        edges = np.arange(counts.size + 1) * 0.02
+        for mode in (0, counts.size // 2, counts.size - 3, counts.size - 1):
+            assert _valley_above(sums, edges, mode, 4.0) == reference_valley_above(sums, edges, mode, 4.0)
+    assert _valley_above(np.array([5, 10, 5, 0, 0, 0, 0, 0, 0]), np.arange(10.0), 1, 4.0) == np.inf
+    assert _valley_above(np.array([5, 10, 5, 0, 0, 20, 40, 20]), np.arange(9.0), 1, 4.0) == 3.0
 
 
 def reference_amplitude_groups(logs_all, alive, min_count):
@@ -458,6 +485,24 @@ def test_amplitude_groups_kernel_matches_reference(seed):
     for j, (centre, members) in enumerate(expected):
         assert centres[j] == centre
         np.testing.assert_array_equal(np.flatnonzero(labels == j), members)
+
+
+def test_a_group_near_a_valley_is_centred_below_it():
+    """Two tight groups 0.1 decade apart (within the core's reach of the lower one's
+    mode), the lower holding more: its core and reach end at the valley between them,
+    so each is one group; the kernel's groups are the reference's."""
+    rng = np.random.default_rng(9)
+    logs_all = np.r_[rng.normal(-3.0, 0.004, 80), rng.normal(-2.9, 0.004, 60), rng.uniform(-4.5, -3.5, 300)]
+    alive = np.arange(logs_all.size)
+    labels, centres = np.full(logs_all.size, -1), np.empty(logs_all.size)
+    n_groups = amplitude_groups_kernel(logs_all, alive, 20, 0.02, 0.1, 5.0, 0.12, MAD_TO_SD, 4.0, labels, centres)
+    expected = reference_amplitude_groups(logs_all, alive, 20)
+    assert n_groups == len(expected)
+    for j, (centre, members) in enumerate(expected):
+        assert centres[j] == centre
+        np.testing.assert_array_equal(np.flatnonzero(labels == j), members)
+    sizes = {round(float(centre), 1): members.size for centre, members in expected}
+    assert sizes[-3.0] == 80 and sizes[-2.9] == 60
 
 
 def test_compiled_arange_is_numpys_to_the_bit():
