@@ -90,7 +90,8 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     pair = data["recordings"]["pair001"]["pairs"][0]
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                          "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                         "accepted", "reject_reasons", "flags"}  # DESIGN.md §5's, plus flags
+                         "accepted", "reject_reasons", "flags",
+                         "mcd_uncertainty_us"}  # DESIGN.md §5's, plus flags and the MCD's uncertainty
     assert isinstance(pair["flags"], list)
     assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched
 

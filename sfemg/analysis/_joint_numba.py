@@ -185,7 +185,8 @@ def add_sweep_blocks_kernel(normal, diag, index):  # pragma: no cover - compiled
 
 @jit
 def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compiled
-    """Solve ``(normal + damping * trace(normal) / F * I) x = gradient`` by Cholesky.
+    """Solve ``(normal + damping * trace(normal) / F * I) x = gradient`` by Cholesky;
+    returns ``x`` and the lower Cholesky factor (the shifts' covariance is read from it).
 
     ``normal`` (F, F), symmetric positive semi-definite, gets the damping added to its
     diagonal in place; LAPACK's ``potrf`` factors it from its upper triangle, as SciPy's
@@ -221,7 +222,7 @@ def damped_solve_kernel(normal, gradient, damping):  # pragma: no cover - compil
         for q in range(p + 1, n):
             acc -= lower[q, p] * x[q]
         x[p] = acc / lower[p, p]
-    return x
+    return x, lower
 
 
 @jit

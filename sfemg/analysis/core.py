@@ -34,11 +34,12 @@ from .jitter import (
     compute_mcd,
     compute_msd,
     flip_flop_separation,
+    mcd_gradient,
     reported_jitter,
     robust_mcd,
     two_group_split,
 )
-from .joint import joint_positions, joint_templates
+from .joint import ShiftCovariance, joint_positions, joint_templates
 from .params import MIN_FS_HZ, AnalysisParams
 from .results import PairResult, RecordingResult
 from .superimposed import (
@@ -1086,6 +1087,57 @@ def _overlapping(timed, extents, fit_half):
     return out
 
 
+@dataclass(frozen=True)
+class _TimingErrors:
+    """Error covariance of the kept potentials' time points, to first order.
+
+    Potentials timed by the joint fit (``in_joint``) take their covariance, across
+    potentials and sweeps, from it (:class:`~sfemg.analysis.joint.ShiftCovariance`);
+    the others, and those in sweeps the joint fit left out, are taken as independent
+    from sweep to sweep with their single fit's variance (its bound inflated by its
+    misfit, :func:`_misfit`).
+    """
+
+    joint: ShiftCovariance | None
+    in_joint: np.ndarray      # (K,) bool
+    timing_var: np.ndarray    # (K,) samples^2
+
+    @classmethod
+    def single(cls, timed):
+        """Every potential on its own fit (no joint fit)."""
+        return cls(None, np.zeros(len(timed), bool), np.array([t.timing_var for t in timed]))
+
+    def subset(self, keep):
+        """The same for the discharges ``keep`` (bool, shape (n,)) only."""
+        return self if self.joint is None else dataclasses.replace(self, joint=self.joint.subset(keep))
+
+    def mcd_sd_s(self, ipis_s, potential, reference, fs_hz):
+        """SD of the MCD of ``ipis_s`` that timing error alone produces, s (delta method:
+        :func:`~sfemg.analysis.jitter.mcd_gradient` through the time points' covariance).
+
+        Parameters
+        ----------
+        ipis_s : ndarray, shape (n,)
+            Intervals (time point of ``potential`` less the reference), s; NaN if blocked.
+        potential : int
+        reference : int
+            The potential the intervals are measured from, or -1 (a stimulus: exact).
+        fs_hz : float
+        """
+        gradient = mcd_gradient(ipis_s)
+        weights = np.zeros((self.timing_var.size, gradient.size))
+        weights[potential] += gradient
+        if reference >= 0:
+            weights[reference] -= gradient
+        var = 0.0
+        independent = ~self.in_joint[:, None] | np.zeros(weights.shape, bool)
+        if self.joint is not None:
+            var += self.joint.variance(np.where(self.in_joint[:, None], weights, 0.0))
+            independent |= ~self.joint.free()
+        var += float(np.sum(np.where(independent, weights ** 2, 0.0) * self.timing_var[:, None]))
+        return np.sqrt(var) / fs_hz
+
+
 def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
     """Time points of overlapping potentials from the joint fit of all kept potentials
     (:func:`~sfemg.analysis.joint.joint_positions`); the others keep their own fits.
@@ -1115,20 +1167,24 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
 
     Returns
     -------
-    list of _Timed
+    timed : list of _Timed
         ``timed`` with the time points and positions of the overlapping potentials replaced.
+    errors : _TimingErrors
+        Their error covariance (the joint fit's for those it timed).
     """
+    single = _TimingErrors.single(timed)
     if len(timed) < 2 or min(t.shape[0] for t in timed) < _JOINT_MIN_SNR * sw.noise_sd:
-        return timed
+        return timed, single
     fit_half = _fit_half(params, fs_hz)
     update = _overlapping(timed, extents, fit_half)
     if not update.any():
-        return timed
+        return timed, single
     positions = np.array([t.positions for t in timed])
     noise_power = _noise_power(sw, 2 * fit_half + 1, spectra)[0]
-    joint = joint_positions(data, positions, noise_power, fs_hz, fit_half)
-    return [dataclasses.replace(t, positions=p, times_s=sw.start_s + p / fs_hz) if u else t
-            for t, p, u in zip(timed, joint, update)]
+    joint, covariance = joint_positions(data, positions, noise_power, fs_hz, fit_half)
+    timed = [dataclasses.replace(t, positions=p, times_s=sw.start_s + p / fs_hz) if u else t
+             for t, p, u in zip(timed, joint, update)]
+    return timed, dataclasses.replace(single, joint=covariance, in_joint=update & (covariance is not None))
 
 
 def _sweeps_less(model, positions, potentials, n_cols):
@@ -1637,8 +1693,12 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
     trigger = kept.index(trigger) if trigger >= 0 else -1
     if params.method == "template" and params.joint_timing:
         timed = _found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, params)
-        timed = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
+        timed, errors = _joint_timing(data, sw, timed, extents, spectra, fs_hz, params)
         timed = _retime_superimposed(model, sw, timed, trigger, fs_hz, params)
+    elif params.method == "template":
+        errors = _TimingErrors.single(timed)
+    else:  # the interpolated peak and level crossing are not at the bound: not known
+        errors = None
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
@@ -1659,6 +1719,7 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         real = ~_false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
         if not real.all() and real.sum() >= 2:
             sw, times, ref_t = _subset(sw, real), [t[real] for t in times], ref_t[real]
+            errors = errors.subset(real) if errors is not None else None
             excursions = [e[real] for e in excursions]
             data, n = sw.data_v, int(real.sum())
             idis = np.r_[np.nan, np.diff(ref_t)]
@@ -1679,6 +1740,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
             label = f"R{j + 1}"
         jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
         tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
+        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz) * 1e6
+                     if errors is not None and np.isfinite(mcd) else float("nan"))
         reasons = _acceptance(*shapes[j], params, "")
         if mode == "voluntary":
             reasons += _acceptance(*shapes[trigger], params, "trigger: ")
@@ -1703,7 +1766,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
         pairs.append(PairResult(
             fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
             jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),
-            technical_jitter_us=float(tech_us), blocking_percent=100.0 * n_blocked / n,
+            technical_jitter_us=float(tech_us), mcd_uncertainty_us=float(mcd_sd_us),
+            blocking_percent=100.0 * n_blocked / n,
             n_discharges=n, n_blocked=n_blocked, accepted=not reasons,
             reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=shapes[j][0],
             rise_time_us=shapes[j][1], ipis_s=ipis, idis_s=idis, blocked=blocked,

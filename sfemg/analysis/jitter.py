@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import SfemgInputError
 from .detect import MAD_TO_SD
 
-__all__ = ["compute_mcd", "compute_msd", "reported_jitter", "flip_flop_separation", "robust_mcd"]
+__all__ = ["compute_mcd", "mcd_gradient", "compute_msd", "reported_jitter", "flip_flop_separation", "robust_mcd"]
 
 #: Percentiles one SD either side of a Gaussian's mean.
 _GAUSS_1SD_PERCENTILES = (15.87, 84.13)
@@ -50,6 +50,36 @@ def compute_mcd(intervals_s) -> float:
     diffs = np.abs(np.diff(x))
     diffs = diffs[np.isfinite(diffs)]
     return float(diffs.mean()) if diffs.size else float("nan")
+
+
+def mcd_gradient(intervals_s) -> np.ndarray:
+    """Derivative of :func:`compute_mcd` with respect to each interval.
+
+    The MCD is ``(1/m) sum |x[i] - x[i-1]|`` over the ``m`` consecutive pairs that are
+    both present, so ``d MCD / d x[i] = (sign(x[i] - x[i-1]) - sign(x[i+1] - x[i])) / m``
+    (terms of pairs straddling a block left out). It sums to zero: a shift of every
+    interval leaves the MCD unchanged. With the intervals' error covariance ``C`` the
+    MCD's error variance is ``g C g`` to first order (the delta method).
+
+    Parameters
+    ----------
+    intervals_s : array_like, shape (n_discharges,)
+        IPI or latency per discharge, s; NaN marks a blocked discharge.
+
+    Returns
+    -------
+    ndarray, shape (n_discharges,)
+        Per second of interval, dimensionless; 0 where blocked or in no pair, all 0 when
+        no pair exists.
+    """
+    x = _intervals("intervals_s", intervals_s)
+    d = np.diff(x)
+    present = np.isfinite(d)
+    sign = np.where(present, np.sign(np.where(present, d, 0.0)), 0.0)
+    gradient = np.zeros(x.size)
+    gradient[1:] += sign
+    gradient[:-1] -= sign
+    return gradient / max(int(present.sum()), 1)
 
 
 def robust_mcd(intervals_s) -> float:

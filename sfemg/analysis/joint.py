@@ -28,8 +28,11 @@ held fixed.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.fft import next_fast_len
+from scipy.linalg import solve_triangular
 
 from .._blas import one_blas_thread
 from ._joint_numba import (
@@ -41,7 +44,7 @@ from ._joint_numba import (
 from .detect import fast_median
 from .timing import _BIN_SNR_MIN, _NOISE_FLOOR
 
-__all__ = ["fit_window", "joint_positions", "joint_templates"]
+__all__ = ["ShiftCovariance", "fit_window", "joint_positions", "joint_templates"]
 
 #: Gauss-Newton steps on all shifts (converged to < 0.03 sample in 2-4 on simulated studies).
 _STEPS = 6
@@ -71,6 +74,82 @@ _DAMPING = 1e-6
 #: of the one used for potential selection, 1e-3, shrinks the part of the templates
 #: that tells them apart and biases the relative shifts by several per cent).
 _TEMPLATE_RIDGE = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftCovariance:
+    """Error covariance of the jointly fitted shifts, to first order.
+
+    The template-profiled least-squares objective of :func:`joint_positions` is, up to
+    a constant, minus the log-likelihood of the sweeps in complex Gaussian noise of power
+    ``Q_k`` per bin (``1 / Q_k`` its weights), so the shifts' covariance is half the
+    inverse of its Gauss-Newton normal matrix ``N``. That matrix holds the templates'
+    dependence on the shifts (variable projection), and with it the weakly identified
+    direction along which one potential's relative shifts scale while part of its
+    waveform moves into the other's template (docs/analysis.md §2): the variance of a
+    relative jitter along it is what makes an overlapping pair's MCD uncertain by a few
+    per cent at 100 discharges. The noise power is measured per sweep, as the sweep's
+    residual energy per fitted bin over its noise-only expectation (``scale``: ~1 where
+    the noise spectrum holds, more where a background unit's potential lies on the
+    sweep), and enters as ``N^-1 (D N D) N^-1 / 2`` with ``D`` the square root of each
+    shift's sweep scale (``scale / 2 * N^-1`` for equal scales).
+
+    Each potential's common shift is not identified (it is a shift of its template):
+    only functionals that ignore it have a variance here, and :meth:`variance` removes
+    it (per potential, the mean weight over its free shifts).
+
+    Attributes
+    ----------
+    lower : ndarray, shape (F, F)
+        Lower Cholesky factor of the (slightly damped) normal matrix ``N`` of the F free
+        shifts of the last Gauss-Newton step.
+    index : ndarray of int, shape (K, n_fit)
+        Row of each potential's shift in each sweep of the fit in ``lower``; -1 where it
+        was not free (absent, or the sweep left out of the template estimate).
+    scale : ndarray, shape (n_fit,)
+        Noise scale of each sweep of the fit (dimensionless), see above.
+    sweeps : ndarray of int, shape (n,)
+        The sweep of the fit that each sweep (column of the weights) is.
+    """
+
+    lower: np.ndarray
+    index: np.ndarray
+    scale: np.ndarray
+    sweeps: np.ndarray
+
+    def variance(self, weights):
+        """Variance of ``sum(weights * shifts)`` over the free shifts, samples².
+
+        Parameters
+        ----------
+        weights : ndarray, shape (K, n)
+            Weight of each shift (entries of shifts that were not free are ignored).
+
+        Returns
+        -------
+        float
+        """
+        free = self.index >= 0
+        w = np.zeros(free.shape)
+        w[:, self.sweeps] = weights
+        w = np.where(free, w, 0.0)
+        w -= free * (w.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1))
+        rhs = np.zeros(self.lower.shape[0])
+        rhs[self.index[free]] = w[free]
+        x = solve_triangular(self.lower, solve_triangular(self.lower, rhs, lower=True, check_finite=False),
+                             lower=True, trans="T", check_finite=False)
+        root = np.zeros(rhs.size)
+        root[self.index[free]] = np.sqrt(np.broadcast_to(self.scale, free.shape)[free])
+        y = self.lower.T @ (root * x)
+        return 0.5 * float(y @ y)
+
+    def free(self):
+        """Whether each shift (shape (K, n)) was free in the fit."""
+        return self.index[:, self.sweeps] >= 0
+
+    def subset(self, keep):
+        """The covariance of the sweeps ``keep`` (bool, shape (n,)) only."""
+        return dataclasses.replace(self, sweeps=self.sweeps[keep])
 
 
 def fit_window(length, positions, ramp):
@@ -231,17 +310,23 @@ def _projected_step(spectra, w, weight, tau, present, rows):
         0 (its common shift is a shift of its template), at most :data:`_MAX_STEP`.
     residual : ndarray, shape (n, B)
         Every sweep's residual before the step.
+    lower : ndarray, shape (F, F), or None
+        Lower Cholesky factor of the damped normal matrix (None where it was singular).
+    index : ndarray of int, shape (K, n)
+        Row of each free shift in ``lower``, -1 where not free.
     """
     free = present & (rows[None, :] > 0)
     a, g, _, residual = _normal_equations(spectra, w, weight, tau, present, rows, free)
     try:  # the damped Gauss-Newton matrix is symmetric positive definite: Cholesky
-        solution = damped_solve_kernel(a, g, _DAMPING)
+        solution, lower = damped_solve_kernel(a, g, _DAMPING)
     except np.linalg.LinAlgError:  # a degenerate sweep set: the least-squares step instead
-        solution = np.linalg.lstsq(a, g, rcond=None)[0]
+        solution, lower = np.linalg.lstsq(a, g, rcond=None)[0], None
     step = np.zeros(tau.shape)
     step[free] = solution
     step -= step.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1)
-    return np.where(free, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0), residual
+    index = np.full(tau.shape, -1)
+    index[free] = np.arange(solution.size)
+    return np.where(free, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0), residual, lower, index
 
 
 def _fixed_template_shifts(spectra, w, weight, templates, tau, present):
@@ -297,10 +382,13 @@ def joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
 
     Returns
     -------
-    ndarray, shape (K, n)
+    positions : ndarray, shape (K, n)
         Reference positions, samples (the mean over the sweeps in the template estimate of
         each potential's position is kept; sweeps left out are timed afterwards), NaN
         where absent.
+    covariance : ShiftCovariance or None
+        Their error covariance from the last Gauss-Newton step (the sweeps in the
+        template estimate; None where its system was singular).
 
     Notes
     -----
@@ -340,18 +428,23 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
     rows = np.ones(n)
     # bins where the templates stand above their own noise (as in the single fit)
     power = np.sum(np.abs(_templates(x, w, tau, present, rows)) ** 2, axis=1)
-    strong = power > _BIN_SNR_MIN * q[selected] * np.sum(window ** 2) / length / n
+    window_power = np.sum(window ** 2) / length  # the windowed noise's power per bin, in units of q
+    strong = power > _BIN_SNR_MIN * q[selected] * window_power / n
     x, w, weight = x[:, strong], w[strong], weight[strong]
     for _ in range(_STEPS):
-        step, residual = _projected_step(x, w, weight, tau, present, rows)
+        step, residual, lower, index = _projected_step(x, w, weight, tau, present, rows)
         tau = tau + step
         energy = np.sum(weight[None, :] * np.abs(residual) ** 2, axis=1)
+        # residual energy per fitted bin over its expectation, over the sweeps fitted
+        # (each bin's K templates take K of their n degrees of freedom)
+        scale = energy / (1.0 - tau.shape[0] / max(np.sum(rows), tau.shape[0] + 1.0)) / max(w.size, 1) / window_power
         previous, rows = rows, (energy <= _OUTLIER_RATIO * fast_median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break
+    covariance = None if lower is None else ShiftCovariance(lower, index, scale, np.arange(n))
     left_out = rows == 0
     if left_out.any():
         templates = _templates(x, w, tau, present, rows)
         tau[:, left_out] = _fixed_template_shifts(x[left_out], w, weight, templates,
                                                   tau[:, left_out], present[:, left_out])
-    return np.where(present, tau + lo, np.nan)
+    return np.where(present, tau + lo, np.nan), covariance

@@ -13,10 +13,10 @@ __all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS"]
 
 #: The per-pair fields of the ``--json`` summary, in order: DESIGN.md §5's, then the
 #: pair's flags ("flip-flop", "few-discharges", ...), which a reader of the summary
-#: should see as much as the reasons for rejection.
+#: should see as much as the reasons for rejection, and the MCD's uncertainty.
 PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                     "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                    "accepted", "reject_reasons", "flags")
+                    "accepted", "reject_reasons", "flags", "mcd_uncertainty_us")
 
 
 def _json_value(value):
@@ -50,6 +50,10 @@ class PairResult:
         Mean IPI (voluntary) or mean latency from the stimulus (stimulated), µs.
     technical_jitter_us : float
         MCD that the Cramér–Rao bound on timing error alone gives, µs.
+    mcd_uncertainty_us : float
+        Standard uncertainty of ``mcd_us`` from timing error: the SD of the measured MCD
+        about the MCD of the true time points, to first order (docs/analysis.md §3); NaN
+        for the peak and level methods, whose timing error is not known.
     blocking_percent : float
         Percent of discharges in which the potential (or response) is missing.
     n_discharges, n_blocked : int
@@ -90,6 +94,7 @@ class PairResult:
     flags: tuple = ()
     amplitude_v: float = float("nan")
     rise_time_us: float = float("nan")
+    mcd_uncertainty_us: float = float("nan")
     ipis_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     idis_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     blocked: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False)

@@ -72,6 +72,16 @@ def _pair_columns(g):
     return lambda name: g[name][()]
 
 
+def _added_column(column, name, n_pairs):
+    """A per-pair column; one added since the file was written reads as NaN."""
+    try:
+        return column(name)
+    except (KeyError, ValueError):
+        if name not in S.ANALYSIS_PAIR_ADDED_SINCE:
+            raise
+        return np.full(n_pairs, np.nan)
+
+
 def _write_recording(parent, rec: RecordingResult):
     g = parent.create_group(rec.name)
     _mark(g, S.ANALYSIS_RECORDING_TYPE)
@@ -145,9 +155,9 @@ def _text(value):
 def _read_recording(path, name, g):
     try:
         column = _pair_columns(g)
-        scalars = {f: column(n) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
+        n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
+        scalars = {f: _added_column(column, n, n_pairs) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
         text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
-        n_pairs = scalars["fibre"].shape[0]
         series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
         arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
         attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",

@@ -88,10 +88,11 @@ ANALYSIS = "analysis"
 ANALYSIS_TYPE = "sfemg-analysis"
 ANALYSIS_RECORDING_TYPE = "sfemg-analysis-recording"
 ANALYSIS_STUDY_TYPE = "sfemg-analysis-study"
-ANALYSIS_VERSION = "2.0.0"
+ANALYSIS_VERSION = "2.1.0"
 #: Versions load_results reads: 1.0.0 stored each per-pair field as its own dataset
-#: (27 datasets per recording; creating them was half the cost of writing results).
-ANALYSIS_READ_VERSIONS = ("1.0.0", "2.0.0")
+#: (27 datasets per recording; creating them was half the cost of writing results);
+#: 2.1.0 added the MCD's uncertainty (``mcd_uncertainty_s``; NaN when read from older).
+ANALYSIS_READ_VERSIONS = ("1.0.0", "2.0.0", "2.1.0")
 #: /analysis attrs: time-point method, all AnalysisParams as JSON, package version, source
 #: file, and the recordings that could not be analysed (JSON {name: message}).
 ANALYSIS_METHOD_ATTR = "method"
@@ -115,7 +116,10 @@ ANALYSIS_PAIR_SCALARS = {
     "blocking_percent": ("blocking_percent", 1), "n_discharges": ("n_discharges", 1),
     "n_blocked": ("n_blocked", 1), "accepted": ("accepted", 1),
     "amplitude_v": ("amplitude_v", 1), "rise_time_us": ("rise_time_s", 1e-6),
+    "mcd_uncertainty_us": ("mcd_uncertainty_s", 1e-6),
 }
+#: Columns added to the table since 2.0.0 (older files read them as NaN).
+ANALYSIS_PAIR_ADDED_SINCE = {"mcd_uncertainty_s": "2.1.0"}
 #: Integer and boolean columns (the others are float64).
 ANALYSIS_PAIR_INTEGERS = ("fibre", "n_discharges", "n_blocked")
 ANALYSIS_PAIR_BOOLEANS = ("accepted",)

@@ -274,13 +274,16 @@ def plot_ipi_histogram(pair_result, ax=None, *, mode="voluntary", orientation="v
 
 
 def pair_summary_lines(recording_result, pair):
-    """The panel's text: MCD, MSD, ratio, jitter, blocking, acceptance (one item a line)."""
+    """The panel's text: MCD and its uncertainty, MSD, ratio, jitter, blocking, acceptance
+    (one item a line)."""
     p = pair
     stimulated = recording_result.mode == "stimulated"
     # the reported jitter is a copy of MSD when the MCD/MSD rule chose it
     reported = "MSD" if p.jitter_us == p.msd_us and p.jitter_us != p.mcd_us else "MCD"
     lines = [
         f"MCD          {fmt_us(p.mcd_us):>6} µs",
+        f"MCD ± (1 SD) {p.mcd_uncertainty_us:>6.1f} µs" if np.isfinite(p.mcd_uncertainty_us)
+        else "MCD ± (1 SD)      –",
         f"MSD          {fmt_us(p.msd_us):>6} µs",
         f"MCD/MSD      {fmt_ratio(p.mcd_msd_ratio):>6}",
         f"Jitter       {fmt_us(p.jitter_us):>6} µs ({reported})",

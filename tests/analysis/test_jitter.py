@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sfemg.analysis import compute_mcd, compute_msd, reported_jitter
-from sfemg.analysis.jitter import flip_flop_separation, robust_mcd, two_group_split
+from sfemg.analysis.jitter import flip_flop_separation, mcd_gradient, robust_mcd, two_group_split
 from sfemg.errors import SfemgInputError
 
 from .tolerances import MCD_SD_FACTOR, N_SD, ROBUST_MCD_SD_FACTOR
@@ -32,6 +32,27 @@ def test_mcd_and_msd_match_slow_reference(seed):
     idi[0] = np.nan
     assert compute_mcd(x) == pytest.approx(slow_mcd(x), rel=1e-12)
     assert compute_msd(x, idi) == pytest.approx(slow_msd(x, idi), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mcd_gradient_matches_finite_differences(seed):
+    """The delta method's gradient: central differences of the slow MCD, blocks
+    included (a step far smaller than any consecutive difference keeps every sign)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(1e-3, 20e-6, 40)
+    x[rng.random(40) < 0.2] = np.nan
+    step = 1e-12
+    want = np.zeros(x.size)
+    for i in np.flatnonzero(np.isfinite(x)):
+        up, down = x.copy(), x.copy()
+        up[i] += step
+        down[i] -= step
+        want[i] = (slow_mcd(up) - slow_mcd(down)) / (2 * step)
+    got = mcd_gradient(x)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert abs(got.sum()) < 1e-12  # a common shift leaves the MCD as it is
+    assert np.all(got[np.isnan(x)] == 0)
+    assert np.all(mcd_gradient([1.0, np.nan, 2.0]) == 0)  # no pair: no dependence
 
 
 def test_mcd_edge_cases():

@@ -19,6 +19,13 @@ MCD_SD_FACTOR = float(np.sqrt((2 - 4 / np.pi) * (1 + 2 * 0.224)))
 ROBUST_MCD_SD_FACTOR = float(2 / np.sqrt(np.pi) / (0.6745 * np.sqrt(2))
                              * np.sqrt((1 + 2 * 0.106) / 4) * np.sqrt(2) / (2 * 0.3178))
 
+#: Reported uncertainty of an estimate against the scatter of R noise realisations: the
+#: sample SD of R Gaussian values has relative SD 1 / sqrt(2 (R - 1)); N_SD of those
+#: (R = 200: 0.20).
+def sd_ratio_tolerance(n_realisations):
+    return N_SD / np.sqrt(2.0 * (n_realisations - 1))
+
+
 #: MCD accuracy targets of issue 3 (specified, not statistical): at >= 30 dB SNR the
 #: measured MCD is within max(0.5 µs, 3 %) of the true one, at 20 dB within max(3 µs, 10 %).
 MCD_ABS_US_30DB, MCD_REL_30DB = 0.5, 0.03

@@ -35,7 +35,7 @@ def make_recording_result(name="rec01", *, jitter_us=30.0, blocked=BLOCKED, acce
     mcd = float(np.nanmean(np.abs(np.diff(ipi)))) * 1e6
     pair = PairResult(
         fibre=1, label="P1-P2", mcd_us=mcd, msd_us=mcd * 0.97, mcd_msd_ratio=1 / 0.97,
-        jitter_us=mcd, mean_ipi_us=float(np.nanmean(ipi)) * 1e6, technical_jitter_us=1.2,
+        jitter_us=mcd, mean_ipi_us=float(np.nanmean(ipi)) * 1e6, technical_jitter_us=1.2, mcd_uncertainty_us=0.37,
         blocking_percent=100.0 * block.mean(), n_discharges=N_DISCHARGES,
         n_blocked=int(block.sum()), accepted=accepted,
         reject_reasons=() if accepted else ("rise time 341 µs not below 300 µs",),

@@ -1,5 +1,6 @@
 """The displays draw the data they are given, label axes with units and stay legible."""
 
+import dataclasses
 import itertools
 
 import matplotlib.pyplot as plt
@@ -117,7 +118,7 @@ def test_pair_panel_has_every_display_and_the_numbers(recording_result):
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
     pair = recording_result.pairs[0]
     for key in ("MCD", "MSD", "MCD/MSD", "Blocking", "Accepted", f"{pair.mcd_us:.0f} µs",
-                f"{pair.blocking_percent:.0f} %"):
+                f"{pair.blocking_percent:.0f} %", "MCD ± (1 SD)    0.4 µs"):
         assert key in text
     fig.canvas.draw()
     for ax in fig.axes:
@@ -131,6 +132,10 @@ def test_pair_panel_shows_reject_reasons():
     fig = plot_pair_panel(make_recording_result(accepted=False), 0)
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "Rejected" in text and "rise time 341" in text and "flip-flop" in text
+    unknown = dataclasses.replace(make_recording_result(), pairs=(dataclasses.replace(
+        make_recording_result().pairs[0], mcd_uncertainty_us=float("nan")),))
+    text = "\n".join(t.get_text() for ax in plot_pair_panel(unknown, 0).axes for t in ax.texts)
+    assert "MCD ± (1 SD)      –" in text  # the peak and level methods' is not known
 
 
 def test_jitter_study_plot(study_result):
