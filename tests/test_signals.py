@@ -60,7 +60,7 @@ def test_analysis_reproduces_its_recorded_results(name):
         expected = entry["measured"]
         assert len(measured) == len(expected)
         for got, want in zip(measured, expected):
-            for key in ("jitter_us", "mcd_us", "blocking_percent"):
+            for key in ("jitter_us", "mcd_us", "blocking_percent", "mcd_uncertainty_us"):
                 if want[key] is None:
                     assert got[key] is None
                 else:

@@ -1112,7 +1112,7 @@ class _TimingErrors:
         return self if self.joint is None else dataclasses.replace(self, joint=self.joint.subset(keep))
 
     def mcd_sd_s(self, ipis_s, potential, reference, fs_hz):
-        """SD of the MCD of ``ipis_s`` that timing error alone produces, s (delta method:
+        """SD of the MCD of ``ipis_s`` that timing error alone produces (delta method:
         :func:`~sfemg.analysis.jitter.mcd_gradient` through the time points' covariance).
 
         Parameters
@@ -1120,9 +1120,17 @@ class _TimingErrors:
         ipis_s : ndarray, shape (n,)
             Intervals (time point of ``potential`` less the reference), s; NaN if blocked.
         potential : int
+            Index of the timed potential.
         reference : int
-            The potential the intervals are measured from, or -1 (a stimulus: exact).
+            Index of the potential the intervals are measured from, or -1 (a stimulus,
+            exact).
         fs_hz : float
+            Sampling rate, Hz.
+
+        Returns
+        -------
+        float
+            s; inf where a potential it depends on has no finite timing variance.
         """
         gradient = mcd_gradient(ipis_s)
         weights = np.zeros((self.timing_var.size, gradient.size))
@@ -1130,11 +1138,12 @@ class _TimingErrors:
         if reference >= 0:
             weights[reference] -= gradient
         var = 0.0
-        independent = ~self.in_joint[:, None] | np.zeros(weights.shape, bool)
+        independent = np.broadcast_to(~self.in_joint[:, None], weights.shape)
         if self.joint is not None:
             var += self.joint.variance(np.where(self.in_joint[:, None], weights, 0.0))
-            independent |= ~self.joint.free()
-        var += float(np.sum(np.where(independent, weights ** 2, 0.0) * self.timing_var[:, None]))
+            independent = independent | ~self.joint.free()
+        used = independent & (weights != 0)  # (a potential with no bound adds nothing where unused)
+        var += float(np.sum(weights[used] ** 2 * np.broadcast_to(self.timing_var[:, None], weights.shape)[used]))
         return np.sqrt(var) / fs_hz
 
 

@@ -64,7 +64,7 @@ def mcd_gradient(intervals_s) -> np.ndarray:
     Parameters
     ----------
     intervals_s : array_like, shape (n_discharges,)
-        IPI or latency per discharge, s; NaN marks a blocked discharge.
+        As for :func:`compute_mcd`.
 
     Returns
     -------

@@ -76,6 +76,13 @@ _DAMPING = 1e-6
 _TEMPLATE_RIDGE = 1e-9
 
 
+def _less_common_shift(values, free):
+    """``values`` (shape (K, n)) less each potential's mean over its free entries there
+    (``free``, bool): a common shift of a potential is a shift of its template."""
+    return values - free * (np.sum(np.where(free, values, 0.0), axis=1, keepdims=True)
+                            / np.maximum(free.sum(axis=1, keepdims=True), 1))
+
+
 @dataclasses.dataclass(frozen=True)
 class ShiftCovariance:
     """Error covariance of the jointly fitted shifts, to first order.
@@ -132,8 +139,7 @@ class ShiftCovariance:
         free = self.index >= 0
         w = np.zeros(free.shape)
         w[:, self.sweeps] = weights
-        w = np.where(free, w, 0.0)
-        w -= free * (w.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1))
+        w = _less_common_shift(np.where(free, w, 0.0), free)
         rhs = np.zeros(self.lower.shape[0])
         rhs[self.index[free]] = w[free]
         x = solve_triangular(self.lower, solve_triangular(self.lower, rhs, lower=True, check_finite=False),
@@ -289,6 +295,8 @@ def _normal_equations(spectra, w, weight, tau, present, rows, free):
     gradient : ndarray, shape (F,)
     templates : ndarray, shape (B, K)
     residual : ndarray, shape (n, B)
+    index : ndarray of int, shape (K, n)
+        Row of each free shift in ``normal``, -1 where not free.
     """
     k, n = tau.shape
     diag, gradient, factor, templates, residual = _bin_parts(spectra, w, weight, tau, present, rows, free)
@@ -297,7 +305,7 @@ def _normal_equations(spectra, w, weight, tau, present, rows, free):
     index = np.full((k, n), -1)
     index[free] = np.arange(np.count_nonzero(free))
     add_sweep_blocks_kernel(normal, diag, index)
-    return normal, gradient[free.reshape(-1)], templates, residual
+    return normal, gradient[free.reshape(-1)], templates, residual, index
 
 
 def _projected_step(spectra, w, weight, tau, present, rows):
@@ -316,16 +324,14 @@ def _projected_step(spectra, w, weight, tau, present, rows):
         Row of each free shift in ``lower``, -1 where not free.
     """
     free = present & (rows[None, :] > 0)
-    a, g, _, residual = _normal_equations(spectra, w, weight, tau, present, rows, free)
+    a, g, _, residual, index = _normal_equations(spectra, w, weight, tau, present, rows, free)
     try:  # the damped Gauss-Newton matrix is symmetric positive definite: Cholesky
         solution, lower = damped_solve_kernel(a, g, _DAMPING)
     except np.linalg.LinAlgError:  # a degenerate sweep set: the least-squares step instead
         solution, lower = np.linalg.lstsq(a, g, rcond=None)[0], None
     step = np.zeros(tau.shape)
     step[free] = solution
-    step -= step.sum(axis=1, keepdims=True) / np.maximum(free.sum(axis=1, keepdims=True), 1)
-    index = np.full(tau.shape, -1)
-    index[free] = np.arange(solution.size)
+    step = _less_common_shift(step, free)
     return np.where(free, np.clip(step, -_MAX_STEP, _MAX_STEP), 0.0), residual, lower, index
 
 
@@ -441,6 +447,8 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
         previous, rows = rows, (energy <= _OUTLIER_RATIO * fast_median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break
+    if lower is not None:  # sweeps left out in the last step are timed below, not by this factor
+        index[:, rows == 0] = -1
     covariance = None if lower is None else ShiftCovariance(lower, index, scale, np.arange(n))
     left_out = rows == 0
     if left_out.any():

@@ -62,7 +62,8 @@ _PAIRS_DTYPE = np.dtype([(name, _column_type(field)) for field, (name, _) in S.A
 
 
 def _pair_columns(g):
-    """The per-pair columns of a recording group: the 2.0.0 table or the 1.0.0 datasets."""
+    """The per-pair columns of a recording group: the table (2.0.0 and later) or the 1.0.0
+    datasets."""
     if S.ANALYSIS_PAIRS_TABLE in g:
         obj = g[S.ANALYSIS_PAIRS_TABLE]
         if not isinstance(obj, h5py.Dataset) or obj.dtype.names is None:
@@ -72,12 +73,17 @@ def _pair_columns(g):
     return lambda name: g[name][()]
 
 
-def _added_column(column, name, n_pairs):
-    """A per-pair column; one added since the file was written reads as NaN."""
+def _version(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def _added_column(column, name, n_pairs, version):
+    """A per-pair column; one added after the file's encoding ``version`` reads as NaN."""
     try:
         return column(name)
     except (KeyError, ValueError):
-        if name not in S.ANALYSIS_PAIR_ADDED_SINCE:
+        added = S.ANALYSIS_PAIR_ADDED_SINCE.get(name)
+        if added is None or _version(version) >= _version(added):
             raise
         return np.full(n_pairs, np.nan)
 
@@ -152,11 +158,11 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _read_recording(path, name, g):
+def _read_recording(path, name, g, version):
     try:
         column = _pair_columns(g)
         n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
-        scalars = {f: _added_column(column, n, n_pairs) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
+        scalars = {f: _added_column(column, n, n_pairs, version) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
         text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
         series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
         arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
@@ -218,7 +224,7 @@ def load_results(path) -> StudyResult:
             recs_group = a[S.ANALYSIS_RECORDINGS]
         except (KeyError, TypeError, ValueError) as exc:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None
-        recs = tuple(_read_recording(path, name, recs_group[name]) for name in recs_group)
+        recs = tuple(_read_recording(path, name, recs_group[name], version) for name in recs_group)
     return StudyResult(recordings=recs, study=study, problems=problems, params=params, source=source)
 
 

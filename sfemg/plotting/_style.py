@@ -96,6 +96,14 @@ def fmt_percent(value):
     return f"{value:.0f}" if _finite(value) else "–"
 
 
+def fmt_uncertainty_us(value_us):
+    """A measurement uncertainty in µs to 2 significant digits ("–" when unknown), e.g.
+    ``"0.37"``, ``"1.7"``, ``"12"``."""
+    if not _finite(value_us):
+        return "–"
+    return f"{value_us:.0f}" if abs(value_us) >= 10 else f"{value_us:#.2g}".rstrip(".")
+
+
 def fmt_ratio(value):
     """A ratio to 2 decimals ("–" when unknown), e.g. ``"1.02"``."""
     return f"{value:.2f}" if _finite(value) else "–"

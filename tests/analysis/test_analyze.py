@@ -223,23 +223,22 @@ def test_result_arrays_for_display():
     assert 0 < d["mcd_uncertainty_us"] < d["technical_jitter_us"]
 
 
-@pytest.mark.parametrize("ipi_s", [1.0e-3, 0.7e-3])
-def test_the_mcd_uncertainty_is_the_scatter_of_the_mcd_error(ipi_s):
-    """The reported MCD uncertainty against the scatter of (measured - true MCD) over 40
-    analytic recordings at 30 dB: potentials clear of each other (single fits) and
-    overlapping (the joint fit; its uncertainty holds the scale of the relative shifts).
-    Measured: ratios 0.92 and 1.09. Not known for the interpolated peak: NaN."""
+def test_the_mcd_uncertainty_is_the_scatter_of_the_mcd_error():
+    """The reported MCD uncertainty against (measured - true MCD) on 200 analytic
+    recordings at 30 dB: 100 with potentials clear of each other (single fits) and 100
+    overlapping (IPI 0.7 ms: the joint fit, whose uncertainty holds the scale of the
+    relative shifts). The errors over their uncertainties have SD 1 (measured: 0.95 and
+    1.01, pooled 1.00). Not known for the interpolated peak: NaN."""
     from sfemg.analysis import compute_mcd
 
-    errors, reported = [], []
-    for seed in range(40):
-        sig, truth = synth.voluntary(fs_hz=50e3, n_discharges=100, ipis_s=(ipi_s,), seed=seed)
-        (p,) = analyze_signal(sig, 50e3).pairs
-        errors.append(p.mcd_us - compute_mcd(truth.times_s[1] - truth.times_s[0]) * 1e6)
-        reported.append(p.mcd_uncertainty_us)
-    assert 0 < np.min(reported) and np.max(reported) < 0.5 * p.technical_jitter_us
-    ratio = np.std(errors, ddof=1) / np.mean(reported)
-    assert abs(ratio - 1.0) <= sd_ratio_tolerance(len(errors)), ratio
+    z = []
+    for ipi_s in (1.0e-3, 0.7e-3):
+        for seed in range(100):
+            sig, truth = synth.voluntary(fs_hz=50e3, n_discharges=100, ipis_s=(ipi_s,), seed=seed)
+            (p,) = analyze_signal(sig, 50e3).pairs
+            assert 0 < p.mcd_uncertainty_us < 0.5 * p.technical_jitter_us
+            z.append((p.mcd_us - compute_mcd(truth.times_s[1] - truth.times_s[0]) * 1e6) / p.mcd_uncertainty_us)
+    assert abs(np.std(z, ddof=1) - 1.0) <= sd_ratio_tolerance(len(z)), np.std(z, ddof=1)
     (p,) = analyze_signal(sig, 50e3, params=AnalysisParams(method="peak")).pairs
     assert np.isnan(p.mcd_uncertainty_us) and np.isfinite(p.mcd_us)
 

@@ -176,28 +176,31 @@ def test_reads_version_1_0_0(tmp_path):
     assert all(np.isnan(p.mcd_uncertainty_us) for r in back.recordings for p in r.pairs)  # not stored then
 
 
+def _drop_column(path, recording, column):
+    """Rewrite a recording's pair table without one column."""
+    with h5py.File(path, "a") as h5:
+        g = h5[f"analysis/recordings/{recording}"]
+        table = g["pairs"][()]
+        kept = [n for n in table.dtype.names if n != column]
+        del g["pairs"]
+        g.create_dataset("pairs", data=table[kept].astype(np.dtype([(n, table.dtype[n]) for n in kept])))
+
+
 def test_reads_version_2_0_0_without_the_mcd_uncertainty(tmp_path, study):
-    """A 2.0.0 table has no ``mcd_uncertainty_s`` column: read as NaN; any other column
-    missing is still a malformed file."""
+    """A 2.0.0 table has no ``mcd_uncertainty_s`` column: read as NaN. Missing from a
+    2.1.0 file, or any other column missing, the file is malformed."""
     path = tmp_path / "r.h5"
     save_results(path, study)
+    for name in ("a", "b"):
+        _drop_column(path, name, "mcd_uncertainty_s")
+    with pytest.raises(SfemgInputError, match="malformed"):
+        load_results(path)  # written as 2.1.0: the column belongs there
     with h5py.File(path, "a") as h5:
         h5["analysis"].attrs["encoding-version"] = "2.0.0"
-        for name in ("a", "b"):
-            g = h5[f"analysis/recordings/{name}"]
-            table = g["pairs"][()]
-            kept = [n for n in table.dtype.names if n != "mcd_uncertainty_s"]
-            del g["pairs"]
-            g.create_dataset("pairs", data=table[kept].astype(np.dtype([(n, table.dtype[n]) for n in kept])))
     back = load_results(path)
     assert all(np.isnan(p.mcd_uncertainty_us) for r in back.recordings for p in r.pairs)
     assert [p.mcd_us for p in back.recordings[0].pairs] == [p.mcd_us for p in study.recordings[0].pairs]
     assert all(np.isfinite(p.mcd_uncertainty_us) for r in study.recordings for p in r.pairs)
-    with h5py.File(path, "a") as h5:
-        g = h5["analysis/recordings/a"]
-        table = g["pairs"][()]
-        kept = [n for n in table.dtype.names if n != "msd_s"]
-        del g["pairs"]
-        g.create_dataset("pairs", data=table[kept].astype(np.dtype([(n, table.dtype[n]) for n in kept])))
+    _drop_column(path, "a", "msd_s")
     with pytest.raises(SfemgInputError, match="malformed"):
         load_results(path)
