@@ -16,9 +16,11 @@ from sfemg.analysis.core import (
     _shape,
     _splits_an_interval,
     _Timed,
+    _TimingErrors,
     _unit_elsewhere,
 )
 from sfemg.analysis.detect import LockedPotential
+from sfemg.analysis.jitter import mcd_gradient
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
 
@@ -221,6 +223,17 @@ def test_result_arrays_for_display():
                        "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
                        "accepted", "reject_reasons", "flags", "mcd_uncertainty_us"]
     assert 0 < d["mcd_uncertainty_us"] < d["technical_jitter_us"]
+
+
+def test_a_potential_without_a_bound_leaves_the_other_pairs_uncertainty():
+    """Single fits, independent from discharge to discharge: the MCD's variance is
+    sum g_i^2 (var_potential + var_reference); a third potential with no finite bound
+    does not enter it (found in review: it made every pair's uncertainty NaN)."""
+    ipis = 1e-3 + 20e-6 * np.random.default_rng(0).standard_normal(50)
+    errors = _TimingErrors(None, np.zeros(3, bool), np.array([0.04, 0.09, np.inf]))
+    want = np.sqrt(np.sum(mcd_gradient(ipis) ** 2) * 0.13) / 50e3
+    assert errors.mcd_sd_s(ipis, 1, 0, 50e3) == pytest.approx(want, rel=1e-12)
+    assert errors.mcd_sd_s(ipis, 2, 0, 50e3) == np.inf
 
 
 def test_the_mcd_uncertainty_is_the_scatter_of_the_mcd_error():
