@@ -1007,14 +1007,17 @@ def _explains_its_residual(data, spectra, sw, kept, positions, group, residual_r
     data : ndarray, shape (n, L)
         Sweeps, V.
     spectra : ndarray of complex, shape (n, L // 2 + 1)
-        Their DFT.
+        Their DFT (``numpy.fft.rfft``), V.
     sw : _Sweeps
+        The sweeps' reference positions and noise SD.
     kept : list of _Timed
     positions : ndarray, shape (n,)
         The group's positions in the sweeps, samples; NaN where absent.
     group : LockedPotential
     residual_ratio : float
-        What the kept potentials' model leaves (:func:`_residual_energy_ratio`).
+        What the kept potentials' model leaves in the group's window, in units of the
+        larger of the noise energy there and :data:`_MODEL_PRECISION` of the signal
+        energy (:func:`_residual_energy_ratio`).
 
     Returns
     -------
@@ -1047,8 +1050,11 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
       (:data:`_RESIDUAL_ENERGY_RATIO`: a rigid waveform's phases all move together, so
       its template, which spans them, leaves nothing time-locked there), it is not
       clearly absent where they are all present (a fibre that blocks on its own, which
-      the model may explain as well where it is present) and it does not clearly
-      jitter against all of them (:data:`_OWN_JITTER_FACTOR`). This test catches slow
+      the model may explain as well where it is present), it does not clearly
+      jitter against all of them (:data:`_OWN_JITTER_FACTOR`) and, given its own time
+      points, it does not explain most of that residual with a rise time that could
+      be accepted (:func:`_explains_its_residual`: a broad fibre the kept templates
+      hold blurred by its jitter). This test catches slow
       after-phases, whose own time points scatter too much for the first (other
       fibres' tails and background activity under them). A second fibre with no
       jitter at all is a phase by these tests.
@@ -1092,35 +1098,30 @@ def _select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, 
             # the model's residual in the group's window, computed at most once
             residual = functools.cache(lambda: _residual_energy_ratio(data, left(), sw.ref_pos,
                                                                       groups[g], sw.noise_sd))
-            rescued = False
             if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
                 # too small to be kept by the jitter override: the residual test decides
                 # unless the group blocks on its own or, at its peaks' positions, explains
-                # the residual (then decided once its rise time is known); no template
-                # fit is needed
+                # the residual (then judged again below, at its fitted positions and with
+                # its rise time); no template fit is needed
                 if not _blocks_alone(_clearly_absent(measured[3], groups[g], sw.noise_sd), timed) \
-                        and residual() <= _RESIDUAL_ENERGY_RATIO:
-                    if not _explains_its_residual(data, spectra, sw, timed, _peak_positions(measured, fs_hz),
-                                                  groups[g], residual()):
-                        continue
-                    rescued = True
+                        and residual() <= _RESIDUAL_ENERGY_RATIO \
+                        and not _explains_its_residual(data, spectra, sw, timed, _peak_positions(measured, fs_hz),
+                                                       groups[g], residual()):
+                    continue
             if any(inside) and _rigid_by_peaks(measured, groups[g], timed, inside, sw.noise_sd, fs_hz):
                 continue  # a phase, known without a template fit
         t = _time_potential(data, sw, groups[g], g == trigger, noise_spectra, fs_hz, params,
                             trigger_fit if g == trigger else None, measured,
                             avoid=[p for j, p in enumerate(groups) if j != g])
         if g != first:
-            fast = t.shape[1] < params.max_rise_time_us
-            if rescued and not fast:
-                continue  # a fibre's slow phases explain its residual too
             if np.isfinite(t.positions).sum() < 2:
                 continue
             if _timed_on_another(t, groups[g]):
                 continue
             if any(inside) and _is_phase(
                     t, groups[g], timed, inside, groups[first], fs_hz, residual,
-                    lambda: fast and _explains_its_residual(data, spectra, sw, timed, t.positions, groups[g],
-                                                            residual())):
+                    lambda: t.shape[1] < params.max_rise_time_us  # (a fibre's slow phases explain it too)
+                    and _explains_its_residual(data, spectra, sw, timed, t.positions, groups[g], residual())):
                 continue
         kept.append(g)
         timed.append(t)
@@ -1256,7 +1257,9 @@ def _joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
     if large.sum() < 2:
         return timed, single
     fit_half = _fit_half(params, fs_hz)
-    update = _overlapping(timed, extents, fit_half) & large
+    update = np.zeros(len(timed), bool)  # large potentials overlapping another large one
+    update[large] = _overlapping([t for t, big in zip(timed, large) if big],
+                                 [e for e, big in zip(extents, large) if big], fit_half)
     if not update.any():
         return timed, single
     positions = np.array([t.positions for t in timed])

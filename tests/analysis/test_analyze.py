@@ -612,18 +612,27 @@ def _timed(times_s, timing_var, fs_hz=50e3):
 def test_a_small_potential_leaves_the_others_timed_jointly(monkeypatch):
     """A trigger and a fibre 0.5 ms after it, overlapping (joint timing), and a third,
     small fibre 2.5 ms after it (20 dB: ~20 noise SDs peak to peak). The
-    small one is timed alone, the two large ones jointly; before, the small one turned
-    the joint fit off for all of them."""
+    small one is timed alone (the joint model holds it, its positions are not taken), the
+    two large ones jointly; before, the small one turned the joint fit off for all."""
     import sfemg.analysis.core as core
 
-    calls = []
+    calls, in_joint = [], []
     monkeypatch.setattr(core, "joint_positions", lambda *a: calls.append(a[1].shape) or _joint_positions(*a))
+    timing = core._joint_timing
+
+    def joint_timing(*args):
+        out = timing(*args)
+        in_joint.append(out[1].in_joint)
+        return out
+
+    monkeypatch.setattr(core, "_joint_timing", joint_timing)
     sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=100, snr_db=20.0, ipis_s=(0.5e-3, 2.5e-3),
                              jitter_us=(20.0, 30.0), amplitudes_v=(1e-3, 0.6e-3, 0.15e-3),
                              shapes=("triphasic", "biphasic", "biphasic"), block_prob=(0.0, 0.0), seed=2)
     result = analyze_signal(sig, 50e3)
     assert sorted(round(p.mean_ipi_us, -2) for p in result.pairs) == [500.0, 2500.0]
     assert calls == [(3, 100)]
+    assert in_joint[0].tolist() == [True, True, False]  # the small one keeps its single fit
 
 
 @pytest.mark.parametrize("seed", range(3))
