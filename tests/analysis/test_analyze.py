@@ -609,6 +609,27 @@ def _timed(times_s, timing_var, fs_hz=50e3):
                   np.zeros(n, bool), timing_var, np.zeros(n, bool))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_slow_tail_moving_with_a_fibre_is_no_pair(seed):
+    """A 1.5 mV fibre (the trigger here: the largest) with a slow tail 1.4 ms after it
+    (60 µV, rise ~320 µs, 4 % of its peak: beyond its waveform's extent), and a 1 mV
+    fibre jittering 20 µs against it. The tail moves with the trigger; it was reported
+    as a pair of its own (rejected by its rise time, MCD ~6 µs). It stays a potential of
+    the model, but no pair."""
+    fs_hz, n = 50e3, 100
+    rng = np.random.default_rng(seed)
+    t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
+    clean = np.zeros(int((t0[-1] + 0.02) * fs_hz))
+    synth.add_potentials(clean, fs_hz, t0, "triphasic", 1e-3)
+    t1 = t0 + 1e-3 + 20e-6 / 1.128 * rng.standard_normal(n)
+    synth.add_potentials(clean, fs_hz, t1, "biphasic", 1.5e-3)
+    synth.add_potentials(clean, fs_hz, t1 + 1.4e-3, "triphasic", 0.06e-3, width_s=200e-6)
+    result = analyze_signal(synth._finish(clean, fs_hz, 5e-6, rng), fs_hz)
+    assert result.potential_latencies_s.size == 3
+    (pair,) = result.pairs
+    assert abs(pair.mean_ipi_us + 1035.0) < 10.0 and pair.accepted
+
+
 def test_a_small_potential_leaves_the_others_timed_jointly(monkeypatch):
     """A trigger and a fibre 0.5 ms after it, overlapping (joint timing), and a third,
     small fibre 2.5 ms after it (20 dB: ~20 noise SDs peak to peak). The
