@@ -1148,7 +1148,7 @@ def _slow_phases(timed, fs_hz, max_rise_time_us):
     its spike, below 5 % of its peak), or the potential it follows was kept after it.
     It stays in the model — the joint fit, the other units' re-timing and the false
     references see its waveform — but is no pair (simulated: such pairs were rejected
-    by their rise time, and one recording in ten reported one). A fast potential is
+    by their rise time, and ~1 recording in 20 reported one). A fast potential is
     never hidden so: one that does not jitter against the trigger at all is a
     measurement of its own (technical jitter, a split fibre).
 
@@ -1885,9 +1885,8 @@ def _analyze_sweeps(name, sw: _Sweeps, fs_hz, mode, params, recording=None, trig
             reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=shapes[j][0],
             rise_time_us=shapes[j][1], ipis_s=ipis, idis_s=idis, blocked=blocked,
             reference_times_s=ref_t, time_points_s=times[j]))
-    if not pairs:  # (every other potential a slow phase of a larger one)
-        raise SfemgInputError("no potentials found time-locked to the trigger potential" if mode == "voluntary"
-                              else "no potentials found: no response time-locked to the stimuli")
+    if not pairs:  # every other potential a slow phase of the trigger (the largest response never is)
+        raise SfemgInputError("no potentials found time-locked to the trigger potential")
     if all("all-blocked" in p.flags for p in pairs):
         raise SfemgInputError("every discharge blocked: no potential could be timed")
     # templates centred on their peak, on a common axis

@@ -630,6 +630,19 @@ def test_a_slow_tail_moving_with_a_fibre_is_no_pair(seed):
     assert abs(pair.mean_ipi_us + 1035.0) < 10.0 and pair.accepted
 
 
+def test_a_trigger_with_only_its_slow_tail_has_no_pair():
+    """A fibre whose only time-locked potential is its own slow tail (1.4 ms after it,
+    rise ~320 µs): no pair (before, one rejected pseudo-pair), a one-line error."""
+    fs_hz, n = 50e3, 100
+    rng = np.random.default_rng(0)
+    t0 = 0.02 + np.cumsum(0.1 * (1 + 0.15 * rng.standard_normal(n)))
+    clean = np.zeros(int((t0[-1] + 0.02) * fs_hz))
+    synth.add_potentials(clean, fs_hz, t0, "biphasic", 1.5e-3)
+    synth.add_potentials(clean, fs_hz, t0 + 1.4e-3, "triphasic", 0.06e-3, width_s=200e-6)
+    with pytest.raises(SfemgInputError, match="no potentials found time-locked"):
+        analyze_signal(synth._finish(clean, fs_hz, 5e-6, rng), fs_hz)
+
+
 def test_a_small_potential_leaves_the_others_timed_jointly(monkeypatch):
     """A trigger and a fibre 0.5 ms after it, overlapping (joint timing), and a third,
     small fibre 2.5 ms after it (20 dB: ~20 noise SDs peak to peak). The
