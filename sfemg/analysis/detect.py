@@ -37,7 +37,7 @@ _BIN_DECADES = 0.02
 #: >= 20 dB) holding most candidates, and centred on their median.
 _CORE_DECADES = 0.1
 #: ... and reaches _GROUP_WIDTH_SD robust SDs of its members from it, at least this far.
-_MIN_GROUP_DECADES = 0.12
+MIN_GROUP_DECADES = 0.12
 #: A group ends below a valley of its amplitude histogram past which the counts (3-bin
 #: sums) rise again by this many Poisson SDs: a larger potential's mode, whose discharges
 #: its 5-SD reach would otherwise take when its core is broad (a smaller potential's
@@ -216,7 +216,7 @@ def amplitude_groups(amplitudes_v, min_count: int):
         labels[:] = -1
         n_groups = amplitude_groups_kernel(np.log10(np.where(mags > 0, mags, 1.0)), np.flatnonzero(mags > 0),
                                            int(min_count), _BIN_DECADES, _CORE_DECADES, _GROUP_WIDTH_SD,
-                                           _MIN_GROUP_DECADES, MAD_TO_SD, _VALLEY_Z, labels, centres)
+                                           MIN_GROUP_DECADES, MAD_TO_SD, _VALLEY_Z, labels, centres)
         groups += [(float(centres[j]), sign, np.flatnonzero(labels == j)) for j in range(n_groups)]
     return [g for g in groups if g[2].size >= min_count]
 

@@ -441,9 +441,11 @@ def _joint_positions(data_v, positions, noise_power, fs_hz, fit_half):
         step, residual, lower, index = _projected_step(x, w, weight, tau, present, rows)
         tau = tau + step
         energy = np.sum(weight[None, :] * np.abs(residual) ** 2, axis=1)
-        # residual energy per fitted bin over its expectation, over the sweeps fitted
-        # (each bin's K templates take K of their n degrees of freedom)
-        scale = energy / (1.0 - tau.shape[0] / max(np.sum(rows), tau.shape[0] + 1.0)) / max(w.size, 1) / window_power
+        # each sweep's noise scale: its residual energy per fitted bin over the windowed
+        # noise's expectation, the K templates of each bin taking K of its n_fit degrees
+        # of freedom (ShiftCovariance)
+        dof_share = 1.0 - tau.shape[0] / max(np.sum(rows), tau.shape[0] + 1.0)
+        scale = energy / (dof_share * max(w.size, 1) * window_power)
         previous, rows = rows, (energy <= _OUTLIER_RATIO * fast_median(energy)).astype(np.float64)
         if np.abs(step).max() < _CONVERGED and np.array_equal(rows, previous):
             break

@@ -28,7 +28,7 @@ from ._superimposed_numba import (
     retime_kernel,
     window_energy_kernel,
 )
-from .detect import _MIN_GROUP_DECADES, amplitude_groups, fast_median, peak_values
+from .detect import MIN_GROUP_DECADES, amplitude_groups, fast_median, peak_values
 from .timing import fit_taper
 
 __all__ = ["background_templates", "model_residual", "window_energy", "flag_superimposed", "retime_superimposed",
@@ -44,7 +44,7 @@ _MIN_COUNT = 20
 #: least half-width): the members of a group at the threshold are picked by it, partly
 #: noise peaks, and a template of them fitted where none is (a simulated 25 kHz study:
 #: a 0.055 mV template, 4.8 noise SDs, kept a discharge 400 µs off from being re-timed).
-_ABOVE_THRESHOLD = 10 ** _MIN_GROUP_DECADES
+_ABOVE_THRESHOLD = 10 ** MIN_GROUP_DECADES
 #: ... and is consistent: the median correlation of its members with their mean.
 _MIN_CORRELATION = 0.85
 #: A template's outer eighths are tapered (Tukey window of this fraction) to zero: a

@@ -19,10 +19,10 @@ MCD_SD_FACTOR = float(np.sqrt((2 - 4 / np.pi) * (1 + 2 * 0.224)))
 ROBUST_MCD_SD_FACTOR = float(2 / np.sqrt(np.pi) / (0.6745 * np.sqrt(2))
                              * np.sqrt((1 + 2 * 0.106) / 4) * np.sqrt(2) / (2 * 0.3178))
 
-#: Reported uncertainty of an estimate against the scatter of R noise realisations: the
-#: sample SD of R Gaussian values has relative SD 1 / sqrt(2 (R - 1)); N_SD of those
-#: (R = 200: 0.20).
 def sd_ratio_tolerance(n_realisations):
+    """Allowed |scatter / reported SD - 1| for an uncertainty checked against the scatter
+    of ``n_realisations`` noise realisations: the sample SD of R Gaussian values has
+    relative SD 1 / sqrt(2 (R - 1)); N_SD of those (R = 200: 0.20)."""
     return N_SD / np.sqrt(2.0 * (n_realisations - 1))
 
 
