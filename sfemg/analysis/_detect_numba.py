@@ -122,7 +122,7 @@ def measure_kernel(sweeps, centre, half_window, polarity, fit_half, peak_v, seg_
     (columns clipped to the sweep), its parabola-interpolated value (as
     :func:`~sfemg.analysis.detect.peak_values`, times ``polarity``), and the
     polarity-corrected segment of ``2 * fit_half + 1`` samples starting ``fit_half``
-    before it (columns clipped). See ``sfemg.analysis.core._measure_potential``.
+    before it (columns clipped). See ``sfemg.analysis.potentials.measure_potential``.
 
     Parameters
     ----------
@@ -291,7 +291,7 @@ def waveform_run_kernel(templates, half, level, runs):  # pragma: no cover - com
     """Per template (row, its reference at sample 0, circular): the run of samples around
     the reference where the envelope (maximum of ``|template|`` over ±``half`` samples,
     wrapping) is at least ``level`` of its peak, as ``runs[k] = (lo, hi)``, offsets from
-    the reference in samples (see ``sfemg.analysis.core._waveform_extents``)."""
+    the reference in samples (see ``sfemg.analysis.selection._waveform_extents``)."""
     n_pot, length = templates.shape
     mid = length // 2  # the run is sought in [-mid, length - 1 - mid] around the reference
     for k in range(n_pot):

@@ -98,7 +98,7 @@ class AnalysisParams:
     artefact_baseline_ms : float
         Stimulated recordings: the slow artefact tail is removed by subtracting a running
         median of this length from each sweep, taken with the responses bridged (see
-        ``sfemg.analysis.core._remove_artefact``).
+        ``sfemg.analysis.sweeps._remove_artefact``).
     min_idi_ms : float
         Two trigger discharges closer than this are one (the first is kept).
     irregular_interval_ratio : float

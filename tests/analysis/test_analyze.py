@@ -8,20 +8,14 @@ import scipy.signal
 import scipy.stats
 
 from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal, compute_mcd
-from sfemg.analysis.core import (
-    _FALSE_REFERENCE_PRIOR,
-    _SPLIT_ODDS,
-    _bridge,
-    _is_phase,
-    _shape,
-    _splits_an_interval,
-    _Timed,
-    _TimingErrors,
-    _unit_elsewhere,
-)
 from sfemg.analysis.detect import LockedPotential
 from sfemg.analysis.jitter import mcd_gradient
 from sfemg.analysis.joint import joint_positions as _joint_positions
+from sfemg.analysis.potentials import Timed, waveform_shape
+from sfemg.analysis.references import _FALSE_REFERENCE_PRIOR, _SPLIT_ODDS, _splits_an_interval, _unit_elsewhere
+from sfemg.analysis.refine import TimingErrors
+from sfemg.analysis.selection import _is_phase
+from sfemg.analysis.sweeps import _bridge
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
 
@@ -231,7 +225,7 @@ def test_a_potential_without_a_bound_leaves_the_other_pairs_uncertainty():
     sum g_i^2 (var_potential + var_reference); a third potential with no finite bound
     does not enter it (found in review: it made every pair's uncertainty NaN)."""
     ipis = 1e-3 + 20e-6 * np.random.default_rng(0).standard_normal(50)
-    errors = _TimingErrors(None, np.zeros(3, bool), np.array([0.04, 0.09, np.inf]))
+    errors = TimingErrors(None, np.zeros(3, bool), np.array([0.04, 0.09, np.inf]))
     want = np.sqrt(np.sum(mcd_gradient(ipis) ** 2) * 0.13) / 50e3
     assert errors.mcd_sd_s(ipis, 1, 0, 50e3) == pytest.approx(want, rel=1e-12)
     assert errors.mcd_sd_s(ipis, 2, 0, 50e3) == np.inf
@@ -433,7 +427,7 @@ def test_rise_time_from_the_trough_before_the_peak(peak):
     x = np.arange(60.0)
     template = np.where(x <= peak, -np.cos(np.pi * (x - 10) / (peak - 10)), np.cos(np.pi * (x - peak) / 8))
     template = np.where(x < 10, -1.0, np.where(x > peak + 8, -1.0, template))
-    _, rise_us, notched = _shape(template, peak, fs_hz)
+    _, rise_us, notched = waveform_shape(template, peak, fs_hz)
     assert rise_us == pytest.approx((peak - 10) / fs_hz * 1e6)
     assert not notched
 
@@ -605,7 +599,7 @@ def _timed(times_s, timing_var, fs_hz=50e3):
     """A potential timed in every discharge (the fields the phase tests read: the
     template fits' positions, here the time points in samples)."""
     n = times_s.size
-    return _Timed(times_s, times_s * fs_hz, timing_var, (0.0, 0.0, False), (np.zeros(3), 1.0), (0, 0),
+    return Timed(times_s, times_s * fs_hz, timing_var, (0.0, 0.0, False), (np.zeros(3), 1.0), (0, 0),
                   np.zeros(n, bool), timing_var, np.zeros(n, bool))
 
 
@@ -648,18 +642,18 @@ def test_a_small_potential_leaves_the_others_timed_jointly(monkeypatch):
     small fibre 2.5 ms after it (20 dB: ~20 noise SDs peak to peak). The
     small one is timed alone (the joint model holds it, its positions are not taken), the
     two large ones jointly; before, the small one turned the joint fit off for all."""
-    import sfemg.analysis.core as core
+    from sfemg.analysis import refine
 
     calls, in_joint = [], []
-    monkeypatch.setattr(core, "joint_positions", lambda *a: calls.append(a[1].shape) or _joint_positions(*a))
-    timing = core._joint_timing
+    monkeypatch.setattr(refine, "joint_positions", lambda *a: calls.append(a[1].shape) or _joint_positions(*a))
+    timing = refine.joint_timing
 
     def joint_timing(*args):
         out = timing(*args)
         in_joint.append(out[1].in_joint)
         return out
 
-    monkeypatch.setattr(core, "_joint_timing", joint_timing)
+    monkeypatch.setattr(refine, "joint_timing", joint_timing)
     sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=100, snr_db=20.0, ipis_s=(0.5e-3, 2.5e-3),
                              jitter_us=(20.0, 30.0), amplitudes_v=(1e-3, 0.6e-3, 0.15e-3),
                              shapes=("triphasic", "biphasic", "biphasic"), block_prob=(0.0, 0.0), seed=2)
@@ -799,12 +793,12 @@ def test_excursions_beside_another_fibre_are_found_with_its_waveform_taken_out(m
     fibre of the other polarity: on the sweeps as recorded the other fibre's waveform
     changes the excursions' scale and shape beyond the fibre's own (they are blocks);
     with its joint template subtracted they are found and timed
-    (``_found_without_the_others``), and the true blocks stay blocks. Also with a
+    (``found_without_the_others``), and the true blocks stay blocks. Also with a
     steady fibre of the fibre's polarity 850 µs beyond the excursions, in the search's
     reach: it is judged present in its window on the recorded sweeps, not on those
     with it subtracted (found in review: judged there, every excursion within its
     reach was left ambiguous, a block)."""
-    from sfemg.analysis import core
+    from sfemg.analysis import refine
 
     sig, fs, t0, fibre, late = _near_block_unit(450e-6, other_s=700e-6, other_amplitude_v=-0.6e-3, steady=steady)
 
@@ -818,7 +812,7 @@ def test_excursions_beside_another_fibre_are_found_with_its_waveform_taken_out(m
     rows = np.flatnonzero(np.isin(k, late))
     error_s = pair.ipis_s - (fibre - t0)[k]
     assert np.abs(error_s[rows] - np.nanmedian(error_s)).max() < 5e-6
-    monkeypatch.setattr(core, "_found_without_the_others", lambda model, sw, pots, timed, *args: timed)
+    monkeypatch.setattr(refine, "found_without_the_others", lambda model, sw, pots, timed, *args: timed)
     without, k_without = analysed()
     assert without.blocked[np.isin(k_without, late)].sum() >= 5
     np.testing.assert_array_equal(k, k_without)
@@ -831,11 +825,11 @@ def test_excursions_are_not_judged_by_their_own_window_again(monkeypatch):
     is empty in them by definition; deciding the blocks again with the trigger taken
     out leaves them as they were (found in review: they were made blocks, then found
     again and re-timed, and a simulated LEMS excursion 612 µs off was lost)."""
-    from sfemg.analysis import core
+    from sfemg.analysis import refine
 
     sig, fs, t0, fibre, late = _near_block_unit(450e-6)
     pair = analyze_signal(sig, fs).pairs[0]
-    monkeypatch.setattr(core, "_found_without_the_others", lambda model, sw, pots, timed, *args: timed)
+    monkeypatch.setattr(refine, "found_without_the_others", lambda model, sw, pots, timed, *args: timed)
     without = analyze_signal(sig, fs).pairs[0]
     assert "latency-excursions" in pair.flags
     np.testing.assert_array_equal(pair.ipis_s, without.ipis_s)
@@ -850,7 +844,7 @@ def test_discharges_found_without_the_others_take_the_first_fits_reference(monke
     ~20 µs off even after joint timing)."""
     from sfemg.analysis import core
 
-    select = core._select_potentials
+    select = core.select_potentials
 
     def moved(*args, **kwargs):
         kept, timed, extents, model = select(*args, **kwargs)
@@ -859,7 +853,7 @@ def test_discharges_found_without_the_others_take_the_first_fits_reference(monke
                                                times_s=fibre.times_s + 3.0 / 50e3), *timed[2:]]
         return kept, timed, extents, model
 
-    monkeypatch.setattr(core, "_select_potentials", moved)
+    monkeypatch.setattr(core, "select_potentials", moved)
     sig, fs, t0, fibre, late = _near_block_unit(450e-6, other_s=700e-6, other_amplitude_v=-0.6e-3)
     r = analyze_signal(sig, fs)
     k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
@@ -914,7 +908,7 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     candidate within that potential's reach is ambiguous (it may be its excursion) and
     stays a block; out of its reach it is taken; with 9 discharges present nothing is
     sought."""
-    from sfemg.analysis.core import _excursions, _measure_potential
+    from sfemg.analysis.potentials import _excursions, measure_potential
     from sfemg.analysis.timing import fit_template
 
     fs, length, n, fit_half, noise = 50e3, 240, 40, 30, 1e-5
@@ -926,7 +920,7 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     data = np.vstack([synth.triphasic((t - p) / fs, 1e-3) for p in pos]) + rng.normal(0, noise, (n, length))
     ref_pos = np.full(n, 100.0)
     pot = LockedPotential(latency=50.0, half_window=15, polarity=1.0, amplitude_v=1e-3, count=n - late.size)
-    present, seg_start, segs, _ = _measure_potential(data, ref_pos, pot, fit_half, False, 0.5)
+    present, seg_start, segs, _ = measure_potential(data, ref_pos, pot, fit_half, False, 0.5)
     assert not present[late].any() and present[late.size:].all()
     fit = fit_template(segs[present], np.full(fit_half + 1, (2 * fit_half + 1) * noise ** 2))
     params = AnalysisParams(excursion_window_us=2000.0)  # reach 100 samples; 12 SDs: 60

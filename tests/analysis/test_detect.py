@@ -268,7 +268,7 @@ def test_a_broad_group_stops_at_the_valley_before_the_trigger(seed):
 
 
 def _measure_reference(sweeps, ref_pos, pot, fit_half, block_fraction):
-    """Slow reference of ``core._measure_potential`` (its NumPy form before the kernel)."""
+    """Slow reference of ``potentials.measure_potential`` (its NumPy form before the kernel)."""
     n, n_cols = sweeps.shape
     rows = np.arange(n)
     centre = np.round(ref_pos + pot.latency).astype(np.int64)
@@ -285,8 +285,8 @@ def _measure_reference(sweeps, ref_pos, pot, fit_half, block_fraction):
 def test_measure_potential_matches_its_reference(polarity):
     """Windows and segments running off either end of the sweep, ties (a flat top, the
     first sample wins), both polarities: the compiled measurement equals the NumPy one."""
-    from sfemg.analysis.core import _measure_potential
     from sfemg.analysis.detect import LockedPotential
+    from sfemg.analysis.potentials import measure_potential
 
     rng = np.random.default_rng(7)
     sweeps = rng.normal(size=(60, 90))
@@ -294,7 +294,7 @@ def test_measure_potential_matches_its_reference(polarity):
     ref_pos = rng.uniform(-10.0, 100.0, 60)  # some windows off the sweep
     ref_pos[5] = 38.0  # the tie inside the window
     pot = LockedPotential(latency=3.4, half_window=6, polarity=polarity, amplitude_v=1.5, count=60)
-    got = _measure_potential(sweeps, ref_pos, pot, 11, False, 0.5)
+    got = measure_potential(sweeps, ref_pos, pot, 11, False, 0.5)
     want = _measure_reference(sweeps, ref_pos, pot, 11, 0.5)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
