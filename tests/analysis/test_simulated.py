@@ -2,7 +2,10 @@
 
 Each measured potential is matched to the simulated fibre whose true event times it
 follows (constant offset up to timing error); a recording's pairs are right when every
-fibre other than the trigger's appears exactly once and nothing else is reported.
+fibre other than the trigger's that fires in at least ``min_locked_fraction`` of the
+trigger's discharges appears exactly once and nothing else is reported (a fibre firing
+less often is no time-locked potential by the analysis's definition: found or not, it
+is right; one that never fires — MG, near block — has no pair to find).
 What is asserted is what the analysis achieves (docs/analysis.md §6), with the
 tolerances of ``tolerances.py``; the issue's targets that are not met yet are listed
 there and in §10.
@@ -11,7 +14,7 @@ there and in §10.
 import numpy as np
 import pytest
 
-from sfemg.analysis import analyze_recording
+from sfemg.analysis import AnalysisParams, analyze_recording
 from sfemg.analysis.jitter import compute_mcd
 from sfemg.errors import SfemgInputError
 from sfemg.synthesis import simulate_study
@@ -59,6 +62,21 @@ def match_fibre(times_s, gt):
     return best if best_mad < MATCH_MAD_S else None
 
 
+#: A fibre is a pair to find when it fires in at least this fraction of the reference's
+#: discharges: the analysis's definition of a time-locked potential.
+MIN_FIRED_FRACTION = AnalysisParams().min_locked_fraction
+
+
+def wanted_fibres(gt, ref_fibre, discharges=None):
+    """The fibres other than ``ref_fibre`` that fire in at least
+    :data:`MIN_FIRED_FRACTION` of its ``discharges`` (indices into its events; default
+    every one it fired), sorted."""
+    ref = gt.event_times_s[ref_fibre]
+    rows = np.flatnonzero(np.isfinite(ref)) if discharges is None else discharges
+    return [f for f in range(gt.n_fibres) if f != ref_fibre
+            and np.mean(np.isfinite(gt.event_times_s[f][rows])) >= MIN_FIRED_FRACTION]
+
+
 def score(rec, result):
     """Compare one analysed recording with its ground truth.
 
@@ -91,11 +109,21 @@ def score(rec, result):
         ipi = gt.event_times_s[f][k] - ev_ref[k]
         pairs.append((p.mcd_us, compute_mcd(ipi) * 1e6,
                       int(np.sum(np.isnan(ipi) != p.blocked)), ipi.size, p.accepted))
-    wanted = sorted(set(range(gt.n_fibres)) - {ref_fibre})
+    wanted = wanted_fibres(gt, ref_fibre, k)
+    found = sorted(f for f in fibres if f is not None)
     accepted = [f for f, p in zip(fibres, result.pairs) if p.accepted]
     accepted_real = None not in accepted and ref_fibre not in accepted and len(set(accepted)) == len(accepted)
-    return dict(pairs_exact=sorted(f for f in fibres if f is not None) == wanted
-                and None not in fibres, accepted_real=accepted_real, false_triggers=false_triggers, pairs=pairs)
+    exact = (None not in fibres and ref_fibre not in found and len(set(found)) == len(found)
+             and set(wanted) <= set(found))
+    return dict(pairs_exact=exact, accepted_real=accepted_real, false_triggers=false_triggers, pairs=pairs)
+
+
+def score_error(rec):
+    """:func:`score` of a recording whose analysis found no pair (an SfemgInputError): right
+    when the trigger's fibre has no fibre to pair with (:func:`wanted_fibres`)."""
+    gt = rec.ground_truth
+    return dict(pairs_exact=not wanted_fibres(gt, gt.trigger_fibre), accepted_real=True, false_triggers=0,
+                pairs=[])
 
 
 @pytest.fixture(scope="module", params=[(name, seed) for seed in SEEDS for name in SCENARIOS],
@@ -110,7 +138,7 @@ def scored(request):
             result = analyze_recording(rec)
             out.append(dict(score(rec, result), n_discharges=len(result.reference_times_s)))
         except SfemgInputError:
-            out.append(dict(pairs_exact=False, accepted_real=True, false_triggers=0, pairs=[], n_discharges=0))
+            out.append(dict(score_error(rec), n_discharges=0))
     return request.param, out
 
 
@@ -155,7 +183,7 @@ def test_mcd_against_truth(scored):
 
 
 #: The test studies that meet the issue's targets (the others are expected to fail them).
-MEETS_ISSUE_TARGETS = {("achr-mg-moderate", 3)}
+MEETS_ISSUE_TARGETS = {("achr-mg-moderate", 1), ("achr-mg-moderate", 3)}
 
 
 def test_issue_targets(scored, request):

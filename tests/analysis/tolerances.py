@@ -69,6 +69,10 @@ KERNEL_PHASOR_ABS = 1e-12
 #: Fraction of recordings whose reported pairs are exactly the simulated fibres' pairs
 #: (measured 0.9-1.0 since slow phases of a larger potential are not reported, eleventh
 #: session; 0.8-1.0 with the joint timing of overlapping potentials; 0.7-0.9 before).
+#: Since the twelfth session a fibre firing in fewer than ``min_locked_fraction`` of the
+#: trigger's discharges is not required (test_simulated.wanted_fibres): 9 of the 40
+#: recordings not exact on seeds 1-12 had a second fibre firing in 0-12 % of them (5
+#: never), where "no potentials found time-locked" is the right answer.
 #: Kept a step short of the worst case.
 SIM_PAIRS_EXACT_FRACTION = 0.8
 #: Fraction of a study's recordings whose *accepted* pairs are all simulated fibres, each
