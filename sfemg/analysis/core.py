@@ -158,13 +158,13 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     else:  # the interpolated peak and level crossing are not at the bound: not known
         errors = None
     times = [t.times_s for t in timed]
-    slow_phase = slow_phases(timed, fs_hz, params.max_rise_time_us)
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
     shapes = [t.shape for t in timed]
     templates = [t.template for t in timed]
     lats = np.array([p.latency for p in pots])
     ref_t = times[trigger] if mode == "voluntary" else sw.ref_times_s
+    slow_phase = slow_phases(timed, ref_t, fs_hz, params.max_rise_time_us)
     idis = np.r_[np.nan, np.diff(ref_t)]
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
