@@ -67,6 +67,16 @@ def match_fibre(times_s, gt):
 MIN_FIRED_FRACTION = AnalysisParams().min_locked_fraction
 
 
+def reference_discharges(reference_times_s, gt):
+    """Index of the unit's discharge that each reference follows: the last one before it,
+    as the validation scoring maps them (``sfemg.validation.scoring``). A reference on
+    another fibre's potential in a discharge where the reference's own fibre blocked
+    then counts as a false trigger (its fibre's event is NaN there) and every pair as
+    blocked in it; mapped to the nearest event of its fibre instead, it was taken for a
+    neighbouring discharge ~100 ms away and its blocks for wrong ones."""
+    return np.clip(np.searchsorted(gt.discharge_times_s, reference_times_s, side="right") - 1, 0, None)
+
+
 def wanted_fibres(gt, ref_fibre, discharges=None):
     """The fibres other than ``ref_fibre`` that fire in at least
     :data:`MIN_FIRED_FRACTION` of its ``discharges`` (indices into its events; default
@@ -95,10 +105,10 @@ def score(rec, result):
     if ref_fibre is None:
         return dict(pairs_exact=False, accepted_real=not any_accepted,
                     false_triggers=len(result.reference_times_s), pairs=[])
-    ev_ref = gt.event_times_s[ref_fibre]
-    k = np.nanargmin(np.abs(ev_ref[:, None] - result.reference_times_s[None, :]), axis=0)
-    offset = np.median(result.reference_times_s - ev_ref[k])
-    false_triggers = int(np.sum(np.abs(result.reference_times_s - ev_ref[k] - offset) > 50e-6)
+    k = reference_discharges(result.reference_times_s, gt)
+    ev_ref = gt.event_times_s[ref_fibre][k]  # NaN where the reference's fibre blocked
+    offset = np.nanmedian(result.reference_times_s - ev_ref)
+    false_triggers = int(np.sum(~(np.abs(result.reference_times_s - ev_ref - offset) <= 50e-6))
                          + (np.unique(k).size < k.size))
     fibres, pairs = [], []
     for p in result.pairs:
@@ -106,7 +116,7 @@ def score(rec, result):
         fibres.append(f)
         if f is None or f == ref_fibre:
             continue
-        ipi = gt.event_times_s[f][k] - ev_ref[k]
+        ipi = gt.event_times_s[f][k] - ev_ref
         pairs.append((p.mcd_us, compute_mcd(ipi) * 1e6,
                       int(np.sum(np.isnan(ipi) != p.blocked)), ipi.size, p.accepted))
     wanted = wanted_fibres(gt, ref_fibre, k)
@@ -183,7 +193,7 @@ def test_mcd_against_truth(scored):
 
 
 #: The test studies that meet the issue's targets (the others are expected to fail them).
-MEETS_ISSUE_TARGETS = {("achr-mg-moderate", 1), ("achr-mg-moderate", 3)}
+MEETS_ISSUE_TARGETS = {("achr-mg-moderate", 1), ("achr-mg-moderate", 2), ("achr-mg-moderate", 3)}
 
 
 def test_issue_targets(scored, request):
