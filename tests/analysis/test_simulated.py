@@ -14,7 +14,7 @@ there and in §10.
 import numpy as np
 import pytest
 
-from sfemg.analysis import AnalysisParams, analyze_recording
+from sfemg.analysis import analyze_recording
 from sfemg.analysis.jitter import compute_mcd
 from sfemg.errors import SfemgInputError
 from sfemg.synthesis import simulate_study
@@ -63,13 +63,16 @@ def match_fibre(times_s, gt):
 
 
 #: A fibre is a pair to find when it fires in at least this fraction of the reference's
-#: discharges: the analysis's definition of a time-locked potential.
-MIN_FIRED_FRACTION = AnalysisParams().min_locked_fraction
+#: discharges: the analysis's definition of a time-locked potential (the default
+#: ``min_locked_fraction``; written out, so that changing the default cannot move it).
+MIN_FIRED_FRACTION = 0.3
 
 
 def reference_discharges(reference_times_s, gt):
     """Index of the unit's discharge that each reference follows: the last one before it,
-    as the validation scoring maps them (``sfemg.validation.scoring``). A reference on
+    as the validation scoring maps them (``sfemg.validation.scoring``; references before
+    the first discharge are mapped to it, not dropped: they count as false triggers). A
+    reference on
     another fibre's potential in a discharge where the reference's own fibre blocked
     then counts as a false trigger (its fibre's event is NaN there) and every pair as
     blocked in it; mapped to the nearest event of its fibre instead, it was taken for a
@@ -129,9 +132,11 @@ def score(rec, result):
 
 
 def score_error(rec):
-    """:func:`score` of a recording whose analysis found no pair (an SfemgInputError): right
-    when the trigger's fibre has no fibre to pair with (:func:`wanted_fibres`)."""
+    """:func:`score` of a voluntary recording whose analysis found no pair (an
+    SfemgInputError): right when the trigger's fibre has no fibre to pair with
+    (:func:`wanted_fibres`)."""
     gt = rec.ground_truth
+    assert gt.trigger_fibre >= 0, "voluntary recordings only"
     return dict(pairs_exact=not wanted_fibres(gt, gt.trigger_fibre), accepted_real=True, false_triggers=0,
                 pairs=[])
 
