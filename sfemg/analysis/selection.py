@@ -72,7 +72,7 @@ _PHASE_MCD_MIN_US = 4.0
 #: has slope 1; a fibre of its own, whose latency shares only the reference's jitter
 #: (variance v_T) with the larger potential's (v_T + v_U), has v_T / (v_T + v_U) < 1:
 #: 0.5 where the two endplates jitter alike. Simulated (default scenarios, seeds 1-12):
-#: a fibre's slow tail gave slopes of 0.77-1.26 on it (standard errors 0.03-0.26).
+#: a fibre's slow tail gave slopes of 0.63-1.26 on it (standard errors 0.05-0.28).
 _FOLLOWS_MIN_SLOPE = 0.75
 _FOLLOWS_Z_ONE = 2.0
 _FOLLOWS_Z_ZERO = 2.5
