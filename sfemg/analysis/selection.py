@@ -67,7 +67,8 @@ _PHASE_MCD_FACTOR = 3.0
 _PHASE_MCD_MIN_US = 4.0
 #: A slow potential follows a larger one (:func:`_follows`) when the slope of its
 #: consecutive latency differences on the larger one's is at least _FOLLOWS_MIN_SLOPE,
-#: within _FOLLOWS_Z_ONE standard errors of 1 and at least _FOLLOWS_Z_ZERO from 0, over
+#: within _FOLLOWS_Z_ONE standard errors of 1 and at least _FOLLOWS_Z_ZERO standard
+#: errors from 0, over
 #: at least _FOLLOWS_MIN_PAIRS consecutive discharges. A phase of the larger potential
 #: has slope 1; a fibre of its own, whose latency shares only the reference's jitter
 #: (variance v_T) with the larger potential's (v_T + v_U), has v_T / (v_T + v_U) < 1:
@@ -512,10 +513,15 @@ def _follows(cand, kept, reference_times_s):
     its own time points carry; below 1 for a fibre of its own, whose latency shares only
     the reference's jitter with the kept potential's (not identifiable where the kept
     potential jitters far less than the reference). Consecutive differences of
-    independent errors correlate by -0.5 from one to the next, which makes the slope's
-    variance 1.5 times the least-squares formula's (for a kept potential's differences
-    that correlate so too). A kept potential that does not move against the reference
-    (the reference itself) gives no slope.
+    independent errors correlate by -0.5 from one to the next; the slope's standard
+    error allows for it (1.5 times the least-squares variance where the kept
+    potential's differences correlate so too, less where its latency drifts). A kept
+    potential that does not move against the reference (the reference itself) gives no
+    slope. Both errors are possible (Monte Carlo, 100 discharges): a slow fibre of its
+    own beside a trigger and a kept potential that jitter alike (slope 0.5) is hidden
+    in 1-17 % of recordings, more the noisier its time points (40 µs SD of scatter:
+    17 %), and a true tail with 15-40 µs of scatter is reported in 5-34 %. Either way
+    only a pair that its rise time rejects changes.
 
     Parameters
     ----------
@@ -529,14 +535,18 @@ def _follows(cand, kept, reference_times_s):
     """
     a = np.diff(cand.times_s - reference_times_s)
     b = np.diff(kept.times_s - reference_times_s)
-    both = np.isfinite(a) & np.isfinite(b)
+    both = np.flatnonzero(np.isfinite(a) & np.isfinite(b))
     a, b = a[both], b[both]
     energy = float(b @ b)
     if a.size < _FOLLOWS_MIN_PAIRS or not energy > 0.0:
         return False
     slope = float(a @ b) / energy
     left = a - slope * b
-    se = np.sqrt(1.5 * float(left @ left) / (a.size - 1) / energy)
+    # the residuals of neighbouring differences correlate by -0.5: Var(slope) =
+    # s^2 (sum b_k^2 - sum over neighbours b_k b_k+1) / (sum b_k^2)^2
+    neighbours = np.flatnonzero(np.diff(both) == 1)
+    spread = energy - float(b[neighbours] @ b[neighbours + 1])
+    se = np.sqrt(float(left @ left) / (a.size - 1) * max(spread, 0.0)) / energy
     return slope >= _FOLLOWS_MIN_SLOPE and abs(slope - 1.0) <= _FOLLOWS_Z_ONE * se and slope >= _FOLLOWS_Z_ZERO * se
 
 
