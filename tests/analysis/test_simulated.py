@@ -308,3 +308,14 @@ def test_a_fibre_is_not_hidden_as_the_phase_of_a_slow_potential_it_drags():
     rec = simulate_repeat(cell, 4, repeat_seed(0, 17, 2)).recordings[3]
     result = analyze_recording(rec)
     assert any(abs(p.mean_ipi_us - 887.0) < 150.0 for p in result.pairs)
+
+
+def test_a_small_group_timed_on_a_neighbours_tapered_phase_is_no_pair():
+    """Seed 10, recording 5: a 0.23 mV group 570 µs before a 2 mV fibre phase. Its ±600 µs
+    fit segment ends on that phase, which the segment's taper shrinks below the group's
+    own peak, so the template's reference lands there (500 µs from the group's peak,
+    outside its search window), not on a bigger peak. It was reported as a second,
+    accepted pair of the fibre (MCD 36.7 µs beside the fibre's 25.9 µs)."""
+    rec = simulate_study("healthy-edc", n_recordings=10, n_discharges=100, seed=10).recordings[5]
+    s = score(rec, analyze_recording(rec))
+    assert s["accepted_real"] and s["pairs_exact"]
