@@ -104,6 +104,10 @@ _OWN_AMPLITUDE = 0.4
 #: 1.7 mV) were accepted as pairs of their own in 4 of 90 recordings (seeds 4-6) and 5 of
 #: 180 (seeds 7-12), 0 and 2 with this test; no real fibre was lost.
 _OTHER_PEAK_RATIO = 1.5
+#: ... or when the reference lies farther from the group's own peak than its search
+#: window and than this, µs (a search window can be a few samples wide between close
+#: phases; a fibre's reference lay within 26 µs of its peak on the simulated studies).
+_OFF_PEAK_MIN_US = 100.0
 
 #: A potential's waveform extends as far as its template's envelope (maximum magnitude
 #: within ±_ENVELOPE_US, bridging zero crossings between phases) stays above
@@ -297,7 +301,7 @@ def _rigid_by_peaks(measured, group, kept, inside, noise_sd, fs_hz):
     return False
 
 
-def _timed_on_another(timed_group, group):
+def _timed_on_another(timed_group, group, fs_hz):
     """Whether a group's fit has timed a bigger waveform than the group's own peak.
 
     The fit segment (±``fit_half_window_us``) of a small group beside a big potential
@@ -305,16 +309,18 @@ def _timed_on_another(timed_group, group):
     that potential, and the time points follow a blend of both. Such a fit is no
     potential of its own: its reference peak exceeds :data:`_OTHER_PEAK_RATIO` × the
     group's median peak (a potential timed on its own peak: ≈ 1), or the reference
-    lies outside the group's search window around the segment's centre (the group's
-    own peak): the segment's taper can shrink the neighbour's peak in the template below
-    the group's. On the simulated studies (seeds 1-12, 359 reported pairs) every fibre's
-    reference lay within 26 µs of the centre; a 0.23 mV group 570 µs before a 2 mV
-    fibre put it 500 µs off, on that fibre's tapered phase, and was an accepted pair.
+    lies outside the group's search window (and more than :data:`_OFF_PEAK_MIN_US`)
+    around the segment's centre (the group's own peak): the segment's taper can shrink
+    the neighbour's peak in the template below the group's. On the simulated studies
+    (seeds 1-12, 359 reported pairs) every fibre's reference lay within 26 µs of the
+    centre; a 0.23 mV group 570 µs before a 2 mV fibre put it 500 µs off, on that
+    fibre's tapered phase, and was an accepted pair.
 
     Parameters
     ----------
     timed_group : Timed
     group : LockedPotential
+    fs_hz : float
 
     Returns
     -------
@@ -322,7 +328,8 @@ def _timed_on_another(timed_group, group):
     """
     template, reference = timed_group.template
     peak_v = group.polarity * np.interp(reference, np.arange(template.size), template)
-    off_peak = abs(reference - (template.size - 1) / 2) > group.half_window
+    reach = max(group.half_window, _OFF_PEAK_MIN_US * 1e-6 * fs_hz)
+    off_peak = abs(reference - (template.size - 1) / 2) > reach
     return peak_v > _OTHER_PEAK_RATIO * group.amplitude_v or off_peak
 
 
@@ -487,7 +494,7 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
         if g != first:
             if np.isfinite(t.positions).sum() < 2:
                 continue
-            if _timed_on_another(t, groups[g]):
+            if _timed_on_another(t, groups[g], fs_hz):
                 continue
             if any(inside) and _is_phase(
                     t, groups[g], timed, inside, groups[first], fs_hz, residual,
