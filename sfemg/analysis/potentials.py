@@ -35,6 +35,10 @@ _SUPPORT_LEVEL = 0.1
 #: The main phase is where the template exceeds this fraction of its peak.
 _MAIN_PHASE_LEVEL = 0.3
 
+#: Inside the main phase, a rise smaller than this many of the template's noise SDs is a
+#: ripple of the noise (two samples of white noise differ by more in 0.2 % of cases).
+_RIPPLE_SDS = 4.0
+
 #: A potential is clearly absent from a discharge when its peak in its search window is
 #: below this fraction of its median peak: at >= 20 dB SNR (peak >= 10 noise RMS) noise
 #: alone stays below ~0.4 of the peak only rarely, while a phase of a present fibre is
@@ -96,18 +100,46 @@ def measure_potential(sweeps, ref_pos, pot, fit_half, force_present, block_fract
     return present, seg_start, segments, peak_v / pot.amplitude_v
 
 
-def waveform_shape(template, reference, fs_hz):
-    """Peak-to-peak amplitude (V), rise time (µs) and notch test of a polarity-corrected template."""
+def waveform_shape(template, reference, fs_hz, noise_sd_v):
+    """Peak-to-peak amplitude, rise time and notch test of a polarity-corrected template.
+
+    Parameters
+    ----------
+    template : ndarray, shape (n_samples,)
+        Polarity-corrected (main peak positive) template, V.
+    reference : float
+        The peak's position, samples.
+    fs_hz : float
+        Sampling rate, Hz.
+    noise_sd_v : float
+        The template's own noise SD per sample (the recording's noise RMS over the
+        square root of the discharges averaged), V.
+
+    Returns
+    -------
+    tuple
+        ``(amplitude V, rise time µs, notched)``. The rise time runs from the nearest
+        minimum before the peak to the peak; inside the main phase (above
+        ``_MAIN_PHASE_LEVEL`` of the peak) a minimum the template rises less than
+        ``_RIPPLE_SDS`` noise SDs above before it is a ripple of the noise, not the
+        rising phase's start (on the flat top of a slow wave such a ripple made a 1 ms
+        wide wave's rise time 40 µs).
+    """
     peak_i = int(np.clip(round(reference), 0, template.size - 1))
     amplitude = float(template.max() - template.min())
-    # the rising phase starts at the nearest minimum before the peak: searched from the
-    # sample at or before it (from the rounded one, a peak just past a half sample with
-    # the higher sample before it stopped at once and gave a rise time of -1/2 sample)
-    trough_i = int(np.clip(np.floor(reference), 0, template.size - 1))
-    while trough_i > 0 and template[trough_i - 1] < template[trough_i]:
-        trough_i -= 1
-    rise_us = (reference - trough_i) / fs_hz * 1e6
     peak = template[peak_i]
+    # searched from the sample at or before the peak (from the rounded one, a peak just
+    # past a half sample with the higher sample before it stopped at once and gave a
+    # rise time of -1/2 sample)
+    trough_i = k = int(np.clip(np.floor(reference), 0, template.size - 1))
+    while k > 0:
+        k -= 1
+        if template[k] < template[trough_i]:
+            trough_i = k
+        elif template[k] >= template[trough_i] + (
+                _RIPPLE_SDS * noise_sd_v if template[trough_i] > _MAIN_PHASE_LEVEL * peak else 0.0):
+            break
+    rise_us = (reference - trough_i) / fs_hz * 1e6
     lo = peak_i
     while lo > 0 and template[lo - 1] > _MAIN_PHASE_LEVEL * peak:
         lo -= 1
@@ -340,6 +372,7 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
     positions[present] = seg_start[present] + fit.positions
     big = np.flatnonzero(np.abs(fit.template) >= _SUPPORT_LEVEL * np.abs(fit.template).max())
     support = (big[0] - fit.reference, big[-1] - fit.reference)
-    return Timed(times, positions, fit.crb_var, waveform_shape(fit.template, fit.reference, fs_hz),
+    shape = waveform_shape(fit.template, fit.reference, fs_hz, noise_rms / np.sqrt(present.sum()))
+    return Timed(times, positions, fit.crb_var, shape,
                   (pot.polarity * fit.template, fit.reference), support, clearly_absent,
                   fit.crb_var * _misfit(segs[present], fit, noise_rms), excursions)
