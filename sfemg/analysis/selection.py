@@ -479,8 +479,8 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
             if any(inside) and groups[g].amplitude_v < _OWN_AMPLITUDE * groups[first].amplitude_v:
                 # too small to be kept by the jitter override: the residual test decides
                 # unless the group blocks on its own or, at its peaks' positions, explains
-                # the residual (then judged again below, at its fitted positions and with
-                # its rise time); no template fit is needed
+                # the residual (then judged again below, at its fitted positions); no
+                # template fit is needed
                 if not _blocks_alone(clearly_absent_discharges(measured[3], groups[g], sw.noise_sd), timed) \
                         and residual() <= _RESIDUAL_ENERGY_RATIO \
                         and not _explains_its_residual(data, spectra, sw, timed, _peak_positions(measured, fs_hz),
