@@ -135,9 +135,9 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     Parameters
     ----------
     output : str or os.PathLike
-        HDF5 file. If it exists with the same configuration, finished cells are kept and
-        only the others are run (resume); with another configuration it is refused
-        unless ``force`` (then replaced).
+        HDF5 file. If it exists with the same configuration, begun by this version of
+        sfemg, finished cells are kept and only the others are run (resume); otherwise it
+        is refused unless ``force``. With ``force`` it is replaced and every cell run.
     grid : Grid or str
         A :class:`~sfemg.validation.grid.Grid`, a built-in name (``"default"``, ``"stimulated"``,
         ``"tiny"``) or a sum of them (``"default+stimulated"``).
@@ -157,7 +157,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     tolerance_us : float
         Pair matching tolerance on the mean IPI, µs.
     force : bool
-        Replace an existing file whose configuration differs.
+        Replace an existing file and run every cell, whatever it holds.
     progress : callable, optional
         ``progress(n_done, n_total)`` after each task (repeat) of this run.
     command : str, optional
@@ -171,6 +171,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     from ..io.validation import (
         create_validation_file,
         finished_validation_cells,
+        load_validation,
         read_validation_config,
         write_validation_cell,
     )
@@ -195,7 +196,11 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         same = output.exists() and read_validation_config(output) == config
     except SfemgInputError:  # not a validation file
         same = False
-    if same:
+    if same and not force:
+        begun_by = load_validation(output)["provenance"].get("sfemg_version")
+        if begun_by != __version__:
+            raise SfemgInputError(f"{output} holds this sweep begun by sfemg {begun_by}, this is {__version__}: "
+                                  "resuming would mix their scores; use --force (force=True) to start it again")
         done = finished_validation_cells(output)
     else:
         if output.exists() and not force:

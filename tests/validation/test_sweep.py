@@ -95,6 +95,27 @@ def test_a_different_configuration_is_refused_unless_forced(serial, tmp_path):
         run_sweep(other, n_workers=1, **SMALL)
 
 
+def test_force_starts_a_finished_sweep_again(serial, tmp_path):
+    """The way to score changed code on the same settings: --force runs every cell."""
+    path = tmp_path / "again.h5"
+    path.write_bytes(serial.read_bytes())
+    assert run_sweep(path, n_workers=1, **SMALL)["n_tasks_run"] == 0
+    assert run_sweep(path, n_workers=1, force=True, **SMALL)["n_cells_run"] == 2
+    assert scores_of(path) == scores_of(serial)
+
+
+def test_a_sweep_begun_by_another_version_is_not_resumed(serial, tmp_path, monkeypatch):
+    """Resuming would mix two versions' scores in one file: refused unless --force."""
+    import sfemg.validation.sweep as sweep
+    path = tmp_path / "old.h5"
+    path.write_bytes(serial.read_bytes())
+    monkeypatch.setattr(sweep, "__version__", "999.0")
+    with pytest.raises(SfemgInputError, match="begun by sfemg .* this is 999.0"):
+        run_sweep(path, n_workers=1, **SMALL)
+    assert run_sweep(path, n_workers=1, force=True, **SMALL)["n_cells_run"] == 2
+    assert load_validation(path)["provenance"]["sfemg_version"] == "999.0"
+
+
 def test_seeds_depend_on_seed_cell_and_repeat_only():
     seeds = {repeat_seed(s, c, r) for s in (0, 1) for c in (0, 1) for r in (0, 1)}
     assert len(seeds) == 8 and repeat_seed(0, 1, 1) == repeat_seed(0, 1, 1)
