@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -173,8 +174,10 @@ def _open(path):
         raise SfemgInputError(f"{path}: not an HDF5 file")
     try:
         return h5py.File(path, "r")
-    except OSError as exc:  # truncated or damaged
-        raise SfemgInputError(f"{path}: cannot be read as HDF5 ({exc.__class__.__name__})") from None
+    except OSError as exc:  # truncated or damaged; HDF5 says which in its parentheses
+        detail = re.search(r"\((.*)\)", str(exc))
+        raise SfemgInputError(f"{path}: cannot be read as HDF5 "
+                              f"({detail.group(1) if detail else exc.__class__.__name__})") from None
 
 
 def _read_signal(path, name, ds):

@@ -120,7 +120,7 @@ def test_not_hdf5_truncated_and_missing(tmp_path, study):
     save_recordings(good, study.recordings)
     cut = tmp_path / "cut.h5"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
-    with pytest.raises(SfemgInputError):
+    with pytest.raises(SfemgInputError, match=r"cannot be read as HDF5 \(truncated file"):
         load_recordings(cut)
 
 
