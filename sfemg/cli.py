@@ -335,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (needs sfemg[dask])")
     p.add_argument("-o", "--output", required=True,
-                   help="HDF5 results; an unfinished sweep with the same settings is resumed")
+                   help="HDF5 results; an unfinished sweep with the same settings, begun by the same "
+                        "sfemg version, is resumed")
     p.add_argument("--force", action="store_true", help="start the -o file over, whatever sweep it holds")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_validate)

@@ -51,9 +51,9 @@ _MODEL_PRECISION = 0.005
 #: fibres left 0.11-0.46 of the residual, 0.29-1.4 noise energies less; of 316 groups
 #: matching a kept fibre, 2 passed both. A fibre's slow phases explain what it leaves
 #: too: slow groups so kept that follow a fast fibre's latency are hidden after the
-#: selection (:func:`slow_phases`; before that rule the test was applied to groups with
-#: an acceptable rise time only, and the slow fibres, distant from the electrode, that
-#: only it finds were missed).
+#: selection (:func:`slow_phases`). Until the thirteenth session the test was applied to
+#: groups with an acceptable rise time only, and the slow fibres, distant from the
+#: electrode, that only it finds were missed.
 _OWN_SHARE = 0.5
 _OWN_EXPLAINED = 0.3
 

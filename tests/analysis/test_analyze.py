@@ -432,30 +432,34 @@ def test_rise_time_from_the_trough_before_the_peak(peak):
     assert not notched
 
 
-@pytest.mark.parametrize("dip_sds, noise_sd, trough", [
-    (1.5, 0.02, 0),    # a ripple of the template's noise on the flat top: the rise is the wave's
-    (15.0, 0.02, 55),  # a shoulder far above the noise: the rise starts there
-    (1.5, 0.0, 55),    # without a noise level every minimum counts
+@pytest.mark.parametrize("dip_at, dip_sds, noise_sd, trough", [
+    (55, 1.5, 0.02, 0),    # a ripple of the template's noise on the flat top: the rise is the wave's
+    (55, 15.0, 0.02, 55),  # a shoulder far above the noise: the rise starts there
+    (55, 1.5, 0.0, 55),    # without a noise level every minimum counts
+    (30, 1.5, 0.02, 30),   # below the main phase every minimum counts, however small
 ])
-def test_rise_time_passes_noise_ripples_on_the_main_phase(dip_sds, noise_sd, trough):
-    """A slow wave (Gaussian, SD 20 samples = 400 µs at 50 kHz, peak at sample 60) with a
-    dip 5 samples before its peak. A dip of 1.5 of the template's noise SDs is a ripple:
-    the rise time is the whole wave's (1200 µs; it read 100 µs, and a 1 ms wide
-    high-pass after-wave passed for a fast potential); a 15-SD shoulder is real."""
+def test_rise_time_passes_noise_ripples_on_the_main_phase(dip_at, dip_sds, noise_sd, trough):
+    """A slow wave (Gaussian, SD 20 samples = 400 µs at 50 kHz, peak 0.8 at sample 60)
+    with a dip. A dip of 1.5 of the template's noise SDs 5 samples before the peak is a
+    ripple: the rise time is the whole wave's (1200 µs; it read 100 µs, and a 1 ms wide
+    high-pass after-wave passed for a fast potential); a 15-SD shoulder is real; so is
+    any minimum below 0.3 of the peak (at sample 30 the wave is at 0.12), where the
+    rising phase starts."""
     x = np.arange(120.0)
     template = np.exp(-0.5 * ((x - 60) / 20) ** 2) - 0.2
-    template[55] -= dip_sds * max(noise_sd, 0.02)
+    template[dip_at] -= dip_sds * max(noise_sd, 0.02)
     _, rise_us, _ = waveform_shape(template, 60.0, 50e3, noise_sd)
     assert rise_us == pytest.approx((60 - trough) / 50e3 * 1e6)
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", [1, 5, 7])
 def test_a_high_pass_after_wave_is_slow(seed):
     """The broad fibre of ``test_a_broad_fibre_under_the_triggers_slow_phase_is_no_phase``,
     broader (biphasic, 150 µs phases, 0.5 mV, 40 dB), leaves
     a ~25 µV after-wave of the amplifier's high-pass ~1.4 ms later, ~1 ms wide, which
-    jitters with the fibre. Where it is reported at all, its rise time is a slow wave's:
-    it read 37-45 µs (the first noise ripple on its flat top)."""
+    jitters with the fibre. On these seeds it is reported as a pair (on about half of
+    seeds 0-9 it is not), and its rise time is a slow wave's (~460 µs): it read
+    37-45 µs (the first noise ripple on its flat top)."""
     fs_hz, n = 50e3, 100
     rng, t0, clean = _discharges(seed)
     synth.add_potentials(clean, fs_hz, t0, "triphasic", 2e-3)
@@ -466,7 +470,8 @@ def test_a_high_pass_after_wave_is_slow(seed):
     pairs = analyze_signal(synth._finish(clean, fs_hz, noise_v, rng), fs_hz).pairs
     (fibre,) = [p for p in pairs if abs(p.mean_ipi_us - 990.0) < 50.0]
     assert fibre.accepted
-    assert all(p.rise_time_us >= 300.0 for p in pairs if p is not fibre)
+    (after_wave,) = [p for p in pairs if p is not fibre]
+    assert after_wave.rise_time_us >= 300.0 and not after_wave.accepted
 
 
 def _splits_reference(ref_times_s, rows, block_rates):

@@ -104,9 +104,10 @@ SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: explain their residual are kept, 0.3-2.3 % since the trigger groups stop at valleys,
 #: 0.2-2.1 % before, 0.3-4.4 % before discharges were also
 #: re-timed from where the potential typically lies, 1.6-9.7 % before the joint timing
-#: of overlapping potentials), largest (measured <= 25 %, 26 % and 43 % before: single
-#: discharges timed hundreds of µs off on a wrong phase, §6/§10), and the fraction
-#: within the issue's max(0.5 µs, 3 %) (measured 0.56-1.0 since those fibres are kept:
+#: of overlapping potentials), largest (measured <= 13 % since those fibres are kept,
+#: <= 25 %, 26 % and 43 % before: single discharges timed hundreds of µs off on a wrong
+#: phase, §6/§10), and the fraction
+#: within the issue's max(0.5 µs, 3 %) (measured 0.5-1.0 since those fibres are kept:
 #: they are broad, on the trigger's slow waveform, and uncertain by more; 0.6-1.0 before,
 #: 0.5-1.0 before that,
 #: 0.4-0.9 before the re-timing, 0.22-0.62 before the joint timing). Limits raised with
