@@ -485,3 +485,62 @@ def find_kernel(data, starts, potentials, phases, background, energy, coarse_ene
             and misfit <= misfit_fraction * potential_scale ** 2 * own
         out[item] = tau if found else np.nan
     return out
+
+
+@jit
+def lost_kernel(data, starts, potentials, phases, background, energy, coarse_energy, stride, fit_half, min_scale,
+                max_scale, present_scale, misfit_fraction, better_fraction, out):  # pragma: no cover - compiled
+    """Whether a background potential alone explains each present discharge's potential.
+
+    The background that takes most energy out of the potential's fit window of the data
+    (:func:`_best_background`, the potential left out) is fitted; the potential is lost
+    (another unit's potential stands in its place) when what that background leaves in
+    the window is at most ``misfit_fraction`` of the potential's own energy there (at
+    unit scale) and at most ``better_fraction`` of what the potential leaves at its
+    least-squares scale in [``present_scale``, 1 / ``present_scale``]; False where no
+    background fits.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_items, L)
+        Each discharge's sweep less the other potentials' model, V.
+    starts : ndarray, shape (n_items,)
+        The potential's position, samples.
+    potentials, phases, background, energy, coarse_energy, stride, fit_half, min_scale, max_scale
+        As in :func:`retime_kernel`.
+    present_scale : float
+        The least scale of a present potential; its reciprocal the largest.
+    misfit_fraction : float
+        The largest misfit of the background alone, in the potential's energy.
+    better_fraction : float
+        The largest misfit of the background alone, in the potential's misfit.
+    out : ndarray of bool, shape (n_items,)
+        True where the potential is lost.
+    """
+    length = data.shape[1]
+    n_phases = phases.shape[1]
+    fitted = np.empty(length)
+    for item in range(data.shape[0]):
+        k = potentials[item]
+        centre = int(round(starts[item]))
+        lo = max(centre - fit_half, 0)
+        hi = min(centre + fit_half + 1, length)
+        out[item] = False
+        if not _best_background(data[item], lo, hi, background, energy, coarse_energy, stride, n_phases, min_scale,
+                                max_scale, fitted):
+            continue
+        whole, frac = _split(int(round(starts[item] * n_phases)), n_phases)
+        misfit = 0.0
+        own = 0.0
+        dd = 0.0
+        dv = 0.0
+        for t in range(lo, hi):
+            v = phases[k, frac, (t - whole) % length]
+            misfit += (data[item, t] - fitted[t]) ** 2
+            own += v * v
+            dd += data[item, t] ** 2
+            dv += data[item, t] * v
+        scale = min(max(dv / own, present_scale), 1.0 / present_scale) if own > 0.0 else 0.0
+        present = dd - 2.0 * scale * dv + scale * scale * own
+        out[item] = misfit <= misfit_fraction * own and misfit <= better_fraction * present
+    return out

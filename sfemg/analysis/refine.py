@@ -22,6 +22,7 @@ from .superimposed import (
     background_templates,
     find_superimposed,
     flag_superimposed,
+    lost_superimposed,
     model_residual,
     retime_superimposed,
 )
@@ -311,7 +312,11 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     (:func:`~sfemg.analysis.superimposed.find_superimposed`) when the model's residual
     there, around its median position relative to the reference, is flagged as in a
     discharge it is present in (:func:`~sfemg.analysis.superimposed.flag_superimposed`):
-    something else lies where it would be.
+    something else lies where it would be. And one other than the trigger, present in a
+    flagged discharge that the re-timing did not move, is taken for blocked there when a
+    background potential alone explains its window
+    (:func:`~sfemg.analysis.superimposed.lost_superimposed`; at most in fewer than half
+    of its discharges): another unit's potential stood in for it.
 
     Parameters
     ----------
@@ -328,8 +333,8 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     Returns
     -------
     list of Timed
-        ``timed`` with the re-timed and the found discharges' time points and positions
-        changed.
+        ``timed`` with the re-timed, the found and the lost discharges' time points and
+        positions changed.
     """
     if model is None or sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
         return timed
@@ -359,10 +364,17 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     found = find_superimposed(residual, expected, model.template_spectra, hidden, background, fs_hz, fit_half,
                               params.block_fraction)
     new = np.where(np.isfinite(found), found, new)
-    changed = np.isfinite(new) & (new != positions)
+    judged = flagged & (new == positions)  # present, not re-timed
+    if trigger >= 0:  # (the reference: never lost)
+        judged[trigger] = False
+    lost = lost_superimposed(residual, positions, model.template_spectra, judged, background, fs_hz, fit_half,
+                             params.block_fraction)
+    lost &= 2 * lost.sum(axis=1, keepdims=True) < present.sum(axis=1, keepdims=True)
+    new = np.where(lost, np.nan, new)
+    changed = (np.isfinite(new) & (new != positions)) | lost
     return [dataclasses.replace(t, positions=p, times_s=np.where(c, sw.start_s + p / fs_hz, t.times_s),
-                                clearly_absent=t.clearly_absent & ~np.isfinite(f))
-            if c.any() else t for t, p, c, f in zip(timed, new, changed, found)]
+                                clearly_absent=(t.clearly_absent & ~np.isfinite(f)) | gone)
+            if c.any() else t for t, p, c, f, gone in zip(timed, new, changed, found, lost)]
 
 
 def refine_time_points(model, sw, pots, timed, extents, trigger, spectra, fs_hz, params):
