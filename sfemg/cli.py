@@ -131,8 +131,8 @@ def _cmd_rns(args):
 
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
-    params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age))
-                               if v is not None})
+    params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age),
+                                                 ("highpass_hz", args.highpass)) if v is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
     progress = _Progress(args.quiet, "analysing")
@@ -304,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")
+    p.add_argument("--highpass", type=_number, metavar="HZ",
+                   help="high-pass the samples first (2nd-order Butterworth, as an SFEMG amplifier: SFE 500, "
+                        "concentric 1000), for recordings with DC offset, mains hum or drift; default: none "
+                        "(such a recording is refused)")
     p.add_argument("--jobs", type=_positive_int,
                    help="recordings analysed at once, worker threads (default: the CPUs available; same results)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")

@@ -96,6 +96,36 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched
 
 
+def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
+    """A foreign file whose signal carries 0.5 mV of 50 Hz hum and an offset (not high-pass
+    filtered): one line saying so and how to proceed, exit 2; analysed with --highpass,
+    the parameter is stored with the results."""
+    import h5py
+    import numpy as np
+
+    from sfemg.io.results import load_results
+
+    from .analysis import synth
+
+    sig, truth = synth.voluntary(50e3, 120, jitter_us=(30.0,), seed=1)
+    path = tmp_path / "hum.h5"
+    with h5py.File(path, "w") as f:
+        f["recordings/r1/signal"] = sig + 5e-4 * np.sin(2 * np.pi * 50 * np.arange(sig.size) / 50e3) + 0.01
+        f["recordings/r1/signal"].attrs["sampling_rate_hz"] = 50e3
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--quiet")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "not high-pass filtered" in lines[0] and "--highpass" in lines[0]
+    assert not (tmp_path / "r.h5").exists()
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--highpass", "500", "--quiet")
+    assert code == 0, err
+    result = load_results(tmp_path / "r.h5")
+    assert result.params.highpass_hz == 500.0
+    (pair,) = result.recordings[0].pairs
+    assert pair.mcd_us == pytest.approx(truth.mcd_s(1) * 1e6, rel=0.03)
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "x.h5"), "--highpass", "-5")
+    assert code == 2 and "highpass_hz" in err
+
+
 def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys):
     import sfemg.cli as cli
 

@@ -25,6 +25,7 @@ from .selection import select_potentials, slow_phases
 from .sweeps import (
     MIN_TRIGGER_COUNT,
     Sweeps,
+    band_limited,
     check_fs,
     check_signal,
     discharge_sweeps,
@@ -71,6 +72,7 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     potential can be the biggest: a broad potential passes the amplifier's band better
     than a narrow one of a higher raw peak.
     """
+    x = band_limited(x, fs_hz, params)
     noise_sd = estimate_noise_sd(x)
     if mode == "stimulated":
         return _analyze_sweeps(name, stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd),
@@ -307,5 +309,6 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
-    sw = sweep_input(rec, params, estimate_noise_sd(rec.sweeps_v))
+    data = band_limited(rec.sweeps_v, rec.fs_hz, params)
+    sw = sweep_input(rec, data, params, estimate_noise_sd(data))
     return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

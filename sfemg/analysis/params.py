@@ -118,6 +118,13 @@ class AnalysisParams:
         Acceptance: rise time (preceding trough to main peak) must be below this, µs.
     flip_flop_separation : float
         Ashman's D above which the interval distribution is called bimodal (flip-flop).
+    highpass_hz : float
+        Corner of a high-pass filter (2nd-order Butterworth, causal, as an SFEMG
+        amplifier's) applied to the samples before anything else, Hz; 0 (default): the
+        samples are analysed as recorded, which must then be high-pass filtered already
+        (SFE 500 Hz, concentric 1 kHz in clinical use): a recording whose 5 ms means
+        stray from zero (DC offset, mains hum, drift) is refused with a one-line error
+        (:func:`sfemg.analysis.sweeps.band_limited`).
     """
 
     method: Literal["template", "peak", "level"] = "template"
@@ -146,6 +153,7 @@ class AnalysisParams:
     min_amplitude_v: float | None = None
     max_rise_time_us: float = 300.0
     flip_flop_separation: float = 4.0
+    highpass_hz: float = 0.0
 
     def __post_init__(self):
         if self.method not in ("template", "peak", "level"):
@@ -170,6 +178,7 @@ class AnalysisParams:
             raise SfemgInputError(
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
         check_number(self, "excursion_window_us", 0.0)
+        check_number(self, "highpass_hz", 0.0)
         check_number(self, "superimposed_ratio", 0.0)
         if 0 < self.superimposed_ratio <= 1:
             raise SfemgInputError("AnalysisParams.superimposed_ratio must be 0 (off) or above 1, "
