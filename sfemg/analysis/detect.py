@@ -54,6 +54,12 @@ _PEER_DECADES = 0.5
 #: Standard deviation of a Gaussian per unit of its median absolute deviation (MAD).
 MAD_TO_SD = 1.0 / 0.6744897501960817
 
+#: An SFEMG recording's noise is a few to tens of µV (simulated amplifier 10 µV; the
+#: densest simulated concentric background, 60 units, ~0.1 mV in all): a robust SD
+#: above this is a signal in mV or µV, whose potentials would be reported as volts or
+#: kilovolts and all pass the amplitude criterion.
+MAX_NOISE_SD_V = 1e-3
+
 
 def detect_peaks(x_v, threshold_v: float, half_width: int, polarity: int = 0):
     """Local maxima of ``x``, ``-x`` or ``|x|`` above a threshold, one per ``±half_width``.
@@ -173,7 +179,13 @@ def running_median(x_v, width: int):
 
 
 def estimate_noise_sd(x_v) -> float:
-    """Robust noise standard deviation: MAD/0.6745 of (a decimated subset of) the samples, V."""
+    """Robust noise standard deviation: MAD/0.6745 of (a decimated subset of) the samples, V.
+
+    Raises
+    ------
+    SfemgInputError
+        Zero (a constant signal), or above :data:`MAX_NOISE_SD_V` (samples not in volts).
+    """
     x = np.ravel(x_v)
     step = max(1, x.size // NOISE_SUBSET)
     sub = x[::step]
@@ -181,6 +193,9 @@ def estimate_noise_sd(x_v) -> float:
     sd = float(np.median(np.abs(sub)) * MAD_TO_SD)
     if sd <= 0:
         raise SfemgInputError("signal is constant (zero noise); nothing to analyse")
+    if sd > MAX_NOISE_SD_V:
+        raise SfemgInputError(f"the noise is {sd:.3g} V (robust SD): the samples are not in volts "
+                              "(mV or µV?); convert them to volts")
     return sd
 
 

@@ -269,6 +269,7 @@ def test_rejections_have_reasons():
     (np.zeros(100, dtype=np.int16), 50e3, "integer"),
     (np.random.default_rng(0).normal(size=1000), 10e3, "too low"),
     (np.random.default_rng(0).normal(size=1000), -1.0, "positive"),
+    (20e-3 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # mV: 20 µV noise
 ])
 def test_bad_input_one_line_errors(signal, fs, match):
     with pytest.raises(SfemgInputError, match=match) as info:
