@@ -18,6 +18,7 @@ from ..recording import Recording
 from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import AnalysisParams
+from .potentials import clipped_discharges, saturation_levels
 from .references import false_references, trigger_discharges
 from .refine import TimingErrors, refine_time_points
 from .results import PairResult, RecordingResult
@@ -90,6 +91,15 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     return _first_accepted(functools.partial(with_trigger, m) for m in choices)
 
 
+def _clipping(n_clipped, levels, who):
+    """Why a potential that reaches the clipping levels in ``n_clipped`` discharges is
+    rejected (its waveform flattened, its time points biased), prefixed by ``who``."""
+    if not n_clipped:
+        return []
+    at = " / ".join(f"{v * 1e3:+.3g}" for v in levels if np.isfinite(v))
+    return [f"{who}clipped in {n_clipped} discharge(s): the samples saturate at {at} mV"]
+
+
 def _acceptance(amplitude_v, rise_us, notched, params, who):
     """Why a potential of this shape is rejected (``params``' acceptance criteria), each
     reason prefixed by ``who``; empty when it is accepted."""
@@ -159,6 +169,8 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         errors = TimingErrors.single(timed)
     else:  # the interpolated peak and level crossing are not at the bound: not known
         errors = None
+    levels = saturation_levels(data)
+    clipped = [int(clipped_discharges(data, t, levels).sum()) for t in timed]
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
@@ -203,10 +215,11 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
         mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
-        reasons = _acceptance(*shapes[j], params, "")
+        reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
         if mode == "voluntary":
-            reasons += _acceptance(*shapes[trigger], params, "trigger: ")
-        flags = []
+            reasons += _acceptance(*shapes[trigger], params, "trigger: ") + _clipping(clipped[trigger], levels,
+                                                                                     "trigger: ")
+        flags = ["clipped"] if any("clipped" in r for r in reasons) else []
         n_blocked = int(blocked.sum())
         n_pairs_ok = int(np.sum(np.isfinite(np.diff(ipis))))
         if n_blocked == n:

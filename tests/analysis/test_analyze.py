@@ -342,6 +342,44 @@ def test_filtered_recordings_pass_the_high_pass_check():
         band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=25e3))
 
 
+@pytest.mark.parametrize("level_v, clipped_pairs", [(None, 0), (0.9e-3, 0), (0.7e-3, 2), (0.4e-3, 1)])
+def test_clipped_potentials_are_rejected(level_v, clipped_pairs):
+    """The analytic recording (1 mV triphasic trigger peaking at +0.89 / -0.69 mV once
+    filtered, 0.6 mV fibre, true MCD 29.4 µs) clipped at ±``level_v``: above its peaks
+    nothing changes; at 0.7 mV the trigger saturates and every pair reported (two
+    accepted before, MCD 39.1 µs with 79 false blocks and 31.9 µs) is rejected as
+    clipped, with the count and the level; at 0.4 mV the fibre too."""
+    sig, truth = synth.voluntary(50e3, 200, jitter_us=(30.0,), seed=1)
+    x = sig if level_v is None else np.clip(sig, -level_v, level_v)
+    pairs = analyze_signal(x, 50e3).pairs
+    clipped = [p for p in pairs if "clipped" in p.flags]
+    assert len(clipped) == (len(pairs) if clipped_pairs else 0)
+    assert len(pairs) >= clipped_pairs
+    for p in clipped:
+        assert not p.accepted
+        assert any(r.startswith("trigger: clipped in") and f"{level_v * 1e3:.3g} mV" in r for r in p.reject_reasons)
+    if not clipped_pairs:
+        (pair,) = pairs
+        assert pair.accepted and abs(pair.mcd_us - truth.mcd_s(1) * 1e6) < 0.1
+
+
+def test_saturation_levels():
+    """A level is the extreme value held by two or more consecutive samples in at least
+    five places; unclipped data, or data whose maximum is held twice by a quantised peak,
+    have none."""
+    from sfemg.analysis.potentials import saturation_levels
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1000))
+    assert np.isnan(saturation_levels(x)).all()
+    q = np.round(x * 2) / 2  # coarse steps: the maximum held by single samples or one pair
+    q[0, 10:12] = q.max() + 0.5
+    assert np.isnan(saturation_levels(q)[1])
+    assert saturation_levels(np.clip(x, -1.0, 1.5)) == (-1.0, 1.5)
+    low, high = saturation_levels(np.clip(x, -9.0, 1.0))
+    assert np.isnan(low) and high == 1.0
+
+
 def test_noise_only_has_no_potentials():
     sig = synth.band_noise(200_000, 50e3, 20e-6, np.random.default_rng(0))
     with pytest.raises(SfemgInputError, match="no potentials"):
