@@ -25,7 +25,7 @@ __all__ = ["detect_peaks", "detect_both_polarities", "peak_values", "running_med
 #: the MAD of 20 000 Gaussian samples has a relative SD of ~0.8 % (1.17 / sqrt(n)), a
 #: 0.04-SD change of the 5-SD detection threshold; 100 000 took 7x longer (the medians
 #: no longer fit in cache) for 0.4 %.
-NOISE_SUBSET = 20_000
+_NOISE_SUBSET = 20_000
 #: Fewest potential-free segments accepted for the noise spectrum.
 _MIN_NOISE_SEGMENTS = 4
 #: Half-width of an amplitude group in robust SDs of its log-amplitudes (noise and
@@ -187,7 +187,7 @@ def estimate_noise_sd(x_v) -> float:
         Zero (a constant signal), or above :data:`MAX_NOISE_SD_V` (samples not in volts).
     """
     x = np.ravel(x_v)
-    step = max(1, x.size // NOISE_SUBSET)
+    step = max(1, x.size // _NOISE_SUBSET)
     sub = x[::step]
     sub = sub - np.median(sub)
     sd = float(np.median(np.abs(sub)) * MAD_TO_SD)
