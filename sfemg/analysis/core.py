@@ -9,6 +9,7 @@ jitter, blocking and acceptance (here). Method: docs/analysis.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..recording import Recording
 from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import AnalysisParams
-from .potentials import clipped_discharges, saturation_levels
+from .potentials import clipped_discharges
 from .references import false_references, trigger_discharges
 from .refine import TimingErrors, refine_time_points
 from .results import PairResult, RecordingResult
@@ -31,6 +32,7 @@ from .sweeps import (
     check_signal,
     discharge_sweeps,
     find_candidates,
+    find_saturation,
     stimulus_sweeps,
     subset_sweeps,
     sweep_input,
@@ -73,11 +75,13 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     potential can be the biggest: a broad potential passes the amplifier's band better
     than a narrow one of a higher raw peak.
     """
+    saturation = find_saturation(x[None, :], np.zeros(1), fs_hz)  # (on the samples as recorded)
     x = band_limited(x, fs_hz, params)
     noise_sd = estimate_noise_sd(x)
     if mode == "stimulated":
-        return _analyze_sweeps(name, stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd),
-                               fs_hz, mode, params, recording)
+        sw = stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd)
+        return _analyze_sweeps(name, dataclasses.replace(sw, saturation=saturation), fs_hz, mode, params,
+                               recording)
     rows, cols = find_candidates(x, noise_sd, fs_hz, params)
     if cols.size == 0:
         raise SfemgInputError("no potentials found above the detection threshold")
@@ -86,7 +90,8 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
 
     def with_trigger(member):
         sw = discharge_sweeps(x, cols[member], rows, cols, fs_hz, params, noise_sd)
-        return _analyze_sweeps(name, sw, fs_hz, mode, params, recording)
+        return _analyze_sweeps(name, dataclasses.replace(sw, saturation=saturation), fs_hz, mode, params,
+                               recording)
 
     return _first_accepted(functools.partial(with_trigger, m) for m in choices)
 
@@ -169,8 +174,8 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         errors = TimingErrors.single(timed)
     else:  # the interpolated peak and level crossing are not at the bound: not known
         errors = None
-    levels = saturation_levels(data)
-    clipped = [int(clipped_discharges(data, t, levels).sum()) for t in timed]
+    levels = sw.saturation.levels_v if sw.saturation is not None else (np.nan, np.nan)
+    clipped = [int(clipped_discharges(sw, t, fs_hz).sum()) for t in timed]
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
@@ -322,6 +327,8 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
+    saturation = find_saturation(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz)
     data = band_limited(rec.sweeps_v, rec.fs_hz, params)
     sw = sweep_input(rec, data, params, estimate_noise_sd(data))
-    return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)
+    return _analyze_sweeps(rec.name, dataclasses.replace(sw, saturation=saturation), rec.fs_hz, rec.mode, params,
+                           rec)

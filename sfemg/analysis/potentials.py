@@ -44,11 +44,6 @@ _MAIN_PHASE_LEVEL = 0.3
 #: ripples.
 _RIPPLE_SDS = 4.0
 
-#: The samples clip at their largest (smallest) value when at least this many separate
-#: runs of two or more consecutive samples hold exactly it
-#: (:func:`saturation_levels`).
-_CLIP_MIN_RUNS = 5
-
 #: A potential is clearly absent from a discharge when its peak in its search window is
 #: below this fraction of its median peak: at >= 20 dB SNR (peak >= 10 noise RMS) noise
 #: alone stays below ~0.4 of the peak only rarely, while a phase of a present fibre is
@@ -85,56 +80,31 @@ _EXCURSION_SDS = 12.0
 _EXCURSION_MIN_DISCHARGES = 10
 
 
-def saturation_levels(data_v):
-    """The levels at which the samples clip (the amplifier or its converter saturated).
-
-    A level is the data's largest (smallest) value when at least
-    :data:`_CLIP_MIN_RUNS` separate runs of two or more consecutive samples hold exactly
-    it: a potential flattened at the rail. Unclipped samples reach their extreme once.
+def clipped_discharges(sw, timed, fs_hz):
+    """Discharges in which a potential's waveform reaches a level at which the samples
+    clip (:attr:`~sfemg.analysis.sweeps.Sweeps.saturation`, found on the samples as
+    recorded: a high-pass filter applied since leaves no flat top to see).
 
     Parameters
     ----------
-    data_v : ndarray, shape (n_rows, n_samples)
-        Sweeps as recorded, V.
-
-    Returns
-    -------
-    tuple of float
-        ``(low, high)``, V; NaN where the samples do not clip there.
-    """
-    levels = []
-    for value in (data_v.min(), data_v.max()):
-        at = data_v == value
-        runs = np.sum(at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0))))
-        levels.append(float(value) if runs >= _CLIP_MIN_RUNS else float("nan"))
-    return tuple(levels)
-
-
-def clipped_discharges(data_v, timed, levels):
-    """Discharges in which a potential's waveform reaches a clipping level.
-
-    Parameters
-    ----------
-    data_v : ndarray, shape (n_rows, n_samples)
-        Sweeps as recorded, V.
+    sw : Sweeps
     timed : Timed
         The potential (its positions and the extent of its template, ``support``).
-    levels : tuple of float
-        From :func:`saturation_levels`.
+    fs_hz : float
 
     Returns
     -------
     ndarray of bool, shape (n_rows,)
+        True where a clipped sample lies within the potential's extent.
     """
-    out = np.zeros(data_v.shape[0], dtype=bool)
-    present = np.flatnonzero(np.isfinite(timed.positions))
-    if np.isnan(levels).all() or present.size == 0:
+    out = np.zeros(sw.start_s.size, dtype=bool)
+    present = np.isfinite(timed.positions)
+    if sw.saturation is None or sw.saturation.times_s.size == 0 or not present.any():
         return out
-    first = np.clip(np.floor(timed.positions[present] + timed.support[0]).astype(np.int64), 0, data_v.shape[1] - 1)
-    last = np.clip(np.ceil(timed.positions[present] + timed.support[1]).astype(np.int64), 0, data_v.shape[1] - 1)
-    for i, a, b in zip(present, first, last):
-        segment = data_v[i, a:b + 1]
-        out[i] = bool(np.any(segment == levels[0]) or np.any(segment == levels[1]))
+    base = sw.start_s[present] + timed.positions[present] / fs_hz
+    first = np.searchsorted(sw.saturation.times_s, base + (timed.support[0] - 0.5) / fs_hz, "left")
+    last = np.searchsorted(sw.saturation.times_s, base + (timed.support[1] + 0.5) / fs_hz, "right")
+    out[present] = last > first
     return out
 
 

@@ -31,24 +31,47 @@ from .timing import fit_taper
 MIN_TRIGGER_COUNT = 8
 
 #: A recording is taken for not high-pass filtered when the median magnitude of its
-#: _BLOCK_MS means exceeds _UNFILTERED_SDS noise SDs (:func:`band_limited`; the SD from
-#: sample-to-sample differences, about half the noise's own for band-limited noise at
-#: 50 kHz, less at higher rates: the check errs towards refusing). Filtered recordings
-#: read 0.016-0.064 (analytic and simulated, 25-100 kHz, SNR 20-40 dB), 0.37 with 60
-#: background units at a concentric needle. An analytic recording at 50 kHz with 20 µV
-#: of noise and 50 Hz hum: 0.1 mV of hum read 5.6 and left the analysis unchanged,
-#: 0.2 mV read ~11 and made it find no potentials; 3 is hum of ~4 of those SDs.
-_BLOCK_MS = 5.0
+#: blocks' medians exceeds _UNFILTERED_SDS noise SDs (:func:`band_limited`): blocks of
+#: _BLOCK_MS in a continuous signal, each sweep whole in windowed input (a triggered
+#: sweep holds the unit's potentials at the same place; over a whole sweep they are a
+#: minority of the samples). The noise SD is from differences of samples _STEP_US
+#: apart (band-limited noise decorrelates within it, a slow component hardly moves).
+#: Filtered input reads 0.037-0.078 (analytic and simulated continuous recordings,
+#: 25-100 kHz, 20-40 dB), 0.23 at a concentric needle with 60 background units, up to
+#: 0.41 in the validation grid's sweeps (2.5 µV noise); 50 Hz hum at 20 µV noise reads
+#: 1.8 at 0.05 mV, 3.7 at 0.1 mV (3-4 at 25-100 kHz, every phase, 0.5-20 s) and 7.6 at
+#: 0.2 mV, where the analysis found no potentials (at 0.1 mV it was unchanged).
+_BLOCK_MS = 4.3
 _UNFILTERED_SDS = 3.0
-#: ... over at most this many blocks, and the noise SD from at most this many
-#: sample-to-sample steps, evenly spread (the MAD of 4000 has a relative SD of ~2 %).
-_MAX_BLOCKS = 400
+_STEP_US = 50.0
+#: ... over _STRETCHES stretches of _STRETCH_BLOCKS consecutive blocks, evenly spread,
+#: and the noise SD from at most _MAX_STEPS differences (the MAD of 4000 has a relative
+#: SD of ~2 %). The block is no divisor of a 50 or 60 Hz period, and the blocks of a
+#: stretch are consecutive: their medians sample mains hum at every phase. (5 ms blocks,
+#: a quarter of 20 ms, evenly spread over the recording: at some phases of 50 Hz hum
+#: every other block mean was near zero and the median with them, and at some
+#: recording lengths every block chosen fell on one phase; found in review.)
+_STRETCHES = 4
+_STRETCH_BLOCKS = 100
 _MAX_STEPS = 4000
 
 #: Stimulated recordings: half-width of the stretch around each response's candidate peak
 #: that the artefact baseline is interpolated across (a potential's phases lie within
 #: ~±0.5 ms of its largest peak).
 _RESPONSE_HALF_US = 500.0
+
+
+#: The samples clip at their largest (smallest) value when at least this many separate
+#: runs of two or more consecutive samples hold exactly it (:func:`find_saturation`).
+_CLIP_MIN_RUNS = 5
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Where the samples as recorded clip (the amplifier or its converter saturated)."""
+
+    levels_v: tuple           # (low, high), V; NaN where the samples do not clip there
+    times_s: np.ndarray       # (m,) increasing: the times of the samples at those levels
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,7 @@ class Sweeps:
     busy_rows: np.ndarray     # positions in noise_v near potentials or artefacts
     busy_cols: np.ndarray
     noise_sd: float           # robust noise standard deviation, V
+    saturation: Saturation | None = None  # where the samples as recorded clip
 
 
 def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
@@ -93,10 +117,15 @@ def band_limited(x_v, fs_hz, params):
     With ``highpass_hz`` > 0 each row is filtered by a 2nd-order Butterworth high-pass at
     that corner (:func:`scipy.signal.sosfilt`, causal as an SFEMG amplifier's filter),
     started from the row's first sample as a steady level (no step response to an
-    offset). Otherwise the median magnitude of the rows' :data:`_BLOCK_MS` means is
-    compared with the noise SD (from sample-to-sample differences, which a slow
-    component does not reach): above :data:`_UNFILTERED_SDS` the recording carries a DC
-    offset, mains hum or drift, which passes for potentials or hides them.
+    offset). Otherwise the median magnitude of the medians of the rows' :data:`_BLOCK_MS`
+    blocks (a sweep shorter than that: its median; at most :data:`_STRETCHES` stretches
+    of :data:`_STRETCH_BLOCKS` consecutive blocks) is compared with the noise SD (from at
+    most :data:`_MAX_STEPS` sample-to-sample differences, which a slow component does
+    not reach): above :data:`_UNFILTERED_SDS` the recording carries a DC offset, mains
+    hum or drift, which passes for potentials or hides them. Medians, not means: a
+    triggered sweep holds the unit's potentials in the same block every time, and
+    their slow phases moved its mean (a simulated validation sweep recording at 10 µV
+    read 4 with means).
 
     Parameters
     ----------
@@ -125,23 +154,59 @@ def band_limited(x_v, fs_hz, params):
         zi = sps.sosfilt_zi(sos)[:, None, :] * rows[None, :, :1]
         return sps.sosfilt(sos, rows, axis=1, zi=zi)[0].reshape(np.shape(x_v))
     rows = np.atleast_2d(x_v)
-    block = max(1, int(round(_BLOCK_MS * 1e-3 * fs_hz)))
+    block = max(1, int(round(_BLOCK_MS * 1e-3 * fs_hz))) if rows.shape[0] == 1 else rows.shape[1]
     n_blocks = rows.shape[1] // block
-    if n_blocks == 0:
-        return x_v
     blocks = rows[:, :n_blocks * block].reshape(rows.shape[0] * n_blocks, block)
-    means = blocks[np.linspace(0, blocks.shape[0] - 1, min(blocks.shape[0], _MAX_BLOCKS)).astype(np.int64)].mean(axis=1)
-    at = np.arange(0, rows.size - 1, max(1, rows.size // _MAX_STEPS))  # (steps across rows: a few)
-    steps = rows.ravel()[at + 1] - rows.ravel()[at]
+    if blocks.shape[0] > _STRETCHES * _STRETCH_BLOCKS:
+        first = np.linspace(0, blocks.shape[0] - _STRETCH_BLOCKS, _STRETCHES).astype(np.int64)
+        blocks = blocks[(first[:, None] + np.arange(_STRETCH_BLOCKS)).ravel()]
+    middles = np.partition(blocks, block // 2, axis=1)[:, block // 2]  # (medians, as partitions: 7x faster)
+    lag = max(1, int(round(_STEP_US * 1e-6 * fs_hz)))
+    at = np.arange(0, rows.size - lag, max(1, rows.size // _MAX_STEPS))  # (steps across rows: a few)
+    steps = rows.ravel()[at + lag] - rows.ravel()[at]
     noise_sd = float(np.median(np.abs(steps - np.median(steps)))) * MAD_TO_SD / np.sqrt(2.0)
-    offset = float(np.median(np.abs(means)))
+    offset = float(np.median(np.abs(middles)))
     if noise_sd > 0 and offset > _UNFILTERED_SDS * noise_sd:  # (0: coarse steps, judged by the noise estimate)
+        corner = 1000 if params.electrode == "concentric" else 500
         raise SfemgInputError(
-            f"the signal is not high-pass filtered: its {_BLOCK_MS:g} ms means lie {offset / noise_sd:.0f} "
-            "noise SDs from zero (DC offset, mains hum or drift); SFEMG is recorded through a 500 Hz (SFE) "
-            "or 1 kHz (concentric) high-pass: filter it, or analyse with --highpass 500 "
-            "(AnalysisParams(highpass_hz=500))")
+            f"the signal is not high-pass filtered: its {block / fs_hz * 1e3:.3g} ms medians lie "
+            f"{offset / noise_sd:.0f} noise SDs from zero (DC offset, mains hum or drift); SFEMG is recorded "
+            f"through a 500 Hz (SFE) or 1 kHz (concentric) high-pass: filter it, or analyse with --highpass "
+            f"{corner} (AnalysisParams(highpass_hz={corner}))")
     return x_v
+
+
+def find_saturation(rows_v, start_s, fs_hz) -> Saturation:
+    """The levels at which the samples as recorded clip, and the times of the samples there.
+
+    A level is the data's largest (smallest) value when at least :data:`_CLIP_MIN_RUNS`
+    separate runs of two or more consecutive samples hold exactly it: a potential
+    flattened at the rail. Unclipped samples reach their extreme once.
+
+    Parameters
+    ----------
+    rows_v : ndarray, shape (n_rows, n_samples)
+        The signal (one row) or the sweeps as recorded, V.
+    start_s : ndarray, shape (n_rows,)
+        Time of each row's first sample, s.
+    fs_hz : float
+
+    Returns
+    -------
+    Saturation
+    """
+    levels, rows, cols = [], [], []
+    for value in (rows_v.min(), rows_v.max()):
+        at = rows_v == value
+        runs = np.sum(at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0))))
+        levels.append(float(value) if runs >= _CLIP_MIN_RUNS else float("nan"))
+        if runs >= _CLIP_MIN_RUNS:
+            r, c = np.nonzero(at)
+            rows.append(r)
+            cols.append(c)
+    times = np.sort(np.concatenate([np.asarray(start_s)[r] + c / fs_hz for r, c in zip(rows, cols)])) \
+        if rows else np.empty(0)
+    return Saturation(tuple(levels), times)
 
 
 def check_fs(fs_hz):
@@ -338,4 +403,4 @@ def noise_spectrum(sw, length, spectra):
 def subset_sweeps(sw, rows):
     """The sweeps ``rows`` (boolean mask) of ``sw``."""
     return Sweeps(sw.data_v[rows], sw.start_s[rows], sw.ref_pos[rows], sw.ref_times_s[rows], sw.noise_v,
-                   sw.busy_rows, sw.busy_cols, sw.noise_sd)
+                   sw.busy_rows, sw.busy_cols, sw.noise_sd, sw.saturation)

@@ -339,45 +339,96 @@ def test_filtered_recordings_pass_the_high_pass_check():
     flat = band_limited(np.full((2, 500), 0.3), 50e3, AnalysisParams(highpass_hz=500.0))
     np.testing.assert_allclose(flat, 0.0, atol=1e-12)
     with pytest.raises(SfemgInputError, match="0.45"):
-        band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=25e3))
+        band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=0.45 * 50e3))
+    band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=0.449 * 50e3))
 
 
-@pytest.mark.parametrize("level_v, clipped_pairs", [(None, 0), (0.9e-3, 0), (0.7e-3, 2), (0.4e-3, 1)])
-def test_clipped_potentials_are_rejected(level_v, clipped_pairs):
+def test_the_high_pass_is_an_amplifiers():
+    """``highpass_hz``: SciPy's 2nd-order Butterworth high-pass, causal, each row started
+    as if its first sample had been there for ever (a row at an offset has no step
+    response)."""
+    from scipy import signal as sps
+
+    from sfemg.analysis.sweeps import band_limited
+
+    rows = np.random.default_rng(3).standard_normal((3, 400)) + np.array([[5.0], [-2.0], [0.0]])
+    sos = sps.butter(2, 700.0, "highpass", fs=40e3, output="sos")
+    want = np.array([sps.sosfilt(sos, r, zi=sps.sosfilt_zi(sos) * r[0])[0] for r in rows])
+    np.testing.assert_allclose(band_limited(rows, 40e3, AnalysisParams(highpass_hz=700.0)), want, atol=1e-12)
+    np.testing.assert_allclose(band_limited(rows[0], 40e3, AnalysisParams(highpass_hz=700.0)), want[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("offset_sds, refused", [(2.7, False), (3.3, True)])
+def test_the_high_pass_check_counts_in_noise_sds(offset_sds, refused):
+    """White noise (its sample-to-sample differences have SD √2 σ) at an offset of
+    ``offset_sds`` σ: refused above 3 σ, not below."""
+    from sfemg.analysis.sweeps import band_limited
+
+    x = 1e-5 * (offset_sds + np.random.default_rng(4).standard_normal(200_000))
+    if refused:
+        with pytest.raises(SfemgInputError, match="not high-pass filtered"):
+            band_limited(x, 50e3, AnalysisParams())
+    else:
+        assert band_limited(x, 50e3, AnalysisParams()) is x
+
+
+@pytest.mark.parametrize("low_v, high_v, shown", [
+    (None, None, ""), (-0.9e-3, 0.9e-3, ""), (-0.7e-3, 0.7e-3, "+0.7 mV"),
+    (-0.4e-3, 0.4e-3, "-0.4 / +0.4 mV"), (-0.5e-3, None, "-0.5 mV")])
+@pytest.mark.parametrize("highpass_hz", [0.0, 500.0])
+def test_clipped_potentials_are_rejected(low_v, high_v, shown, highpass_hz):
     """The analytic recording (1 mV triphasic trigger peaking at +0.89 / -0.69 mV once
-    filtered, 0.6 mV fibre, true MCD 29.4 µs) clipped at ±``level_v``: above its peaks
-    nothing changes; at 0.7 mV the trigger saturates and every pair reported (two
-    accepted before, MCD 39.1 µs with 79 false blocks and 31.9 µs) is rejected as
-    clipped, with the count and the level; at 0.4 mV the fibre too."""
+    filtered, 0.6 mV fibre, true MCD 29.4 µs) clipped to [``low_v``, ``high_v``]:
+    beyond its peaks nothing changes; at ±0.7 mV the trigger saturates (its positive
+    peak) and every pair reported (two accepted before, MCD 39.1 µs with 79 false
+    blocks and 31.9 µs) is rejected as clipped, with the count and the level; at ±0.4 mV
+    the fibre too; at -0.5 mV only the trigger's negative phase, off its main peak. The
+    same with ``highpass_hz`` (the clipping is seen on the samples as recorded: filtered,
+    they have no flat tops; found in review, the ±0.7 mV pair was accepted then)."""
     sig, truth = synth.voluntary(50e3, 200, jitter_us=(30.0,), seed=1)
-    x = sig if level_v is None else np.clip(sig, -level_v, level_v)
-    pairs = analyze_signal(x, 50e3).pairs
+    x = sig if low_v is None else np.clip(sig, low_v, high_v)
+    pairs = analyze_signal(x, 50e3, params=AnalysisParams(highpass_hz=highpass_hz)).pairs
     clipped = [p for p in pairs if "clipped" in p.flags]
-    assert len(clipped) == (len(pairs) if clipped_pairs else 0)
-    assert len(pairs) >= clipped_pairs
+    assert pairs and len(clipped) == (len(pairs) if shown else 0)
     for p in clipped:
         assert not p.accepted
-        assert any(r.startswith("trigger: clipped in") and f"{level_v * 1e3:.3g} mV" in r for r in p.reject_reasons)
-    if not clipped_pairs:
+        assert any(r.startswith("trigger: clipped in") and r.endswith(f"saturate at {shown}")
+                   for r in p.reject_reasons)
+    if not shown:
         (pair,) = pairs
         assert pair.accepted and abs(pair.mcd_us - truth.mcd_s(1) * 1e6) < 0.1
 
 
-def test_saturation_levels():
+def test_saturation_levels_and_times():
     """A level is the extreme value held by two or more consecutive samples in at least
-    five places; unclipped data, or data whose maximum is held twice by a quantised peak,
-    have none."""
-    from sfemg.analysis.potentials import saturation_levels
+    five places; unclipped data, or data whose maximum is held by single samples or by
+    fewer runs, have none. The times are those of every sample at a level."""
+    from sfemg.analysis.sweeps import find_saturation
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 1000))
-    assert np.isnan(saturation_levels(x)).all()
+    def levels(rows):
+        return find_saturation(rows, np.arange(rows.shape[0]) * 10.0, 1000.0).levels_v
+
+    x = np.random.default_rng(0).standard_normal((4, 1000))
+    assert np.isnan(levels(x)).all()
     q = np.round(x * 2) / 2  # coarse steps: the maximum held by single samples or one pair
     q[0, 10:12] = q.max() + 0.5
-    assert np.isnan(saturation_levels(q)[1])
-    assert saturation_levels(np.clip(x, -1.0, 1.5)) == (-1.0, 1.5)
-    low, high = saturation_levels(np.clip(x, -9.0, 1.0))
+    assert np.isnan(levels(q)[1])
+    assert levels(np.clip(x, -1.0, 1.5)) == (-1.0, 1.5)
+    low, high = levels(np.clip(x, -9.0, 1.0))
     assert np.isnan(low) and high == 1.0
+    single = x.copy()
+    single[0, 100:700:100] = 9.0  # the maximum at six single samples: no run
+    assert np.isnan(levels(single)[1])
+    runs = x.copy()
+    for row, start in ((1, 100), (1, 300), (1, 500), (1, 700)):  # four runs of six samples: runs, not pairs
+        runs[row, start:start + 6] = 9.0
+    assert np.isnan(levels(runs)[1])
+    runs[2, 50:56] = 9.0  # a fifth
+    sat = find_saturation(runs, np.arange(4) * 10.0, 1000.0)
+    assert sat.levels_v[1] == 9.0
+    want = np.sort(np.r_[[10.0 + (s + k) / 1000.0 for s in (100, 300, 500, 700) for k in range(6)],
+                         [20.0 + (50 + k) / 1000.0 for k in range(6)]])
+    np.testing.assert_allclose(sat.times_s, want)
 
 
 def test_noise_only_has_no_potentials():

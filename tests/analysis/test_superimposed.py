@@ -195,14 +195,13 @@ def slow_find(data, starts, potentials, phases, bg, stride, fit_half, steps, rou
     return out
 
 
-def slow_lost(data, starts, potentials, phases, bg, stride, fit_half, lo_scale, hi_scale, present_scale,
-              misfit_fraction, better_fraction):
-    """Each item: the background fitted to its window with the potential left out; lost
-    when its misfit there is at most ``misfit_fraction`` of the potential's energy (unit
-    scale, at its start) and at most ``better_fraction`` of the potential's own misfit at
-    its least-squares scale clipped to [present_scale, 1 / present_scale]."""
+def slow_lost_ratios(data, starts, potentials, phases, bg, stride, fit_half, lo_scale, hi_scale, present_scale):
+    """Each item: the background fitted to its window with the potential left out; its
+    misfit there over the potential's energy (unit scale, at its start) and over the
+    potential's own misfit at its least-squares scale clipped to [present_scale,
+    1 / present_scale]. NaN where no background fits."""
     length = data.shape[1]
-    out = np.zeros(starts.size, dtype=bool)
+    ratios = np.full((starts.size, 2), np.nan)
     for item, (start, k) in enumerate(zip(starts, potentials)):
         lo, hi = max(int(round(start)) - fit_half, 0), min(int(round(start)) + fit_half + 1, length)
         fitted = slow_best_background(data[item], lo, hi, bg, stride, lo_scale, hi_scale)
@@ -213,8 +212,16 @@ def slow_lost(data, starts, potentials, phases, bg, stride, fit_half, lo_scale, 
         d = data[item, lo:hi]
         misfit = np.sum((d - fitted[lo:hi]) ** 2)
         scale = np.clip((d @ v) / (v @ v), present_scale, 1 / present_scale)
-        out[item] = misfit <= misfit_fraction * (v @ v) and misfit <= better_fraction * np.sum((d - scale * v) ** 2)
-    return out
+        ratios[item] = misfit / (v @ v), misfit / np.sum((d - scale * v) ** 2)
+    return ratios
+
+
+def slow_lost(data, starts, potentials, phases, bg, stride, fit_half, lo_scale, hi_scale, present_scale,
+              misfit_fraction, better_fraction):
+    """Lost where both ratios of :func:`slow_lost_ratios` are within their fractions."""
+    ratios = slow_lost_ratios(data, starts, potentials, phases, bg, stride, fit_half, lo_scale, hi_scale,
+                              present_scale)
+    return (ratios[:, 0] <= misfit_fraction) & (ratios[:, 1] <= better_fraction)  # NaN: False
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -515,6 +522,14 @@ def test_lost_kernel_matches_reference(seed, stride):
                          misfit_fraction, better_fraction)
         np.testing.assert_array_equal(got, want)
         assert not got[kind == 0].any()
+    # thresholds at the items' own ratios (between neighbours): every decision near its edge
+    ratios = slow_lost_ratios(data, true, potential, phases, bg, stride, fit_half, 0.6, 1.6, 0.5)
+    for column in (0, 1):
+        values = np.unique(ratios[np.isfinite(ratios[:, column]), column])
+        for edge in 0.5 * (values[1:] + values[:-1]):
+            fractions = (edge, np.inf) if column == 0 else (np.inf, edge)
+            got = lost_kernel(*args, 0.5, *fractions, np.empty(true.size, dtype=np.bool_))
+            np.testing.assert_array_equal(got, ratios[:, column] <= edge)
     got = lost_kernel(*args, 0.5, 0.1, 0.1, np.empty(true.size, dtype=np.bool_))
     # the case's own background potential near the other potential
     alone = (kind == 1) & (potential != np.tile(np.arange(true.size // 2), 2) % 2)
@@ -724,3 +739,44 @@ def test_another_units_potential_in_a_blocked_fibres_place_is_no_discharge(seed,
     assert len(set(planted.tolist()) - found) <= 1
     monkeypatch.setattr(refine, "lost_superimposed", lambda residual, positions, *args: np.zeros(positions.shape, bool))
     assert len(set(planted.tolist()) - blocked_discharges()) >= 3
+
+
+@pytest.mark.parametrize("n_lost", [5, 120])
+def test_lost_discharges_are_blocks_of_the_potential_not_of_the_trigger(monkeypatch, n_lost):
+    """Every potential of the analytic unit flagged in ``n_lost`` discharges (nothing else
+    flagged), and the lost rule made to say yes wherever it is asked: the fibre's
+    discharges among them that the re-timing left alone become blocks; the trigger is
+    never asked (the reference of every discharge stays); where that would take more
+    than half of the fibre's discharges (120 of 200), none is taken."""
+    from sfemg.analysis import refine
+
+    fs, n = 50e3, 200
+    rng, t0, fibre, blocked, clean = _unit_with_blocks(5, 30e-6, 0, fs, n)
+    synth.add_potentials(clean, fs, np.arange(0.013, t0[-1], 1 / 7.3), "biphasic", 0.5e-3, width_s=60e-6)
+    sig = synth._finish(clean, fs, synth.filtered_peak_v("biphasic", 0.6e-3, fs) / 10 ** 1.5, rng)
+    rows = np.sort(rng.choice(np.arange(5, n - 5), n_lost, replace=False))  # (sweep rows)
+    asked = []
+
+    def flag(residual, positions, noise_sd, fs_hz, ratio, at=None):
+        out = np.zeros(positions.shape, dtype=bool)
+        if at is None:
+            out[:, rows] = np.isfinite(positions[:, rows])
+        return out
+
+    def lost(residual, positions, template_spectra, flagged, *args):
+        asked.append(flagged.copy())
+        return flagged & np.isfinite(positions)
+
+    monkeypatch.setattr(refine, "flag_superimposed", flag)
+    monkeypatch.setattr(refine, "lost_superimposed", lost)
+    r = analyze_signal(sig, fs)
+    (pair,) = r.pairs
+    (judged,) = asked
+    assert r.reference_times_s.size == judged.shape[1] >= n - 2  # no reference lost
+    assert not judged[r.trigger_fibre].any()
+    fibre_judged = np.flatnonzero(judged[pair.fibre])
+    if n_lost == 5:
+        assert 0 < fibre_judged.size <= 5 and set(fibre_judged) <= set(rows)
+        assert np.array_equal(np.flatnonzero(pair.blocked), fibre_judged)
+    else:
+        assert fibre_judged.size > n // 2 and not pair.blocked.any()
