@@ -52,7 +52,7 @@ _STEP_US = 50.0
 #: every other block mean was near zero and the median with them, and at some
 #: recording lengths every block chosen fell on one phase; found in review.)
 _STRETCHES = 4
-_STRETCH_BLOCKS = 100
+_STRETCH_BLOCKS = 50
 _MAX_STEPS = 4000
 
 #: Stimulated recordings: half-width of the stretch around each response's candidate peak
@@ -198,6 +198,9 @@ def find_saturation(rows_v, start_s, fs_hz) -> Saturation:
     levels, rows, cols = [], [], []
     for value in (rows_v.min(), rows_v.max()):
         at = rows_v == value
+        if np.count_nonzero(at) < 2 * _CLIP_MIN_RUNS:  # (as a rule: one sample; 0.5 ms saved a recording)
+            levels.append(float("nan"))
+            continue
         runs = np.sum(at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0))))
         levels.append(float(value) if runs >= _CLIP_MIN_RUNS else float("nan"))
         if runs >= _CLIP_MIN_RUNS:
