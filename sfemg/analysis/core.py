@@ -27,12 +27,11 @@ from .selection import select_potentials, slow_phases
 from .sweeps import (
     MIN_TRIGGER_COUNT,
     Sweeps,
-    band_limited,
     check_fs,
     check_signal,
     discharge_sweeps,
     find_candidates,
-    find_saturation,
+    prepared_input,
     stimulus_sweeps,
     subset_sweeps,
     sweep_input,
@@ -75,8 +74,7 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     potential can be the biggest: a broad potential passes the amplifier's band better
     than a narrow one of a higher raw peak.
     """
-    saturation = find_saturation(x[None, :], np.zeros(1), fs_hz)  # (on the samples as recorded)
-    x = band_limited(x, fs_hz, params)
+    x, saturation = prepared_input(x, np.zeros(1), fs_hz, params)
     noise_sd = estimate_noise_sd(x)
     if mode == "stimulated":
         sw = stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd)
@@ -327,8 +325,7 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
-    saturation = find_saturation(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz)
-    data = band_limited(rec.sweeps_v, rec.fs_hz, params)
+    data, saturation = prepared_input(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz, params)
     sw = sweep_input(rec, data, params, estimate_noise_sd(data))
     return _analyze_sweeps(rec.name, dataclasses.replace(sw, saturation=saturation), rec.fs_hz, rec.mode, params,
                            rec)
