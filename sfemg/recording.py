@@ -160,6 +160,8 @@ class Recording:
             if starts.size != sw.shape[0]:
                 raise SfemgInputError(
                     f"{where}: {starts.size} sweep start times for {sw.shape[0]} sweeps")
+            if np.any(np.diff(starts) <= 0):  # (the MCD takes consecutive discharges)
+                raise SfemgInputError(f"{where}: sweep_start_times_s must be strictly increasing")
             object.__setattr__(self, "sweep_start_times_s", starts)
         if self.stimulus_times_s is not None:
             stim = _float_array(f"{where}: stimulus_times_s", self.stimulus_times_s, 1)

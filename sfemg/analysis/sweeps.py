@@ -389,11 +389,15 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
     stim = np.asarray(stimulus_times_s, dtype=np.float64)
     if stim.ndim != 1 or not np.all(np.isfinite(stim)):
         raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
+    if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
+        raise SfemgInputError("stimulus_times_s must be strictly increasing")
     n_cols = _fast_length(search + 2 * fit_half + 1)
     starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
     ok = (starts >= 0) & (starts + n_cols <= x.size)
     if ok.sum() < 2:
-        raise SfemgInputError(f"only {ok.sum()} complete stimulus window(s) in the recording")
+        raise SfemgInputError(
+            f"only {ok.sum()} complete stimulus window(s) in the recording: the stimulus times span "
+            f"{stim.min():.6g}-{stim.max():.6g} s, the recording 0-{x.size / fs_hz:.6g} s (times in seconds?)")
     every_start = starts  # incomplete windows (at the ends) hold artefacts too
     stim, starts = stim[ok], starts[ok]
     ref_pos = stim * fs_hz - starts

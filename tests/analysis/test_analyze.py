@@ -473,6 +473,24 @@ def test_quantised_samples_are_not_flat():
     check_flat((np.round(sig / 10e-6) * 10e-6)[None, :], 50e3)
 
 
+def test_stimulus_times_out_of_order_or_not_in_seconds():
+    """Shuffled stimulus times were analysed in the given order (MCD 14.28 against 13.42
+    µs: consecutive differences of stimuli that were not consecutive); now refused, as a
+    Recording refuses them, and so are sweep start times out of order. Times in ms or
+    in samples: the error gives both spans."""
+    sig, stim, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, seed=1)
+    shuffled = stim.copy()
+    np.random.default_rng(0).shuffle(shuffled)
+    for bad, match in ((shuffled, "strictly increasing"), (np.r_[stim[:5], stim[4:]], "strictly increasing"),
+                       (stim * 1e3, r"the stimulus times span .* s, the recording 0-.* s \(times in seconds\?\)")):
+        with pytest.raises(SfemgInputError, match=match):
+            analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=bad)
+    starts = np.floor(stim * 50e3).astype(int) - 50
+    with pytest.raises(SfemgInputError, match="sweep_start_times_s must be strictly increasing"):
+        Recording(name="sw", fs_hz=50e3, sweeps_v=sig[starts[:, None] + np.arange(400)],
+                  sweep_start_times_s=(starts / 50e3)[::-1], stimulus_times_s=stim, mode="stimulated")
+
+
 def test_noise_only_has_no_potentials():
     sig = synth.band_noise(200_000, 50e3, 20e-6, np.random.default_rng(0))
     with pytest.raises(SfemgInputError, match="no potentials"):
