@@ -219,10 +219,12 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
         reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
+        n_clipped = clipped[j]
         if mode == "voluntary":
-            reasons += _acceptance(*shapes[trigger], params, "trigger: ") + _clipping(clipped[trigger], levels,
-                                                                                     "trigger: ")
-        flags = ["clipped"] if any("clipped" in r for r in reasons) else []
+            reasons += _acceptance(*shapes[trigger], params, "trigger: ")
+            reasons += _clipping(clipped[trigger], levels, "trigger: ")
+            n_clipped += clipped[trigger]
+        flags = ["clipped"] if n_clipped else []
         n_blocked = int(blocked.sum())
         n_pairs_ok = int(np.sum(np.isfinite(np.diff(ipis))))
         if n_blocked == n:

@@ -122,9 +122,9 @@ class AnalysisParams:
         Corner of a high-pass filter (2nd-order Butterworth, causal, as an SFEMG
         amplifier's) applied to the samples before anything else, Hz; 0 (default): the
         samples are analysed as recorded, which must then be high-pass filtered already
-        (SFE 500 Hz, concentric 1 kHz in clinical use): a recording whose 5 ms means
-        stray from zero (DC offset, mains hum, drift) is refused with a one-line error
-        (:func:`sfemg.analysis.sweeps.band_limited`).
+        (SFE 500 Hz, concentric 1 kHz in clinical use): a recording whose slow
+        component (DC offset, mains hum, drift) exceeds a few noise SDs is refused with a
+        one-line error (:func:`sfemg.analysis.sweeps.band_limited`).
     """
 
     method: Literal["template", "peak", "level"] = "template"

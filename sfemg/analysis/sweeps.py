@@ -55,12 +55,6 @@ _STRETCHES = 4
 _STRETCH_BLOCKS = 50
 _MAX_STEPS = 4000
 
-#: Stimulated recordings: half-width of the stretch around each response's candidate peak
-#: that the artefact baseline is interpolated across (a potential's phases lie within
-#: ~±0.5 ms of its largest peak).
-_RESPONSE_HALF_US = 500.0
-
-
 #: Exactly constant stretches of at least _FLAT_MS over more than _FLAT_FRACTION of the
 #: samples are refused (:func:`check_flat`): a recording with 20 % of zeros in one gap
 #: reported a technical jitter 14 % low (its noise measured partly on the gap), with
@@ -72,6 +66,11 @@ _FLAT_FRACTION = 0.01
 #: The samples clip at their largest (smallest) value when at least this many separate
 #: runs of two or more consecutive samples hold exactly it (:func:`find_saturation`).
 _CLIP_MIN_RUNS = 5
+
+#: Stimulated recordings: half-width of the stretch around each response's candidate peak
+#: that the artefact baseline is interpolated across (a potential's phases lie within
+#: ~±0.5 ms of its largest peak).
+_RESPONSE_HALF_US = 500.0
 
 
 @dataclass(frozen=True)
@@ -267,21 +266,17 @@ def find_saturation(rows_v, start_s, fs_hz) -> Saturation:
     -------
     Saturation
     """
-    levels, rows, cols = [], [], []
-    for value in (rows_v.min(), rows_v.max()):
+    levels, times = [float("nan"), float("nan")], [np.empty(0)]
+    for side, value in enumerate((rows_v.min(), rows_v.max())):
         at = rows_v == value
-        if np.count_nonzero(at) < 2 * _CLIP_MIN_RUNS:  # (as a rule: one sample; 0.5 ms saved a recording)
-            levels.append(float("nan"))
+        if np.count_nonzero(at) < 2 * _CLIP_MIN_RUNS:  # (as a rule: one sample; 0.4 ms a recording saved)
             continue
-        runs = np.sum(at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0))))
-        levels.append(float(value) if runs >= _CLIP_MIN_RUNS else float("nan"))
-        if runs >= _CLIP_MIN_RUNS:
+        run_starts = at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0)))
+        if np.count_nonzero(run_starts) >= _CLIP_MIN_RUNS:
+            levels[side] = float(value)
             r, c = np.nonzero(at)
-            rows.append(r)
-            cols.append(c)
-    times = np.sort(np.concatenate([np.asarray(start_s)[r] + c / fs_hz for r, c in zip(rows, cols)])) \
-        if rows else np.empty(0)
-    return Saturation(tuple(levels), times)
+            times.append(np.asarray(start_s)[r] + c / fs_hz)
+    return Saturation(tuple(levels), np.sort(np.concatenate(times)))
 
 
 def check_fs(fs_hz):
@@ -354,9 +349,9 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     simulated recordings, MCD +9 % median): it is taken again with the responses it found
     after the blank (candidate peaks ± :data:`_RESPONSE_HALF_US`, from the blank's end at
     the earliest) bridged by straight lines. (Until the fifteenth session only those later
-    than one median width after the blank were: a response 1.2-1.5 ms after the
+    than one median width after the blank were: a response 1.1-1.7 ms after the
     stimulus was then followed by the median, timed 6-11 µs off in every sweep, and
-    reported as two accepted responses, its phases.)
+    could be reported as two accepted responses, its phases.)
 
     Returns
     -------
@@ -427,7 +422,7 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
 
 
 def sweep_input(rec: Recording, data, params, noise_sd):
-    """Rows of a windowed recording (its sweeps ``data``, V, as :func:`band_limited`
+    """Rows of a windowed recording (its sweeps ``data``, V, as :func:`prepared_input`
     gives them), with the stimulus or the trigger found in each."""
     fs_hz = rec.fs_hz
     starts_s = rec.sweep_start_times_s

