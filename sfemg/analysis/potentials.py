@@ -17,7 +17,7 @@ import numpy as np
 from ._detect_numba import measure_kernel
 from .detect import detect_peaks, fast_median, median_and_robust_sd
 from .sweeps import fit_half_window, noise_spectrum
-from .timing import fit_taper, fit_template, level_positions, match_template, peak_positions
+from .timing import fit_template, level_positions, match_template, misfit_ratio, peak_positions
 
 #: A notch: a second maximum in the main phase rising this fraction of the peak above the dip.
 _NOTCH_DEPTH = 0.05
@@ -202,38 +202,8 @@ class Timed:
     template: tuple           # (polarity-as-recorded template V, reference position samples)
     support: tuple            # (first, last) sample offsets from the reference where |template| >= 10 %
     clearly_absent: np.ndarray  # (n,) peak in the search window below CLEAR_ABSENCE of the median peak
-    timing_var: float         # samples^2: crb_var inflated by the fit's misfit (see _misfit)
+    timing_var: float         # samples^2: crb_var inflated by the fit's misfit (see timing.misfit_ratio)
     excursions: np.ndarray    # (n,) bool: found outside its search window (_excursions)
-
-
-def _misfit(segments, fit, noise_rms_v):
-    """How much more than noise the template leaves in a potential's segments.
-
-    Median over discharges of the residual energy of the fit (tapered segment minus the
-    scaled, shifted template) over the energy of noise alone in a tapered segment; at
-    least 1. The bound assumes the potential in stationary noise; where other fibres'
-    jittering waveforms overlap it (a slow after-phase under another fibre's tail, a
-    peak made of two fibres' phases), the time points scatter by about the bound times
-    the square root of this ratio.
-
-    Parameters
-    ----------
-    segments : ndarray, shape (n, L)
-        Polarity-corrected segments of the present discharges, V.
-    fit : TemplateFit
-    noise_rms_v : float
-        Noise RMS, V.
-
-    Returns
-    -------
-    float
-    """
-    taper = fit_taper(segments.shape[1])
-    data = segments * taper[None, :]
-    data = data - data.mean(axis=1, keepdims=True)
-    residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
-    noise = noise_rms_v ** 2 * np.sum(taper ** 2)
-    return max(1.0, fast_median(residual) / noise)
 
 
 def clearly_absent_discharges(relative_peak, pot, noise_sd):
@@ -410,4 +380,4 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
     shape = waveform_shape(fit.template, fit.reference, fs_hz, noise_rms / np.sqrt(present.sum()))
     return Timed(times, positions, fit.crb_var, shape,
                   (pot.polarity * fit.template, fit.reference), support, clearly_absent,
-                  fit.crb_var * _misfit(segs[present], fit, noise_rms), excursions)
+                  fit.crb_var * misfit_ratio(segs[present], fit, noise_rms), excursions)

@@ -68,7 +68,7 @@ class TimingErrors:
     potentials and sweeps, from it (:class:`~sfemg.analysis.joint.ShiftCovariance`);
     the others, and those in sweeps the joint fit left out, are taken as independent
     from sweep to sweep with their single fit's variance (its bound inflated by its
-    misfit, :func:`~sfemg.analysis.potentials._misfit`).
+    misfit, :func:`~sfemg.analysis.timing.misfit_ratio`).
     """
 
     joint: ShiftCovariance | None
