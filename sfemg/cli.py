@@ -132,7 +132,8 @@ def _cmd_rns(args):
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age),
-                                                 ("highpass_hz", args.highpass)) if v is not None})
+                                                 ("highpass_hz", args.highpass),
+                                                 ("stimulus_timing", args.stimulus_timing)) if v is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
     progress = _Progress(args.quiet, "analysing")
@@ -308,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="high-pass the samples first (2nd-order Butterworth, as an SFEMG amplifier: SFE 500, "
                         "concentric 1000), for recordings with DC offset, mains hum or drift; default: none "
                         "(such a recording is refused)")
+    p.add_argument("--stimulus-timing", choices=["auto", "markers", "artefact"],
+                   help="stimulated: measure latencies from the stimulus markers or from the stimulus artefact; "
+                        "default auto: the artefact where the markers scatter about it by more than twice its "
+                        "own timing error (markers on a channel of their own, or taken at the nearest sample)")
     p.add_argument("--jobs", type=_positive_int,
                    help="recordings analysed at once, worker threads (default: the CPUs available; same results)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")

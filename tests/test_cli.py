@@ -126,6 +126,48 @@ def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
     assert code == 2 and "highpass_hz" in err
 
 
+def test_analyze_stimulated_with_coarse_markers(tmp_path, capsys):
+    """A foreign stimulated file whose stimulus markers were taken at the nearest sample:
+    latencies from the artefact by default, from the markers with --stimulus-timing
+    markers (stored with the results and in the JSON summary); asking for the artefact
+    where there is none is one line, exit 2."""
+    import json
+
+    import h5py
+    import numpy as np
+
+    from sfemg.io.results import load_results
+
+    from .analysis import synth
+
+    fs = 50e3
+    sig, stim, _ = synth.stimulated(fs, jitter_us=(15.0,), asynchronous=True, seed=2)
+    quiet, _, _ = synth.stimulated(fs, artefact_v=0.0, seed=2)
+    path = tmp_path / "stim.h5"
+    with h5py.File(path, "w") as f:
+        for name, x in (("r1", sig), ("quiet", quiet)):
+            f[f"recordings/{name}/signal"] = x
+            f[f"recordings/{name}/signal"].attrs["sampling_rate_hz"] = fs
+            f[f"recordings/{name}/stimulus_times_s"] = np.ceil(stim * fs) / fs
+            f[f"recordings/{name}"].attrs["mode"] = "stimulated"
+    for choice in ("auto", "markers"):
+        out, summary = tmp_path / f"{choice}.h5", tmp_path / f"{choice}.json"
+        code, _, err = run(capsys, "analyze", str(path), "-o", str(out), "--json", str(summary),
+                           "--stimulus-timing", choice, "--quiet")
+        assert code == 0, err
+        result = load_results(out)
+        assert result.params.stimulus_timing == choice
+        timing = {r.name: r.stimulus_timing for r in result.recordings}
+        assert timing == {"r1": "artefact" if choice == "auto" else "markers", "quiet": "markers"}
+        reported = json.loads(summary.read_text())["recordings"]["r1"]["stimulus_timing"]
+        assert reported["source"] == timing["r1"] and reported["marker_scatter_us"] > 4.0
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "a.h5"), "--stimulus-timing", "artefact",
+                       "--quiet")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 0 and len(lines) == 1 and "quiet" in lines[0] and "artefact" in lines[0]
+    assert [r.name for r in load_results(tmp_path / "a.h5").recordings] == ["r1"]
+
+
 def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys):
     import sfemg.cli as cli
 

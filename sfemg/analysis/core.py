@@ -212,11 +212,11 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             label = f"P{trigger + 1}-P{j + 1}"
         else:
             msd = float("nan")
-            var = crb[j]
+            var = crb[j] + sw.ref_var
             label = f"R{j + 1}"
         jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
         tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
-        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz) * 1e6
+        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, sw.ref_var) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
         reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
         n_clipped = clipped[j]
@@ -272,7 +272,18 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
         trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
-        electrode=params.electrode)
+        electrode=params.electrode, **_stimulus_fields(sw.stimulus, fs_hz))
+
+
+def _stimulus_fields(timing, fs_hz):
+    """The RecordingResult fields that say where a stimulated recording's stimulus times
+    came from (none for a voluntary one)."""
+    if timing is None:
+        return {}
+    checked = np.isfinite(timing.artefact_sd)
+    return {"stimulus_timing": timing.source,
+            "marker_scatter_us": timing.marker_scatter / fs_hz * 1e6,
+            "stimulus_error_us": np.sqrt(timing.error_var) / fs_hz * 1e6 if checked else float("nan")}
 
 
 def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,

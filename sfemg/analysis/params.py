@@ -99,6 +99,16 @@ class AnalysisParams:
         Stimulated recordings: the slow artefact tail is removed by subtracting a running
         median of this length from each sweep, taken with the responses bridged (see
         ``sfemg.analysis.sweeps._remove_artefact``).
+    stimulus_timing : {"auto", "markers", "artefact"}
+        Stimulated recordings: what latencies are measured from. The stimulus artefact is
+        timed in every sweep (template fit, where it stands at least 20 noise SDs) and the
+        markers' scatter about it measured (``marker_scatter_us`` of the result); "auto"
+        takes the artefact times where the markers scatter by more than twice the
+        artefact's own timing error (markers from a channel of their own, or pulses of
+        a free-running stimulator taken at the nearest sample), else the markers;
+        "markers" always the markers (their measured scatter counted in the technical
+        jitter); "artefact" always the artefact (an error if there is none to time).
+        (:mod:`sfemg.analysis.stimulus`)
     min_idi_ms : float
         Two trigger discharges closer than this are one (the first is kept).
     irregular_interval_ratio : float
@@ -147,6 +157,7 @@ class AnalysisParams:
     superimposed_ratio: float = 8.0
     artefact_blank_ms: float = 1.0
     artefact_baseline_ms: float = 1.0
+    stimulus_timing: Literal["auto", "markers", "artefact"] = "auto"
     min_idi_ms: float = 10.0
     irregular_interval_ratio: float = 0.5
     irregular_fraction: float = 0.15
@@ -161,6 +172,9 @@ class AnalysisParams:
                 f"AnalysisParams.method must be 'template', 'peak' or 'level', not {self.method!r}")
         if not isinstance(self.joint_timing, (bool, np.bool_)):
             raise SfemgInputError(f"AnalysisParams.joint_timing must be True or False, got {self.joint_timing!r}")
+        if self.stimulus_timing not in ("auto", "markers", "artefact"):
+            raise SfemgInputError("AnalysisParams.stimulus_timing must be 'auto', 'markers' or 'artefact', "
+                                  f"not {self.stimulus_timing!r}")
         if self.electrode not in ("sfe", "concentric"):
             raise SfemgInputError(
                 f"AnalysisParams.electrode must be 'sfe' or 'concentric', not {self.electrode!r}")

@@ -84,7 +84,7 @@ class TimingErrors:
         """The same for the discharges ``keep`` (bool, shape (n,)) only."""
         return self if self.joint is None else dataclasses.replace(self, joint=self.joint.subset(keep))
 
-    def mcd_sd_s(self, ipis_s, potential, reference, fs_hz):
+    def mcd_sd_s(self, ipis_s, potential, reference, fs_hz, reference_var=0.0):
         """SD of the MCD of ``ipis_s`` that timing error alone produces (delta method:
         :func:`~sfemg.analysis.jitter.mcd_gradient` through the time points' covariance).
 
@@ -99,6 +99,9 @@ class TimingErrors:
             exact).
         fs_hz : float
             Sampling rate, Hz.
+        reference_var : float
+            With ``reference`` -1: variance of each stimulus time's error, samples^2
+            (independent from stimulus to stimulus).
 
         Returns
         -------
@@ -117,6 +120,8 @@ class TimingErrors:
             independent = independent | ~self.joint.free()
         used = independent & (weights != 0)  # (a potential with no bound adds nothing where unused)
         var += float(np.sum(weights[used] ** 2 * np.broadcast_to(self.timing_var[:, None], weights.shape)[used]))
+        if reference < 0:
+            var += reference_var * float(np.sum(gradient ** 2))
         return np.sqrt(var) / fs_hz
 
 

@@ -140,6 +140,16 @@ class RecordingResult:
         Index of the trigger potential (voluntary), -1 for stimulated recordings.
     muscle, electrode : str or None
         As given by the recording or the parameters.
+    stimulus_timing : {"markers", "artefact"} or None
+        Stimulated: whether the latencies are measured from the stimulus markers or from
+        the stimulus artefact (``AnalysisParams.stimulus_timing``); None for voluntary.
+    marker_scatter_us : float
+        Stimulated: SD of the stimulus markers about the artefact, less the artefact's own
+        timing error, µs; NaN where no artefact was timed.
+    stimulus_error_us : float
+        Stimulated: SD of each stimulus time's error as used (the artefact's timing error,
+        or the markers' scatter), µs, counted in every pair's technical jitter and MCD
+        uncertainty; NaN where no artefact was timed (the markers taken as exact).
     """
 
     name: str
@@ -159,6 +169,9 @@ class RecordingResult:
     trigger_fibre: int = -1
     muscle: str | None = None
     electrode: str | None = None
+    stimulus_timing: str | None = None
+    marker_scatter_us: float = float("nan")
+    stimulus_error_us: float = float("nan")
 
     @property
     def n_discharges(self) -> int:
@@ -172,8 +185,14 @@ class RecordingResult:
         return float(1.0 / np.median(idi)) if idi.size else float("nan")
 
     def to_json_dict(self) -> dict:
-        """``{"pairs": [...]}`` with the DESIGN.md §5 fields per pair."""
-        return {"pairs": [p.to_json_dict() for p in self.pairs]}
+        """``{"pairs": [...]}`` with the DESIGN.md §5 fields per pair; stimulated recordings
+        add ``"stimulus_timing": {"source", "marker_scatter_us", "stimulus_error_us"}``."""
+        out = {"pairs": [p.to_json_dict() for p in self.pairs]}
+        if self.stimulus_timing is not None:
+            out["stimulus_timing"] = {"source": self.stimulus_timing,
+                                      "marker_scatter_us": _json_value(self.marker_scatter_us),
+                                      "stimulus_error_us": _json_value(self.stimulus_error_us)}
+        return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ fit segments of a given length. docs/analysis.md §1.1-1.3.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ from .detect import (
     running_median,
 )
 from .params import MIN_FS_HZ
+from .stimulus import StimulusTiming, time_stimuli
 from .timing import fit_taper
 
 #: The trigger potential must recur at least this often to be recognised.
@@ -94,6 +96,13 @@ class Sweeps:
     busy_cols: np.ndarray
     noise_sd: float           # robust noise standard deviation, V
     saturation: Saturation | None = None  # where the samples as recorded clip
+    stimulus: StimulusTiming | None = None  # stimulated: where the stimulus times come from
+
+    @property
+    def ref_var(self) -> float:
+        """Variance of each reference time's error, samples^2 (the stimulus times' as
+        measured; 0 for a trigger, whose error is its potential's own)."""
+        return self.stimulus.error_var if self.stimulus is not None else 0.0
 
 
 def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
@@ -341,6 +350,15 @@ def _bridge(x, rows, cols, half, first=1):
     return flat.reshape(x.shape)
 
 
+def _blank(ref_pos, n_cols, fs_hz, params):
+    """(n, n_cols) bool: the samples from one before each stimulus to
+    ``artefact_blank_ms`` after it (artefact; no response is sought there)."""
+    blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
+    cols = np.arange(n_cols)[None, :]
+    start = np.floor(ref_pos).astype(np.int64)[:, None]
+    return (cols >= start - 1) & (cols <= start + blank)
+
+
 def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     """Stimulated sweeps without the stimulus artefact: running-median tail removed, blank zeroed.
 
@@ -361,9 +379,8 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     """
     width = int(round(params.artefact_baseline_ms * 1e-3 * fs_hz)) | 1
     blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
-    cols = np.arange(data.shape[1])[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
-    mask = (cols >= start - 1) & (cols <= start + blank)
+    mask = _blank(ref_pos, data.shape[1], fs_hz, params)
     baseline = running_median(data, width)
     rows, peaks = find_candidates(data - baseline, noise_sd, fs_hz, params)
     late = peaks > start[rows, 0] + blank
@@ -377,8 +394,22 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     return clean, rows, cols_
 
 
+def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
+    """First sample of each stimulus's window, and whether it lies whole in the signal;
+    refused with fewer than two."""
+    starts = np.floor(stim_s * fs_hz).astype(np.int64) - fit_half
+    ok = (starts >= 0) & (starts + n_cols <= n_samples)
+    if ok.sum() < 2:
+        raise SfemgInputError(
+            f"only {ok.sum()} complete stimulus window(s) in the recording: the stimulus times span "
+            f"{stim_s.min():.6g}-{stim_s.max():.6g} s, the recording 0-{n_samples / fs_hz:.6g} s "
+            "(times in seconds?)")
+    return starts, ok
+
+
 def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
-    """Cut a continuous stimulated signal into rows around each stimulus, artefact removed."""
+    """Cut a continuous stimulated signal into rows around each stimulus, artefact removed
+    (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
     fit_half = fit_half_window(params, fs_hz)
     stim = np.asarray(stimulus_times_s, dtype=np.float64)
@@ -387,24 +418,24 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
     n_cols = _fast_length(search + 2 * fit_half + 1)
-    starts = np.floor(stim * fs_hz).astype(np.int64) - fit_half
-    ok = (starts >= 0) & (starts + n_cols <= x.size)
-    if ok.sum() < 2:
-        raise SfemgInputError(
-            f"only {ok.sum()} complete stimulus window(s) in the recording: the stimulus times span "
-            f"{stim.min():.6g}-{stim.max():.6g} s, the recording 0-{x.size / fs_hz:.6g} s (times in seconds?)")
-    every_start = starts  # incomplete windows (at the ends) hold artefacts too
-    stim, starts = stim[ok], starts[ok]
-    ref_pos = stim * fs_hz - starts
-    clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
+    every_start = np.floor(stim * fs_hz).astype(np.int64) - fit_half  # incomplete windows hold artefacts too
     # the noise is measured on the whole signal, away from every candidate peak and
     # from every stimulus's window (artefact and responses): the windows alone, once
     # their responses are left out, are too short for it
     rows, cols = find_candidates(x, noise_sd, fs_hz, params)
     window = np.arange(0, n_cols, max(1, fit_half))
     busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
-    return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], np.zeros_like(busy_cols),
-                   busy_cols, noise_sd)
+    busy_rows = np.zeros_like(busy_cols)
+    _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)  # (times outside the signal refused as given)
+    timing = time_stimuli(x[None, :], np.zeros(stim.size, np.int64), stim * fs_hz, x[None, :], busy_rows,
+                          busy_cols, fs_hz, noise_sd, params.stimulus_timing)
+    stim = stim + timing.shifts / fs_hz
+    starts, ok = _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)
+    stim, starts = stim[ok], starts[ok]
+    ref_pos = stim * fs_hz - starts
+    clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
+    return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd,
+                  stimulus=timing)
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -431,12 +462,19 @@ def sweep_input(rec: Recording, data, params, noise_sd):
         if stim.size != starts_s.size:
             raise SfemgInputError(f"recording {rec.name!r}: {stim.size} stimulus times for "
                                   f"{starts_s.size} sweeps")
-        ref_pos = (stim - starts_s) * fs_hz
+        markers = (stim - starts_s) * fs_hz
+        # the artefact timed on the sweeps as recorded, away from candidate peaks and
+        # each artefact's blank
+        rows, cols = find_candidates(data, noise_sd, fs_hz, params)
+        blank_r, blank_c = np.nonzero(_blank(markers, data.shape[1], fs_hz, params))
+        timing = time_stimuli(data, np.arange(stim.size), markers, data, np.concatenate([blank_r, rows]),
+                              np.concatenate([blank_c, cols]), fs_hz, noise_sd, params.stimulus_timing)
+        ref_pos = markers + timing.shifts
         clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params, noise_sd)
         # the noise is measured away from the blanked artefact and from the responses
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
-        return Sweeps(clean, starts_s, ref_pos, stim, clean, np.concatenate([blank_r, rows]),
-                       np.concatenate([blank_c, cols]), noise_sd)
+        return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz, clean,
+                      np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), noise_sd, stimulus=timing)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
     # and a refractory time of one sweep: a group fires once per sweep it is in, and the
@@ -479,5 +517,5 @@ def noise_spectrum(sw, length, spectra):
 
 def subset_sweeps(sw, rows):
     """The sweeps ``rows`` (boolean mask) of ``sw``."""
-    return Sweeps(sw.data_v[rows], sw.start_s[rows], sw.ref_pos[rows], sw.ref_times_s[rows], sw.noise_v,
-                   sw.busy_rows, sw.busy_cols, sw.noise_sd, sw.saturation)
+    return dataclasses.replace(sw, data_v=sw.data_v[rows], start_s=sw.start_s[rows], ref_pos=sw.ref_pos[rows],
+                               ref_times_s=sw.ref_times_s[rows])

@@ -32,7 +32,8 @@ __all__ = ["save_results", "load_results", "save_json"]
 
 #: Analysis parameters of rules added after files were written, with the values that turn
 #: the rule off: a file without them was analysed without the rule, and says so when read.
-_RULES_ADDED_SINCE = {"irregular_fraction": 1.0, "excursion_window_us": 0.0, "superimposed_ratio": 0.0}
+_RULES_ADDED_SINCE = {"irregular_fraction": 1.0, "excursion_window_us": 0.0, "superimposed_ratio": 0.0,
+                      "stimulus_timing": "markers"}
 
 
 def _mark(group, encoding_type):
@@ -98,6 +99,9 @@ def _write_recording(parent, rec: RecordingResult):
     g.attrs["trigger_fibre"] = rec.trigger_fibre
     g.attrs["muscle"] = rec.muscle if rec.muscle is not None else ""
     g.attrs["electrode"] = rec.electrode if rec.electrode is not None else ""
+    for field, (name, factor, _) in S.ANALYSIS_STIMULUS_ATTRS.items():
+        value = getattr(rec, field)
+        g.attrs[name] = (value or "") if factor is None else value * factor
     table = np.empty(len(rec.pairs), dtype=_PAIRS_DTYPE)
     for field, (name, factor) in S.ANALYSIS_PAIR_SCALARS.items():
         values = np.array([getattr(p, field) for p in rec.pairs])
@@ -168,6 +172,11 @@ def _read_recording(path, name, g, version):
         arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
         attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
                                          "muscle", "electrode")}
+        stimulus = {}
+        if _text(attrs["mode"]) == "stimulated":
+            for field, (attr, factor, absent) in S.ANALYSIS_STIMULUS_ATTRS.items():
+                value = g.attrs[attr] if _version(version) >= _version("2.2.0") else absent
+                stimulus[field] = _text(value) if factor is None else float(value) / factor
     except (KeyError, ValueError) as exc:  # ValueError: a column missing from the table
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
@@ -192,7 +201,7 @@ def _read_recording(path, name, g, version):
         name=name, mode=_text(attrs["mode"]), fs_hz=float(attrs["fs_hz"]),
         method=_text(attrs["method"]), pairs=tuple(pairs), noise_rms_v=float(attrs["noise_rms_v"]),
         trigger_fibre=int(attrs["trigger_fibre"]), muscle=_text(attrs["muscle"]) or None,
-        electrode=_text(attrs["electrode"]) or None, **arrays)
+        electrode=_text(attrs["electrode"]) or None, **stimulus, **arrays)
 
 
 def load_results(path) -> StudyResult:

@@ -274,6 +274,18 @@ def plot_ipi_histogram(pair_result, ax=None, *, mode="voluntary", orientation="v
     return ax
 
 
+def _stimulus_lines(recording_result):
+    """Where a stimulated recording's stimulus times came from, and the markers' scatter
+    about the artefact (none for voluntary recordings)."""
+    rr = recording_result
+    if rr.stimulus_timing is None:
+        return []
+    lines = [f"Stimulus     {rr.stimulus_timing:>8}"]
+    if np.isfinite(rr.marker_scatter_us):
+        lines.append(f"Marker SD    {fmt_uncertainty_us(rr.marker_scatter_us):>6} µs")
+    return lines
+
+
 def pair_summary_lines(recording_result, pair):
     """The panel's text: MCD and its uncertainty, MSD, ratio, jitter, blocking, acceptance
     (one item a line)."""
@@ -290,6 +302,7 @@ def pair_summary_lines(recording_result, pair):
         f"Blocking     {fmt_percent(p.blocking_percent):>6} %",
         f"Mean {'latency' if stimulated else 'IPI    '} {fmt_us(p.mean_ipi_us):>6} µs",
         f"Technical    {fmt_us(p.technical_jitter_us):>6} µs",
+        *_stimulus_lines(recording_result),
         f"Discharges   {p.n_discharges:>6} ({p.n_blocked} blocked)",
         f"Amplitude    {p.amplitude_v * MV_PER_V:>6.2f} mV" if np.isfinite(p.amplitude_v)
         else "Amplitude         –",

@@ -131,10 +131,14 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
 
 def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
                latencies_s=(3e-3,), amplitudes_v=(0.6e-3,), rate_hz=10.0, artefact_v=5e-3,
-               block_prob=(0.0,), seed=0):
+               block_prob=(0.0,), asynchronous=False, seed=0):
     """A continuous stimulated recording: stimulus artefacts and time-locked responses.
 
-    The artefact is a 5 mV step decaying with a 0.15 ms time constant plus a sharp spike.
+    The artefact is a 5 mV step decaying with a 0.15 ms time constant plus a sharp spike,
+    at the first sample from each stimulus. ``asynchronous``: each stimulus falls at a
+    random point within a sample (a stimulator on a clock of its own), and the artefact
+    is a Gaussian-derivative spike of ``artefact_v`` (width 40 µs) at its exact time,
+    120 µs after the stimulus.
 
     Returns
     -------
@@ -143,14 +147,19 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
     """
     rng = np.random.default_rng(seed)
     stim = 0.01 + np.arange(n_stimuli) / rate_hz
+    if asynchronous:
+        stim = stim + rng.random(n_stimuli) / fs_hz
     n = int((stim[-1] + 0.02) * fs_hz)
     noise_rms = min(filtered_peak_v("triphasic", a, fs_hz) for a in amplitudes_v) / 10 ** (snr_db / 20)
     signal = np.zeros(n)
-    t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
-    artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
-    for s in stim:
-        i = int(np.ceil(s * fs_hz))
-        signal[i:i + t_axis.size] += artefact
+    if asynchronous:
+        add_potentials(signal, fs_hz, stim + 120e-6, "biphasic", artefact_v, width_s=40e-6)
+    else:
+        t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
+        artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
+        for s in stim:
+            i = int(np.ceil(s * fs_hz))
+            signal[i:i + t_axis.size] += artefact
     times = []
     for k, lat in enumerate(latencies_s):
         sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))

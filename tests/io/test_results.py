@@ -204,3 +204,35 @@ def test_reads_version_2_0_0_without_the_mcd_uncertainty(tmp_path, study):
     _drop_column(path, "a", "msd_s")
     with pytest.raises(SfemgInputError, match="malformed"):
         load_results(path)
+
+
+def test_stimulus_timing_round_trip_and_older_versions(tmp_path):
+    """Where a stimulated recording's stimulus times came from (2.2.0): stored with its
+    recording; a 2.1.0 group, written before the artefact was timed, reads as markers
+    taken as exact, and its parameters as ``stimulus_timing="markers"``."""
+    from ..analysis import synth
+    sig, stim, _ = synth.stimulated(fs_hz=FS_HZ, asynchronous=True, seed=1)
+    rec = analyze_signal(sig, FS_HZ, mode="stimulated", stimulus_times_s=np.ceil(stim * FS_HZ) / FS_HZ, name="s")
+    assert rec.stimulus_timing == "artefact" and rec.marker_scatter_us > 1.0
+    study = StudyResult(recordings=(rec,), study=study_verdict(rec.pairs), params=AnalysisParams())
+    path = tmp_path / "s.h5"
+    save_results(path, study)
+    back = load_results(path).recordings[0]
+    for name in ("stimulus_timing", "marker_scatter_us", "stimulus_error_us"):
+        assert_same(getattr(rec, name), getattr(back, name))
+    assert json.loads(json.dumps(study.to_json_dict()))["recordings"]["s"]["stimulus_timing"] == {
+        "source": "artefact", "marker_scatter_us": rec.marker_scatter_us, "stimulus_error_us": rec.stimulus_error_us}
+    with h5py.File(path, "a") as h5:
+        del h5["analysis/recordings/s"].attrs["marker_scatter_s"]
+    with pytest.raises(SfemgInputError, match="malformed"):
+        load_results(path)  # written as 2.2.0: the attribute belongs there
+    with h5py.File(path, "a") as h5:
+        h5["analysis"].attrs["encoding-version"] = "2.1.0"
+        params = json.loads(h5["analysis"].attrs["parameters_json"])
+        del params["stimulus_timing"]
+        h5["analysis"].attrs["parameters_json"] = json.dumps(params)
+    old = load_results(path)
+    assert old.params.stimulus_timing == "markers"
+    (back,) = old.recordings
+    assert back.stimulus_timing == "markers" and np.isnan(back.marker_scatter_us)
+    assert np.isnan(back.stimulus_error_us)

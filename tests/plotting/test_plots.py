@@ -138,6 +138,26 @@ def test_pair_panel_shows_reject_reasons():
     assert "MCD ± (1 SD)      – µs" in text  # the peak and level methods' is not known
 
 
+def test_pair_panel_says_where_stimulus_times_came_from():
+    """Stimulated: the stimulus times' source and the markers' scatter about the
+    artefact are on the panel, and the panel still fits its page; nothing of it on a
+    voluntary one."""
+    from .conftest import make_recording_result
+    stimulated = dataclasses.replace(make_recording_result(mode="stimulated"), stimulus_timing="artefact",
+                                     marker_scatter_us=5.77, stimulus_error_us=0.07)
+    fig = plot_pair_panel(stimulated, 0)
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "Stimulus     artefact" in text and "Marker SD       5.8 µs" in text
+    fig.canvas.draw()
+    boxes = [ax.get_tightbbox() for ax in fig.axes if ax.axison]
+    assert not [1 for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
+    unchecked = dataclasses.replace(stimulated, stimulus_timing="markers", marker_scatter_us=float("nan"))
+    text = "\n".join(t.get_text() for ax in plot_pair_panel(unchecked, 0).axes for t in ax.texts)
+    assert "Stimulus      markers" in text and "Marker SD" not in text
+    text = "\n".join(t.get_text() for ax in plot_pair_panel(make_recording_result(), 0).axes for t in ax.texts)
+    assert "Stimulus" not in text
+
+
 def test_jitter_study_plot(study_result):
     ax = plot_jitter_study(study_result)
     pairs = [p for r in study_result.recordings for p in r.pairs]
