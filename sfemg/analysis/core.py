@@ -77,9 +77,8 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
     x, saturation = prepared_input(x, np.zeros(1), fs_hz, params)
     noise_sd = estimate_noise_sd(x)
     if mode == "stimulated":
-        sw = stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd)
-        return _analyze_sweeps(name, dataclasses.replace(sw, saturation=saturation), fs_hz, mode, params,
-                               recording)
+        return _analyze_sweeps(name, stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation),
+                               fs_hz, mode, params, recording)
     rows, cols = find_candidates(x, noise_sd, fs_hz, params)
     if cols.size == 0:
         raise SfemgInputError("no potentials found above the detection threshold")
@@ -199,6 +198,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             excursions = [e[real] for e in excursions]
             data, n = sw.data_v, int(real.sum())
             idis = np.r_[np.nan, np.diff(ref_t)]
+    ref_var = sw.ref_var if sw.ref_var is not None else np.zeros(n)  # (stimulated: the stimulus times' error)
     pairs = []
     for j, pot in enumerate(pots):
         if j == trigger or slow_phase[j]:
@@ -212,11 +212,11 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             label = f"P{trigger + 1}-P{j + 1}"
         else:
             msd = float("nan")
-            var = crb[j] + sw.ref_var
+            var = crb[j] + float(np.mean(ref_var))
             label = f"R{j + 1}"
         jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
         tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
-        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, sw.ref_var) * 1e6
+        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, ref_var) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
         reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
         n_clipped = clipped[j]
@@ -283,7 +283,8 @@ def _stimulus_fields(timing, fs_hz):
     checked = np.isfinite(timing.artefact_sd)
     return {"stimulus_timing": timing.source,
             "marker_scatter_us": timing.marker_scatter / fs_hz * 1e6,
-            "stimulus_error_us": np.sqrt(timing.error_var) / fs_hz * 1e6 if checked else float("nan")}
+            "stimulus_error_us": np.sqrt(np.mean(timing.error_var)) / fs_hz * 1e6 if checked else float("nan"),
+            "markers_off": timing.markers_off}
 
 
 def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,
@@ -339,6 +340,5 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
     data, saturation = prepared_input(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz, params)
-    sw = sweep_input(rec, data, params, estimate_noise_sd(data))
-    return _analyze_sweeps(rec.name, dataclasses.replace(sw, saturation=saturation), rec.fs_hz, rec.mode, params,
-                           rec)
+    sw = sweep_input(rec, data, params, estimate_noise_sd(data), saturation)
+    return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

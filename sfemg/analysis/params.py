@@ -101,14 +101,15 @@ class AnalysisParams:
         ``sfemg.analysis.sweeps._remove_artefact``).
     stimulus_timing : {"auto", "markers", "artefact"}
         Stimulated recordings: what latencies are measured from. The stimulus artefact is
-        timed in every sweep (template fit, where it stands at least 20 noise SDs) and the
-        markers' scatter about it measured (``marker_scatter_us`` of the result); "auto"
-        takes the artefact times where the markers scatter by more than twice the
-        artefact's own timing error (markers from a channel of their own, or pulses of
-        a free-running stimulator taken at the nearest sample), else the markers;
-        "markers" always the markers (their measured scatter counted in the technical
-        jitter); "artefact" always the artefact (an error if there is none to time).
-        (:mod:`sfemg.analysis.stimulus`)
+        timed in every sweep (template fit, where it stands at least 20 noise SDs and is
+        not clipped) and the markers' scatter about it measured (``marker_scatter_us``
+        of the result); "auto" takes the artefact times where the markers scatter by
+        more than twice the artefact's own timing error (markers from a channel of their
+        own, or pulses of a free-running stimulator taken at the nearest sample), else
+        the markers, but for those off their stimulus (``markers_off``); "markers"
+        always the markers (their measured scatter counted in the technical jitter);
+        "artefact" always the artefact (an error if there is none to time).
+        (:mod:`sfemg.analysis.stimulus`, docs/analysis.md §1.3)
     min_idi_ms : float
         Two trigger discharges closer than this are one (the first is kept).
     irregular_interval_ratio : float

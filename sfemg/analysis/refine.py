@@ -99,7 +99,7 @@ class TimingErrors:
             exact).
         fs_hz : float
             Sampling rate, Hz.
-        reference_var : float
+        reference_var : float or ndarray, shape (n,)
             With ``reference`` -1: variance of each stimulus time's error, samples^2
             (independent from stimulus to stimulus).
 
@@ -121,7 +121,7 @@ class TimingErrors:
         used = independent & (weights != 0)  # (a potential with no bound adds nothing where unused)
         var += float(np.sum(weights[used] ** 2 * np.broadcast_to(self.timing_var[:, None], weights.shape)[used]))
         if reference < 0:
-            var += reference_var * float(np.sum(gradient ** 2))
+            var += float(np.sum(reference_var * gradient ** 2))
         return np.sqrt(var) / fs_hz
 
 

@@ -147,9 +147,13 @@ class RecordingResult:
         Stimulated: SD of the stimulus markers about the artefact, less the artefact's own
         timing error, µs; NaN where no artefact was timed.
     stimulus_error_us : float
-        Stimulated: SD of each stimulus time's error as used (the artefact's timing error,
-        or the markers' scatter), µs, counted in every pair's technical jitter and MCD
-        uncertainty; NaN where no artefact was timed (the markers taken as exact).
+        Stimulated: RMS over the stimuli of each stimulus time's error as used (the
+        artefact's timing error, or the markers' scatter), µs, counted in every pair's
+        technical jitter and MCD uncertainty; NaN where no artefact was timed (the markers
+        taken as exact).
+    markers_off : int
+        Stimulated: markers farther off their stimulus artefact than the markers' scatter
+        allows (> 5 robust SDs); timed from the artefact unless the markers were asked for.
     """
 
     name: str
@@ -172,6 +176,7 @@ class RecordingResult:
     stimulus_timing: str | None = None
     marker_scatter_us: float = float("nan")
     stimulus_error_us: float = float("nan")
+    markers_off: int = 0
 
     @property
     def n_discharges(self) -> int:
@@ -186,12 +191,13 @@ class RecordingResult:
 
     def to_json_dict(self) -> dict:
         """``{"pairs": [...]}`` with the DESIGN.md §5 fields per pair; stimulated recordings
-        add ``"stimulus_timing": {"source", "marker_scatter_us", "stimulus_error_us"}``."""
+        add ``"stimulus_timing": {"source", "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
         out = {"pairs": [p.to_json_dict() for p in self.pairs]}
         if self.stimulus_timing is not None:
             out["stimulus_timing"] = {"source": self.stimulus_timing,
                                       "marker_scatter_us": _json_value(self.marker_scatter_us),
-                                      "stimulus_error_us": _json_value(self.stimulus_error_us)}
+                                      "stimulus_error_us": _json_value(self.stimulus_error_us),
+                                      "markers_off": self.markers_off}
         return out
 
 

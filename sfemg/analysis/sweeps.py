@@ -26,7 +26,7 @@ from .detect import (
     running_median,
 )
 from .params import MIN_FS_HZ
-from .stimulus import StimulusTiming, time_stimuli
+from .stimulus import SEARCH_BEFORE_US, StimulusTiming, time_stimuli
 from .timing import fit_taper
 
 #: The trigger potential must recur at least this often to be recognised.
@@ -97,12 +97,7 @@ class Sweeps:
     noise_sd: float           # robust noise standard deviation, V
     saturation: Saturation | None = None  # where the samples as recorded clip
     stimulus: StimulusTiming | None = None  # stimulated: where the stimulus times come from
-
-    @property
-    def ref_var(self) -> float:
-        """Variance of each reference time's error, samples^2 (the stimulus times' as
-        measured; 0 for a trigger, whose error is its potential's own)."""
-        return self.stimulus.error_var if self.stimulus is not None else 0.0
+    ref_var: np.ndarray | None = None  # (n,) samples^2: each stimulus time's error variance; None: 0
 
 
 def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
@@ -350,13 +345,13 @@ def _bridge(x, rows, cols, half, first=1):
     return flat.reshape(x.shape)
 
 
-def _blank(ref_pos, n_cols, fs_hz, params):
-    """(n, n_cols) bool: the samples from one before each stimulus to
+def _blank(ref_pos, n_cols, fs_hz, params, before=1):
+    """(n, n_cols) bool: the samples from ``before`` before each stimulus to
     ``artefact_blank_ms`` after it (artefact; no response is sought there)."""
     blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
     cols = np.arange(n_cols)[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
-    return (cols >= start - 1) & (cols <= start + blank)
+    return (cols >= start - before) & (cols <= start + blank)
 
 
 def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
@@ -407,7 +402,7 @@ def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
     return starts, ok
 
 
-def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
+def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     """Cut a continuous stimulated signal into rows around each stimulus, artefact removed
     (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
@@ -427,15 +422,16 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd):
     busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
     busy_rows = np.zeros_like(busy_cols)
     _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)  # (times outside the signal refused as given)
-    timing = time_stimuli(x[None, :], np.zeros(stim.size, np.int64), stim * fs_hz, x[None, :], busy_rows,
-                          busy_cols, fs_hz, noise_sd, params.stimulus_timing)
+    timing = time_stimuli(x[None, :], np.zeros(1), np.zeros(stim.size, np.int64), stim * fs_hz,
+                          (x[None, :], busy_rows, busy_cols), fs_hz, noise_sd, params.stimulus_timing,
+                          saturation.times_s)
     stim = stim + timing.shifts / fs_hz
     starts, ok = _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)
     stim, starts = stim[ok], starts[ok]
     ref_pos = stim * fs_hz - starts
     clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
-    return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd,
-                  stimulus=timing)
+    return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd, saturation,
+                  timing, timing.error_var[ok])
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -452,9 +448,9 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
                    trig / fs_hz, x[None, :], rows, cols, noise_sd)
 
 
-def sweep_input(rec: Recording, data, params, noise_sd):
+def sweep_input(rec: Recording, data, params, noise_sd, saturation):
     """Rows of a windowed recording (its sweeps ``data``, V, as :func:`prepared_input`
-    gives them), with the stimulus or the trigger found in each."""
+    gives them, and where they clip), with the stimulus or the trigger found in each."""
     fs_hz = rec.fs_hz
     starts_s = rec.sweep_start_times_s
     if rec.mode == "stimulated":
@@ -464,17 +460,20 @@ def sweep_input(rec: Recording, data, params, noise_sd):
                                   f"{starts_s.size} sweeps")
         markers = (stim - starts_s) * fs_hz
         # the artefact timed on the sweeps as recorded, away from candidate peaks and
-        # each artefact's blank
+        # from each marker's blank and the stretch before it where the artefact is sought
         rows, cols = find_candidates(data, noise_sd, fs_hz, params)
-        blank_r, blank_c = np.nonzero(_blank(markers, data.shape[1], fs_hz, params))
-        timing = time_stimuli(data, np.arange(stim.size), markers, data, np.concatenate([blank_r, rows]),
-                              np.concatenate([blank_c, cols]), fs_hz, noise_sd, params.stimulus_timing)
+        before = int(np.ceil(SEARCH_BEFORE_US * 1e-6 * fs_hz))
+        blank_r, blank_c = np.nonzero(_blank(markers, data.shape[1], fs_hz, params, before))
+        timing = time_stimuli(data, starts_s, np.arange(stim.size), markers,
+                              (data, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols])), fs_hz,
+                              noise_sd, params.stimulus_timing, saturation.times_s)
         ref_pos = markers + timing.shifts
         clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params, noise_sd)
         # the noise is measured away from the blanked artefact and from the responses
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
         return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz, clean,
-                      np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), noise_sd, stimulus=timing)
+                      np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), noise_sd, saturation,
+                      timing, timing.error_var)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
     # and a refractory time of one sweep: a group fires once per sweep it is in, and the
@@ -489,7 +488,7 @@ def sweep_input(rec: Recording, data, params, noise_sd):
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
     trig_cols = cols[member].astype(np.float64)
     return Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
-                   data, rows, cols, noise_sd)
+                   data, rows, cols, noise_sd, saturation)
 
 
 def noise_spectrum(sw, length, spectra):
@@ -518,4 +517,5 @@ def noise_spectrum(sw, length, spectra):
 def subset_sweeps(sw, rows):
     """The sweeps ``rows`` (boolean mask) of ``sw``."""
     return dataclasses.replace(sw, data_v=sw.data_v[rows], start_s=sw.start_s[rows], ref_pos=sw.ref_pos[rows],
-                               ref_times_s=sw.ref_times_s[rows])
+                               ref_times_s=sw.ref_times_s[rows],
+                               ref_var=sw.ref_var[rows] if sw.ref_var is not None else None)

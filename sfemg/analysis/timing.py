@@ -29,7 +29,7 @@ from ._timing_numba import (
 from .detect import fast_median
 
 __all__ = ["peak_positions", "level_positions", "fit_template", "match_template", "fit_taper", "refine_shifts",
-           "TemplateFit", "misfit_ratio"]
+           "TemplateFit", "misfit_ratio", "residual_ratios"]
 
 #: A bin enters the fit only if the template's power there exceeds this many times the
 #: power of the template's own noise (Q_k / N): bins below it carry (almost) no timing
@@ -374,15 +374,43 @@ def match_template(segments, fit):
     return amplitudes, correlations
 
 
-def misfit_ratio(segments, fit, noise_rms_v):
-    """How much more than noise the template leaves in a potential's segments.
+def _residual_energies(segments, fit):
+    """Residual energy of the fit in each segment (tapered segment minus the scaled,
+    shifted template), V^2, and the taper's energy (its squares summed)."""
+    taper = fit_taper(segments.shape[1])
+    data = segments * taper[None, :]
+    data = data - data.mean(axis=1, keepdims=True)
+    return np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2), np.sum(taper ** 2)
 
-    Median over discharges of the residual energy of the fit (tapered segment minus the
-    scaled, shifted template) over the energy of noise alone in a tapered segment; at
-    least 1. The bound assumes the potential in stationary noise; where other fibres'
-    jittering waveforms overlap it (a slow after-phase under another fibre's tail, a
-    peak made of two fibres' phases), the time points scatter by about the bound times
-    the square root of this ratio.
+
+def residual_ratios(segments, fit, noise_rms_v):
+    """Residual energy of the fit in each segment over the energy of noise alone in a
+    tapered segment.
+
+    Parameters
+    ----------
+    segments : ndarray, shape (n, L)
+        Polarity-corrected segments, V.
+    fit : TemplateFit
+    noise_rms_v : float
+        Noise RMS, V.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    residual, taper_energy = _residual_energies(segments, fit)
+    return residual / (noise_rms_v ** 2 * taper_energy)
+
+
+def misfit_ratio(segments, fit, noise_rms_v):
+    """How much more than noise the template leaves in a potential's segments: the
+    median of :func:`residual_ratios`, at least 1.
+
+    The bound assumes the potential in stationary noise; where other fibres' jittering
+    waveforms overlap it (a slow after-phase under another fibre's tail, a peak made of
+    two fibres' phases), the time points scatter by about the bound times the square
+    root of this ratio.
 
     Parameters
     ----------
@@ -396,9 +424,5 @@ def misfit_ratio(segments, fit, noise_rms_v):
     -------
     float
     """
-    taper = fit_taper(segments.shape[1])
-    data = segments * taper[None, :]
-    data = data - data.mean(axis=1, keepdims=True)
-    residual = np.sum(data ** 2, axis=1) * (1.0 - np.clip(fit.correlations, -1.0, 1.0) ** 2)
-    noise = noise_rms_v ** 2 * np.sum(taper ** 2)
-    return max(1.0, fast_median(residual) / noise)
+    residual, taper_energy = _residual_energies(segments, fit)
+    return max(1.0, fast_median(residual) / (noise_rms_v ** 2 * taper_energy))

@@ -101,7 +101,7 @@ def _write_recording(parent, rec: RecordingResult):
     g.attrs["electrode"] = rec.electrode if rec.electrode is not None else ""
     for field, (name, factor, _) in S.ANALYSIS_STIMULUS_ATTRS.items():
         value = getattr(rec, field)
-        g.attrs[name] = (value or "") if factor is None else value * factor
+        g.attrs[name] = (value or "") if factor is None else value * factor  # (text, count, SI float)
     table = np.empty(len(rec.pairs), dtype=_PAIRS_DTYPE)
     for field, (name, factor) in S.ANALYSIS_PAIR_SCALARS.items():
         values = np.array([getattr(p, field) for p in rec.pairs])
@@ -176,7 +176,12 @@ def _read_recording(path, name, g, version):
         if _text(attrs["mode"]) == "stimulated":
             for field, (attr, factor, absent) in S.ANALYSIS_STIMULUS_ATTRS.items():
                 value = g.attrs[attr] if _version(version) >= _version("2.2.0") else absent
-                stimulus[field] = _text(value) if factor is None else float(value) / factor
+                if isinstance(absent, str):
+                    stimulus[field] = _text(value) or None
+                elif isinstance(absent, int):
+                    stimulus[field] = int(value)
+                else:
+                    stimulus[field] = float(value) / factor
     except (KeyError, ValueError) as exc:  # ValueError: a column missing from the table
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None

@@ -105,10 +105,12 @@ ANALYSIS_PROBLEMS_ATTR = "problems_json"
 #: /analysis/recordings/<name>/ (attrs: mode, fs, noise_rms_v, trigger_fibre, muscle, electrode)
 ANALYSIS_RECORDINGS = "recordings"
 #: ... and (2.2.0) where the stimulus times came from: RecordingResult field -> (attr,
-#: factor to SI, value when absent); "" and NaN for voluntary recordings.
+#: factor to SI (None: text), value read from older groups, whose type is the field's);
+#: "", NaN and 0 for voluntary recordings.
 ANALYSIS_STIMULUS_ATTRS = {"stimulus_timing": ("stimulus_timing", None, "markers"),
                            "marker_scatter_us": ("marker_scatter_s", 1e-6, float("nan")),
-                           "stimulus_error_us": ("stimulus_error_s", 1e-6, float("nan"))}
+                           "stimulus_error_us": ("stimulus_error_s", 1e-6, float("nan")),
+                           "markers_off": ("markers_off", 1, 0)}
 #: /analysis/study attrs: every study field; nested ones (limits) as JSON in "json".
 ANALYSIS_STUDY = "study"
 ANALYSIS_STUDY_JSON_ATTR = "json"

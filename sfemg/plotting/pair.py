@@ -283,6 +283,8 @@ def _stimulus_lines(recording_result):
     lines = [f"Stimulus     {rr.stimulus_timing:>8}"]
     if np.isfinite(rr.marker_scatter_us):
         lines.append(f"Marker SD    {fmt_uncertainty_us(rr.marker_scatter_us):>6} µs")
+    if rr.markers_off:
+        lines.append(f"Markers off  {rr.markers_off:>6}")
     return lines
 
 

@@ -74,6 +74,16 @@ def add_potentials(signal, fs_hz, times_s, shape, amplitude_v, width_s=PHASE_S):
         signal[idx[ok]] += fn(idx[ok] / fs_hz - t, amplitude_v, width_s)
 
 
+def add_artefacts(signal, fs_hz, stimulus_times_s, artefact_v=5e-3):
+    """Add a stimulus artefact at the first sample from each stimulus (in place): a step
+    of ``artefact_v`` decaying with a 0.15 ms time constant, negative for its first 40 µs."""
+    t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
+    artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
+    for s in stimulus_times_s:
+        i = int(np.ceil(s * fs_hz - 1e-6))  # (not a sample late where s * fs_hz rounds up)
+        signal[i:i + t_axis.size] += artefact
+
+
 @dataclass
 class Truth:
     """Planted event times: ``times_s`` (n_fibres, n_discharges), NaN where blocked."""
@@ -134,11 +144,10 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
                block_prob=(0.0,), asynchronous=False, seed=0):
     """A continuous stimulated recording: stimulus artefacts and time-locked responses.
 
-    The artefact is a 5 mV step decaying with a 0.15 ms time constant plus a sharp spike,
-    at the first sample from each stimulus. ``asynchronous``: each stimulus falls at a
-    random point within a sample (a stimulator on a clock of its own), and the artefact
-    is a Gaussian-derivative spike of ``artefact_v`` (width 40 µs) at its exact time,
-    120 µs after the stimulus.
+    The artefact is :func:`add_artefacts`'s (the stimuli fall on samples at 10 Hz).
+    ``asynchronous``: each stimulus falls at a random point within a sample (a stimulator
+    on a clock of its own), and the artefact is a Gaussian-derivative spike of
+    ``artefact_v`` (width 40 µs) at its exact time, 120 µs after the stimulus.
 
     Returns
     -------
@@ -155,11 +164,7 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
     if asynchronous:
         add_potentials(signal, fs_hz, stim + 120e-6, "biphasic", artefact_v, width_s=40e-6)
     else:
-        t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
-        artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
-        for s in stim:
-            i = int(np.ceil(s * fs_hz))
-            signal[i:i + t_axis.size] += artefact
+        add_artefacts(signal, fs_hz, stim, artefact_v)
     times = []
     for k, lat in enumerate(latencies_s):
         sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))

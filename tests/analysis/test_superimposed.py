@@ -648,10 +648,7 @@ def test_a_potential_of_another_unit_on_a_response_no_longer_drags_it():
     stim = 0.01 + np.arange(n) / 10.0
     response = stim + 3e-3 + 15e-6 / 1.128 * rng.standard_normal(n)
     clean = np.zeros(int((stim[-1] + 0.02) * fs))
-    t_axis = np.arange(int(2e-3 * fs)) / fs
-    for s in stim:
-        i = int(np.ceil(s * fs))
-        clean[i:i + t_axis.size] += 5e-3 * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
+    synth.add_artefacts(clean, fs, stim)
     synth.add_potentials(clean, fs, response, "triphasic", 0.6e-3)
     hit = rng.choice(np.arange(5, n - 5), 10, replace=False)
     other = np.sort(np.concatenate([np.arange(0.013, stim[-1], 1 / 7.3), response[hit] + 180e-6]))

@@ -218,10 +218,15 @@ def test_stimulus_timing_round_trip_and_older_versions(tmp_path):
     path = tmp_path / "s.h5"
     save_results(path, study)
     back = load_results(path).recordings[0]
-    for name in ("stimulus_timing", "marker_scatter_us", "stimulus_error_us"):
+    for name in ("stimulus_timing", "marker_scatter_us", "stimulus_error_us", "markers_off"):
         assert_same(getattr(rec, name), getattr(back, name))
+    with h5py.File(path, "r") as h5:  # SI in storage
+        attrs = h5["analysis/recordings/s"].attrs
+        assert attrs["marker_scatter_s"] == pytest.approx(rec.marker_scatter_us * 1e-6, rel=ROUND_TRIP_RTOL)
+        assert attrs["stimulus_timing"] == "artefact" and attrs["markers_off"] == 0
     assert json.loads(json.dumps(study.to_json_dict()))["recordings"]["s"]["stimulus_timing"] == {
-        "source": "artefact", "marker_scatter_us": rec.marker_scatter_us, "stimulus_error_us": rec.stimulus_error_us}
+        "source": "artefact", "marker_scatter_us": rec.marker_scatter_us, "stimulus_error_us": rec.stimulus_error_us,
+        "markers_off": 0}
     with h5py.File(path, "a") as h5:
         del h5["analysis/recordings/s"].attrs["marker_scatter_s"]
     with pytest.raises(SfemgInputError, match="malformed"):
@@ -235,4 +240,4 @@ def test_stimulus_timing_round_trip_and_older_versions(tmp_path):
     assert old.params.stimulus_timing == "markers"
     (back,) = old.recordings
     assert back.stimulus_timing == "markers" and np.isnan(back.marker_scatter_us)
-    assert np.isnan(back.stimulus_error_us)
+    assert np.isnan(back.stimulus_error_us) and back.markers_off == 0

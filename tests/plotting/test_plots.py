@@ -147,13 +147,16 @@ def test_pair_panel_says_where_stimulus_times_came_from():
                                      marker_scatter_us=5.77, stimulus_error_us=0.07)
     fig = plot_pair_panel(stimulated, 0)
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    assert "Stimulus     artefact" in text and "Marker SD       5.8 µs" in text
+    assert "Stimulus     artefact" in text and "Marker SD       5.8 µs" in text and "Markers off" not in text
     fig.canvas.draw()
     boxes = [ax.get_tightbbox() for ax in fig.axes if ax.axison]
     assert not [1 for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
     unchecked = dataclasses.replace(stimulated, stimulus_timing="markers", marker_scatter_us=float("nan"))
     text = "\n".join(t.get_text() for ax in plot_pair_panel(unchecked, 0).axes for t in ax.texts)
     assert "Stimulus      markers" in text and "Marker SD" not in text
+    off = dataclasses.replace(stimulated, stimulus_timing="markers", markers_off=4)
+    text = "\n".join(t.get_text() for ax in plot_pair_panel(off, 0).axes for t in ax.texts)
+    assert "Markers off       4" in text
     text = "\n".join(t.get_text() for ax in plot_pair_panel(make_recording_result(), 0).axes for t in ax.texts)
     assert "Stimulus" not in text
 
