@@ -132,7 +132,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     lat = cols - sw.ref_pos[rows]
     if mode == "stimulated":
-        keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz
+        keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz + sw.artefact_delay
         rows, cols, lat = rows[keep], cols[keep], lat[keep]
     lock_half = max(1, int(round(params.lock_half_window_us * 1e-6 * fs_hz)))
     amps = peak_values(data, rows, cols)

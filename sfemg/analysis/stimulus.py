@@ -36,6 +36,13 @@ _ARTEFACT_HALF_US = 250.0
 #: with less signal before the marker are searched from their start.
 SEARCH_BEFORE_US = 500.0
 _SEARCH_AFTER_US = 1000.0
+#: The artefact begins where its typical waveform first exceeds this fraction of its
+#: peak on the way to it. Where that is more than _DELAY_MIN_US after the markers (a
+#: trigger's delay to the pulse), the blank (``artefact_blank_ms``) starts there, not at
+#: the markers: markers 0.5 ms early left the artefact's tail past the blank, read as
+#: responses (MCD -17 to -35 %, rejected); shorter delays the blank covers.
+_ONSET_FRACTION = 0.1
+_DELAY_MIN_US = 100.0
 #: The artefact is timed only if its typical waveform's peak-to-peak is at least this
 #: many noise SDs (a stimulus artefact is of millivolts; simulated ones read 240-330 SDs)
 #: and at least this many stimuli have a usable segment.
@@ -76,27 +83,33 @@ class StimulusTiming:
     marker_scatter: float     # samples: SD of the markers about the artefact; NaN if no artefact was timed
     artefact_sd: float        # samples: timing SD of the artefact; NaN if none was timed
     markers_off: int = 0      # markers farther off their artefact than the others' scatter allows
+    delay: float = 0.0        # samples: how long after the stimulus times the artefact begins (0: at them)
 
 
-def _unchecked(n, choice, why):
+def _unchecked(n, choice, why, delay=0.0):
     """The markers as given (taken as exact): no artefact to check them against."""
     if choice == "artefact":
         raise SfemgInputError(f"stimulus times cannot be taken from the artefact: {why}")
-    return StimulusTiming("markers", np.zeros(n), np.zeros(n), float("nan"), float("nan"))
+    return StimulusTiming("markers", np.zeros(n), np.zeros(n), float("nan"), float("nan"), delay=delay)
 
 
-def _typical_peak(x_v, rows, first, fs_hz):
+def _typical_artefact(x_v, rows, first, fs_hz):
     """The artefact's typical waveform around the markers (median over the stimuli whose
-    search span lies in their row) and its largest-magnitude sample's offset from the
-    marker, samples; None when fewer than :data:`_MIN_STIMULI` stimuli have the span."""
+    search span lies in their row), its largest-magnitude sample's offset from the
+    marker and where it begins (the first sample of the rise to that peak above
+    :data:`_ONSET_FRACTION` of it), samples; None when fewer than :data:`_MIN_STIMULI`
+    stimuli have the span."""
     n_cols = x_v.shape[1]
     before = min(int(round(SEARCH_BEFORE_US * 1e-6 * fs_hz)), int(fast_median(first.astype(np.float64))))
     span = np.arange(-max(before, 0), int(round(_SEARCH_AFTER_US * 1e-6 * fs_hz)) + 1)
     inside = (first + span[0] >= 0) & (first + span[-1] < n_cols)
     if inside.sum() < _MIN_STIMULI:
-        return None, 0
+        return None, 0, 0
     typical = np.median(x_v[rows[inside, None], first[inside, None] + span[None, :]], axis=0)
-    return typical, int(span[np.argmax(np.abs(typical))])
+    peak = int(np.argmax(np.abs(typical)))
+    quiet = np.flatnonzero(np.abs(typical[:peak + 1]) <= _ONSET_FRACTION * np.abs(typical[peak]))
+    onset = quiet[-1] + 1 if quiet.size else 0
+    return typical, int(span[peak]), int(span[onset])
 
 
 def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choice, clip_times_s):
@@ -143,13 +156,14 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
     """
     n = positions.size
     first = np.floor(positions).astype(np.int64)
-    typical, peak = _typical_peak(x_v, rows, first, fs_hz)
+    typical, peak, onset = _typical_artefact(x_v, rows, first, fs_hz)
     if typical is None:
         return _unchecked(n, choice, f"fewer than {_MIN_STIMULI} stimuli have the signal around them")
     if np.ptp(typical) < _MIN_ARTEFACT_SDS * noise_sd:
         return _unchecked(n, choice, f"its peak-to-peak is {np.ptp(typical) / noise_sd:.0f} noise SDs (at least "
                                      f"{_MIN_ARTEFACT_SDS:g} needed; markers off it by a constant delay of more "
                                      f"than {SEARCH_BEFORE_US:g} µs are not followed)")
+    delay = float(onset) if onset > _DELAY_MIN_US * 1e-6 * fs_hz else 0.0
     half = max(2, int(round(_ARTEFACT_HALF_US * 1e-6 * fs_hz)))
     length = 2 * half + 1
     n_cols = x_v.shape[1]
@@ -164,7 +178,7 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
     if usable.any():
         usable &= size >= _PRESENT_FRACTION * fast_median(size[usable])
     if usable.sum() < _MIN_STIMULI:
-        return _unchecked(n, choice, f"only {usable.sum()} of {n} stimuli have a whole, unclipped artefact")
+        return _unchecked(n, choice, f"only {usable.sum()} of {n} stimuli have a whole, unclipped artefact", delay)
     sign = np.sign(typical[np.argmax(np.abs(typical))])
     power, rms, _ = estimate_noise_spectrum(*noise, length, length // 2, fit_taper(length))
     # twice: the segments cut where the markers put the artefact, then centred on each
@@ -182,7 +196,7 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
     good = fit.correlations >= _MIN_CORRELATION
     if good.sum() < _MIN_STIMULI:
         return _unchecked(n, choice, f"its fit correlates >= {_MIN_CORRELATION:g} with its template in only "
-                                     f"{good.sum()} stimuli")
+                                     f"{good.sum()} stimuli", delay)
     timed, ratios = np.flatnonzero(usable)[good], ratios[good]
     offsets = (start[usable] + fit.positions - positions[usable])[good]
     row_var = fit.crb_var * np.maximum(ratios, 1.0)  # each sweep's artefact time: its own misfit
@@ -205,4 +219,4 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
     shifts[timed[moved]] = offsets[moved] - middle
     error_var[timed[moved]] = row_var[moved]
     return StimulusTiming("artefact" if use_artefact else "markers", shifts, error_var, np.sqrt(marker_var),
-                          np.sqrt(artefact_var), int(off.sum()))
+                          np.sqrt(artefact_var), int(off.sum()), delay)

@@ -98,6 +98,7 @@ class Sweeps:
     saturation: Saturation | None = None  # where the samples as recorded clip
     stimulus: StimulusTiming | None = None  # stimulated: where the stimulus times come from
     ref_var: np.ndarray | None = None  # (n,) samples^2: each stimulus time's error variance; None: 0
+    artefact_delay: float = 0.0  # samples: stimulated, where the artefact (and the blank) begins after the stimulus
 
 
 def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
@@ -429,9 +430,9 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     starts, ok = _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)
     stim, starts = stim[ok], starts[ok]
     ref_pos = stim * fs_hz - starts
-    clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos, fs_hz, params, noise_sd)
+    clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos + timing.delay, fs_hz, params, noise_sd)
     return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd, saturation,
-                  timing, timing.error_var[ok])
+                  timing, timing.error_var[ok], timing.delay)
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -468,12 +469,12 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
                               (data, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols])), fs_hz,
                               noise_sd, params.stimulus_timing, saturation.times_s)
         ref_pos = markers + timing.shifts
-        clean, blank_r, blank_c = _remove_artefact(data, ref_pos, fs_hz, params, noise_sd)
+        clean, blank_r, blank_c = _remove_artefact(data, ref_pos + timing.delay, fs_hz, params, noise_sd)
         # the noise is measured away from the blanked artefact and from the responses
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
         return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz, clean,
                       np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), noise_sd, saturation,
-                      timing, timing.error_var)
+                      timing, timing.error_var, timing.delay)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
     # and a refractory time of one sweep: a group fires once per sweep it is in, and the

@@ -236,19 +236,25 @@ def test_sweeps_starting_at_the_stimulus_are_not_checked():
         assert np.isnan(result.marker_scatter_us) == (source == "markers")
 
 
-def test_markers_a_constant_delay_before_the_artefact():
-    """Markers 0.2 ms before the stimulus (a trigger's delay to the pulse) and taken at
-    the nearest sample: the artefact is found where it typically lies, the latencies
-    stay in the markers' frame (0.2 ms longer, less the half sample by which the
-    markers lag on average) and meet the target."""
+@pytest.mark.parametrize("delay_s", [0.2e-3, 0.5e-3])
+@pytest.mark.parametrize("nearest_sample", [False, True])
+def test_markers_a_constant_delay_before_the_artefact(delay_s, nearest_sample):
+    """Markers a constant delay before the stimulus (a trigger's delay to the pulse),
+    exact or taken at the nearest sample: the artefact is found where it typically lies,
+    the latencies stay in the markers' frame (longer by the delay, less the half sample
+    by which markers at the nearest sample lag on average) and meet the target; the
+    blank starts where the artefact begins (from 0.5 ms early its tail passed the blank
+    and was read as responses: MCD -17 to -35 %, rejected)."""
     fs = 50e3
     sig, stim, truth = synth.stimulated(fs_hz=fs, jitter_us=(15.0,), asynchronous=True, seed=2)
-    markers = np.ceil((stim - 0.2e-3) * fs) / fs
+    markers = np.ceil((stim - delay_s) * fs) / fs if nearest_sample else stim - delay_s
     result = _analyse(sig, fs, markers)
-    assert result.stimulus_timing == "artefact"
-    assert _within_target(result.pairs[0].mcd_us, truth.mcd_s(0, None) * 1e6)
+    assert result.stimulus_timing == ("artefact" if nearest_sample else "markers")
+    (pair,) = result.pairs
+    assert pair.accepted and _within_target(pair.mcd_us, truth.mcd_s(0, None) * 1e6)
     from_stimuli = _analyse(sig, fs, stim).pairs[0].mean_ipi_us
-    assert result.pairs[0].mean_ipi_us - from_stimuli == pytest.approx(200.0 - 1e6 / (2 * fs), abs=2.0)
+    lag_us = 1e6 / (2 * fs) if nearest_sample else 0.0
+    assert pair.mean_ipi_us - from_stimuli == pytest.approx(delay_s * 1e6 - lag_us, abs=2.0)
 
 
 def test_bad_choice_is_refused():
