@@ -161,8 +161,8 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
         return _unchecked(n, choice, f"fewer than {_MIN_STIMULI} stimuli have the signal around them")
     if np.ptp(typical) < _MIN_ARTEFACT_SDS * noise_sd:
         return _unchecked(n, choice, f"its peak-to-peak is {np.ptp(typical) / noise_sd:.0f} noise SDs (at least "
-                                     f"{_MIN_ARTEFACT_SDS:g} needed; markers off it by a constant delay of more "
-                                     f"than {SEARCH_BEFORE_US:g} µs are not followed)")
+                                     f"{_MIN_ARTEFACT_SDS:g} needed; sought from {SEARCH_BEFORE_US:g} µs before "
+                                     f"each marker to {_SEARCH_AFTER_US:g} µs after it)")
     delay = float(onset) if onset > _DELAY_MIN_US * 1e-6 * fs_hz else 0.0
     half = max(2, int(round(_ARTEFACT_HALF_US * 1e-6 * fs_hz)))
     length = 2 * half + 1
