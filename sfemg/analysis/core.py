@@ -212,10 +212,12 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             label = f"P{trigger + 1}-P{j + 1}"
         else:
             msd = float("nan")
-            var = crb[j] + float(np.mean(ref_var))
+            # per consecutive pair of latencies: the response's bound and the mean of the
+            # two stimuli's error variances (a few markers far off raise only their pairs)
+            var = crb[j] + (ref_var[1:] + ref_var[:-1]) / 2.0
             label = f"R{j + 1}"
         jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
-        tech_us = MCD_PER_SD * np.sqrt(var) / fs_hz * 1e6
+        tech_us = MCD_PER_SD * np.mean(np.sqrt(var)) / fs_hz * 1e6
         mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, ref_var) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
         reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
@@ -272,18 +274,18 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
         trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
-        electrode=params.electrode, **_stimulus_fields(sw.stimulus, fs_hz))
+        electrode=params.electrode, **_stimulus_fields(sw.stimulus, ref_var, fs_hz))
 
 
-def _stimulus_fields(timing, fs_hz):
+def _stimulus_fields(timing, ref_var, fs_hz):
     """The RecordingResult fields that say where a stimulated recording's stimulus times
-    came from (none for a voluntary one)."""
+    came from (none for a voluntary one); ``ref_var`` those analysed, samples^2."""
     if timing is None:
         return {}
     checked = np.isfinite(timing.artefact_sd)
     return {"stimulus_timing": timing.source,
             "marker_scatter_us": timing.marker_scatter / fs_hz * 1e6,
-            "stimulus_error_us": np.sqrt(np.mean(timing.error_var)) / fs_hz * 1e6 if checked else float("nan"),
+            "stimulus_error_us": np.sqrt(np.mean(ref_var)) / fs_hz * 1e6 if checked else float("nan"),
             "markers_off": timing.markers_off}
 
 

@@ -96,7 +96,7 @@ class TimingErrors:
             Index of the timed potential.
         reference : int
             Index of the potential the intervals are measured from, or -1 (a stimulus,
-            exact).
+            whose time's error is ``reference_var``).
         fs_hz : float
             Sampling rate, Hz.
         reference_var : float or ndarray, shape (n,)

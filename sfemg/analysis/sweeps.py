@@ -26,7 +26,7 @@ from .detect import (
     running_median,
 )
 from .params import MIN_FS_HZ
-from .stimulus import SEARCH_BEFORE_US, StimulusTiming, time_stimuli
+from .stimulus import StimulusTiming, search_span, time_stimuli
 from .timing import fit_taper
 
 #: The trigger potential must recur at least this often to be recognised.
@@ -346,15 +346,6 @@ def _bridge(x, rows, cols, half, first=1):
     return flat.reshape(x.shape)
 
 
-def _blank(ref_pos, n_cols, fs_hz, params, before=1):
-    """(n, n_cols) bool: the samples from ``before`` before each stimulus to
-    ``artefact_blank_ms`` after it (artefact; no response is sought there)."""
-    blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
-    cols = np.arange(n_cols)[None, :]
-    start = np.floor(ref_pos).astype(np.int64)[:, None]
-    return (cols >= start - before) & (cols <= start + blank)
-
-
 def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     """Stimulated sweeps without the stimulus artefact: running-median tail removed, blank zeroed.
 
@@ -375,8 +366,9 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     """
     width = int(round(params.artefact_baseline_ms * 1e-3 * fs_hz)) | 1
     blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
+    cols = np.arange(data.shape[1])[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
-    mask = _blank(ref_pos, data.shape[1], fs_hz, params)
+    mask = (cols >= start - 1) & (cols <= start + blank)
     baseline = running_median(data, width)
     rows, peaks = find_candidates(data - baseline, noise_sd, fs_hz, params)
     late = peaks > start[rows, 0] + blank
@@ -423,9 +415,12 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     busy_cols = np.concatenate([cols, (every_start[:, None] + window[None, :]).ravel()])
     busy_rows = np.zeros_like(busy_cols)
     _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)  # (times outside the signal refused as given)
+    before, after = search_span(fs_hz)  # (the artefact's noise kept away from where it is sought, too)
+    sought = (np.floor(stim * fs_hz).astype(np.int64)[:, None] + np.arange(-before, after + 1, fit_half)).ravel()
+    artefact_busy = np.concatenate([busy_cols, sought])
     timing = time_stimuli(x[None, :], np.zeros(1), np.zeros(stim.size, np.int64), stim * fs_hz,
-                          (x[None, :], busy_rows, busy_cols), fs_hz, noise_sd, params.stimulus_timing,
-                          saturation.times_s)
+                          (x[None, :], np.zeros_like(artefact_busy), artefact_busy), fs_hz, noise_sd,
+                          params.stimulus_timing, saturation.times_s)
     stim = stim + timing.shifts / fs_hz
     starts, ok = _complete_windows(stim, fs_hz, fit_half, n_cols, x.size)
     stim, starts = stim[ok], starts[ok]
@@ -461,10 +456,12 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
                                   f"{starts_s.size} sweeps")
         markers = (stim - starts_s) * fs_hz
         # the artefact timed on the sweeps as recorded, away from candidate peaks and
-        # from each marker's blank and the stretch before it where the artefact is sought
+        # from where it is sought
         rows, cols = find_candidates(data, noise_sd, fs_hz, params)
-        before = int(np.ceil(SEARCH_BEFORE_US * 1e-6 * fs_hz))
-        blank_r, blank_c = np.nonzero(_blank(markers, data.shape[1], fs_hz, params, before))
+        before, after = search_span(fs_hz)
+        at = np.floor(markers).astype(np.int64)[:, None]
+        offsets = np.arange(data.shape[1])[None, :] - at
+        blank_r, blank_c = np.nonzero((offsets >= -before) & (offsets <= after))
         timing = time_stimuli(data, starts_s, np.arange(stim.size), markers,
                               (data, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols])), fs_hz,
                               noise_sd, params.stimulus_timing, saturation.times_s)
