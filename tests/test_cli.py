@@ -152,9 +152,11 @@ def test_analyze_stimulated_with_coarse_markers(tmp_path, capsys):
             f[f"recordings/{name}"].attrs["mode"] = "stimulated"
     for choice in ("auto", "markers"):
         out, summary = tmp_path / f"{choice}.h5", tmp_path / f"{choice}.json"
-        code, _, err = run(capsys, "analyze", str(path), "-o", str(out), "--json", str(summary),
-                           "--stimulus-timing", choice, "--quiet")
+        code, stdout, err = run(capsys, "analyze", str(path), "-o", str(out), "--json", str(summary),
+                                "--stimulus-timing", choice)
         assert code == 0, err
+        assert f"stimulus times: from the artefact in {int(choice == 'auto')} of 2 recording(s); markers " \
+               "scatter about it by up to 5." in stdout
         result = load_results(out)
         assert result.params.stimulus_timing == choice
         timing = {r.name: r.stimulus_timing for r in result.recordings}
