@@ -7,7 +7,6 @@ Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import traceback
@@ -155,24 +154,11 @@ def _cmd_analyze(args):
         mean = s.get("mean_jitter_us")
         if mean is not None:
             print(f"mean jitter {mean:.0f} µs, {s.get('n_pairs', '?')} pairs; verdict: {verdict}")
-        stimulus = _stimulus_summary(result.recordings)
+        stimulus = result.stimulus_summary()
         if stimulus:
             print(stimulus)
     return 2 if result.problems and not result.recordings else 0
 
-
-def _stimulus_summary(recordings):
-    """One line on where stimulated recordings' stimulus times came from, or ""."""
-    stimulated = [r for r in recordings if r.stimulus_timing is not None]
-    if not stimulated:
-        return ""
-    from_artefact = sum(r.stimulus_timing == "artefact" for r in stimulated)
-    scatter = [r.marker_scatter_us for r in stimulated if math.isfinite(r.marker_scatter_us)]
-    off = sum(r.markers_off for r in stimulated)
-    line = f"stimulus times: from the artefact in {from_artefact} of {len(stimulated)} recording(s)"
-    line += (f"; markers scatter about it by up to {max(scatter):.2g} µs" if scatter
-             else "; markers not checked (no artefact to time)")
-    return line + (f"; {off} marker(s) off their stimulus" if off else "")
 
 
 def _require_matplotlib(what):

@@ -124,6 +124,9 @@ def _summary_lines(study_result):
     lim = limits_text(s)
     if lim:
         lines.append(lim)
+    stimulus = study_result.stimulus_summary()
+    if stimulus:
+        lines.append(stimulus[0].upper() + stimulus[1:] + ".")
     if study_result.problems:
         lines.append("Not analysed: " + "; ".join(f"{k}: {v}" for k, v in study_result.problems.items()))
     return lines

@@ -122,3 +122,19 @@ def test_report_file_from_analysed_h5(simulated, tmp_path):
     with pytest.raises(SfemgInputError, match="exists"):
         report_file(h5, out, quiet=True)
     assert report_file(h5, out, quiet=True, force=True) == out
+
+
+def test_study_summary_says_where_stimulus_times_came_from(study_result):
+    """Stimulated recordings: the study page's summary has the stimulus line that
+    ``sfemg analyze`` prints; voluntary ones have none."""
+    import dataclasses
+
+    from sfemg.report import _summary_lines
+
+    assert not any("Stimulus times" in line for line in _summary_lines(study_result))
+    recs = tuple(dataclasses.replace(r, mode="stimulated", stimulus_timing="artefact" if i % 2 else "markers",
+                                     marker_scatter_us=5.8 if i % 2 else 0.01, markers_off=int(i == 4))
+                 for i, r in enumerate(study_result.recordings))
+    lines = _summary_lines(dataclasses.replace(study_result, recordings=recs))
+    assert ("Stimulus times: from the artefact in 10 of 20 recording(s); markers scatter about it by up to "
+            "5.8 µs; 1 marker(s) off their stimulus.") in lines

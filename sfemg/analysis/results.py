@@ -223,6 +223,21 @@ class StudyResult:
     params: AnalysisParams = field(default_factory=AnalysisParams)
     source: str | None = None
 
+    def stimulus_summary(self) -> str:
+        """One line on where the stimulated recordings' stimulus times came from (from the
+        artefact in how many, the markers' largest scatter about it, markers off their
+        stimulus); "" without stimulated recordings."""
+        stimulated = [r for r in self.recordings if r.stimulus_timing is not None]
+        if not stimulated:
+            return ""
+        from_artefact = sum(r.stimulus_timing == "artefact" for r in stimulated)
+        scatter = [r.marker_scatter_us for r in stimulated if math.isfinite(r.marker_scatter_us)]
+        off = sum(r.markers_off for r in stimulated)
+        line = f"stimulus times: from the artefact in {from_artefact} of {len(stimulated)} recording(s)"
+        line += (f"; markers scatter about it by up to {max(scatter):.2g} µs" if scatter
+                 else "; markers not checked (no artefact to time)")
+        return line + (f"; {off} marker(s) off their stimulus" if off else "")
+
     def to_json_dict(self) -> dict:
         """The ``--json`` summary: ``{"recordings": {name: {"pairs": [...]}}, "study": {...}}``."""
         return {"recordings": {r.name: r.to_json_dict() for r in self.recordings},
