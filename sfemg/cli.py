@@ -97,6 +97,10 @@ def _cmd_simulate(args):
         overrides["fibres_per_recording"] = args.fibres
     if args.no_artefact:
         overrides["stimulus_artefact"] = False
+    if args.stimulator_clock is not None:
+        if not stimulated:
+            raise SfemgInputError("--stimulator-clock is for stimulated studies (--mode stimulated)")
+        overrides["stimulator_clock"] = args.stimulator_clock
     params = study_params(args.preset, muscle=args.muscle, mode=args.mode,
                           n_recordings=args.endplates if stimulated else args.pairs,
                           n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
@@ -280,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fibres of the unit per recording (voluntary: trigger + others, default 2; "
                         "stimulated: default 1)")
     p.add_argument("--no-artefact", action="store_true", help="no stimulus artefact (stimulated)")
+    p.add_argument("--stimulator-clock", choices=["sampling", "own"],
+                   help="stimulated: stimuli on the sampling clock (default; exact stimulus times) or on the "
+                        "stimulator's own (anywhere within a sample, marked at the next sample)")
     p.add_argument("--electrode", choices=["sfe", "concentric"], default="sfe")
     p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
                    help="continuous recording or 10 ms sweeps per discharge")

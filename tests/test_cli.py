@@ -40,11 +40,14 @@ def test_simulate_stimulated_with_all_options(tmp_path, capsys):
                        "--mode", "stimulated", "--endplates", "2", "--discharges", "10",
                        "--rate", "5", "--fs", "40000", "--electrode", "concentric",
                        "--output-kind", "sweeps", "--seed", "3", "--jobs", "1", "--fibres", "2",
-                       "--no-artefact", "-o", str(path))
+                       "--no-artefact", "--stimulator-clock", "own", "-o", str(path))
     assert code == 0 and "2 endplates" in out
     params = load_parameters(path)
     assert (params["muscle"], params["rate_hz"], params["electrode"]) == ("frontalis", 5.0, "concentric")
     assert params["fibres_per_recording"] == 2 and params["stimulus_artefact"] is False
+    assert params["stimulator_clock"] == "own"
+    code, _, err = run(capsys, "simulate", "--pairs", "1", "--stimulator-clock", "own", "-o", str(tmp_path / "v.h5"))
+    assert code == 2 and "--stimulator-clock is for stimulated studies" in err
 
 
 def test_existing_file_needs_force(tmp_path, capsys):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from scipy import signal as sps
 
 from .. import __version__
 from .._validation import check_number, worker_count
@@ -87,6 +88,12 @@ class StudyParams:
         Distant, unrelated motor units firing in the background.
     stimulus_artefact : bool
         Add a decaying artefact at each stimulus (stimulated mode).
+    stimulator_clock : {"sampling", "own"}
+        Stimulated mode: the stimulator is triggered by the sampling clock (every stimulus
+        on a sample, the recording's stimulus times exact), or runs on a clock of its
+        own (each stimulus anywhere within a sample; the recording's stimulus times are
+        markers at the first sample from each, as a marker channel takes them; the ground
+        truth keeps the exact times).
     nmj : NMJParams
     disease : Disease
     conductor : Conductor
@@ -111,6 +118,7 @@ class StudyParams:
     warmup_s: float = 3.0
     n_background_units: int = 3
     stimulus_artefact: bool = True
+    stimulator_clock: Literal["sampling", "own"] = "sampling"
     nmj: NMJParams = field(default_factory=NMJParams)
     disease: Disease = field(default_factory=Disease)
     conductor: Conductor = field(default_factory=Conductor)
@@ -128,6 +136,8 @@ class StudyParams:
             object.__setattr__(self, "amplifier", ELECTRODE_AMPLIFIERS[self.electrode])
         if self.output not in ("continuous", "sweeps"):
             bad("output", "'continuous' or 'sweeps'")
+        if self.stimulator_clock not in ("sampling", "own"):
+            bad("stimulator_clock", "'sampling' or 'own'")
         for name, low in (("n_recordings", 1), ("n_discharges", 2), ("fibres_per_recording", 1),
                           ("n_background_units", 0)):
             value = getattr(self, name)
@@ -179,6 +189,37 @@ def _background_bank(electrode, conductor):
     points = _concentric_points() if electrode == "concentric" else None
     return tuple(compute_fibre_potential(d, r, electrode_points_m=points, conductor=conductor)
                  for d in (45e-6, 60e-6, 75e-6) for r in (400e-6, 600e-6, 800e-6))
+
+
+@functools.lru_cache(maxsize=8)
+def _stimulus_artefact(step_s, amplifier=None):
+    """The stimulus artefact: a 5 mV step decaying with a 0.1 ms time constant; with an
+    ``amplifier``, through its (analog) anti-alias low-pass, as it reaches the converter.
+
+    A stimulator on its own clock needs the low-pass: a bare step between two samples
+    reads alike at every sampling phase, with no time within a sample to find (its fitted
+    times kept to the sample grid). On the sampling clock every stimulus falls on a
+    sample, and the bare step of the simulator's first versions is kept: filtered, it
+    changed the simulated stimulated studies (a rejected pseudo-response of ~0.1 mV at
+    1.2 ms, the artefact's leftover past the blank, in 8 of 144 recordings).
+    """
+    tt = np.arange(0, 2e-3, step_s)
+    artefact = 5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0)
+    if amplifier is not None:
+        sos = sps.butter(amplifier.order, amplifier.lowpass_hz, "lowpass", fs=1.0 / step_s, output="sos")
+        artefact = sps.sosfilt(sos, artefact)
+    return FibrePotential(artefact, 0.0, step_s)
+
+
+def _on_own_clock(gt: GroundTruth, fs_hz, seed_sequence) -> GroundTruth:
+    """The stimuli of a stimulator on its own clock: each moved, with its responses, to
+    anywhere within the sample after it. Drawn from a stream of its own (the recording's
+    child 0) after the physiology, which is the sampling clock's: the intervals differ by
+    under a sample, and the rest of the recording keeps its draws."""
+    child = np.random.SeedSequence(seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, 0))
+    offsets_s = np.random.default_rng(child).random(gt.discharge_times_s.size) / fs_hz
+    return dataclasses.replace(gt, discharge_times_s=gt.discharge_times_s + offsets_s,
+                               event_times_s=gt.event_times_s + offsets_s[None, :])
 
 
 def _discharge_times(params: StudyParams, rng) -> tuple[np.ndarray, int]:
@@ -302,6 +343,8 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
     voluntary = params.mode == "voluntary"
     n_fib = params.fibres_per_recording
     gt, geo = _simulate_physiology(params, rng)
+    if not voluntary and params.stimulator_clock == "own":
+        gt = _on_own_clock(gt, params.fs_hz, seed_sequence)
     gt_times, gt_events = gt.discharge_times_s, gt.event_times_s
     t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
 
@@ -322,13 +365,15 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
         ev_t.append(t)
         ev_w.append(np.full(t.size, len(waves) - 1))
         ev_g.append(np.full(t.size, rng.uniform(1.0, 3.0)))
-    stimulus = None
+    stimulus = markers = None
     if not voluntary:
         stimulus = gt_times
+        # a stimulator on its own clock is marked at the first sample from each stimulus
+        markers = np.ceil(gt_times * params.fs_hz - 1e-6) / params.fs_hz if params.stimulator_clock == "own" \
+            else gt_times
         if params.stimulus_artefact:
-            step = waves[0].step_s
-            tt = np.arange(0, 2e-3, step)
-            waves.append(FibrePotential(5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0), 0.0, step))
+            waves.append(_stimulus_artefact(waves[0].step_s, params.amplifier if params.stimulator_clock == "own"
+                                            else None))
             ev_t.append(stimulus)
             ev_w.append(np.full(stimulus.size, len(waves) - 1))
             ev_g.append(np.ones(stimulus.size))
@@ -342,14 +387,14 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
             trigger_nominal = np.median(trigger_delay[present]) if present.any() else 0.0
             starts = np.where(present, gt_events[0], gt_times + trigger_nominal) - params.sweep_pretrigger_s
         else:
-            starts = gt_times - params.sweep_pretrigger_s
+            starts = markers - params.sweep_pretrigger_s
     prefix = "pair" if voluntary else "endplate"
     # in time order, so a signal rendered whole or in chunks sums its events in one order
     ev_t, ev_w, ev_g = (np.concatenate(x) for x in (ev_t, ev_w, ev_g))
     order = np.argsort(ev_t, kind="stable")
     return _RenderPlan(name=f"{prefix}{index + 1:03d}", ground_truth=gt, table=WaveTable.stack(waves),
                        event_times_s=ev_t[order], event_wave=ev_w[order],
-                       event_gain=ev_g[order], stimulus_times_s=stimulus,
+                       event_gain=ev_g[order], stimulus_times_s=markers,
                        n_samples=int(np.ceil(t_end * params.fs_hz)), sweep_start_times_s=starts, rng=rng)
 
 

@@ -48,6 +48,26 @@ def test_stimulated_recording_has_stimuli_and_latencies():
     assert np.max(np.abs(rec.signal_v[i:i + 10])) > 1e-3
 
 
+@pytest.mark.parametrize("output", ["continuous", "sweeps"])
+def test_a_stimulator_on_its_own_clock(output):
+    """Stimuli anywhere within a sample, marked at the first sample from each (the
+    ground truth keeps the exact times); the latencies and the rest of the physiology
+    as on the sampling clock; sweeps start on the markers' samples."""
+    fs = SMALL["fs_hz"]
+    own = simulate_study("healthy-edc", mode="stimulated", seed=2, output=output, stimulator_clock="own", **SMALL)
+    sampled = simulate_study("healthy-edc", mode="stimulated", seed=2, output=output, **SMALL)
+    for rec, ref in zip(own.recordings, sampled.recordings):
+        gt, markers = rec.ground_truth, rec.stimulus_times_s
+        lag = (markers - gt.discharge_times_s) * fs
+        assert np.all((lag >= 0) & (lag < 1)) and np.std(lag) > 0.2  # spread over the sample
+        np.testing.assert_allclose(markers * fs, np.round(markers * fs), atol=1e-6)
+        np.testing.assert_allclose(gt.endplate_latency_s, ref.ground_truth.endplate_latency_s)
+        if output == "sweeps":
+            np.testing.assert_allclose(rec.sweep_start_times_s, markers - 2e-3)
+    with pytest.raises(SfemgInputError, match="stimulator_clock"):
+        simulate_study("healthy-edc", mode="stimulated", stimulator_clock="internal", **SMALL)
+
+
 def test_sweep_output_windows_each_discharge():
     study = simulate_study("healthy-edc", output="sweeps", seed=3, **SMALL)
     rec = study.recordings[0]
