@@ -67,11 +67,16 @@ class Cell:
     stimulus_artefact : bool
         Stimulated cells: add the decaying stimulus artefact to the signal. Must stay
         True for voluntary cells (there is no stimulus).
+    stimulator_clock : {"sampling", "own"}
+        Stimulated cells: stimuli on the sampling clock (exact stimulus times) or on the
+        stimulator's own (anywhere within a sample, marked at the next sample:
+        ``sfemg.synthesis.StudyParams.stimulator_clock``). Must stay "sampling" for
+        voluntary cells.
 
-    ``mode`` and ``stimulus_artefact`` were added after the grids were first used; they
-    enter :meth:`to_dict` only when they differ from their defaults, so voluntary cells
-    are described (in sweep files, whose resume compares these dicts, and benchmark
-    sets) exactly as before.
+    ``mode``, ``stimulus_artefact`` and ``stimulator_clock`` were added after the grids
+    were first used; they enter :meth:`to_dict` only when they differ from their
+    defaults, so the cells are described (in sweep files, whose resume compares these
+    dicts, and benchmark sets) exactly as before.
     """
 
     noise_rms_v: float = 10e-6
@@ -85,6 +90,7 @@ class Cell:
     preset: str = "healthy-edc"
     mode: Literal["voluntary", "stimulated"] = "voluntary"
     stimulus_artefact: bool = True
+    stimulator_clock: Literal["sampling", "own"] = "sampling"
 
     def __post_init__(self):
         if self.mode not in ("voluntary", "stimulated"):
@@ -93,6 +99,10 @@ class Cell:
             raise SfemgInputError(f"Cell.stimulus_artefact must be True or False, got {self.stimulus_artefact!r}")
         if self.mode == "voluntary" and not self.stimulus_artefact:
             raise SfemgInputError("Cell.stimulus_artefact=False applies to stimulated cells only")
+        if self.stimulator_clock not in ("sampling", "own"):
+            raise SfemgInputError(f"Cell.stimulator_clock must be 'sampling' or 'own', got {self.stimulator_clock!r}")
+        if self.mode == "voluntary" and self.stimulator_clock != "sampling":
+            raise SfemgInputError("Cell.stimulator_clock='own' applies to stimulated cells only")
         object.__setattr__(self, "stimulus_artefact", bool(self.stimulus_artefact))
         if self.mode == "stimulated":  # regular stimulation: no firing irregularity
             object.__setattr__(self, "rate_cv", 0.0)
@@ -109,8 +119,9 @@ class Cell:
             raise SfemgInputError(f"Cell.n_discharges must be an integer >= 2, got {self.n_discharges!r}")
 
     def to_dict(self) -> dict:
-        """The cell as a JSON-serialisable dict (``mode`` and ``stimulus_artefact`` only
-        when not at their defaults: a voluntary cell's dict is as it always was)."""
+        """The cell as a JSON-serialisable dict (``mode``, ``stimulus_artefact`` and
+        ``stimulator_clock`` only when not at their defaults: a cell's dict is as it was
+        before they were added)."""
         out = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in dataclasses.asdict(self).items()}
         for name in _LATER_FIELDS:
             if out[name] == _LATER_FIELDS[name]:
@@ -120,16 +131,17 @@ class Cell:
     def label(self) -> str:
         """Short human-readable description, e.g. ``"10µV 50kHz b0.50 cv0.15 sfe"``
         (voluntary) or ``"10µV 50kHz b0.50 sfe stim"`` (stimulated; ``stim-noart``
-        without the stimulus artefact)."""
+        without the stimulus artefact, ``stim-own`` with the stimulator on its own clock)."""
         text = f"{self.noise_rms_v * 1e6:g}µV {self.fs_hz / 1000:g}kHz b{self.receptor_blockade:.2f} "
         if self.mode == "voluntary":
             return text + f"cv{self.rate_cv:.2f} {self.electrode}"
-        return text + f"{self.electrode} stim" + ("" if self.stimulus_artefact else "-noart")
+        return (text + f"{self.electrode} stim" + ("" if self.stimulus_artefact else "-noart")
+                + ("-own" if self.stimulator_clock == "own" else ""))
 
 
 #: Cell fields added after grids were first stored, with the default that leaves them
 #: out of :meth:`Cell.to_dict`.
-_LATER_FIELDS = {"mode": "voluntary", "stimulus_artefact": True}
+_LATER_FIELDS = {"mode": "voluntary", "stimulus_artefact": True, "stimulator_clock": "sampling"}
 
 
 @dataclass(frozen=True)
@@ -262,8 +274,9 @@ def simulate_repeat(cell: Cell, n_recordings: int, seed: int):
     from ..synthesis.study import ELECTRODE_AMPLIFIERS
 
     amplifier = dataclasses.replace(ELECTRODE_AMPLIFIERS[cell.electrode], noise_rms_v=cell.noise_rms_v)
-    # stimulus_artefact only for stimulated cells, so voluntary study parameters (and bits) are as before
-    extra = {"stimulus_artefact": cell.stimulus_artefact} if cell.mode == "stimulated" else {}
+    # the stimulus's only for stimulated cells, so voluntary study parameters (and bits) are as before
+    extra = ({"stimulus_artefact": cell.stimulus_artefact, "stimulator_clock": cell.stimulator_clock}
+             if cell.mode == "stimulated" else {})
     return simulate_study(cell.preset, mode=cell.mode, n_recordings=n_recordings,
                           n_discharges=cell.n_discharges, rate_hz=cell.rate_hz, fs_hz=cell.fs_hz,
                           electrode=cell.electrode, output=cell.output, seed=seed, n_jobs=1,

@@ -69,6 +69,23 @@ def test_stimulated_cells_round_trip_and_have_no_firing_irregularity():
         Cell(mode="evoked")
 
 
+def test_a_cell_with_the_stimulator_on_its_own_clock():
+    """``stimulator_clock="own"``: in the cell's dict and label only when set, read back,
+    refused for voluntary cells, and passed to the simulator (markers at the next sample,
+    the ground truth's stimuli within the sample before them)."""
+    own = dataclasses.replace(STIM, stimulator_clock="own")
+    assert own.to_dict()["stimulator_clock"] == "own" and "stimulator_clock" not in STIM.to_dict()
+    assert Cell(**own.to_dict()) == own and own.label().endswith("stim-own")
+    with pytest.raises(SfemgInputError, match="stimulated cells only"):
+        Cell(stimulator_clock="own")
+    with pytest.raises(SfemgInputError, match="stimulator_clock"):
+        Cell(mode="stimulated", stimulator_clock="free")
+    study = simulate_repeat(own, 1, repeat_seed(3, 0, 0))
+    rec = study.recordings[0]
+    lag = (rec.stimulus_times_s - rec.ground_truth.discharge_times_s) * rec.fs_hz
+    assert study.params.stimulator_clock == "own" and np.all((lag >= 0) & (lag < 1)) and lag.std() > 0.2
+
+
 def test_grid_sums_keep_the_first_grids_indices():
     both = get_grid("default+stimulated")
     assert both.cells[:21] == GRIDS["default"].cells and both.cells[21:] == GRIDS["stimulated"].cells
