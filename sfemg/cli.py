@@ -164,7 +164,6 @@ def _cmd_analyze(args):
     return 2 if result.problems and not result.recordings else 0
 
 
-
 def _require_matplotlib(what):
     """Raise a one-line input error when the optional matplotlib is not installed."""
     try:

@@ -138,3 +138,16 @@ def test_study_summary_says_where_stimulus_times_came_from(study_result):
     lines = _summary_lines(dataclasses.replace(study_result, recordings=recs))
     assert ("Stimulus times: from the artefact in 10 of 20 recording(s); markers scatter about it by up to "
             "5.8 µs; 1 marker(s) off their stimulus.") in lines
+
+
+def test_stimulus_summary_reads_as_a_clinician_would_write_it(study_result):
+    import dataclasses
+
+    def summary(**fields):
+        recs = tuple(dataclasses.replace(r, mode="stimulated", **fields) for r in study_result.recordings[:2])
+        return dataclasses.replace(study_result, recordings=recs).stimulus_summary()
+
+    assert summary(stimulus_timing="markers", marker_scatter_us=0.0).endswith("markers agree with it within 0.05 µs")
+    assert summary(stimulus_timing="artefact", marker_scatter_us=123.4).endswith("by up to 123 µs")
+    assert summary(stimulus_timing="markers").endswith("markers not checked (no artefact to time)")
+    assert study_result.stimulus_summary() == ""

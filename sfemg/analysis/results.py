@@ -234,8 +234,12 @@ class StudyResult:
         scatter = [r.marker_scatter_us for r in stimulated if math.isfinite(r.marker_scatter_us)]
         off = sum(r.markers_off for r in stimulated)
         line = f"stimulus times: from the artefact in {from_artefact} of {len(stimulated)} recording(s)"
-        line += (f"; markers scatter about it by up to {max(scatter):.2g} µs" if scatter
-                 else "; markers not checked (no artefact to time)")
+        if not scatter:
+            line += "; markers not checked (no artefact to time)"
+        elif max(scatter) < 0.05:
+            line += "; markers agree with it within 0.05 µs"
+        else:
+            line += f"; markers scatter about it by up to {max(scatter):.{1 if max(scatter) < 10 else 0}f} µs"
         return line + (f"; {off} marker(s) off their stimulus" if off else "")
 
     def to_json_dict(self) -> dict:

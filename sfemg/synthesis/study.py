@@ -179,7 +179,8 @@ class Study:
     def provenance(self) -> dict:
         """Package version, seed and generator used, for storage."""
         return {"sfemg_version": __version__, "seed": int(self.seed),
-                "generator": "numpy PCG64 via SeedSequence.spawn, one stream per recording"}
+                "generator": "numpy PCG64 via SeedSequence.spawn, one stream per recording (and its child "
+                             "for a stimulator's own clock)"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -191,35 +192,54 @@ def _background_bank(electrode, conductor):
                  for d in (45e-6, 60e-6, 75e-6) for r in (400e-6, 600e-6, 800e-6))
 
 
-@functools.lru_cache(maxsize=8)
-def _stimulus_artefact(step_s, amplifier=None):
-    """The stimulus artefact: a 5 mV step decaying with a 0.1 ms time constant; with an
-    ``amplifier``, through its (analog) anti-alias low-pass, as it reaches the converter.
+#: The converter's anti-alias filter (the signal is band-limited to below Nyquist before
+#: it is sampled): Butterworth order and corner as a fraction of the sampling rate.
+_ANTI_ALIAS_ORDER = 4
+_ANTI_ALIAS_FRACTION = 0.4
 
-    A stimulator on its own clock needs the low-pass: a bare step between two samples
-    reads alike at every sampling phase, with no time within a sample to find (its fitted
-    times kept to the sample grid). On the sampling clock every stimulus falls on a
-    sample, and the bare step of the simulator's first versions is kept: filtered, it
-    changed the simulated stimulated studies (a rejected pseudo-response of ~0.1 mV at
-    1.2 ms, the artefact's leftover past the blank, in 8 of 144 recordings).
+
+@functools.lru_cache(maxsize=8)
+def _stimulus_artefact(step_s, fs_hz=None):
+    """The stimulus artefact: a 5 mV step decaying with a 0.1 ms time constant; with the
+    sampling rate ``fs_hz``, through the converter's anti-alias low-pass
+    (:data:`_ANTI_ALIAS_ORDER`, :data:`_ANTI_ALIAS_FRACTION` × ``fs_hz``) before it is
+    sampled (the amplifier's own filters then act on the samples, as on everything).
+
+    A stimulator on its own clock needs it: a bare step between two samples reads alike
+    at every sampling phase, with no time within a sample to find (its fitted times kept
+    to the sample grid: 2-4 µs of marker scatter read for 5.8). On the sampling clock
+    every stimulus falls on a sample, and the bare step of the simulator's first
+    versions is kept: filtered (with the amplifier's 10 kHz low-pass), it had changed
+    the simulated stimulated studies (a rejected pseudo-response of ~0.1 mV at 1.2 ms,
+    the artefact's leftover past the blank, in 8 of 144 recordings).
     """
     tt = np.arange(0, 2e-3, step_s)
     artefact = 5e-3 * np.exp(-tt / 0.1e-3) * (tt > 0)
-    if amplifier is not None:
-        sos = sps.butter(amplifier.order, amplifier.lowpass_hz, "lowpass", fs=1.0 / step_s, output="sos")
+    if fs_hz is not None:
+        sos = sps.butter(_ANTI_ALIAS_ORDER, _ANTI_ALIAS_FRACTION * fs_hz, "lowpass", fs=1.0 / step_s, output="sos")
         artefact = sps.sosfilt(sos, artefact)
     return FibrePotential(artefact, 0.0, step_s)
 
 
-def _on_own_clock(gt: GroundTruth, fs_hz, seed_sequence) -> GroundTruth:
-    """The stimuli of a stimulator on its own clock: each moved, with its responses, to
-    anywhere within the sample after it. Drawn from a stream of its own (the recording's
-    child 0) after the physiology, which is the sampling clock's: the intervals differ by
-    under a sample, and the rest of the recording keeps its draws."""
-    child = np.random.SeedSequence(seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, 0))
-    offsets_s = np.random.default_rng(child).random(gt.discharge_times_s.size) / fs_hz
-    return dataclasses.replace(gt, discharge_times_s=gt.discharge_times_s + offsets_s,
-                               event_times_s=gt.event_times_s + offsets_s[None, :])
+#: Spawn key suffix of a recording's stream for its stimulator's own clock: a child of
+#: the recording's SeedSequence built by hand (``.spawn`` would depend on how often it
+#: had been called), so nothing else in a recording may spawn child 0.
+_OWN_CLOCK_CHILD = 0
+
+
+def _ground_truth(params: StudyParams, rng, seed_sequence):
+    """:func:`_simulate_physiology`, and for a stimulator on its own clock each stimulus
+    moved, with its responses, to anywhere within the sample after it — drawn from a
+    stream of its own after the physiology, which is the sampling clock's (its intervals
+    differ by under a sample), so that the rest of the recording keeps its draws."""
+    gt, geometry = _simulate_physiology(params, rng)
+    if params.mode == "stimulated" and params.stimulator_clock == "own":
+        child = np.random.SeedSequence(seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, _OWN_CLOCK_CHILD),
+                                       pool_size=seed_sequence.pool_size)
+        offsets_s = np.random.default_rng(child).random(gt.discharge_times_s.size) / params.fs_hz
+        gt = dataclasses.replace(gt, discharge_times_s=gt.discharge_times_s + offsets_s,
+                                 event_times_s=gt.event_times_s + offsets_s[None, :])
+    return gt, geometry
 
 
 def _discharge_times(params: StudyParams, rng) -> tuple[np.ndarray, int]:
@@ -234,7 +254,16 @@ def _discharge_times(params: StudyParams, rng) -> tuple[np.ndarray, int]:
         intervals = mean * (1.0 + params.rate_cv * rng.standard_normal(n))
         intervals = np.maximum(intervals, 0.25 * mean)  # refractoriness: no doublets
     times = np.cumsum(intervals)
-    return times - times[n_warm] + 0.5 * mean, n_warm
+    times = times - times[n_warm] + 0.5 * mean
+    if params.mode == "stimulated":
+        # a stimulator on the sampling clock (or one whose own is moved off it later)
+        # fires on samples: where the period is no whole number of samples (7 Hz at
+        # 50 kHz), each stimulus to its nearest; times within 1e-6 sample of one (10 Hz
+        # at 25-100 kHz, to rounding) are kept as computed
+        samples = times * params.fs_hz
+        off_grid = np.abs(samples - np.round(samples)) > 1e-6
+        times = np.where(off_grid, np.round(samples) / params.fs_hz, times)
+    return times, n_warm
 
 
 def _propagation_delay_s(event_base_s, blocked, distance_m, velocity_m_s, nmj: NMJParams):
@@ -342,9 +371,7 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
     rng = np.random.default_rng(seed_sequence)
     voluntary = params.mode == "voluntary"
     n_fib = params.fibres_per_recording
-    gt, geo = _simulate_physiology(params, rng)
-    if not voluntary and params.stimulator_clock == "own":
-        gt = _on_own_clock(gt, params.fs_hz, seed_sequence)
+    gt, geo = _ground_truth(params, rng, seed_sequence)
     gt_times, gt_events = gt.discharge_times_s, gt.event_times_s
     t_end = np.nanmax(np.concatenate([gt_events.ravel(), gt_times])) + 5e-3
 
@@ -365,14 +392,14 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
         ev_t.append(t)
         ev_w.append(np.full(t.size, len(waves) - 1))
         ev_g.append(np.full(t.size, rng.uniform(1.0, 3.0)))
-    stimulus = markers = None
+    stimulus = markers_s = None
     if not voluntary:
         stimulus = gt_times
         # a stimulator on its own clock is marked at the first sample from each stimulus
-        markers = np.ceil(gt_times * params.fs_hz - 1e-6) / params.fs_hz if params.stimulator_clock == "own" \
+        markers_s = np.ceil(gt_times * params.fs_hz - 1e-6) / params.fs_hz if params.stimulator_clock == "own" \
             else gt_times
         if params.stimulus_artefact:
-            waves.append(_stimulus_artefact(waves[0].step_s, params.amplifier if params.stimulator_clock == "own"
+            waves.append(_stimulus_artefact(waves[0].step_s, params.fs_hz if params.stimulator_clock == "own"
                                             else None))
             ev_t.append(stimulus)
             ev_w.append(np.full(stimulus.size, len(waves) - 1))
@@ -387,14 +414,14 @@ def _plan_recording(params: StudyParams, index: int, seed_sequence) -> _RenderPl
             trigger_nominal = np.median(trigger_delay[present]) if present.any() else 0.0
             starts = np.where(present, gt_events[0], gt_times + trigger_nominal) - params.sweep_pretrigger_s
         else:
-            starts = markers - params.sweep_pretrigger_s
+            starts = markers_s - params.sweep_pretrigger_s
     prefix = "pair" if voluntary else "endplate"
     # in time order, so a signal rendered whole or in chunks sums its events in one order
     ev_t, ev_w, ev_g = (np.concatenate(x) for x in (ev_t, ev_w, ev_g))
     order = np.argsort(ev_t, kind="stable")
     return _RenderPlan(name=f"{prefix}{index + 1:03d}", ground_truth=gt, table=WaveTable.stack(waves),
                        event_times_s=ev_t[order], event_wave=ev_w[order],
-                       event_gain=ev_g[order], stimulus_times_s=markers,
+                       event_gain=ev_g[order], stimulus_times_s=markers_s,
                        n_samples=int(np.ceil(t_end * params.fs_hz)), sweep_start_times_s=starts, rng=rng)
 
 
@@ -438,8 +465,7 @@ def simulate_recording(params: StudyParams, index: int, seed_sequence, *, render
         alone when ``render`` is False.
     """
     if not render:
-        rng = np.random.default_rng(seed_sequence)
-        return _simulate_physiology(params, rng)[0]
+        return _ground_truth(params, np.random.default_rng(seed_sequence), seed_sequence)[0]
     plan = _plan_recording(params, index, seed_sequence)
     if params.output == "sweeps":
         return _recording(params, plan, sweeps=_render_sweeps(params, plan))
