@@ -63,7 +63,8 @@ _ABSENCE_MIN_SNR = 10.0
 #: most _EXCURSION_MISFIT_RATIO times that at the 5th percentile of its own
 #: discharges: at 40 dB a fibre's own discharges correlate 0.98-1.0 with its template
 #: and its excursions 0.99-0.996 (their surroundings differ), another unit's potential
-#: of another shape well below 0.9.
+#: of another shape well below 0.9. (The misfit test not where the unit's other
+#: potentials were subtracted: see :func:`_excursions`.)
 _EXCURSION_SCALE = 0.2
 _EXCURSION_MIN_CORRELATION = 0.9
 _EXCURSION_MISFIT_RATIO = 4.0
@@ -226,7 +227,8 @@ def clearly_absent_discharges(relative_peak, pot, noise_sd):
     return (relative_peak < CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz):
+def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz,
+                others_subtracted=False):
     """Discharges judged blocked in which the potential fired outside its search window.
 
     A fibre near block fires late (or its reference early) by hundreds of µs in some
@@ -242,7 +244,8 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     with it). The best-correlated candidate
     (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
     are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
-    :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`).
+    :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
+    with ``others_subtracted``).
 
     Parameters
     ----------
@@ -265,6 +268,12 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     fit_half : int
     params : AnalysisParams
     fs_hz : float
+    others_subtracted : bool
+        ``data`` has the unit's other potentials subtracted at positions fitted where this
+        one was judged blocked, so without its waveform: where it overlaps them there, their
+        positions took part of it and their subtraction leaves a residue that its own
+        discharges (the others fitted with it) do not hold. Its misfit is then not compared
+        with theirs, only its correlation with :data:`_EXCURSION_MIN_CORRELATION`.
 
     Returns
     -------
@@ -305,9 +314,10 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
         return none
     segments = pot.polarity * data[rows[:, None], cols[:, None] + np.arange(-fit_half, fit_half + 1)[None, :]]
     amplitudes, correlations = match_template(segments, fit)
-    own_misfit = 1.0 - np.percentile(fit.correlations, 5.0)
-    good = (np.abs(amplitudes - fast_median(fit.amplitudes)) <= _EXCURSION_SCALE) \
-        & (correlations >= max(_EXCURSION_MIN_CORRELATION, 1.0 - _EXCURSION_MISFIT_RATIO * own_misfit))
+    least = _EXCURSION_MIN_CORRELATION
+    if not others_subtracted:
+        least = max(least, 1.0 - _EXCURSION_MISFIT_RATIO * (1.0 - np.percentile(fit.correlations, 5.0)))
+    good = (np.abs(amplitudes - fast_median(fit.amplitudes)) <= _EXCURSION_SCALE) & (correlations >= least)
     best = {}  # per discharge, the best-correlated match
     for k in np.flatnonzero(good):
         if rows[k] not in best or correlations[k] > correlations[best[rows[k]]]:
@@ -317,7 +327,7 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
 
 
 def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None, measured=None,
-                    avoid=None):
+                    avoid=None, others_subtracted=False):
     """Find, block-check and time one potential in every sweep.
 
     The fit segment spans ±``fit_half_window_us`` whatever the neighbouring phases: they
@@ -330,7 +340,7 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
     result for ``pot`` (``force_present=is_trigger``) when already made. Given ``avoid``
     (the other potentials), a potential that is not
     the trigger is also sought outside its window in the discharges it seems to block
-    (:func:`_excursions`).
+    (:func:`_excursions`; ``others_subtracted``: ``data`` has them taken out, as there).
     """
     n = data.shape[0]
     fit_half = fit_half_window(params, fs_hz)
@@ -354,7 +364,7 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger and avoid is not None:
         rows, starts, found = _excursions(data, sw.data_v, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
-                                          params, fs_hz)
+                                          params, fs_hz, others_subtracted)
         if rows.size:
             present[rows] = excursions[rows] = True
             clearly_absent[rows] = False

@@ -289,7 +289,7 @@ def found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, pa
         if not blocked.any():
             continue
         again = time_potential(rest(), sw, pots[j], False, spectra, fs_hz, params,
-                                avoid=[pots[k] for k in others])
+                                avoid=[pots[k] for k in others], others_subtracted=True)
         found = blocked & np.isfinite(again.positions)
         both = ~blocked & np.isfinite(again.positions)
         if not (found.any() and both.any()):
