@@ -243,8 +243,9 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     size, outside its own window, is a candidate. Another potential of that polarity
     (``avoid``) makes a candidate ambiguous, left a block: if the candidate lies in that
     potential's window, or if that potential, within reach, is missing from its window
-    in that discharge (the peak may be its own excursion; the fibre's own phases move
-    with it). The best-correlated candidate
+    in that discharge and the candidate's peak is at most ``1 + _EXCURSION_SCALE`` times
+    its size (the peak may be its own excursion; the fibre's own phases move with it; a
+    peak larger than that is not its, as its own excursion test would say). The best-correlated candidate
     (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
     are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
     :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
@@ -301,12 +302,14 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     ref = ref_pos[absent[rows]]
     offset = np.abs(cols - (ref + pot.latency))
     ok = (offset > pot.half_window) & (offset <= wide) & (cols >= fit_half) & (cols + fit_half < data.shape[1])
+    peaks_v = pot.polarity * data[absent[rows], cols]
     for other in avoid:
         if other.polarity != pot.polarity:
             continue
         centre = np.round(ref + other.latency).astype(np.int64)
         ok &= np.abs(cols - centre) > other.half_window
-        for k in np.flatnonzero(ok & (np.abs(cols - centre) <= other.half_window + reach)):
+        could_be_its = peaks_v <= (1.0 + _EXCURSION_SCALE) * other.amplitude_v
+        for k in np.flatnonzero(ok & could_be_its & (np.abs(cols - centre) <= other.half_window + reach)):
             # (a window outside the sweep, where the reference sits late in a windowed
             # recording, holds nothing: the other potential is missing there)
             window = recorded[absent[rows[k]], max(centre[k] - other.half_window, 0):

@@ -1249,7 +1249,9 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     """Windowed recordings place the reference per sweep: another potential's window can
     lie beyond a sweep's end (found in review: an empty window crashed the search). A
     candidate within that potential's reach is ambiguous (it may be its excursion) and
-    stays a block; out of its reach it is taken; with 9 discharges present nothing is
+    stays a block; out of its reach it is taken; also within reach of a potential a
+    tenth of its size, whose excursion it cannot be (simulated LEMS: a 0.19 mV phase
+    made a 1.8 mV fibre's excursion a block); with 9 discharges present nothing is
     sought."""
     from sfemg.analysis.potentials import _excursions, measure_potential
     from sfemg.analysis.timing import fit_template
@@ -1268,7 +1270,8 @@ def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep()
     fit = fit_template(segs[present], np.full(fit_half + 1, (2 * fit_half + 1) * noise ** 2))
     params = AnalysisParams(excursion_window_us=2000.0)  # reach 100 samples; 20 SDs: 100
     beyond = LockedPotential(latency=150.0, half_window=10, polarity=1.0, amplitude_v=1e-3, count=n)  # 240-260
-    for avoid, found in (([beyond], []), ([dataclasses.replace(beyond, latency=400.0)], late.tolist())):
+    for avoid, found in (([beyond], []), ([dataclasses.replace(beyond, latency=400.0)], late.tolist()),
+                         ([dataclasses.replace(beyond, amplitude_v=0.1e-3)], late.tolist())):
         rows, _, _ = _excursions(data, data, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs)
         assert rows.tolist() == found
     few = present & (np.cumsum(present) <= 9)  # a robust SD of 9 discharges is not one: no search
