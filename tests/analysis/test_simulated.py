@@ -240,6 +240,24 @@ def test_another_units_potential_in_a_blocked_fibres_window_is_no_discharge_of_i
     assert abs(measured_us - true_us) < 0.01 * true_us
 
 
+@pytest.mark.parametrize("preset, seed, recording", [
+    ("achr-mg-moderate", 5, 4),   # 513 µs early on the trigger's last phases: found with it subtracted
+    ("lems", 20, 5),              # two discharges 12.5 robust SDs off (the search reached 12)
+    ("lems", 5, 4),               # 560 µs late, within reach of a 0.19 mV potential it emptied
+    ("achr-mg-moderate", 17, 0),  # a reference on another unit's potential: the trigger's not the fibre's
+])
+def test_latency_excursions_of_simulated_fibres_near_block(preset, seed, recording):
+    """Simulated fibres near block (found on seeds 1-30, seventeenth session) whose
+    latency excursions were blocks (MCD 126.3 µs against 131.5; 104.3 against 127.4;
+    78.3 against 90.9), and a reference on another unit's potential 0.95 ms before the
+    unit's discharge, where the search, reaching 20 robust SDs, took the trigger's own
+    potential for the fibre 843 µs off (MCD 69.0 against 51.7): docs/analysis.md §1.5."""
+    rec = simulate_study(preset, n_recordings=10, n_discharges=100, seed=seed).recordings[recording]
+    (measured_us, true_us, wrong, _, _), = score(rec, analyze_recording(rec))["pairs"]
+    assert wrong == 0
+    assert abs(measured_us - true_us) < MCD_REL_30DB * true_us
+
+
 def test_responses_of_one_fibre_kept_apart_are_not_subtracted_from_each_other(monkeypatch):
     """Stimulated, concentric, achr-mg-severe, seed 1, recording 5: two potentials that
     move together (one fibre's, kept apart) hold each other's waveform in their joint
