@@ -1,6 +1,8 @@
 """The command line: what a user types, what they get back (exit codes, one-line errors)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -20,6 +22,15 @@ def test_presets_lists_every_required_state(capsys):
     for name in ("healthy-edc", "healthy-frontalis", "healthy-orbicularis-oculi", "achr-mg-mild",
                  "achr-mg-moderate", "achr-mg-severe", "musk-mg", "lems"):
         assert name in out
+
+
+def test_python_dash_m_runs_the_command_line():
+    """``python -m sfemg`` is the ``sfemg`` script (where the script is not on the PATH)."""
+    done = subprocess.run([sys.executable, "-m", "sfemg", "presets"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "achr-mg-moderate" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "sfemg", "analyze", "no-such-file.h5"], capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("sfemg: error:") and "Traceback" not in bad.stderr
 
 
 def test_simulate_writes_a_complete_file(tmp_path, capsys):
