@@ -70,14 +70,22 @@ _EXCURSION_MIN_CORRELATION = 0.9
 _EXCURSION_MISFIT_RATIO = 4.0
 
 #: ... and at most this many robust SDs of its latency from its median latency: only a
-#: fibre that jitters much fires hundreds of µs off. The latencies of a fibre near block
-#: have heavy tails (simulated MG, MuSK MG and LEMS, seeds 1-30, 1420 pairs of 100
-#: discharges, ground truth: the farthest discharge lies beyond 12 robust SDs in 11
-#: pairs, up to 17.6 in LEMS; seeds 1-6 alone, none beyond 11.4, had set 12); a healthy
-#: fibre's discharge "found" far outside its window is another potential, most often in
-#: a discharge whose reference was another unit's potential (no limit: two healthy
-#: pairs at 25 kHz lost on seeds 1-30).
-_EXCURSION_SDS = 20.0
+#: fibre that jitters much fires hundreds of µs off; a healthy fibre's discharge "found"
+#: far outside its window is another potential, most often in a discharge whose
+#: reference was another unit's potential (no limit: two healthy pairs at 25 kHz lost on
+#: simulated seeds 1-30) ...
+_EXCURSION_SDS = 12.0
+
+#: ... or at most this many where the potential's peak is at least _EXCURSION_FAR_SNR
+#: noise SDs (30 dB). The latencies of a fibre near block have heavy tails (simulated MG,
+#: MuSK MG and LEMS, seeds 1-30, 1420 pairs of 100 discharges, ground truth: the
+#: farthest discharge lies beyond 12 robust SDs in 11 pairs, up to 17.6 in LEMS), but
+#: below 30 dB the shape test does not tell another potential from the fibre's: on the
+#: validation grid (seed 0, 40-80 µV) potentials 640-700 µs off fibres of 38-42 µs SD
+#: correlated 0.965-0.986 with their templates, against their own discharges' 5th
+#: percentile 0.98 (MCD 30 -> 41 and 29 -> 43 µs).
+_EXCURSION_FAR_SDS = 20.0
+_EXCURSION_FAR_SNR = 10 ** (30 / 20)
 
 #: ... and sought only with at least this many discharges present (a robust SD of fewer
 #: is not one).
@@ -230,23 +238,27 @@ def clearly_absent_discharges(relative_peak, pot, noise_sd):
     return (relative_peak < CLEAR_ABSENCE) & (pot.amplitude_v >= _ABSENCE_MIN_SNR * noise_sd)
 
 
-def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz,
+def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fit_half, params, fs_hz, noise_sd,
                 others_subtracted=False):
     """Discharges judged blocked in which the potential fired outside its search window.
 
     A fibre near block fires late (or its reference early) by hundreds of µs in some
     discharges (±250-600 µs in simulated MG), beyond the window that its other
     discharges set. Its waveform is sought within ``params.excursion_window_us`` of its
-    latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency (no search
+    latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency
+    (:data:`_EXCURSION_FAR_SDS` at 30 dB and more; no search
     with fewer than :data:`_EXCURSION_MIN_DISCHARGES` discharges present), in every
     discharge without it: each peak of its polarity there of at least ``block_fraction`` of its
     size, outside its own window, is a candidate. Another potential of that polarity
     (``avoid``) makes a candidate ambiguous, left a block: if the candidate lies in that
-    potential's window, or if that potential, within reach, is missing from its window
-    in that discharge and the candidate's peak is at most ``1 + _EXCURSION_SCALE`` times
-    its size (the peak may be its own excursion; the fibre's own phases move with it; a
-    peak larger than that is not its, as its own excursion test would say). The best-correlated candidate
-    (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
+    potential's window; or, where the candidate's peak is at most ``1 + _EXCURSION_SCALE``
+    times its size (a larger peak is not its, as its own excursion test would say), if
+    that potential, within reach, is missing from its window in that discharge (the
+    peak may be its own excursion; the fibre's own phases move with it), or if this
+    potential's waveform lies as far after the candidate as its latency is after that
+    potential's (the unit shifted, the reference another unit's potential and the
+    candidate that potential: seen on the recorded sweeps). The
+    best-correlated candidate (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
     are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
     :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
     with ``others_subtracted``).
@@ -272,6 +284,8 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     fit_half : int
     params : AnalysisParams
     fs_hz : float
+    noise_sd : float
+        The recording's noise SD, V.
     others_subtracted : bool
         ``data`` has the unit's other potentials subtracted at positions fitted where this
         one was judged blocked, so without its waveform: where it overlaps them there, their
@@ -294,7 +308,8 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
         return none
     spread = median_and_robust_sd(seg_start[present] + fit.positions - ref_pos[present])[1]
     reach = params.excursion_window_us * 1e-6 * fs_hz
-    wide = int(min(reach, _EXCURSION_SDS * spread)) if np.isfinite(spread) else 0
+    sds = _EXCURSION_FAR_SDS if pot.amplitude_v >= _EXCURSION_FAR_SNR * noise_sd else _EXCURSION_SDS
+    wide = int(min(reach, sds * spread)) if np.isfinite(spread) else 0
     if wide <= pot.half_window:
         return none
     peak_half = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
@@ -315,14 +330,21 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
             window = recorded[absent[rows[k]], max(centre[k] - other.half_window, 0):
                               max(centre[k] + other.half_window + 1, 0)]
             ok[k] = window.size > 0 and (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
+    ok &= ~_unit_shifted(recorded[absent[rows]], cols, peaks_v, pot, avoid, params.block_fraction, peak_half)
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
         return none
     segments = pot.polarity * data[rows[:, None], cols[:, None] + np.arange(-fit_half, fit_half + 1)[None, :]]
     amplitudes, correlations = match_template(segments, fit)
-    least = _EXCURSION_MIN_CORRELATION
-    if not others_subtracted:
-        least = max(least, 1.0 - _EXCURSION_MISFIT_RATIO * (1.0 - np.percentile(fit.correlations, 5.0)))
+    # the misfit like its own discharges', but where the segment reaches a potential
+    # subtracted at positions fitted without this one
+    beside = np.zeros(rows.size, dtype=bool)
+    if others_subtracted:
+        for other in avoid:
+            beside |= np.abs(cols - (ref_pos[rows] + other.latency)) <= fit_half + other.half_window
+    least = np.where(beside, _EXCURSION_MIN_CORRELATION,
+                     max(_EXCURSION_MIN_CORRELATION,
+                         1.0 - _EXCURSION_MISFIT_RATIO * (1.0 - np.percentile(fit.correlations, 5.0))))
     good = (np.abs(amplitudes - fast_median(fit.amplitudes)) <= _EXCURSION_SCALE) & (correlations >= least)
     best = {}  # per discharge, the best-correlated match
     for k in np.flatnonzero(good):
@@ -330,6 +352,62 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
             best[rows[k]] = k
     take = np.array(sorted(best.values()), dtype=np.int64)
     return rows[take], cols[take] - fit_half, segments[take]
+
+
+def _unit_shifted(rows_v, cols, peaks_v, pot, avoid, present_fraction, near):
+    """Which excursion candidates are better explained by the whole unit shifted: the
+    reference another unit's potential (before or after the unit's discharge), the
+    candidate this potential at its latency after the trigger's own, found shifted (the
+    trigger's waveform lies as much before the candidate as this potential's latency),
+    or the trigger's own potential of similar size (this potential's waveform lies that
+    far after it). Judged against the trigger (the potential at latency 0, within its
+    window; none in a stimulated recording, whose references are the stimuli) on the
+    sweeps as recorded; a fibre's true excursion moves it alone.
+
+    Parameters
+    ----------
+    rows_v : ndarray, shape (m, L)
+        The candidates' sweeps as recorded, V.
+    cols : ndarray of int, shape (m,)
+        The candidates' peaks, samples.
+    peaks_v : ndarray, shape (m,)
+        Their polarity-corrected peak values, V.
+    pot : LockedPotential
+    avoid : list of LockedPotential
+        The other potentials.
+    present_fraction : float
+        A potential is there where its peak reaches this fraction of its size.
+
+    Returns
+    -------
+    ndarray of bool, shape (m,)
+    """
+    shifted = np.zeros(cols.size, dtype=bool)
+    at_reference = [q for q in avoid if abs(q.latency) <= q.half_window]
+    for trig in at_reference and [min(at_reference, key=lambda q: abs(q.latency))]:
+        before = np.round(cols + trig.latency - pot.latency).astype(np.int64)
+        shifted |= _peaks_at(rows_v, before, near, trig.polarity) >= present_fraction * trig.amplitude_v
+        if trig.polarity == pot.polarity:
+            after = np.round(cols + pot.latency - trig.latency).astype(np.int64)
+            its_size = peaks_v <= (1.0 + _EXCURSION_SCALE) * trig.amplitude_v
+            shifted |= its_size & (_peaks_at(rows_v, after, near, pot.polarity) >= present_fraction * pot.amplitude_v)
+    return shifted
+
+
+def _peaks_at(rows_v, centres, half_window, polarity):
+    """The peak of ``polarity * x`` in each row within ``half_window`` samples of its
+    centre: the window's largest value where it is a peak, not on either edge (a slope
+    of something else), V; -inf where there is none (or the window is not whole in the
+    row)."""
+    out = np.full(centres.size, -np.inf)
+    for k, (row, centre) in enumerate(zip(rows_v, centres)):
+        if centre - half_window < 0 or centre + half_window >= row.size:
+            continue
+        window = polarity * row[centre - half_window:centre + half_window + 1]
+        top = int(np.argmax(window))
+        if 0 < top < window.size - 1:
+            out[k] = window[top]
+    return out
 
 
 def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fit=None, measured=None,
@@ -370,7 +448,7 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
             fit = fit_template(segs[present], noise_power) if present.sum() >= 2 else None
     if fit is not None and not is_trigger and avoid is not None:
         rows, starts, found = _excursions(data, sw.data_v, sw.ref_pos, pot, fit, present, seg_start, avoid, fit_half,
-                                          params, fs_hz, others_subtracted)
+                                          params, fs_hz, sw.noise_sd, others_subtracted)
         if rows.size:
             present[rows] = excursions[rows] = True
             clearly_absent[rows] = False
