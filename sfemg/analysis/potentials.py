@@ -63,8 +63,9 @@ _ABSENCE_MIN_SNR = 10.0
 #: most _EXCURSION_MISFIT_RATIO times that at the 5th percentile of its own
 #: discharges: at 40 dB a fibre's own discharges correlate 0.98-1.0 with its template
 #: and its excursions 0.99-0.996 (their surroundings differ), another unit's potential
-#: of another shape well below 0.9. (The misfit test not where the unit's other
-#: potentials were subtracted: see :func:`_excursions`.)
+#: of another shape well below 0.9, one of its shape with phases a little broader
+#: 0.91-0.95 (the misfit test tells it; not beside potentials subtracted: see
+#: :func:`_excursions`).
 _EXCURSION_SCALE = 0.2
 _EXCURSION_MIN_CORRELATION = 0.9
 _EXCURSION_MISFIT_RATIO = 4.0
@@ -261,7 +262,8 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     best-correlated candidate (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
     are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
     :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
-    with ``others_subtracted``).
+    beside potentials subtracted, ``others_subtracted``), and the unit does not look
+    shifted onto it (:func:`_unit_shifted`).
 
     Parameters
     ----------
@@ -290,8 +292,9 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
         ``data`` has the unit's other potentials subtracted at positions fitted where this
         one was judged blocked, so without its waveform: where it overlaps them there, their
         positions took part of it and their subtraction leaves a residue that its own
-        discharges (the others fitted with it) do not hold. Its misfit is then not compared
-        with theirs, only its correlation with :data:`_EXCURSION_MIN_CORRELATION`.
+        discharges (the others fitted with it) do not hold. A candidate whose fit segment
+        reaches another potential's window is then not held to their misfit, only to
+        :data:`_EXCURSION_MIN_CORRELATION`.
 
     Returns
     -------
