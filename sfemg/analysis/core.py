@@ -191,8 +191,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
                          " x median (two units?)")
         # the templates and fits stay as they are: the trigger's own has another fibre's
         # potential in one sweep of a hundred, and the others are missing from those sweeps
-        real = ~false_references(data, sw, pots, trigger, times, excursions, [shape[1] for shape in shapes], fs_hz,
-                                 params)
+        real = ~false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
         if not real.all() and real.sum() >= 2:
             sw, times, ref_t = subset_sweeps(sw, real), [t[real] for t in times], ref_t[real]
             errors = errors.subset(real) if errors is not None else None

@@ -108,14 +108,12 @@ def trigger_discharges(sw, pot, spectra, fs_hz, params):
     return subset_sweeps(sw, ok), subset_sweeps(sw, ~ok) if np.sum(~ok) >= MIN_TRIGGER_COUNT else None, fit
 
 
-def false_references(data, sw, pots, trigger, times, excursions, rise_times_us, fs_hz, params):
+def false_references(data, sw, pots, trigger, times, rise_times_us, fs_hz, params):
     """Voluntary reference discharges that are another fibre's potential, not the trigger's.
 
-    A discharge with a potential missing, or found as a latency excursion, is a false
-    reference if its sweep holds the unit's waveform shifted (:func:`_unit_elsewhere`):
-    another potential near the unit's discharge was taken as the reference. (Then every
-    fibre lies far from its latency, and the excursion search can take another
-    potential there for one.)
+    A discharge with a potential missing is a false reference if its sweep holds the
+    unit's waveform shifted (:func:`_unit_elsewhere`): another potential near the unit's
+    discharge was taken as the reference.
 
     Otherwise only discharges in which every other potential is missing are judged
     (elsewhere the reference is right: the unit's fibres are there); such a discharge
@@ -145,9 +143,6 @@ def false_references(data, sw, pots, trigger, times, excursions, rise_times_us, 
         Index of the trigger in ``pots``.
     times : list of ndarray, shape (n,)
         Each potential's time points, s; NaN where missing.
-    excursions : list of ndarray of bool, shape (n,)
-        Where each potential was found as a latency excursion
-        (:func:`~sfemg.analysis.potentials.time_potential`).
     rise_times_us : list of float
         Each potential's rise time, µs.
     fs_hz : float
@@ -158,8 +153,7 @@ def false_references(data, sw, pots, trigger, times, excursions, rise_times_us, 
     ndarray of bool, shape (n,)
     """
     others = [j for j in range(len(pots)) if j != trigger]
-    false = _unit_elsewhere(data, sw.ref_pos, pots, [times[j] for j in others], [excursions[j] for j in others],
-                            fs_hz, params.block_fraction)
+    false = _unit_elsewhere(data, sw.ref_pos, pots, [times[j] for j in others], fs_hz)
     fast = [j for j in others if rise_times_us[j] < params.max_rise_time_us]
     others = fast or others
     rows = np.flatnonzero(np.all([~np.isfinite(times[j]) for j in others], axis=0) & ~false)
@@ -181,27 +175,20 @@ def false_references(data, sw, pots, trigger, times, excursions, rise_times_us, 
     return false
 
 
-def _unit_elsewhere(data, ref_pos, pots, other_times, other_excursions, fs_hz, present_fraction):
+def _unit_elsewhere(data, ref_pos, pots, other_times, fs_hz):
     """Discharges whose sweep holds the unit's waveform away from the reference.
 
     Where another potential near a discharge of the unit (within ``min_idi_ms``, and
     first; or with the trigger's own missing from its amplitude group) was taken as the
     reference, the unit's potentials lie shifted by that distance and some or all of
-    them seem missing, or are found far off their latency (excursions). Judged in the
-    discharges with a potential missing or an excursion (in every discharge, it took
-    the large latency excursions of jittery MG fibres for a shifted unit: the
-    validation grid's MCD biased low by up to 5 µs): the sweep's correlation with the
-    unit's mean waveform (the mean of the discharges holding every potential at its
-    latency, from 0.5 ms before the first potential to 0.5 ms after the last) at lags
+    them seem missing. Judged in the discharges with a potential missing (in every
+    discharge, it took the large latency excursions of jittery MG fibres for a shifted
+    unit: the validation grid's MCD biased low by up to 5 µs): the sweep's correlation
+    with the unit's mean waveform (the mean of the discharges holding every
+    potential, from 0.5 ms before the first potential to 0.5 ms after the last) at lags
     up to ±:data:`_ELSEWHERE_LAG_US`; the reference is false when the best correlation
     at a lag of at least :data:`_ELSEWHERE_MIN_LAG_US` is at least
     :data:`_ELSEWHERE_CORRELATION`, and :data:`_ELSEWHERE_MARGIN` above that at lag 0.
-    Where no potential is missing (only excursions), also every potential must be
-    present at that lag (its peak in its search window at least ``present_fraction``
-    of its size): one fibre's excursion matches the trigger's waveform or its own
-    shifted, and the trigger's is there at lag 0 (simulated LEMS: a true excursion
-    430 µs late correlated 0.88 at 1.84 ms, the trigger's waveform on it, against 0.68
-    at lag 0).
     The lags are those every sweep holds (fewer near the sweeps' edges; none below
     :data:`_ELSEWHERE_MIN_LAG_US`: not judged), and at least :data:`~sfemg.analysis.sweeps.MIN_TRIGGER_COUNT`
     discharges must hold every potential.
@@ -215,11 +202,7 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, other_excursions, fs_hz, p
     pots : list of LockedPotential
     other_times : list of ndarray, shape (n,)
         Time points of the potentials other than the trigger (NaN where missing).
-    other_excursions : list of ndarray of bool, shape (n,)
-        Where they were found as latency excursions.
     fs_hz : float
-    present_fraction : float
-        A potential is present at a lag where its peak reaches this fraction of its size.
 
     Returns
     -------
@@ -228,8 +211,7 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, other_excursions, fs_hz, p
     n, n_cols = data.shape
     false = np.zeros(n, dtype=bool)
     missing = np.any([~np.isfinite(t) for t in other_times], axis=0)
-    judged = missing | np.any(other_excursions, axis=0)
-    if not judged.any() or (~judged).sum() < MIN_TRIGGER_COUNT:
+    if not missing.any() or (~missing).sum() < MIN_TRIGGER_COUNT:
         return false
     ref = np.round(ref_pos).astype(np.int64)
     margin = int(round(0.5e-3 * fs_hz))
@@ -240,9 +222,9 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, other_excursions, fs_hz, p
     if lag <= min_lag:
         return false
     width = hi - lo
-    mean = data[np.flatnonzero(~judged)[:, None], ref[~judged, None] + np.arange(lo, hi)].mean(axis=0)
+    mean = data[np.flatnonzero(~missing)[:, None], ref[~missing, None] + np.arange(lo, hi)].mean(axis=0)
     mean -= mean.mean()
-    for i in np.flatnonzero(judged):
+    for i in np.flatnonzero(missing):
         x = data[i, ref[i] + lo - lag:ref[i] + hi + lag]
         cross = np.correlate(x, mean, mode="valid")  # lags -lag..lag
         energy = np.convolve(x * x, np.ones(width), mode="valid")
@@ -253,20 +235,7 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, other_excursions, fs_hz, p
         away = np.abs(np.arange(-lag, lag + 1)) >= min_lag
         best = r[away].max()
         false[i] = best >= _ELSEWHERE_CORRELATION and best - r[lag] >= _ELSEWHERE_MARGIN
-        if false[i] and not missing[i]:
-            shift = np.flatnonzero(away)[np.argmax(r[away])] - lag
-            false[i] = all(_peak_at(data[i], ref[i] + p.latency + shift, p) >= present_fraction * p.amplitude_v
-                           for p in pots)
     return false
-
-
-def _peak_at(sweep, centre, pot):
-    """The polarity-corrected peak of ``sweep`` within ``pot``'s half-window of sample
-    ``centre``, V (-inf where that window lies outside the sweep)."""
-    lo, hi = int(round(centre)) - pot.half_window, int(round(centre)) + pot.half_window + 1
-    if lo < 0 or hi > sweep.size:
-        return -np.inf
-    return float((pot.polarity * sweep[lo:hi]).max())
 
 
 def _splits_an_interval(ref_times_s, rows, block_rates):
