@@ -87,6 +87,7 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
     rhs = np.empty(n_pot, dtype=np.complex128)
     y = np.empty(n_pot, dtype=np.complex128)
     c = np.empty((n_pot, n), dtype=np.complex128)
+    weighted = np.empty((n_pot, n), dtype=np.complex128)  # conj(m_pi v_i), the Gram's and rhs' left factor
     spacing = 0.0
     have_step = False  # step holds e^{-i spacing tau}
     for b in range(n_bins):
@@ -108,14 +109,16 @@ def normal_parts_kernel(spectra, w, weight, tau, present, rows, ridge, step_part
             have_step = b > 0
             spacing = gap
         for p in range(n_pot):
+            for i in range(n):
+                weighted[p, i] = (m[p, i] * rows[i]).conjugate()
             acc = 0.0 + 0.0j
             for i in range(n):
-                acc += (m[p, i] * rows[i]).conjugate() * spectra[i, b]
+                acc += weighted[p, i] * spectra[i, b]
             rhs[p] = acc
             for q in range(p + 1):  # the lower triangle: all _cholesky reads
                 acc = 0.0 + 0.0j
                 for i in range(n):
-                    acc += (m[p, i] * rows[i]).conjugate() * m[q, i]
+                    acc += weighted[p, i] * m[q, i]
                 gram[p, q] = acc + (ridge if p == q else 0.0)
         # templates: G S = rhs with G = L L^H, by forward and back substitution
         _cholesky(gram, lower)

@@ -17,6 +17,7 @@ from scipy import signal as sps
 
 from ..errors import SfemgInputError
 from ..recording import Recording
+from ._detect_numba import extremes_kernel
 from .detect import (
     MAD_TO_SD,
     detect_both_polarities,
@@ -272,10 +273,13 @@ def find_saturation(rows_v, start_s, fs_hz) -> Saturation:
     Saturation
     """
     levels, times = [float("nan"), float("nan")], [np.empty(0)]
-    for side, value in enumerate((rows_v.min(), rows_v.max())):
-        at = rows_v == value
-        if np.count_nonzero(at) < 2 * _CLIP_MIN_RUNS:  # (as a rule: one sample; 0.4 ms a recording saved)
+    if rows_v.size == 0:
+        return Saturation(tuple(levels), times[0])
+    low, high, n_low, n_high = extremes_kernel(np.ascontiguousarray(rows_v, dtype=np.float64))
+    for side, (value, count) in enumerate(((low, n_low), (high, n_high))):
+        if count < 2 * _CLIP_MIN_RUNS:  # (as a rule: one sample)
             continue
+        at = rows_v == value
         run_starts = at[:, 1:] & at[:, :-1] & ~np.pad(at[:, :-2], ((0, 0), (1, 0)))
         if np.count_nonzero(run_starts) >= _CLIP_MIN_RUNS:
             levels[side] = float(value)

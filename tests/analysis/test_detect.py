@@ -10,6 +10,7 @@ from sfemg.analysis._detect_numba import (
     _arange,
     _valley_above,
     amplitude_groups_kernel,
+    extremes_kernel,
     first_of_close_kernel,
     locked_groups_kernel,
     median_kernel,
@@ -213,6 +214,22 @@ def test_locked_potentials_ignore_uniform_background():
     assert pots[0].latency == pytest.approx(0, abs=1) and pots[0].polarity == 1
     assert pots[1].latency == pytest.approx(60, abs=1) and pots[1].polarity == -1
     assert pots[0].half_window + pots[1].half_window <= 60
+
+
+@pytest.mark.parametrize("case", ["noise", "ties", "clipped", "one", "row"])
+def test_extremes_kernel_matches_numpy(case):
+    """Smallest and largest value and how many samples equal each, against NumPy's
+    min/max and counts: Gaussian noise, integer-valued samples (many ties), samples
+    clipped at both rails, a single sample, one row."""
+    rng = np.random.default_rng(3)
+    x = {"noise": rng.standard_normal((3, 1000)),
+         "ties": rng.integers(-5, 6, (4, 500)).astype(float),
+         "clipped": np.clip(rng.standard_normal((2, 2000)), -1.5, 1.2),
+         "one": np.array([[0.25]]),
+         "row": rng.standard_normal((1, 7))}[case]
+    low, high, n_low, n_high = extremes_kernel(x)
+    assert (low, high) == (x.min(), x.max())
+    assert (n_low, n_high) == (np.count_nonzero(x == x.min()), np.count_nonzero(x == x.max()))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000])
