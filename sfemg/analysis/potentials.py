@@ -255,12 +255,10 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     potential's window; or, where the candidate's peak is at most ``1 + _EXCURSION_SCALE``
     times its size (a larger peak is not its, as its own excursion test would say), if
     that potential, within reach, is missing from its window in that discharge (the
-    peak may be its own excursion; the fibre's own phases move with it), or if this
-    potential's waveform lies as far after the candidate as its latency is after that
-    potential's (the unit shifted, the reference another unit's potential and the
-    candidate that potential: seen on the recorded sweeps). The
-    best-correlated candidate (:func:`~sfemg.analysis.timing.match_template`) is taken if its scale and correlation
-    are like those of the potential's own discharges (:data:`_EXCURSION_SCALE`,
+    peak may be its own excursion; the fibre's own phases move with it). The
+    best-correlated candidate (:func:`~sfemg.analysis.timing.match_template`) is taken
+    if its scale and correlation are like those of the potential's own discharges
+    (:data:`_EXCURSION_SCALE`,
     :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
     beside potentials subtracted, ``others_subtracted``), and the unit does not look
     shifted onto it (:func:`_unit_shifted`).
@@ -333,7 +331,7 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
             window = recorded[absent[rows[k]], max(centre[k] - other.half_window, 0):
                               max(centre[k] + other.half_window + 1, 0)]
             ok[k] = window.size > 0 and (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
-    ok &= ~_unit_shifted(recorded[absent[rows]], cols, peaks_v, pot, avoid, params.block_fraction, peak_half)
+    ok &= ~_unit_shifted(recorded[absent[rows]], ref, cols, peaks_v, pot, avoid, params.block_fraction, peak_half)
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
         return none
@@ -357,20 +355,26 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     return rows[take], cols[take] - fit_half, segments[take]
 
 
-def _unit_shifted(rows_v, cols, peaks_v, pot, avoid, present_fraction, near):
-    """Which excursion candidates are better explained by the whole unit shifted: the
-    reference another unit's potential (before or after the unit's discharge), the
-    candidate this potential at its latency after the trigger's own, found shifted (the
-    trigger's waveform lies as much before the candidate as this potential's latency),
-    or the trigger's own potential of similar size (this potential's waveform lies that
-    far after it). Judged against the trigger (the potential at latency 0, within its
-    window; none in a stimulated recording, whose references are the stimuli) on the
-    sweeps as recorded; a fibre's true excursion moves it alone.
+def _unit_shifted(rows_v, ref_pos, cols, peaks_v, pot, avoid, present_fraction, near):
+    """Which excursion candidates are better explained by the whole unit shifted, the
+    reference another unit's potential (before or after the unit's discharge): the
+    candidate this potential, the trigger's waveform peaking as much before it as this
+    potential's latency; or the candidate the trigger's own potential (of its polarity
+    and at most 1.2 times its size), this potential's waveform peaking that far after
+    it. Judged against the trigger (the potential nearest latency 0, within its window;
+    none in a stimulated recording, whose references are the stimuli) on the sweeps as
+    recorded, within ``near`` samples; not where another potential of the unit (neither
+    the trigger nor this one) is present in its own window: a shifted unit would have
+    moved it too, and a fibre's true excursion moves it alone (found in review: a steady
+    fibre 450 µs after the fibre's latency, where its excursions put the trigger, left
+    every excursion a block).
 
     Parameters
     ----------
     rows_v : ndarray, shape (m, L)
         The candidates' sweeps as recorded, V.
+    ref_pos : ndarray, shape (m,)
+        The reference's position in each, samples.
     cols : ndarray of int, shape (m,)
         The candidates' peaks, samples.
     peaks_v : ndarray, shape (m,)
@@ -380,6 +384,8 @@ def _unit_shifted(rows_v, cols, peaks_v, pot, avoid, present_fraction, near):
         The other potentials.
     present_fraction : float
         A potential is there where its peak reaches this fraction of its size.
+    near : int
+        How far from where it would lie a peak is sought, samples.
 
     Returns
     -------
@@ -387,13 +393,21 @@ def _unit_shifted(rows_v, cols, peaks_v, pot, avoid, present_fraction, near):
     """
     shifted = np.zeros(cols.size, dtype=bool)
     at_reference = [q for q in avoid if abs(q.latency) <= q.half_window]
-    for trig in at_reference and [min(at_reference, key=lambda q: abs(q.latency))]:
-        before = np.round(cols + trig.latency - pot.latency).astype(np.int64)
-        shifted |= _peaks_at(rows_v, before, near, trig.polarity) >= present_fraction * trig.amplitude_v
-        if trig.polarity == pot.polarity:
-            after = np.round(cols + pot.latency - trig.latency).astype(np.int64)
-            its_size = peaks_v <= (1.0 + _EXCURSION_SCALE) * trig.amplitude_v
-            shifted |= its_size & (_peaks_at(rows_v, after, near, pot.polarity) >= present_fraction * pot.amplitude_v)
+    if not at_reference:
+        return shifted
+    trig = min(at_reference, key=lambda q: abs(q.latency))
+    before = np.round(cols + trig.latency - pot.latency).astype(np.int64)
+    shifted |= _peaks_at(rows_v, before, near, trig.polarity) >= present_fraction * trig.amplitude_v
+    if trig.polarity == pot.polarity:
+        after = np.round(cols + pot.latency - trig.latency).astype(np.int64)
+        its_size = peaks_v <= (1.0 + _EXCURSION_SCALE) * trig.amplitude_v
+        shifted |= its_size & (_peaks_at(rows_v, after, near, pot.polarity) >= present_fraction * pot.amplitude_v)
+    for other in avoid:
+        if other is trig or abs(other.latency - trig.latency) <= other.half_window + trig.half_window:
+            continue
+        at = np.round(ref_pos + other.latency).astype(np.int64)
+        shifted &= ~(_peaks_at(rows_v, at, other.half_window, other.polarity)
+                     >= present_fraction * other.amplitude_v)
     return shifted
 
 

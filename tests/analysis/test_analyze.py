@@ -1254,6 +1254,38 @@ def test_a_block_is_not_filled_by_a_like_potential_far_off_at_low_snr():
     np.testing.assert_array_equal(pair.blocked, blocked)
 
 
+def test_unit_shifted_onto_an_excursion_candidate():
+    """Sweeps of a unit of three fibres (triphasic, peaks at 0, 1 and 2.6 ms from the
+    reference) and an excursion candidate of the middle one, per case: its true
+    excursion 0.6 ms late (no); the whole unit 0.6 ms late, the candidate the fibre (yes:
+    the trigger's peak lies the fibre's latency before it); another unit's potential
+    taken as the reference 2 ms before the unit, the candidate the trigger's own
+    potential 1 ms off the fibre's latency (yes: the fibre's peak lies its latency
+    after it); the fibre 2.6 ms late, where the third fibre sits as far after the
+    trigger as the fibre's latency is before the candidate (no: the third is present in
+    its own window, so the unit has not moved; found in review, every such excursion was
+    a block). Without a potential at latency 0 (a stimulated recording) nothing is
+    judged."""
+    from sfemg.analysis.potentials import _unit_shifted
+
+    fs, length, ref = 50e3, 600, 200
+    t = np.arange(length)
+
+    def unit(shift, late=0):
+        return sum(synth.triphasic((t - ref - shift - at) / fs, 1e-3) for at in (0, 50 + late, 130))
+
+    rows = np.array([unit(0, late=30), unit(30), unit(100) + synth.triphasic((t - ref) / fs, 1e-3),
+                     unit(0, late=130)])
+    cols = np.array([ref + 80, ref + 80, ref + 100, ref + 180])
+    trigger, fibre, steady = (LockedPotential(latency=lat, half_window=15, polarity=1.0, amplitude_v=1e-3, count=50)
+                              for lat in (0.0, 50.0, 130.0))
+    ref_pos = np.full(cols.size, float(ref))
+    peaks_v = rows[np.arange(cols.size), cols]
+    got = _unit_shifted(rows, ref_pos, cols, peaks_v, fibre, [trigger, steady], 0.5, 12)
+    assert got.tolist() == [False, True, True, False]
+    assert not _unit_shifted(rows, ref_pos, cols, peaks_v, fibre, [steady], 0.5, 12).any()
+
+
 def test_excursion_search_beside_a_potential_whose_window_is_outside_the_sweep():
     """Windowed recordings place the reference per sweep: another potential's window can
     lie beyond a sweep's end (found in review: an empty window crashed the search). A
