@@ -331,7 +331,9 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
             window = recorded[absent[rows[k]], max(centre[k] - other.half_window, 0):
                               max(centre[k] + other.half_window + 1, 0)]
             ok[k] = window.size > 0 and (other.polarity * window).max() >= params.block_fraction * other.amplitude_v
-    ok &= ~_unit_shifted(recorded[absent[rows]], ref, cols, peaks_v, pot, avoid, params.block_fraction, peak_half)
+    kept = np.flatnonzero(ok)
+    ok[kept] = ~_unit_shifted(recorded[absent[rows[kept]]], ref[kept], cols[kept], peaks_v[kept], pot, avoid,
+                              params.block_fraction, peak_half)
     rows, cols = absent[rows[ok]], cols[ok]
     if rows.size == 0:
         return none
