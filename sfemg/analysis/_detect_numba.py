@@ -31,26 +31,64 @@ def detect_peaks_kernel(x, threshold, half_width, polarity, out_rows, out_cols):
     n_found = 0
     n_cols = x.shape[1]
     for r in range(x.shape[0]):
+        row = x[r]
         i = 0
         while i < n_cols:
-            v = _value(x[r, i], polarity)
-            if v > threshold:
-                lo = max(0, i - half_width)
-                hi = min(n_cols, i + half_width + 1)
-                is_max = True
-                for j in range(lo, hi):
-                    a = _value(x[r, j], polarity)
-                    if a > v or (a == v and j < i):
-                        is_max = False
-                        break
-                if is_max:
-                    if n_found < out_rows.shape[0]:
-                        out_rows[n_found] = r
-                        out_cols[n_found] = i
-                    n_found += 1
-                    i += half_width + 1  # nothing within the window can be a maximum
-                    continue
+            v = _value(row[i], polarity)
+            if v > threshold and _is_first_largest(row, i, v, half_width, polarity):
+                if n_found < out_rows.shape[0]:
+                    out_rows[n_found] = r
+                    out_cols[n_found] = i
+                n_found += 1
+                i += half_width + 1  # nothing within the window can be a maximum
+                continue
             i += 1
+    return n_found
+
+
+@jit
+def _is_first_largest(row, i, v, half_width, polarity):  # pragma: no cover - compiled
+    """Whether ``v`` (the value of sample ``i``, polarity-corrected) is the first largest
+    within ``half_width`` samples either side in ``row``."""
+    lo = max(0, i - half_width)
+    hi = min(row.shape[0], i + half_width + 1)
+    for j in range(lo, hi):
+        a = _value(row[j], polarity)
+        if a > v or (a == v and j < i):
+            return False
+    return True
+
+
+@jit
+def detect_both_kernel(x, threshold, half_width, out_rows, out_cols):  # pragma: no cover - compiled
+    """:func:`detect_peaks_kernel` for polarities 1 and -1 in one pass: the maxima of
+    ``x`` and of ``-x`` above ``threshold``, each the first largest within
+    ``half_width`` samples either side, in row-major order (a sample exceeds the
+    threshold in one polarity at most). Each polarity skips the samples after its own
+    maximum, as its own scan would. Fills ``out_rows``/``out_cols`` up to their length
+    and returns the total count."""
+    n_found = 0
+    n_cols = x.shape[1]
+    for r in range(x.shape[0]):
+        row = x[r]
+        next_up = 0
+        next_down = 0
+        for i in range(n_cols):
+            v = row[i]
+            found = False
+            if v > threshold and i >= next_up:
+                found = _is_first_largest(row, i, v, half_width, 1)
+                if found:
+                    next_up = i + half_width + 1
+            elif -v > threshold and i >= next_down:
+                found = _is_first_largest(row, i, -v, half_width, -1)
+                if found:
+                    next_down = i + half_width + 1
+            if found:
+                if n_found < out_rows.shape[0]:
+                    out_rows[n_found] = r
+                    out_cols[n_found] = i
+                n_found += 1
     return n_found
 
 

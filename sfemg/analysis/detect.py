@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import SfemgInputError
 from ._detect_numba import (
     amplitude_groups_kernel,
+    detect_both_kernel,
     detect_peaks_kernel,
     first_of_close_kernel,
     locked_groups_kernel,
@@ -82,19 +83,12 @@ def detect_peaks(x_v, threshold_v: float, half_width: int, polarity: int = 0):
     """
     if polarity not in (1, -1, 0):
         raise ValueError(f"polarity must be 1, -1 or 0, not {polarity!r}")
-    x = np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64)
-    capacity = max(1024, x.size // 1000)
-    while True:
-        rows = np.empty(capacity, dtype=np.int64)
-        cols = np.empty(capacity, dtype=np.int64)
-        n = detect_peaks_kernel(x, float(threshold_v), int(half_width), int(polarity), rows, cols)
-        if n <= capacity:
-            return rows[:n], cols[:n]
-        capacity = n
+    return _candidates(detect_peaks_kernel, x_v, float(threshold_v), int(half_width), int(polarity))
 
 
 def detect_both_polarities(x_v, threshold_v: float, half_width: int):
-    """Positive and negative peaks (see :func:`detect_peaks`), merged in row-major order.
+    """Positive and negative peaks (:func:`detect_peaks` with polarity 1 and -1, in one
+    pass), merged in row-major order.
 
     Seeking each polarity separately keeps a potential's main phase a candidate even when
     an opposite phase of it is larger in some discharges.
@@ -103,12 +97,21 @@ def detect_both_polarities(x_v, threshold_v: float, half_width: int):
     -------
     rows, cols : ndarray of int64, shape (n_candidates,)
     """
-    r1, c1 = detect_peaks(x_v, threshold_v, half_width, 1)
-    r2, c2 = detect_peaks(x_v, threshold_v, half_width, -1)
-    rows = np.concatenate([r1, r2])
-    cols = np.concatenate([c1, c2])
-    order = np.lexsort((cols, rows))
-    return rows[order], cols[order]
+    return _candidates(detect_both_kernel, x_v, float(threshold_v), int(half_width))
+
+
+def _candidates(kernel, x_v, *args):
+    """Run a candidate kernel (``kernel(x, *args, out_rows, out_cols)`` -> count) with
+    output arrays grown until they hold every candidate."""
+    x = np.ascontiguousarray(np.atleast_2d(x_v), dtype=np.float64)
+    capacity = max(1024, x.size // 1000)
+    while True:
+        rows = np.empty(capacity, dtype=np.int64)
+        cols = np.empty(capacity, dtype=np.int64)
+        n = kernel(x, *args, rows, cols)
+        if n <= capacity:
+            return rows[:n], cols[:n]
+        capacity = n
 
 
 def peak_values(x_v, rows, cols):

@@ -55,6 +55,25 @@ def test_kernel_matches_slow_reference(seed, polarity):
         assert list(zip(rows.tolist(), cols.tolist())) == slow_detect(x, 1.5, half_width, polarity)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_both_polarities_in_one_pass_match_the_slow_reference(seed):
+    """Both polarities' candidates from one pass: the slow reference's of x and of -x,
+    merged in row-major order (also where a positive and a negative maximum lie within
+    a half-width of each other, each polarity skipping only after its own)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(3, 400))
+    x[1, 50:53] = 4.0
+    x[1, 54] = -4.0  # a negative maximum right after a positive plateau
+    x[2, :2] = -5.0
+    x[2, -1] = 6.0
+    for half_width in (1, 3, 10):
+        rows, cols = detect_both_polarities(x, 1.5, half_width)
+        assert list(zip(rows.tolist(), cols.tolist())) == sorted(slow_detect(x, 1.5, half_width, 1)
+                                                                 + slow_detect(x, 1.5, half_width, -1))
+    few = np.tile([0.0, 1.0, 0.0, -1.0], 2000)  # 4000 candidates: more than the first capacity
+    assert detect_both_polarities(few, 0.5, 1)[1].size == 4000
+
+
 def test_kernel_grows_its_output():
     x = np.tile([0.0, 1.0], 5000)  # 5000 maxima: more than the first capacity
     rows, cols = detect_peaks(x, 0.5, 1)
