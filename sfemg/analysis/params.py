@@ -78,7 +78,8 @@ class AnalysisParams:
     excursion_window_us : float
         A discharge in which a potential (not the trigger) is missing from its search
         window counts as fired, with a latency excursion, when its waveform is found
-        within ± this of its latency, but at most 20 robust SDs of its latency (outside the
+        within ± this of its latency, but at most 12 robust SDs of its latency (20 where its
+        peak is at least 30 dB above the noise; outside the
         other potentials' windows, as big and as well shaped as its own discharges; not
         sought with fewer than 10 of its discharges present): a fibre near block fires
         hundreds of µs late, a steady one does not. 0 turns the search off (every such

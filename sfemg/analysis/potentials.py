@@ -247,10 +247,10 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     discharges (±250-600 µs in simulated MG), beyond the window that its other
     discharges set. Its waveform is sought within ``params.excursion_window_us`` of its
     latency, but at most :data:`_EXCURSION_SDS` robust SDs of its latency
-    (:data:`_EXCURSION_FAR_SDS` at 30 dB and more; no search
-    with fewer than :data:`_EXCURSION_MIN_DISCHARGES` discharges present), in every
-    discharge without it: each peak of its polarity there of at least ``block_fraction`` of its
-    size, outside its own window, is a candidate. Another potential of that polarity
+    (:data:`_EXCURSION_FAR_SDS` at 30 dB and more; no search with fewer than
+    :data:`_EXCURSION_MIN_DISCHARGES` discharges present), in every discharge without
+    it: each peak of its polarity there of at least ``block_fraction`` of its size,
+    outside its own window, is a candidate. Another potential of that polarity
     (``avoid``) makes a candidate ambiguous, left a block: if the candidate lies in that
     potential's window; or, where the candidate's peak is at most ``1 + _EXCURSION_SCALE``
     times its size (a larger peak is not its, as its own excursion test would say), if
@@ -258,10 +258,10 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     peak may be its own excursion; the fibre's own phases move with it). The
     best-correlated candidate (:func:`~sfemg.analysis.timing.match_template`) is taken
     if its scale and correlation are like those of the potential's own discharges
-    (:data:`_EXCURSION_SCALE`,
-    :data:`_EXCURSION_MIN_CORRELATION`, :data:`_EXCURSION_MISFIT_RATIO`; the last not
-    beside potentials subtracted, ``others_subtracted``), and the unit does not look
-    shifted onto it (:func:`_unit_shifted`).
+    (:data:`_EXCURSION_SCALE`, :data:`_EXCURSION_MIN_CORRELATION`,
+    :data:`_EXCURSION_MISFIT_RATIO`; the last not beside potentials subtracted,
+    ``others_subtracted``), and the unit does not look shifted onto it
+    (:func:`_unit_shifted`).
 
     Parameters
     ----------
