@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SfemgInputError
-from .detect import MAD_TO_SD
+from .detect import MAD_TO_SD, fast_median
 
 __all__ = ["compute_mcd", "mcd_gradient", "compute_msd", "reported_jitter", "flip_flop_separation", "robust_mcd"]
 
@@ -103,7 +103,7 @@ def robust_mcd(intervals_s) -> float:
     x = _intervals("intervals_s", intervals_s)
     diffs = np.abs(np.diff(x))
     diffs = diffs[np.isfinite(diffs)]
-    return float(np.median(diffs) * _MCD_PER_MEDIAN_DIFFERENCE) if diffs.size else float("nan")
+    return float(fast_median(diffs) * _MCD_PER_MEDIAN_DIFFERENCE) if diffs.size else float("nan")
 
 
 def compute_msd(intervals_s, idis_s) -> float:
@@ -198,7 +198,7 @@ def two_group_split(values, min_fraction: float = 0.1, robust: bool = False):
     threshold = 0.5 * (x[k[best] - 1] + x[k[best]])
     if robust:
         lower, upper = x[:k[best]], x[k[best]:]
-        m1, m2 = np.median(lower), np.median(upper)
+        m1, m2 = fast_median(lower), fast_median(upper)
         spread = 0.5 * np.hypot(*(np.diff(np.percentile(g, _GAUSS_1SD_PERCENTILES)) for g in (lower, upper)))[0]
         if spread == 0:
             return (float("inf") if m2 > m1 else 0.0), threshold

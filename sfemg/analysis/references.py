@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from .detect import median_and_robust_sd
+from .detect import fast_median, median_and_robust_sd
 from .jitter import two_group_split
 from .potentials import MIN_SHAPE_CORRELATION, measure_potential
 from .sweeps import MIN_TRIGGER_COUNT, fit_half_window, noise_spectrum, subset_sweeps
@@ -101,7 +101,7 @@ def trigger_discharges(sw, pot, spectra, fs_hz, params):
     d_robust = two_group_split(log_scale, _TRIGGER_SPLIT_FRACTION, robust=True)[0]
     upper, lower = log_scale > threshold, log_scale <= threshold
     if max(d, d_robust) > _TRIGGER_SPLIT_D and upper.sum() >= MIN_TRIGGER_COUNT \
-            and np.median(log_scale[upper]) - np.median(log_scale[lower]) > _TRIGGER_SPLIT_LOG_SCALE:
+            and fast_median(log_scale[upper]) - fast_median(log_scale[lower]) > _TRIGGER_SPLIT_LOG_SCALE:
         ok = upper
     if ok.all() or ok.sum() < 2:
         return sw, None, fit
