@@ -20,7 +20,7 @@ from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .params import AnalysisParams
 from .potentials import clipped_discharges
-from .references import false_references, trigger_discharges
+from .references import false_references, keep_references, trigger_discharges
 from .refine import TimingErrors, refine_time_points
 from .results import PairResult, RecordingResult
 from .selection import select_potentials, slow_phases
@@ -31,9 +31,9 @@ from .sweeps import (
     check_signal,
     discharge_sweeps,
     find_candidates,
+    preceding_intervals,
     prepared_input,
     stimulus_sweeps,
-    subset_sweeps,
     sweep_input,
 )
 
@@ -181,7 +181,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     lats = np.array([p.latency for p in pots])
     ref_t = times[trigger] if mode == "voluntary" else sw.ref_times_s
     slow_phase = slow_phases(timed, ref_t, fs_hz, params.max_rise_time_us)
-    idis = np.r_[np.nan, np.diff(ref_t)]
+    idis = preceding_intervals(sw, ref_t)
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
         intervals = idis[np.isfinite(idis)]  # (level-method time points can be NaN)
@@ -193,11 +193,12 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         # potential in one sweep of a hundred, and the others are missing from those sweeps
         real = ~false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
         if not real.all() and real.sum() >= 2:
-            sw, times, ref_t = subset_sweeps(sw, real), [t[real] for t in times], ref_t[real]
+            sw = keep_references(sw, real, pots[trigger], fs_hz, params)
+            times, ref_t = [t[real] for t in times], ref_t[real]
             errors = errors.subset(real) if errors is not None else None
             excursions = [e[real] for e in excursions]
             data, n = sw.data_v, int(real.sum())
-            idis = np.r_[np.nan, np.diff(ref_t)]
+            idis = preceding_intervals(sw, ref_t)
     ref_var = sw.ref_var if sw.ref_var is not None else np.zeros(n)  # (stimulated: the stimulus times' error)
     pairs = []
     for j, pot in enumerate(pots):

@@ -105,7 +105,51 @@ def trigger_discharges(sw, pot, spectra, fs_hz, params):
         ok = upper
     if ok.all() or ok.sum() < 2:
         return sw, None, fit
-    return subset_sweeps(sw, ok), subset_sweeps(sw, ~ok) if np.sum(~ok) >= MIN_TRIGGER_COUNT else None, fit
+    rest = keep_references(sw, ~ok, pot, fs_hz, params) if np.sum(~ok) >= MIN_TRIGGER_COUNT else None
+    return keep_references(sw, ok, pot, fs_hz, params), rest, fit
+
+
+def keep_references(sw, keep, pot, fs_hz, params):
+    """The sweeps ``keep`` (boolean mask) of ``sw``, the others left out as no discharge of
+    the unit whose trigger potential is ``pot``.
+
+    The intervals between the discharges kept run across those left out
+    (:func:`~sfemg.analysis.sweeps.preceding_intervals`), except where one may have taken
+    the place of a discharge of the unit: the refractory pick keeps the first of the
+    trigger group's peaks within ``params.min_idi_ms`` (:func:`~sfemg.analysis.detect.find_trigger`),
+    so a peak of the trigger's polarity and size (within ``block_fraction`` of it, either
+    way) in that time after a reference left out may have been the unit's own discharge,
+    lost with it; the interval across would then be two of the unit's. Judged on the
+    continuous signal; in a windowed recording every sweep left out is taken to have.
+
+    Parameters
+    ----------
+    sw : Sweeps
+    keep : ndarray of bool, shape (n,)
+    pot : LockedPotential
+        The trigger potential.
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    Sweeps
+    """
+    keep = np.asarray(keep, dtype=bool)
+    dropped = np.flatnonzero(~keep)
+    stood_in = np.ones(dropped.size, dtype=bool)
+    if sw.noise_v.shape[0] == 1 and dropped.size:
+        x = sw.noise_v[0]
+        cols = np.sort(sw.busy_cols)
+        size = pot.polarity * x[cols]
+        fraction = params.block_fraction
+        like = cols[(size >= fraction * pot.amplitude_v) & (size <= pot.amplitude_v / fraction)]
+        ref = np.round(sw.start_s[dropped] * fs_hz + sw.ref_pos[dropped]).astype(np.int64)
+        gap = params.min_idi_ms * 1e-3 * fs_hz
+        stood_in = np.searchsorted(like, ref + gap, side="right") > np.searchsorted(like, ref, side="right")
+    passed = np.zeros(keep.size, dtype=bool)
+    passed[dropped[~stood_in]] = True
+    return subset_sweeps(sw, keep, passed)
 
 
 def false_references(data, sw, pots, trigger, times, rise_times_us, fs_hz, params):

@@ -121,7 +121,8 @@ class RecordingResult:
     reference_times_s : ndarray, shape (n_discharges,)
         Trigger time points or stimulus times, s.
     idis_s : ndarray, shape (n_discharges,)
-        Preceding inter-discharge interval, s (NaN for the first).
+        Preceding inter-discharge interval, s (NaN for the first and where a reference
+        left out may have taken the place of the unit's discharge before it).
     noise_rms_v : float
         Noise RMS in potential-free segments, V.
     potential_latencies_s : ndarray, shape (n_potentials,)

@@ -100,6 +100,38 @@ class Sweeps:
     stimulus: StimulusTiming | None = None  # stimulated: where the stimulus times come from
     ref_var: np.ndarray | None = None  # (n,) samples^2: each stimulus time's error variance; None: 0
     artefact_delay: float = 0.0  # samples: stimulated, where the artefact (and the blank) begins after the stimulus
+    # (n,) bool: the row before is the previous discharge (stimulus), none left out between
+    # them; None: every row but the first (see preceding_intervals)
+    after_previous: np.ndarray | None = None
+
+
+def _consecutive(kept):
+    """For the rows kept (increasing indices into a sequence of discharges), whether the
+    one before each is its predecessor in that sequence (False for the first)."""
+    return np.diff(np.asarray(kept), prepend=-2) == 1
+
+
+def preceding_intervals(sw, ref_times_s):
+    """The interval from each discharge's reference to the previous one's, s; NaN for
+    the first and where a discharge was left out between them (a reference dropped as
+    another unit's potential may have taken the place of the unit's own discharge, kept
+    the first within ``min_idi_ms``: the interval across it would be two of the unit's,
+    and misplace the discharge in the MSD's ordering).
+
+    Parameters
+    ----------
+    sw : Sweeps
+    ref_times_s : ndarray, shape (n,)
+        The rows' reference times, s.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    idis = np.r_[np.nan, np.diff(ref_times_s)]
+    if sw.after_previous is None:
+        return idis
+    return np.where(sw.after_previous, idis, np.nan)
 
 
 def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
@@ -431,7 +463,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     ref_pos = stim * fs_hz - starts
     clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos + timing.delay, fs_hz, params, noise_sd)
     return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd, saturation,
-                  timing, timing.error_var[ok], timing.delay)
+                  timing, timing.error_var[ok], timing.delay, _consecutive(np.flatnonzero(ok)))
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -440,12 +472,13 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
     n_cols = _fast_length(2 * (search + fit_half_window(params, fs_hz)) + 1)
     pre = n_cols // 2
-    trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
+    complete = np.flatnonzero((trig - pre >= 0) & (trig - pre + n_cols <= x.size))
+    trig = trig[complete]
     if trig.size < 2:
         raise SfemgInputError(f"only {trig.size} complete discharge window(s) in the recording")
     starts = trig - pre
     return Sweeps(_windows(x, starts, n_cols), starts / fs_hz, np.full(trig.size, float(pre)),
-                   trig / fs_hz, x[None, :], rows, cols, noise_sd)
+                   trig / fs_hz, x[None, :], rows, cols, noise_sd, after_previous=_consecutive(complete))
 
 
 def sweep_input(rec: Recording, data, params, noise_sd, saturation):
@@ -490,7 +523,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
     trig_cols = cols[member].astype(np.float64)
     return Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
-                   data, rows, cols, noise_sd, saturation)
+                   data, rows, cols, noise_sd, saturation, after_previous=_consecutive(keep))
 
 
 def noise_spectrum(sw, length, spectra):
@@ -516,8 +549,24 @@ def noise_spectrum(sw, length, spectra):
     return spectra[length]
 
 
-def subset_sweeps(sw, rows):
-    """The sweeps ``rows`` (boolean mask) of ``sw``."""
+def subset_sweeps(sw, rows, passed=None):
+    """The sweeps ``rows`` (boolean mask) of ``sw``.
+
+    ``passed`` (boolean mask, optional) marks rows left out that were no discharge of the
+    unit and stood in for none: a row follows the previous discharge
+    (:func:`preceding_intervals`) across those; any other row left out before it breaks
+    that."""
+    after = sw.after_previous if sw.after_previous is not None else np.arange(sw.start_s.size) > 0
+    rows = np.asarray(rows, dtype=bool)
+    through = rows if passed is None else rows | np.asarray(passed, dtype=bool)
+    # a kept row follows the previous kept one when no link between breaks: every row
+    # after that one up to it follows its own predecessor, and those between are passed
+    # over; a link breaks at the last row up to each that does not
+    broken = np.maximum.accumulate(np.where(after & through, -1, np.arange(rows.size)))
+    kept = np.flatnonzero(rows)
+    previous = np.r_[-1, kept[:-1]]
+    follows = (previous >= 0) & (broken[kept] <= previous)
     return dataclasses.replace(sw, data_v=sw.data_v[rows], start_s=sw.start_s[rows], ref_pos=sw.ref_pos[rows],
                                ref_times_s=sw.ref_times_s[rows],
-                               ref_var=sw.ref_var[rows] if sw.ref_var is not None else None)
+                               ref_var=sw.ref_var[rows] if sw.ref_var is not None else None,
+                               after_previous=follows)

@@ -15,7 +15,7 @@ from sfemg.analysis.potentials import Timed, waveform_shape
 from sfemg.analysis.references import _FALSE_REFERENCE_PRIOR, _SPLIT_ODDS, _splits_an_interval, _unit_elsewhere
 from sfemg.analysis.refine import TimingErrors
 from sfemg.analysis.selection import _is_phase
-from sfemg.analysis.sweeps import _bridge
+from sfemg.analysis.sweeps import Sweeps, _bridge, preceding_intervals, subset_sweeps
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
 
@@ -604,6 +604,54 @@ def test_another_units_potential_between_two_discharges_is_no_block():
     (pair,) = r.pairs
     assert pair.n_blocked == 0 and pair.n_discharges == truth.reference_s.size
     assert np.abs(r.reference_times_s - truth.reference_s).max() < 50e-6
+
+
+def test_intervals_across_left_out_references_are_the_units():
+    """Potentials of the trigger's waveform and size 1.5 ms before every tenth discharge
+    of a unit whose latency follows the preceding interval: each is the first of the
+    trigger group within ``min_idi_ms`` and takes that discharge's place, then is left
+    out as a false reference (the unit's waveform lies shifted in its sweep), and the
+    discharge is lost. The interval to the next discharge would be two of the unit's
+    (and misplace it in the MSD's ordering): it is NaN. Six more, 25 ms after other
+    discharges, stand in for none: the intervals across them stay, and are the unit's."""
+    fs_hz = 50e3
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(10.0,), idi_slope=1e-3,
+                                 seed=8)
+    t0 = truth.reference_s
+    before_s, after_s = t0[5:145:10] - 1.5e-3, t0[10:140:20] + 0.025
+    r = analyze_signal(_add_filtered(sig, fs_hz, np.r_[before_s, after_s], 1e-3), fs_hz)
+    (pair,) = r.pairs
+    k = np.abs(t0[:, None] - r.reference_times_s[None, :]).argmin(axis=0)
+    assert np.abs(r.reference_times_s - t0[k]).max() < 50e-6
+    lost = np.setdiff1d(np.arange(t0.size), k)
+    assert lost.tolist() == list(range(5, 145, 10))
+    unknown = np.r_[True, np.diff(k) > 1]  # the first, and every one after a lost discharge
+    assert np.array_equal(np.isnan(pair.idis_s), unknown)
+    known = ~unknown
+    assert np.abs(pair.idis_s[known] - np.diff(t0)[k[known] - 1]).max() < 50e-6
+
+
+def test_left_out_sweeps_break_the_chain_of_intervals_unless_passed_over():
+    """``subset_sweeps``' ``after_previous`` against a loop: a kept row follows the
+    previous kept one when every row after that one up to it followed its own
+    predecessor and those between were passed over (no discharge of the unit)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        after = rng.random(n) < 0.8
+        after[0] = False
+        sw = Sweeps(np.zeros((n, 3)), np.arange(n) * 0.1, np.zeros(n), np.arange(n) * 0.1, np.zeros((1, 3)),
+                    np.zeros(0, np.int64), np.zeros(0, np.int64), 1.0, after_previous=after)
+        keep, passed = rng.random(n) < 0.6, rng.random(n) < 0.5
+        want = []
+        for j, row in enumerate(np.flatnonzero(keep)):
+            prev = np.flatnonzero(keep)[j - 1] if j else -1
+            want.append(prev >= 0 and all(after[m] for m in range(prev + 1, row + 1))
+                        and all(passed[m] for m in range(prev + 1, row)))
+        sub = subset_sweeps(sw, keep, passed)
+        assert sub.after_previous.tolist() == want
+        idis = preceding_intervals(sub, sub.ref_times_s)
+        assert np.array_equal(np.isnan(idis), ~np.array(want, dtype=bool))
 
 
 def _with_slow_potential(sig, fs_hz, reference_s, seed):
