@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -148,7 +149,7 @@ def _cmd_analyze(args):
     finally:
         progress.close()
     for name, problem in result.problems.items():
-        print(f"warning: {name}: {problem}", file=sys.stderr)
+        print(f"warning: {name!r}: {problem}", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
@@ -156,8 +157,10 @@ def _cmd_analyze(args):
               + (f", summary in {args.json}" if args.json else ""))
         verdict = s.get("verdict", "")
         mean = s.get("mean_jitter_us")
-        if mean is not None:
+        if mean is not None and math.isfinite(mean):
             print(f"mean jitter {mean:.0f} µs, {s.get('n_pairs', '?')} pairs; verdict: {verdict}")
+        elif verdict:
+            print(f"no accepted pair; verdict: {verdict}")
         stimulus = result.stimulus_summary()
         if stimulus:
             print(stimulus)

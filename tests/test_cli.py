@@ -100,7 +100,8 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     code, out, err = run(capsys, "analyze", str(path), "--json", str(summary), "--quiet")
     assert code == 0, err
     data = json.loads(summary.read_text())
-    assert set(data) == {"recordings", "study"}
+    assert set(data) == {"recordings", "study", "problems"}  # DESIGN.md §5's, plus the recordings not analysed
+    assert data["problems"] == {}
     pair = data["recordings"]["pair001"]["pairs"][0]
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                          "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
@@ -217,15 +218,73 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     (["rns", "--seed", "-1"], "seed"),
     (["simulate", "--seed", str(2 ** 70), "-o", "{tmp}/s.h5"], "seed"),
     (["simulate", "--fs", "1e12", "-o", "{tmp}/s.h5"], "fs_hz"),
+    (["analyze", "{study}", "--json", "{study}", "--force"], "would replace"),  # found in review: the
+    (["analyze", "{study}", "-o", "{tmp}/r.h5", "--json", "{tmp}/r.h5"], "would replace"),  # file was lost
+    (["analyze", "{study}", "-o", ""], "empty"),
+    (["analyze", "{study}", "--highpass", "1e-5"], "at least 1 Hz"),
 ])
 def test_outputs_and_numbers_checked_before_work(tmp_path, capsys, argv, needle):
     study = tmp_path / "study.h5"
     run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(study))
     (tmp_path / "exists.json").write_text("{}")
+    before = study.read_bytes()
     code, _, err = run(capsys, *[a.format(study=study, tmp=tmp_path) for a in argv])
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
-    assert (tmp_path / "exists.json").read_text() == "{}"
+    assert (tmp_path / "exists.json").read_text() == "{}" and study.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.json", "study.h5"]
+
+
+def test_recordings_that_cannot_be_read_are_skipped_with_a_warning(tmp_path, capsys):
+    """Found in review: each of these stopped the whole study with an internal error and
+    wrote nothing. Now each is a one-line warning, the good recording is analysed and
+    written, exit 0; and a recording name is quoted (a newline in it stays inside the
+    line)."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    with h5py.File(path, "a") as h5:
+        rec = h5["recordings"]
+        good = rec["pair001"]
+        scaled = rec.create_group("text scale")
+        scaled.create_dataset("signal", data=np.round(good["signal"][()] / 1e-7).astype(np.int16))
+        scaled["signal"].attrs["sampling_rate_hz"] = 50e3
+        scaled["signal"].attrs["scale_v_per_count"] = "1e-7 V"
+        rec["dangling"] = h5py.SoftLink("/nowhere")
+        stim = rec.create_group("stimulus times a group")
+        stim.create_dataset("signal", data=good["signal"][()])
+        stim.attrs["sampling_rate_hz"] = 50e3
+        stim.attrs["mode"] = "stimulated"
+        stim.create_group("stimulus_times_s")
+        none = rec.create_group("no stimuli\nat all")
+        none.create_dataset("signal", data=good["signal"][()])
+        none.attrs["sampling_rate_hz"] = 50e3
+        none.attrs["mode"] = "stimulated"
+        none.create_dataset("stimulus_times_s", data=np.empty(0))
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--quiet")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("warning: '") for line in lines), err
+    assert "Traceback" not in err and "internal error" not in err
+    for needle in ("not a number", "cannot be read", "not a dataset", "0 stimulus time"):
+        assert any(needle in line for line in lines), (needle, err)
+    from sfemg.io.results import load_results
+
+    assert [r.name for r in load_results(tmp_path / "r.h5").recordings] == ["pair001"]
+
+
+def test_a_signal_of_two_samples_is_one_line(tmp_path, capsys):
+    """No NumPy warnings before the error line (found in review: empty medians)."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "tiny.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/r/signal", data=np.array([1e-5, -1e-5]))
+        h5["recordings/r"].attrs["sampling_rate_hz"] = 50e3
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "out.h5"), "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
 
 
 def test_analyze_progress_counts_recordings_done(tmp_path, capsys, monkeypatch):

@@ -195,6 +195,9 @@ class AnalysisParams:
                 f"AnalysisParams.min_discharges must be an integer >= 2, got {self.min_discharges!r}")
         check_number(self, "excursion_window_us", 0.0)
         check_number(self, "highpass_hz", 0.0)
+        if 0 < self.highpass_hz < 1:
+            raise SfemgInputError("AnalysisParams.highpass_hz must be 0 (off) or at least 1 Hz (SFEMG amplifiers: "
+                                  f"500 Hz SFE, 1000 Hz concentric), got {self.highpass_hz!r}")
         check_number(self, "superimposed_ratio", 0.0)
         if 0 < self.superimposed_ratio <= 1:
             raise SfemgInputError("AnalysisParams.superimposed_ratio must be 0 (off) or above 1, "

@@ -244,6 +244,8 @@ class StudyResult:
         return line + (f"; {off} marker(s) off their stimulus" if off else "")
 
     def to_json_dict(self) -> dict:
-        """The ``--json`` summary: ``{"recordings": {name: {"pairs": [...]}}, "study": {...}}``."""
+        """The ``--json`` summary: ``{"recordings": {name: {"pairs": [...]}}, "study": {...},
+        "problems": {name: why}}`` (``problems``: the recordings not analysed, each with
+        its one-line reason)."""
         return {"recordings": {r.name: r.to_json_dict() for r in self.recordings},
-                "study": _json_value(self.study)}
+                "study": _json_value(self.study), "problems": dict(self.problems)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .._validation import worker_count
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
+from ..io._atomic import writable_target
 from .core import analyze_recording
 from .limits import canonical_muscle, study_verdict
 from .params import AnalysisParams
@@ -178,15 +180,21 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     """
     input_path = Path(input_path)
     names = recordings_io.list_recordings(input_path)
+    # where the results go, checked before a long analysis rather than after it
+    target = results_io.check_results_target(output_path if output_path is not None else input_path)
+    if json_path is not None:
+        summary = writable_target(json_path)
+        for other in {input_path, target}:
+            if os.path.realpath(summary) == os.path.realpath(other):
+                raise SfemgInputError(f"the JSON summary would replace {other}; give --json another file")
     study = _analyze_study(recordings_io.iter_recordings(input_path, names, with_ground_truth=False),
                            len(names), muscle=muscle, electrode=electrode, params=params,
                            progress=progress, problems=None, source=str(input_path), n_workers=n_workers)
     if not study.recordings:
         first = next(iter(study.problems.items()), ("", "no recordings"))
         raise SfemgInputError(f"{input_path}: no recording could be analysed "
-                              f"({len(study.problems)} failed; {first[0]}: {first[1]})")
-    results_io.save_results(output_path if output_path is not None else input_path, study,
-                            source=str(input_path))
+                              f"({len(study.problems)} failed; {first[0]!r}: {first[1]})")
+    results_io.save_results(target, study, source=str(input_path))
     if json_path is not None:
         results_io.save_json(json_path, study)
     return study

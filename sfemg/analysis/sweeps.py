@@ -47,6 +47,9 @@ MIN_TRIGGER_COUNT = 8
 _BLOCK_MS = 4.3
 _UNFILTERED_SDS = 3.0
 _STEP_US = 50.0
+#: A high-pass corner at least this fraction of the sampling rate: lower, SciPy's steady
+#: state of the 2nd-order filter is singular (1e-5 Hz at 50 kHz) or not finite.
+_MIN_HIGHPASS_RATIO = 1e-4
 #: ... over _STRETCHES stretches of _STRETCH_BLOCKS consecutive blocks, evenly spread,
 #: and the noise SD from at most _MAX_STEPS differences (the MAD of 4000 has a relative
 #: SD of ~2 %). The block is no divisor of a 50 or 60 Hz period, and the blocks of a
@@ -194,12 +197,16 @@ def band_limited(x_v, fs_hz, params):
         if params.highpass_hz >= 0.45 * fs_hz:
             raise SfemgInputError(f"highpass_hz = {params.highpass_hz:g} Hz must lie below 0.45 x the "
                                   f"sampling rate ({fs_hz:g} Hz)")
+        if params.highpass_hz < _MIN_HIGHPASS_RATIO * fs_hz:  # (the filter's steady state is singular)
+            raise SfemgInputError(f"highpass_hz = {params.highpass_hz:g} Hz is below {_MIN_HIGHPASS_RATIO:g} x the "
+                                  f"sampling rate ({fs_hz:g} Hz), too low a corner to filter stably; SFEMG "
+                                  "amplifiers use 500 Hz (SFE) or 1000 Hz (concentric)")
         sos = sps.butter(2, params.highpass_hz, "highpass", fs=fs_hz, output="sos")
         rows = np.atleast_2d(x_v)
         zi = sps.sosfilt_zi(sos)[:, None, :] * rows[None, :, :1]
         return sps.sosfilt(sos, rows, axis=1, zi=zi)[0].reshape(np.shape(x_v))
     rows = np.atleast_2d(x_v)
-    block = max(1, int(round(_BLOCK_MS * 1e-3 * fs_hz))) if rows.shape[0] == 1 else rows.shape[1]
+    block = min(max(1, int(round(_BLOCK_MS * 1e-3 * fs_hz))), rows.shape[1]) if rows.shape[0] == 1 else rows.shape[1]
     n_blocks = rows.shape[1] // block
     blocks = rows[:, :n_blocks * block].reshape(rows.shape[0] * n_blocks, block)
     if blocks.shape[0] > _STRETCHES * _STRETCH_BLOCKS:
@@ -209,6 +216,8 @@ def band_limited(x_v, fs_hz, params):
     lag = max(1, int(round(_STEP_US * 1e-6 * fs_hz)))
     at = np.arange(0, rows.size - lag, max(1, rows.size // _MAX_STEPS))  # (steps across rows: a few)
     steps = rows.ravel()[at + lag] - rows.ravel()[at]
+    if steps.size == 0:  # a signal of a few samples: nothing to judge it by (it is refused later)
+        return x_v
     noise_sd = float(np.median(np.abs(steps - np.median(steps)))) * MAD_TO_SD / np.sqrt(2.0)
     offset = float(np.median(np.abs(middles)))
     if noise_sd > 0 and offset > _UNFILTERED_SDS * noise_sd:  # (0: coarse steps, judged by the noise estimate)
@@ -439,6 +448,8 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     stim = np.asarray(stimulus_times_s, dtype=np.float64)
     if stim.ndim != 1 or not np.all(np.isfinite(stim)):
         raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
+    if stim.size < 2:
+        raise SfemgInputError(f"stimulus_times_s: {stim.size} stimulus time(s); the latencies' MCD needs at least 2")
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
     n_cols = _fast_length(search + 2 * fit_half + 1)

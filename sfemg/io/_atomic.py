@@ -18,7 +18,7 @@ import h5py
 
 from ..errors import SfemgInputError
 
-__all__ = ["atomic_h5", "atomic_path"]
+__all__ = ["atomic_h5", "atomic_path", "writable_target"]
 
 
 def _default_mode(path):
@@ -53,15 +53,11 @@ def atomic_path(path, *, force=True, copy_existing=False):
     pathlib.Path
         The temporary file to write.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise SfemgInputError(f"{path} is a folder, not a file")
-    if path.exists() and not force:
-        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise SfemgInputError(f"{path}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    path = writable_target(path, force=force)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise SfemgInputError(f"{path}: cannot write beside it ({exc.strerror})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -72,9 +68,43 @@ def atomic_path(path, *, force=True, copy_existing=False):
             os.fsync(fh.fileno())
         os.chmod(tmp, _default_mode(path))
         os.replace(tmp, path)
+    except OSError as exc:  # the file system's refusal (full, quota, permissions), not a bug
+        raise SfemgInputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def writable_target(path, *, force=True):
+    """The file ``path`` will be written to, checked before any work is done for it.
+
+    A symbolic link is followed (the file it points to is replaced, the link kept); the
+    folder must exist and be writable, an existing file must be a writable file (and
+    may be replaced only with ``force``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    SfemgInputError
+    """
+    if not str(path):
+        raise SfemgInputError("output path is empty")
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
+    if path.is_dir():
+        raise SfemgInputError(f"{path} is a folder, not a file")
+    if path.exists() and not force:
+        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SfemgInputError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SfemgInputError(f"{path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SfemgInputError(f"{path} is read-only; write the results elsewhere (-o)")
+    return path
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -170,6 +171,8 @@ def _open(path):
         raise SfemgInputError(f"{path}: no such file")
     if not path.is_file():
         raise SfemgInputError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise SfemgInputError(f"{path}: not readable (permission denied)")
     if not h5py.is_hdf5(path):
         raise SfemgInputError(f"{path}: not an HDF5 file")
     try:
@@ -193,7 +196,13 @@ def _read_signal(path, name, ds):
         if scale is None:
             raise SfemgInputError(
                 f"{path}: recording {name!r}: integer ADC data without a 'scale_v_per_count' attribute")
-        data = data.astype(np.float64) * float(scale)
+        try:
+            scale = float(np.asarray(scale).reshape(()))
+        except (TypeError, ValueError):
+            raise SfemgInputError(f"{path}: recording {name!r}: 'scale_v_per_count' is not a number") from None
+        if not (np.isfinite(scale) and scale != 0):
+            raise SfemgInputError(f"{path}: recording {name!r}: 'scale_v_per_count' is {scale!r}")
+        data = data.astype(np.float64) * scale
     return data
 
 
@@ -237,7 +246,11 @@ def _read_recording(path, name, g, *, with_ground_truth):
     data = _read_signal(path, name, ds)
 
     def opt(key):
-        return g[key][()] if key in g else None
+        if key not in g:
+            return None
+        if not isinstance(g[key], h5py.Dataset):
+            raise SfemgInputError(f"{path}: recording {name!r}: {key} is not a dataset")
+        return g[key][()]
 
     def attr(key):
         v = g.attrs.get(key)
@@ -311,9 +324,14 @@ def iter_recordings(path, names=None, *, with_ground_truth=True):
             try:
                 if name not in grp:
                     raise SfemgInputError(f"{path}: no recording named {name!r}")
-                yield name, _read_recording(path, name, grp[name], with_ground_truth=with_ground_truth)
+                rec = _read_recording(path, name, grp[name], with_ground_truth=with_ground_truth)
             except SfemgInputError as exc:
-                yield name, exc
+                rec = exc
+            except (KeyError, OSError, TypeError, ValueError) as exc:  # what h5py raises for a damaged
+                # or foreign group (a dangling link, an object of the wrong kind): that recording only
+                rec = SfemgInputError(f"{path}: recording {name!r} cannot be read "
+                                      f"({exc.__class__.__name__}: {exc})")
+            yield name, rec
 
 
 def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise"):

@@ -16,7 +16,6 @@ Layout (names in :mod:`sfemg.io.schema`, SI units)::
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,7 +24,7 @@ from ..analysis.params import AnalysisParams
 from ..analysis.results import PairResult, RecordingResult, StudyResult
 from ..errors import SfemgInputError
 from . import schema as S
-from ._atomic import atomic_h5, atomic_path
+from ._atomic import atomic_h5, atomic_path, writable_target
 from .recordings import _open
 
 __all__ = ["save_results", "load_results", "save_json"]
@@ -116,6 +115,36 @@ def _write_recording(parent, rec: RecordingResult):
         g.create_dataset(name, data=getattr(rec, name))
 
 
+def check_results_target(path):
+    """The file ``/analysis`` will be written to, refused before any analysis if it cannot
+    take it: not writable (:func:`~sfemg.io._atomic.writable_target`; a symbolic link is
+    followed), an existing file that is not HDF5, or one whose ``/analysis`` sfemg did
+    not write (it would be replaced).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    SfemgInputError
+    """
+    path = writable_target(path)
+    if not path.exists():
+        return path
+    if not h5py.is_hdf5(path):
+        raise SfemgInputError(f"{path}: exists and is not an HDF5 file; refusing to overwrite it")
+    try:
+        with h5py.File(path, "r") as h5:
+            foreign = S.ANALYSIS in h5 and _text(h5[S.ANALYSIS].attrs.get(S.ENCODING_TYPE, "")) != S.ANALYSIS_TYPE
+    except (OSError, KeyError) as exc:
+        raise SfemgInputError(f"{path}: cannot be read as HDF5 ({exc.__class__.__name__})") from None
+    if foreign:
+        raise SfemgInputError(f"{path}: its /{S.ANALYSIS} was not written by sfemg and would be replaced; "
+                              "write the results elsewhere (-o)")
+    return path
+
+
 def save_results(path, study: StudyResult, *, source=None):
     """Write a study's results to ``path``'s ``/analysis`` group, atomically.
 
@@ -131,10 +160,8 @@ def save_results(path, study: StudyResult, *, source=None):
     """
     from .. import __version__
 
-    path = Path(path)
+    path = check_results_target(path)
     mode = "a" if path.exists() else "w"
-    if mode == "a" and not h5py.is_hdf5(path):
-        raise SfemgInputError(f"{path}: exists and is not an HDF5 file; refusing to overwrite it")
     with atomic_h5(path, mode=mode) as h5:
         if mode == "w":
             h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION

@@ -357,6 +357,12 @@ def test_filtered_recordings_pass_the_high_pass_check():
     with pytest.raises(SfemgInputError, match="0.45"):
         band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=0.45 * 50e3))
     band_limited(np.zeros(500), 50e3, AnalysisParams(highpass_hz=0.449 * 50e3))
+    # a corner too low for the filter's steady state (found in review: a LinAlgError)
+    with pytest.raises(SfemgInputError, match="too low a corner"):
+        band_limited(np.zeros(500), 100e3, AnalysisParams(highpass_hz=5.0))
+    band_limited(np.zeros(500), 100e3, AnalysisParams(highpass_hz=10.0))
+    with pytest.raises(SfemgInputError, match="at least 1 Hz"):
+        AnalysisParams(highpass_hz=1e-5)
 
 
 def test_the_high_pass_is_an_amplifiers():

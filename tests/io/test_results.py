@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -90,12 +91,50 @@ def test_into_existing_file_keeps_recordings_and_replaces_analysis(tmp_path, stu
     with h5py.File(path, "w") as h5:
         h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
         h5.create_group("analysis/stale")
+        h5["analysis"].attrs["encoding-type"] = "sfemg-analysis"  # an earlier run's
     save_results(path, study)
     with h5py.File(path, "r") as h5:
         np.testing.assert_array_equal(h5["recordings/x/signal"][()], np.arange(5.0))
         assert "stale" not in h5["analysis"]
         assert h5["analysis"].attrs["method"] == "template"
         assert h5["analysis/recordings/a/time_points_s"].shape == (1, 70)
+
+
+def test_an_analysis_group_sfemg_did_not_write_is_not_replaced(tmp_path, study):
+    """A user's own ``/analysis`` (say, annotations) would be lost: refused, the file
+    untouched; an empty or non-HDF5 target as before."""
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+        h5.create_dataset("analysis/manual_annotations", data=np.arange(3))
+    before = path.read_bytes()
+    with pytest.raises(SfemgInputError, match="not written by sfemg"):
+        save_results(path, study)
+    assert path.read_bytes() == before
+    with pytest.raises(SfemgInputError, match="empty"):
+        save_results("", study)
+
+
+def test_results_follow_a_symbolic_link_and_refuse_read_only_files(tmp_path, study, monkeypatch):
+    """Written in place through a link, the file it points to takes the results and the
+    link stays (git-annex / DataLad keep files as links); a file or folder that cannot be
+    written is refused before anything is done (``os.access``, as root sees every file
+    writable)."""
+    real = tmp_path / "real.h5"
+    with h5py.File(real, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    save_results(link, study)
+    assert link.is_symlink()
+    with h5py.File(real, "r") as h5:
+        assert "analysis" in h5 and "recordings" in h5
+    before = real.read_bytes()
+    writable = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: mode & os.W_OK == 0 and writable(p, mode))
+    with pytest.raises(SfemgInputError, match="(read-only|not writable)"):
+        save_results(real, study)
+    assert real.read_bytes() == before
 
 
 def test_failed_write_leaves_file_untouched(tmp_path, study, monkeypatch):
@@ -118,7 +157,8 @@ def test_json_written_atomically(tmp_path, study):
     out = tmp_path / "s.json"
     save_json(out, study)
     data = json.loads(out.read_text())
-    assert set(data) == {"recordings", "study"} and set(data["recordings"]) == {"a", "b"}
+    assert set(data) == {"recordings", "study", "problems"} and set(data["recordings"]) == {"a", "b"}
+    assert data["problems"] == study.problems
     with pytest.raises(SfemgInputError):
         save_json(tmp_path / "missing" / "s.json", study)
 
