@@ -82,9 +82,16 @@ def writable_target(path, *, force=True):
     folder must exist and be writable, an existing file must be a writable file (and
     may be replaced only with ``force``).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+    force : bool
+        Allow an existing file.
+
     Returns
     -------
     pathlib.Path
+        ``path``, or the file its link points to.
 
     Raises
     ------

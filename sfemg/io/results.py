@@ -121,9 +121,15 @@ def check_results_target(path):
     followed), an existing file that is not HDF5, or one whose ``/analysis`` sfemg did
     not write (it would be replaced).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The results file: the input file itself, or the ``-o`` file.
+
     Returns
     -------
     pathlib.Path
+        Where to write (a link resolved).
 
     Raises
     ------
