@@ -184,7 +184,10 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     idis = preceding_intervals(sw, ref_t)
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
-        intervals = idis[np.isfinite(idis)]  # (level-method time points can be NaN)
+        # the spacing of the references as they are (whether or not a discharge of the
+        # unit was lost between two: two units' references make many short ones)
+        intervals = np.diff(ref_t)
+        intervals = intervals[np.isfinite(intervals)]  # (level-method time points can be NaN)
         short = intervals < params.irregular_interval_ratio * fast_median(intervals)
         if short.size and short.mean() > params.irregular_fraction:
             irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"

@@ -120,7 +120,11 @@ def keep_references(sw, keep, pot, fs_hz, params):
     so a peak of the trigger's polarity and size (within ``block_fraction`` of it, either
     way) in that time after a reference left out may have been the unit's own discharge,
     lost with it; the interval across would then be two of the unit's. Judged on the
-    continuous signal; in a windowed recording every sweep left out is taken to have.
+    continuous signal; in a windowed recording, whose sweeps hold no signal between
+    them, none is taken to have (the interval runs across every sweep left out: on the
+    validation grid's windowed MG recordings, breaking it at each made the reported
+    jitter's RMSE 4.5 → 5.4 µs where the trigger fibre blocks most, the MSD then taken
+    over half the discharges).
 
     Parameters
     ----------
@@ -137,7 +141,7 @@ def keep_references(sw, keep, pot, fs_hz, params):
     """
     keep = np.asarray(keep, dtype=bool)
     dropped = np.flatnonzero(~keep)
-    stood_in = np.ones(dropped.size, dtype=bool)
+    stood_in = np.zeros(dropped.size, dtype=bool)
     if sw.noise_v.shape[0] == 1 and dropped.size:
         x = sw.noise_v[0]
         cols = np.sort(sw.busy_cols)

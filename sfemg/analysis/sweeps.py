@@ -534,7 +534,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
     trig_cols = cols[member].astype(np.float64)
     return Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
-                   data, rows, cols, noise_sd, saturation, after_previous=_consecutive(keep))
+                   data, rows, cols, noise_sd, saturation)
 
 
 def noise_spectrum(sw, length, spectra):
