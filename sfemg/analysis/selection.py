@@ -110,6 +110,14 @@ _OTHER_PEAK_RATIO = 1.5
 #: window and than this, µs (a search window can be a few samples wide between close
 #: phases; a fibre's reference lay within 26 µs of its peak on the simulated studies).
 _OFF_PEAK_MIN_US = 100.0
+#: A group timed on another that lies outside every kept waveform is timed again in a
+#: segment of ± this share of the distance to the nearest kept potential (:func:`_timed_short`),
+#: if that distance is at least _SHORT_FIT_MIN_GAP_US, µs, and kept only if it is then a sharp
+#: potential: rise time below _SHORT_FIT_MAX_RISE_SHARE of ``max_rise_time_us`` (a slow
+#: lead-in of the kept fibre, timed so, stood as a second pair of it on the validation grid).
+_SHORT_FIT_SHARE = 0.8
+_SHORT_FIT_MIN_GAP_US = 300.0
+_SHORT_FIT_MAX_RISE_SHARE = 0.5
 
 #: A potential's waveform extends as far as its template's envelope (maximum magnitude
 #: within ±_ENVELOPE_US, bridging zero crossings between phases) stays above
@@ -335,6 +343,47 @@ def _timed_on_another(timed_group, group, fs_hz):
     return peak_v > _OTHER_PEAK_RATIO * group.amplitude_v or off_peak
 
 
+def _timed_short(data, sw, groups, g, kept, noise_spectra, fs_hz, params):
+    """A group that :func:`_timed_on_another` refused, timed again in a segment that stops
+    short of the nearest kept potential's peak (:data:`_SHORT_FIT_SHARE`,
+    :data:`_SHORT_FIT_MIN_GAP_US`, :data:`_SHORT_FIT_MAX_RISE_SHARE`); None if it is
+    too close, still timed on the other, or not a sharp potential.
+
+    A fibre 0.35-0.45 ms from a bigger one of the other polarity (found in review): its
+    ±600 µs segment held the bigger one's phases, its template's largest peak lay on
+    them and the group was dropped; its small side lobe then stood in for the fibre,
+    timed on other dips in its window (MCD +48-100 %, accepted), or the fibre was not
+    reported.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, L)
+    sw : Sweeps
+    groups : list of LockedPotential
+    g : int
+        The group.
+    kept : list of int
+        The groups kept so far.
+    noise_spectra : dict
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    Timed or None
+    """
+    gap_us = min(abs(groups[g].latency - groups[k].latency) for k in kept) / fs_hz * 1e6
+    short_us = _SHORT_FIT_SHARE * gap_us
+    if gap_us < _SHORT_FIT_MIN_GAP_US or short_us >= params.fit_half_window_us:
+        return None
+    t = time_potential(data, sw, groups[g], False, noise_spectra, fs_hz, params.replace(fit_half_window_us=short_us),
+                       avoid=[p for j, p in enumerate(groups) if j != g])
+    if np.isfinite(t.positions).sum() < 2 or _timed_on_another(t, groups[g], fs_hz) \
+            or not t.shape[1] < _SHORT_FIT_MAX_RISE_SHARE * params.max_rise_time_us:
+        return None
+    return t
+
+
 def _blocks_alone(clearly_absent, kept):
     """Whether a group is clearly absent in more than :data:`_ABSENCE_SLACK` (and more than
     one) of the discharges where every kept potential (list of Timed) is present."""
@@ -495,7 +544,9 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
             if np.isfinite(t.positions).sum() < 2:
                 continue
             if _timed_on_another(t, groups[g], fs_hz):
-                continue
+                t = None if any(inside) else _timed_short(data, sw, groups, g, kept, noise_spectra, fs_hz, params)
+                if t is None:
+                    continue
             if any(inside) and _is_phase(
                     t, groups[g], timed, inside, groups[first], fs_hz, residual,
                     lambda: _explains_its_residual(data, spectra, sw, timed, t.positions, groups[g], residual())):
