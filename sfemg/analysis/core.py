@@ -248,6 +248,8 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             reasons.append(irregular)
         if excursions[j].any():
             flags.append("latency-excursions")
+        if sw.displaced:
+            flags.append("discharges-displaced")
         pairs.append(PairResult(
             fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
             jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),

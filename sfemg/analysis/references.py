@@ -138,6 +138,7 @@ def keep_references(sw, keep, pot, fs_hz, params):
     Returns
     -------
     Sweeps
+        With ``displaced`` counting the discharges so lost.
     """
     keep = np.asarray(keep, dtype=bool)
     dropped = np.flatnonzero(~keep)
@@ -153,7 +154,7 @@ def keep_references(sw, keep, pot, fs_hz, params):
         stood_in = np.searchsorted(like, ref + gap, side="right") > np.searchsorted(like, ref, side="right")
     passed = np.zeros(keep.size, dtype=bool)
     passed[dropped[~stood_in]] = True
-    return subset_sweeps(sw, keep, passed)
+    return dataclasses.replace(subset_sweeps(sw, keep, passed), displaced=sw.displaced + int(stood_in.sum()))
 
 
 def false_references(data, sw, pots, trigger, times, rise_times_us, fs_hz, params):

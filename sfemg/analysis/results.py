@@ -62,7 +62,7 @@ class PairResult:
     reject_reasons : tuple of str
     flags : tuple of str
         Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked", "irregular-firing",
-        "latency-excursions", "clipped" (docs/analysis.md §4).
+        "latency-excursions", "discharges-displaced", "clipped" (docs/analysis.md §4).
     amplitude_v : float
         Peak-to-peak amplitude of the timed potential's template, V.
     rise_time_us : float

@@ -106,6 +106,7 @@ class Sweeps:
     # (n,) bool: the row before is the previous discharge (stimulus), none left out between
     # them; None: every row but the first (see preceding_intervals)
     after_previous: np.ndarray | None = None
+    displaced: int = 0  # discharges of the unit lost with references left out in their place
 
 
 def _consecutive(kept):

@@ -637,8 +637,9 @@ def test_intervals_across_left_out_references_are_the_units():
     trigger group within ``min_idi_ms`` and takes that discharge's place, then is left
     out as a false reference (the unit's waveform lies shifted in its sweep), and the
     discharge is lost. The interval to the next discharge would be two of the unit's
-    (and misplace it in the MSD's ordering): it is NaN. Six more, 25 ms after other
-    discharges, stand in for none: the intervals across them stay, and are the unit's."""
+    (and misplace it in the MSD's ordering): it is NaN, and the pair is flagged
+    ``discharges-displaced``. Six more, 25 ms after other discharges, stand in for none:
+    the intervals across them stay, and are the unit's (alone, no flag)."""
     fs_hz = 50e3
     sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=150, snr_db=30, jitter_us=(10.0,), idi_slope=1e-3,
                                  seed=8)
@@ -654,6 +655,9 @@ def test_intervals_across_left_out_references_are_the_units():
     assert np.array_equal(np.isnan(pair.idis_s), unknown)
     known = ~unknown
     assert np.abs(pair.idis_s[known] - np.diff(t0)[k[known] - 1]).max() < 50e-6
+    assert "discharges-displaced" in pair.flags and pair.accepted  # told, not rejected
+    only_after = analyze_signal(_add_filtered(sig, fs_hz, after_s, 1e-3), fs_hz).pairs[0]
+    assert "discharges-displaced" not in only_after.flags and np.isnan(only_after.idis_s).sum() == 1
 
 
 def test_left_out_sweeps_break_the_chain_of_intervals_unless_passed_over():
