@@ -158,7 +158,8 @@ def _cmd_analyze(args):
         verdict = s.get("verdict", "")
         mean = s.get("mean_jitter_us")
         if mean is not None and math.isfinite(mean):
-            print(f"mean jitter {mean:.0f} µs, {s.get('n_pairs', '?')} pairs; verdict: {verdict}")
+            print(f"mean jitter {mean:.0f} µs over {s.get('n_pairs_accepted', '?')} accepted pairs "
+                  f"(of {s.get('n_pairs', '?')}); verdict: {verdict}")
         elif verdict:
             print(f"no accepted pair; verdict: {verdict}")
         stimulus = result.stimulus_summary()

@@ -132,7 +132,7 @@ class AnalysisParams:
         Ashman's D above which the interval distribution is called bimodal (flip-flop).
     highpass_hz : float
         Corner of a high-pass filter (2nd-order Butterworth, causal, as an SFEMG
-        amplifier's) applied to the samples before anything else, Hz; 0 (default): the
+        amplifier's) applied to the samples before anything else, Hz (0, or at least 1); 0 (default): the
         samples are analysed as recorded, which must then be high-pass filtered already
         (SFE 500 Hz, concentric 1 kHz in clinical use): a recording whose slow
         component (DC offset, mains hum, drift) exceeds a few noise SDs is refused with a

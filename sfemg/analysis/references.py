@@ -129,11 +129,17 @@ def keep_references(sw, keep, pot, fs_hz, params):
     Parameters
     ----------
     sw : Sweeps
+        From :func:`~sfemg.analysis.sweeps.discharge_sweeps` (continuous: ``busy_cols``
+        are the candidate peaks of ``noise_v``'s one row, the signal) or a windowed
+        recording's.
     keep : ndarray of bool, shape (n,)
+        The sweeps kept.
     pot : LockedPotential
         The trigger potential.
     fs_hz : float
+        Sampling rate, Hz.
     params : AnalysisParams
+        ``block_fraction``, ``min_idi_ms``.
 
     Returns
     -------
@@ -151,7 +157,8 @@ def keep_references(sw, keep, pot, fs_hz, params):
         like = cols[(size >= fraction * pot.amplitude_v) & (size <= pot.amplitude_v / fraction)]
         ref = np.round(sw.start_s[dropped] * fs_hz + sw.ref_pos[dropped]).astype(np.int64)
         gap = params.min_idi_ms * 1e-3 * fs_hz
-        stood_in = np.searchsorted(like, ref + gap, side="right") > np.searchsorted(like, ref, side="right")
+        # peaks in (ref, ref + gap): one at ref + gap or later was a reference of its own
+        stood_in = np.searchsorted(like, ref + gap, side="left") > np.searchsorted(like, ref, side="right")
     passed = np.zeros(keep.size, dtype=bool)
     passed[dropped[~stood_in]] = True
     return dataclasses.replace(subset_sweeps(sw, keep, passed), displaced=sw.displaced + int(stood_in.sum()))

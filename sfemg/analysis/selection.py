@@ -363,10 +363,13 @@ def _timed_short(data, sw, groups, g, kept, noise_spectra, fs_hz, params):
     g : int
         The group.
     kept : list of int
-        The groups kept so far.
+        The groups kept so far (never empty: the first is always kept).
     noise_spectra : dict
+        Noise-spectrum cache (:func:`~sfemg.analysis.sweeps.noise_spectrum`).
     fs_hz : float
+        Sampling rate, Hz.
     params : AnalysisParams
+        As for the other groups, ``fit_half_window_us`` replaced by the short segment.
 
     Returns
     -------

@@ -47,9 +47,6 @@ MIN_TRIGGER_COUNT = 8
 _BLOCK_MS = 4.3
 _UNFILTERED_SDS = 3.0
 _STEP_US = 50.0
-#: A high-pass corner at least this fraction of the sampling rate: lower, SciPy's steady
-#: state of the 2nd-order filter is singular (1e-5 Hz at 50 kHz) or not finite.
-_MIN_HIGHPASS_RATIO = 1e-4
 #: ... over _STRETCHES stretches of _STRETCH_BLOCKS consecutive blocks, evenly spread,
 #: and the noise SD from at most _MAX_STEPS differences (the MAD of 4000 has a relative
 #: SD of ~2 %). The block is no divisor of a 50 or 60 Hz period, and the blocks of a
@@ -117,10 +114,11 @@ def _consecutive(kept):
 
 def preceding_intervals(sw, ref_times_s):
     """The interval from each discharge's reference to the previous one's, s; NaN for
-    the first and where a discharge was left out between them (a reference dropped as
-    another unit's potential may have taken the place of the unit's own discharge, kept
-    the first within ``min_idi_ms``: the interval across it would be two of the unit's,
-    and misplace the discharge in the MSD's ordering).
+    the first and where a row left out between them was not passed over
+    (:func:`subset_sweeps`; e.g. a reference dropped as another unit's potential that
+    may have taken the place of the unit's own discharge, kept the first within
+    ``min_idi_ms``: the interval across it would be two of the unit's, and misplace the
+    discharge in the MSD's ordering).
 
     Parameters
     ----------
@@ -198,10 +196,6 @@ def band_limited(x_v, fs_hz, params):
         if params.highpass_hz >= 0.45 * fs_hz:
             raise SfemgInputError(f"highpass_hz = {params.highpass_hz:g} Hz must lie below 0.45 x the "
                                   f"sampling rate ({fs_hz:g} Hz)")
-        if params.highpass_hz < _MIN_HIGHPASS_RATIO * fs_hz:  # (the filter's steady state is singular)
-            raise SfemgInputError(f"highpass_hz = {params.highpass_hz:g} Hz is below {_MIN_HIGHPASS_RATIO:g} x the "
-                                  f"sampling rate ({fs_hz:g} Hz), too low a corner to filter stably; SFEMG "
-                                  "amplifiers use 500 Hz (SFE) or 1000 Hz (concentric)")
         sos = sps.butter(2, params.highpass_hz, "highpass", fs=fs_hz, output="sos")
         rows = np.atleast_2d(x_v)
         zi = sps.sosfilt_zi(sos)[:, None, :] * rows[None, :, :1]
@@ -562,12 +556,22 @@ def noise_spectrum(sw, length, spectra):
 
 
 def subset_sweeps(sw, rows, passed=None):
-    """The sweeps ``rows`` (boolean mask) of ``sw``.
+    """The sweeps ``rows`` of ``sw``; a kept row follows the previous kept one
+    (:func:`preceding_intervals`) across rows left out only where those are ``passed``.
 
-    ``passed`` (boolean mask, optional) marks rows left out that were no discharge of the
-    unit and stood in for none: a row follows the previous discharge
-    (:func:`preceding_intervals`) across those; any other row left out before it breaks
-    that."""
+    Parameters
+    ----------
+    sw : Sweeps
+    rows : ndarray of bool, shape (n,)
+        The rows kept.
+    passed : ndarray of bool, shape (n,), optional
+        Rows left out that were no discharge of the unit and stood in for none; any other
+        row left out breaks the chain of intervals across it (default: every one).
+
+    Returns
+    -------
+    Sweeps
+    """
     after = sw.after_previous if sw.after_previous is not None else np.arange(sw.start_s.size) > 0
     rows = np.asarray(rows, dtype=bool)
     through = rows if passed is None else rows | np.asarray(passed, dtype=bool)

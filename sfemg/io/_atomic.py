@@ -56,31 +56,45 @@ def atomic_path(path, *, force=True, copy_existing=False):
     path = writable_target(path, force=force)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as exc:
         raise SfemgInputError(f"{path}: cannot write beside it ({exc.strerror})") from None
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
         if copy_existing:
-            shutil.copyfile(path, tmp)
+            _file_system(path, shutil.copyfile, path, tmp)
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode(path))
-        os.replace(tmp, path)
-    except OSError as exc:  # the file system's refusal (full, quota, permissions), not a bug
-        raise SfemgInputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+        _file_system(path, _finish, tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+def _finish(tmp, path):
+    """Flush ``tmp`` to disk, give it ordinary permissions and rename it over ``path``."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, _default_mode(path))
+    os.replace(tmp, path)
+
+
+def _file_system(path, step, *args):
+    """``step(*args)``, a file-system step of writing ``path``; its refusal (full, quota,
+    permissions) is a one-line error, not a traceback. (The caller's own writes are not
+    wrapped: an error there may be a bug.)"""
+    try:
+        step(*args)
+    except OSError as exc:
+        raise SfemgInputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
 def writable_target(path, *, force=True):
     """The file ``path`` will be written to, checked before any work is done for it.
 
-    A symbolic link is followed (the file it points to is replaced, the link kept); the
-    folder must exist and be writable, an existing file must be a writable file (and
-    may be replaced only with ``force``).
+    A symbolic link is followed (the file it points to is replaced, the link kept), for
+    every writer of the package; the folder must exist and be writable, an existing
+    target must be a regular, writable file (by its permission bits too: root is not
+    let through a read-only one) and may be replaced only with ``force``.
 
     Parameters
     ----------
@@ -102,16 +116,25 @@ def writable_target(path, *, force=True):
     path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)
     if path.is_dir():
         raise SfemgInputError(f"{path} is a folder, not a file")
+    if path.exists() and not path.is_file():
+        raise SfemgInputError(f"{path} is not a regular file")
     if path.exists() and not force:
         raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if not folder.is_dir():
         raise SfemgInputError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _writable(folder, os.W_OK | os.X_OK):
         raise SfemgInputError(f"{path}: folder {folder} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and not _writable(path, os.W_OK):
         raise SfemgInputError(f"{path} is read-only; write the results elsewhere (-o)")
     return path
+
+
+def _writable(path, mode):
+    """Whether this process may write ``path`` and its permission bits allow anyone to:
+    a read-only file or folder (a locked git-annex object, say) stays so for root too,
+    whom ``os.access`` lets write anything."""
+    return os.access(path, mode) and bool(path.stat().st_mode & 0o222)
 
 
 @contextlib.contextmanager

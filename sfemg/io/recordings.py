@@ -327,8 +327,8 @@ def iter_recordings(path, names=None, *, with_ground_truth=True):
                 rec = _read_recording(path, name, grp[name], with_ground_truth=with_ground_truth)
             except SfemgInputError as exc:
                 rec = exc
-            except (KeyError, OSError, TypeError, ValueError) as exc:  # what h5py raises for a damaged
-                # or foreign group (a dangling link, an object of the wrong kind): that recording only
+            except (KeyError, OSError) as exc:  # what h5py raises for a damaged group (a dangling
+                # link, unreadable data): that recording only
                 rec = SfemgInputError(f"{path}: recording {name!r} cannot be read "
                                       f"({exc.__class__.__name__}: {exc})")
             yield name, rec

@@ -115,11 +115,11 @@ def test_an_analysis_group_sfemg_did_not_write_is_not_replaced(tmp_path, study):
         save_results("", study)
 
 
-def test_results_follow_a_symbolic_link_and_refuse_read_only_files(tmp_path, study, monkeypatch):
+def test_results_follow_a_symbolic_link_and_refuse_read_only_files(tmp_path, study):
     """Written in place through a link, the file it points to takes the results and the
-    link stays (git-annex / DataLad keep files as links); a file or folder that cannot be
-    written is refused before anything is done (``os.access``, as root sees every file
-    writable)."""
+    link stays (DataLad and unlocked git-annex files are links); a file or folder whose
+    permission bits forbid writing is refused before anything is done, for root too, and
+    so is a target that is no regular file (found in review: a FIFO was replaced)."""
     real = tmp_path / "real.h5"
     with h5py.File(real, "w") as h5:
         h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
@@ -130,11 +130,23 @@ def test_results_follow_a_symbolic_link_and_refuse_read_only_files(tmp_path, stu
     with h5py.File(real, "r") as h5:
         assert "analysis" in h5 and "recordings" in h5
     before = real.read_bytes()
-    writable = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: mode & os.W_OK == 0 and writable(p, mode))
-    with pytest.raises(SfemgInputError, match="(read-only|not writable)"):
-        save_results(real, study)
+    real.chmod(0o444)  # refused by its permission bits, for root too (a locked git-annex object)
+    with pytest.raises(SfemgInputError, match="read-only"):
+        save_results(link, study)
+    real.chmod(0o644)
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(SfemgInputError, match="not writable"):
+            save_results(folder / "r.h5", study)
+    finally:
+        folder.chmod(0o755)
     assert real.read_bytes() == before
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(SfemgInputError, match="not a regular file"):
+        save_json(fifo, study)
 
 
 def test_failed_write_leaves_file_untouched(tmp_path, study, monkeypatch):
