@@ -106,12 +106,6 @@ class Sweeps:
     displaced: int = 0  # discharges of the unit lost with references left out in their place
 
 
-def _consecutive(kept):
-    """For the rows kept (increasing indices into a sequence of discharges), whether the
-    one before each is its predecessor in that sequence (False for the first)."""
-    return np.diff(np.asarray(kept), prepend=-2) == 1
-
-
 def preceding_intervals(sw, ref_times_s):
     """The interval from each discharge's reference to the previous one's, s; NaN for
     the first and where a row left out between them was not passed over
@@ -469,7 +463,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     ref_pos = stim * fs_hz - starts
     clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos + timing.delay, fs_hz, params, noise_sd)
     return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd, saturation,
-                  timing, timing.error_var[ok], timing.delay, _consecutive(np.flatnonzero(ok)))
+                  timing, timing.error_var[ok], timing.delay)
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -478,13 +472,12 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))
     n_cols = _fast_length(2 * (search + fit_half_window(params, fs_hz)) + 1)
     pre = n_cols // 2
-    complete = np.flatnonzero((trig - pre >= 0) & (trig - pre + n_cols <= x.size))
-    trig = trig[complete]
+    trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
     if trig.size < 2:
         raise SfemgInputError(f"only {trig.size} complete discharge window(s) in the recording")
     starts = trig - pre
     return Sweeps(_windows(x, starts, n_cols), starts / fs_hz, np.full(trig.size, float(pre)),
-                   trig / fs_hz, x[None, :], rows, cols, noise_sd, after_previous=_consecutive(complete))
+                   trig / fs_hz, x[None, :], rows, cols, noise_sd)
 
 
 def sweep_input(rec: Recording, data, params, noise_sd, saturation):
