@@ -138,6 +138,7 @@ def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age),
                                                  ("highpass_hz", args.highpass),
+                                                 ("search_window_ms", args.search_window_ms),
                                                  ("stimulus_timing", args.stimulus_timing)) if v is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
@@ -323,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="high-pass the samples first (2nd-order Butterworth, as an SFEMG amplifier: SFE 500, "
                         "concentric 1000), for recordings with DC offset, mains hum or drift; default: none "
                         "(such a recording is refused)")
+    p.add_argument("--search-window-ms", type=_number, metavar="MS",
+                   help="seek time-locked potentials up to this long after the stimulus, or either side of "
+                        "the trigger (default 5); responses later than it are not reported")
     p.add_argument("--stimulus-timing", choices=["auto", "markers", "artefact"],
                    help="stimulated: measure latencies from the stimulus markers or from the stimulus artefact; "
                         "default auto: the artefact where the markers scatter about it by more than twice its "

@@ -222,6 +222,7 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     (["analyze", "{study}", "-o", "{tmp}/r.h5", "--json", "{tmp}/r.h5"], "would replace"),  # file was lost
     (["analyze", "{study}", "-o", ""], "empty"),
     (["analyze", "{study}", "--highpass", "1e-5"], "at least 1 Hz"),
+    (["analyze", "{study}", "--search-window-ms", "0"], "search_window_ms"),
 ])
 def test_outputs_and_numbers_checked_before_work(tmp_path, capsys, argv, needle):
     study = tmp_path / "study.h5"

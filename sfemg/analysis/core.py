@@ -117,6 +117,28 @@ def _acceptance(amplitude_v, rise_us, notched, params, who):
     return reasons
 
 
+def _within_search_window(pots, mode, fs_hz, params):
+    """The time-locked potentials within ``search_window_ms`` of the reference (after
+    the stimulus, or either side of the trigger). A sweep may hold more (a stimulated
+    one is cut to the window plus the fit half-window): a response found there, past
+    the window, was timed on segments padded with the sweep's last sample, reported
+    twice, both copies accepted, MCD -18 to -50 % with false blocks.
+
+    Parameters
+    ----------
+    pots : list of LockedPotential
+    mode : {"voluntary", "stimulated"}
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    list of LockedPotential
+    """
+    search = params.search_window_ms * 1e-3 * fs_hz
+    return [p for p in pots if (p.latency if mode == "stimulated" else abs(p.latency)) <= search]
+
+
 def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
     """Everything after the sweeps are cut: potentials, time points, pairs.
 
@@ -142,6 +164,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
                                        min_fraction=params.min_locked_fraction)
     pots.sort(key=lambda p: p.latency)
+    pots = _within_search_window(pots, mode, fs_hz, params)
     trigger = -1
     if mode == "voluntary":
         if pots:
