@@ -164,6 +164,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
                                        min_fraction=params.min_locked_fraction)
     pots.sort(key=lambda p: p.latency)
+    latencies_ms = [p.latency / fs_hz * 1e3 for p in pots]  # (for the message where none is kept)
     pots = _within_search_window(pots, mode, fs_hz, params)
     trigger = -1
     if mode == "voluntary":
@@ -171,6 +172,11 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             trigger = int(np.argmin([abs(p.latency) for p in pots]))
         if trigger < 0 or abs(pots[trigger].latency) > lock_half:
             raise SfemgInputError("no potentials found: the trigger potential is not consistent")
+    elif not pots and latencies_ms:
+        where = ", ".join(f"{t:.1f}" for t in latencies_ms)
+        raise SfemgInputError(f"no potentials found within search_window_ms ({params.search_window_ms:g} ms) of "
+                              f"the stimuli; responses time-locked to them at {where} ms: widen the window "
+                              "(--search-window-ms)")
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}

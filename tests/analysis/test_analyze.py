@@ -209,6 +209,15 @@ def test_a_response_past_the_search_window_is_not_timed_on_the_sweeps_end(latenc
         np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
 
 
+def test_responses_only_past_the_search_window_say_so():
+    """Where every time-locked response lies past the window, the one-line error says
+    where they are and how to reach them, rather than that there are none."""
+    fs = 50e3
+    sig, stim, _ = synth.stimulated(fs_hz=fs, latencies_s=(5.5e-3,), amplitudes_v=(0.8e-3,), seed=1)
+    with pytest.raises(SfemgInputError, match=r"search_window_ms \(5 ms\).* at 5\.[45].*--search-window-ms"):
+        analyze_signal(sig, fs, mode="stimulated", stimulus_times_s=stim)
+
+
 def test_stimulated_sweeps():
     fs = 50e3
     sig, stim, truth = synth.stimulated(fs_hz=fs, jitter_us=(20.0,), seed=4)
