@@ -17,7 +17,7 @@ import numpy as np
 
 from ._detect_numba import waveform_run_kernel
 from .detect import fast_median
-from .jitter import MCD_PER_SD, compute_mcd, robust_mcd
+from .jitter import MCD_PER_SD, compute_mcd, robust_mcd, two_group_split
 from .joint import joint_templates
 from .potentials import (
     PEAK_SEARCH_US,
@@ -98,6 +98,9 @@ _ABSENCE_SLACK = 0.02
 #: reflects), and those above it small.
 _OWN_JITTER_US = 8.0
 _OWN_JITTER_FACTOR = 10.0
+#: Relative positions whose two-group split has an Ashman's D above this alternate
+#: between two offsets (the flip-flop flag's default, AnalysisParams.flip_flop_separation).
+_FLIP_FLOP_D = 4.0
 _OWN_AMPLITUDE = 0.4
 
 #: A group's fit that puts its reference on a peak this many times the group's own
@@ -423,10 +426,28 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
     blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
+    jitter_us = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us)
+                 for r, k in zip(rel, kept)]
     jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
-        r is None or (r.mcd_us >= _OWN_JITTER_US and r.mcd_us >= _OWN_JITTER_FACTOR * r.floor_us) for r in rel)
+        r is None or (j >= _OWN_JITTER_US and j >= _OWN_JITTER_FACTOR * r.floor_us) for r, j in zip(rel, jitter_us))
     return (not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
             and not explains_residual())
+
+
+def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us):
+    """How much a group's positions jitter against a kept potential's, µs: their relative
+    MCD, or, where the relative positions alternate between two offsets (Ashman's D
+    above :data:`_FLIP_FLOP_D`), the larger MCD within either offset's discharges (in
+    their order). A peak that lands on one or the other side lobe of a kept triphasic
+    waveform from sweep to sweep flip-flops by ~2 phase widths but is rigid within
+    each; a fibre of its own that flip-flops still jitters within each mode."""
+    both = np.isfinite(cand.positions) & np.isfinite(kept.positions)
+    relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
+    separation, threshold = two_group_split(relative_s)
+    if not separation > _FLIP_FLOP_D:
+        return mcd_us
+    upper = relative_s > threshold
+    return max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6
 
 
 def _explains_its_residual(data, spectra, sw, kept, positions, group, residual_ratio):

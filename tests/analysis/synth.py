@@ -173,3 +173,46 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
         add_potentials(signal, fs_hz, t, "triphasic", amplitudes_v[k])
         times.append(t)
     return _finish(signal, fs_hz, noise_rms, rng), stim, Truth(stim, np.vstack(times))
+
+
+def front_end_stimulated(fs_hz=25_000.0, n_stimuli=150, *, latency_s=2.5e-3, jitter_sd_s=5e-6,
+                         amplitude_v=0.5e-3, snr_db=40.0, rate_hz=5.0, artefact_v=3e-3,
+                         asynchronous=True, oversampling=8, seed=0):
+    """A stimulated recording as an analogue front end makes it: around each stimulus its
+    artefact (a 20 µs biphasic spike and a 0.4 ms decay) and one triphasic response are
+    rendered at ``oversampling`` × the rate, filtered by the amplifier's band there and
+    then sampled, so that what lies above the Nyquist frequency aliases (:func:`amplifier`
+    works at the sampling rate itself). The stimuli share one random sub-sample phase,
+    and with ``asynchronous`` each gets a random one of its own. Noise: white noise
+    through a 4th-order 500 Hz-10 kHz band-pass, scaled to the response's filtered peak
+    over ``snr_db``.
+
+    Returns
+    -------
+    signal_v, stimulus_times_s : ndarray
+    truth : Truth
+    """
+    rng = np.random.default_rng(seed)
+    stim = 0.02 + np.arange(n_stimuli) / rate_hz + rng.uniform(0, 1 / fs_hz)
+    if asynchronous:
+        stim = stim + rng.uniform(0, 1 / fs_hz, n_stimuli)
+    latency = latency_s + jitter_sd_s * rng.standard_normal(n_stimuli)
+    fine_hz = oversampling * fs_hz
+    band = scipy.signal.butter(2, [500.0, min(10_000.0, 0.45 * fs_hz)], "bandpass", fs=fine_hz, output="sos")
+    n = int((stim[-1] + 0.03) * fs_hz)
+    signal = np.zeros(n)
+    for s, lat in zip(stim, latency):
+        first, length = int(np.floor((s - 1e-3) * fs_hz)), int(26e-3 * fs_hz)
+        t = (first + np.arange(length * oversampling) / oversampling) / fs_hz - s
+        onset = 0.5 * (1 + np.tanh((t - 40e-6) / 10e-6))
+        decay = 0.3 * np.exp(-np.clip(t - 40e-6, 0, None) / 0.4e-3) * onset
+        artefact = biphasic(t - 60e-6, 1.0, 20e-6) * np.exp(-0.5) + decay
+        rendered = scipy.signal.sosfilt(band, artefact_v * artefact + triphasic(t - lat, amplitude_v))[::oversampling]
+        signal[first:first + length] += rendered[: max(0, min(length, n - first))]
+    t = np.arange(-3e-3, 4e-3, 1 / fine_hz)
+    peak_v = np.abs(scipy.signal.sosfilt(band, triphasic(t, amplitude_v))).max()
+    noise = scipy.signal.sosfilt(scipy.signal.butter(4, [500.0, min(10_000.0, 0.45 * fs_hz)], "bandpass", fs=fs_hz,
+                                                     output="sos"), rng.standard_normal(n + 4000))[4000:]
+    signal += noise / noise.std() * peak_v / 10 ** (snr_db / 20)
+    return signal, stim, Truth(stim, (stim + latency)[None, :])
+
