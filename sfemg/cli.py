@@ -151,6 +151,9 @@ def _cmd_analyze(args):
         progress.close()
     for name, problem in result.problems.items():
         print(f"warning: {name!r}: {problem}", file=sys.stderr)
+    for rec in result.recordings:
+        for note in rec.notes:
+            print(f"note: {rec.name!r}: {note}", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input

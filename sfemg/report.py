@@ -129,6 +129,9 @@ def _summary_lines(study_result):
         lines.append(stimulus[0].upper() + stimulus[1:] + ".")
     if study_result.problems:
         lines.append("Not analysed: " + "; ".join(f"{k}: {v}" for k, v in study_result.problems.items()))
+    notes = [f"{r.name}: {note}" for r in study_result.recordings for note in r.notes]
+    if notes:
+        lines.append("Notes: " + "; ".join(notes) + ".")
     return lines
 
 

@@ -301,3 +301,35 @@ def test_analyze_progress_counts_recordings_done(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert [done for done, _ in calls][-3:] == [1, 2, 3]
     assert all(0 <= done <= total == 3 for done, total in calls)
+
+
+def test_analyze_notes_responses_past_the_search_window(tmp_path, capsys):
+    """A response past ``--search-window-ms`` is not analysed, and the user is told where it
+    is: a ``note:`` line on stderr, the recording's notes in the JSON summary and in
+    the results file; with the window widened it is analysed and nothing is noted."""
+    import h5py
+
+    from sfemg.io.results import load_results
+
+    from .analysis import synth
+
+    fs = 50e3
+    sig, stim, _ = synth.stimulated(fs, jitter_us=(20.0, 40.0), latencies_s=(2.5e-3, 5.5e-3),
+                                    amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.0, 0.1), seed=1)
+    path = tmp_path / "stim.h5"
+    with h5py.File(path, "w") as f:
+        f["recordings/late/signal"] = sig
+        f["recordings/late/signal"].attrs["sampling_rate_hz"] = fs
+        f["recordings/late/stimulus_times_s"] = stim
+        f["recordings/late"].attrs["mode"] = "stimulated"
+    summary = tmp_path / "s.json"
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--json", str(summary), "--quiet")
+    assert code == 0, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("note: 'late': responses time-locked to the stimuli at 5.") and "--search-window-ms" in line
+    (note,) = json.loads(summary.read_text())["recordings"]["late"]["notes"]
+    assert line.endswith(note) and load_results(tmp_path / "r.h5").recordings[0].notes == (note,)
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "w.h5"), "--search-window-ms", "7",
+                       "--quiet")
+    assert code == 0 and err == "", err
+    assert len(load_results(tmp_path / "w.h5").recordings[0].pairs) == 2

@@ -151,3 +151,16 @@ def test_stimulus_summary_reads_as_a_clinician_would_write_it(study_result):
     assert summary(stimulus_timing="artefact", marker_scatter_us=123.4).endswith("by up to 123 µs")
     assert summary(stimulus_timing="markers").endswith("markers not checked (no artefact to time)")
     assert study_result.stimulus_summary() == ""
+
+
+def test_study_summary_lists_the_recordings_notes(study_result):
+    """What a recording's analysis found but did not analyse is on the study page too."""
+    import dataclasses
+
+    from sfemg.report import _summary_lines
+
+    assert not any(line.startswith("Notes:") for line in _summary_lines(study_result))
+    first = dataclasses.replace(study_result.recordings[0], notes=("responses at 5.5 ms lie past the window",))
+    lines = _summary_lines(dataclasses.replace(study_result, recordings=(first,) + study_result.recordings[1:]))
+    assert f"Notes: {first.name}: responses at 5.5 ms lie past the window." in lines
+

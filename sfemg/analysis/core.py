@@ -119,10 +119,11 @@ def _acceptance(amplitude_v, rise_us, notched, params, who):
 
 def _within_search_window(pots, mode, fs_hz, params):
     """The time-locked potentials within ``search_window_ms`` of the reference (after
-    the stimulus, or either side of the trigger). A sweep may hold more (a stimulated
-    one is cut to the window plus the fit half-window): a response found there, past
-    the window, was timed on segments padded with the sweep's last sample, reported
-    twice, both copies accepted, MCD -18 to -50 % with false blocks.
+    the stimulus, or either side of the trigger), and the latencies of those past it. A
+    sweep may hold more (a stimulated one is cut to the window plus the fit half-window):
+    a response found there, past the window, was timed on segments padded with the
+    sweep's last sample, reported twice, both copies accepted, MCD -18 to -50 % with
+    false blocks.
 
     Parameters
     ----------
@@ -133,10 +134,23 @@ def _within_search_window(pots, mode, fs_hz, params):
 
     Returns
     -------
-    list of LockedPotential
+    within : list of LockedPotential
+    past_ms : list of float
+        Latencies of the others from the reference, ms.
     """
     search = params.search_window_ms * 1e-3 * fs_hz
-    return [p for p in pots if (p.latency if mode == "stimulated" else abs(p.latency)) <= search]
+    inside = [(p.latency if mode == "stimulated" else abs(p.latency)) <= search for p in pots]
+    return ([p for p, i in zip(pots, inside) if i],
+            [p.latency / fs_hz * 1e3 for p, i in zip(pots, inside) if not i])
+
+
+def _past_the_window(past_ms, mode, params):
+    """What lies past the search window (latencies ``past_ms``, ms) and how to reach it,
+    for a note or an error message."""
+    what = "responses time-locked to the stimuli" if mode == "stimulated" else "potentials time-locked to the trigger"
+    where = ", ".join(f"{t:.1f}" for t in past_ms)
+    return (f"{what} at {where} ms lie past search_window_ms ({params.search_window_ms:g} ms), not analysed: "
+            "widen the window (--search-window-ms)")
 
 
 def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
@@ -164,19 +178,17 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
                                        min_fraction=params.min_locked_fraction)
     pots.sort(key=lambda p: p.latency)
-    latencies_ms = [p.latency / fs_hz * 1e3 for p in pots]  # (for the message where none is kept)
-    pots = _within_search_window(pots, mode, fs_hz, params)
+    pots, past_ms = _within_search_window(pots, mode, fs_hz, params)
+    notes = (_past_the_window(past_ms, mode, params),) if past_ms else ()
     trigger = -1
     if mode == "voluntary":
         if pots:
             trigger = int(np.argmin([abs(p.latency) for p in pots]))
         if trigger < 0 or abs(pots[trigger].latency) > lock_half:
             raise SfemgInputError("no potentials found: the trigger potential is not consistent")
-    elif not pots and latencies_ms:
-        where = ", ".join(f"{t:.1f}" for t in latencies_ms)
-        raise SfemgInputError(f"no potentials found within search_window_ms ({params.search_window_ms:g} ms) of "
-                              f"the stimuli; responses time-locked to them at {where} ms: widen the window "
-                              "(--search-window-ms)")
+    elif not pots and past_ms:
+        raise SfemgInputError("no potentials found within the search window: "
+                              + _past_the_window(past_ms, mode, params))
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}
@@ -309,7 +321,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
         trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
-        electrode=params.electrode, **_stimulus_fields(sw.stimulus, ref_var, fs_hz))
+        electrode=params.electrode, notes=notes, **_stimulus_fields(sw.stimulus, ref_var, fs_hz))
 
 
 def _stimulus_fields(timing, ref_var, fs_hz):

@@ -155,6 +155,9 @@ class RecordingResult:
     markers_off : int
         Stimulated: markers farther off their stimulus artefact than the markers' scatter
         allows (> 5 robust SDs); timed from the artefact unless the markers were asked for.
+    notes : tuple of str
+        One line each on what was found but not analysed (potentials time-locked to the
+        reference past ``search_window_ms``), with what to do about it.
     """
 
     name: str
@@ -178,6 +181,7 @@ class RecordingResult:
     marker_scatter_us: float = float("nan")
     stimulus_error_us: float = float("nan")
     markers_off: int = 0
+    notes: tuple = ()
 
     @property
     def n_discharges(self) -> int:
@@ -191,9 +195,10 @@ class RecordingResult:
         return float(1.0 / np.median(idi)) if idi.size else float("nan")
 
     def to_json_dict(self) -> dict:
-        """``{"pairs": [...]}`` with the DESIGN.md §5 fields per pair; stimulated recordings
-        add ``"stimulus_timing": {"source", "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
-        out = {"pairs": [p.to_json_dict() for p in self.pairs]}
+        """``{"pairs": [...], "notes": [...]}`` with the DESIGN.md §5 fields per pair and the
+        recording's notes; stimulated recordings add ``"stimulus_timing": {"source",
+        "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
+        out = {"pairs": [p.to_json_dict() for p in self.pairs], "notes": list(self.notes)}
         if self.stimulus_timing is not None:
             out["stimulus_timing"] = {"source": self.stimulus_timing,
                                       "marker_scatter_us": _json_value(self.marker_scatter_us),

@@ -101,6 +101,7 @@ def _write_recording(parent, rec: RecordingResult):
     for field, (name, factor, _) in S.ANALYSIS_STIMULUS_ATTRS.items():
         value = getattr(rec, field)
         g.attrs[name] = (value or "") if factor is None else value * factor  # (text, count, SI float)
+    g.attrs[S.ANALYSIS_NOTES_ATTR] = _dumps(list(rec.notes))
     table = np.empty(len(rec.pairs), dtype=_PAIRS_DTYPE)
     for field, (name, factor) in S.ANALYSIS_PAIR_SCALARS.items():
         values = np.array([getattr(p, field) for p in rec.pairs])
@@ -215,6 +216,9 @@ def _read_recording(path, name, g, version):
                     stimulus[field] = int(value)
                 else:
                     stimulus[field] = float(value) / factor
+        notes = json.loads(_text(g.attrs[S.ANALYSIS_NOTES_ATTR])) if _version(version) >= _version("2.3.0") else []
+        if not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
+            raise ValueError(f"{S.ANALYSIS_NOTES_ATTR} is not a list of text")
     except (KeyError, ValueError) as exc:  # ValueError: a column missing from the table
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
@@ -239,7 +243,7 @@ def _read_recording(path, name, g, version):
         name=name, mode=_text(attrs["mode"]), fs_hz=float(attrs["fs_hz"]),
         method=_text(attrs["method"]), pairs=tuple(pairs), noise_rms_v=float(attrs["noise_rms_v"]),
         trigger_fibre=int(attrs["trigger_fibre"]), muscle=_text(attrs["muscle"]) or None,
-        electrode=_text(attrs["electrode"]) or None, **stimulus, **arrays)
+        electrode=_text(attrs["electrode"]) or None, notes=tuple(notes), **stimulus, **arrays)
 
 
 def load_results(path) -> StudyResult:

@@ -88,13 +88,14 @@ ANALYSIS = "analysis"
 ANALYSIS_TYPE = "sfemg-analysis"
 ANALYSIS_RECORDING_TYPE = "sfemg-analysis-recording"
 ANALYSIS_STUDY_TYPE = "sfemg-analysis-study"
-ANALYSIS_VERSION = "2.2.0"
+ANALYSIS_VERSION = "2.3.0"
 #: Versions load_results reads: 1.0.0 stored each per-pair field as its own dataset
 #: (27 datasets per recording; creating them was half the cost of writing results);
 #: 2.1.0 added the MCD's uncertainty (``mcd_uncertainty_s``; NaN when read from older);
 #: 2.2.0 where stimulated recordings' stimulus times came from (ANALYSIS_STIMULUS_ATTRS;
-#: older groups read as markers taken as exact).
-ANALYSIS_READ_VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0")
+#: older groups read as markers taken as exact); 2.3.0 each recording's notes
+#: (ANALYSIS_NOTES_ATTR; older groups read as none).
+ANALYSIS_READ_VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0")
 #: /analysis attrs: time-point method, all AnalysisParams as JSON, package version, source
 #: file, and the recordings that could not be analysed (JSON {name: message}).
 ANALYSIS_METHOD_ATTR = "method"
@@ -111,6 +112,8 @@ ANALYSIS_STIMULUS_ATTRS = {"stimulus_timing": ("stimulus_timing", None, "markers
                            "marker_scatter_us": ("marker_scatter_s", 1e-6, float("nan")),
                            "stimulus_error_us": ("stimulus_error_s", 1e-6, float("nan")),
                            "markers_off": ("markers_off", 1, 0)}
+#: ... and (2.3.0) the recording's notes (RecordingResult.notes), a JSON list of strings.
+ANALYSIS_NOTES_ATTR = "notes_json"
 #: /analysis/study attrs: every study field; nested ones (limits) as JSON in "json".
 ANALYSIS_STUDY = "study"
 ANALYSIS_STUDY_JSON_ATTR = "json"

@@ -1,6 +1,7 @@
 """analyze_signal / analyze_recording on analytic recordings with planted jitter and blocks."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -195,14 +196,17 @@ def test_a_response_past_the_search_window_is_not_timed_on_the_sweeps_end(latenc
     (the window plus the fit half-window) was timed on segments padded with the
     sweep's last sample: reported twice, both copies accepted, MCD -18 to -50 % with up
     to 43 false blocks (found in review). It is outside the search window and not
-    reported; with the window widened it is timed like any other."""
+    reported, but the recording's notes say where it is; with the window widened it is
+    timed like any other."""
     fs = 50e3
     sig, stim, truth = synth.stimulated(fs_hz=fs, jitter_us=(20.0, 40.0), latencies_s=(2.5e-3, latency_s),
                                         amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.0, 0.1), seed=1)
     r = analyze_signal(sig, fs, mode="stimulated", stimulus_times_s=stim)
     assert len(r.pairs) == 1 and r.pairs[0].mean_ipi_us == pytest.approx(2500, abs=60)
+    (note,) = r.notes
+    assert re.search(r"responses .* at 5\.[456].* past search_window_ms \(5 ms\).*--search-window-ms", note), note
     r = analyze_signal(sig, fs, mode="stimulated", stimulus_times_s=stim, params=AnalysisParams(search_window_ms=7.0))
-    assert len(r.pairs) == 2
+    assert len(r.pairs) == 2 and r.notes == ()
     for p, f in zip(r.pairs, (0, 1)):
         want = truth.mcd_s(f, None) * 1e6
         assert p.accepted and abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
@@ -214,7 +218,7 @@ def test_responses_only_past_the_search_window_say_so():
     where they are and how to reach them, rather than that there are none."""
     fs = 50e3
     sig, stim, _ = synth.stimulated(fs_hz=fs, latencies_s=(5.5e-3,), amplitudes_v=(0.8e-3,), seed=1)
-    with pytest.raises(SfemgInputError, match=r"search_window_ms \(5 ms\).* at 5\.[45].*--search-window-ms"):
+    with pytest.raises(SfemgInputError, match=r"at 5\.[456].* past search_window_ms \(5 ms\).*--search-window-ms"):
         analyze_signal(sig, fs, mode="stimulated", stimulus_times_s=stim)
 
 

@@ -246,7 +246,7 @@ def test_reads_version_2_0_0_without_the_mcd_uncertainty(tmp_path, study):
     for name in ("a", "b"):
         _drop_column(path, name, "mcd_uncertainty_s")
     with pytest.raises(SfemgInputError, match="malformed"):
-        load_results(path)  # written as 2.1.0: the column belongs there
+        load_results(path)  # written as a later version: the column belongs there
     with h5py.File(path, "a") as h5:
         h5["analysis"].attrs["encoding-version"] = "2.0.0"
     back = load_results(path)
@@ -282,7 +282,7 @@ def test_stimulus_timing_round_trip_and_older_versions(tmp_path):
     with h5py.File(path, "a") as h5:
         del h5["analysis/recordings/s"].attrs["marker_scatter_s"]
     with pytest.raises(SfemgInputError, match="malformed"):
-        load_results(path)  # written as 2.2.0: the attribute belongs there
+        load_results(path)  # written as a later version: the attribute belongs there
     with h5py.File(path, "a") as h5:
         h5["analysis"].attrs["encoding-version"] = "2.1.0"
         params = json.loads(h5["analysis"].attrs["parameters_json"])
@@ -293,3 +293,28 @@ def test_stimulus_timing_round_trip_and_older_versions(tmp_path):
     (back,) = old.recordings
     assert back.stimulus_timing == "markers" and np.isnan(back.marker_scatter_us)
     assert np.isnan(back.stimulus_error_us) and back.markers_off == 0
+
+
+def test_notes_round_trip_and_older_versions(tmp_path, study):
+    """Each recording's notes (2.3.0: what was found but not analysed) are stored with it
+    and in the JSON summary; a 2.2.0 group has none; a notes attribute that is not a
+    JSON list of text makes the file malformed."""
+    noted = dataclasses.replace(study.recordings[0], notes=("responses time-locked to the stimuli at 5.5 ms lie "
+                                                            "past search_window_ms (5 ms), not analysed",))
+    study = dataclasses.replace(study, recordings=(noted,) + study.recordings[1:])
+    path = tmp_path / "r.h5"
+    save_results(path, study)
+    back = load_results(path)
+    assert [r.notes for r in back.recordings] == [r.notes for r in study.recordings]
+    summary = json.loads(json.dumps(study.to_json_dict()))["recordings"]
+    assert summary[noted.name]["notes"] == list(noted.notes)
+    assert all(summary[r.name]["notes"] == [] for r in study.recordings[1:])
+    with h5py.File(path, "a") as h5:
+        h5["analysis"].attrs["encoding-version"] = "2.2.0"
+    assert all(r.notes == () for r in load_results(path).recordings)
+    with h5py.File(path, "a") as h5:
+        h5["analysis"].attrs["encoding-version"] = "2.3.0"
+        h5[f"analysis/recordings/{noted.name}"].attrs["notes_json"] = "{}"
+    with pytest.raises(SfemgInputError, match="malformed"):
+        load_results(path)
+
