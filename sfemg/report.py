@@ -48,6 +48,7 @@ _PDF_RASTER_DPI = 120         # resolution of the rasterized sweeps in PDF pages
 
 _COLUMN_WIDTHS = (0.03, 0.09, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.43)
 _HEADER_ROWS = 1.9            # the two-line header row is this many rows high
+_SUMMARY_LINES = 10           # summary lines that fit above the study page's jitter plot
 _TABLE_NOTE = ("Bold on grey: accepted, above the individual limit or blocking. Grey italics: "
                "rejected, not in the study. –: not measurable. Jitter is the MCD, or the MSD "
                "when MCD/MSD > 1.25. IPI: mean interpotential interval (latency from the "
@@ -197,8 +198,11 @@ def _study_pages(study_result, title):
     rows = _table_rows(study_result)
     fig = Figure(figsize=_A4_PORTRAIT_IN)
     fig.text(0.06, 0.965, textwrap.fill(title, 70), fontsize=13, fontweight="bold", va="top")
-    summary = "\n".join(textwrap.fill(line, 118) for line in _summary_lines(study_result))
-    fig.text(0.06, 0.915, summary, fontsize=7.5, va="top", linespacing=1.4)
+    summary = [part for line in _summary_lines(study_result) for part in textwrap.wrap(line, 118)]
+    if len(summary) > _SUMMARY_LINES:  # (many recordings not analysed, or noted)
+        summary = summary[:_SUMMARY_LINES - 1] + [f"… and {len(summary) - _SUMMARY_LINES + 1} more line(s): see the "
+                                                  "HTML report or the --json summary"]
+    fig.text(0.06, 0.915, "\n".join(summary), fontsize=7.5, va="top", linespacing=1.4)
     plot_jitter_study(study_result, ax=fig.add_axes((0.09, 0.52, 0.86, 0.27)))
     table_box = (0.05, 0.06, 0.90, 0.40)
     first = _rows_per_page(table_box[3] * _A4_PORTRAIT_IN[1])

@@ -164,3 +164,20 @@ def test_study_summary_lists_the_recordings_notes(study_result):
     lines = _summary_lines(dataclasses.replace(study_result, recordings=(first,) + study_result.recordings[1:]))
     assert f"Notes: {first.name}: responses at 5.5 ms lie past the window." in lines
 
+
+
+def test_a_long_summary_is_cut_to_what_fits_above_the_jitter_plot(study_result):
+    """Many notes (or recordings not analysed) would run over the study page's jitter plot:
+    the summary keeps the lines that fit and says where the rest are."""
+    import dataclasses
+
+    from sfemg.report import _SUMMARY_LINES, _study_pages
+
+    noted = tuple(dataclasses.replace(r, notes=(f"responses at 5.{i} ms lie past search_window_ms (5 ms), not "
+                                                "analysed: widen the window (--search-window-ms)",))
+                  for i, r in enumerate(study_result.recordings))
+    page = _study_pages(dataclasses.replace(study_result, recordings=noted), "t")[0]
+    summary = page.texts[1].get_text().splitlines()
+    assert len(summary) == _SUMMARY_LINES and summary[-1].startswith("… and ")
+    short = _study_pages(study_result, "t")[0].texts[1].get_text().splitlines()
+    assert len(short) < _SUMMARY_LINES and not short[-1].startswith("… and ")

@@ -23,7 +23,7 @@ from .potentials import clipped_discharges
 from .references import false_references, keep_references, trigger_discharges
 from .refine import TimingErrors, refine_time_points
 from .results import PairResult, RecordingResult
-from .selection import select_potentials, slow_phases
+from .selection import outside_waveforms, select_potentials, slow_phases
 from .sweeps import (
     MIN_TRIGGER_COUNT,
     Sweeps,
@@ -42,6 +42,8 @@ __all__ = ["analyze_signal", "analyze_recording"]
 #: Consistent potentials of a continuous voluntary recording tried as the trigger,
 #: biggest first, while their analysis fails (no time-locked potential found, ...).
 _TRIGGER_CHOICES = 3
+#: How to reach what lies past the search window (notes and errors).
+_WIDEN = "widen the window (--search-window-ms)"
 
 
 def _first_accepted(attempts):
@@ -119,11 +121,10 @@ def _acceptance(amplitude_v, rise_us, notched, params, who):
 
 def _within_search_window(pots, mode, fs_hz, params):
     """The time-locked potentials within ``search_window_ms`` of the reference (after
-    the stimulus, or either side of the trigger), and the latencies of those past it. A
-    sweep may hold more (a stimulated one is cut to the window plus the fit half-window):
-    a response found there, past the window, was timed on segments padded with the
-    sweep's last sample, reported twice, both copies accepted, MCD -18 to -50 % with
-    false blocks.
+    the stimulus, or either side of the trigger), and those past it. A sweep may hold
+    more (a stimulated one is cut to the window plus the fit half-window): a response
+    found there, past the window, was timed on segments padded with the sweep's last
+    sample, reported twice, both copies accepted, MCD -18 to -50 % with false blocks.
 
     Parameters
     ----------
@@ -134,23 +135,20 @@ def _within_search_window(pots, mode, fs_hz, params):
 
     Returns
     -------
-    within : list of LockedPotential
-    past_ms : list of float
-        Latencies of the others from the reference, ms.
+    within, past : list of LockedPotential
     """
     search = params.search_window_ms * 1e-3 * fs_hz
     inside = [(p.latency if mode == "stimulated" else abs(p.latency)) <= search for p in pots]
-    return ([p for p, i in zip(pots, inside) if i],
-            [p.latency / fs_hz * 1e3 for p, i in zip(pots, inside) if not i])
+    return [p for p, i in zip(pots, inside) if i], [p for p, i in zip(pots, inside) if not i]
 
 
-def _past_the_window(past_ms, mode, params):
-    """What lies past the search window (latencies ``past_ms``, ms) and how to reach it,
-    for a note or an error message."""
+def _past_the_window(past, mode, fs_hz, params):
+    """What lies past the search window (``past``, LockedPotential), for a note or an
+    error message."""
     what = "responses time-locked to the stimuli" if mode == "stimulated" else "potentials time-locked to the trigger"
-    where = ", ".join(f"{t:.1f}" for t in past_ms)
-    return (f"{what} at {where} ms lie past search_window_ms ({params.search_window_ms:g} ms), not analysed: "
-            "widen the window (--search-window-ms)")
+    where = ", ".join(f"{p.latency / fs_hz * 1e3:.1f}" for p in past)
+    return f"{what} at {where} ms lie past search_window_ms ({params.search_window_ms:g} ms)"
+
 
 
 def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
@@ -178,17 +176,15 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
                                        min_fraction=params.min_locked_fraction)
     pots.sort(key=lambda p: p.latency)
-    pots, past_ms = _within_search_window(pots, mode, fs_hz, params)
-    notes = (_past_the_window(past_ms, mode, params),) if past_ms else ()
+    pots, past = _within_search_window(pots, mode, fs_hz, params)
     trigger = -1
     if mode == "voluntary":
         if pots:
             trigger = int(np.argmin([abs(p.latency) for p in pots]))
         if trigger < 0 or abs(pots[trigger].latency) > lock_half:
             raise SfemgInputError("no potentials found: the trigger potential is not consistent")
-    elif not pots and past_ms:
-        raise SfemgInputError("no potentials found within the search window: "
-                              + _past_the_window(past_ms, mode, params))
+    elif not pots and past:
+        raise SfemgInputError(f"no potentials found: {_past_the_window(past, mode, fs_hz, params)}: {_WIDEN}")
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
     spectra = {}
@@ -204,6 +200,9 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     kept, timed, extents, model = select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
+    # past the window, what no kept waveform reaches (a kept response's late phases do)
+    past = [p for p, out in zip(past, outside_waveforms(past, data, sw, timed, extents, fs_hz)) if out]
+    notes = (f"{_past_the_window(past, mode, fs_hz, params)}, not analysed: {_WIDEN}",) if past else ()
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
     if params.method == "template" and params.joint_timing:

@@ -183,6 +183,11 @@ class RecordingResult:
     markers_off: int = 0
     notes: tuple = ()
 
+    def __post_init__(self):
+        if isinstance(self.notes, str) or not all(isinstance(n, str) for n in self.notes):
+            raise TypeError(f"RecordingResult.notes must be a sequence of str, not {self.notes!r}")
+        object.__setattr__(self, "notes", tuple(self.notes))
+
     @property
     def n_discharges(self) -> int:
         """Number of analysed discharges (triggers or stimuli)."""

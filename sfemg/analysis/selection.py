@@ -98,9 +98,11 @@ _ABSENCE_SLACK = 0.02
 #: reflects), and those above it small.
 _OWN_JITTER_US = 8.0
 _OWN_JITTER_FACTOR = 10.0
-#: Relative positions whose two-group split has an Ashman's D above this alternate
-#: between two offsets (the flip-flop flag's default, AnalysisParams.flip_flop_separation).
-_FLIP_FLOP_D = 4.0
+#: Relative positions are judged to alternate between two offsets (Ashman's D above
+#: AnalysisParams.flip_flop_separation) over at least this many discharges: Gaussian
+#: samples exceed D = 4 by chance in 33 % of draws of 10, 10 % of 20, 2 % of 30 and
+#: almost never from 50 on (the fewest discharges a pair is accepted with).
+_FLIP_FLOP_MIN_COUNT = 50
 _OWN_AMPLITUDE = 0.4
 
 #: A group's fit that puts its reference on a peak this many times the group's own
@@ -165,6 +167,37 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
         centre = fast_median(p[np.isfinite(p)])
         extents.append((centre + lo, centre + hi))
     return extents
+
+
+def outside_waveforms(groups, data, sw, timed, extents, fs_hz):
+    """Which of ``groups`` (time-locked potentials the selection did not consider) lie
+    outside every kept potential's waveform.
+
+    Parameters
+    ----------
+    groups : list of LockedPotential
+    data : ndarray, shape (n, L)
+        Sweeps, V.
+    sw : Sweeps
+    timed : list of Timed
+        The kept potentials' fits.
+    extents : list of (float, float)
+        Their waveforms' extents from :func:`select_potentials` (NaN where one potential
+        was kept alone: its template's extent is then measured here).
+    fs_hz : float
+
+    Returns
+    -------
+    list of bool
+    """
+    if not groups:
+        return []
+    if len(timed) == 1:
+        positions = timed[0].positions[None, :]
+        templates = joint_templates(np.fft.rfft(data, axis=1), positions, data.shape[1], _JOINT_RIDGE)[0]
+        extents = _waveform_extents(templates, positions, data.shape[1], fs_hz)
+    ref = float(np.median(sw.ref_pos))
+    return [not any(lo <= ref + g.latency <= hi for lo, hi in extents) for g in groups]
 
 
 def _residual_energy_ratio(data, residual, ref_pos, pot, noise_sd):
@@ -397,7 +430,8 @@ def _blocks_alone(clearly_absent, kept):
     return np.sum(clearly_absent & all_present) > max(1, _ABSENCE_SLACK * all_present.sum())
 
 
-def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_ratio, explains_residual):
+def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_ratio, explains_residual,
+              flip_flop_separation):
     """Whether a group lying within a kept potential's waveform is a phase (see
     :func:`select_potentials`).
 
@@ -415,6 +449,9 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     explains_residual : callable
         Returns whether the group is a fibre by what it explains of that residual
         (:func:`_explains_its_residual`; called only when needed).
+    flip_flop_separation : float
+        Ashman's D above which relative positions alternate between two offsets
+        (``AnalysisParams.flip_flop_separation``, :func:`_within_modes_mcd_us`).
 
     Returns
     -------
@@ -426,7 +463,7 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
     blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
-    jitter_us = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us)
+    jitter_us = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us, flip_flop_separation)
                  for r, k in zip(rel, kept)]
     jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
         r is None or (j >= _OWN_JITTER_US and j >= _OWN_JITTER_FACTOR * r.floor_us) for r, j in zip(rel, jitter_us))
@@ -434,17 +471,18 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
             and not explains_residual())
 
 
-def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us):
+def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us, separation):
     """How much a group's positions jitter against a kept potential's, µs: their relative
     MCD, or, where the relative positions alternate between two offsets (Ashman's D
-    above :data:`_FLIP_FLOP_D`), the larger MCD within either offset's discharges (in
-    their order). A peak that lands on one or the other side lobe of a kept triphasic
-    waveform from sweep to sweep flip-flops by ~2 phase widths but is rigid within
-    each; a fibre of its own that flip-flops still jitters within each mode."""
+    above ``separation`` over at least :data:`_FLIP_FLOP_MIN_COUNT` discharges), the
+    larger MCD within either offset's discharges (in their order). A peak that lands on
+    one or the other side lobe of a kept triphasic waveform from sweep to sweep
+    flip-flops by ~2 phase widths but is rigid within each; a fibre of its own that
+    flip-flops still jitters within each mode."""
     both = np.isfinite(cand.positions) & np.isfinite(kept.positions)
     relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
-    separation, threshold = two_group_split(relative_s)
-    if not separation > _FLIP_FLOP_D:
+    d, threshold = two_group_split(relative_s)
+    if relative_s.size < _FLIP_FLOP_MIN_COUNT or not d > separation:
         return mcd_us
     upper = relative_s > threshold
     return max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6
@@ -573,7 +611,8 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
                     continue
             if any(inside) and _is_phase(
                     t, groups[g], timed, inside, groups[first], fs_hz, residual,
-                    lambda: _explains_its_residual(data, spectra, sw, timed, t.positions, groups[g], residual())):
+                    lambda: _explains_its_residual(data, spectra, sw, timed, t.positions, groups[g], residual()),
+                    params.flip_flop_separation):
                 continue
         kept.append(g)
         timed.append(t)

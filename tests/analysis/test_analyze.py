@@ -1151,7 +1151,30 @@ def test_a_phase_timed_far_off_in_a_few_discharges_is_still_a_phase(relative_jit
     group = LockedPotential(latency=0.0, half_window=15, polarity=1.0, amplitude_v=0.23e-3, count=n)
     trigger = LockedPotential(latency=0.0, half_window=15, polarity=-1.0, amplitude_v=0.97e-3, count=n)
     assert _is_phase(_timed(kept_s - 220e-6 + error_s, floor_var), group, [_timed(kept_s, floor_var)], [True],
-                     trigger, fs_hz, lambda: 2.1, lambda: False) == phase
+                     trigger, fs_hz, lambda: 2.1, lambda: False, AnalysisParams().flip_flop_separation) == phase
+
+
+@pytest.mark.parametrize("n,within_sd_us,judged_within", [(100, 1.0, True), (100, 15.0, True), (30, 1.0, False)])
+def test_a_flip_flop_between_two_offsets_is_judged_within_each(n, within_sd_us, judged_within):
+    """Relative positions alternating at random between two offsets 160 µs apart: how much
+    they jitter is the MCD within either offset (a side lobe's ~1 µs, a flip-flopping
+    fibre's own jitter), but only over 50 discharges or more (fewer Gaussian values
+    split with Ashman's D > 4 too often)."""
+    from sfemg.analysis.selection import _within_modes_mcd_us
+
+    fs_hz = 50e3
+    rng = np.random.default_rng(4)
+    kept_s = np.arange(n) * 0.1 + 20e-6 * rng.standard_normal(n)
+    offsets_s = np.where(rng.random(n) < 0.5, -80e-6, 80e-6) + within_sd_us * 1e-6 * rng.standard_normal(n)
+    cand, kept = _timed(kept_s + offsets_s, 1.0), _timed(kept_s, 1.0)
+    overall_us = compute_mcd(offsets_s) * 1e6
+    got_us = _within_modes_mcd_us(cand, kept, fs_hz, overall_us, AnalysisParams().flip_flop_separation)
+    if judged_within:
+        upper = offsets_s > 0
+        want_us = max(compute_mcd(offsets_s[upper]), compute_mcd(offsets_s[~upper])) * 1e6
+        assert got_us == pytest.approx(want_us) and got_us < 0.5 * overall_us
+    else:
+        assert got_us == overall_us
 
 
 def test_a_discharge_referenced_on_the_next_fibre_is_no_block():

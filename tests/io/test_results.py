@@ -317,4 +317,6 @@ def test_notes_round_trip_and_older_versions(tmp_path, study):
         h5[f"analysis/recordings/{noted.name}"].attrs["notes_json"] = "{}"
     with pytest.raises(SfemgInputError, match="malformed"):
         load_results(path)
+    with pytest.raises(TypeError, match="notes"):
+        dataclasses.replace(noted, notes="one note, not a list of them")
 
