@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(such a recording is refused)")
     p.add_argument("--search-window-ms", type=_number, metavar="MS",
                    help="seek time-locked potentials up to this long after the stimulus, or either side of "
-                        "the trigger (default 5); responses later than it are not reported")
+                        "the trigger (default 5); later ones are not analysed, only named in a note")
     p.add_argument("--stimulus-timing", choices=["auto", "markers", "artefact"],
                    help="stimulated: measure latencies from the stimulus markers or from the stimulus artefact; "
                         "default auto: the artefact where the markers scatter about it by more than twice its "

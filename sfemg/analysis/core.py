@@ -150,7 +150,6 @@ def _past_the_window(past, mode, fs_hz, params):
     return f"{what} at {where} ms lie past search_window_ms ({params.search_window_ms:g} ms)"
 
 
-
 def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
     """Everything after the sweeps are cut: potentials, time points, pairs.
 

@@ -227,7 +227,7 @@ def test_sweeps_with_another_units_potential_are_left_out_from_the_first_step(mo
     assert first_step < joint._MAX_STEP and len(steps) <= n_clean, (first_step, len(steps), n_clean)
     kept = np.setdiff1d(np.arange(n), other)
     err = (est[1] - est[0] - rel)[kept]
-    assert np.abs(err - err.mean()).max() < 0.15  # ~4 SD of the relative shifts' errors at this noise
+    assert np.abs(err - err.mean()).max() < 0.15  # ~5 SD of the relative shifts' errors (RMS 0.03 sample here)
 
 
 def test_joint_templates_match_per_bin_least_squares():
