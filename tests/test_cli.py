@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import h5py
 import pytest
 
 from sfemg.cli import main
@@ -207,6 +208,10 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     assert "ground truth" in html.lower()  # recordings found through the results' source
     code, _, err = run(capsys, "report", str(study), "-o", str(tmp_path / "x.svg"))
     assert code == 2 and len(err.strip().splitlines()) == 1
+    with h5py.File(results, "a") as h5:  # damaged: JSON nested past Python's recursion limit
+        h5["analysis/recordings/pair001"].attrs["notes_json"] = "[" * 100_000 + "]" * 100_000
+    code, _, err = run(capsys, "report", str(results), "-o", str(report), "--force", "--quiet")
+    assert code == 2 and "malformed" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -165,6 +165,20 @@ def save_recordings(path, recordings, *, parameters=None, provenance=None, force
             writer.add(rec)
 
 
+def json_attr(value):
+    """Decode a JSON attribute (``str`` or ``bytes``).
+
+    Raises
+    ------
+    ValueError
+        Not JSON, or nested too deeply for the decoder (a damaged or hostile file).
+    """
+    try:
+        return json.loads(value)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _open(path):
     path = Path(path)
     if not path.exists():
@@ -366,7 +380,10 @@ def load_parameters(path):
     with _open(path) as h5:
         if S.PARAMETERS not in h5:
             return {}
-        return json.loads(h5[S.PARAMETERS].attrs[S.PARAMETERS_JSON_ATTR])
+        try:
+            return json_attr(h5[S.PARAMETERS].attrs[S.PARAMETERS_JSON_ATTR])
+        except (KeyError, ValueError) as exc:
+            raise SfemgInputError(f"{path}: '/{S.PARAMETERS}' is malformed ({exc})") from None
 
 
 def load_provenance(path):

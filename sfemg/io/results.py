@@ -25,7 +25,7 @@ from ..analysis.results import PairResult, RecordingResult, StudyResult
 from ..errors import SfemgInputError
 from . import schema as S
 from ._atomic import atomic_h5, atomic_path, writable_target
-from .recordings import _open
+from .recordings import _open, json_attr
 
 __all__ = ["save_results", "load_results", "save_json"]
 
@@ -196,12 +196,21 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _text_list(value, what):
+    """A JSON attribute that must be a list of text, as a tuple."""
+    items = json_attr(_text(value))
+    if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
+        raise ValueError(f"{what} is not a list of text")
+    return tuple(items)
+
+
 def _read_recording(path, name, g, version):
     try:
         column = _pair_columns(g)
         n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
         scalars = {f: _added_column(column, n, n_pairs, version) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
         text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
+        lists = {f: [_text_list(v, S.ANALYSIS_PAIR_TEXT[f]) for v in text[f]] for f in ("reject_reasons", "flags")}
         series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
         arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
         attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
@@ -216,10 +225,9 @@ def _read_recording(path, name, g, version):
                     stimulus[field] = int(value)
                 else:
                     stimulus[field] = float(value) / factor
-        notes = json.loads(_text(g.attrs[S.ANALYSIS_NOTES_ATTR])) if _version(version) >= _version("2.3.0") else []
-        if not (isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
-            raise ValueError(f"{S.ANALYSIS_NOTES_ATTR} is not a list of text")
-    except (KeyError, ValueError) as exc:  # ValueError: a column missing from the table
+        notes = (_text_list(g.attrs[S.ANALYSIS_NOTES_ATTR], S.ANALYSIS_NOTES_ATTR)
+                 if _version(version) >= _version("2.3.0") else ())
+    except (KeyError, TypeError, ValueError) as exc:  # ValueError: a column missing, or not JSON
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
     pairs = []
@@ -233,8 +241,8 @@ def _read_recording(path, name, g, version):
         kw["n_blocked"] = int(kw["n_blocked"])
         kw["accepted"] = bool(kw["accepted"])
         kw["label"] = text["label"][i]
-        kw["reject_reasons"] = tuple(json.loads(text["reject_reasons"][i]))
-        kw["flags"] = tuple(json.loads(text["flags"][i]))
+        kw["reject_reasons"] = lists["reject_reasons"][i]
+        kw["flags"] = lists["flags"][i]
         for f in S.ANALYSIS_PAIR_SERIES:
             kw[f] = series[f][i]
         pairs.append(PairResult(**kw, idis_s=arrays["idis_s"],
@@ -243,7 +251,7 @@ def _read_recording(path, name, g, version):
         name=name, mode=_text(attrs["mode"]), fs_hz=float(attrs["fs_hz"]),
         method=_text(attrs["method"]), pairs=tuple(pairs), noise_rms_v=float(attrs["noise_rms_v"]),
         trigger_fibre=int(attrs["trigger_fibre"]), muscle=_text(attrs["muscle"]) or None,
-        electrode=_text(attrs["electrode"]) or None, notes=tuple(notes), **stimulus, **arrays)
+        electrode=_text(attrs["electrode"]) or None, notes=notes, **stimulus, **arrays)
 
 
 def load_results(path) -> StudyResult:
@@ -268,10 +276,10 @@ def load_results(path) -> StudyResult:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' has encoding version {version or '(none)'}; "
                                   f"this sfemg reads {', '.join(S.ANALYSIS_READ_VERSIONS)}")
         try:
-            params = AnalysisParams(**{**_RULES_ADDED_SINCE, **json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR])})
-            problems = json.loads(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
+            params = AnalysisParams(**{**_RULES_ADDED_SINCE, **json_attr(a.attrs[S.ANALYSIS_PARAMS_ATTR])})
+            problems = json_attr(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
             source = _text(a.attrs[S.ANALYSIS_SOURCE_ATTR]) or None
-            study = json.loads(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
+            study = json_attr(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
             recs_group = a[S.ANALYSIS_RECORDINGS]
         except (KeyError, TypeError, ValueError) as exc:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import SfemgInputError
 from . import schema as S
 from ._atomic import atomic_h5
+from .recordings import json_attr
 
 __all__ = ["create_validation_file", "read_validation_config", "write_validation_cell",
            "finished_validation_cells", "load_validation"]
@@ -68,7 +69,10 @@ def create_validation_file(path, config: dict, provenance: dict, *, force=False)
 def read_validation_config(path) -> dict:
     """The configuration stored by :func:`create_validation_file`."""
     with _open(path) as h5:
-        return json.loads(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR])
+        try:
+            return json_attr(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR])
+        except (KeyError, ValueError) as exc:
+            raise SfemgInputError(f"{path}: the validation configuration is malformed ({exc})") from None
 
 
 def write_validation_cell(path, index: int, metrics, provenance: dict) -> None:
@@ -118,11 +122,15 @@ def load_validation(path) -> dict:
     if not Path(path).exists():
         raise SfemgInputError(f"{path}: no such file")
     with _open(path) as h5:
-        grp = h5[S.VALIDATION]
-        config = json.loads(grp.attrs[S.VALIDATION_CONFIG_ATTR])
-        metrics = {S.validation_cell_index(n): g[S.VALIDATION_METRICS][()] for n, g in grp[S.VALIDATION_CELLS].items()}
-        prov_grp = h5[S.PROVENANCE]
-        provenance = json.loads(prov_grp.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
-        provenance["cells"] = {S.validation_cell_index(n): json.loads(g.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
-                               for n, g in prov_grp[S.VALIDATION_CELLS].items()}
+        try:
+            grp = h5[S.VALIDATION]
+            config = json_attr(grp.attrs[S.VALIDATION_CONFIG_ATTR])
+            metrics = {S.validation_cell_index(n): g[S.VALIDATION_METRICS][()]
+                       for n, g in grp[S.VALIDATION_CELLS].items()}
+            prov_grp = h5[S.PROVENANCE]
+            provenance = json_attr(prov_grp.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
+            provenance["cells"] = {S.validation_cell_index(n): json_attr(g.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
+                                   for n, g in prov_grp[S.VALIDATION_CELLS].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SfemgInputError(f"{path}: the validation file is malformed ({exc})") from None
     return {"config": config, "metrics": metrics, "provenance": provenance}

@@ -197,6 +197,25 @@ def test_refuses_non_hdf5_target_and_reports_malformed(tmp_path, study):
         load_results(path)
 
 
+#: Deeper than Python's recursion limit: ``json.loads`` raises RecursionError on it.
+NESTED_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("where,attr", [("analysis", "parameters_json"), ("analysis", "problems_json"),
+                                        ("analysis/study", "json"), ("analysis/recordings/a", "notes_json")])
+@pytest.mark.parametrize("text", [pytest.param(NESTED_JSON, id="nested"), pytest.param("{not json", id="not-json")])
+def test_json_attributes_that_do_not_decode_are_malformed(tmp_path, study, where, attr, text):
+    """A damaged or hostile JSON attribute is a one-line input error, not a crash."""
+    path = tmp_path / "j.h5"
+    save_results(path, study)
+    with h5py.File(path, "a") as h5:
+        assert attr in h5[where].attrs
+        h5[where].attrs[attr] = text
+    with pytest.raises(SfemgInputError, match="malformed") as info:
+        load_results(path)
+    assert "\n" not in str(info.value)
+
+
 def test_pairs_stored_as_one_table(tmp_path, study):
     path = tmp_path / "r.h5"
     save_results(path, study)

@@ -2,12 +2,13 @@
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 
 from sfemg.cli import main
 from sfemg.errors import SfemgInputError
-from sfemg.io.validation import load_validation
+from sfemg.io.validation import load_validation, read_validation_config
 from sfemg.validation import (
     METRICS,
     Cell,
@@ -114,6 +115,28 @@ def test_a_sweep_begun_by_another_version_is_not_resumed(serial, tmp_path, monke
         run_sweep(path, n_workers=1, **SMALL)
     assert run_sweep(path, n_workers=1, force=True, **SMALL)["n_cells_run"] == 2
     assert load_validation(path)["provenance"]["sfemg_version"] == "999.0"
+
+
+@pytest.mark.parametrize("where", ["validation", "provenance/cells/cell0000"])
+@pytest.mark.parametrize("text", [pytest.param("[" * 100_000 + "]" * 100_000, id="nested"),
+                                  pytest.param("{not json", id="not-json")])
+def test_a_damaged_sweep_file_is_an_input_error(serial, tmp_path, where, text):
+    """A JSON attribute that does not decode (even one nested past the recursion limit)
+    is a one-line input error, never a crash, on resuming or reading the scores."""
+    path = tmp_path / "damaged.h5"
+    path.write_bytes(serial.read_bytes())
+    with h5py.File(path, "a") as h5:
+        attr = "config_json" if where == "validation" else "json"
+        assert attr in h5[where].attrs
+        h5[where].attrs[attr] = text
+    with pytest.raises(SfemgInputError, match="malformed") as info:
+        load_validation(path)
+    assert "\n" not in str(info.value)
+    if where == "validation":
+        with pytest.raises(SfemgInputError, match="malformed"):
+            read_validation_config(path)
+        with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
+            run_sweep(path, n_workers=1, **SMALL)
 
 
 def test_seeds_depend_on_seed_cell_and_repeat_only():
