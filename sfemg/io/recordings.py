@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SfemgInputError
 from ..recording import GroundTruth, Recording
+from . import _json
 from . import schema as S
 from ._atomic import atomic_h5
 
@@ -163,20 +164,6 @@ def save_recordings(path, recordings, *, parameters=None, provenance=None, force
     with open_study_writer(path, parameters=parameters, provenance=provenance, force=force) as writer:
         for rec in recordings:
             writer.add(rec)
-
-
-def json_attr(value):
-    """Decode a JSON attribute (``str`` or ``bytes``).
-
-    Raises
-    ------
-    ValueError
-        Not JSON, or nested too deeply for the decoder (a damaged or hostile file).
-    """
-    try:
-        return json.loads(value)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 def _open(path):
@@ -381,7 +368,7 @@ def load_parameters(path):
         if S.PARAMETERS not in h5:
             return {}
         try:
-            return json_attr(h5[S.PARAMETERS].attrs[S.PARAMETERS_JSON_ATTR])
+            return _json.loads(h5[S.PARAMETERS].attrs[S.PARAMETERS_JSON_ATTR])
         except (KeyError, ValueError) as exc:
             raise SfemgInputError(f"{path}: '/{S.PARAMETERS}' is malformed ({exc})") from None
 

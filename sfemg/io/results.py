@@ -23,9 +23,10 @@ import numpy as np
 from ..analysis.params import AnalysisParams
 from ..analysis.results import PairResult, RecordingResult, StudyResult
 from ..errors import SfemgInputError
+from . import _json
 from . import schema as S
 from ._atomic import atomic_h5, atomic_path, writable_target
-from .recordings import _open, json_attr
+from .recordings import _open
 
 __all__ = ["save_results", "load_results", "save_json"]
 
@@ -198,7 +199,7 @@ def _text(value):
 
 def _text_list(value, what):
     """A JSON attribute that must be a list of text, as a tuple."""
-    items = json_attr(_text(value))
+    items = _json.loads(_text(value))
     if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
         raise ValueError(f"{what} is not a list of text")
     return tuple(items)
@@ -276,10 +277,10 @@ def load_results(path) -> StudyResult:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' has encoding version {version or '(none)'}; "
                                   f"this sfemg reads {', '.join(S.ANALYSIS_READ_VERSIONS)}")
         try:
-            params = AnalysisParams(**{**_RULES_ADDED_SINCE, **json_attr(a.attrs[S.ANALYSIS_PARAMS_ATTR])})
-            problems = json_attr(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
+            params = AnalysisParams(**{**_RULES_ADDED_SINCE, **_json.loads(a.attrs[S.ANALYSIS_PARAMS_ATTR])})
+            problems = _json.loads(a.attrs[S.ANALYSIS_PROBLEMS_ATTR])
             source = _text(a.attrs[S.ANALYSIS_SOURCE_ATTR]) or None
-            study = json_attr(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
+            study = _json.loads(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
             recs_group = a[S.ANALYSIS_RECORDINGS]
         except (KeyError, TypeError, ValueError) as exc:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None

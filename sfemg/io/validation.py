@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 
 from ..errors import SfemgInputError
+from . import _json
 from . import schema as S
 from ._atomic import atomic_h5
-from .recordings import json_attr
 
 __all__ = ["create_validation_file", "read_validation_config", "write_validation_cell",
            "finished_validation_cells", "load_validation"]
@@ -70,7 +70,7 @@ def read_validation_config(path) -> dict:
     """The configuration stored by :func:`create_validation_file`."""
     with _open(path) as h5:
         try:
-            return json_attr(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR])
+            return _json.loads(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR])
         except (KeyError, ValueError) as exc:
             raise SfemgInputError(f"{path}: the validation configuration is malformed ({exc})") from None
 
@@ -123,14 +123,15 @@ def load_validation(path) -> dict:
         raise SfemgInputError(f"{path}: no such file")
     with _open(path) as h5:
         try:
-            grp = h5[S.VALIDATION]
-            config = json_attr(grp.attrs[S.VALIDATION_CONFIG_ATTR])
-            metrics = {S.validation_cell_index(n): g[S.VALIDATION_METRICS][()]
-                       for n, g in grp[S.VALIDATION_CELLS].items()}
-            prov_grp = h5[S.PROVENANCE]
-            provenance = json_attr(prov_grp.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
-            provenance["cells"] = {S.validation_cell_index(n): json_attr(g.attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
-                                   for n, g in prov_grp[S.VALIDATION_CELLS].items()}
+            # By name, not .items(): h5py's items view holds its global lock while it yields,
+            # and an error raised inside it would keep the lock (and other threads) waiting.
+            config = _json.loads(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR])
+            cells = h5[S.VALIDATION][S.VALIDATION_CELLS]
+            metrics = {S.validation_cell_index(n): cells[n][S.VALIDATION_METRICS][()] for n in cells}
+            provenance = _json.loads(h5[S.PROVENANCE].attrs[S.VALIDATION_PROVENANCE_JSON_ATTR])
+            cells = h5[S.PROVENANCE][S.VALIDATION_CELLS]
+            provenance["cells"] = {S.validation_cell_index(n):
+                                   _json.loads(cells[n].attrs[S.VALIDATION_PROVENANCE_JSON_ATTR]) for n in cells}
         except (KeyError, TypeError, ValueError) as exc:
             raise SfemgInputError(f"{path}: the validation file is malformed ({exc})") from None
     return {"config": config, "metrics": metrics, "provenance": provenance}

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SfemgInputError
+from ..io import _json
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
@@ -144,7 +145,7 @@ def verify_benchmark_set(folder) -> dict:
     if not path.is_file():
         raise SfemgInputError(f"{folder}: not a benchmark set (no {MANIFEST_NAME})")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = _json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SfemgInputError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
@@ -168,7 +169,7 @@ def _read_results(results) -> dict:
         data = item
         if not isinstance(item, dict):
             try:
-                data = json.loads(Path(item).read_text())
+                data = _json.loads(Path(item).read_text())
             except (OSError, ValueError) as exc:
                 raise SfemgInputError(f"{item}: not a readable JSON file ({exc})") from None
         recs = data.get("recordings") if isinstance(data, dict) else None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +28,7 @@ import numpy as np
 
 from .._validation import check_number
 from ..errors import SfemgInputError
+from ..io import _json
 
 __all__ = ["Cell", "Grid", "GRIDS", "get_grid", "repeat_seed", "simulate_repeat"]
 
@@ -224,7 +224,7 @@ def get_grid(grid) -> Grid:
         return grid
     if str(grid).endswith(".json"):
         try:
-            data = json.loads(Path(grid).read_text())
+            data = _json.loads(Path(grid).read_text())
         except (OSError, ValueError) as exc:
             raise SfemgInputError(f"{grid}: not a readable JSON grid ({exc})") from None
         return Grid.from_dict(data)

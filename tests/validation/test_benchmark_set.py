@@ -113,10 +113,13 @@ def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
     foreign.write_text(json.dumps({"recordings": {"pair001": {"pairs": []}}}))
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)  # past Python's recursion limit
     copy = tmp_path / "copy"
     shutil.copytree(bench, copy)
     damage(copy / "cell000.h5")
-    for argv in ([str(foreign), str(bench)], [str(broken), str(bench)], [str(foreign), str(tmp_path)],
+    for argv in ([str(foreign), str(bench)], [str(broken), str(bench)], [str(nested), str(bench)],
+                 [str(foreign), str(tmp_path)],
                  [str(foreign), str(copy)], [str(foreign), str(bench), "--tolerance", "-5"]):
         assert main(["score", *argv, "--force"]) == 2
         err = capsys.readouterr().err

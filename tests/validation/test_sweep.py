@@ -1,6 +1,7 @@
 """Sweeps: the same bits serially, on processes and on Dask; resume; plug-ins; the CLI."""
 
 import json
+import threading
 
 import h5py
 import numpy as np
@@ -132,6 +133,11 @@ def test_a_damaged_sweep_file_is_an_input_error(serial, tmp_path, where, text):
     with pytest.raises(SfemgInputError, match="malformed") as info:
         load_validation(path)
     assert "\n" not in str(info.value)
+    # While the error is still held, another thread can use h5py (its global lock was freed).
+    other = threading.Thread(target=lambda: h5py.File(tmp_path / "other.h5", "w").close(), daemon=True)
+    other.start()
+    other.join(timeout=30)
+    assert not other.is_alive(), "h5py's global lock was left held"
     if where == "validation":
         with pytest.raises(SfemgInputError, match="malformed"):
             read_validation_config(path)
@@ -217,10 +223,13 @@ def test_cli_grid_from_a_json_file(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--grid", "huge"], "unknown grid"),
     (["--grid", "missing.json"], "not a readable JSON grid"),
+    (["--grid", "{tmp}/nested.json"], "not a readable JSON grid"),
     (["--method", "nosuch"], "unknown timepoint"),
     (["--n", "0"], "must be >= 1"),
 ])
 def test_cli_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "nested.json").write_text("[" * 100_000 + "]" * 100_000)  # past the recursion limit
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = main(["validate", *argv, "--quiet", "-o", str(tmp_path / "v.h5")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
