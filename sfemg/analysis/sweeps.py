@@ -344,6 +344,22 @@ def _fast_length(n):
         m += 2
 
 
+def _search_samples(params, fs_hz, n_samples):
+    """``search_window_ms`` in samples (at most one more than the recording's, so that an
+    absurd window is refused by :func:`_sweep_length`, not overflowed)."""
+    return int(round(min(params.search_window_ms * 1e-3 * fs_hz, n_samples + 1.0)))
+
+
+def _sweep_length(n, n_samples, fs_hz, params):
+    """:func:`_fast_length` of ``n``, refused where a sweep of ``n`` samples (the search
+    window and the fit's either side) would not fit in a recording of ``n_samples``."""
+    if n > n_samples:
+        raise SfemgInputError(f"search_window_ms ({params.search_window_ms:g}) and fit_half_window_us "
+                              f"({params.fit_half_window_us:g}) make sweeps longer than the recording "
+                              f"({n_samples / fs_hz * 1e3:.6g} ms)")
+    return _fast_length(n)
+
+
 def fit_half_window(params, fs_hz):
     """Half-length of the time-point fit segments, samples (``fit_half_window_us``, at least 2).
 
@@ -432,7 +448,7 @@ def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
 def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     """Cut a continuous stimulated signal into rows around each stimulus, artefact removed
     (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
-    search = int(round(params.search_window_ms * 1e-3 * fs_hz))
+    search = _search_samples(params, fs_hz, x.size)
     fit_half = fit_half_window(params, fs_hz)
     stim = np.asarray(stimulus_times_s, dtype=np.float64)
     if stim.ndim != 1 or not np.all(np.isfinite(stim)):
@@ -441,7 +457,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
         raise SfemgInputError(f"stimulus_times_s: {stim.size} stimulus time(s); the latencies' MCD needs at least 2")
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
-    n_cols = _fast_length(search + 2 * fit_half + 1)
+    n_cols = _sweep_length(search + 2 * fit_half + 1, x.size, fs_hz, params)
     every_start = np.floor(stim * fs_hz).astype(np.int64) - fit_half  # incomplete windows hold artefacts too
     # the noise is measured on the whole signal, away from every candidate peak and
     # from every stimulus's window (artefact and responses): the windows alone, once
@@ -469,8 +485,8 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     """Cut a continuous voluntary signal into rows around each trigger discharge (sample
     indices ``trig``); ``rows, cols`` are every candidate peak (kept out of the noise)."""
-    search = int(round(params.search_window_ms * 1e-3 * fs_hz))
-    n_cols = _fast_length(2 * (search + fit_half_window(params, fs_hz)) + 1)
+    search = _search_samples(params, fs_hz, x.size)
+    n_cols = _sweep_length(2 * (search + fit_half_window(params, fs_hz)) + 1, x.size, fs_hz, params)
     pre = n_cols // 2
     trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
     if trig.size < 2:

@@ -345,6 +345,23 @@ def test_bad_input_one_line_errors(signal, fs, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("params", [dict(search_window_ms=1e6), dict(search_window_ms=1e300),
+                                    dict(search_window_ms=1.7e308), dict(fit_half_window_us=1e300)])
+@pytest.mark.parametrize("mode", ["voluntary", "stimulated"])
+def test_windows_longer_than_the_recording_are_refused(params, mode):
+    """Before, such windows hung the analysis (a fast DFT length sought up to a huge
+    number) or overflowed: now a one-line input error."""
+    if mode == "voluntary":
+        sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, jitter_us=(30.0,), seed=21)
+        kw = {}
+    else:
+        sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
+        kw = dict(mode="stimulated", stimulus_times_s=times)
+    with pytest.raises(SfemgInputError, match="make sweeps longer than the recording") as info:
+        analyze_signal(sig, 50e3, params=AnalysisParams(**params), **kw)
+    assert "\n" not in str(info.value)
+
+
 def _slow_components(n, fs_hz):
     """What a raw, not high-pass filtered recording carries (V): a DC offset, 50 Hz hum
     with its third harmonic, and drift."""
