@@ -64,16 +64,10 @@ def _number(text):
 
 
 def _check_output(path, force):
-    """Refuse an output path that would fail or overwrite without --force (None passes)."""
-    if path is None:
-        return
-    folder = os.path.dirname(path) or "."
-    if os.path.isdir(path):
-        raise SfemgInputError(f"{path} is a folder, not a file")
-    if not os.path.isdir(folder):
-        raise SfemgInputError(f"{path}: folder {folder} does not exist")
-    if os.path.exists(path) and not force:
-        raise SfemgInputError(f"{path} exists; use --force to overwrite it")
+    """Refuse an output path that would fail or overwrite without --force (None passes):
+    the package's one set of checks (``io._atomic.writable_target``)."""
+    from .io._atomic import writable_target
+    return None if path is None else writable_target(path, force=force)
 
 
 def _cmd_presets(args):
@@ -237,9 +231,11 @@ def _cmd_benchmark_set(args):
 def _cmd_score(args):
     from .validation import Cell, format_summary
     from .validation.benchmark_set import score_results, write_scores
-    output = args.output or os.path.splitext(args.results[0])[0] + ".scores.json"
-    if os.path.exists(output) and not args.force:
-        raise SfemgInputError(f"{output} exists; use --force to overwrite it")
+    output = _check_output(args.output or os.path.splitext(args.results[0])[0] + ".scores.json",
+                           args.force)  # checked before the scoring
+    for results in args.results:
+        if os.path.realpath(output) == os.path.realpath(results):
+            raise SfemgInputError(f"the scores would replace {results}; give -o another file")
     tolerance = {} if args.tolerance is None else {"tolerance_us": args.tolerance}
     scores = score_results(args.results, args.benchmark_set, **tolerance)
     write_scores(output, scores, force=args.force)

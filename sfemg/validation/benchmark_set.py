@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import numpy as np
 from .. import __version__
 from ..errors import SfemgInputError
 from ..io import _json
+from ..io._atomic import atomic_path
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
@@ -52,17 +52,13 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _write_json_atomic(path, data):
-    """Write JSON through a temporary file in the same folder, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+def _write_json_atomic(path, data, *, force=True):
+    """Write JSON through a temporary file in the same folder, then rename it into place
+    (:func:`~sfemg.io._atomic.atomic_path`: the target's checks, a link followed)."""
+    with atomic_path(path, force=force) as tmp:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=True, allow_nan=False)
             fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordings: int = 4, seed: int = 0,
@@ -248,7 +244,4 @@ def write_scores(path, scores: dict, *, force: bool = False) -> None:
         ``path`` exists and not ``force``.
     """
     from ..analysis.results import _json_value
-    path = Path(path)
-    if path.exists() and not force:
-        raise SfemgInputError(f"{path} exists; use --force (force=True) to overwrite it")
-    _write_json_atomic(path, _json_value(scores))
+    _write_json_atomic(path, _json_value(scores), force=force)

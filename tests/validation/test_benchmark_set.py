@@ -108,6 +108,34 @@ def test_cli_benchmark_set_and_score(bench, tmp_path, capsys):
     assert manifest["n_repeats"] == 1 and {c["output"] for c in manifest["grid"]["cells"]} == {"sweeps"}
 
 
+def test_cli_score_output_is_checked_like_every_other_writer(bench, tmp_path, capsys):
+    """Found by a helper's adversarial run: ``score -o`` wrote straight over its target,
+    replacing the results it scored, a FIFO (as root, /dev/null), a read-only file or a
+    symbolic link, and failed with a traceback on a folder. Now each is a one-line error
+    and the target is left as it was; a link is followed."""
+    import os
+    import stat
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(json_of(bench, truth_analyser)))
+    before = results.read_bytes()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "ro.json").write_text("{}")
+    os.chmod(tmp_path / "ro.json", 0o444)
+    (tmp_path / "folder").mkdir()
+    for target, message in ((results, "would replace"), (tmp_path / "fifo", "not a regular file"),
+                            (tmp_path / "ro.json", "read-only"), (tmp_path / "folder", "is a folder"),
+                            (tmp_path / "missing" / "s.json", "does not exist")):
+        assert main(["score", str(results), str(bench), "-o", str(target), "--force"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert results.read_bytes() == before and stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
+    assert (tmp_path / "ro.json").read_text() == "{}"
+    (tmp_path / "scores.json").write_text("{}")
+    os.symlink(tmp_path / "scores.json", tmp_path / "link.json")
+    assert main(["score", str(results), str(bench), "-o", str(tmp_path / "link.json"), "--force", "--quiet"]) == 0
+    assert os.path.islink(tmp_path / "link.json") and "overall" in json.loads((tmp_path / "scores.json").read_text())
+
+
 def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
     foreign = tmp_path / "foreign.json"
     foreign.write_text(json.dumps({"recordings": {"pair001": {"pairs": []}}}))
