@@ -60,6 +60,9 @@ MAD_TO_SD = 1.0 / 0.6744897501960817
 #: above this is a signal in mV or µV, whose potentials would be reported as volts or
 #: kilovolts and all pass the amplitude criterion.
 MAX_NOISE_SD_V = 1e-3
+#: ... and one below this (a pV, six orders under any amplifier's noise) is a signal scaled
+#: wrongly (or subnormal numbers, whose arithmetic fails), not one in volts.
+MIN_NOISE_SD_V = 1e-12
 
 
 def detect_peaks(x_v, threshold_v: float, half_width: int, polarity: int = 0):
@@ -189,7 +192,8 @@ def estimate_noise_sd(x_v) -> float:
     Raises
     ------
     SfemgInputError
-        Zero (a constant signal), or above :data:`MAX_NOISE_SD_V` (samples not in volts).
+        Zero (a constant signal), or above :data:`MAX_NOISE_SD_V` or below :data:`MIN_NOISE_SD_V`
+        (samples not in volts).
     """
     x = np.ravel(x_v)
     step = max(1, x.size // _NOISE_SUBSET)
@@ -201,6 +205,9 @@ def estimate_noise_sd(x_v) -> float:
     if sd > MAX_NOISE_SD_V:
         raise SfemgInputError(f"the noise is {sd:.3g} V (robust SD): the samples are not in volts "
                               "(mV or µV?); convert them to volts")
+    if sd < MIN_NOISE_SD_V:
+        raise SfemgInputError(f"the noise is {sd:.3g} V (robust SD), far below any amplifier's: the samples "
+                              "are not in volts; convert them to volts")
     return sd
 
 

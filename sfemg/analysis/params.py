@@ -11,13 +11,17 @@ import numpy as np
 from .._validation import check_number
 from ..errors import SfemgInputError
 
-__all__ = ["AnalysisParams", "MIN_FS_HZ", "ACCEPTANCE_MIN_AMPLITUDE_V"]
+__all__ = ["AnalysisParams", "MIN_FS_HZ", "MAX_FS_HZ", "ACCEPTANCE_MIN_AMPLITUDE_V"]
 
 #: Lowest sampling rate accepted for jitter measurement, Hz. Single-fibre potential phases
 #: last ~60-80 µs; below 20 kHz a phase spans fewer than ~1.5 samples, the potential's
 #: spectrum (up to ~10 kHz) is no longer below Nyquist, and the interpolated time points
 #: acquire a sampling-phase bias of several µs (docs/analysis.md, "Sampling rate").
 MIN_FS_HZ = 20_000.0
+#: Highest sampling rate accepted, Hz: EMG amplifiers sample at up to a few hundred kHz
+#: (the simulator at up to 1 MHz); beyond this the rate is in other units, and the
+#: windows in samples (and their arrays) grow past any memory.
+MAX_FS_HZ = 10e6
 
 #: Minimum peak-to-peak amplitude of an acceptable potential, V, per electrode
 #: (SFE > 200 µV; concentric needle >= 50 µV; docs/literature.md §5).

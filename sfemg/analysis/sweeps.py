@@ -26,7 +26,7 @@ from .detect import (
     peak_values,
     running_median,
 )
-from .params import MIN_FS_HZ
+from .params import MAX_FS_HZ, MIN_FS_HZ
 from .stimulus import StimulusTiming, search_span, time_stimuli
 from .timing import fit_taper
 
@@ -324,6 +324,9 @@ def check_fs(fs_hz):
     if fs_hz < MIN_FS_HZ:
         raise SfemgInputError(f"fs_hz = {fs_hz:g} Hz is too low for jitter measurement "
                               f"(need >= {MIN_FS_HZ:g} Hz)")
+    if fs_hz > MAX_FS_HZ:
+        raise SfemgInputError(f"fs_hz = {fs_hz:g} Hz is above {MAX_FS_HZ:g} Hz, no EMG sampling rate "
+                              "(not in Hz?)")
 
 
 def _fast_length(n):
@@ -457,6 +460,16 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
         raise SfemgInputError(f"stimulus_times_s: {stim.size} stimulus time(s); the latencies' MCD needs at least 2")
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
+    duration_s = x.size / fs_hz
+    outside = (stim < 0) | (stim > duration_s)
+    if outside.any():
+        raise SfemgInputError(f"stimulus_times_s: {outside.sum()} of {stim.size} lie outside the recording: the "
+                              f"stimulus times span {stim.min():.6g}-{stim.max():.6g} s, the recording "
+                              f"0-{duration_s:.6g} s (times in seconds?)")
+    shortest_s = np.diff(stim).min()
+    if params.search_window_ms * 1e-3 >= shortest_s:  # the next stimulus's responses would pass for more endplates
+        raise SfemgInputError(f"search_window_ms ({params.search_window_ms:g}) reaches the next stimulus "
+                              f"({shortest_s * 1e3:.6g} ms later at the shortest): give a shorter --search-window-ms")
     n_cols = _sweep_length(search + 2 * fit_half + 1, x.size, fs_hz, params)
     every_start = np.floor(stim * fs_hz).astype(np.int64) - fit_half  # incomplete windows hold artefacts too
     # the noise is measured on the whole signal, away from every candidate peak and

@@ -338,6 +338,8 @@ def test_rejections_have_reasons():
     (np.random.default_rng(0).normal(size=1000), 10e3, "too low"),
     (np.random.default_rng(0).normal(size=1000), -1.0, "positive"),
     (20e-3 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # mV: 20 µV noise
+    (1e-310 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # subnormal: crashed
+    (np.random.default_rng(0).normal(size=1000), 1e25, "no EMG sampling rate"),  # crashed (helper's run)
 ])
 def test_bad_input_one_line_errors(signal, fs, match):
     with pytest.raises(SfemgInputError, match=match) as info:
@@ -357,9 +359,35 @@ def test_windows_longer_than_the_recording_are_refused(params, mode):
     else:
         sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
         kw = dict(mode="stimulated", stimulus_times_s=times)
-    with pytest.raises(SfemgInputError, match="make sweeps longer than the recording") as info:
+    # (stimulated: a window past the next stimulus is refused first, see below)
+    with pytest.raises(SfemgInputError, match="make sweeps longer than the recording|reaches the next stimulus") \
+            as info:
         analyze_signal(sig, 50e3, params=AnalysisParams(**params), **kw)
     assert "\n" not in str(info.value)
+
+
+def test_a_stimulated_window_reaching_the_next_stimulus_is_refused():
+    """Found by a helper's adversarial run: a search window as long as the interval
+    between stimuli took the next stimuli's responses for further endplates (one
+    endplate reported at 3.8, 103.8, 203.8 ... ms, all accepted)."""
+    sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
+    interval_ms = np.diff(times).min() * 1e3
+    analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=times,
+                   params=AnalysisParams(search_window_ms=0.9 * interval_ms))
+    with pytest.raises(SfemgInputError, match="reaches the next stimulus") as info:
+        analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=times,
+                       params=AnalysisParams(search_window_ms=interval_ms))
+    assert "\n" not in str(info.value)
+
+
+def test_stimulus_times_outside_the_recording_are_refused():
+    """Found by a helper's adversarial run: one stimulus time of 1e300 s among good ones
+    overflowed a sample index (IndexError, the whole study aborted)."""
+    sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
+    for bad in (np.r_[times, 1e300], np.r_[-1.0, times]):
+        with pytest.raises(SfemgInputError, match="1 of 61 lie outside the recording") as info:
+            analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=bad)
+        assert "\n" not in str(info.value)
 
 
 def _slow_components(n, fs_hz):
