@@ -286,9 +286,13 @@ def list_recordings(path):
         If the file is missing, not HDF5, or has no ``/recordings`` group.
     """
     with _open(path) as h5:
-        if S.RECORDINGS not in h5 or not isinstance(h5[S.RECORDINGS], h5py.Group):
+        try:
+            group = h5[S.RECORDINGS] if S.RECORDINGS in h5 else None
+        except (KeyError, OSError, RuntimeError) as exc:  # a dangling or looping link
+            raise SfemgInputError(f"{path}: '/{S.RECORDINGS}' cannot be opened ({exc})") from None
+        if not isinstance(group, h5py.Group):
             raise SfemgInputError(f"{path}: no '/{S.RECORDINGS}' group (not a recording file)")
-        names = list(h5[S.RECORDINGS].keys())
+        names = list(group.keys())
     if not names:
         raise SfemgInputError(f"{path}: '/{S.RECORDINGS}' holds no recordings")
     return names
@@ -328,8 +332,9 @@ def iter_recordings(path, names=None, *, with_ground_truth=True):
                 rec = _read_recording(path, name, grp[name], with_ground_truth=with_ground_truth)
             except SfemgInputError as exc:
                 rec = exc
-            except (KeyError, OSError) as exc:  # what h5py raises for a damaged group (a dangling
-                # link, unreadable data): that recording only
+            except (KeyError, OSError, RuntimeError, UnicodeDecodeError) as exc:  # what h5py raises for a
+                # damaged group (a dangling or looping link, unreadable data, text that is not
+                # UTF-8): that recording only
                 rec = SfemgInputError(f"{path}: recording {name!r} cannot be read "
                                       f"({exc.__class__.__name__}: {exc})")
             yield name, rec

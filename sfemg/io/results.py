@@ -194,7 +194,8 @@ def save_results(path, study: StudyResult, *, source=None):
 
 
 def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A text attribute as ``str`` (bytes not in UTF-8 replaced, not an error)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _text_list(value, what):
@@ -205,32 +206,50 @@ def _text_list(value, what):
     return tuple(items)
 
 
-def _read_recording(path, name, g, version):
+def _numbers(value, what):
+    """A stored array (not a scalar) that must hold numbers (or booleans)."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "biuf" or value.ndim == 0:
+        raise ValueError(f"{what} is not an array of numbers")
+    return value
+
+
+def _read_recording(path, group, name, version):
+    """Recording ``name`` of ``/analysis/recordings`` (``group``), or why it cannot be read."""
     try:
-        column = _pair_columns(g)
-        n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
-        scalars = {f: _added_column(column, n, n_pairs, version) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
-        text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
-        lists = {f: [_text_list(v, S.ANALYSIS_PAIR_TEXT[f]) for v in text[f]] for f in ("reject_reasons", "flags")}
-        series = {f: g[n][()] for f, n in S.ANALYSIS_PAIR_SERIES.items()}
-        arrays = {n: g[n][()] for n in S.ANALYSIS_RECORDING_ARRAYS}
-        attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
-                                         "muscle", "electrode")}
-        stimulus = {}
-        if _text(attrs["mode"]) == "stimulated":
-            for field, (attr, factor, absent) in S.ANALYSIS_STIMULUS_ATTRS.items():
-                value = g.attrs[attr] if _version(version) >= _version("2.2.0") else absent
-                if isinstance(absent, str):
-                    stimulus[field] = _text(value) or None
-                elif isinstance(absent, int):
-                    stimulus[field] = int(value)
-                else:
-                    stimulus[field] = float(value) / factor
-        notes = (_text_list(g.attrs[S.ANALYSIS_NOTES_ATTR], S.ANALYSIS_NOTES_ATTR)
-                 if _version(version) >= _version("2.3.0") else ())
-    except (KeyError, TypeError, ValueError) as exc:  # ValueError: a column missing, or not JSON
+        return _recording_from(name, group[name], version)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError, RuntimeError) as exc:
+        # ValueError: a column missing, or not JSON; the others: datasets or attributes of
+        # the wrong kind or shape, a dangling link
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
-                              f"malformed ({exc.args[0] if exc.args else 'missing item'})") from None
+                              f"malformed ({exc.args[0] if exc.args else exc.__class__.__name__})") from None
+
+
+def _recording_from(name, g, version):
+    """The :class:`RecordingResult` stored in group ``g`` (errors: see :func:`_read_recording`)."""
+    column = _pair_columns(g)
+    n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
+    scalars = {f: _added_column(column, n, n_pairs, version) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
+    text = {f: [_text(v) for v in column(n)] for f, n in S.ANALYSIS_PAIR_TEXT.items()}
+    lists = {f: [_text_list(v, S.ANALYSIS_PAIR_TEXT[f]) for v in text[f]] for f in ("reject_reasons", "flags")}
+    series = {f: _numbers(g[n][()], n) for f, n in S.ANALYSIS_PAIR_SERIES.items()}
+    if any(v.ndim != 2 or v.shape[0] != n_pairs for v in series.values()):
+        raise ValueError(f"{', '.join(S.ANALYSIS_PAIR_SERIES.values())} are not (pairs, discharges) tables")
+    arrays = {n: _numbers(g[n][()], n) for n in S.ANALYSIS_RECORDING_ARRAYS}
+    attrs = {k: g.attrs[k] for k in ("mode", "fs_hz", "method", "noise_rms_v", "trigger_fibre",
+                                     "muscle", "electrode")}
+    stimulus = {}
+    if _text(attrs["mode"]) == "stimulated":
+        for field, (attr, factor, absent) in S.ANALYSIS_STIMULUS_ATTRS.items():
+            value = g.attrs[attr] if _version(version) >= _version("2.2.0") else absent
+            if isinstance(absent, str):
+                stimulus[field] = _text(value) or None
+            elif isinstance(absent, int):
+                stimulus[field] = int(value)
+            else:
+                stimulus[field] = float(value) / factor
+    notes = (_text_list(g.attrs[S.ANALYSIS_NOTES_ATTR], S.ANALYSIS_NOTES_ATTR)
+             if _version(version) >= _version("2.3.0") else ())
     pairs = []
     for i in range(n_pairs):
         kw = {}
@@ -282,9 +301,11 @@ def load_results(path) -> StudyResult:
             source = _text(a.attrs[S.ANALYSIS_SOURCE_ATTR]) or None
             study = _json.loads(a[S.ANALYSIS_STUDY].attrs[S.ANALYSIS_STUDY_JSON_ATTR])
             recs_group = a[S.ANALYSIS_RECORDINGS]
-        except (KeyError, TypeError, ValueError) as exc:
+            if not (isinstance(study, dict) and isinstance(problems, dict) and isinstance(recs_group, h5py.Group)):
+                raise ValueError("the study, the problems or the recordings are of the wrong kind")
+        except (KeyError, TypeError, ValueError, OSError, RuntimeError) as exc:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None
-        recs = tuple(_read_recording(path, name, recs_group[name], version) for name in recs_group)
+        recs = tuple(_read_recording(path, recs_group, name, version) for name in recs_group)
     return StudyResult(recordings=recs, study=study, problems=problems, params=params, source=source)
 
 

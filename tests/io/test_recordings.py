@@ -109,6 +109,30 @@ def test_malformed_files_give_one_line_errors(tmp_path, build, match):
     assert "\n" not in str(info.value)
 
 
+def test_damaged_links_and_text_are_input_errors(tmp_path, study):
+    """Found by a helper's adversarial run: a dangling '/recordings' link (KeyError), a
+    recording linked to itself (RuntimeError) and an attribute that is not UTF-8
+    (UnicodeDecodeError) ended the study with a traceback; now the file, or only that
+    recording, is refused with one line."""
+    import h5py
+
+    from sfemg.io import iter_recordings, list_recordings
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as h5:
+        h5["recordings"] = h5py.SoftLink("/nowhere")
+    with pytest.raises(SfemgInputError, match="'/recordings' cannot be opened"):
+        list_recordings(path)
+    save_recordings(path, study.recordings[:1], force=True)
+    good = study.recordings[0].name
+    with h5py.File(path, "a") as h5:
+        h5["recordings/loop"] = h5py.SoftLink("/recordings/loop")
+        h5.copy(f"recordings/{good}", "recordings/latin1")
+        h5["recordings/latin1"].attrs["muscle"] = np.bytes_(b"\xe9")  # Latin-1, not UTF-8
+    outcomes = dict(iter_recordings(path))
+    assert not isinstance(outcomes[good], SfemgInputError)
+    assert "too many links" in str(outcomes["loop"]) and "cannot be read" in str(outcomes["latin1"])
+
+
 def test_not_hdf5_truncated_and_missing(tmp_path, study):
     text = tmp_path / "notes.h5"
     text.write_text("hello")
