@@ -334,6 +334,16 @@ def _stimulus_fields(timing, ref_var, fs_hz):
             "markers_off": timing.markers_off}
 
 
+def _checked_params(params):
+    """``params``, the defaults for None; anything but an AnalysisParams refused."""
+    if params is None:
+        return AnalysisParams()
+    if not isinstance(params, AnalysisParams):
+        raise SfemgInputError(f"params must be an AnalysisParams (sfemg.AnalysisParams(...)), "
+                              f"not {type(params).__name__}")
+    return params
+
+
 def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,
                    name="signal") -> RecordingResult:
     """Jitter analysis of one continuous recording.
@@ -362,7 +372,7 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
     SfemgInputError
         Bad samples or sampling rate, no potentials found, every discharge blocked.
     """
-    params = params or AnalysisParams()
+    params = _checked_params(params)
     x = check_signal(signal_v, fs_hz, mode, stimulus_times_s)
     return _analyze_continuous(name, x, float(fs_hz), mode, stimulus_times_s, params)
 
@@ -382,7 +392,7 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     -------
     RecordingResult
     """
-    params = params or AnalysisParams()
+    params = _checked_params(params)
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)

@@ -23,6 +23,13 @@ MIN_FS_HZ = 20_000.0
 #: windows in samples (and their arrays) grow past any memory.
 MAX_FS_HZ = 10e6
 
+#: Time windows and intervals of the analysis (µs or ms by their names), each at most
+#: _MAX_WINDOW_S: SFEMG's latencies and phases are milliseconds, and an absurd window
+#: (1e300) overflowed or exhausted memory once turned into samples.
+_WINDOWS = ("peak_window_us", "search_window_ms", "lock_half_window_us", "fit_half_window_us",
+            "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us", "excursion_window_us")
+_MAX_WINDOW_S = 1.0
+
 #: Minimum peak-to-peak amplitude of an acceptable potential, V, per electrode
 #: (SFE > 200 µV; concentric needle >= 50 µV; docs/literature.md §5).
 ACCEPTANCE_MIN_AMPLITUDE_V = {"sfe": 200e-6, "concentric": 50e-6}
@@ -216,6 +223,11 @@ class AnalysisParams:
             _positive("age_years", self.age_years)
         if self.muscle is not None and not isinstance(self.muscle, str):
             raise SfemgInputError(f"AnalysisParams.muscle must be a string, got {self.muscle!r}")
+        for name in _WINDOWS:
+            seconds = getattr(self, name) * (1e-3 if name.endswith("_ms") else 1e-6)
+            if seconds > _MAX_WINDOW_S:
+                raise SfemgInputError(f"AnalysisParams.{name} must be at most {_MAX_WINDOW_S:g} s, "
+                                      f"got {getattr(self, name)!r}")
 
     @property
     def acceptance_min_amplitude_v(self) -> float:

@@ -319,13 +319,17 @@ def find_saturation(rows_v, start_s, fs_hz) -> Saturation:
 
 
 def check_fs(fs_hz):
-    if not isinstance(fs_hz, (int, float, np.integer, np.floating)) or not np.isfinite(fs_hz) or fs_hz <= 0:
-        raise SfemgInputError(f"fs_hz must be a positive number, got {fs_hz!r}")
-    if fs_hz < MIN_FS_HZ:
-        raise SfemgInputError(f"fs_hz = {fs_hz:g} Hz is too low for jitter measurement "
+    try:
+        rate = float(fs_hz)
+    except (OverflowError, TypeError, ValueError):
+        rate = float("nan")
+    if not isinstance(fs_hz, (int, float, np.integer, np.floating)) or not np.isfinite(rate) or rate <= 0:
+        raise SfemgInputError(f"fs_hz must be a positive number, got {str(fs_hz)[:40]}")
+    if rate < MIN_FS_HZ:
+        raise SfemgInputError(f"fs_hz = {rate:g} Hz is too low for jitter measurement "
                               f"(need >= {MIN_FS_HZ:g} Hz)")
-    if fs_hz > MAX_FS_HZ:
-        raise SfemgInputError(f"fs_hz = {fs_hz:g} Hz is above {MAX_FS_HZ:g} Hz, no EMG sampling rate "
+    if rate > MAX_FS_HZ:
+        raise SfemgInputError(f"fs_hz = {rate:g} Hz is above {MAX_FS_HZ:g} Hz, no EMG sampling rate "
                               "(not in Hz?)")
 
 
@@ -453,7 +457,10 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
     search = _search_samples(params, fs_hz, x.size)
     fit_half = fit_half_window(params, fs_hz)
-    stim = np.asarray(stimulus_times_s, dtype=np.float64)
+    try:
+        stim = np.asarray(stimulus_times_s, dtype=np.float64)
+    except (TypeError, ValueError):
+        stim = np.full(1, np.nan)  # refused below
     if stim.ndim != 1 or not np.all(np.isfinite(stim)):
         raise SfemgInputError("stimulus_times_s: expected a 1-D array of finite times")
     if stim.size < 2:

@@ -340,6 +340,7 @@ def test_rejections_have_reasons():
     (20e-3 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # mV: 20 µV noise
     (1e-310 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # subnormal: crashed
     (np.random.default_rng(0).normal(size=1000), 1e25, "no EMG sampling rate"),  # crashed (helper's run)
+    (np.random.default_rng(0).normal(size=1000), 10 ** 400, "positive number"),  # (the same)
 ])
 def test_bad_input_one_line_errors(signal, fs, match):
     with pytest.raises(SfemgInputError, match=match) as info:
@@ -347,22 +348,23 @@ def test_bad_input_one_line_errors(signal, fs, match):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("params", [dict(search_window_ms=1e6), dict(search_window_ms=1e300),
-                                    dict(search_window_ms=1.7e308), dict(fit_half_window_us=1e300)])
+@pytest.mark.parametrize("params", [dict(search_window_ms=1000.0), dict(fit_half_window_us=1e6)])
 @pytest.mark.parametrize("mode", ["voluntary", "stimulated"])
 def test_windows_longer_than_the_recording_are_refused(params, mode):
-    """Before, such windows hung the analysis (a fast DFT length sought up to a huge
-    number) or overflowed: now a one-line input error."""
+    """Windows of 1e300 hung the analysis (a fast DFT length sought up to a huge number)
+    or overflowed; they are refused as parameters now (above 1 s), and a window within
+    that but longer than a short recording is a one-line input error too."""
+    fs = 50e3
     if mode == "voluntary":
-        sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, jitter_us=(30.0,), seed=21)
+        sig, _ = synth.voluntary(fs_hz=fs, n_discharges=60, jitter_us=(30.0,), seed=21)
         kw = {}
     else:
-        sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
-        kw = dict(mode="stimulated", stimulus_times_s=times)
-    # (stimulated: a window past the next stimulus is refused first, see below)
+        sig, times, _ = synth.stimulated(fs_hz=fs, n_stimuli=60, jitter_us=(20.0,), seed=22)
+        kw = dict(mode="stimulated", stimulus_times_s=times[times < 1.4])
+    # (stimulated: a search window past the next stimulus is refused first, see below)
     with pytest.raises(SfemgInputError, match="make sweeps longer than the recording|reaches the next stimulus") \
             as info:
-        analyze_signal(sig, 50e3, params=AnalysisParams(**params), **kw)
+        analyze_signal(sig[:int(1.5 * fs)], fs, params=AnalysisParams(**params), **kw)
     assert "\n" not in str(info.value)
 
 
@@ -378,6 +380,16 @@ def test_a_stimulated_window_reaching_the_next_stimulus_is_refused():
         analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=times,
                        params=AnalysisParams(search_window_ms=interval_ms))
     assert "\n" not in str(info.value)
+
+
+def test_params_and_stimulus_times_of_the_wrong_kind_are_input_errors():
+    """A dict for params, text for stimulus times: an AttributeError and a ValueError
+    from deep inside before (a helper's adversarial run)."""
+    sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
+    with pytest.raises(SfemgInputError, match="params must be an AnalysisParams"):
+        analyze_signal(sig, 50e3, params={"method": "peak"})
+    with pytest.raises(SfemgInputError, match="stimulus_times_s: expected a 1-D array of finite times"):
+        analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s="abc")
 
 
 def test_stimulus_times_outside_the_recording_are_refused():
@@ -619,7 +631,10 @@ def test_params_validated():
                 dict(excursion_window_us=-1.0), dict(excursion_window_us=float("inf")),
                 dict(excursion_window_us="1"), dict(superimposed_ratio=-1.0),
                 dict(superimposed_ratio=float("nan")), dict(superimposed_ratio=1.0), dict(superimposed_ratio=True),
-                dict(excursion_window_us=True), dict(highpass_hz=-500.0), dict(highpass_hz=float("nan"))):
+                dict(excursion_window_us=True), dict(highpass_hz=-500.0), dict(highpass_hz=float("nan")),
+                # windows past a second: 1e300 overflowed or exhausted memory (a helper's run)
+                dict(peak_window_us=1e300), dict(artefact_blank_ms=1e300), dict(artefact_baseline_ms=1001.0),
+                dict(search_window_ms=1e300), dict(excursion_window_us=2e6)):
         with pytest.raises(SfemgInputError):
             AnalysisParams(**bad)
     AnalysisParams(irregular_fraction=1.0)  # the irregular-firing rule off
