@@ -438,7 +438,10 @@ def report_file(input_path, output_path, *, quiet=False, force=False, title=None
     recordings = []
     for candidate in (input_path, result.source):
         if candidate and Path(candidate).is_file() and has_recordings(candidate):
-            recordings = [r for r in load_recordings(candidate) if r.ground_truth is not None]
+            # (only for their ground truth: a recording that cannot be read, which the
+            # analysis skipped too, is left out, not the report refused)
+            readable, _ = load_recordings(candidate, errors="collect")
+            recordings = [r for r in readable if r.ground_truth is not None]
             break
     return write_report(result, output_path, recordings=recordings or None, title=title,
                         progress=not quiet)

@@ -181,3 +181,22 @@ def test_a_long_summary_is_cut_to_what_fits_above_the_jitter_plot(study_result):
     assert len(summary) == _SUMMARY_LINES and summary[-1].startswith("… and ")
     short = _study_pages(study_result, "t")[0].texts[1].get_text().splitlines()
     assert len(short) < _SUMMARY_LINES and not short[-1].startswith("… and ")
+
+
+def test_a_recording_the_analysis_skipped_does_not_stop_the_report(simulated, tmp_path):
+    """Found by a helper's adversarial run: the report re-read every recording (for its
+    ground truth) and refused the file for one that the analysis had skipped with a
+    warning (no sampling rate); it is left out now."""
+    import h5py
+    import numpy as np
+
+    from sfemg.analysis import analyze_file
+    from sfemg.io import save_recordings
+    study, _ = simulated
+    h5 = tmp_path / "study.h5"
+    save_recordings(h5, study.recordings)
+    with h5py.File(h5, "a") as f:
+        f.create_dataset("recordings/zz_no_rate/signal", data=np.zeros(1000))
+    result = analyze_file(h5)
+    assert "zz_no_rate" in result.problems
+    assert report_file(h5, tmp_path / "report.png", quiet=True).read_bytes()[:8] == PNG_MAGIC
