@@ -149,12 +149,28 @@ def verify_benchmark_set(folder) -> dict:
     if str(manifest.get("version", "")).split(".")[0] != BENCHMARK_SET_VERSION.split(".")[0]:
         raise SfemgInputError(f"{path}: benchmark-set version {manifest.get('version')!r} is not "
                               f"supported (this sfemg reads {BENCHMARK_SET_VERSION})")
+    _check_manifest(path, manifest)
     for name, entry in manifest["files"].items():
         if not (folder / name).is_file():
             raise SfemgInputError(f"{folder}: {name} is missing")
         if _sha256(folder / name) != entry["sha256"]:
             raise SfemgInputError(f"{folder}: {name} does not match its checksum (damaged or changed)")
     return manifest
+
+
+def _check_manifest(path, manifest):
+    """Refuse a manifest whose entries are not what :func:`write_benchmark_set` writes (a
+    cell outside the grid, say: an IndexError while scoring before)."""
+    try:
+        grid = Grid.from_dict(manifest["grid"])
+        files = manifest["files"]
+        well_formed = isinstance(manifest["seed"], int) and isinstance(files, dict) and all(
+            isinstance(e, dict) and isinstance(e["sha256"], str) and isinstance(e["recordings"], dict)
+            and isinstance(e["cell"], int) and 0 <= e["cell"] < len(grid.cells) for e in files.values())
+    except (KeyError, TypeError, AttributeError, SfemgInputError):
+        well_formed = False
+    if not well_formed:
+        raise SfemgInputError(f"{path}: malformed manifest (its grid, files, cells or seed)")
 
 
 def _read_results(results) -> dict:

@@ -85,6 +85,13 @@ def test_damaged_or_foreign_sets_are_refused(bench, tmp_path):
     (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "someone-else"}))
     with pytest.raises(SfemgInputError, match="not an sfemg benchmark-set manifest"):
         verify_benchmark_set(tmp_path)
+    bad = tmp_path / "bad"
+    shutil.copytree(bench, bad)
+    manifest = json.loads((bad / MANIFEST_NAME).read_text())
+    next(iter(manifest["files"].values()))["cell"] = 99  # an IndexError while scoring before
+    (bad / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(SfemgInputError, match="malformed manifest"):
+        verify_benchmark_set(bad)
 
 
 def test_a_non_empty_folder_is_not_overwritten(bench):
