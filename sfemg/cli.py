@@ -231,11 +231,11 @@ def _cmd_benchmark_set(args):
 def _cmd_score(args):
     from .validation import Cell, format_summary
     from .validation.benchmark_set import score_results, write_scores
-    output = _check_output(args.output or os.path.splitext(args.results[0])[0] + ".scores.json",
-                           args.force)  # checked before the scoring
-    for results in args.results:
+    output = args.output or os.path.splitext(args.results[0])[0] + ".scores.json"
+    for results in args.results:  # (before --force is asked for: it would not help)
         if os.path.realpath(output) == os.path.realpath(results):
             raise SfemgInputError(f"the scores would replace {results}; give -o another file")
+    output = _check_output(output, args.force)  # checked before the scoring
     tolerance = {} if args.tolerance is None else {"tolerance_us": args.tolerance}
     scores = score_results(args.results, args.benchmark_set, **tolerance)
     write_scores(output, scores, force=args.force)

@@ -18,7 +18,7 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
-from .params import AnalysisParams
+from .params import checked_params
 from .potentials import clipped_discharges
 from .references import false_references, keep_references, trigger_discharges
 from .refine import TimingErrors, refine_time_points
@@ -334,16 +334,6 @@ def _stimulus_fields(timing, ref_var, fs_hz):
             "markers_off": timing.markers_off}
 
 
-def _checked_params(params):
-    """``params``, the defaults for None; anything but an AnalysisParams refused."""
-    if params is None:
-        return AnalysisParams()
-    if not isinstance(params, AnalysisParams):
-        raise SfemgInputError(f"params must be an AnalysisParams (sfemg.AnalysisParams(...)), "
-                              f"not {type(params).__name__}")
-    return params
-
-
 def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,
                    name="signal") -> RecordingResult:
     """Jitter analysis of one continuous recording.
@@ -372,7 +362,7 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
     SfemgInputError
         Bad samples or sampling rate, no potentials found, every discharge blocked.
     """
-    params = _checked_params(params)
+    params = checked_params(params)
     x = check_signal(signal_v, fs_hz, mode, stimulus_times_s)
     return _analyze_continuous(name, x, float(fs_hz), mode, stimulus_times_s, params)
 
@@ -392,7 +382,7 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
     -------
     RecordingResult
     """
-    params = _checked_params(params)
+    params = checked_params(params)
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)

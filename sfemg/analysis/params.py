@@ -243,3 +243,14 @@ class AnalysisParams:
     def to_dict(self) -> dict:
         """All parameters as a JSON-serialisable dict."""
         return dataclasses.asdict(self)
+
+
+def checked_params(params) -> AnalysisParams:
+    """``params``, the defaults for None; anything but an :class:`AnalysisParams` refused
+    (a dict failed deep inside the analysis)."""
+    if params is None:
+        return AnalysisParams()
+    if not isinstance(params, AnalysisParams):
+        raise SfemgInputError(f"params must be an AnalysisParams (sfemg.AnalysisParams(...)), "
+                              f"not {type(params).__name__}")
+    return params

@@ -15,7 +15,7 @@ from ..io import results as results_io
 from ..io._atomic import writable_target
 from .core import analyze_recording
 from .limits import canonical_muscle, study_verdict
-from .params import AnalysisParams
+from .params import checked_params
 from .results import StudyResult
 
 __all__ = ["analyze_recordings", "analyze_file"]
@@ -75,7 +75,7 @@ def _analysed(items, analyse, n_workers):
 def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, source, n_workers):
     """The study of :func:`analyze_recordings` from ``n`` (name, Recording or
     SfemgInputError) items."""
-    params = params or AnalysisParams()
+    params = checked_params(params)
     problems = dict(problems or {})
     n_workers = worker_count(n_workers, "n_workers")
 

@@ -351,6 +351,10 @@ def _fast_length(n):
         m += 2
 
 
+#: Stimulus times more than this many recording lengths from its middle are refused.
+_FAR_OUTSIDE = 10.0
+
+
 def _search_samples(params, fs_hz, n_samples):
     """``search_window_ms`` in samples (at most one more than the recording's, so that an
     absurd window is refused by :func:`_sweep_length`, not overflowed)."""
@@ -467,16 +471,19 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
         raise SfemgInputError(f"stimulus_times_s: {stim.size} stimulus time(s); the latencies' MCD needs at least 2")
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
+    # stimuli just outside the recording (a stimulator log longer than the saved EMG) have
+    # no complete window and are left out below; far outside, they are in other units
+    # (and 1e300 s overflowed a sample index)
     duration_s = x.size / fs_hz
-    outside = (stim < 0) | (stim > duration_s)
-    if outside.any():
-        raise SfemgInputError(f"stimulus_times_s: {outside.sum()} of {stim.size} lie outside the recording: the "
+    far = np.abs(stim - duration_s / 2) > _FAR_OUTSIDE * duration_s
+    if far.any():
+        raise SfemgInputError(f"stimulus_times_s: {far.sum()} of {stim.size} lie far outside the recording: the "
                               f"stimulus times span {stim.min():.6g}-{stim.max():.6g} s, the recording "
                               f"0-{duration_s:.6g} s (times in seconds?)")
     shortest_s = np.diff(stim).min()
     if params.search_window_ms * 1e-3 >= shortest_s:  # the next stimulus's responses would pass for more endplates
         raise SfemgInputError(f"search_window_ms ({params.search_window_ms:g}) reaches the next stimulus "
-                              f"({shortest_s * 1e3:.6g} ms later at the shortest): give a shorter --search-window-ms")
+                              f"({shortest_s * 1e3:.6g} ms later at the shortest): give a shorter search_window_ms")
     n_cols = _sweep_length(search + 2 * fit_half + 1, x.size, fs_hz, params)
     every_start = np.floor(stim * fs_hz).astype(np.int64) - fit_half  # incomplete windows hold artefacts too
     # the noise is measured on the whole signal, away from every candidate peak and

@@ -11,9 +11,11 @@ def loads(text):
     Raises
     ------
     ValueError
-        Not JSON, or nested too deeply for the decoder (Python raises RecursionError there,
+        Not text, not JSON, or nested too deeply for the decoder (Python raises RecursionError there,
         which is no input error and would escape the callers' checks).
     """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise ValueError(f"JSON expected as text, not {type(text).__name__}")
     try:
         return json.loads(text)
     except RecursionError:

@@ -273,7 +273,10 @@ def _read_recording(path, name, g, *, with_ground_truth):
 def has_recordings(path) -> bool:
     """True if ``path`` is an HDF5 file with a non-empty ``/recordings`` group."""
     with _open(path) as h5:
-        grp = h5.get(S.RECORDINGS)
+        try:
+            grp = h5.get(S.RECORDINGS)
+        except (KeyError, OSError, RuntimeError):  # a dangling or looping link: none to read
+            return False
         return isinstance(grp, h5py.Group) and len(grp) > 0
 
 

@@ -217,16 +217,25 @@ def _numbers(value, what):
 def _read_recording(path, group, name, version):
     """Recording ``name`` of ``/analysis/recordings`` (``group``), or why it cannot be read."""
     try:
-        return _recording_from(name, group[name], version)
+        pairs, fields = _decoded(name, group[name], version)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError, RuntimeError) as exc:
         # ValueError: a column missing, or not JSON; the others: datasets or attributes of
         # the wrong kind or shape, a dangling link
         raise SfemgInputError(f"{path}: /{S.ANALYSIS}/{S.ANALYSIS_RECORDINGS}/{name} is "
                               f"malformed ({exc.args[0] if exc.args else exc.__class__.__name__})") from None
+    return RecordingResult(pairs=tuple(PairResult(**kw) for kw in pairs), **fields)
 
 
-def _recording_from(name, g, version):
-    """The :class:`RecordingResult` stored in group ``g`` (errors: see :func:`_read_recording`)."""
+def _decoded(name, g, version):
+    """What group ``g`` stores, decoded (errors: see :func:`_read_recording`).
+
+    Returns
+    -------
+    pairs : list of dict
+        Each pair's :class:`PairResult` fields.
+    fields : dict
+        The :class:`RecordingResult` fields but its pairs.
+    """
     column = _pair_columns(g)
     n_pairs = column(S.ANALYSIS_PAIR_SCALARS["fibre"][0]).shape[0]
     scalars = {f: _added_column(column, n, n_pairs, version) for f, (n, _) in S.ANALYSIS_PAIR_SCALARS.items()}
@@ -265,11 +274,10 @@ def _recording_from(name, g, version):
         kw["flags"] = lists["flags"][i]
         for f in S.ANALYSIS_PAIR_SERIES:
             kw[f] = series[f][i]
-        pairs.append(PairResult(**kw, idis_s=arrays["idis_s"],
-                                reference_times_s=arrays["reference_times_s"]))
-    return RecordingResult(
+        pairs.append(dict(kw, idis_s=arrays["idis_s"], reference_times_s=arrays["reference_times_s"]))
+    return pairs, dict(
         name=name, mode=_text(attrs["mode"]), fs_hz=float(attrs["fs_hz"]),
-        method=_text(attrs["method"]), pairs=tuple(pairs), noise_rms_v=float(attrs["noise_rms_v"]),
+        method=_text(attrs["method"]), noise_rms_v=float(attrs["noise_rms_v"]),
         trigger_fibre=int(attrs["trigger_fibre"]), muscle=_text(attrs["muscle"]) or None,
         electrode=_text(attrs["electrode"]) or None, notes=notes, **stimulus, **arrays)
 

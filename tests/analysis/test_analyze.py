@@ -388,18 +388,30 @@ def test_params_and_stimulus_times_of_the_wrong_kind_are_input_errors():
     sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
     with pytest.raises(SfemgInputError, match="params must be an AnalysisParams"):
         analyze_signal(sig, 50e3, params={"method": "peak"})
+    from sfemg.analysis import analyze_recordings
+    from sfemg.recording import Recording
+    with pytest.raises(SfemgInputError, match="params must be an AnalysisParams"):  # (the study API too)
+        analyze_recordings([Recording(name="r", fs_hz=50e3, signal_v=sig)], params={"method": "peak"})
     with pytest.raises(SfemgInputError, match="stimulus_times_s: expected a 1-D array of finite times"):
         analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s="abc")
 
 
-def test_stimulus_times_outside_the_recording_are_refused():
+def test_stimulus_times_far_outside_the_recording_are_refused():
     """Found by a helper's adversarial run: one stimulus time of 1e300 s among good ones
-    overflowed a sample index (IndexError, the whole study aborted)."""
+    overflowed a sample index (IndexError, the whole study aborted). Times just outside
+    the recording are left out, as before."""
     sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
-    for bad in (np.r_[times, 1e300], np.r_[-1.0, times]):
-        with pytest.raises(SfemgInputError, match="1 of 61 lie outside the recording") as info:
+    for bad in (np.r_[times, 1e300], np.r_[-1e6, times]):
+        with pytest.raises(SfemgInputError, match="1 of 61 lie far outside the recording") as info:
             analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=bad)
         assert "\n" not in str(info.value)
+    # just outside (a stimulator log longer than the saved EMG): those stimuli left out
+    # (the noise is measured away from every stimulus's window, so the MCD moves a little)
+    full = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=times)
+    for extra in (np.r_[-1e-3, times], np.r_[times, sig.size / 50e3 + 0.05]):
+        r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=extra)
+        assert [p.n_discharges for p in r.pairs] == [p.n_discharges for p in full.pairs]
+        assert [p.mcd_us for p in r.pairs] == pytest.approx([p.mcd_us for p in full.pairs], rel=1e-3)
 
 
 def _slow_components(n, fs_hz):

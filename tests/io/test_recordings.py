@@ -116,10 +116,16 @@ def test_damaged_links_and_text_are_input_errors(tmp_path, study):
     recording, is refused with one line."""
     import h5py
 
-    from sfemg.io import iter_recordings, list_recordings
+    from sfemg.io import has_recordings, iter_recordings, list_recordings
     path = tmp_path / "links.h5"
     with h5py.File(path, "w") as h5:
         h5["recordings"] = h5py.SoftLink("/nowhere")
+    with pytest.raises(SfemgInputError, match="'/recordings' cannot be opened"):
+        list_recordings(path)
+    with h5py.File(path, "a") as h5:
+        del h5["recordings"]
+        h5["recordings"] = h5py.SoftLink("/recordings")  # looping: sfemg report crashed on it
+    assert not has_recordings(path)
     with pytest.raises(SfemgInputError, match="'/recordings' cannot be opened"):
         list_recordings(path)
     save_recordings(path, study.recordings[:1], force=True)

@@ -223,10 +223,11 @@ def test_json_attributes_that_do_not_decode_are_malformed(tmp_path, study, where
     lambda a: _replace(a["recordings/a"], "ipis_s", np.float64(1.0)),
     lambda a: a["recordings/a"].attrs.__setitem__("fs_hz", np.arange(3.0)),
     lambda a: a["study"].attrs.__setitem__("json", "[1, 2]"),
+    lambda a: a.attrs.__setitem__("problems_json", np.arange(3.0)),  # not text: a TypeError escaped
     lambda a: (a.__delitem__("recordings"), a.create_dataset("recordings", data=np.arange(3))),
     lambda a: (a["recordings"].__delitem__("a"), a["recordings"].__setitem__("a", h5py.SoftLink("/nowhere"))),
 ], ids=["series-text", "series-scalar-text", "array-scalar", "series-scalar", "attr-array", "study-a-list",
-        "recordings-a-dataset", "dangling-link"])
+        "json-not-text", "recordings-a-dataset", "dangling-link"])
 def test_damaged_results_are_malformed_not_a_crash(tmp_path, study, damage):
     """Found by a helper's adversarial run (105 mutations of a results file, 25 of which
     made ``sfemg report`` fail with a traceback): each is a one-line 'malformed' error."""

@@ -135,6 +135,8 @@ def test_cli_score_output_is_checked_like_every_other_writer(bench, tmp_path, ca
         assert main(["score", str(results), str(bench), "-o", str(target), "--force"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+    assert main(["score", str(results), str(bench), "-o", str(results)]) == 2  # without --force: the same
+    assert "would replace" in capsys.readouterr().err
     assert results.read_bytes() == before and stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
     assert (tmp_path / "ro.json").read_text() == "{}"
     (tmp_path / "scores.json").write_text("{}")
