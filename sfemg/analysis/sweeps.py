@@ -355,12 +355,6 @@ def _fast_length(n):
 _FAR_OUTSIDE = 10.0
 
 
-def _search_samples(params, fs_hz, n_samples):
-    """``search_window_ms`` in samples (at most one more than the recording's, so that an
-    absurd window is refused by :func:`_sweep_length`, not overflowed)."""
-    return int(round(min(params.search_window_ms * 1e-3 * fs_hz, n_samples + 1.0)))
-
-
 def _sweep_length(n, n_samples, fs_hz, params):
     """:func:`_fast_length` of ``n``, refused where a sweep of ``n`` samples (the search
     window and the fit's either side) would not fit in a recording of ``n_samples``."""
@@ -459,7 +453,7 @@ def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
 def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     """Cut a continuous stimulated signal into rows around each stimulus, artefact removed
     (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
-    search = _search_samples(params, fs_hz, x.size)
+    search = int(round(params.search_window_ms * 1e-3 * fs_hz))  # (at most 1 s: no overflow)
     fit_half = fit_half_window(params, fs_hz)
     try:
         stim = np.asarray(stimulus_times_s, dtype=np.float64)
@@ -512,7 +506,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     """Cut a continuous voluntary signal into rows around each trigger discharge (sample
     indices ``trig``); ``rows, cols`` are every candidate peak (kept out of the noise)."""
-    search = _search_samples(params, fs_hz, x.size)
+    search = int(round(params.search_window_ms * 1e-3 * fs_hz))  # (at most 1 s: no overflow)
     n_cols = _sweep_length(2 * (search + fit_half_window(params, fs_hz)) + 1, x.size, fs_hz, params)
     pre = n_cols // 2
     trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]

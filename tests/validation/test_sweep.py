@@ -133,7 +133,8 @@ def test_a_damaged_sweep_file_is_an_input_error(serial, tmp_path, where, text):
     with pytest.raises(SfemgInputError, match="malformed") as info:
         load_validation(path)
     assert "\n" not in str(info.value)
-    # While the error is still held, another thread can use h5py (its global lock was freed).
+    # While the error is still held, another thread can use h5py (its global lock was freed;
+    # only the cells' attribute is read while iterating a group, where it was not)
     other = threading.Thread(target=lambda: h5py.File(tmp_path / "other.h5", "w").close(), daemon=True)
     other.start()
     other.join(timeout=30)
