@@ -164,13 +164,15 @@ def _check_manifest(path, manifest):
     try:
         grid = Grid.from_dict(manifest["grid"])
         files = manifest["files"]
-        well_formed = isinstance(manifest["seed"], int) and isinstance(files, dict) and all(
-            isinstance(e, dict) and isinstance(e["sha256"], str) and isinstance(e["recordings"], dict)
-            and isinstance(e["cell"], int) and 0 <= e["cell"] < len(grid.cells) for e in files.values())
+        n_repeats = manifest["n_repeats"]
+        well_formed = isinstance(manifest["seed"], int) and isinstance(n_repeats, int) and isinstance(files, dict) \
+            and all(isinstance(e, dict) and isinstance(e["sha256"], str) and isinstance(e["recordings"], dict)
+                    and all(isinstance(r, int) and 0 <= r < n_repeats for r in e["recordings"].values())
+                    and isinstance(e["cell"], int) and 0 <= e["cell"] < len(grid.cells) for e in files.values())
     except (KeyError, TypeError, AttributeError, SfemgInputError):
         well_formed = False
     if not well_formed:
-        raise SfemgInputError(f"{path}: malformed manifest (its grid, files, cells or seed)")
+        raise SfemgInputError(f"{path}: malformed manifest (its grid, files, cells, repeats or seed)")
 
 
 def _read_results(results) -> dict:
@@ -236,6 +238,8 @@ def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) 
         by_repeat = {}
         for rec in load_recordings(Path(folder) / name):
             truth_and_measured = (true_pairs(rec.ground_truth), measured.get(rec.name, []))
+            if rec.name not in entry["recordings"]:
+                raise SfemgInputError(f"{folder}: {name} holds {rec.name!r}, which its manifest does not list")
             by_repeat.setdefault(entry["recordings"][rec.name], []).append(truth_and_measured)
         per_repeat = np.array([score_repeat([t for t, _ in rows], [m for _, m in rows], tolerance_us)
                                for _, rows in sorted(by_repeat.items())])

@@ -92,6 +92,17 @@ def test_damaged_or_foreign_sets_are_refused(bench, tmp_path):
     (bad / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(SfemgInputError, match="malformed manifest"):
         verify_benchmark_set(bad)
+    entry = next(iter(manifest["files"].values()))
+    entry["cell"] = 0
+    entry["recordings"][next(iter(entry["recordings"]))] = "x"  # a repeat that is no index: TypeError before
+    (bad / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(SfemgInputError, match="malformed manifest"):
+        verify_benchmark_set(bad)
+    results = json_of(bench, truth_analyser)
+    del entry["recordings"][next(iter(entry["recordings"]))]  # a recording it does not list: KeyError before
+    (bad / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(SfemgInputError, match="which its manifest does not list"):
+        score_results(results, bad)
 
 
 def test_a_non_empty_folder_is_not_overwritten(bench):
