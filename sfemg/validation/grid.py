@@ -176,6 +176,9 @@ class Grid:
     @classmethod
     def from_dict(cls, data) -> "Grid":
         """Inverse of :meth:`to_dict`."""
+        expected = '{"name": ..., "cells": [{field: value}, ...]}'
+        if not (isinstance(data, dict) and "name" in data and isinstance(data.get("cells"), list)):
+            raise SfemgInputError(f"not a validation grid description: expected {expected}")
         try:
             return cls(str(data["name"]), tuple(Cell(**c) for c in data["cells"]))
         except (KeyError, TypeError, AttributeError) as exc:

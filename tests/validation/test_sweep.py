@@ -225,11 +225,13 @@ def test_cli_grid_from_a_json_file(tmp_path, capsys):
     (["--grid", "huge"], "unknown grid"),
     (["--grid", "missing.json"], "not a readable JSON grid"),
     (["--grid", "{tmp}/nested.json"], "not a readable JSON grid"),
+    (["--grid", "{tmp}/nameless.json"], 'expected {"name": ..., "cells"'),  # was a bare "'name'"
     (["--method", "nosuch"], "unknown timepoint"),
     (["--n", "0"], "must be >= 1"),
 ])
 def test_cli_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "nested.json").write_text("[" * 100_000 + "]" * 100_000)  # past the recursion limit
+    (tmp_path / "nameless.json").write_text('{"cells": []}')
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code = main(["validate", *argv, "--quiet", "-o", str(tmp_path / "v.h5")])
     err = capsys.readouterr().err
