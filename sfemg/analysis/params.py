@@ -196,10 +196,8 @@ class AnalysisParams:
             _positive(name, value)
             if value >= 1:
                 raise SfemgInputError(f"AnalysisParams.{name} must be below 1, got {value!r}")
-        for name in ("msd_ratio_threshold", "detect_threshold_sd", "peak_window_us",
-                     "search_window_ms", "lock_half_window_us", "fit_half_window_us",
-                     "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us",
-                     "flip_flop_separation", "low_mcd_us"):
+        for name in ("msd_ratio_threshold", "detect_threshold_sd", "flip_flop_separation", "low_mcd_us",
+                     *(w for w in _WINDOWS if w != "excursion_window_us")):  # (that one may be 0: off)
             _positive(name, getattr(self, name))
         if not isinstance(self.min_discharges, (int, np.integer)) or self.min_discharges < 2:
             raise SfemgInputError(

@@ -66,6 +66,11 @@ _MAX_STEPS = 4000
 _FLAT_MS = 1.0
 _FLAT_FRACTION = 0.01
 
+#: Stimulus times more than this many recording lengths from its middle are refused (in
+#: other units; one of 1e300 s overflowed a sample index); those just outside it have no
+#: complete window and are left out.
+_FAR_OUTSIDE = 10.0
+
 #: The samples clip at their largest (smallest) value when at least this many separate
 #: runs of two or more consecutive samples hold exactly it (:func:`find_saturation`).
 _CLIP_MIN_RUNS = 5
@@ -324,7 +329,7 @@ def check_fs(fs_hz):
     except (OverflowError, TypeError, ValueError):
         rate = float("nan")
     if not isinstance(fs_hz, (int, float, np.integer, np.floating)) or not np.isfinite(rate) or rate <= 0:
-        raise SfemgInputError(f"fs_hz must be a positive number, got {str(fs_hz)[:40]}")
+        raise SfemgInputError(f"fs_hz must be a positive number, got {repr(fs_hz)[:40]}")
     if rate < MIN_FS_HZ:
         raise SfemgInputError(f"fs_hz = {rate:g} Hz is too low for jitter measurement "
                               f"(need >= {MIN_FS_HZ:g} Hz)")
@@ -349,10 +354,6 @@ def _fast_length(n):
         if k == 1:
             return m
         m += 2
-
-
-#: Stimulus times more than this many recording lengths from its middle are refused.
-_FAR_OUTSIDE = 10.0
 
 
 def _sweep_length(n, n_samples, fs_hz, params):
@@ -465,9 +466,8 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
         raise SfemgInputError(f"stimulus_times_s: {stim.size} stimulus time(s); the latencies' MCD needs at least 2")
     if np.any(np.diff(stim) <= 0):  # (as a Recording requires: the MCD takes consecutive stimuli)
         raise SfemgInputError("stimulus_times_s must be strictly increasing")
-    # stimuli just outside the recording (a stimulator log longer than the saved EMG) have
-    # no complete window and are left out below; far outside, they are in other units
-    # (and 1e300 s overflowed a sample index)
+    # (stimuli just outside the recording, a stimulator log longer than the saved EMG, are
+    # left out below: _FAR_OUTSIDE)
     duration_s = x.size / fs_hz
     far = np.abs(stim - duration_s / 2) > _FAR_OUTSIDE * duration_s
     if far.any():

@@ -237,9 +237,9 @@ def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) 
     for name, entry in sorted(manifest["files"].items(), key=lambda kv: kv[1]["cell"]):
         by_repeat = {}
         for rec in load_recordings(Path(folder) / name):
-            truth_and_measured = (true_pairs(rec.ground_truth), measured.get(rec.name, []))
             if rec.name not in entry["recordings"]:
                 raise SfemgInputError(f"{folder}: {name} holds {rec.name!r}, which its manifest does not list")
+            truth_and_measured = (true_pairs(rec.ground_truth), measured.get(rec.name, []))
             by_repeat.setdefault(entry["recordings"][rec.name], []).append(truth_and_measured)
         per_repeat = np.array([score_repeat([t for t, _ in rows], [m for _, m in rows], tolerance_us)
                                for _, rows in sorted(by_repeat.items())])
