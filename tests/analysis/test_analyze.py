@@ -348,12 +348,14 @@ def test_bad_input_one_line_errors(signal, fs, match):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("params", [dict(search_window_ms=1000.0), dict(fit_half_window_us=1e6)])
-@pytest.mark.parametrize("mode", ["voluntary", "stimulated"])
-def test_windows_longer_than_the_recording_are_refused(params, mode):
+@pytest.mark.parametrize("mode,params", [("voluntary", dict(search_window_ms=1000.0)),
+                                         ("voluntary", dict(fit_half_window_us=1e6)),
+                                         ("stimulated", dict(fit_half_window_us=1e6))])
+def test_windows_longer_than_the_recording_are_refused(mode, params):
     """Windows of 1e300 hung the analysis (a fast DFT length sought up to a huge number)
     or overflowed; they are refused as parameters now (above 1 s), and a window within
-    that but longer than a short recording is a one-line input error too."""
+    that but longer than a short recording is a one-line input error too. (A stimulated
+    search window that long reaches the next stimulus first: the test below.)"""
     fs = 50e3
     if mode == "voluntary":
         sig, _ = synth.voluntary(fs_hz=fs, n_discharges=60, jitter_us=(30.0,), seed=21)
@@ -361,9 +363,7 @@ def test_windows_longer_than_the_recording_are_refused(params, mode):
     else:
         sig, times, _ = synth.stimulated(fs_hz=fs, n_stimuli=60, jitter_us=(20.0,), seed=22)
         kw = dict(mode="stimulated", stimulus_times_s=times[times < 1.4])
-    # (stimulated: a search window past the next stimulus is refused first, see below)
-    with pytest.raises(SfemgInputError, match="make sweeps longer than the recording|reaches the next stimulus") \
-            as info:
+    with pytest.raises(SfemgInputError, match="make sweeps longer than the recording") as info:
         analyze_signal(sig[:int(1.5 * fs)], fs, params=AnalysisParams(**params), **kw)
     assert "\n" not in str(info.value)
 
