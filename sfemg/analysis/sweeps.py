@@ -517,6 +517,20 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
                    trig / fs_hz, x[None, :], rows, cols, noise_sd)
 
 
+def _check_in_sweeps(markers, n_cols, stim_s, starts_s, fs_hz, params):
+    """Refuse stimuli whose responses cannot lie in their sweeps: after the sweep's end,
+    or more than ``search_window_ms`` before its start (a sweep may begin after its
+    stimulus, the artefact then not recorded)."""
+    before = params.search_window_ms * 1e-3 * fs_hz
+    outside = (markers < -before) | (markers >= n_cols)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise SfemgInputError(
+            f"stimulus_times_s: {outside.sum()} of {outside.size} lie outside their sweeps (sweep {i}: "
+            f"{starts_s[i]:.6g}-{starts_s[i] + n_cols / fs_hz:.6g} s, its stimulus at {stim_s[i]:.6g} s); "
+            "stimulus times are in seconds on the sweeps' clock (sweep_start_times_s)")
+
+
 def sweep_input(rec: Recording, data, params, noise_sd, saturation):
     """Rows of a windowed recording (its sweeps ``data``, V, as :func:`prepared_input`
     gives them, and where they clip), with the stimulus or the trigger found in each."""
@@ -528,6 +542,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
             raise SfemgInputError(f"recording {rec.name!r}: {stim.size} stimulus times for "
                                   f"{starts_s.size} sweeps")
         markers = (stim - starts_s) * fs_hz
+        _check_in_sweeps(markers, data.shape[1], stim, starts_s, fs_hz, params)
         # the artefact timed on the sweeps as recorded, away from candidate peaks and
         # from where it is sought
         rows, cols = find_candidates(data, noise_sd, fs_hz, params)

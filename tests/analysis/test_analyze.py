@@ -241,6 +241,28 @@ def test_stimulated_sweeps():
     assert p.mean_ipi_us == pytest.approx(3000, abs=30)
 
 
+def test_stimulated_sweeps_with_stimuli_outside_them_are_refused():
+    """Stimulus times in ms, or on another clock, used to read "no response time-locked
+    to the stimuli"; a sweep that starts after its stimulus (within the search window,
+    the artefact not recorded) is analysed."""
+    fs = 50e3
+    sig, stim, truth = synth.stimulated(fs_hz=fs, jitter_us=(20.0,), seed=4)
+    n_cols = int(8e-3 * fs)
+    starts = np.floor(stim * fs).astype(int) - int(1e-3 * fs)
+    sweeps = sig[starts[:, None] + np.arange(n_cols)]
+    for bad in (stim * 1e3, stim + 7.5e-3, stim - 6.5e-3, np.r_[stim[:-1], stim[-1] + 1.0]):
+        rec = Recording(name="sw", fs_hz=fs, sweeps_v=sweeps, sweep_start_times_s=starts / fs,
+                        stimulus_times_s=bad, mode="stimulated")
+        with pytest.raises(SfemgInputError, match=r"stimulus_times_s: \d+ of 150 lie outside their sweeps \(sweep "):
+            analyze_recording(rec)
+    late = np.floor(stim * fs).astype(int) + int(1e-3 * fs)
+    rec = Recording(name="late", fs_hz=fs, sweeps_v=sig[late[:, None] + np.arange(n_cols)],
+                    sweep_start_times_s=late / fs, stimulus_times_s=stim, mode="stimulated")
+    p, = analyze_recording(rec).pairs
+    want = truth.mcd_s(0, None) * 1e6
+    assert p.accepted and abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+
+
 def test_voluntary_sweeps():
     fs = 50e3
     sig, truth = synth.voluntary(fs_hz=fs, n_discharges=150, jitter_us=(25.0,), seed=4)
