@@ -144,7 +144,9 @@ def check_results_target(path):
         raise SfemgInputError(f"{path}: exists and is not an HDF5 file; refusing to overwrite it")
     try:
         with h5py.File(path, "r") as h5:
-            foreign = S.ANALYSIS in h5 and _text(h5[S.ANALYSIS].attrs.get(S.ENCODING_TYPE, "")) != S.ANALYSIS_TYPE
+            link = h5.get(S.ANALYSIS, getlink=True)  # (a link, even a dangling one, is not sfemg's)
+            foreign = link is not None and (not isinstance(link, h5py.HardLink) or _text(
+                h5[S.ANALYSIS].attrs.get(S.ENCODING_TYPE, "")) != S.ANALYSIS_TYPE)
     except (OSError, KeyError) as exc:
         raise SfemgInputError(f"{path}: cannot be read as HDF5 ({exc.__class__.__name__})") from None
     if foreign:
@@ -296,7 +298,10 @@ def load_results(path) -> StudyResult:
         Missing file, not HDF5, no ``/analysis`` group, or a malformed one.
     """
     with _open(path) as h5:
-        if S.ANALYSIS not in h5 or not isinstance(h5[S.ANALYSIS], h5py.Group):
+        link = h5.get(S.ANALYSIS, getlink=True)
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):  # (it may dangle or loop)
+            raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' is a link, not the group 'sfemg analyze' writes")
+        if link is None or not isinstance(h5[S.ANALYSIS], h5py.Group):
             raise SfemgInputError(f"{path}: no '/{S.ANALYSIS}' group (run 'sfemg analyze' first)")
         a = h5[S.ANALYSIS]
         version = _text(a.attrs.get(S.ENCODING_VERSION, ""))

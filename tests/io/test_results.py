@@ -115,6 +115,24 @@ def test_an_analysis_group_sfemg_did_not_write_is_not_replaced(tmp_path, study):
         save_results("", study)
 
 
+@pytest.mark.parametrize("link", [h5py.SoftLink("/nowhere"), h5py.SoftLink("/analysis"),
+                                  h5py.ExternalLink("elsewhere.h5", "/analysis"), h5py.SoftLink("/recordings")])
+def test_an_analysis_link_is_neither_replaced_nor_read(tmp_path, study, link):
+    """A link at ``/analysis`` (sfemg never writes one) was "cannot be read as HDF5
+    (KeyError)" where it dangled and an internal error where it looped; reading it for a
+    report, an internal error either way."""
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+        h5["analysis"] = link
+    before = path.read_bytes()
+    with pytest.raises(SfemgInputError, match="/analysis was not written by sfemg"):
+        save_results(path, study)
+    assert path.read_bytes() == before
+    with pytest.raises(SfemgInputError, match="'/analysis' is a link, not the group 'sfemg analyze' writes"):
+        load_results(path)
+
+
 def test_results_follow_a_symbolic_link_and_refuse_read_only_files(tmp_path, study):
     """Written in place through a link, the file it points to takes the results and the
     link stays (DataLad and unlocked git-annex files are links); a file or folder whose
