@@ -481,8 +481,10 @@ def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us, separation):
     flip-flops still jitters within each mode."""
     both = np.isfinite(cand.positions) & np.isfinite(kept.positions)
     relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
+    if relative_s.size < _FLIP_FLOP_MIN_COUNT:
+        return mcd_us
     d, threshold = two_group_split(relative_s)
-    if relative_s.size < _FLIP_FLOP_MIN_COUNT or not d > separation:
+    if not d > separation:
         return mcd_us
     upper = relative_s > threshold
     return max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6

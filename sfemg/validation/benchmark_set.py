@@ -162,17 +162,23 @@ def _check_manifest(path, manifest):
     """Refuse a manifest whose entries are not what :func:`write_benchmark_set` writes (a
     cell outside the grid, say: an IndexError while scoring before)."""
     try:
-        grid = Grid.from_dict(manifest["grid"])
-        files = manifest["files"]
-        n_repeats = manifest["n_repeats"]
+        n_cells = len(Grid.from_dict(manifest["grid"]).cells)
+        files, n_repeats = manifest["files"], manifest["n_repeats"]
         well_formed = isinstance(manifest["seed"], int) and isinstance(n_repeats, int) and isinstance(files, dict) \
-            and all(isinstance(e, dict) and isinstance(e["sha256"], str) and isinstance(e["recordings"], dict)
-                    and all(isinstance(r, int) and 0 <= r < n_repeats for r in e["recordings"].values())
-                    and isinstance(e["cell"], int) and 0 <= e["cell"] < len(grid.cells) for e in files.values())
+            and all(_file_entry_ok(e, n_cells, n_repeats) for e in files.values())
     except (KeyError, TypeError, AttributeError, SfemgInputError):
         well_formed = False
     if not well_formed:
         raise SfemgInputError(f"{path}: malformed manifest (its grid, files, cells, repeats or seed)")
+
+
+def _file_entry_ok(entry, n_cells, n_repeats):
+    """Whether a manifest's file entry is ``{"sha256": str, "cell": cell index,
+    "recordings": {name: repeat index}}`` (a missing key raises KeyError)."""
+    return isinstance(entry, dict) and isinstance(entry["sha256"], str) \
+        and isinstance(entry["cell"], int) and 0 <= entry["cell"] < n_cells \
+        and isinstance(entry["recordings"], dict) \
+        and all(isinstance(r, int) and 0 <= r < n_repeats for r in entry["recordings"].values())
 
 
 def _read_results(results) -> dict:
