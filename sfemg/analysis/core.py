@@ -310,7 +310,9 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     ref_int = np.round(sw.ref_pos).astype(np.int64)
     pre = int(ref_int.min())
     post = int((n_cols - 1 - ref_int).min())
-    aligned = data[np.arange(n)[:, None], ref_int[:, None] + np.arange(-pre, post + 1)[None, :]]
+    # for display: float32, as sfemg stores signals (~1e-7 of the value, far below any noise;
+    # half the results file and its write)
+    aligned = data[np.arange(n)[:, None], ref_int[:, None] + np.arange(-pre, post + 1)[None, :]].astype(np.float32)
     return RecordingResult(
         name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
         reference_times_s=ref_t, idis_s=idis, noise_rms_v=float(spectra[min(spectra)][1]),

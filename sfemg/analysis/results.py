@@ -133,7 +133,7 @@ class RecordingResult:
         Each potential's template, polarity as recorded, centred on its peak (zero-padded), V.
     template_time_s : ndarray, shape (n_template_samples,)
         Time axis of the templates relative to their peak, s.
-    aligned_sweeps_v : ndarray, shape (n_discharges, n_sweep_samples)
+    aligned_sweeps_v : ndarray of float32, shape (n_discharges, n_sweep_samples)
         The signal around each trigger / stimulus, V (for superimposed-sweep displays).
     sweep_time_s : ndarray, shape (n_sweep_samples,)
         Time axis of the sweeps relative to the trigger / stimulus, s.
