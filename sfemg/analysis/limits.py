@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import SfemgInputError
 
 __all__ = ["REFERENCE_LIMITS", "REFERENCE_LIMITS_VERSION", "ReferenceLimits", "lookup_limits",
-           "study_verdict", "canonical_muscle", "ABNORMAL_PAIR_FRACTION"]
+           "study_verdict", "canonical_muscle", "ABNORMAL_PAIR_FRACTION", "STUDY_PAIRS"]
 
 #: Version of the table below; stored with every verdict.
 REFERENCE_LIMITS_VERSION = "1.0.0 (2026-11)"
@@ -24,6 +24,11 @@ REFERENCE_LIMITS_VERSION = "1.0.0 (2026-11)"
 #: A study is abnormal when more than this fraction of pairs/endplates exceed the
 #: individual limit or block (strictly greater: 2 of 20 is normal; docs/literature.md §4).
 ABNORMAL_PAIR_FRACTION = 0.10
+
+#: Accepted pairs (voluntary) or endplates (stimulated) a study is judged on: 20, the
+#: guideline's number of pairs and the acceptable minimum of endplates (docs/literature.md
+#: §5). With fewer, a verdict is given only where no further ones could change it.
+STUDY_PAIRS = 20
 
 STALBERG_2016 = ("Stålberg E, Sanders DB, Ali S, et al. Reference values for jitter recorded by "
                  "concentric needle electrodes in healthy controls: a multicenter study. "
@@ -141,6 +146,9 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     Only accepted pairs enter (rejected potentials and MCD below the low-MCD limit are
     excluded). Abnormal if the mean jitter exceeds the mean limit, or more than 10 % of
     pairs exceed the individual limit or block (a blocking pair counts as abnormal).
+    With fewer than :data:`STUDY_PAIRS` accepted pairs the missing ones are counted as
+    normal pairs without jitter: a study abnormal even so is abnormal whatever they would
+    show; otherwise the verdict is unknown (a normal study needs them all).
 
     Parameters
     ----------
@@ -186,12 +194,23 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     abnormal = above | blocking
     out["percent_pairs_above_limit"] = 100.0 * above.mean()
     out["percent_pairs_abnormal"] = 100.0 * abnormal.mean()
+    def count(n):
+        return f"{n} {'endplate' if activation == 'stimulated' else 'pair'}{'' if n == 1 else 's'}"
+
+    judged_on = max(jit.size, STUDY_PAIRS)
+    even_so = f" (of {count(jit.size)}: whatever {judged_on - jit.size} more would show)" \
+        if judged_on > jit.size else ""
     reasons = []
-    if out["mean_jitter_us"] > limits.mean_us:
-        reasons.append(f"mean jitter {out['mean_jitter_us']:.1f} µs > {limits.mean_us:g} µs")
-    if abnormal.mean() > ABNORMAL_PAIR_FRACTION:
-        reasons.append(f"{abnormal.sum()} of {jit.size} pairs above {limits.individual_us:g} µs "
-                       "or blocking (> 10 %)")
-    out["verdict"] = "abnormal" if reasons else "normal"
-    out["verdict_reason"] = "; ".join(reasons) if reasons else "within reference limits"
+    if jit.sum() / judged_on > limits.mean_us:
+        reasons.append(f"mean jitter {out['mean_jitter_us']:.1f} µs > {limits.mean_us:g} µs{even_so}")
+    if abnormal.sum() / judged_on > ABNORMAL_PAIR_FRACTION:
+        reasons.append(f"{abnormal.sum()} of {count(jit.size)} above {limits.individual_us:g} µs or blocking "
+                       f"(> 10 % of {judged_on})")
+    if reasons:
+        out["verdict"], out["verdict_reason"] = "abnormal", "; ".join(reasons)
+    elif judged_on > jit.size:
+        why = f"{count(jit.size)} accepted: a normal study needs {STUDY_PAIRS}"
+        out["verdict"], out["verdict_reason"] = f"unknown ({why})", why
+    else:
+        out["verdict"], out["verdict_reason"] = "normal", "within reference limits"
     return out

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from sfemg.analysis import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, lookup_limits, study_verdict
+from sfemg.analysis.limits import STUDY_PAIRS
 from sfemg.analysis.results import PairResult
 from sfemg.errors import SfemgInputError
 
@@ -61,10 +62,34 @@ def test_verdict_more_than_ten_percent_rule_counts_blocking():
 
 
 def test_verdict_excludes_rejected_pairs_and_reports_unknown():
-    v = study_verdict([pair(100, accepted=False)] + [pair(20)] * 5, muscle="edc", electrode="concentric")
-    assert v["n_pairs"] == 6 and v["n_pairs_accepted"] == 5 and v["verdict"] == "normal"
+    v = study_verdict([pair(100, accepted=False)] + [pair(20)] * 20, muscle="edc", electrode="concentric")
+    assert v["n_pairs"] == 21 and v["n_pairs_accepted"] == 20 and v["verdict"] == "normal"
     v = study_verdict([pair(20)] * 5, muscle="masseter", electrode="concentric")
     assert v["verdict"].startswith("unknown (no reference limits for masseter")
     assert v["limits"] is None and v["mean_jitter_us"] == 20
     v = study_verdict([], muscle="edc", electrode="concentric")
     assert v["verdict"].startswith("unknown") and math.isnan(v["mean_jitter_us"])
+
+
+def test_verdict_on_fewer_than_twenty_pairs_only_where_more_could_not_change_it():
+    """A study of 1 or 2 pairs was judged normal or abnormal like one of 20 (found by a
+    new user's review); the guideline judges 20 pairs (docs/literature.md §5)."""
+    assert STUDY_PAIRS == 20
+    few = study_verdict([pair(20)] * 19, muscle="edc", electrode="concentric")
+    assert few["verdict"] == "unknown (19 pairs accepted: a normal study needs 20)"
+    assert few["mean_jitter_us"] == 20  # the statistics as measured
+    one = study_verdict([pair(100)], muscle="edc", electrode="concentric", activation="voluntary")
+    assert one["verdict"] == "unknown (1 pair accepted: a normal study needs 20)"
+    # 3 abnormal pairs are > 10 % of 20 however many normal ones would follow
+    three = study_verdict([pair(50), pair(20, n_blocked=2), pair(44)] + [pair(20)] * 2, muscle="edc",
+                          electrode="concentric")
+    assert three["verdict"] == "abnormal"
+    assert three["verdict_reason"] == "3 of 5 pairs above 43 µs or blocking (> 10 % of 20)"
+    assert study_verdict([pair(50), pair(44)], muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
+    # the mean limit (30 µs) exceeded even with the missing pairs at no jitter: 19 x 32 / 20 = 30.4
+    high = study_verdict([pair(32)] * 19, muscle="edc", electrode="concentric")
+    assert high["verdict"] == "abnormal"
+    assert high["verdict_reason"] == "mean jitter 32.0 µs > 30 µs (of 19 pairs: whatever 1 more would show)"
+    assert study_verdict([pair(31)] * 19, muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
+    endplates = study_verdict([pair(20)] * 5, muscle="frontalis", electrode="concentric", activation="stimulated")
+    assert endplates["verdict"] == "unknown (5 endplates accepted: a normal study needs 20)"
