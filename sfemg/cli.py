@@ -155,11 +155,13 @@ def _cmd_analyze(args):
               + (f", summary in {args.json}" if args.json else ""))
         verdict = s.get("verdict", "")
         mean = s.get("mean_jitter_us")
+        unit = "endplate" if s.get("activation") == "stimulated" else "pair"
+        n_accepted = s.get("n_pairs_accepted", 0)
         if mean is not None and math.isfinite(mean):
-            print(f"mean jitter {mean:.0f} µs over {s.get('n_pairs_accepted', '?')} accepted pairs "
+            print(f"mean jitter {mean:.0f} µs over {n_accepted} accepted {unit}{'' if n_accepted == 1 else 's'} "
                   f"(of {s.get('n_pairs', '?')}); verdict: {verdict}")
         elif verdict:
-            print(f"no accepted pair; verdict: {verdict}")
+            print(f"no accepted {unit}; verdict: {verdict}")
         stimulus = result.stimulus_summary()
         if stimulus:
             print(stimulus)

@@ -338,3 +338,14 @@ def test_analyze_notes_responses_past_the_search_window(tmp_path, capsys):
                        "--quiet")
     assert code == 0 and err == "", err
     assert len(load_results(tmp_path / "w.h5").recordings[0].pairs) == 2
+
+
+def test_analyze_summary_counts_endplates_and_judges_no_study_on_two(tmp_path, capsys):
+    """Found by a new user's review: a stimulated study's summary counted "pairs", a single
+    one as "1 pairs", and two were judged like twenty."""
+    path = tmp_path / "stim.h5"
+    run(capsys, "simulate", "--mode", "stimulated", "--endplates", "2", "--discharges", "60", "--seed", "4",
+        "--electrode", "concentric", "--quiet", "-o", str(path))
+    code, out, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"))
+    assert code == 0, err
+    assert "accepted endplates (of 2); verdict: unknown (2 endplates accepted: a normal study needs 20)" in out
