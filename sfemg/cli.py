@@ -148,6 +148,9 @@ def _cmd_analyze(args):
     for rec in result.recordings:
         for note in rec.notes:
             print(f"note: {rec.name!r}: {note}", file=sys.stderr)
+    if result.study.get("electrode_source") == "parameters":
+        print(f"note: the recordings do not state their electrode: {result.study['electrode']} assumed "
+              "(--electrode to give it)", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
@@ -316,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write results here instead of into the input file")
     p.add_argument("--json", help="also write a JSON summary here")
     p.add_argument("--muscle", help="muscle, for the reference limits (edc, frontalis, orbicularis-oculi)")
-    p.add_argument("--electrode", choices=["sfe", "concentric"], help="electrode, for the limits")
+    p.add_argument("--electrode", choices=["sfe", "concentric"],
+                   help="electrode, for the acceptance thresholds and limits (default: each recording's "
+                        "'electrode' attribute, else sfe)")
     p.add_argument("--age", type=_number,
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],

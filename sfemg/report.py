@@ -119,7 +119,9 @@ def _summary_lines(study_result):
     unit = "endplates" if modes == ["stimulated"] else "pairs"
     lines = [f"{len(recs)} recording(s), {s.get('n_pairs', 0)} {unit} "
              f"({s.get('n_pairs_accepted', 0)} accepted); {', '.join(modes)}; muscle "
-             f"{s.get('muscle') or 'not given'}; electrode {s.get('electrode', '?')}; time point "
+             f"{s.get('muscle') or 'not given'}; electrode {s.get('electrode', '?')}"
+             f"{' (not stated in the recordings: assumed)' if s.get('electrode_source') == 'parameters' else ''}"
+             "; time point "
              f"{', '.join(methods) or '?'}.",
              f"Verdict: {verdict_text(s)}."]
     lim = limits_text(s)

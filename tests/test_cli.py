@@ -134,6 +134,7 @@ def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
     assert not (tmp_path / "r.h5").exists()
     code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--highpass", "500", "--quiet")
     assert code == 0, err
+    assert "note: the recordings do not state their electrode: sfe assumed (--electrode to give it)" in err
     result = load_results(tmp_path / "r.h5")
     assert result.params.highpass_hz == 500.0
     (pair,) = result.recordings[0].pairs
@@ -180,7 +181,7 @@ def test_analyze_stimulated_with_coarse_markers(tmp_path, capsys):
         reported = json.loads(summary.read_text())["recordings"]["r1"]["stimulus_timing"]
         assert reported["source"] == timing["r1"] and reported["marker_scatter_us"] > 4.0
     code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "a.h5"), "--stimulus-timing", "artefact",
-                       "--quiet")
+                       "--electrode", "sfe", "--quiet")  # (the file states none: no note that SFE is assumed)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 0 and len(lines) == 1 and "quiet" in lines[0] and "artefact" in lines[0]
     assert [r.name for r in load_results(tmp_path / "a.h5").recordings] == ["r1"]
@@ -327,6 +328,7 @@ def test_analyze_notes_responses_past_the_search_window(tmp_path, capsys):
         f["recordings/late/signal"].attrs["sampling_rate_hz"] = fs
         f["recordings/late/stimulus_times_s"] = stim
         f["recordings/late"].attrs["mode"] = "stimulated"
+        f["recordings/late"].attrs["electrode"] = "sfe"  # (stated: no note that it is assumed)
     summary = tmp_path / "s.json"
     code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--json", str(summary), "--quiet")
     assert code == 0, err

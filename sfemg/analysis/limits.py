@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import SfemgInputError
 
 __all__ = ["REFERENCE_LIMITS", "REFERENCE_LIMITS_VERSION", "ReferenceLimits", "lookup_limits",
-           "study_verdict", "canonical_muscle", "ABNORMAL_PAIR_FRACTION", "STUDY_PAIRS"]
+           "study_verdict", "canonical_muscle", "canonical_electrode", "ABNORMAL_PAIR_FRACTION",
+           "STUDY_PAIRS"]
 
 #: Version of the table below; stored with every verdict.
 REFERENCE_LIMITS_VERSION = "1.0.0 (2026-11)"
@@ -101,6 +102,30 @@ def canonical_muscle(muscle):
         return None
     key = str(muscle).strip().lower()
     return _ALIASES.get(key, _ALIASES.get(key.replace("_", "-"), key))
+
+
+_ELECTRODES = {
+    "sfe": "sfe", "sf": "sfe", "single-fibre": "sfe", "single-fiber": "sfe",
+    "concentric": "concentric", "cne": "concentric", "cn": "concentric", "concentric-needle": "concentric",
+}
+
+
+def canonical_electrode(electrode, where="electrode"):
+    """``"sfe"`` or ``"concentric"`` for an electrode name or alias, any case ("SFE",
+    "single fibre", "Concentric", "CNE"); None stays None.
+
+    Raises
+    ------
+    SfemgInputError
+        For any other name (it would otherwise be read as SFE, and the SFE limits used).
+    """
+    if electrode is None:
+        return None
+    key = "-".join(str(electrode).strip().lower().replace("_", " ").split())
+    if key not in _ELECTRODES:
+        raise SfemgInputError(f"{where} {electrode!r} is neither 'sfe' (single-fibre) nor 'concentric' "
+                              "(concentric needle); give the electrode (--electrode)")
+    return _ELECTRODES[key]
 
 
 def lookup_limits(muscle, electrode, activation, age_years=None):

@@ -14,7 +14,7 @@ from ..io import recordings as recordings_io
 from ..io import results as results_io
 from ..io._atomic import writable_target
 from .core import analyze_recording
-from .limits import canonical_muscle, study_verdict
+from .limits import canonical_electrode, canonical_muscle, study_verdict
 from .params import checked_params
 from .results import StudyResult
 
@@ -78,9 +78,12 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     params = checked_params(params)
     problems = dict(problems or {})
     n_workers = worker_count(n_workers, "n_workers")
+    electrode = canonical_electrode(electrode)
+    stated = {}  # recording name: whether its electrode was given or stated (else params')
 
     def analyse(rec):
-        rec_electrode = electrode or (rec.electrode if rec.electrode in ("sfe", "concentric") else None)
+        rec_electrode = electrode or canonical_electrode(rec.electrode)
+        stated[rec.name] = rec_electrode is not None
         return analyze_recording(rec, params.replace(electrode=rec_electrode or params.electrode,
                                                      muscle=muscle or rec.muscle or params.muscle))
 
@@ -107,6 +110,8 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     else:
         study = study_verdict(pairs, muscle=study_muscle, electrode=study_electrode or params.electrode,
                               activation=activation or "voluntary", age_years=params.age_years)
+    study["electrode_source"] = "given" if electrode else \
+        "recordings" if all(stated[r.name] for r in results) else "parameters"
     return StudyResult(recordings=tuple(results), study=study, problems=problems, params=params,
                        source=source)
 
@@ -121,7 +126,10 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
     muscle : str, optional
         Overrides the recordings' muscle for the reference limits.
     electrode : {"sfe", "concentric"}, optional
-        Overrides the recordings' electrode (acceptance thresholds and limits).
+        Overrides the recordings' electrode (acceptance thresholds and limits); otherwise
+        each recording's own (an alias such as "SFE" or "CNE" is understood, an unknown
+        name refuses that recording), else ``params.electrode`` (``study["electrode_source"]``
+        says which: "given", "recordings" or "parameters").
     params : AnalysisParams, optional
     progress : callable(done, n, name), optional
         Called as each recording is done (``done`` from 1 to n, its name), in order.

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sfemg.analysis import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, lookup_limits, study_verdict
-from sfemg.analysis.limits import STUDY_PAIRS
+from sfemg.analysis.limits import STUDY_PAIRS, canonical_electrode
 from sfemg.analysis.results import PairResult
 from sfemg.errors import SfemgInputError
 
@@ -93,3 +93,15 @@ def test_verdict_on_fewer_than_twenty_pairs_only_where_more_could_not_change_it(
     assert study_verdict([pair(31)] * 19, muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
     endplates = study_verdict([pair(20)] * 5, muscle="frontalis", electrode="concentric", activation="stimulated")
     assert endplates["verdict"] == "unknown (5 endplates accepted: a normal study needs 20)"
+
+
+@pytest.mark.parametrize("name, want", [("SFE", "sfe"), ("single fibre", "sfe"), ("Single_Fiber", "sfe"),
+                                        ("Concentric", "concentric"), (" CNE ", "concentric"),
+                                        ("concentric needle", "concentric"), (None, None)])
+def test_electrode_aliases(name, want):
+    assert canonical_electrode(name) == want
+
+
+def test_an_unknown_electrode_is_refused():
+    with pytest.raises(SfemgInputError, match=r"^electrode 'monopolar' is neither 'sfe' \(single-fibre\) nor"):
+        canonical_electrode("monopolar")

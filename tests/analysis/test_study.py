@@ -59,6 +59,28 @@ def test_foreign_file_analysed_in_place(tmp_path, signals):
     assert loaded.problems == study.problems and loaded.params == study.params
 
 
+def test_the_electrode_from_an_alias_refused_when_unknown_and_said_when_assumed(tmp_path, signals):
+    """Found by a new user's review: "Concentric" or "CNE" in a file was read as SFE (the
+    SFE limits used), silently; and an electrode nobody stated was assumed silently."""
+    vol, _, _ = signals
+    path = tmp_path / "e.h5"
+    with h5py.File(path, "w") as h5:
+        for name, electrode in (("a", "Concentric"), ("b", " CNE "), ("c", "needle")):
+            h5.create_dataset(f"recordings/{name}/signal", data=vol).attrs["sampling_rate_hz"] = 50e3
+            h5[f"recordings/{name}"].attrs["electrode"] = electrode
+    study = analyze_file(path, output_path=tmp_path / "r.h5")
+    assert [r.electrode for r in study.recordings] == ["concentric", "concentric"]
+    assert study.problems == {"c": "electrode 'needle' is neither 'sfe' (single-fibre) nor 'concentric' "
+                                   "(concentric needle); give the electrode (--electrode)"}
+    assert (study.study["electrode"], study.study["electrode_source"]) == ("concentric", "recordings")
+    given = analyze_file(path, output_path=tmp_path / "r.h5", electrode="single fibre")
+    assert given.problems == {} and given.study["electrode_source"] == "given"
+    assert {r.electrode for r in given.recordings} == {"sfe"}
+    unstated = analyze_file(foreign_file(tmp_path / "f.h5", signals), output_path=tmp_path / "r.h5")
+    assert (unstated.study["electrode"], unstated.study["electrode_source"]) == ("sfe", "parameters")
+    assert load_results(tmp_path / "r.h5").study["electrode_source"] == "parameters"
+
+
 def test_second_run_replaces_analysis_and_output_elsewhere(tmp_path, signals):
     path = foreign_file(tmp_path / "f.h5", signals)
     analyze_file(path)
