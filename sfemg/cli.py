@@ -378,14 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid_arguments(p, n_repeats=1)
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
-                   help="continuous recordings (DESIGN.md §5 signal, default) or 10 ms sweeps")
+                   help="continuous recordings (a `signal` dataset, default) or 10 ms sweeps")
     p.add_argument("-o", "--output", required=True, help="folder to write (must be empty)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_benchmark_set)
 
     p = sub.add_parser("score", help="score a pipeline's JSON results against a benchmark set")
-    p.add_argument("results", nargs="+", help="JSON results (DESIGN.md §5), one or more files")
+    p.add_argument("results", nargs="+",
+                   help="JSON results in the form of analyze --json (docs/hdf5.md), one or more files")
     p.add_argument("benchmark_set", help="benchmark-set folder (with manifest.json)")
     p.add_argument("-o", "--output", help="scores JSON (default: <first results>.scores.json)")
     p.add_argument("--tolerance", type=_number,

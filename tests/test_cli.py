@@ -1,6 +1,7 @@
 """The command line: what a user types, what they get back (exit codes, one-line errors)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -101,14 +102,15 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     code, out, err = run(capsys, "analyze", str(path), "--json", str(summary), "--quiet")
     assert code == 0, err
     data = json.loads(summary.read_text())
-    assert set(data) == {"recordings", "study", "problems"}  # DESIGN.md §5's, plus the recordings not analysed
+    assert set(data) == {"recordings", "study", "problems"}  # docs/hdf5.md: with the recordings not analysed
     assert data["problems"] == {}
     pair = data["recordings"]["pair001"]["pairs"][0]
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                          "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
                          "accepted", "reject_reasons", "flags",
-                         "mcd_uncertainty_us"}  # DESIGN.md §5's, plus flags and the MCD's uncertainty
+                         "mcd_uncertainty_us", "label"}  # docs/hdf5.md
     assert isinstance(pair["flags"], list)
+    assert re.fullmatch(r"P\d+-P\d+", pair["label"])  # as the report names the pair
     assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched
 
 

@@ -1,4 +1,4 @@
-"""Reference limits for jitter and the study verdict (DESIGN.md §2, docs/literature.md).
+"""Reference limits for jitter and the study verdict (docs/analysis.md §5, docs/literature.md).
 
 The table is keyed by ``(muscle, electrode, activation)``; values are upper reference
 limits in µs for the study's mean jitter and for a single pair (voluntary) or endplate
@@ -166,7 +166,7 @@ def lookup_limits(muscle, electrode, activation, age_years=None):
 
 
 def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary", age_years=None):
-    """Summary statistics and the normal/abnormal verdict of a study (DESIGN.md §2).
+    """Summary statistics and the normal/abnormal verdict of a study (docs/analysis.md §5).
 
     Only accepted pairs enter (rejected potentials and MCD below the low-MCD limit are
     excluded). Abnormal if the mean jitter exceeds the mean limit, or more than 10 % of

@@ -11,12 +11,13 @@ from .params import AnalysisParams
 
 __all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS"]
 
-#: The per-pair fields of the ``--json`` summary, in order: DESIGN.md §5's, then the
-#: pair's flags ("flip-flop", "few-discharges", ...), which a reader of the summary
-#: should see as much as the reasons for rejection, and the MCD's uncertainty.
+#: The per-pair fields of the ``--json`` summary, in order: the contract's (docs/hdf5.md),
+#: then the pair's flags ("flip-flop", "few-discharges", ...), which a reader of the
+#: summary should see as much as the reasons for rejection, the MCD's uncertainty, and
+#: the pair's label ("P1-P2", "R1"), as the report names it.
 PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                     "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                    "accepted", "reject_reasons", "flags", "mcd_uncertainty_us")
+                    "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label")
 
 
 def _json_value(value):
@@ -102,7 +103,7 @@ class PairResult:
     time_points_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
     def to_json_dict(self) -> dict:
-        """The DESIGN.md §5 summary of this pair (NaN written as null)."""
+        """The ``--json`` summary of this pair (docs/hdf5.md; NaN written as null)."""
         return {name: _json_value(getattr(self, name)) for name in PAIR_JSON_FIELDS}
 
 
@@ -200,7 +201,7 @@ class RecordingResult:
         return float(1.0 / np.median(idi)) if idi.size else float("nan")
 
     def to_json_dict(self) -> dict:
-        """``{"pairs": [...], "notes": [...]}`` with the DESIGN.md §5 fields per pair and the
+        """``{"pairs": [...], "notes": [...]}`` with the ``--json`` fields per pair and the
         recording's notes; stimulated recordings add ``"stimulus_timing": {"source",
         "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
         out = {"pairs": [p.to_json_dict() for p in self.pairs], "notes": list(self.notes)}

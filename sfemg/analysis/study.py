@@ -155,7 +155,7 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
 
 def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, electrode=None,
                  params=None, progress=None, n_workers=None) -> StudyResult:
-    """Analyse every recording of an HDF5 file (DESIGN.md §5) and store the results.
+    """Analyse every recording of an HDF5 file (docs/hdf5.md) and store the results.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
         previous ``/analysis``, never touching ``/recordings``). Otherwise that file is
         created (or its ``/analysis`` replaced) holding only results and the source's name.
     json_path : str or os.PathLike, optional
-        Also write the ``--json`` summary (DESIGN.md §5) there, atomically.
+        Also write the ``--json`` summary (docs/hdf5.md) there, atomically.
     muscle, electrode : str, optional
         Override what the recordings say (reference limits, acceptance thresholds).
     params : AnalysisParams, optional

@@ -344,7 +344,7 @@ def iter_recordings(path, names=None, *, with_ground_truth=True):
 
 
 def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise"):
-    """Read recordings from an HDF5 file (sfemg's own or any file following DESIGN.md §5).
+    """Read recordings from an HDF5 file (sfemg's own or any file following docs/hdf5.md).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Every name and version of sfemg's HDF5 layout, in one place.
 
-Layout (DESIGN.md §5; SI units in storage: s, V, Hz)::
+Layout (docs/hdf5.md; SI units in storage: s, V, Hz)::
 
     /                                   attrs: sfemg-schema-version, encoding-type="sfemg-file"
     /recordings/<name>/                 attrs: encoding-type="sfemg-recording", mode, electrode, ...

@@ -31,7 +31,7 @@ from .transmission import draw_transmission_noise, simulate_transmission
 __all__ = ["StudyParams", "Study", "study_params", "simulate_study", "write_study", "simulate_recording",
            "ELECTRODE_AMPLIFIERS"]
 
-#: Clinical amplifier settings per electrode (DESIGN.md §2): SFE high-pass 500 Hz,
+#: Clinical amplifier settings per electrode (docs/literature.md §5): SFE high-pass 500 Hz,
 #: concentric needle 1 kHz; the concentric electrode's larger surface has lower noise.
 ELECTRODE_AMPLIFIERS = {
     "sfe": Amplifier(highpass_hz=500.0, lowpass_hz=10_000.0, noise_rms_v=10e-6),

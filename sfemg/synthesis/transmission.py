@@ -1,6 +1,6 @@
 """Neuromuscular transmission: quantal release → endplate potential → threshold → latency.
 
-For every endplate and discharge (the model of DESIGN.md §3):
+For every endplate and discharge (the model of docs/physiology.md):
 
 1. **Release.** The readily releasable pool ``N`` refills towards its resting size with
    time constant ``refill_time_constant_s / (1 + mobilisation)``; release probability is

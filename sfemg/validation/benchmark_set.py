@@ -4,7 +4,7 @@ A benchmark set is a folder, written once::
 
     manifest.json        format, set version, sfemg version, seed, grid, and per file
                          its sha256, grid cell and recordings (name -> repeat)
-    cell000.h5 ...       one HDF5 file per grid cell (DESIGN.md §5 layout) holding the
+    cell000.h5 ...       one HDF5 file per grid cell (docs/hdf5.md layout) holding the
                          recordings of every repeat, with their ground truth
 
 The recordings are exactly those a validation sweep with the same grid (signal form
@@ -12,7 +12,7 @@ included), seed and counts simulates (repeat r of cell c from ``SeedSequence([se
 ``c<cell>r<repeat>_pair<k>`` so that names are unique across the set. The manifest is
 written last: a folder with a manifest is a complete set.
 
-Another lab runs its pipeline on the files and writes the DESIGN.md §5 JSON
+Another lab runs its pipeline on the files and writes the ``--json`` summary's JSON (docs/hdf5.md)
 (``{"recordings": {name: {"pairs": [...]}}}``, one or several files);
 :func:`score_results` verifies every checksum, matches the pairs to the ground truth and
 scores each cell with confidence intervals over its repeats.
@@ -76,7 +76,7 @@ def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordi
         Recordings (fibre pairs; endplates in stimulated cells) per repeat.
     seed : int
     output : {"continuous", "sweeps"} or None
-        Signal form of every recording (default continuous: the DESIGN.md §5 ``signal``
+        Signal form of every recording (default continuous: the ``signal`` dataset
         any pipeline reads); None keeps each cell's own.
     force : bool
         Write into a non-empty folder, replacing a previous set.
@@ -182,7 +182,7 @@ def _file_entry_ok(entry, n_cells, n_repeats):
 
 
 def _read_results(results) -> dict:
-    """``{recording name: [pairs]}`` from §5 JSON dicts or paths (several are merged)."""
+    """``{recording name: [pairs]}`` from ``--json``-form dicts or paths (several are merged)."""
     items = results if isinstance(results, (list, tuple)) else [results]
     merged = {}
     for item in items:
@@ -195,7 +195,7 @@ def _read_results(results) -> dict:
         recs = data.get("recordings") if isinstance(data, dict) else None
         if not isinstance(recs, dict):
             raise SfemgInputError(f"{item if not isinstance(item, dict) else 'results'}: expected "
-                                  '{"recordings": {name: {"pairs": [...]}}} (DESIGN.md §5)')
+                                  '{"recordings": {name: {"pairs": [...]}}} (docs/hdf5.md)')
         for name, entry in recs.items():
             pairs = entry.get("pairs") if isinstance(entry, dict) else None
             if not isinstance(pairs, list):
@@ -207,12 +207,13 @@ def _read_results(results) -> dict:
 
 
 def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) -> dict:
-    """Score a pipeline's §5 JSON output against a benchmark set's ground truth.
+    """Score a pipeline's JSON output (the ``--json`` form, docs/hdf5.md) against a benchmark
+    set's ground truth.
 
     Parameters
     ----------
     results : dict, path, or a list of them
-        DESIGN.md §5 JSON (``{"recordings": {name: {"pairs": [...]}}}``); several are merged.
+        JSON of the ``--json`` summary's form (``{"recordings": {name: {"pairs": [...]}}}``); several are merged.
     folder : str or os.PathLike
         The benchmark set (verified first).
     tolerance_us : float

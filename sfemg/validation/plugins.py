@@ -122,7 +122,7 @@ class Analyser(Protocol):
         latency from the stimulus to the potential's time point when stimulated) and
         ``mcd_us``; optionally
         ``msd_us``, ``jitter_us``, ``mcd_msd_ratio``, ``blocking_percent``,
-        ``technical_jitter_us``, ``accepted`` — the DESIGN.md §5 pair fields, so
+        ``technical_jitter_us``, ``accepted`` — the ``--json`` pair fields (docs/hdf5.md), so
         :class:`~sfemg.analysis.PairResult` qualifies. Raise
         :class:`~sfemg.errors.SfemgInputError` if nothing can be analysed (every true
         pair then counts as missed).

@@ -1,4 +1,4 @@
-"""Reference-limit table and the study verdict rules (DESIGN.md §2)."""
+"""Reference-limit table and the study verdict rules (docs/analysis.md §5)."""
 
 import math
 

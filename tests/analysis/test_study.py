@@ -21,7 +21,7 @@ def signals():
 
 
 def foreign_file(path, signals, extra=None):
-    """A file with nothing but /recordings/<name>/signal + sampling_rate_hz (DESIGN §5)."""
+    """A file with nothing but /recordings/<name>/signal + sampling_rate_hz (docs/hdf5.md)."""
     vol, stim, times = signals
     with h5py.File(path, "w") as h5:
         h5.create_dataset("recordings/x/signal", data=vol).attrs["sampling_rate_hz"] = 50e3
@@ -53,7 +53,7 @@ def test_foreign_file_analysed_in_place(tmp_path, signals):
     pair = summary["recordings"]["x"]["pairs"][0]
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                         "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                        "accepted", "reject_reasons", "flags", "mcd_uncertainty_us"}
+                        "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label"}
     assert summary["recordings"]["s"]["pairs"][0]["msd_us"] is None
     loaded = load_results(path)
     assert loaded.problems == study.problems and loaded.params == study.params

@@ -1,4 +1,4 @@
-"""Calibration of the physiology against the literature (DESIGN.md §3), on ground truth.
+"""Calibration of the physiology against the literature (docs/physiology.md), on ground truth.
 
 Each target, its source and the value measured are tabled in docs/physiology.md
 (regenerate with ``python benchmarks/calibration.py``). Studies are simulated without
@@ -28,7 +28,7 @@ def _study_table(preset, seed, **kwargs):
 
 
 def _cne_abnormal(table, muscle):
-    """The DESIGN.md §2 verdict against the concentric-needle limits (the stricter set)."""
+    """The study verdict (docs/analysis.md §5) against the concentric-needle limits (the stricter set)."""
     limits, _ = lookup_limits(muscle, "concentric", "voluntary")
     jitter = table["jitter_us"]
     abnormal_pairs = (jitter > limits.individual_us) | (table["blocking_percent"] > 0)
