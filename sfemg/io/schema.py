@@ -114,7 +114,8 @@ ANALYSIS_STIMULUS_ATTRS = {"stimulus_timing": ("stimulus_timing", None, "markers
                            "markers_off": ("markers_off", 1, 0)}
 #: ... and (2.3.0) the recording's notes (RecordingResult.notes), a JSON list of strings.
 ANALYSIS_NOTES_ATTR = "notes_json"
-#: /analysis/study attrs: every study field; nested ones (limits) as JSON in "json".
+#: /analysis/study attrs: the whole study dict as JSON in "json" (µs, as in the --json summary), and
+#: "verdict" as text.
 ANALYSIS_STUDY = "study"
 ANALYSIS_STUDY_JSON_ATTR = "json"
 #: The per-pair table, one compound row per pair: the scalar and text fields below.
