@@ -404,6 +404,16 @@ def test_a_stimulated_window_reaching_the_next_stimulus_is_refused():
     assert "\n" not in str(info.value)
 
 
+def test_a_voluntary_window_reaching_the_neighbouring_discharges_is_refused():
+    """Found by a new user's review: a 1000 ms window at 10 Hz firing was analysed (its
+    sweeps each holding ten of the unit's discharges), with other pairs and jitters."""
+    sig, _ = synth.voluntary(50e3, 120, jitter_us=(30.0,), rate_hz=25.0, seed=1)  # ~40 ms intervals
+    analyze_signal(sig, 50e3, params=AnalysisParams(search_window_ms=30.0))
+    with pytest.raises(SfemgInputError, match=r"^search_window_ms \(45\) reaches the unit's neighbouring "
+                                              r"discharges \(\d\d\.?\d* ms apart, median\)"):
+        analyze_signal(sig, 50e3, params=AnalysisParams(search_window_ms=45.0))
+
+
 def test_params_and_stimulus_times_of_the_wrong_kind_are_input_errors():
     """A dict for params, text for stimulus times: an AttributeError and a ValueError
     from deep inside before (a helper's adversarial run)."""
