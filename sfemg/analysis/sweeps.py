@@ -507,11 +507,11 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     """Cut a continuous voluntary signal into rows around each trigger discharge (sample
     indices ``trig``); ``rows, cols`` are every candidate peak (kept out of the noise)."""
     search = int(round(params.search_window_ms * 1e-3 * fs_hz))  # (at most 1 s: no overflow)
+    n_cols = _sweep_length(2 * (search + fit_half_window(params, fs_hz)) + 1, x.size, fs_hz, params)
     median_idi_ms = float(np.median(np.diff(trig))) / fs_hz * 1e3 if trig.size > 1 else np.inf
     if params.search_window_ms >= median_idi_ms:  # every sweep would hold the unit's neighbouring discharges
         raise SfemgInputError(f"search_window_ms ({params.search_window_ms:g}) reaches the unit's neighbouring "
                               f"discharges ({median_idi_ms:.4g} ms apart, median): give a shorter search_window_ms")
-    n_cols = _sweep_length(2 * (search + fit_half_window(params, fs_hz)) + 1, x.size, fs_hz, params)
     pre = n_cols // 2
     trig = trig[(trig - pre >= 0) & (trig - pre + n_cols <= x.size)]
     if trig.size < 2:
