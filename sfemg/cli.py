@@ -130,12 +130,16 @@ def _cmd_rns(args):
 
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
+    from .analysis.limits import KNOWN_MUSCLES, canonical_muscle
     params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age),
                                                  ("highpass_hz", args.highpass),
                                                  ("search_window_ms", args.search_window_ms),
                                                  ("stimulus_timing", args.stimulus_timing)) if v is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
+    if args.muscle is not None and canonical_muscle(args.muscle) not in KNOWN_MUSCLES:  # (a typo?)
+        print(f"warning: no reference limits for muscle {args.muscle!r} (the tables cover "
+              f"{', '.join(KNOWN_MUSCLES)}): the verdict will be unknown", file=sys.stderr)
     progress = _Progress(args.quiet, "analysing")
     try:
         result = analyze_file(args.input, output_path=args.output, json_path=args.json,

@@ -353,3 +353,19 @@ def test_analyze_summary_counts_endplates_and_judges_no_study_on_two(tmp_path, c
     code, out, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"))
     assert code == 0, err
     assert "accepted endplates (of 2); verdict: unknown (2 endplates accepted: a normal study needs 20)" in out
+
+
+def test_analyze_warns_at_once_of_a_muscle_without_limits(tmp_path, capsys):
+    """Found by a new user's review: a typo ("edcc") was analysed in full and then gave
+    "unknown (no reference limits for edcc ...)" without the names that have limits."""
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    code, _, err = run(capsys, "analyze", str(path), "--muscle", "edcc", "--json", str(tmp_path / "s.json"),
+                       "--quiet")
+    assert code == 0 and err.splitlines()[0] == (
+        "warning: no reference limits for muscle 'edcc' (the tables cover edc, frontalis, orbicularis-oculi): "
+        "the verdict will be unknown")
+    study = json.loads((tmp_path / "s.json").read_text())["study"]
+    assert study["verdict_reason"] == "no reference limits for edcc: the tables cover edc, frontalis, orbicularis-oculi"
+    code, _, err = run(capsys, "analyze", str(path), "--muscle", "Extensor digitorum", "--quiet")
+    assert code == 0 and "warning" not in err

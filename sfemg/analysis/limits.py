@@ -17,7 +17,7 @@ from ..errors import SfemgInputError
 
 __all__ = ["REFERENCE_LIMITS", "REFERENCE_LIMITS_VERSION", "ReferenceLimits", "lookup_limits",
            "study_verdict", "canonical_muscle", "canonical_electrode", "ABNORMAL_PAIR_FRACTION",
-           "STUDY_PAIRS"]
+           "STUDY_PAIRS", "KNOWN_MUSCLES"]
 
 #: Version of the table below; stored with every verdict.
 REFERENCE_LIMITS_VERSION = "1.0.0 (2026-11)"
@@ -83,6 +83,9 @@ SFE_VOLUNTARY_BY_AGE = {
             (50, 59, 35.9, 52.5), (60, 69, 36.6, 54.4), (70, 79, 37.7, 57.2), (80, 89, 39.1, 61.1),
             (90, 99, 40.9, 66.5)),
 }
+
+#: Every muscle some table above has limits for.
+KNOWN_MUSCLES = tuple(sorted({key[0] for key in REFERENCE_LIMITS} | set(SFE_VOLUNTARY_BY_AGE)))
 
 _ALIASES = {
     "edc": "edc", "ed": "edc", "extensor-digitorum": "edc", "extensor digitorum": "edc",
@@ -162,6 +165,8 @@ def lookup_limits(muscle, electrode, activation, age_years=None):
             if lo <= age_years < hi + 1:
                 return ReferenceLimits(mean, indiv, BROMBERG_1994, f"age {lo}-{hi} years"), ""
         return None, f"no SFE voluntary limits for {key} at age {age_years:g}"
+    if key not in KNOWN_MUSCLES:  # (a typo, or a muscle no table covers)
+        return None, f"no reference limits for {key}: the tables cover {', '.join(KNOWN_MUSCLES)}"
     return None, f"no reference limits for {key} ({electrode}, {activation})"
 
 
