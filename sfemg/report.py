@@ -48,7 +48,7 @@ _PDF_RASTER_DPI = 120         # resolution of the rasterized sweeps in PDF pages
 
 _COLUMN_WIDTHS = (0.03, 0.09, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.43)
 _HEADER_ROWS = 1.9            # the two-line header row is this many rows high
-_SUMMARY_LINES = 10           # summary lines that fit above the study page's jitter plot
+_SUMMARY_LINES = 9            # summary lines that fit above the study page's jitter plot and its title
 _TABLE_NOTE = ("Bold on grey: accepted, above the individual limit or blocking. Grey italics: "
                "rejected, not in the study. –: not measurable. Jitter is the MCD, or the MSD "
                "when MCD/MSD > 1.25. IPI: mean interpotential interval (latency from the "
@@ -116,8 +116,9 @@ def _summary_lines(study_result):
     recs = study_result.recordings
     modes = sorted({r.mode for r in recs}) or [s.get("activation", "?")]
     methods = sorted({r.method for r in recs})
-    unit = "endplates" if modes == ["stimulated"] else "pairs"
-    lines = [f"{len(recs)} recording(s), {s.get('n_pairs', 0)} {unit} "
+    n_pairs = s.get('n_pairs', 0)
+    unit = ("endplate" if modes == ["stimulated"] else "pair") + ("" if n_pairs == 1 else "s")
+    lines = [f"{len(recs)} recording(s), {n_pairs} {unit} "
              f"({s.get('n_pairs_accepted', 0)} accepted); {', '.join(modes)}; muscle "
              f"{s.get('muscle') or 'not given'}; electrode {s.get('electrode', '?')}"
              f"{' (not stated in the recordings: assumed)' if s.get('electrode_source') == 'parameters' else ''}"
@@ -205,7 +206,7 @@ def _study_pages(study_result, title):
         summary = summary[:_SUMMARY_LINES - 1] + [f"… and {len(summary) - _SUMMARY_LINES + 1} more line(s): see the "
                                                   "HTML report or the --json summary"]
     fig.text(0.06, 0.915, "\n".join(summary), fontsize=7.5, va="top", linespacing=1.4)
-    plot_jitter_study(study_result, ax=fig.add_axes((0.09, 0.52, 0.86, 0.27)))
+    plot_jitter_study(study_result, ax=fig.add_axes((0.09, 0.505, 0.86, 0.245)))
     table_box = (0.05, 0.06, 0.90, 0.40)
     first = _rows_per_page(table_box[3] * _A4_PORTRAIT_IN[1])
     mode = study_mode(study_result)

@@ -179,6 +179,10 @@ def test_a_long_summary_is_cut_to_what_fits_above_the_jitter_plot(study_result):
     page = _study_pages(dataclasses.replace(study_result, recordings=noted), "t")[0]
     summary = page.texts[1].get_text().splitlines()
     assert len(summary) == _SUMMARY_LINES and summary[-1].startswith("… and ")
+    # and the lines that fit end above the plot's title (they ran into it: a new user's review)
+    page.canvas.draw()
+    plot = page.axes[0]
+    assert page.texts[1].get_window_extent().y0 > plot.title.get_window_extent().y1
     short = _study_pages(study_result, "t")[0].texts[1].get_text().splitlines()
     assert len(short) < _SUMMARY_LINES and not short[-1].startswith("… and ")
 

@@ -25,7 +25,10 @@ __all__ = ["plot_superimposed_sweeps", "plot_raster", "plot_ipi_trend", "plot_ip
            "plot_pair_panel"]
 
 #: Grid margins of :func:`plot_pair_panel` (figure fractions, for an A4 landscape page).
-_PANEL_MARGINS = dict(left=0.06, right=0.985, bottom=0.07, top=0.91, wspace=0.22, hspace=0.3)
+_PANEL_MARGINS = dict(left=0.075, right=0.985, bottom=0.07, top=0.91, wspace=0.22, hspace=0.3)
+
+#: Characters of the pair panel's text column that fit beside the raster (A4 landscape).
+_TEXT_WIDTH = 28
 
 #: Time shown either side of the trigger and the timed potential when zooming on a pair, s.
 _PAIR_MARGIN_S = 0.6e-3
@@ -303,9 +306,10 @@ def pair_summary_lines(recording_result, pair):
         f"Jitter       {fmt_us(p.jitter_us):>6} µs ({reported})",
         f"Blocking     {fmt_percent(p.blocking_percent):>6} %",
         f"Mean {'latency' if stimulated else 'IPI    '} {fmt_us(p.mean_ipi_us):>6} µs",
-        f"Technical    {fmt_us(p.technical_jitter_us):>6} µs",
+        f"Technical    {fmt_uncertainty_us(p.technical_jitter_us):>6} µs",  # (a floor: below 1 µs too)
         *_stimulus_lines(recording_result),
-        f"Discharges   {p.n_discharges:>6} ({p.n_blocked} blocked)",
+        f"Discharges   {p.n_discharges:>6}",
+        f"Blocked      {p.n_blocked:>6}",
         f"Amplitude    {p.amplitude_v * MV_PER_V:>6.2f} mV" if np.isfinite(p.amplitude_v)
         else "Amplitude         –",
         f"Rise time    {fmt_us(p.rise_time_us):>6} µs",
@@ -313,9 +317,9 @@ def pair_summary_lines(recording_result, pair):
         "Accepted" if p.accepted else "Rejected:",
     ]
     for reason in p.reject_reasons:
-        lines += textwrap.wrap(reason, 30, initial_indent="- ", subsequent_indent="  ")
+        lines += textwrap.wrap(reason, _TEXT_WIDTH, initial_indent="- ", subsequent_indent="  ")
     if p.flags:
-        lines += textwrap.wrap("Flags: " + ", ".join(p.flags), 32, subsequent_indent="  ")
+        lines += textwrap.wrap("Flags: " + ", ".join(p.flags), _TEXT_WIDTH, subsequent_indent="  ")
     return lines
 
 

@@ -105,7 +105,8 @@ def plot_jitter_study(study_result, ax=None):
               + ([lim["individual_us"]] if lim else []) + [mean if mean and np.isfinite(mean) else 0])
     ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)
     ax.set_xlim(0.3, max(len(entries), 1) + 0.7)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(max(len(entries), 1), 25)))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(max(len(entries), 1), 25),
+                                           min_n_ticks=1))  # (at its default 2, one pair got ticks 0.8, 1.6)
     what = "Endplate" if study_mode(study_result) == "stimulated" else "Pair"
     ax.set_xlabel(f"{what} (row of the table)")
     ax.set_ylabel("Jitter (µs)")
@@ -113,7 +114,7 @@ def plot_jitter_study(study_result, ax=None):
     ax.legend(loc="upper left", fontsize="x-small", ncols=2, frameon=True, framealpha=0.9)
     n_acc = int(accepted.sum())
     title = (f"{verdict_text(study)}\n{n_acc} of {len(entries)} "
-             f"{what.lower()}s accepted")
+             f"{what.lower()}{'' if len(entries) == 1 else 's'} accepted")
     if n_acc:
         title += (f"; mean {fmt_us(study.get('mean_jitter_us'))} µs, "
                   f"median {fmt_us(study.get('median_jitter_us'))} µs")

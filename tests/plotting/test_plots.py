@@ -127,6 +127,20 @@ def test_pair_panel_has_every_display_and_the_numbers(recording_result):
     assert not [1 for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
 
 
+def test_pair_panel_numbers_fit_the_page():
+    """Found by a new user's review: "(0 blocked)" ran off the page's right edge, and a
+    technical jitter of 0.46 µs read "0 µs"."""
+    from .conftest import make_recording_result
+    rr = make_recording_result(accepted=False)
+    pair = dataclasses.replace(rr.pairs[0], technical_jitter_us=0.46, n_discharges=1000,
+                               flags=("few-discharges", "discharges-displaced", "latency-excursions"))
+    fig = plot_pair_panel(dataclasses.replace(rr, pairs=(pair,)), 0)
+    fig.canvas.draw()
+    (text,) = [t for ax in fig.axes for t in ax.texts if "MCD/MSD" in t.get_text()]
+    assert "Technical      0.46 µs" in text.get_text() and "Blocked           3" in text.get_text()
+    assert text.get_window_extent().x1 <= fig.bbox.x1
+
+
 def test_pair_panel_shows_reject_reasons():
     from .conftest import make_recording_result
     fig = plot_pair_panel(make_recording_result(accepted=False), 0)
@@ -181,6 +195,17 @@ def test_jitter_study_plot(study_result):
     ax.figure.canvas.draw()
     assert not _tick_overlaps(ax)
     assert not _overlapping(ax.texts)
+
+
+def test_jitter_study_of_one_pair_numbers_it_one(study_result):
+    """Found by a new user's review: one pair's axis read 0.8 and 1.6."""
+    from sfemg.analysis import StudyResult
+    one = StudyResult(study_result.recordings[:1], study_result.study)
+    ax = plot_jitter_study(one)
+    ax.figure.canvas.draw()
+    lo, hi = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0]
+    assert "1 of 1 pair accepted" in ax.get_title()
 
 
 def test_jitter_study_without_limits_says_why(study_result):
