@@ -7,8 +7,10 @@ Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import re
 import sys
 import traceback
 
@@ -63,6 +65,19 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+@contextlib.contextmanager
+def _options_named(options):
+    """Errors raised inside name the command line's options, not the parameters behind
+    them ({parameter: option}): "--age must be ...", not "AnalysisParams.age_years must be ..."."""
+    try:
+        yield
+    except SfemgInputError as exc:
+        message = str(exc)
+        for name, option in options.items():
+            message = re.sub(rf"\b(?:AnalysisParams\.)?{name}\b", option, message)
+        raise SfemgInputError(message) from None
+
+
 def _check_output(path, force):
     """Refuse an output path that would fail or overwrite without --force (None passes):
     the package's one set of checks (``io._atomic.writable_target``)."""
@@ -91,15 +106,19 @@ def _cmd_simulate(args):
     if args.fibres is not None:
         overrides["fibres_per_recording"] = args.fibres
     if args.no_artefact:
+        if not stimulated:
+            raise SfemgInputError("--no-artefact is for stimulated studies (--mode stimulated)")
         overrides["stimulus_artefact"] = False
     if args.stimulator_clock is not None:
         if not stimulated:
             raise SfemgInputError("--stimulator-clock is for stimulated studies (--mode stimulated)")
         overrides["stimulator_clock"] = args.stimulator_clock
-    params = study_params(args.preset, muscle=args.muscle, mode=args.mode,
-                          n_recordings=args.endplates if stimulated else args.pairs,
-                          n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
-                          electrode=args.electrode, output=args.output_kind, **overrides)
+    with _options_named({"n_recordings": "--endplates" if stimulated else "--pairs", "n_discharges": "--discharges",
+                         "rate_hz": "--rate", "fs_hz": "--fs", "fibres_per_recording": "--fibres"}):
+        params = study_params(args.preset, muscle=args.muscle, mode=args.mode,
+                              n_recordings=args.endplates if stimulated else args.pairs,
+                              n_discharges=args.discharges, rate_hz=args.rate, fs_hz=args.fs,
+                              electrode=args.electrode, output=args.output_kind, **overrides)
     progress = _Progress(args.quiet, "simulating")
     try:
         study = write_study(args.output, params, seed=args.seed, n_jobs=args.jobs, progress=progress,
@@ -116,8 +135,9 @@ def _cmd_simulate(args):
 
 def _cmd_rns(args):
     from .synthesis import get_preset, simulate_rns
-    r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
-                     n_endplates=args.endplates, seed=args.seed)
+    with _options_named({"rate_hz": "--rate", "n_stimuli": "--stimuli", "n_endplates": "--endplates"}):
+        r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
+                         n_endplates=args.endplates, seed=args.seed)
     muscle = get_preset(args.preset, args.muscle)[0].muscle
     print(f"repetitive nerve stimulation, {args.preset} ({muscle}), {args.rate:g} Hz, {args.endplates} fibres")
     print("stimulus  CMAP %  decrement %")
@@ -131,10 +151,12 @@ def _cmd_rns(args):
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     from .analysis.limits import KNOWN_MUSCLES, canonical_muscle
-    params = AnalysisParams(**{k: v for k, v in (("method", args.method), ("age_years", args.age),
-                                                 ("highpass_hz", args.highpass),
-                                                 ("search_window_ms", args.search_window_ms),
-                                                 ("stimulus_timing", args.stimulus_timing)) if v is not None})
+    given = {"method": ("--method", args.method), "age_years": ("--age", args.age),
+             "highpass_hz": ("--highpass", args.highpass),
+             "search_window_ms": ("--search-window-ms", args.search_window_ms),
+             "stimulus_timing": ("--stimulus-timing", args.stimulus_timing)}
+    with _options_named({name: option for name, (option, _) in given.items()}):
+        params = AnalysisParams(**{name: value for name, (_, value) in given.items() if value is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
     if args.muscle is not None and canonical_muscle(args.muscle) not in KNOWN_MUSCLES:  # (a typo?)
@@ -239,7 +261,8 @@ def _cmd_benchmark_set(args):
 
 def _cmd_score(args):
     from .validation import Cell, format_summary
-    from .validation.benchmark_set import score_results, write_scores
+    from .validation.benchmark_set import manifest_path, score_results, write_scores
+    manifest_path(args.benchmark_set)  # (a missing set said before an output that exists)
     output = args.output or os.path.splitext(args.results[0])[0] + ".scores.json"
     for results in args.results:  # (before --force is asked for: it would not help)
         if os.path.realpath(output) == os.path.realpath(results):

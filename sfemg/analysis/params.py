@@ -30,6 +30,10 @@ _WINDOWS = ("peak_window_us", "search_window_ms", "lock_half_window_us", "fit_ha
             "artefact_blank_ms", "artefact_baseline_ms", "min_idi_ms", "max_rise_time_us", "excursion_window_us")
 _MAX_WINDOW_S = 1.0
 
+#: The oldest subject's age, years (older is a typo: 300 was taken and gave "no limits at
+#: age 300"); children are studied too (stimulated SFEMG), so any positive age below it.
+_MAX_AGE_YEARS = 130.0
+
 #: Minimum peak-to-peak amplitude of an acceptable potential, V, per electrode
 #: (SFE > 200 µV; concentric needle >= 50 µV; docs/literature.md §5).
 ACCEPTANCE_MIN_AMPLITUDE_V = {"sfe": 200e-6, "concentric": 50e-6}
@@ -63,7 +67,8 @@ class AnalysisParams:
     muscle : str, optional
         Muscle name for reference limits ("edc", "frontalis", "orbicularis-oculi", ...).
     age_years : float, optional
-        Subject age; SFE voluntary limits depend on it (Bromberg & Scott 1994).
+        Subject age, years (above 0, at most 130); SFE voluntary limits depend on it
+        (Bromberg & Scott 1994).
     min_discharges : int
         Fewer analysable discharges flag the pair "few-discharges".
     msd_ratio_threshold : float
@@ -219,6 +224,9 @@ class AnalysisParams:
             _positive("min_amplitude_v", self.min_amplitude_v)
         if self.age_years is not None:
             _positive("age_years", self.age_years)
+            if self.age_years > _MAX_AGE_YEARS:
+                raise SfemgInputError(f"AnalysisParams.age_years must be at most {_MAX_AGE_YEARS:g} (years), "
+                                      f"got {self.age_years!r}")
         if self.muscle is not None and not isinstance(self.muscle, str):
             raise SfemgInputError(f"AnalysisParams.muscle must be a string, got {self.muscle!r}")
         for name in _WINDOWS:

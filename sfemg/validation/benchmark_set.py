@@ -34,8 +34,8 @@ from ..io._atomic import atomic_path
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
-__all__ = ["write_benchmark_set", "verify_benchmark_set", "score_results", "BENCHMARK_SET_VERSION",
-           "MANIFEST_NAME", "write_scores"]
+__all__ = ["write_benchmark_set", "verify_benchmark_set", "manifest_path", "score_results",
+           "BENCHMARK_SET_VERSION", "MANIFEST_NAME", "write_scores"]
 
 #: Version of the benchmark-set layout and naming.
 BENCHMARK_SET_VERSION = "1.0.0"
@@ -122,6 +122,14 @@ def write_benchmark_set(folder, grid="default", *, n_repeats: int = 1, n_recordi
     return manifest
 
 
+def manifest_path(folder) -> Path:
+    """The manifest of the benchmark set in ``folder``; SfemgInputError if it has none."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise SfemgInputError(f"{folder}: not a benchmark set (no {MANIFEST_NAME})")
+    return path
+
+
 def verify_benchmark_set(folder) -> dict:
     """Read a set's manifest and check every file against its checksum.
 
@@ -137,9 +145,7 @@ def verify_benchmark_set(folder) -> dict:
         a checksum mismatch.
     """
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise SfemgInputError(f"{folder}: not a benchmark set (no {MANIFEST_NAME})")
+    path = manifest_path(folder)
     try:
         manifest = _json.loads(path.read_text())
     except (OSError, ValueError) as exc:
