@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate a study and write it to HDF5")
     p.add_argument("--preset", default="healthy-edc", help="physiological state (see `sfemg presets`)")
     p.add_argument("--muscle", help="muscle physiology to use instead of the preset's")
-    p.add_argument("--mode", choices=["voluntary", "stimulated"], default="voluntary")
+    p.add_argument("--mode", choices=["voluntary", "stimulated"], default="voluntary",
+                   help="voluntary activation (fibre pairs) or axonal stimulation (endplates); default voluntary")
     p.add_argument("--pairs", type=_positive_int, help="fibre pairs, voluntary (default 20)")
     p.add_argument("--endplates", type=_positive_int, help="endplates, stimulated (default 30)")
     p.add_argument("--discharges", type=_positive_int,
@@ -322,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stimulator-clock", choices=["sampling", "own"],
                    help="stimulated: stimuli on the sampling clock (default; exact stimulus times) or on the "
                         "stimulator's own (anywhere within a sample, marked at the next sample)")
-    p.add_argument("--electrode", choices=["sfe", "concentric"], default="sfe")
+    p.add_argument("--electrode", choices=["sfe", "concentric"], default="sfe",
+                   help="single-fibre or concentric needle electrode: its filters and pick-up (default sfe)")
     p.add_argument("--output-kind", choices=["continuous", "sweeps"], default="continuous",
                    help="continuous recording or 10 ms sweeps per discharge")
     p.add_argument("--seed", type=int, help="random seed (same seed, same bits)")
@@ -337,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--muscle", help="muscle physiology to use instead of the preset's")
     p.add_argument("--rate", type=_number, default=3.0, help="stimulation rate, Hz (default 3)")
     p.add_argument("--stimuli", type=_positive_int, default=10, help="stimuli in the train (default 10)")
-    p.add_argument("--endplates", type=_positive_int, default=1000, help="muscle fibres (default 1000)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--endplates", type=_positive_int, default=1000,
+                   help="endplates (muscle fibres) summed into the CMAP (default 1000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1; same seed, same bits)")
     p.set_defaults(func=_cmd_rns)
 
     p = sub.add_parser("analyze", help="measure jitter and blocking in recordings (HDF5)")
@@ -367,20 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int,
                    help="recordings analysed at once, worker threads (default: the CPUs available; same results)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o or --json file")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("report", help="draw the clinical displays of an analysed file")
     p.add_argument("input", help="HDF5 file analysed by `sfemg analyze`")
     p.add_argument("-o", "--output", required=True, help="report file: .pdf, .png or .html")
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="simulate, analyse and report a demo study")
     p.add_argument("--out", default="sfemg-demo", help="output folder (default ./sfemg-demo)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1; same seed, same bits)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("validate", help="score jitter algorithms over a grid of simulated conditions")
@@ -398,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HDF5 results; an unfinished sweep with the same settings, begun by the same "
                         "sfemg version, is resumed")
     p.add_argument("--force", action="store_true", help="start the -o file over, whatever sweep it holds")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("benchmark-set", help="write a versioned synthetic benchmark set with ground truth")
@@ -408,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continuous recordings (a `signal` dataset, default) or 10 ms sweeps")
     p.add_argument("-o", "--output", required=True, help="folder to write (must be empty)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_benchmark_set)
 
     p = sub.add_parser("score", help="score a pipeline's JSON results against a benchmark set")
@@ -419,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=_number,
                    help="pair matching tolerance on the mean IPI, µs (default 150)")
     p.add_argument("--force", action="store_true", help="overwrite the scores file")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_score)
     return parser
 

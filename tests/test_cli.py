@@ -393,3 +393,17 @@ def test_errors_name_the_options_the_user_typed(tmp_path, capsys, argv, message)
     names = {"study": study, "out": out, "new": tmp_path / "new.h5", "missing": tmp_path / "nobench"}
     code, _, err = run(capsys, *(a.format(**names) for a in argv))
     assert code == 2 and err.strip().endswith(message) and len(err.strip().splitlines()) == 1
+
+
+def test_every_option_says_what_it_does():
+    """Found by a new user's review: --quiet, --seed, simulate's --mode and --electrode had
+    no help text."""
+    import argparse
+
+    from sfemg.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+              for name, sub in commands.choices.items() for action in sub._actions
+              if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert silent == []

@@ -223,7 +223,8 @@ def load_plugin(spec: str, kind: str):
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SfemgInputError(f"plug-in {spec!r}: cannot import {module_name!r} ({exc})") from None
+        raise SfemgInputError(f"plug-in {spec!r}: cannot import {module_name!r} ({exc}); install it, or put "
+                              "the folder that holds it on PYTHONPATH (PYTHONPATH=. sfemg validate ...)") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SfemgInputError(f"plug-in {spec!r}: {module_name!r} has no attribute {attr!r}")
