@@ -146,7 +146,7 @@ def _past_the_window(past, mode, fs_hz, params):
     """What lies past the search window (``past``, LockedPotential), for a note or an
     error message."""
     what = "responses time-locked to the stimuli" if mode == "stimulated" else "potentials time-locked to the trigger"
-    where = ", ".join(f"{p.latency / fs_hz * 1e3:.1f}" for p in past)
+    where = ", ".join(f"{p.latency / fs_hz * 1e3:.2f}" for p in past)
     return f"{what} at {where} ms lie past search_window_ms ({params.search_window_ms:g} ms)"
 
 

@@ -213,6 +213,18 @@ def test_a_response_past_the_search_window_is_not_timed_on_the_sweeps_end(latenc
         np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
 
 
+def test_times_past_the_search_window_read_past_it():
+    """Found by a new user's review: a response at 4.32 ms past a 4.3 ms window was
+    noted "at 4.3 ms" (rounded to 0.1 ms)."""
+    fs = 50e3
+    sig, stim, _ = synth.stimulated(fs, jitter_us=(20.0, 40.0), latencies_s=(2.5e-3, 4.3e-3),
+                                    amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.0, 0.0), seed=1)
+    (note,) = analyze_signal(sig, fs, mode="stimulated", stimulus_times_s=stim,
+                             params=AnalysisParams(search_window_ms=4.3)).notes
+    times = re.search(r"at ([\d., ]+) ms lie past search_window_ms \(4\.3 ms\)", note).group(1)
+    assert all(float(t) > 4.3 for t in times.split(", ")), note
+
+
 def test_responses_only_past_the_search_window_say_so():
     """Where every time-locked response lies past the window, the one-line error says
     where they are and how to reach them, rather than that there are none."""
