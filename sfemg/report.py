@@ -55,6 +55,15 @@ _TABLE_NOTE = ("Bold on grey: accepted, above the individual limit or blocking. 
                "stimulus for endplates). n: discharges.")
 
 
+def _table_note(study_result):
+    """The table's legend, with what each flag the study's pairs carry means."""
+    from .analysis.results import FLAG_MEANINGS
+
+    flags = sorted({flag for r in study_result.recordings for p in r.pairs for flag in p.flags})
+    meanings = "; ".join(f"{flag}: {FLAG_MEANINGS.get(flag, 'see docs/analysis.md §4')}" for flag in flags)
+    return _TABLE_NOTE + (f" Flags — {meanings}." if flags else "")
+
+
 def _columns(mode):
     """Table headers, units on a second line."""
     from .plotting._style import interval_name
@@ -219,7 +228,8 @@ def _study_pages(study_result, title):
         page.text(0.06, 0.965, f"{title} — pairs (continued)", fontsize=11, va="top")
         _draw_table(page.add_axes((0.05, 0.06, 0.90, 0.87)), rest[start:start + per_page], mode)
         pages.append(page)
-    pages[-1].text(0.06, 0.035, textwrap.fill(_TABLE_NOTE, 130), fontsize=6.5, va="top")
+    note = textwrap.fill(_table_note(study_result), 165, break_on_hyphens=False)  # (flags whole)
+    pages[-1].text(0.06, 0.008, note, fontsize=6.5, va="bottom")
     return pages
 
 
@@ -306,7 +316,7 @@ def _html_head(study_result, title):
     parts += [f"<p>{html.escape(line)}</p>" for line in _summary_lines(study_result)]
     parts += [_html_img(jitter_fig, "jitter plot"), "<h2>Pairs</h2>",
               _html_table(_table_rows(study_result), study_mode(study_result)),
-              f'<p class="note">{html.escape(_TABLE_NOTE)}</p>', "<h2>Pairs in detail</h2>"]
+              f'<p class="note">{html.escape(_table_note(study_result))}</p>', "<h2>Pairs in detail</h2>"]
     return parts
 
 

@@ -204,3 +204,24 @@ def test_a_recording_the_analysis_skipped_does_not_stop_the_report(simulated, tm
     result = analyze_file(h5)
     assert "zz_no_rate" in result.problems
     assert report_file(h5, tmp_path / "report.png", quiet=True).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_table_note_says_what_the_flags_mean_and_fits_below_the_table(study_result):
+    """Found by a new user's review: the table's flags ("discharges-displaced", ...) had
+    no legend. Every flag there is, at once, still fits between the table and the page's
+    foot."""
+    import dataclasses
+
+    from sfemg.analysis.results import FLAG_MEANINGS
+    from sfemg.report import _study_pages
+
+    flags = tuple(FLAG_MEANINGS)
+    recs = list(study_result.recordings)
+    recs[0] = dataclasses.replace(recs[0], pairs=(dataclasses.replace(recs[0].pairs[0], flags=flags),))
+    page = _study_pages(dataclasses.replace(study_result, recordings=tuple(recs)), "t")[-1]
+    page.canvas.draw()
+    note = page.texts[-1]
+    for flag, meaning in FLAG_MEANINGS.items():
+        assert f"{flag}: {meaning}" in note.get_text().replace("\n", " ")
+    table = page.axes[-1].tables[0]
+    assert 0 <= note.get_window_extent().y0 and note.get_window_extent().y1 < table.get_window_extent().y0

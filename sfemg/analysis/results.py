@@ -9,7 +9,19 @@ import numpy as np
 
 from .params import AnalysisParams
 
-__all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS"]
+__all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS", "FLAG_MEANINGS"]
+
+#: What each pair flag means, in a line a report can print (docs/analysis.md §4).
+FLAG_MEANINGS = {
+    "clipped": "the potential or the trigger reaches the level where the samples clip (excluded)",
+    "all-blocked": "the potential is missing in every discharge (excluded)",
+    "few-discharges": "fewer analysable discharges than min_discharges (50)",
+    "low-mcd": "MCD below low_mcd_us (5 µs): split fibre or direct muscle stimulation (excluded)",
+    "flip-flop": "bimodal IPIs: the potential alternates between two latencies",
+    "irregular-firing": "many short reference intervals: two units taken for one (excluded)",
+    "latency-excursions": "found outside its search window in some discharges (counted as discharges)",
+    "discharges-displaced": "some of the unit's discharges were lost with references left out",
+}
 
 #: The per-pair fields of the ``--json`` summary, in order: the contract's (docs/hdf5.md),
 #: then the pair's flags ("flip-flop", "few-discharges", ...), which a reader of the
