@@ -184,8 +184,9 @@ def _open(path):
                               f"({detail.group(1) if detail else exc.__class__.__name__})") from None
 
 
-def _read_signal(path, name, ds):
-    """Read a signal or sweeps dataset as volts, applying an ADC scale if needed."""
+def _read_signal(path, name, ds, group):
+    """Read a signal or sweeps dataset as volts, applying an ADC scale if needed (an
+    attribute of the dataset or, like ``sampling_rate_hz``, of its recording ``group``)."""
     try:
         data = ds[()]
     except OSError:
@@ -193,7 +194,8 @@ def _read_signal(path, name, ds):
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
         raise SfemgInputError(f"{path}: recording {name!r}: {ds.name} is not numeric")
     if data.dtype.kind in "iu":
-        scale = ds.attrs.get("scale_v_per_count", ds.attrs.get("scale"))
+        scale = next((where.attrs[key] for where in (ds, group) for key in ("scale_v_per_count", "scale")
+                      if key in where.attrs), None)
         if scale is None:
             raise SfemgInputError(
                 f"{path}: recording {name!r}: integer ADC data without a 'scale_v_per_count' attribute")
@@ -244,7 +246,7 @@ def _read_recording(path, name, g, *, with_ground_truth):
         fs = float(np.asarray(fs).reshape(()))
     except (TypeError, ValueError):
         raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is not a number") from None
-    data = _read_signal(path, name, ds)
+    data = _read_signal(path, name, ds, g)
 
     def opt(key):
         if key not in g:

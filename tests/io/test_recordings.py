@@ -77,6 +77,18 @@ def test_foreign_file_with_only_a_signal(tmp_path):
     assert recs[1].mode == "stimulated" and recs[1].signal_v[3] == pytest.approx(3e-6)
 
 
+def test_the_adc_scale_may_sit_on_the_recording_like_the_sampling_rate(tmp_path):
+    """Found by a new user's review: ``sampling_rate_hz`` was read from the recording's
+    group too, ``scale_v_per_count`` only from the dataset."""
+    path = tmp_path / "adc.h5"
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("recordings/a")
+        g.create_dataset("signal", data=np.arange(100, dtype=np.int16))
+        g.attrs["sampling_rate_hz"] = 25_000
+        g.attrs["scale_v_per_count"] = 1e-6
+    assert load_recordings(path)[0].signal_v[3] == pytest.approx(3e-6)
+
+
 def test_integer_adc_data_without_scale_is_refused(tmp_path):
     path = tmp_path / "adc.h5"
     with h5py.File(path, "w") as h5:
