@@ -228,7 +228,7 @@ def _study_pages(study_result, title):
         page.text(0.06, 0.965, f"{title} — pairs (continued)", fontsize=11, va="top")
         _draw_table(page.add_axes((0.05, 0.06, 0.90, 0.87)), rest[start:start + per_page], mode)
         pages.append(page)
-    note = textwrap.fill(_table_note(study_result), 165, break_on_hyphens=False)  # (flags whole)
+    note = textwrap.fill(_table_note(study_result), 150, break_on_hyphens=False)  # (flags whole)
     pages[-1].text(0.06, 0.008, note, fontsize=6.5, va="bottom")
     return pages
 

@@ -224,4 +224,5 @@ def test_the_table_note_says_what_the_flags_mean_and_fits_below_the_table(study_
     for flag, meaning in FLAG_MEANINGS.items():
         assert f"{flag}: {meaning}" in note.get_text().replace("\n", " ")
     table = page.axes[-1].tables[0]
-    assert 0 <= note.get_window_extent().y0 and note.get_window_extent().y1 < table.get_window_extent().y0
+    box = note.get_window_extent()
+    assert 0 <= box.y0 and box.y1 < table.get_window_extent().y0 and box.x1 <= 0.96 * page.bbox.x1  # (margin)

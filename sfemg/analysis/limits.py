@@ -228,7 +228,7 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
         return f"{n} {'endplate' if activation == 'stimulated' else 'pair'}{'' if n == 1 else 's'}"
 
     judged_on = max(jit.size, STUDY_PAIRS)
-    even_so = f" (of {count(jit.size)}: whatever {judged_on - jit.size} more would show)" \
+    even_so = f" ({count(jit.size)}: {judged_on - jit.size} more could not bring it below)" \
         if judged_on > jit.size else ""
     reasons = []
     if jit.sum() / judged_on > limits.mean_us:

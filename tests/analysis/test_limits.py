@@ -89,7 +89,7 @@ def test_verdict_on_fewer_than_twenty_pairs_only_where_more_could_not_change_it(
     # the mean limit (30 µs) exceeded even with the missing pairs at no jitter: 19 x 32 / 20 = 30.4
     high = study_verdict([pair(32)] * 19, muscle="edc", electrode="concentric")
     assert high["verdict"] == "abnormal"
-    assert high["verdict_reason"] == "mean jitter 32.0 µs > 30 µs (of 19 pairs: whatever 1 more would show)"
+    assert high["verdict_reason"] == "mean jitter 32.0 µs > 30 µs (19 pairs: 1 more could not bring it below)"
     assert study_verdict([pair(31)] * 19, muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
     endplates = study_verdict([pair(20)] * 5, muscle="frontalis", electrode="concentric", activation="stimulated")
     assert endplates["verdict"] == "unknown (5 endplates accepted: a normal study needs 20)"
