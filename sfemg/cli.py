@@ -65,17 +65,35 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+#: The oldest subject's age, years: --age above it is a typo (300 was taken, and the
+#: verdict said "no limits at age 300"). The Python API takes any positive age (the
+#: verdict then says there are no limits), so results stored with one stay readable.
+_MAX_AGE_YEARS = 130.0
+
+
+def _age(text):
+    value = _number(text)
+    if not 0 < value <= _MAX_AGE_YEARS:
+        raise argparse.ArgumentTypeError(f"a subject's age in years, above 0 and at most {_MAX_AGE_YEARS:g}; "
+                                         f"got {text}")
+    return value
+
+
+def _named(message, options):
+    """``message`` naming the command line's options, not the parameters behind them
+    ({parameter: option}): "--age must be ...", not "AnalysisParams.age_years must be ..."."""
+    for name, option in options.items():
+        message = re.sub(rf"(?<![-\w])(?:AnalysisParams\.)?{name}\b", option, message)
+    return message
+
+
 @contextlib.contextmanager
 def _options_named(options):
-    """Errors raised inside name the command line's options, not the parameters behind
-    them ({parameter: option}): "--age must be ...", not "AnalysisParams.age_years must be ..."."""
+    """Errors raised inside name the command line's options (:func:`_named`)."""
     try:
         yield
     except SfemgInputError as exc:
-        message = str(exc)
-        for name, option in options.items():
-            message = re.sub(rf"\b(?:AnalysisParams\.)?{name}\b", option, message)
-        raise SfemgInputError(message) from None
+        raise SfemgInputError(_named(str(exc), options)) from None
 
 
 def _check_output(path, force):
@@ -155,7 +173,8 @@ def _cmd_analyze(args):
              "highpass_hz": ("--highpass", args.highpass),
              "search_window_ms": ("--search-window-ms", args.search_window_ms),
              "stimulus_timing": ("--stimulus-timing", args.stimulus_timing)}
-    with _options_named({name: option for name, (option, _) in given.items()}):
+    options = {name: option for name, (option, _) in given.items()}
+    with _options_named(options):
         params = AnalysisParams(**{name: value for name, (_, value) in given.items() if value is not None})
     for path in (args.output, args.json):  # check before a long analysis, not after
         _check_output(path, args.force)
@@ -164,19 +183,22 @@ def _cmd_analyze(args):
               f"{', '.join(KNOWN_MUSCLES)}): the verdict will be unknown", file=sys.stderr)
     progress = _Progress(args.quiet, "analysing")
     try:
-        result = analyze_file(args.input, output_path=args.output, json_path=args.json,
-                              muscle=args.muscle, electrode=args.electrode, params=params,
-                              progress=lambda done, n, name: progress(done, n), n_workers=args.jobs)
+        with _options_named(options):
+            result = analyze_file(args.input, output_path=args.output, json_path=args.json,
+                                  muscle=args.muscle, electrode=args.electrode, params=params,
+                                  progress=lambda done, n, name: progress(done, n), n_workers=args.jobs)
     finally:
         progress.close()
     for name, problem in result.problems.items():
-        print(f"warning: {name!r}: {problem}", file=sys.stderr)
+        print(f"warning: {name!r}: {_named(problem, options)}", file=sys.stderr)
     for rec in result.recordings:
         for note in rec.notes:
-            print(f"note: {rec.name!r}: {note}", file=sys.stderr)
-    if result.study.get("electrode_source") == "parameters":
-        print(f"note: the recordings do not state their electrode: {result.study['electrode']} assumed "
-              "(--electrode to give it)", file=sys.stderr)
+            print(f"note: {rec.name!r}: {_named(note, options)}", file=sys.stderr)
+    unstated = {"parameters": "the recordings do not", "mixed": "some recordings do not"}.get(
+        result.study.get("electrode_source"))
+    if unstated:
+        print(f"note: {unstated} state their electrode: {params.electrode} assumed (--electrode to give it)",
+              file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
@@ -352,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--electrode", choices=["sfe", "concentric"],
                    help="electrode, for the acceptance thresholds and limits (default: each recording's "
                         "'electrode' attribute, else sfe)")
-    p.add_argument("--age", type=_number,
+    p.add_argument("--age", type=_age,
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
                    help="time-point method (default template: best precision)")

@@ -117,6 +117,11 @@ def _table_rows(study_result):
     return rows
 
 
+#: What the summary adds where the recordings do not all state their electrode.
+_ELECTRODE_UNSTATED = {"parameters": " (not stated in the recordings: the analysis parameters')",
+                       "mixed": " (not stated in some recordings: the analysis parameters' for those)"}
+
+
 def _summary_lines(study_result):
     """Plain-text summary: what was analysed, the verdict, the limits used."""
     from .plotting.study import limits_text, verdict_text
@@ -130,7 +135,7 @@ def _summary_lines(study_result):
     lines = [f"{len(recs)} recording(s), {n_pairs} {unit} "
              f"({s.get('n_pairs_accepted', 0)} accepted); {', '.join(modes)}; muscle "
              f"{s.get('muscle') or 'not given'}; electrode {s.get('electrode', '?')}"
-             f"{' (not stated in the recordings: assumed)' if s.get('electrode_source') == 'parameters' else ''}"
+             f"{_ELECTRODE_UNSTATED.get(s.get('electrode_source'), '')}"
              "; time point "
              f"{', '.join(methods) or '?'}.",
              f"Verdict: {verdict_text(s)}."]

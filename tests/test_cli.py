@@ -337,7 +337,8 @@ def test_analyze_notes_responses_past_the_search_window(tmp_path, capsys):
     (line,) = err.strip().splitlines()
     assert line.startswith("note: 'late': responses time-locked to the stimuli at 5.") and "--search-window-ms" in line
     (note,) = json.loads(summary.read_text())["recordings"]["late"]["notes"]
-    assert line.endswith(note) and load_results(tmp_path / "r.h5").recordings[0].notes == (note,)
+    assert load_results(tmp_path / "r.h5").recordings[0].notes == (note,)
+    assert line.endswith(note.replace("past search_window_ms", "past --search-window-ms"))  # (the option typed)
     code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "w.h5"), "--search-window-ms", "7",
                        "--quiet")
     assert code == 0 and err == "", err
@@ -372,10 +373,12 @@ def test_analyze_warns_at_once_of_a_muscle_without_limits(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("analyze", "{study}", "--age", "300"), "--age must be at most 130 (years), got 300.0"),
-    (("analyze", "{study}", "--age", "-5"), "--age must be a positive number, got -5.0"),
+    (("analyze", "{study}", "--age", "300"), "argument --age: a subject's age in years, above 0 and at most 130; "
+                                             "got 300"),
+    (("analyze", "{study}", "--age", "-5"), "argument --age: a subject's age in years, above 0 and at most 130; "
+                                            "got -5"),
     (("analyze", "{study}", "--highpass", "-5"), "--highpass must be >= 0, got -5.0"),
-    (("analyze", "{study}", "--search-window-ms", "2000"), "--search-window-ms must be at most 1 s, got 2000.0"),
+    (("analyze", "{study}", "--search-window-ms", "2000"), "--search-window-ms must be at most 1000 (1 s), got 2000.0"),
     (("simulate", "--rate", "-1", "-o", "{new}"), "--rate must be > 0 and <= 100, got -1.0"),
     (("simulate", "--discharges", "1", "-o", "{new}"), "--discharges must be an integer >= 2, got 1"),
     (("simulate", "--no-artefact", "-o", "{new}"), "--no-artefact is for stimulated studies (--mode stimulated)"),
@@ -390,6 +393,7 @@ def test_errors_name_the_options_the_user_typed(tmp_path, capsys, argv, message)
     study.write_bytes(b"")  # (refused by the option before it is read)
     out = tmp_path / "o.json"
     out.write_text("{}")
+    (tmp_path / "o.scores.json").write_text("{}")  # (score's default output: it used to be checked first)
     names = {"study": study, "out": out, "new": tmp_path / "new.h5", "missing": tmp_path / "nobench"}
     code, _, err = run(capsys, *(a.format(**names) for a in argv))
     assert code == 2 and err.strip().endswith(message) and len(err.strip().splitlines()) == 1
@@ -407,3 +411,14 @@ def test_every_option_says_what_it_does():
               for name, sub in commands.choices.items() for action in sub._actions
               if not isinstance(action, argparse._HelpAction) and not action.help]
     assert silent == []
+
+
+def test_errors_found_while_analysing_name_the_options_too(tmp_path, capsys):
+    """Found in review: a window refused per recording, during the analysis, still said
+    search_window_ms (and a high-pass above the band highpass_hz)."""
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    code, _, err = run(capsys, "analyze", str(path), "--search-window-ms", "150", "--quiet")
+    assert code == 2 and "'pair001': --search-window-ms (150) reaches the unit's neighbouring discharges" in err
+    code, _, err = run(capsys, "analyze", str(path), "--highpass", "1e9", "--quiet")
+    assert code == 2 and "--highpass = 1e+09 Hz must lie below 0.45 x the sampling rate" in err

@@ -18,6 +18,7 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
+from .limits import canonical_electrode
 from .params import checked_params
 from .potentials import clipped_discharges
 from .references import false_references, keep_references, trigger_discharges
@@ -63,6 +64,12 @@ def _first_accepted(attempts):
         if any(p.accepted for p in result.pairs):
             return result
     raise first_error
+
+
+def recording_electrode(rec, electrode=None):
+    """The electrode a recording is analysed for: ``electrode`` (an override) or the
+    recording's own, canonical; None where neither says (the parameters' then)."""
+    return canonical_electrode(electrode) or canonical_electrode(rec.electrode)
 
 
 def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recording=None):
@@ -369,7 +376,7 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
     return _analyze_continuous(name, x, float(fs_hz), mode, stimulus_times_s, params)
 
 
-def analyze_recording(rec: Recording, params=None) -> RecordingResult:
+def analyze_recording(rec: Recording, params=None, *, electrode=None) -> RecordingResult:
     """Jitter analysis of a :class:`~sfemg.recording.Recording` (continuous or sweeps).
 
     Parameters
@@ -379,12 +386,17 @@ def analyze_recording(rec: Recording, params=None) -> RecordingResult:
         stimulus is at ``stimulus_times_s`` or, if absent, at each sweep's start; voluntary
         sweeps each hold a discharge of the trigger potential.
     params : AnalysisParams, optional
+    electrode : str, optional
+        Overrides the recording's electrode (acceptance thresholds). Otherwise the
+        recording's own (:func:`~sfemg.analysis.limits.canonical_electrode`: any case or
+        an alias; an unknown name is an input error), else ``params.electrode``.
 
     Returns
     -------
     RecordingResult
     """
     params = checked_params(params)
+    params = params.replace(electrode=recording_electrode(rec, electrode) or params.electrode)
     check_fs(rec.fs_hz)
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)

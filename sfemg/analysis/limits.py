@@ -115,16 +115,17 @@ _ELECTRODES = {
 
 def canonical_electrode(electrode, where="electrode"):
     """``"sfe"`` or ``"concentric"`` for an electrode name or alias, any case ("SFE",
-    "single fibre", "Concentric", "CNE"); None stays None.
+    "single fibre", "Concentric", "CNE"); None (or blank text, as some tools write for
+    "not stated") is None.
 
     Raises
     ------
     SfemgInputError
         For any other name (it would otherwise be read as SFE, and the SFE limits used).
     """
-    if electrode is None:
+    key = "-".join(str(electrode).strip().lower().replace("_", " ").split()) if electrode is not None else ""
+    if not key:
         return None
-    key = "-".join(str(electrode).strip().lower().replace("_", " ").split())
     if key not in _ELECTRODES:
         raise SfemgInputError(f"{where} {electrode!r} is neither 'sfe' (single-fibre) nor 'concentric' "
                               "(concentric needle); give the electrode (--electrode)")
@@ -139,6 +140,7 @@ def lookup_limits(muscle, electrode, activation, age_years=None):
     muscle : str or None
         Muscle name or alias.
     electrode : {"sfe", "concentric"}
+        Or an alias (:func:`canonical_electrode`).
     activation : {"voluntary", "stimulated"}
     age_years : float, optional
         Needed for SFE voluntary limits.
@@ -149,8 +151,9 @@ def lookup_limits(muscle, electrode, activation, age_years=None):
     reason : str
         Empty when limits were found, else why not (one line).
     """
-    if electrode not in ("sfe", "concentric"):
-        raise SfemgInputError(f"electrode must be 'sfe' or 'concentric', not {electrode!r}")
+    electrode = canonical_electrode(electrode)
+    if electrode is None:
+        raise SfemgInputError("electrode: give 'sfe' or 'concentric'")
     if activation not in ("voluntary", "stimulated"):
         raise SfemgInputError(f"activation must be 'voluntary' or 'stimulated', not {activation!r}")
     key = canonical_muscle(muscle)
@@ -199,6 +202,7 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     ok = [p for p in pairs if p.accepted and np.isfinite(p.jitter_us)]
     jit = np.array([p.jitter_us for p in ok])
     blocking = np.array([p.n_blocked > 0 for p in ok], dtype=bool)
+    electrode = canonical_electrode(electrode)  # (None: refused by lookup_limits)
     limits, why = lookup_limits(muscle, electrode, activation, age_years)
     out = {
         "n_pairs": len(pairs), "n_pairs_accepted": len(ok),

@@ -13,7 +13,7 @@ from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
 from ..io._atomic import writable_target
-from .core import analyze_recording
+from .core import analyze_recording, recording_electrode
 from .limits import canonical_electrode, canonical_muscle, study_verdict
 from .params import checked_params
 from .results import StudyResult
@@ -82,10 +82,9 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     stated = {}  # recording name: whether its electrode was given or stated (else params')
 
     def analyse(rec):
-        rec_electrode = electrode or canonical_electrode(rec.electrode)
-        stated[rec.name] = rec_electrode is not None
-        return analyze_recording(rec, params.replace(electrode=rec_electrode or params.electrode,
-                                                     muscle=muscle or rec.muscle or params.muscle))
+        stated[rec.name] = recording_electrode(rec, electrode) is not None
+        return analyze_recording(rec, params.replace(muscle=muscle or rec.muscle or params.muscle),
+                                 electrode=electrode)
 
     results = []
     with one_blas_thread:  # held for the whole study: set per fit, it is slow on worker threads
@@ -110,8 +109,9 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
     else:
         study = study_verdict(pairs, muscle=study_muscle, electrode=study_electrode or params.electrode,
                               activation=activation or "voluntary", age_years=params.age_years)
-    study["electrode_source"] = "given" if electrode else \
-        "recordings" if all(stated[r.name] for r in results) else "parameters"
+    said = [stated[r.name] for r in results]
+    study["electrode_source"] = "given" if electrode else "recordings" if said and all(said) else \
+        "mixed" if any(said) else "parameters"
     return StudyResult(recordings=tuple(results), study=study, problems=problems, params=params,
                        source=source)
 
@@ -129,7 +129,8 @@ def analyze_recordings(recordings, *, muscle=None, electrode=None, params=None, 
         Overrides the recordings' electrode (acceptance thresholds and limits); otherwise
         each recording's own (an alias such as "SFE" or "CNE" is understood, an unknown
         name refuses that recording), else ``params.electrode`` (``study["electrode_source"]``
-        says which: "given", "recordings" or "parameters").
+        says which: "given", "recordings", "parameters" or "mixed": some recordings
+        state it, the others take the parameters').
     params : AnalysisParams, optional
     progress : callable(done, n, name), optional
         Called as each recording is done (``done`` from 1 to n, its name), in order.

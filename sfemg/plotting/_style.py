@@ -97,10 +97,12 @@ def fmt_percent(value):
 
 
 def fmt_uncertainty_us(value_us):
-    """A measurement uncertainty in µs to 2 significant digits ("–" when unknown), e.g.
-    ``"0.37"``, ``"1.7"``, ``"12"``."""
+    """A measurement uncertainty in µs to 2 significant digits ("–" when unknown, "<0.01"
+    below 0.01 µs), e.g. ``"0.37"``, ``"1.7"``, ``"12"``."""
     if not _finite(value_us):
         return "–"
+    if abs(value_us) < 0.01:  # (a near-noiseless signal: "1.0e-09" did not fit the panel's column)
+        return "<0.01"
     return f"{value_us:.0f}" if abs(value_us) >= 10 else f"{value_us:#.2g}".rstrip(".")
 
 

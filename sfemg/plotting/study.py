@@ -13,6 +13,9 @@ __all__ = ["plot_jitter_study", "verdict_text", "limits_text", "study_mode"]
 #: Above this many pairs the blocking percentages are left to the table (they would overlap).
 MAX_ANNOTATED_PAIRS = 40
 
+#: Up to this many pairs, every row number is on the jitter plot's axis.
+_EVERY_ROW_NUMBERED = 10
+
 
 def study_mode(study_result):
     """"voluntary" or "stimulated": the study's activation."""
@@ -105,8 +108,10 @@ def plot_jitter_study(study_result, ax=None):
               + ([lim["individual_us"]] if lim else []) + [mean if mean and np.isfinite(mean) else 0])
     ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)
     ax.set_xlim(0.3, max(len(entries), 1) + 0.7)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(max(len(entries), 1), 25),
-                                           min_n_ticks=1))  # (at its default 2, one pair got ticks 0.8, 1.6)
+    if len(entries) <= _EVERY_ROW_NUMBERED:  # (a locator numbered one pair 0.8, 1.6, and 4 or 5 pairs 2, 4)
+        ax.set_xticks(np.arange(1, max(len(entries), 1) + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(entries), 25)))
     what = "Endplate" if study_mode(study_result) == "stimulated" else "Pair"
     ax.set_xlabel(f"{what} (row of the table)")
     ax.set_ylabel("Jitter (µs)")

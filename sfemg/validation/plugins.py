@@ -153,9 +153,8 @@ def template_time_points(segments_v, fs_hz, noise_power_v2):
 def _sfemg_analyser(method, joint_timing=True):
     def analyse(recording):
         from ..analysis import AnalysisParams, analyze_recording
-        params = AnalysisParams(method=method, joint_timing=joint_timing, electrode=recording.electrode or "sfe",
-                                muscle=recording.muscle)
-        return list(analyze_recording(recording, params).pairs)
+        params = AnalysisParams(method=method, joint_timing=joint_timing, muscle=recording.muscle)
+        return list(analyze_recording(recording, params).pairs)  # (for the recording's electrode)
     variant = "" if joint_timing else ", each potential timed on its own segment (no joint timing)"
     analyse.__name__ = analyse.__qualname__ = f"sfemg_{method}_analyser"
     analyse.__doc__ = f"Built-in analyser: the sfemg analysis, {method} time points{variant}."

@@ -79,6 +79,26 @@ def test_the_electrode_from_an_alias_refused_when_unknown_and_said_when_assumed(
     unstated = analyze_file(foreign_file(tmp_path / "f.h5", signals), output_path=tmp_path / "r.h5")
     assert (unstated.study["electrode"], unstated.study["electrode_source"]) == ("sfe", "parameters")
     assert load_results(tmp_path / "r.h5").study["electrode_source"] == "parameters"
+    with h5py.File(path, "a") as h5:  # one states it, one leaves it blank (as some tools write "not stated")
+        del h5["recordings/c"]
+        h5["recordings/b"].attrs["electrode"] = " "
+    mixed = analyze_file(path, output_path=tmp_path / "r.h5")
+    assert [r.electrode for r in mixed.recordings] == ["concentric", "sfe"]
+    assert mixed.study["electrode_source"] == "mixed"
+
+
+def test_one_recording_is_analysed_for_its_own_electrode(signals):
+    """Found in review: analyze_recording took only params.electrode (a "CNE" recording
+    was analysed with the SFE acceptance amplitude)."""
+    from sfemg.analysis import AnalysisParams, analyze_recording
+    from sfemg.recording import Recording
+
+    rec = Recording(name="r", fs_hz=50e3, signal_v=signals[0], electrode="CNE")
+    assert analyze_recording(rec).electrode == "concentric"
+    assert analyze_recording(rec, AnalysisParams(electrode="sfe")).electrode == "concentric"
+    assert analyze_recording(rec, electrode="single fibre").electrode == "sfe"
+    with pytest.raises(SfemgInputError, match="electrode 'needle' is neither"):
+        analyze_recording(Recording(name="r", fs_hz=50e3, signal_v=signals[0], electrode="needle"))
 
 
 def test_second_run_replaces_analysis_and_output_elsewhere(tmp_path, signals):

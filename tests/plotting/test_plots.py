@@ -197,15 +197,18 @@ def test_jitter_study_plot(study_result):
     assert not _overlapping(ax.texts)
 
 
-def test_jitter_study_of_one_pair_numbers_it_one(study_result):
-    """Found by a new user's review: one pair's axis read 0.8 and 1.6."""
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 10])
+def test_a_small_study_numbers_every_pair(study_result, n):
+    """Found by a new user's review: one pair's axis read 0.8 and 1.6; and in review,
+    two or three pairs then got the one number 2, and four or five 2 and 4."""
     from sfemg.analysis import StudyResult
-    one = StudyResult(study_result.recordings[:1], study_result.study)
-    ax = plot_jitter_study(one)
+    few = StudyResult(study_result.recordings[:n], study_result.study)
+    ax = plot_jitter_study(few)
     ax.figure.canvas.draw()
     lo, hi = ax.get_xlim()
-    assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0]
-    assert "1 of 1 pair accepted" in ax.get_title()
+    assert [t for t in ax.get_xticks() if lo <= t <= hi] == list(range(1, n + 1))
+    assert not _tick_overlaps(ax)
+    assert f"of {n} pair{'s' if n > 1 else ''} accepted" in ax.get_title()
 
 
 def test_jitter_study_without_limits_says_why(study_result):
@@ -271,3 +274,12 @@ def test_plots_draw_into_given_axes_and_never_show(recording_result, study_resul
     for call, ax in zip(calls, axes.flat):
         assert call(ax) is ax
     assert len(plt.get_fignums()) == 1
+
+
+@pytest.mark.parametrize("value, text", [(0.374, "0.37"), (1.72, "1.7"), (12.4, "12"), (0.0123, "0.012"),
+                                         (1e-9, "<0.01"), (float("nan"), "–")])
+def test_uncertainties_read_in_two_digits_and_fit_their_column(value, text):
+    """Found in review: a near-noiseless technical jitter read "1.0e-09", wider than the
+    pair panel's column."""
+    from sfemg.plotting._style import fmt_uncertainty_us
+    assert fmt_uncertainty_us(value) == text
