@@ -53,7 +53,8 @@ KINDS = ("timepoint", "analyser")
 #: the analysis does, so that a segment holds one potential.
 SEGMENT_HALF_US = 600.0
 #: Built-in peak and level estimators seek the peak within this distance of the segment's
-#: centre (the analysis' own search range), µs.
+#: centre (the analysis' own search range), µs; the segments are centred on the
+#: potential's largest sample within this distance of its true main phase.
 PEAK_SEARCH_US = 50.0
 #: Level of the ``level`` estimator, fraction of the peak (the analysis' default).
 LEVEL_FRACTION = 0.5
@@ -287,7 +288,12 @@ def _time_fibre(estimator, recording, event_times_s, half, noise_power):
     mean = _segments(data, rows, idx + (lo + hi) // 2, (hi - lo) // 2).mean(axis=0)
     peak = int(np.argmax(np.abs(mean)))
     polarity = 1.0 if mean[peak] >= 0 else -1.0
-    centres = idx + (lo + hi) // 2 - (hi - lo) // 2 + peak
+    # each segment centred on the potential's coarse peak: its largest sample within
+    # PEAK_SEARCH_US of where the truth puts its main phase (centred on the truth itself,
+    # a segment gave it away to the sample: returning the centre beat the template fit)
+    truth = idx + (lo + hi) // 2 - (hi - lo) // 2 + peak
+    search = max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs)))
+    centres = truth - search + np.argmax(polarity * _segments(data, rows, truth, search), axis=1)
     segs = polarity * _segments(data, rows, centres, half)
     pos = np.asarray(estimator(segs, fs, noise_power), dtype=np.float64)
     if pos.shape != (fired.size,):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from sfemg.analysis.jitter import compute_mcd
 from sfemg.errors import SfemgInputError
 from sfemg.io import load_recordings
 from sfemg.io.validation import load_validation
@@ -168,6 +169,27 @@ def test_a_time_point_estimator_gets_the_endplates_potential_only():
     assert np.isnan(pair["msd_us"]) and pair["jitter_us"] == pair["mcd_us"]
     np.testing.assert_array_equal(pair["reference_times_s"], gt.discharge_times_s)  # the stimulus itself
     np.testing.assert_array_equal(pair["blocked"], gt.blocked[0])
+
+
+def test_the_segments_are_centred_on_the_data_not_on_the_truth():
+    """Found by a developer's review: segments centred on each discharge's true position
+    gave the truth away to the sample (an estimator returning the centre beat the
+    template fit on MCD RMSE). With the truth moved by whole samples, discharge by
+    discharge, and the data left alone, the centre must still follow the data."""
+    def centre(segments_v, fs_hz, noise_power_v2):
+        return np.full(segments_v.shape[0], segments_v.shape[1] // 2, dtype=float)
+
+    rec = simulate_repeat(STIM, 1, repeat_seed(3, 0, 1)).recordings[0]
+    gt = rec.ground_truth
+    moves = np.random.default_rng(0).integers(-1, 2, gt.event_times_s.shape[1]) / rec.fs_hz
+    moved = gt.event_times_s.copy()
+    moved[0] += moves
+    rec = dataclasses.replace(rec, ground_truth=dataclasses.replace(gt, event_times_s=moved))
+    (pair,) = estimator_analyser(centre)(rec)
+    fired = np.isfinite(moved[0])
+    # the time points' errors against the moved truth are the moves (plus < 1 sample of
+    # rounding and noise): their MCD is at least most of the moves' own
+    assert pair["technical_jitter_us"] > 0.7 * compute_mcd(moves[fired]) * 1e6
 
 
 # --- sweeps ----------------------------------------------------------------------------------
