@@ -42,7 +42,8 @@ from ..errors import SfemgInputError
 
 __all__ = ["TimePointEstimator", "Analyser", "TIME_POINT_ESTIMATORS", "ANALYSERS", "KINDS",
            "register_time_point_estimator", "register_analyser", "load_plugin", "method_analyser",
-           "estimator_analyser", "peak_time_points", "level_time_points", "template_time_points"]
+           "estimator_analyser", "peak_time_points", "level_time_points", "template_time_points",
+           "BUILTIN_METHODS"]
 
 #: Method kinds, as written in method names ``"<kind>:<spec>"``.
 KINDS = ("timepoint", "analyser")
@@ -192,6 +193,10 @@ for _name, _fn in (("peak", peak_time_points), ("level", level_time_points),
 for _method in ("template", "peak", "level"):
     register_analyser(f"sfemg-{_method}", _sfemg_analyser(_method))
 register_analyser("sfemg-template-single", _sfemg_analyser("template", joint_timing=False))
+#: The methods sfemg itself provides; every other one is the user's code (its failures are
+#: reported as the plug-in's, with where they happened).
+BUILTIN_METHODS = frozenset([f"timepoint:{name}" for name in TIME_POINT_ESTIMATORS]
+                            + [f"analyser:{name}" for name in ANALYSERS])
 
 
 def load_plugin(spec: str, kind: str):

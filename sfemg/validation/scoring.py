@@ -156,27 +156,34 @@ _PAIR_FIELDS = ("mean_ipi_us", "mcd_us", "msd_us", "jitter_us", "mcd_msd_ratio",
 def pair_fields(pair) -> dict:
     """The scored fields of one measured pair (mapping or object), as floats.
 
-    ``mean_ipi_us`` and ``mcd_us`` are required; missing optional fields (or JSON nulls)
-    become NaN, except ``accepted`` (default True) and ``jitter_us`` (default: by the
-    MCD/MSD rule).
+    ``mean_ipi_us`` and ``mcd_us`` are required (null, as ``--json`` writes NaN, is NaN: a
+    pair without a mean IPI matches no true pair, one without an MCD is left out of the
+    MCD's scores); missing optional fields (or nulls) become NaN, except ``accepted``
+    (default True) and ``jitter_us`` (default: by the MCD/MSD rule from what is given).
 
     Raises
     ------
     SfemgInputError
-        A required field is missing or a value is not a number.
+        A required field is missing, a value is not a number (text such as "20" is not
+        one), or ``accepted`` is not true or false.
     """
     get = pair.get if isinstance(pair, Mapping) else (lambda k, d=None: getattr(pair, k, d))
+    missing = object()
     out = {}
     for name in _PAIR_FIELDS:
-        value = get(name, None)
-        if value is None:
-            if name in ("mean_ipi_us", "mcd_us"):
-                raise SfemgInputError(f"a measured pair lacks {name!r} (needed to score it)")
+        value = get(name, missing)
+        if value is missing and name in ("mean_ipi_us", "mcd_us"):
+            raise SfemgInputError(f"a measured pair lacks {name!r} (needed to score it)")
+        if value is missing or value is None:
             value = True if name == "accepted" else math.nan
-        try:
-            out[name] = bool(value) if name == "accepted" else float(value)
-        except (TypeError, ValueError):
-            raise SfemgInputError(f"a measured pair's {name!r} is not a number: {value!r}") from None
+        if name == "accepted":
+            if not isinstance(value, (bool, np.bool_)):
+                raise SfemgInputError(f"a measured pair's 'accepted' is not true or false: {value!r}")
+            out[name] = bool(value)
+        elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise SfemgInputError(f"a measured pair's {name!r} is not a number: {value!r}")
+        else:
+            out[name] = float(value)
     if math.isnan(out["jitter_us"]):
         ratio = out["mcd_us"] / out["msd_us"] if out["msd_us"] > 0 else math.nan
         out["jitter_us"] = out["msd_us"] if ratio > RATIO_THRESHOLD else out["mcd_us"]

@@ -24,7 +24,7 @@ from .._blas import one_blas_thread
 from .._validation import worker_count
 from ..errors import SfemgInputError
 from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
-from .plugins import method_analyser
+from .plugins import BUILTIN_METHODS, method_analyser
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
 __all__ = ["run_sweep", "run_task", "summarize_sweep", "format_summary", "DEFAULT_METHODS",
@@ -69,19 +69,26 @@ def _run_task(cell, cell_index, repeat, seed, n_recordings, methods, tolerance_u
     scores = np.empty((len(methods), len(METRICS)))
     for k, method in enumerate(methods):
         analyser = method_analyser(method)
-        external = method.count(":") > 1  # "<kind>:module:function": the user's code
+        external = method not in BUILTIN_METHODS  # the user's code: its failures are its own
+        where = f"(cell {cell_index}, repeat {repeat})"
         measured = []
         for rec in study.recordings:
             try:
-                measured.append(analyser(rec))
+                pairs = analyser(rec)
+                if external and not isinstance(pairs, (list, tuple)):
+                    raise TypeError(f"returned {type(pairs).__name__}, not a list of pairs")
+                measured.append(pairs)
             except SfemgInputError:  # nothing found: every pair of the recording is missed
                 measured.append([])
             except Exception as exc:
                 if not external:
                     raise
-                raise SfemgInputError(f"plug-in {method} failed on recording {rec.name} (cell {cell_index}, "
-                                      f"repeat {repeat}): {exc.__class__.__name__}: {exc}") from None
-        scores[k] = score_repeat(truths, measured, tolerance_us)
+                raise SfemgInputError(f"plug-in {method} failed on recording {rec.name} {where}: "
+                                      f"{exc.__class__.__name__}: {exc}") from None
+        try:
+            scores[k] = score_repeat(truths, measured, tolerance_us)
+        except SfemgInputError as exc:  # a pair of the wrong form
+            raise SfemgInputError(f"{method} {where}: {exc}") from None
     return cell_index, repeat, scores, time.perf_counter() - t0, socket.gethostname()
 
 

@@ -29,3 +29,13 @@ def broken_analyser(recording):
 def wrong_shape_time_points(segments_v, fs_hz, noise_power_v2):
     """An estimator with a bug: one position too few."""
     return np.zeros(segments_v.shape[0] - 1)
+
+
+def dict_analyser(recording):
+    """A pipeline with a bug: one pair, not a list of them."""
+    return {"mean_ipi_us": 1000.0, "mcd_us": 20.0}
+
+
+def ipi_less_analyser(recording):
+    """A pipeline with a bug: a pair without its mean IPI."""
+    return [{"mcd_us": 20.0}]

@@ -74,6 +74,24 @@ def test_pair_fields_need_ipi_and_mcd_and_numbers():
     assert pair_fields({"mean_ipi_us": 1.0, "mcd_us": 30.0, "msd_us": 20.0})["jitter_us"] == 20.0
 
 
+def test_pair_fields_take_null_as_nan_and_refuse_text():
+    """Found by a developer's review: null (how --json writes NaN, e.g. for a pair that
+    blocks throughout) made scoring fail as a missing MCD, while text ("20", "false")
+    passed as numbers and as true."""
+    fields = pair_fields({"mean_ipi_us": 1000.0, "mcd_us": None})
+    assert math.isnan(fields["mcd_us"]) and fields["accepted"] is True
+    with pytest.raises(SfemgInputError, match="lacks 'mcd_us'"):
+        pair_fields({"mean_ipi_us": 1000.0})
+    with pytest.raises(SfemgInputError, match=r"'mcd_us' is not a number: '20'"):
+        pair_fields({"mean_ipi_us": 1000.0, "mcd_us": "20"})
+    with pytest.raises(SfemgInputError, match=r"'accepted' is not true or false: 'false'"):
+        pair_fields({"mean_ipi_us": 1000.0, "mcd_us": 20.0, "accepted": "false"})
+    # a matched pair without an MCD is left out of the MCD's scores, not an error
+    s = scores([truth([1000.0, 2000.0], [20.0, 30.0], [20.0, 30.0], [0.0, 0.0])],
+               [[{"mean_ipi_us": 1000.0, "mcd_us": None}, {"mean_ipi_us": 2000.0, "mcd_us": 33.0}]])
+    assert s["n_matched_pairs"] == 2 and s["mcd_bias_us"] == pytest.approx(3.0)
+
+
 def test_confidence_interval_is_student_t_over_repeats():
     rng = np.random.default_rng(3)
     x = np.full((6, len(METRICS)), np.nan)

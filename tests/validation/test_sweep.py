@@ -1,6 +1,7 @@
 """Sweeps: the same bits serially, on processes and on Dask; resume; plug-ins; the CLI."""
 
 import json
+import re
 import threading
 
 import h5py
@@ -17,6 +18,7 @@ from sfemg.validation import (
     format_summary,
     load_plugin,
     method_analyser,
+    register_time_point_estimator,
     repeat_seed,
     run_sweep,
     summarize_sweep,
@@ -163,11 +165,24 @@ def test_plugins_by_module_function(tmp_path):
 
 
 @pytest.mark.parametrize("method, message", [
-    ("analyser:tests.validation.plugin_example:broken_analyser", "ValueError: oops"),
-    ("timepoint:tests.validation.plugin_example:wrong_shape_time_points", "returned shape"),
+    ("analyser:tests.validation.plugin_example:broken_analyser",
+     "plug-in {method} failed on recording pair001 \\(cell 0, repeat 0\\): ValueError: oops"),
+    ("timepoint:tests.validation.plugin_example:wrong_shape_time_points",
+     "plug-in {method} failed on recording pair001 .*returned shape"),
+    # found by a developer's review: these were a bare TypeError (exit 1) and a message
+    # without the plug-in, the cell or the repeat
+    ("analyser:tests.validation.plugin_example:dict_analyser",
+     "plug-in {method} failed on recording pair001 .*TypeError: returned dict, not a list of pairs"),
+    ("analyser:tests.validation.plugin_example:ipi_less_analyser",
+     "^{method} \\(cell 0, repeat 0\\): a measured pair lacks 'mean_ipi_us'"),
+    ("timepoint:mine", "plug-in {method} failed on recording pair001 .*RuntimeError: boom"),  # registered here
 ])
 def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, method, message):
-    with pytest.raises(SfemgInputError, match=f"plug-in {method} failed on recording pair001.*{message}"):
+    def boom(segments_v, fs_hz, noise_power_v2):
+        raise RuntimeError("boom")
+
+    register_time_point_estimator("mine", boom)
+    with pytest.raises(SfemgInputError, match=message.format(method=re.escape(method))):
         run_sweep(tmp_path / "b.h5", Grid("one", (Cell(n_discharges=30),)), n_repeats=1, n_recordings=1,
                   methods=(method,), n_workers=1)
 
