@@ -11,7 +11,9 @@ import contextlib
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 
 from . import __version__
@@ -449,19 +451,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):  # (like KeyboardInterrupt: no "except Exception" takes it)
+    """SIGTERM, raised where the command is so that its clean-up runs (worker processes
+    stopped, temporary files removed) as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_ends_the_command():
+    """Within: SIGTERM raises :class:`_Terminated` (only the main thread can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit code (0, 1 or 2)."""
+    """Run the command line; returns the exit code (0, 1 or 2; 130 and 143 when
+    interrupted by Ctrl-C or SIGTERM)."""
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
         args.command_line = " ".join(["sfemg", *argv])
-        return args.func(args)
+        with _sigterm_ends_the_command():
+            return args.func(args)
     except SfemgInputError as exc:
         print(f"sfemg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sfemg: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("sfemg: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as exc:  # a bug in sfemg, not the user's input
         if os.environ.get("SFEMG_DEBUG"):
             traceback.print_exc()

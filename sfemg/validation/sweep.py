@@ -12,7 +12,9 @@ on the same file with the same configuration skips the finished cells.
 from __future__ import annotations
 
 import datetime
+import os
 import socket
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -36,6 +38,8 @@ DEFAULT_METHODS = ("analyser:sfemg-template", "analyser:sfemg-peak", "timepoint:
                    "timepoint:peak", "timepoint:level")
 #: Version of the sweep configuration and scores (bump when a metric's meaning changes).
 SWEEP_FORMAT_VERSION = "1.0.0"
+#: How often a worker process looks whether the sweep that started it is still there, s.
+_PARENT_POLL_S = 1.0
 
 
 def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: int, methods,
@@ -97,8 +101,21 @@ def _run_serial(tasks):
         yield run_task(*task)
 
 
+def _end_with_parent():
+    """Worker initialiser: the worker ends once the process that started it is gone (a
+    killed sweep cannot shut its pool down; its workers stayed, idle, as orphans)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sfemg-parent-watch", daemon=True).start()
+
+
 def _run_processes(tasks, n_workers):
-    pool = ProcessPoolExecutor(n_workers)
+    pool = ProcessPoolExecutor(n_workers, initializer=_end_with_parent)
     try:
         for future in as_completed([pool.submit(run_task, *task) for task in tasks]):
             yield future.result()

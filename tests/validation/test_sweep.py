@@ -1,8 +1,13 @@
 """Sweeps: the same bits serially, on processes and on Dask; resume; plug-ins; the CLI."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import h5py
 import numpy as np
@@ -260,3 +265,52 @@ def test_plot_error_vs_noise_draws_a_line_per_method(serial):
     assert ax.get_xlabel() == "noise RMS (µV)"
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
+
+
+def _children(pid):
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
+def test_a_killed_sweep_leaves_no_worker_processes(tmp_path, sig, code):
+    """Found by a developer's review: after kill -TERM or -KILL of `sfemg validate --jobs 2`
+    both workers stayed alive, idle, as orphans. SIGTERM now ends the command as Ctrl-C
+    does (exit 143); after SIGKILL the workers notice their parent is gone."""
+    proc = subprocess.Popen([sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50",
+                             "--jobs", "2", "--quiet", "-o", str(tmp_path / "v.h5")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, "the sweep started no worker processes"
+    time.sleep(1.0)  # (working)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # (not to leave them running if this fails)
+        os.kill(w, signal.SIGKILL)
+    assert not left
