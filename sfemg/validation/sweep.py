@@ -183,7 +183,8 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     force : bool
         Replace an existing file and run every cell, whatever it holds.
     progress : callable, optional
-        ``progress(n_done, n_total)`` after each task (repeat) of this run.
+        ``progress(n_done, n_total)`` as the tasks start (0 done) and after each task
+        (repeat) of this run.
     command : str, optional
         Command line, stored as provenance.
 
@@ -243,6 +244,8 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         results = _run_processes(tasks, n_workers)
     pending = {c: {} for c in todo}
     t_start = time.perf_counter()
+    if progress is not None:  # (a bar from the start: opened at the first task's end, its clock and rate were off)
+        progress(0, len(tasks))
     for n_done, (c, r, scores, elapsed, host) in enumerate(results, start=1):
         pending[c][r] = (scores, elapsed, host)
         if len(pending[c]) == n_repeats:
