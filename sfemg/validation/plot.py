@@ -6,7 +6,9 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import SfemgInputError
 from ..plotting._style import new_axes
+from .scoring import METRICS
 from .sweep import summarize_sweep
 
 __all__ = ["plot_error_vs_noise"]
@@ -24,7 +26,8 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     path : str or os.PathLike
         Validation file written by :func:`~sfemg.validation.run_sweep`.
     metric : str
-        One of :data:`~sfemg.validation.METRICS` (default: MCD RMSE, µs).
+        One of :data:`~sfemg.validation.METRICS` (default: MCD RMSE, µs); another name
+        is an input error, and so is a ``receptor_blockade`` no finished cell has.
     receptor_blockade : float, optional
         Jitter level (AChR loss) to show; default: that of the sweep's first cell (of
         ``mode``). Cells differing from it in anything but the noise are left out.
@@ -37,6 +40,8 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     -------
     matplotlib.axes.Axes
     """
+    if metric not in METRICS:
+        raise SfemgInputError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
     rows = summarize_sweep(path)
     _, ax = new_axes(ax)
     if not rows:
@@ -46,6 +51,10 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
         return ax
     if receptor_blockade is not None:
         base = dataclasses.replace(base, receptor_blockade=receptor_blockade)
+        if not any(r["cell"].receptor_blockade == receptor_blockade for r in rows):
+            levels = sorted({r["cell"].receptor_blockade for r in rows})
+            raise SfemgInputError(f"no finished cell has receptor_blockade={receptor_blockade:g}; the sweep's: "
+                                  f"{', '.join(f'{b:g}' for b in levels)}")
     base = dataclasses.replace(base, noise_rms_v=0.0)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for method, style in zip(methods, _STYLES * len(methods)):

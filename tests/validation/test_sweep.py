@@ -267,6 +267,11 @@ def test_plot_error_vs_noise_draws_a_line_per_method(serial):
     assert ax.get_xlabel() == "noise RMS (µV)"
     import matplotlib.pyplot as plt
     plt.close(ax.figure)
+    # found by a developer's review: a bare KeyError, and an empty plot
+    with pytest.raises(SfemgInputError, match="metric 'mcd_rmse' is not one of .*mcd_rmse_us"):
+        plot_error_vs_noise(serial, "mcd_rmse")
+    with pytest.raises(SfemgInputError, match="no finished cell has receptor_blockade=0.33; the sweep's: "):
+        plot_error_vs_noise(serial, receptor_blockade=0.33)
 
 
 def _children(pid):
