@@ -1,7 +1,5 @@
-"""``python -m sfemg``: the command line, as the ``sfemg`` script runs it (:func:`sfemg.cli.main`)."""
+"""``python -m sfemg``: the command line, as the ``sfemg`` script runs it (:func:`sfemg.cli.run`)."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

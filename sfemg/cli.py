@@ -13,13 +13,15 @@ import os
 import re
 import signal
 import sys
-import threading
 import traceback
 
 from . import __version__
 from .errors import SfemgInputError
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+#: Exit code of a command ended by SIGTERM (128 + the signal's number, as a shell reports it).
+_TERMINATED = 128 + signal.SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,9 +85,13 @@ def _age(text):
 
 def _named(message, options):
     """``message`` naming the command line's options, not the parameters behind them
-    ({parameter: option}): "--age must be ...", not "AnalysisParams.age_years must be ..."."""
+    ({parameter: option}): "--age must be ...", not "AnalysisParams.age_years must be ...".
+    Only where a parameter is spoken of (``AnalysisParams.<name>``, or the name before
+    ``(``, ``=``, a comparison, "must", "is" or at the end of a clause): a path such as
+    ``data/method/x.h5`` or a Python example ``AnalysisParams(highpass_hz=500)`` stays."""
     for name, option in options.items():
-        message = re.sub(rf"(?<![-\w])(?:AnalysisParams\.)?{name}\b", option, message)
+        message = re.sub(rf"AnalysisParams\.{name}\b|(?<![\w./(-]){name}(?=\s*[(=<>]|\s+(?:must|is)\b|\)|$)",
+                         option, message)
     return message
 
 
@@ -452,36 +458,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminated(BaseException):  # (like KeyboardInterrupt: no "except Exception" takes it)
-    """SIGTERM, raised where the command is so that its clean-up runs (worker processes
-    stopped, temporary files removed) as on Ctrl-C."""
+    """SIGTERM, raised where the ``sfemg`` program is so that its clean-up runs (worker
+    processes stopped, temporary files removed) as on Ctrl-C."""
 
 
-@contextlib.contextmanager
-def _sigterm_ends_the_command():
-    """Within: SIGTERM raises :class:`_Terminated` (only the main thread can take signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _terminated(signum, frame):
+    raise _Terminated
 
-    def terminated(signum, frame):
-        raise _Terminated
 
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def run():
+    """The ``sfemg`` program (``python -m sfemg``): :func:`main`, with SIGTERM (a batch
+    system ending the job) ending the command as Ctrl-C does, after which the process
+    dies of the signal, as whoever sent it expects. (:func:`main` called from another
+    program leaves its signals alone.)"""
+    signal.signal(signal.SIGTERM, _terminated)
+    code = main()
+    if code == _TERMINATED:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    sys.exit(code)
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit code (0, 1 or 2; 130 and 143 when
-    interrupted by Ctrl-C or SIGTERM)."""
+    """Run the command line; returns the exit code (0, 1 or 2; 130 when interrupted by
+    Ctrl-C, 143 by SIGTERM under :func:`run`)."""
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
         args.command_line = " ".join(["sfemg", *argv])
-        with _sigterm_ends_the_command():
-            return args.func(args)
+        return args.func(args)
     except SfemgInputError as exc:
         print(f"sfemg: error: {exc}", file=sys.stderr)
         return 2
@@ -490,7 +495,7 @@ def main(argv=None) -> int:
         return 130
     except _Terminated:
         print("sfemg: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return _TERMINATED
     except Exception as exc:  # a bug in sfemg, not the user's input
         if os.environ.get("SFEMG_DEBUG"):
             traceback.print_exc()
@@ -500,4 +505,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

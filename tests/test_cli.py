@@ -422,3 +422,21 @@ def test_errors_found_while_analysing_name_the_options_too(tmp_path, capsys):
     assert code == 2 and "'pair001': --search-window-ms (150) reaches the unit's neighbouring discharges" in err
     code, _, err = run(capsys, "analyze", str(path), "--highpass", "1e9", "--quiet")
     assert code == 2 and "--highpass = 1e+09 Hz must lie below 0.45 x the sampling rate" in err
+
+
+@pytest.mark.parametrize("message, named", [
+    ("AnalysisParams.age_years must be a positive number, got -5", "--age must be a positive number, got -5"),
+    ("highpass_hz = 1e+09 Hz must lie below", "--highpass = 1e+09 Hz must lie below"),
+    ("search_window_ms (150) reaches ...: give a shorter search_window_ms",
+     "--search-window-ms (150) reaches ...: give a shorter --search-window-ms"),
+    # found in review: a path and a Python example were renamed too
+    ("data/method/nothere.h5: no such file", "data/method/nothere.h5: no such file"),
+    ("analyse with --highpass 500 (AnalysisParams(highpass_hz=500))",
+     "analyse with --highpass 500 (AnalysisParams(highpass_hz=500))"),
+    ("recording method.h5 cannot be read", "recording method.h5 cannot be read"),
+])
+def test_messages_name_options_only_where_a_parameter_is_spoken_of(message, named):
+    from sfemg.cli import _named
+    options = {"method": "--method", "highpass_hz": "--highpass", "search_window_ms": "--search-window-ms",
+               "age_years": "--age"}
+    assert _named(message, options) == named

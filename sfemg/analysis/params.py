@@ -58,7 +58,9 @@ class AnalysisParams:
         Adds ~3.5-7 ms to a recording with overlapping potentials, most of them: the
         analysis takes ~1.3x as long as without (docs/analysis.md §6-7).
     electrode : {"sfe", "concentric"}
-        Selects acceptance thresholds and reference limits.
+        Selects acceptance thresholds and reference limits, for recordings that do not
+        state their own (``Recording.electrode``, which ``analyze_recording`` and the
+        study functions use unless given an ``electrode`` to override it).
     muscle : str, optional
         Muscle name for reference limits ("edc", "frontalis", "orbicularis-oculi", ...).
     age_years : float, optional

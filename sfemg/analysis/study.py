@@ -110,8 +110,9 @@ def _analyze_study(items, n, *, muscle, electrode, params, progress, problems, s
         study = study_verdict(pairs, muscle=study_muscle, electrode=study_electrode or params.electrode,
                               activation=activation or "voluntary", age_years=params.age_years)
     said = [stated[r.name] for r in results]
-    study["electrode_source"] = "given" if electrode else "recordings" if said and all(said) else \
-        "mixed" if any(said) else "parameters"
+    if said:  # (nothing analysed: nothing to say)
+        study["electrode_source"] = "given" if electrode else "recordings" if all(said) else \
+            "mixed" if any(said) else "parameters"
     return StudyResult(recordings=tuple(results), study=study, problems=problems, params=params,
                        source=source)
 

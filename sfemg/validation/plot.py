@@ -27,7 +27,8 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
         Validation file written by :func:`~sfemg.validation.run_sweep`.
     metric : str
         One of :data:`~sfemg.validation.METRICS` (default: MCD RMSE, µs); another name
-        is an input error, and so is a ``receptor_blockade`` no finished cell has.
+        is an input error, and so are a ``mode`` or ``receptor_blockade`` no finished
+        cell (of that mode) has.
     receptor_blockade : float, optional
         Jitter level (AChR loss) to show; default: that of the sweep's first cell (of
         ``mode``). Cells differing from it in anything but the noise are left out.
@@ -47,14 +48,15 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
     if not rows:
         return ax
     base = next((r["cell"] for r in rows if mode is None or r["cell"].mode == mode), None)
-    if base is None:  # no cell of that mode
-        return ax
+    if base is None:
+        raise SfemgInputError(f"no finished cell is {mode}; the sweep's: "
+                              f"{', '.join(sorted({r['cell'].mode for r in rows}))}")
     if receptor_blockade is not None:
+        levels = sorted({r["cell"].receptor_blockade for r in rows if r["cell"].mode == base.mode})
+        if receptor_blockade not in levels:
+            raise SfemgInputError(f"no finished {base.mode} cell has receptor_blockade={receptor_blockade:g}; "
+                                  f"the sweep's: {', '.join(f'{b:g}' for b in levels)}")
         base = dataclasses.replace(base, receptor_blockade=receptor_blockade)
-        if not any(r["cell"].receptor_blockade == receptor_blockade for r in rows):
-            levels = sorted({r["cell"].receptor_blockade for r in rows})
-            raise SfemgInputError(f"no finished cell has receptor_blockade={receptor_blockade:g}; the sweep's: "
-                                  f"{', '.join(f'{b:g}' for b in levels)}")
     base = dataclasses.replace(base, noise_rms_v=0.0)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for method, style in zip(methods, _STYLES * len(methods)):

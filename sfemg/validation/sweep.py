@@ -12,6 +12,7 @@ on the same file with the same configuration skips the finished cells.
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import os
 import socket
 import threading
@@ -38,8 +39,6 @@ DEFAULT_METHODS = ("analyser:sfemg-template", "analyser:sfemg-peak", "timepoint:
                    "timepoint:peak", "timepoint:level")
 #: Version of the sweep configuration and scores (bump when a metric's meaning changes).
 SWEEP_FORMAT_VERSION = "1.0.0"
-#: How often a worker process looks whether the sweep that started it is still there, s.
-_PARENT_POLL_S = 1.0
 
 
 def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: int, methods,
@@ -102,16 +101,18 @@ def _run_serial(tasks):
 
 
 def _end_with_parent():
-    """Worker initialiser: the worker ends once the process that started it is gone (a
-    killed sweep cannot shut its pool down; its workers stayed, idle, as orphans)."""
-    parent = os.getppid()
+    """Worker initialiser: the worker ends once the sweep's process is gone (a killed sweep
+    cannot shut its pool down; its workers stayed, idle, as orphans). Its sentinel, not
+    the parent id: under the forkserver start method a worker's parent is the server."""
+    sweep = multiprocessing.parent_process()
+    if sweep is None:
+        return
 
     def watch():
-        while os.getppid() == parent:
-            time.sleep(_PARENT_POLL_S)
+        sweep.join()
         os._exit(1)
 
-    threading.Thread(target=watch, name="sfemg-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="sfemg-sweep-watch", daemon=True).start()
 
 
 def _run_processes(tasks, n_workers):
@@ -244,8 +245,8 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         results = _run_processes(tasks, n_workers)
     pending = {c: {} for c in todo}
     t_start = time.perf_counter()
-    if progress is not None:  # (a bar from the start: opened at the first task's end, its clock and rate were off)
-        progress(0, len(tasks))
+    if progress is not None and tasks:  # (a bar from the start: opened at the first task's end, its clock
+        progress(0, len(tasks))         # and rate were off)
     for n_done, (c, r, scores, elapsed, host) in enumerate(results, start=1):
         pending[c][r] = (scores, elapsed, host)
         if len(pending[c]) == n_repeats:

@@ -262,7 +262,9 @@ def test_plot_selects_the_activation(stim_sweep):
     from sfemg.validation.plot import plot_error_vs_noise
     ax = plot_error_vs_noise(stim_sweep, mode="stimulated")
     assert len(ax.get_legend().get_texts()) == 2 and ax.get_title().endswith("stimulated")
-    assert not plot_error_vs_noise(stim_sweep, mode="voluntary").lines  # no voluntary cell: empty axes
+    # no voluntary cell: said so (an empty plot until the twenty-second session)
+    with pytest.raises(SfemgInputError, match="no finished cell is voluntary; the sweep's: stimulated"):
+        plot_error_vs_noise(stim_sweep, mode="voluntary")
 
 
 def test_cli_scores_a_stimulated_set_and_names_grid_sums(stim_bench, tmp_path, capsys):

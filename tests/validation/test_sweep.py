@@ -184,10 +184,13 @@ def test_plugins_by_module_function(tmp_path):
      "^{method} \\(cell 0, repeat 0\\): a measured pair lacks 'mean_ipi_us'"),
     ("timepoint:mine", "plug-in {method} failed on recording pair001 .*RuntimeError: boom"),  # registered here
 ])
-def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, method, message):
+def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, monkeypatch, method, message):
+    from sfemg.validation.plugins import TIME_POINT_ESTIMATORS
+
     def boom(segments_v, fs_hz, noise_power_v2):
         raise RuntimeError("boom")
 
+    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "mine", None)  # (registered below, removed after the test)
     register_time_point_estimator("mine", boom)
     with pytest.raises(SfemgInputError, match=message.format(method=re.escape(method))):
         run_sweep(tmp_path / "b.h5", Grid("one", (Cell(n_discharges=30),)), n_repeats=1, n_recordings=1,
@@ -270,22 +273,25 @@ def test_plot_error_vs_noise_draws_a_line_per_method(serial):
     # found by a developer's review: a bare KeyError, and an empty plot
     with pytest.raises(SfemgInputError, match="metric 'mcd_rmse' is not one of .*mcd_rmse_us"):
         plot_error_vs_noise(serial, "mcd_rmse")
-    with pytest.raises(SfemgInputError, match="no finished cell has receptor_blockade=0.33; the sweep's: "):
+    with pytest.raises(SfemgInputError, match="no finished voluntary cell has receptor_blockade=0.33; the sweep's: "):
         plot_error_vs_noise(serial, receptor_blockade=0.33)
 
 
-def _children(pid):
-    """Process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
+def _descendants(pid):
+    """Process ids descended from ``pid`` (Linux /proc)."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
 
 
@@ -298,26 +304,31 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
-def test_a_killed_sweep_leaves_no_worker_processes(tmp_path, sig, code):
+@pytest.mark.parametrize("sig, start_method", [(signal.SIGKILL, "fork"), (signal.SIGKILL, "forkserver"),
+                                               (signal.SIGKILL, "spawn"), (signal.SIGTERM, "fork")])
+def test_a_killed_sweep_leaves_no_worker_processes(tmp_path, sig, start_method):
     """Found by a developer's review: after kill -TERM or -KILL of `sfemg validate --jobs 2`
     both workers stayed alive, idle, as orphans. SIGTERM now ends the command as Ctrl-C
-    does (exit 143); after SIGKILL the workers notice their parent is gone."""
-    proc = subprocess.Popen([sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50",
-                             "--jobs", "2", "--quiet", "-o", str(tmp_path / "v.h5")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    workers = _children(proc.pid)
-    assert len(workers) >= 2, "the sweep started no worker processes"
-    time.sleep(1.0)  # (working)
-    proc.send_signal(sig)
-    assert proc.wait(timeout=60) == code
-    deadline = time.monotonic() + 15
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = [w for w in workers if _alive(w)]
-    for w in left:  # (not to leave them running if this fails)
-        os.kill(w, signal.SIGKILL)
+    does, then the process dies of it; after SIGKILL the workers notice the sweep is gone
+    — under every start method (Python 3.14 starts them from a fork server on Linux)."""
+    launch = (f"import multiprocessing, sys; multiprocessing.set_start_method({start_method!r}); "
+              f"sys.argv = ['sfemg', 'validate', '--grid', 'default', '--n', '50', '--jobs', '2', '--quiet', "
+              f"'-o', {str(tmp_path / 'v.h5')!r}]; from sfemg.cli import run; run()")
+    proc = subprocess.Popen([sys.executable, "-c", launch], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # (all started, working)
+        spawned = _descendants(proc.pid)
+        assert len(spawned) >= 2, "the sweep started no worker processes"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == -sig  # (SIGTERM: after the clean-up, as a shell reports a kill)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        left = [p for p in _descendants(proc.pid) + locals().get("spawned", []) if _alive(p)]
+        for p in left:  # (not to leave them running if this fails)
+            os.kill(p, signal.SIGKILL)
     assert not left
