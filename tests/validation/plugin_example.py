@@ -39,3 +39,8 @@ def dict_analyser(recording):
 def ipi_less_analyser(recording):
     """A pipeline with a bug: a pair without its mean IPI."""
     return [{"mcd_us": 20.0}]
+
+
+def nan_time_points(segments_v, fs_hz, noise_power_v2):
+    """An estimator that finds nothing: every discharge blocked."""
+    return np.full(segments_v.shape[0], np.nan)

@@ -171,6 +171,17 @@ def test_plugins_by_module_function(tmp_path):
     assert centroid["n_matched_pairs"] == 2 and np.isfinite(centroid["mcd_rmse_us"])
 
 
+def test_an_estimator_that_finds_nothing_blocks_every_discharge_of_the_true_pairs(tmp_path):
+    """"A NaN position counts as a blocked discharge" (docs/validation.md); all of them
+    used to leave the pair without a mean IPI: a false and a missed pair (a developer's
+    review)."""
+    run_sweep(tmp_path / "n.h5", Grid("one", (Cell(n_discharges=30),)), n_repeats=1, n_recordings=2,
+              methods=("timepoint:tests.validation.plugin_example:nan_time_points",), n_workers=1)
+    scores = dict(zip(METRICS, load_validation(tmp_path / "n.h5")["metrics"][0][0, 0]))
+    assert (scores["n_matched_pairs"], scores["false_pairs"], scores["missed_pairs"]) == (2, 0, 0)
+    assert scores["blocking_bias_percent"] > 95  # (every discharge said blocked; the truth blocks in few)
+
+
 @pytest.mark.parametrize("method, message", [
     ("analyser:tests.validation.plugin_example:broken_analyser",
      "plug-in {method} failed on recording pair001 \\(cell 0, repeat 0\\): ValueError: oops"),
