@@ -285,6 +285,7 @@ def summarize_sweep(path) -> list:
 
 #: Columns of :func:`format_summary`: (metric, header, format).
 _TABLE = (("mcd_bias_us", "MCD bias µs", "{:+.1f}"), ("mcd_rmse_us", "MCD RMSE µs", "{:.1f}"),
+          ("technical_jitter_us", "tech. jitter µs", "{:.1f}"),
           ("false_pairs", "false", "{:.1f}"), ("missed_pairs", "missed", "{:.1f}"),
           ("rejected_pairs", "rejected", "{:.1f}"), ("blocking_precision", "block P", "{:.2f}"),
           ("blocking_recall", "block R", "{:.2f}"))

@@ -232,6 +232,7 @@ def test_summary_table_has_a_row_per_cell_and_method(serial):
         (c, m) for c in (0, 1) for m in SMALL["methods"]]
     text = format_summary(rows)
     assert "MCD bias µs" in text and "analyser:sfemg-template" in text
+    assert "tech. jitter µs" in text  # (the measurement floor: a developer's review missed it)
 
 
 def test_cli_validate(tmp_path, capsys):
