@@ -440,3 +440,16 @@ def test_messages_name_options_only_where_a_parameter_is_spoken_of(message, name
     options = {"method": "--method", "highpass_hz": "--highpass", "search_window_ms": "--search-window-ms",
                "age_years": "--age"}
     assert _named(message, options) == named
+
+
+def test_rns_judges_the_decrement_at_low_rates_only(capsys):
+    """Found by a researcher's review: --rate 50 was judged "abnormal (> 10 %)" by the
+    low-rate decrement criterion (high-rate RNS is read for an increment)."""
+    code, out, _ = run(capsys, "rns", "--preset", "achr-mg-severe", "--rate", "3")
+    assert code == 0 and "repetitive nerve stimulation, achr-mg-severe" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("decrement 1st-4th: ") and last.endswith(("abnormal (> 10 %)", "normal (<= 10 %)"))
+    code, out, _ = run(capsys, "rns", "--preset", "achr-mg-severe", "--rate", "50")
+    last = out.strip().splitlines()[-1]
+    assert code == 0 and "abnormal" not in last and "normal" not in last
+    assert "CMAP last/1st: " in last and "no verdict: the 10 % decrement criterion is for 5 Hz and below" in last
