@@ -242,9 +242,9 @@ def plot_safety_factor(recording, fibre=None, ax=None):
         raise SfemgInputError(f"recording {recording.name!r} has no ground truth (not synthetic)")
     if fibre is None:
         fibre, _ = illustrative_fibre(recording)
-    if not 0 <= fibre < gt.n_fibres:
-        raise SfemgInputError(f"fibre {fibre} out of range: recording {recording.name!r} has "
-                              f"{gt.n_fibres} fibres")
+    if isinstance(fibre, bool) or not isinstance(fibre, (int, np.integer)) or not 0 <= fibre < gt.n_fibres:
+        raise SfemgInputError(f"fibre {fibre!r} is not a fibre index: recording {recording.name!r} has "
+                              f"{gt.n_fibres} fibres (0-{gt.n_fibres - 1})")
     _, ax = new_axes(ax, figsize=(6.4, 3.5))
     epp_mv = gt.epp_amplitude_v[fibre] * MV_PER_V
     thr_mv = gt.threshold_v[fibre] * MV_PER_V

@@ -110,6 +110,8 @@ class NMJParams:
                      "epp_time_scale_spread_cv", "axonal_jitter_s", "synaptic_delay_s",
                      "velocity_recovery_gain"):
             check_number(self, name, 0.0)
+        for name, high in _NMJ_AT_MOST.items():
+            check_number(self, name, 0.0, high)
         if self.epp_rise_time_constant_s >= self.epp_decay_time_constant_s:
             raise SfemgInputError(
                 "NMJParams.epp_rise_time_constant_s must be shorter than epp_decay_time_constant_s")
@@ -117,6 +119,15 @@ class NMJParams:
             raise SfemgInputError(
                 "NMJParams.quantal_content must be smaller than pool_size_quanta "
                 f"({self.quantal_content} >= {self.pool_size_quanta})")
+
+
+#: Upper bounds of NMJParams fields that a value in the wrong unit would pass otherwise
+#: (threshold_v=3.8 for 3.8e-3 V: every discharge blocked; axonal_jitter_s=0.05: action
+#: potentials before the stimulus; a researcher's review): a membrane depolarises by
+#: ~0.1 V at most, and these times are of µs to ms.
+_NMJ_AT_MOST = {"quantal_size_v": 0.1, "threshold_v": 0.1, "driving_force_v": 0.2,
+                "axonal_jitter_s": 1e-3, "synaptic_delay_s": 5e-3, "epp_rise_time_constant_s": 5e-3,
+                "epp_decay_time_constant_s": 0.05}
 
 
 @dataclass(frozen=True)

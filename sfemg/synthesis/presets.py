@@ -75,6 +75,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 
 def get_muscle(name: str) -> str:
     """Canonical muscle key for ``name`` (aliases accepted) or raise SfemgInputError."""
+    if not isinstance(name, str):
+        raise SfemgInputError(f"muscle must be a name (text), got {name!r}")
     key = MUSCLE_ALIASES.get(name.lower(), name.lower())
     if key not in MUSCLES:
         raise SfemgInputError(f"unknown muscle {name!r}; choose from {', '.join(MUSCLES)}")
@@ -89,7 +91,7 @@ def get_preset(name: str, muscle: str | None = None) -> tuple[Preset, NMJParams]
     SfemgInputError
         For an unknown preset or muscle.
     """
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise SfemgInputError(f"unknown preset {name!r}; `sfemg presets` lists them")
     preset = PRESETS[name]
     if muscle is not None:

@@ -71,7 +71,8 @@ def simulate_rns(preset: str = "healthy-edc", *, muscle: str | None = None, rate
     -------
     RNSResult
     """
-    if not (np.isfinite(rate_hz) and 0 < rate_hz <= 100):
+    if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(rate_hz) and 0 < rate_hz <= 100):
         raise SfemgInputError(f"rate_hz must be in (0, 100] Hz, got {rate_hz!r}")
     for name, value, low, high in (("n_stimuli", n_stimuli, 4, 10_000),
                                    ("n_endplates", n_endplates, 1, 1_000_000)):

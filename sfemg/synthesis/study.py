@@ -128,6 +128,11 @@ class StudyParams:
         def bad(name, rule):
             raise SfemgInputError(f"{name} must be {rule}, got {getattr(self, name)!r}")
 
+        for name, kind in (("nmj", NMJParams), ("disease", Disease), ("conductor", Conductor),
+                           ("amplifier", (Amplifier, type(None)))):
+            if not isinstance(getattr(self, name), kind):  # (a dict failed deep inside the simulation)
+                kinds = kind if isinstance(kind, tuple) else (kind,)
+                bad(name, " or ".join("None" if k is type(None) else f"a {k.__name__}" for k in kinds))
         if self.mode not in ("voluntary", "stimulated"):
             bad("mode", "'voluntary' or 'stimulated'")
         if self.electrode not in ELECTRODE_AMPLIFIERS:
@@ -153,6 +158,7 @@ class StudyParams:
             bad("sweep_pretrigger_s", "shorter than sweep_window_s")
         if self.mode == "voluntary" and self.rate_hz > 50:
             bad("rate_hz", "<= 50 Hz for voluntary firing")
+        check_number(self, "fs_hz", 0.0, low_open=True)  # (a number first: text failed inside the check below)
         self.amplifier.check_sampling_rate(self.fs_hz)
         if self.output == "sweeps" and self.sweep_window_s * self.rate_hz >= 1:
             bad("sweep_window_s", f"shorter than the mean interval 1/rate_hz = {1 / self.rate_hz:g} s")

@@ -258,8 +258,9 @@ def test_safety_factor_plot(simulated):
     if n_blocked:
         assert len(_line(ax, f"blocked ({n_blocked})").get_xdata()) == n_blocked
     assert ax.get_ylabel() == "Depolarisation (mV)"
-    with pytest.raises(SfemgInputError):
-        plot_safety_factor(rec, fibre=gt.n_fibres)
+    for bad in (gt.n_fibres, 1.5, True):  # (a researcher's review: 1.5 an IndexError, True a matplotlib error)
+        with pytest.raises(SfemgInputError, match="is not a fibre index"):
+            plot_safety_factor(rec, fibre=bad)
 
 
 def test_plots_draw_into_given_axes_and_never_show(recording_result, study_result, monkeypatch):

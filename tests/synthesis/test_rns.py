@@ -30,7 +30,8 @@ def test_decrement_is_largest_at_the_4th_to_6th_response_then_recovers():
 
 
 @pytest.mark.parametrize("kwargs,match", [({"rate_hz": 0.0}, "rate_hz"), ({"n_stimuli": 2}, "n_stimuli"),
-                                          ({"n_endplates": 0}, "n_endplates"), ({"preset": "x"}, "preset")])
+                                          ({"n_endplates": 0}, "n_endplates"), ({"preset": "x"}, "preset"),
+                                          ({"rate_hz": "3"}, "rate_hz"), ({"muscle": 5}, "muscle")])
 def test_impossible_rns_parameters(kwargs, match):
     with pytest.raises(SfemgInputError, match=match):
         simulate_rns(**kwargs)

@@ -135,6 +135,12 @@ def test_every_preset_simulates():
     ({"seed": -1}, "seed"),
     ({"warp_factor": 9}, "unknown parameter"),
     ({"output": "sweeps", "sweep_window_s": 0.2}, "sweep_window_s"),
+    # a researcher's review: an AttributeError or TypeError from deep inside, each
+    ({"disease": {"complement_lysis": 0.3}}, "disease must be a Disease"),
+    ({"nmj": None}, "nmj must be a NMJParams"),
+    ({"fs_hz": "50000"}, "fs_hz must be > 0"),
+    ({"preset": ["healthy-edc"]}, "unknown preset"),
+    ({"muscle": 5}, "muscle must be a name"),
 ])
 def test_impossible_parameters_are_refused(kwargs, match):
     with pytest.raises(SfemgInputError, match=match):

@@ -164,6 +164,8 @@ def test_wrapper_rejects_bad_input():
     ({"threshold_v": 0.0}, "threshold_v"),
     ({"quantal_content": 2000.0}, "pool_size_quanta"),
     ({"axonal_jitter_s": float("nan")}, "axonal_jitter_s"),
+    ({"threshold_v": 3.8}, r"threshold_v must be >= 0 and <= 0.1"),  # volts, not mV (a researcher's review)
+    ({"axonal_jitter_s": 0.05}, r"axonal_jitter_s must be >= 0 and <= 0.001"),
 ])
 def test_impossible_physiology_is_refused(kwargs, match):
     with pytest.raises(SfemgInputError, match=match):
