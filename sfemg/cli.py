@@ -1,7 +1,9 @@
 """The ``sfemg`` command line: presets, simulate, rns, analyze, report, demo.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback);
-1 internal error (a bug: please report it; set ``SFEMG_DEBUG=1`` for the traceback).
+1 internal error (a bug: please report it; set ``SFEMG_DEBUG=1`` for the traceback);
+130 interrupted by Ctrl-C; ended by SIGTERM, the program dies of the signal after its
+clean-up (:func:`run`).
 """
 
 from __future__ import annotations
