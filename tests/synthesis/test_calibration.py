@@ -6,11 +6,12 @@ rendering (the same ground truth as a rendered study with the same seed).
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from sfemg.analysis import lookup_limits
+from sfemg.analysis import study_verdict
 from sfemg.synthesis import simulate_study
 from sfemg.synthesis.truth import true_jitter_table
 from tests import tolerances as tol
@@ -28,11 +29,13 @@ def _study_table(preset, seed, **kwargs):
 
 
 def _cne_abnormal(table, muscle):
-    """The study verdict (docs/analysis.md §5) against the concentric-needle limits (the stricter set)."""
-    limits, _ = lookup_limits(muscle, "concentric", "voluntary")
-    jitter = table["jitter_us"]
-    abnormal_pairs = (jitter > limits.individual_us) | (table["blocking_percent"] > 0)
-    return jitter.mean() > limits.mean_us or abnormal_pairs.mean() > 0.10
+    """The study verdict (docs/analysis.md §5, ``study_verdict`` itself) against the
+    concentric-needle limits (the stricter set), every true pair accepted."""
+    pairs = [SimpleNamespace(accepted=True, jitter_us=j, n_blocked=int(b > 0))
+             for j, b in zip(table["jitter_us"], table["blocking_percent"])]
+    verdict = study_verdict(pairs, muscle=muscle, electrode="concentric", activation="voluntary")["verdict"]
+    assert verdict in ("normal", "abnormal"), verdict  # (20 pairs: judged)
+    return verdict == "abnormal"
 
 
 @pytest.mark.parametrize("preset,muscle", [("healthy-edc", "edc"), ("healthy-frontalis", "frontalis"),
