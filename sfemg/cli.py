@@ -311,6 +311,10 @@ def _cmd_score(args):
     tolerance = {} if args.tolerance is None else {"tolerance_us": args.tolerance}
     scores = score_results(args.results, args.benchmark_set, **tolerance)
     write_scores(output, scores, force=args.force)
+    overall = scores["overall"]
+    if overall["n_matched_pairs"]["mean"] == 0 and overall["n_measured_pairs"]["mean"] > 0:  # (a developer's review)
+        print("warning: no measured pair matched a true one: are mean_ipi_us in µs, from the trigger "
+              "(voluntary) or the stimulus (stimulated)?", file=sys.stderr)
     if not args.quiet:
         rows = [{"cell_index": c["cell_index"], "cell": Cell(**c["cell"]), "method": "results",
                  "metrics": c["metrics"]} for c in scores["cells"]]

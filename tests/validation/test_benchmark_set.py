@@ -114,12 +114,20 @@ def test_cli_benchmark_set_and_score(bench, tmp_path, capsys):
     results = tmp_path / "results.json"
     results.write_text(json.dumps(json_of(bench, truth_analyser)))
     assert main(["score", str(results), str(bench)]) == 0
-    out = capsys.readouterr().out
-    assert "MCD bias µs" in out and (tmp_path / "results.scores.json").exists()
+    out, err = capsys.readouterr()
+    assert "MCD bias µs" in out and (tmp_path / "results.scores.json").exists() and "warning" not in err
     saved = json.loads((tmp_path / "results.scores.json").read_text())
     assert saved["overall"]["mcd_bias_us"]["mean"] == 0.0
     assert main(["score", str(results), str(bench)]) == 2  # exists, no --force
     assert "exists" in capsys.readouterr().err
+    # mean IPIs in seconds, not µs: nothing matches, and the scorer says so (a developer's review)
+    in_s = json_of(bench, truth_analyser)
+    for entry in in_s["recordings"].values():
+        for pair in entry["pairs"]:
+            pair["mean_ipi_us"] *= 1e-6
+    results.write_text(json.dumps(in_s))
+    assert main(["score", str(results), str(bench), "--force", "--quiet"]) == 0
+    assert capsys.readouterr().err.startswith("warning: no measured pair matched a true one: are mean_ipi_us in µs")
     assert main(["benchmark-set", "--grid", "tiny", "--n", "1", "--recordings", "1", "--output-kind", "sweeps",
                  "--quiet", "-o", str(tmp_path / "new")]) == 0
     manifest = verify_benchmark_set(tmp_path / "new")
