@@ -61,7 +61,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                    affected_fraction=0.8, severity_spread_cv=0.6)),
     Preset("achr-mg-severe", "AChR-antibody MG, severe: extensive lysis with Na+-channel loss, frequent blocking",
            "edc",
-           Disease(complement_lysis=0.3, antigenic_modulation=0.3, receptor_blockade=0.1,
+           Disease(complement_lysis=0.35, antigenic_modulation=0.3, receptor_blockade=0.1,
                    affected_fraction=0.95, severity_spread_cv=0.5)),
     Preset("musk-mg", "MuSK-antibody MG: loss of AChR clustering, no complement, patchy",
            "frontalis",

@@ -12,15 +12,15 @@ def test_healthy_muscle_has_no_decrement():
     assert np.all(r.cmap_relative == 1.0) and np.all(r.decrement_percent == 0)
 
 
-def test_decrement_grows_with_severity_and_is_borderline_when_severe():
-    """Mean over 10 seeds (4000 fibres: a seed's SD 0.1, 0.33, 0.53 % for the three): mild
-    < 1 %, moderate ~4.7 %, severe ~9.6 % — borderline against the 10 % criterion, below
-    it in 31 of 40 seeds (a researcher's review: this test's single seed read 10.4 %, "abnormal
-    when severe", by chance; docs/physiology.md). Bounds ±3 SE of the 10-seed mean."""
+def test_decrement_grows_with_severity_and_is_abnormal_when_severe():
+    """Mean over 10 seeds, 4000 fibres (a seed's SD 0.1, 0.33, 0.58 % for the three; ±3 SE
+    of the 10-seed mean is under 0.6 %): mild < 1 %, moderate ~4.7 %, severe ~11.8 % —
+    abnormal (> 10 %). Until the twenty-second session one seed was asserted, which read
+    10.4 % while the severe preset averaged 9.6 % (a researcher's review); its complement
+    lysis went 0.30 -> 0.35 (docs/physiology.md)."""
     dec = [np.mean([simulate_rns(p, n_endplates=4000, seed=s, muscle="edc").decrement_4th_percent
                     for s in range(1, 11)]) for p in ("achr-mg-mild", "achr-mg-moderate", "achr-mg-severe")]
-    assert dec[0] < 1.0 < dec[1] < dec[2]
-    assert abs(dec[1] - 4.7) < 3 * 0.33 / np.sqrt(10) + 0.1 and abs(dec[2] - 9.6) < 3 * 0.53 / np.sqrt(10) + 0.1
+    assert dec[0] < 1.0 < dec[1] < 10.0 < dec[2] - 3 * 0.58 / np.sqrt(10)
 
 
 def test_decrement_is_largest_at_the_4th_to_6th_response_then_recovers():
