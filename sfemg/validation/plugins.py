@@ -134,16 +134,21 @@ class Analyser(Protocol):
         ...
 
 
+def _peak_search(fs_hz):
+    """:data:`PEAK_SEARCH_US` in whole samples (at least 1)."""
+    return max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz)))
+
+
 def peak_time_points(segments_v, fs_hz, noise_power_v2):
     """Built-in ``peak`` estimator: parabolic-interpolated maximum near the centre."""
     from ..analysis.timing import peak_positions
-    return peak_positions(segments_v, max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz))))[0]
+    return peak_positions(segments_v, _peak_search(fs_hz))[0]
 
 
 def level_time_points(segments_v, fs_hz, noise_power_v2):
     """Built-in ``level`` estimator: where the rising phase crosses 50 % of the peak."""
     from ..analysis.timing import level_positions
-    return level_positions(segments_v, LEVEL_FRACTION, max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz))))
+    return level_positions(segments_v, LEVEL_FRACTION, _peak_search(fs_hz))
 
 
 def template_time_points(segments_v, fs_hz, noise_power_v2):
@@ -297,7 +302,7 @@ def _time_fibre(estimator, recording, event_times_s, half, noise_power):
     # PEAK_SEARCH_US of where the truth puts its main phase (centred on the truth itself,
     # a segment gave it away to the sample: returning the centre beat the template fit)
     truth = idx + (lo + hi) // 2 - (hi - lo) // 2 + peak
-    search = max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs)))
+    search = _peak_search(fs)
     centres = truth - search + np.argmax(polarity * _segments(data, rows, truth, search), axis=1)
     segs = polarity * _segments(data, rows, centres, half)
     pos = np.asarray(estimator(segs, fs, noise_power), dtype=np.float64)
