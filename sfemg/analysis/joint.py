@@ -5,7 +5,7 @@ is biased where another fibre's waveform lies in the segment: the template, the 
 segments aligned on this potential, holds the other waveform blurred by their relative
 jitter, and each sweep's fit is dragged towards the other potential by a fixed fraction
 of their relative shift (measured on simulated recordings: the later spike moved by up
-to -0.18 x the relative jitter, so the MCD came out up to 12-18 % low; docs/analysis.md §6).
+to -0.18 x the relative jitter, so the MCD came out up to 12-18 % low; docs/analysis-history.md §1).
 
 The model here is every sweep as the sum of all kept potentials' templates, each at its
 own shift: ``X_ik = sum_j a_ij S_jk e^{-i w_k tau_ij} + noise`` per DFT bin ``k``

@@ -130,7 +130,7 @@ def joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
     (:func:`~sfemg.analysis.joint.joint_positions`); the others keep their own fits.
 
     The single-template fit of a potential with another fibre's waveform in its segment
-    is dragged towards that fibre (docs/analysis.md §6). Potentials clear of each other
+    is dragged towards that fibre (docs/analysis-history.md §1). Potentials clear of each other
     keep their own fits, which already reach the Cramér–Rao bound (and, at 25 kHz, model
     the aliased image, which the joint fit does not), and so do potentials smaller than
     :data:`_JOINT_MIN_SNR` noise SDs (the joint fit runs where two larger ones overlap).

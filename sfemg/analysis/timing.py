@@ -68,7 +68,7 @@ _ALIAS_MAX_ROUNDS = 20
 #: e^{i 2 pi tau}|^2`` above this (a phase SD of ~0.016 sample). Judged on the plain fit's
 #: shifts, which the image compresses to 0.45-0.65 of the truth at some phases: with
 #: stimuli on the sampling clock and 5 µs SD at 25 kHz (~0.12 sample) a limit of 0.25
-#: refused the refit and the MCD read -35 to -57 % (docs/analysis.md §6).
+#: refused the refit and the MCD read -35 to -57 % (docs/analysis-history.md §1).
 _ALIAS_MIN_PHASE_SPREAD = 0.01
 
 

@@ -114,7 +114,7 @@ SIM_BLOCKING_WRONG_DISCHARGES = 0.01
 #: each gain to lock it in, a step short of the measured worst case (one pair in ~10 per
 #: study is 0.1 of the fraction): 0.06 -> 0.05 -> 0.03, 0.5 -> 0.45 -> 0.3 -> 0.15,
 #: 0.35 -> 0.45 -> 0.55 -> 0.5. Thirteenth session: slow fibres that explain the model's
-#: residual kept (docs/analysis.md §6): the largest error 0.253 -> 0.128 (the worst pair
+#: residual kept (docs/analysis-history.md §1): the largest error 0.253 -> 0.128 (the worst pair
 #: of healthy-edc seed 3 retimed with its neighbour in the model), but the fraction of
 #: 25 kHz seed 1 went 5/9 -> 5/10: the fibre found there (rise 320 µs, 1 ms after the
 #: trigger, on its waveform) has an MCD uncertain by 7 % (14.68 ± 1.07 µs against 13.55),
