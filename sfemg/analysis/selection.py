@@ -462,32 +462,49 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
         return True
     if _follows_mixture(timed_group, kept, fs_hz):
         return True
+    modes = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us, flip_flop_separation)
+             for r, k in zip(rel, kept)]
+    # landing on one or the other side lobe of a kept waveform, rigid within each
+    if any(within and m is not None and m.alternates and _rigid(m.mcd_us, r.floor_us)
+           for r, m, within in zip(rel, modes, inside)):
+        return True
     blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
-    jitter_us = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us, flip_flop_separation)
-                 for r, k in zip(rel, kept)]
+    jitter_us = [None if m is None else m.mcd_us for m in modes]
     jitters = group.amplitude_v >= _OWN_AMPLITUDE * trigger_group.amplitude_v and all(
         r is None or (j >= _OWN_JITTER_US and j >= _OWN_JITTER_FACTOR * r.floor_us) for r, j in zip(rel, jitter_us))
     return (not blocks_alone and not jitters and residual_ratio() <= _RESIDUAL_ENERGY_RATIO
             and not explains_residual())
 
 
+class Modes(NamedTuple):
+    """How much a group's positions jitter against a kept potential's (:func:`_within_modes_mcd_us`)."""
+
+    mcd_us: float     # their relative MCD, or the larger MCD within either offset's discharges
+    alternates: bool  # whether they alternate between two offsets
+
+
 def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us, separation):
     """How much a group's positions jitter against a kept potential's, µs: their relative
-    MCD, or, where the relative positions alternate between two offsets (Ashman's D
-    above ``separation`` over at least :data:`_FLIP_FLOP_MIN_COUNT` discharges), the
-    larger MCD within either offset's discharges (in their order). A peak that lands on
-    one or the other side lobe of a kept triphasic waveform from sweep to sweep
-    flip-flops by ~2 phase widths but is rigid within each; a fibre of its own that
-    flip-flops still jitters within each mode."""
+    MCD ``mcd_us``, or, where the relative positions alternate between two offsets
+    (Ashman's D above ``separation`` over at least :data:`_FLIP_FLOP_MIN_COUNT`
+    discharges), the larger MCD within either offset's discharges (in their order). A
+    peak that lands on one or the other side lobe of a kept triphasic waveform from sweep
+    to sweep flip-flops by ~2 phase widths but is rigid within each; a fibre of its own
+    that flip-flops still jitters within each mode.
+
+    Returns
+    -------
+    Modes
+    """
     both = np.isfinite(cand.positions) & np.isfinite(kept.positions)
     relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
     if relative_s.size < _FLIP_FLOP_MIN_COUNT:
-        return mcd_us
+        return Modes(mcd_us, False)
     d, threshold = two_group_split(relative_s)
     if not d > separation:
-        return mcd_us
+        return Modes(mcd_us, False)
     upper = relative_s > threshold
-    return max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6
+    return Modes(max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6, True)
 
 
 def _explains_its_residual(data, spectra, sw, kept, positions, group, residual_ratio):
