@@ -114,6 +114,24 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched
 
 
+def test_analyze_results_are_not_written_beside_another_files_recordings(tmp_path, capsys):
+    """``-o`` (with ``--force``) naming another recording file stored the results beside
+    its recordings, where a report read them as theirs (found in review: "site1" of one
+    study analysed as "site1" of another). Refused, the file untouched; ``-o`` naming the
+    input itself, or a results file, is as before."""
+    one, other = tmp_path / "one.h5", tmp_path / "other.h5"
+    for path, seed in ((one, "2"), (other, "3")):
+        run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", seed, "--quiet", "-o", str(path))
+    before = other.read_bytes()
+    code, _, err = run(capsys, "analyze", str(one), "-o", str(other), "--force", "--quiet")
+    assert code == 2 and "holds recordings of its own" in err and err.count("\n") == 1, err
+    assert other.read_bytes() == before
+    assert run(capsys, "analyze", str(one), "-o", str(one), "--force", "--quiet")[0] == 0
+    results = tmp_path / "results.h5"
+    for _ in range(2):
+        assert run(capsys, "analyze", str(one), "-o", str(results), "--force", "--quiet")[0] == 0
+
+
 def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
     """A foreign file whose signal carries 0.5 mV of 50 Hz hum and an offset (not high-pass
     filtered): one line saying so and how to proceed, exit 2; analysed with --highpass,

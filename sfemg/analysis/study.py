@@ -166,7 +166,8 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     output_path : str or os.PathLike, optional
         Where to write ``/analysis``. None: into the input file (atomically, replacing a
         previous ``/analysis``, never touching ``/recordings``). Otherwise that file is
-        created (or its ``/analysis`` replaced) holding only results and the source's name.
+        created (or its ``/analysis`` replaced) holding only results and the source's name;
+        a file holding recordings of its own is refused.
     json_path : str or os.PathLike, optional
         Also write the ``--json`` summary (docs/hdf5.md) there, atomically.
     muscle, electrode : str, optional
@@ -191,7 +192,8 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     input_path = Path(input_path)
     names = recordings_io.list_recordings(input_path)
     # where the results go, checked before a long analysis rather than after it
-    target = results_io.check_results_target(output_path if output_path is not None else input_path)
+    target = results_io.check_results_target(output_path if output_path is not None else input_path,
+                                             source=input_path)
     if json_path is not None:
         summary = writable_target(json_path)
         for other in {input_path, target}:

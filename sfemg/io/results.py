@@ -16,6 +16,7 @@ Layout (names in :mod:`sfemg.io.schema`, SI units)::
 from __future__ import annotations
 
 import json
+import os
 
 import h5py
 import numpy as np
@@ -117,16 +118,19 @@ def _write_recording(parent, rec: RecordingResult):
         g.create_dataset(name, data=getattr(rec, name))
 
 
-def check_results_target(path):
+def check_results_target(path, source=None):
     """The file ``/analysis`` will be written to, refused before any analysis if it cannot
     take it: not writable (:func:`~sfemg.io._atomic.writable_target`; a symbolic link is
-    followed), an existing file that is not HDF5, or one whose ``/analysis`` sfemg did
-    not write (it would be replaced).
+    followed), an existing file that is not HDF5, one whose ``/analysis`` sfemg did
+    not write (it would be replaced), or one holding recordings of its own other than
+    ``source`` (the results would be read as theirs).
 
     Parameters
     ----------
     path : str or os.PathLike
         The results file: the input file itself, or the ``-o`` file.
+    source : str or os.PathLike, optional
+        The recording file analysed.
 
     Returns
     -------
@@ -147,11 +151,15 @@ def check_results_target(path):
             link = h5.get(S.ANALYSIS, getlink=True)  # (a link, even a dangling one, is not sfemg's)
             foreign = link is not None and (not isinstance(link, h5py.HardLink) or _text(
                 h5[S.ANALYSIS].attrs.get(S.ENCODING_TYPE, "")) != S.ANALYSIS_TYPE)
+            recordings = h5.get(S.RECORDINGS, getlink=True) is not None
     except (OSError, KeyError) as exc:
         raise SfemgInputError(f"{path}: cannot be read as HDF5 ({exc.__class__.__name__})") from None
     if foreign:
         raise SfemgInputError(f"{path}: its /{S.ANALYSIS} was not written by sfemg and would be replaced; "
                               "write the results elsewhere (-o)")
+    if recordings and source is not None and not os.path.samefile(path, source):
+        raise SfemgInputError(f"{path}: holds recordings of its own, and the results of {source} would be "
+                              "read as theirs; write them to another file (-o), or analyse this one")
     return path
 
 
