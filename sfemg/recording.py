@@ -29,7 +29,8 @@ def _float_array(name, value, ndim):
         raise SfemgInputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise SfemgInputError(f"{name}: contains NaN or infinite values")
+        raise SfemgInputError(f"{name}: contains NaN or infinite values (gaps? cut them out, or analyse the "
+                              "parts between them separately)")
     return arr
 
 

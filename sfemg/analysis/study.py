@@ -203,9 +203,10 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
                            len(names), muscle=muscle, electrode=electrode, params=params,
                            progress=progress, problems=None, source=str(input_path), n_workers=n_workers)
     if not study.recordings:
-        first = next(iter(study.problems.items()), ("", "no recordings"))
+        name, problem = next(iter(study.problems.items()), ("", "no recordings"))
+        problem = problem.removeprefix(f"{input_path}: ").removeprefix(f"recording {name!r}: ")  # (said once)
         raise SfemgInputError(f"{input_path}: no recording could be analysed "
-                              f"({len(study.problems)} failed; {first[0]!r}: {first[1]})")
+                              f"({len(study.problems)} failed; {name!r}: {problem})")
     results_io.save_results(target, study, source=str(input_path))
     if json_path is not None:
         results_io.save_json(json_path, study)

@@ -147,7 +147,8 @@ def check_signal(signal_v, fs_hz, mode, stimulus_times_s):
     if arr.size < 2:
         raise SfemgInputError(f"signal_v: {arr.size} sample(s); need a recording")
     if not np.all(np.isfinite(arr)):
-        raise SfemgInputError("signal_v: contains NaN or infinite values")
+        raise SfemgInputError("signal_v: contains NaN or infinite values (gaps? cut them out, or analyse the "
+                              "parts between them separately)")
     check_fs(fs_hz)
     if mode not in ("voluntary", "stimulated"):
         raise SfemgInputError(f"mode must be 'voluntary' or 'stimulated', not {mode!r}")
@@ -331,8 +332,8 @@ def check_fs(fs_hz):
     if not isinstance(fs_hz, (int, float, np.integer, np.floating)) or not np.isfinite(rate) or rate <= 0:
         raise SfemgInputError(f"fs_hz must be a positive number, got {repr(fs_hz)[:40]}")
     if rate < MIN_FS_HZ:
-        raise SfemgInputError(f"fs_hz = {rate:g} Hz is too low for jitter measurement "
-                              f"(need >= {MIN_FS_HZ:g} Hz)")
+        raise SfemgInputError(f"sampling rate {rate:g} Hz is too low for jitter measurement "
+                              f"(need >= {MIN_FS_HZ:g} Hz{'; given in kHz?' if rate < 1e3 else ''})")
     if rate > MAX_FS_HZ:
         raise SfemgInputError(f"fs_hz = {rate:g} Hz is above {MAX_FS_HZ:g} Hz, no EMG sampling rate "
                               "(not in Hz?)")

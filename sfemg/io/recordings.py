@@ -191,6 +191,8 @@ def _read_signal(path, name, ds, group):
         data = ds[()]
     except OSError:
         raise SfemgInputError(f"{path}: recording {name!r}: data cannot be read (truncated file?)") from None
+    if np.ndim(data) == 0 and np.asarray(data).dtype.kind in "fiu":
+        raise SfemgInputError(f"{path}: recording {name!r}: {ds.name} is a single number, not samples")
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
         raise SfemgInputError(f"{path}: recording {name!r}: {ds.name} is not numeric")
     if data.dtype.kind in "iu":
@@ -239,13 +241,18 @@ def _read_recording(path, name, g, *, with_ground_truth):
         raise SfemgInputError(f"{path}: recording {name!r} has no '{S.SIGNAL}' or '{S.SWEEPS}' dataset")
     if not isinstance(ds, h5py.Dataset):
         raise SfemgInputError(f"{path}: recording {name!r}: {kind} is not a dataset")
-    fs = ds.attrs.get(S.SAMPLING_RATE_ATTR, g.attrs.get(S.SAMPLING_RATE_ATTR))
-    if fs is None:
-        raise SfemgInputError(f"{path}: recording {name!r}: missing attribute '{S.SAMPLING_RATE_ATTR}'")
+    stated = [where.attrs[S.SAMPLING_RATE_ATTR] for where in (ds, g) if S.SAMPLING_RATE_ATTR in where.attrs]
+    if not stated:
+        hint = " (found as a dataset: store it as an attribute)" if S.SAMPLING_RATE_ATTR in g else ""
+        raise SfemgInputError(f"{path}: recording {name!r}: missing attribute '{S.SAMPLING_RATE_ATTR}'{hint}")
     try:
-        fs = float(np.asarray(fs).reshape(()))
+        rates = [float(np.asarray(value).reshape(())) for value in stated]
     except (TypeError, ValueError):
         raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is not a number") from None
+    if len(set(rates)) > 1:
+        raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is {rates[0]:g} on the "
+                              f"{kind} and {rates[1]:g} on its group; keep the right one")
+    fs = rates[0]
     data = _read_signal(path, name, ds, g)
 
     def opt(key):
@@ -296,7 +303,8 @@ def list_recordings(path):
         except (KeyError, OSError, RuntimeError) as exc:  # a dangling or looping link
             raise SfemgInputError(f"{path}: '/{S.RECORDINGS}' cannot be opened ({exc})") from None
         if not isinstance(group, h5py.Group):
-            raise SfemgInputError(f"{path}: no '/{S.RECORDINGS}' group (not a recording file)")
+            raise SfemgInputError(f"{path}: no '/{S.RECORDINGS}' group (not a recording file; docs/hdf5.md: "
+                                  f"/{S.RECORDINGS}/<name>/{S.SIGNAL} with a '{S.SAMPLING_RATE_ATTR}' attribute)")
         names = list(group.keys())
     if not names:
         raise SfemgInputError(f"{path}: '/{S.RECORDINGS}' holds no recordings")

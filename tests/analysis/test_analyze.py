@@ -363,13 +363,14 @@ def test_rejections_have_reasons():
 
 
 @pytest.mark.parametrize("signal,fs,match", [
-    (np.array([0.0, np.nan, 1.0]), 50e3, "NaN"),
+    (np.array([0.0, np.nan, 1.0]), 50e3, "NaN or infinite values .gaps. cut them out"),
     (np.array([0.0, np.inf, 1.0]), 50e3, "NaN"),
     (np.array([]), 50e3, "sample"),
     (np.array([1.0]), 50e3, "sample"),
     (np.zeros((3, 100)), 50e3, "1-D"),
     (np.zeros(100, dtype=np.int16), 50e3, "integer"),
-    (np.random.default_rng(0).normal(size=1000), 10e3, "too low"),
+    (np.random.default_rng(0).normal(size=1000), 10e3, r"too low for jitter measurement \(need >= 20000 Hz\)$"),
+    (np.random.default_rng(0).normal(size=1000), 50, "sampling rate 50 Hz is too low .* given in kHz"),
     (np.random.default_rng(0).normal(size=1000), -1.0, "positive"),
     (20e-3 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # mV: 20 µV noise
     (1e-310 * np.random.default_rng(0).normal(size=100_000), 50e3, "not in volts"),  # subnormal: crashed

@@ -98,6 +98,20 @@ def test_integer_adc_data_without_scale_is_refused(tmp_path):
         load_recordings(path)
 
 
+def _rates_on_signal_and_group(signal_hz, group_hz):
+    def build(h5):
+        h5.create_dataset("recordings/a/signal", data=np.zeros(10)).attrs["sampling_rate_hz"] = signal_hz
+        h5["recordings/a"].attrs["sampling_rate_hz"] = group_hz
+    return build
+
+
+def test_the_same_sampling_rate_may_be_stated_twice(tmp_path):
+    path = tmp_path / "twice.h5"
+    with h5py.File(path, "w") as h5:
+        _rates_on_signal_and_group(25_000, 25_000.0)(h5)
+    assert load_recordings(path)[0].fs_hz == 25_000.0
+
+
 @pytest.mark.parametrize("build,match", [
     (lambda h5: h5.create_group("other"), "no '/recordings' group"),
     (lambda h5: h5.create_group("recordings"), "holds no recordings"),
@@ -111,6 +125,13 @@ def test_integer_adc_data_without_scale_is_refused(tmp_path):
         "sampling_rate_hz", 1e4), "1 sample"),
     (lambda h5: h5.create_dataset("recordings/a/signal", data=np.zeros(10)).attrs.create(
         "sampling_rate_hz", -5.0), "sampling_rate_hz"),
+    # found in review (a clinician's exports): each was silent, or said less
+    (_rates_on_signal_and_group(25_000, 50_000), "'sampling_rate_hz' is 25000 on the signal and 50000 on its group"),
+    (lambda h5: h5.create_dataset("recordings/a/sampling_rate_hz", data=5e4) and h5.create_dataset(
+        "recordings/a/signal", data=np.zeros(10)), r"missing attribute 'sampling_rate_hz' \(found as a dataset"),
+    (lambda h5: h5.create_dataset("recordings/a/signal", data=1.0).attrs.create("sampling_rate_hz", 1e4),
+     "signal is a single number, not samples"),
+    (lambda h5: h5.create_dataset("data/ch1", data=np.zeros(10)), "docs/hdf5.md"),
 ])
 def test_malformed_files_give_one_line_errors(tmp_path, build, match):
     path = tmp_path / "bad.h5"
