@@ -217,12 +217,19 @@ def _cmd_analyze(args):
     if unstated:
         print(f"note: {unstated} state their electrode: {params.electrode} assumed (--electrode to give it)",
               file=sys.stderr)
+    few = sum(p.accepted and "few-discharges" in p.flags for r in result.recordings for p in r.pairs)
+    if few:
+        print(f"note: {few} accepted pair{'s' if few > 1 else ''} of fewer than {params.min_discharges} "
+              "analysable discharges (flagged few-discharges): their jitter is less certain", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
         print(f"analysed {len(result.recordings)} recording(s) from {args.input}; results in {where}"
               + (f", summary in {args.json}" if args.json else ""))
         verdict = s.get("verdict", "")
+        reason = s.get("verdict_reason")
+        if reason and reason not in verdict:
+            verdict = f"{verdict} ({reason})"
         mean = s.get("mean_jitter_us")
         unit = "endplate" if s.get("activation") == "stimulated" else "pair"
         n_accepted = s.get("n_pairs_accepted", 0)

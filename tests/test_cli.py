@@ -132,6 +132,19 @@ def test_analyze_results_are_not_written_beside_another_files_recordings(tmp_pat
         assert run(capsys, "analyze", str(one), "-o", str(results), "--force", "--quiet")[0] == 0
 
 
+def test_analyze_summary_says_why_and_notes_pairs_of_few_discharges(tmp_path, capsys):
+    """The summary line gave the verdict without its reason, and nothing said that the
+    accepted pairs came from 30 discharges each (found in review: a verdict that could
+    rest on 12-discharge pairs)."""
+    path = tmp_path / "s.h5"
+    run(capsys, "simulate", "--preset", "achr-mg-moderate", "--pairs", "20", "--discharges", "60", "--seed", "1",
+        "--quiet", "-o", str(path))
+    code, out, err = run(capsys, "analyze", str(path), "--age", "45")
+    assert code == 0, err
+    assert re.search(r"verdict: abnormal \(mean jitter 65.6 µs > 35.4 µs .*8 of 17 pairs above 51.3 µs", out), out
+    assert "note: 4 accepted pairs of fewer than 50 analysable discharges (flagged few-discharges)" in err
+
+
 def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
     """A foreign file whose signal carries 0.5 mV of 50 Hz hum and an offset (not high-pass
     filtered): one line saying so and how to proceed, exit 2; analysed with --highpass,
