@@ -83,6 +83,11 @@ def test_existing_file_needs_force(tmp_path, capsys):
     (["simulate", "--muscle", "heart", "-o", "x.h5"], "unknown muscle"),
     (["simulate", "--fibres", "1", "-o", "x.h5"], "--fibres must be >= 2 in voluntary mode"),
     (["simulate"], "--output"),
+    # found in review: internal errors (an overflow, an array too large) or hours of work
+    (["simulate", "--pairs", "1" + "0" * 29, "-o", "x.h5"], "--pairs must be at most 100000"),
+    (["simulate", "--discharges", "1" + "0" * 23, "-o", "x.h5"], "--discharges must be at most 24 hours"),
+    (["simulate", "--rate", "1e-300", "-o", "x.h5"], "--discharges must be at most 24 hours of firing at --rate"),
+    (["simulate", "--pairs", "100000", "--discharges", "100000", "-o", "x.h5"], "GB free"),
     (["frobnicate"], "invalid choice"),
     (["analyze", "missing.h5"], "no such file"),
 ])

@@ -9,6 +9,7 @@ one, never a mixture.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ def _default_mode(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, force=True, copy_existing=False):
+def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
     """A temporary path beside ``path`` that replaces it when the block succeeds.
 
     The temporary file is flushed to disk, given ordinary permissions and renamed over
@@ -47,6 +48,10 @@ def atomic_path(path, *, force=True, copy_existing=False):
         Allow replacing an existing file.
     copy_existing : bool
         Start from a copy of the existing file (for updates in place).
+    expected_bytes : float
+        About how much the block will write: with the copy, refused at once if the
+        folder's disk has not that much free (a full disk mid-write makes HDF5 fail
+        messily, or crash: h5py issue 914). Running out all the same is a one-line error.
 
     Yields
     ------
@@ -54,6 +59,10 @@ def atomic_path(path, *, force=True, copy_existing=False):
         The temporary file to write.
     """
     path = writable_target(path, force=force)
+    needed = expected_bytes + (path.stat().st_size if copy_existing else 0)
+    free = shutil.disk_usage(path.parent).free
+    if needed > free:
+        raise SfemgInputError(f"{path}: needs about {_size(needed)}, and its disk has {_size(free)} free")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -63,11 +72,28 @@ def atomic_path(path, *, force=True, copy_existing=False):
     try:
         if copy_existing:
             _file_system(path, shutil.copyfile, path, tmp)
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # (h5py's message, errno or not)
+            if exc.errno not in _DISK_FULL and not any(s in str(exc) for s in _DISK_FULL_TEXT):
+                raise
+            raise SfemgInputError(f"{path}: cannot be written (its disk is full)") from None
         _file_system(path, _finish, tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+def _size(n_bytes):
+    """``n_bytes`` in kB, MB or GB, for a message."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.1f} {unit}"
+    return f"{n_bytes / 1e3:.1f} kB"
 
 
 def _finish(tmp, path):
@@ -138,7 +164,7 @@ def _writable(path, mode):
 
 
 @contextlib.contextmanager
-def atomic_h5(path, *, mode="w", force=False):
+def atomic_h5(path, *, mode="w", force=False, expected_bytes=0):
     """Open ``path`` for writing through a temporary file that replaces it on success.
 
     Parameters
@@ -151,6 +177,8 @@ def atomic_h5(path, *, mode="w", force=False):
         stays intact until the update is complete.
     force : bool
         Allow ``mode="w"`` to replace an existing file.
+    expected_bytes : float
+        About how much will be written (:func:`atomic_path`).
 
     Yields
     ------
@@ -162,6 +190,7 @@ def atomic_h5(path, *, mode="w", force=False):
         raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
     if mode == "a" and not path.is_file():
         raise SfemgInputError(f"{path}: no such file")
-    with atomic_path(path, force=force or mode == "a", copy_existing=mode == "a") as tmp:
+    with atomic_path(path, force=force or mode == "a", copy_existing=mode == "a",
+                     expected_bytes=expected_bytes) as tmp:
         with h5py.File(tmp, "a" if mode == "a" else "w") as h5:
             yield h5

@@ -110,7 +110,7 @@ class StudyWriter:
 
 
 @contextlib.contextmanager
-def open_study_writer(path, *, parameters=None, provenance=None, force=False):
+def open_study_writer(path, *, parameters=None, provenance=None, force=False, expected_bytes=0):
     """Write a new study file atomically, recording by recording.
 
     Parameters
@@ -124,12 +124,15 @@ def open_study_writer(path, *, parameters=None, provenance=None, force=False):
         Package version, seed, command, ...: stored as attributes of ``/provenance``.
     force : bool
         Replace an existing file.
+    expected_bytes : float
+        About how large the file will be: refused at once if its disk has not that much
+        free.
 
     Yields
     ------
     StudyWriter
     """
-    with atomic_h5(path, mode="w", force=force) as h5:
+    with atomic_h5(path, mode="w", force=force, expected_bytes=expected_bytes) as h5:
         h5.attrs[S.ROOT_SCHEMA_VERSION_ATTR] = S.SCHEMA_VERSION
         _mark(h5, S.FILE_TYPE)
         grp = h5.create_group(S.RECORDINGS)

@@ -53,6 +53,12 @@ def _concentric_points(n=9):
     return np.column_stack([a * uu[keep], b * (vv[keep] + 1)])
 
 
+#: Bounds on a study that no SFEMG study comes near, so that a typo (``--discharges
+#: 100000000``, ``--rate 0.001``) is an input error, not hours of work or a crash.
+MAX_RECORDINGS = 100_000
+MAX_RECORDING_S = 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class StudyParams:
     """Everything that defines a simulated study (stored with it in full).
@@ -151,6 +157,10 @@ class StudyParams:
         if self.mode == "voluntary" and self.fibres_per_recording < 2:
             bad("fibres_per_recording", ">= 2 in voluntary mode (a trigger and a timed fibre)")
         check_number(self, "rate_hz", 0.0, 100.0, low_open=True)
+        if self.n_recordings > MAX_RECORDINGS:
+            bad("n_recordings", f"at most {MAX_RECORDINGS}")
+        if self.n_discharges / self.rate_hz > MAX_RECORDING_S:
+            bad("n_discharges", f"at most {MAX_RECORDING_S / 3600:g} hours of firing at rate_hz = {self.rate_hz:g} Hz")
         check_number(self, "rate_cv", 0.0, 0.5)
         for name in ("sweep_window_s", "sweep_pretrigger_s", "warmup_s"):
             check_number(self, name, 0.0)
@@ -166,6 +176,13 @@ class StudyParams:
     def to_dict(self) -> dict:
         """All parameters as a JSON-serialisable dict (nested dataclasses as dicts)."""
         return dataclasses.asdict(self)
+
+    def approx_signal_bytes(self) -> float:
+        """About how many bytes the study's samples take stored (float32), for a check of
+        the free space before writing."""
+        per_recording_s = (self.n_discharges * self.sweep_window_s if self.output == "sweeps"
+                           else self.n_discharges / self.rate_hz)
+        return 4.0 * self.n_recordings * per_recording_s * self.fs_hz
 
 
 @dataclass(frozen=True)
@@ -653,8 +670,8 @@ def write_study(path, params: StudyParams, *, seed=None, n_jobs: int | None = No
     chunk_samples = max(int(chunk_s * params.fs_hz), 1)
     seed_int = resolve_seed(seed)
     header = Study(recordings=(), params=params, seed=seed_int, ground_truths=())
-    with open_study_writer(path, parameters=params.to_dict(),
-                           provenance={**header.provenance(), **(provenance or {})}, force=force) as writer:
+    with open_study_writer(path, parameters=params.to_dict(), provenance={**header.provenance(), **(provenance or {})},
+                           force=force, expected_bytes=params.approx_signal_bytes()) as writer:
         def task(i, seq):
             plan = _plan_recording(params, i, seq)
             if params.output == "sweeps":

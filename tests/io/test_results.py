@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import os
+import shutil
+import types
 from pathlib import Path
 
 import h5py
@@ -181,6 +183,33 @@ def test_failed_write_leaves_file_untouched(tmp_path, study, monkeypatch):
         save_results(path, study)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.h5"]
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   OSError("Can't write data (file write failed: errno = 122, "
+                                           "error message = 'Disk quota exceeded')")])
+def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, study, monkeypatch, error):
+    """A full disk mid-write was an internal error (or, after h5py's failed writes, a
+    crash) and left the temporary copy behind (found in review, on a small tmpfs). Now a
+    one-line input error, the file as it was, nothing beside it; and a write that will
+    not fit is refused before it starts."""
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(results_io, "_write_recording", full)
+        with pytest.raises(SfemgInputError, match=r"rec.h5: cannot be written \(its disk is full\)$"):
+            save_results(path, study)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rec.h5"]
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=100))
+    with pytest.raises(SfemgInputError, match=r"rec.h5: needs about \d+\.\d kB, and its disk has 0.1 kB free$"):
+        save_results(path, study)
+    assert path.read_bytes() == before
 
 
 def test_json_written_atomically(tmp_path, study):
