@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import re
+import shlex
 import signal
 import sys
 import traceback
@@ -86,6 +87,19 @@ def _age(text):
         raise argparse.ArgumentTypeError(f"a subject's age in years, above 0 and at most {_MAX_AGE_YEARS:g}; "
                                          f"got {text}")
     return value
+
+
+def _electrode(text):
+    """An electrode name or alias for ``analyze --electrode`` ("SFE", "CNE", ...), as the
+    recordings' attribute is read."""
+    from .analysis.limits import canonical_electrode
+    try:
+        electrode = canonical_electrode(text, where="")
+    except SfemgInputError:
+        electrode = None
+    if electrode is None:
+        raise argparse.ArgumentTypeError(f"'sfe' (single-fibre) or 'concentric' (concentric needle), got {text!r}")
+    return electrode
 
 
 def _named(message, options):
@@ -187,6 +201,7 @@ def _cmd_rns(args):
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
     from .analysis.limits import KNOWN_MUSCLES, canonical_muscle
+    from .io.results import check_summary_target
     given = {"method": ("--method", args.method), "age_years": ("--age", args.age),
              "highpass_hz": ("--highpass", args.highpass),
              "search_window_ms": ("--search-window-ms", args.search_window_ms),
@@ -194,8 +209,9 @@ def _cmd_analyze(args):
     options = {name: option for name, (option, _) in given.items()}
     with _options_named(options):
         params = AnalysisParams(**{name: value for name, (_, value) in given.items() if value is not None})
-    for path in (args.output, args.json):  # check before a long analysis, not after
-        _check_output(path, args.force)
+    _check_output(args.output, args.force)  # checked before a long analysis, not after
+    if args.json is not None:
+        check_summary_target(args.json, (args.input, args.output), force=args.force)
     if args.muscle is not None and canonical_muscle(args.muscle) not in KNOWN_MUSCLES:  # (a typo?)
         print(f"warning: no reference limits for muscle {args.muscle!r} (the tables cover "
               f"{', '.join(KNOWN_MUSCLES)}): the verdict will be unknown", file=sys.stderr)
@@ -241,7 +257,7 @@ def _cmd_analyze(args):
         stimulus = result.stimulus_summary()
         if stimulus:
             print(stimulus)
-    return 2 if result.problems and not result.recordings else 0
+    return 0
 
 
 def _require_matplotlib(what):
@@ -400,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write results here instead of into the input file")
     p.add_argument("--json", help="also write a JSON summary here")
     p.add_argument("--muscle", help="muscle, for the reference limits (edc, frontalis, orbicularis-oculi)")
-    p.add_argument("--electrode", choices=["sfe", "concentric"],
-                   help="electrode, for the acceptance thresholds and limits (default: each recording's "
-                        "'electrode' attribute, else sfe)")
+    p.add_argument("--electrode", type=_electrode, metavar="{sfe,concentric}",
+                   help="electrode, for the acceptance thresholds and limits, any case or alias (cne, single "
+                        "fibre) (default: each recording's 'electrode' attribute, else sfe)")
     p.add_argument("--age", type=_age,
                    help="subject's age, years (SFE voluntary reference limits depend on it)")
     p.add_argument("--method", choices=["template", "peak", "level"],
@@ -506,7 +522,7 @@ def main(argv=None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
-        args.command_line = " ".join(["sfemg", *argv])
+        args.command_line = shlex.join(["sfemg", *argv])
         return args.func(args)
     except SfemgInputError as exc:
         print(f"sfemg: error: {exc}", file=sys.stderr)

@@ -169,7 +169,7 @@ class Recording:
             if stim.size and np.any(np.diff(stim) <= 0):
                 raise SfemgInputError(f"{where}: stimulus_times_s must be strictly increasing")
             object.__setattr__(self, "stimulus_times_s", stim)
-        mode = self.mode
+        mode = self.mode.strip().lower() if isinstance(self.mode, str) else self.mode  # ("Stimulated" too)
         if mode is None:
             mode = "stimulated" if self.stimulus_times_s is not None else "voluntary"
         if mode not in ("voluntary", "stimulated"):

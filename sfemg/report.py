@@ -454,7 +454,9 @@ def report_file(input_path, output_path, *, quiet=False, force=False, title=None
         raise SfemgInputError(f"{output_path} exists; use --force to overwrite it")
     result = load_results(input_path)
     recordings = []
-    for candidate in (input_path, result.source):
+    # the source as typed at the analysis, from here or from the results file's folder
+    beside = result.source and Path(input_path).parent / result.source
+    for candidate in (input_path, result.source, beside):
         if candidate and Path(candidate).is_file() and has_recordings(candidate):
             # (only for their ground truth: a recording that cannot be read, which the
             # analysis skipped too, is left out, not the report refused)

@@ -137,6 +137,18 @@ def test_analyze_results_are_not_written_beside_another_files_recordings(tmp_pat
         assert run(capsys, "analyze", str(one), "-o", str(results), "--force", "--quiet")[0] == 0
 
 
+@pytest.mark.parametrize("given", ["CNE", "Concentric", "concentric needle"])
+def test_analyze_electrode_takes_the_aliases_the_recordings_may_carry(tmp_path, capsys, given):
+    """A recording's electrode attribute "CNE" was understood, ``--electrode cne`` refused."""
+    path, summary = tmp_path / "s.h5", tmp_path / "s.json"
+    run(capsys, "simulate", "--pairs", "1", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(path))
+    code, _, err = run(capsys, "analyze", str(path), "--electrode", given, "--json", str(summary), "--quiet")
+    assert code == 0, err
+    assert json.loads(summary.read_text())["study"]["electrode"] == "concentric"
+    code, _, err = run(capsys, "analyze", str(path), "--electrode", "needle", "--quiet")
+    assert code == 2 and "--electrode: 'sfe' (single-fibre) or 'concentric'" in err
+
+
 def test_analyze_summary_says_why_and_notes_pairs_of_few_discharges(tmp_path, capsys):
     """The summary line gave the verdict without its reason, and nothing said that the
     accepted pairs came from 30 discharges each (found in review: a verdict that could
@@ -264,6 +276,7 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     (["simulate", "--fs", "1e12", "-o", "{tmp}/s.h5"], "--fs must be"),
     (["analyze", "{study}", "--json", "{study}", "--force"], "would replace"),  # found in review: the
     (["analyze", "{study}", "-o", "{tmp}/r.h5", "--json", "{tmp}/r.h5"], "would replace"),  # file was lost
+    (["analyze", "{study}", "--json", "{study}"], "would replace"),  # (said "use --force", which would not do)
     (["analyze", "{study}", "-o", ""], "empty"),
     (["analyze", "{study}", "--highpass", "1e-5"], "at least 1 Hz"),
     (["analyze", "{study}", "--search-window-ms", "0"], "--search-window-ms must be"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from .._validation import worker_count
 from ..errors import SfemgInputError
 from ..io import recordings as recordings_io
 from ..io import results as results_io
-from ..io._atomic import writable_target
 from .core import analyze_recording, recording_electrode
 from .limits import canonical_electrode, canonical_muscle, study_verdict
 from .params import checked_params
@@ -22,7 +20,8 @@ __all__ = ["analyze_recordings", "analyze_file"]
 
 
 def _one(values, what):
-    """The single distinct non-None value, None if there is none; raise-free for mixtures."""
+    """``(value, "")`` for the single distinct non-None value of ``values``; ``(None, why)``
+    for a mixture (``why`` naming the ``what``s mixed) and ``(None, "")`` for none."""
     distinct = {v for v in values if v is not None}
     if len(distinct) == 1:
         return distinct.pop(), ""
@@ -195,10 +194,7 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
     target = results_io.check_results_target(output_path if output_path is not None else input_path,
                                              source=input_path)
     if json_path is not None:
-        summary = writable_target(json_path)
-        for other in {input_path, target}:
-            if os.path.realpath(summary) == os.path.realpath(other):
-                raise SfemgInputError(f"the JSON summary would replace {other}; give --json another file")
+        results_io.check_summary_target(json_path, (input_path, target))
     study = _analyze_study(recordings_io.iter_recordings(input_path, names, with_ground_truth=False),
                            len(names), muscle=muscle, electrode=electrode, params=params,
                            progress=progress, problems=None, source=str(input_path), n_workers=n_workers)

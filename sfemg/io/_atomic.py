@@ -22,14 +22,23 @@ from ..errors import SfemgInputError
 __all__ = ["atomic_h5", "atomic_path", "writable_target"]
 
 
+def _read_umask():
+    """The process's umask (set and set back: read once, at import, before any worker
+    thread could create a file meanwhile)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _default_mode(path):
     """Permissions for the finished file: the existing file's, else 0o666 less the umask
     (mkstemp creates 0o600, which would hide results from colleagues)."""
     if path.exists():
         return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -97,11 +106,22 @@ def _size(n_bytes):
 
 
 def _finish(tmp, path):
-    """Flush ``tmp`` to disk, give it ordinary permissions and rename it over ``path``."""
+    """Flush ``tmp`` to disk, give it an existing ``path``'s permissions and owner (as far
+    as this process may) or ordinary ones, rename it over ``path`` and flush the rename."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.chmod(tmp, _default_mode(path))
+    if path.exists():
+        st = path.stat()
+        with contextlib.suppress(OSError):  # (only root may give a file away)
+            os.chown(tmp, st.st_uid, st.st_gid)
     os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # (a folder cannot be opened so everywhere)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def _file_system(path, step, *args):

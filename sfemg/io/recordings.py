@@ -372,6 +372,8 @@ def load_recordings(path, names=None, *, with_ground_truth=True, errors="raise")
         With ``errors="collect"``: a tuple ``(recordings, problems)`` where ``problems``
         maps recording name to a one-line message.
     """
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors must be 'raise' or 'collect', not {errors!r}")
     recs, problems = [], {}
     for name, rec in iter_recordings(path, names, with_ground_truth=with_ground_truth):
         if not isinstance(rec, SfemgInputError):

@@ -163,6 +163,21 @@ def check_results_target(path, source=None):
     return path
 
 
+def check_summary_target(path, files, *, force=True):
+    """The file the ``--json`` summary will be written to, refused before any analysis if
+    it is one of ``files`` (the recordings, the results) or cannot be written
+    (:func:`~sfemg.io._atomic.writable_target`; an existing one only with ``force``).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    for other in files:
+        if other is not None and os.path.realpath(path) == os.path.realpath(other):
+            raise SfemgInputError(f"the JSON summary would replace {other}; give --json another file")
+    return writable_target(path, force=force)
+
+
 def save_results(path, study: StudyResult, *, source=None):
     """Write a study's results to ``path``'s ``/analysis`` group, atomically.
 

@@ -10,7 +10,7 @@ Layout (docs/hdf5.md; SI units in storage: s, V, Hz)::
         stimulus_times_s                (n_stimuli,) float, s    [stimulated only]
         ground_truth/                   synthetic recordings only, see GROUND_TRUTH_*
     /parameters/                        synthetic files only: complete parameter set (JSON attr)
-    /provenance/                        package version, seed, command, creation time
+    /provenance/                        package version, seed, generator, command
     /analysis/                          written by ``sfemg analyze``, see ANALYSIS_*
 
 A foreign file needs only ``/recordings/<name>/signal`` (or ``sweeps``) with
@@ -73,7 +73,8 @@ GT_THRESHOLD = "threshold_v"
 GT_SAFETY_FACTOR = "safety_factor"
 #: (n_fibres, n_discharges): quantal content (quanta released).
 GT_QUANTAL_CONTENT = "quantal_content"
-#: (n_fibres,) index of the trigger fibre (attr), and per-fibre static properties.
+#: Index of the trigger fibre (an integer attribute; -1 in stimulated recordings), and the
+#: group of per-fibre static properties.
 GT_TRIGGER_FIBRE_ATTR = "trigger_fibre"
 GT_FIBRE_PROPERTIES = "fibres"
 

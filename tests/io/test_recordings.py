@@ -220,6 +220,10 @@ def test_recording_validation():
         Recording(name="x", fs_hz=1e4, sweeps_v=np.zeros((2, 5)))
     with pytest.raises(SfemgInputError, match="stimulus_times_s"):
         Recording(name="x", fs_hz=1e4, signal_v=np.zeros(5), mode="stimulated")
+    # the mode in any case, as the electrode (found in review: "Stimulated" was refused)
+    assert Recording(name="x", fs_hz=1e4, signal_v=np.zeros(5), mode=" Voluntary").mode == "voluntary"
+    with pytest.raises(SfemgInputError, match="mode must be 'voluntary' or 'stimulated', not 'stim'"):
+        Recording(name="x", fs_hz=1e4, signal_v=np.zeros(5), mode="stim")
 
 
 def test_damaged_ground_truth_is_a_one_line_error(tmp_path, study):

@@ -212,6 +212,18 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, study, mon
     assert path.read_bytes() == before
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root may give a file away")
+def test_written_in_place_the_file_keeps_its_owner(tmp_path, study):
+    """A file analysed in place by root became root's (found in review): the replacement
+    takes the owner and group of the file it replaces."""
+    path = tmp_path / "rec.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.arange(5.0))
+    os.chown(path, 1234, 5678)
+    save_results(path, study)
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 5678)
+
+
 def test_json_written_atomically(tmp_path, study):
     out = tmp_path / "s.json"
     save_json(out, study)
