@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,6 +17,8 @@ from ..recording import GroundTruth, Recording
 from . import _json
 from . import schema as S
 from ._atomic import atomic_h5
+from ._h5 import mark
+from ._h5 import open_hdf5 as _open
 
 __all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "iter_recordings",
            "list_recordings", "has_recordings", "load_parameters", "load_provenance"]
@@ -37,8 +36,7 @@ _GT_ARRAYS = {
 
 
 def _mark(group, encoding_type):
-    group.attrs[S.ENCODING_TYPE] = encoding_type
-    group.attrs[S.ENCODING_VERSION] = S.GROUP_VERSION
+    mark(group, encoding_type, S.GROUP_VERSION)
 
 
 class StudyWriter:
@@ -167,24 +165,6 @@ def save_recordings(path, recordings, *, parameters=None, provenance=None, force
     with open_study_writer(path, parameters=parameters, provenance=provenance, force=force) as writer:
         for rec in recordings:
             writer.add(rec)
-
-
-def _open(path):
-    path = Path(path)
-    if not path.exists():
-        raise SfemgInputError(f"{path}: no such file")
-    if not path.is_file():
-        raise SfemgInputError(f"{path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise SfemgInputError(f"{path}: not readable (permission denied)")
-    if not h5py.is_hdf5(path):
-        raise SfemgInputError(f"{path}: not an HDF5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:  # truncated or damaged; HDF5 says which in its parentheses
-        detail = re.search(r"\((.*)\)", str(exc))
-        raise SfemgInputError(f"{path}: cannot be read as HDF5 "
-                              f"({detail.group(1) if detail else exc.__class__.__name__})") from None
 
 
 def _read_signal(path, name, ds, group):

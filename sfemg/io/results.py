@@ -27,7 +27,8 @@ from ..errors import SfemgInputError
 from . import _json
 from . import schema as S
 from ._atomic import atomic_h5, atomic_path, writable_target
-from .recordings import _open
+from ._h5 import mark
+from ._h5 import open_hdf5 as _open
 
 __all__ = ["save_results", "load_results", "save_json"]
 
@@ -38,8 +39,7 @@ _RULES_ADDED_SINCE = {"irregular_fraction": 1.0, "excursion_window_us": 0.0, "su
 
 
 def _mark(group, encoding_type):
-    group.attrs[S.ENCODING_TYPE] = encoding_type
-    group.attrs[S.ENCODING_VERSION] = S.ANALYSIS_VERSION
+    mark(group, encoding_type, S.ANALYSIS_VERSION)
 
 
 def _json_default(value):

@@ -12,28 +12,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..errors import SfemgInputError
 from . import _json
 from . import schema as S
 from ._atomic import atomic_h5
+from ._h5 import mark, open_hdf5
 
 __all__ = ["create_validation_file", "read_validation_config", "write_validation_cell",
            "finished_validation_cells", "load_validation"]
 
 
 def _mark(group, kind, version=S.VALIDATION_VERSION):
-    group.attrs[S.ENCODING_TYPE] = kind
-    group.attrs[S.ENCODING_VERSION] = version
+    mark(group, kind, version)
 
 
 def _open(path):
-    try:
-        h5 = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise SfemgInputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    h5 = open_hdf5(path)
     if h5.attrs.get(S.ENCODING_TYPE) != S.VALIDATION_FILE_TYPE or S.VALIDATION not in h5:
         h5.close()
         raise SfemgInputError(f"{path}: not an sfemg validation file")

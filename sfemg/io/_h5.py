@@ -1,0 +1,45 @@
+"""What every reader and writer of this package does with HDF5 alike: mark a group with
+its encoding, open a file for reading with a one-line error for any file that cannot be."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import h5py
+
+from ..errors import SfemgInputError
+from . import schema as S
+
+
+def mark(group, encoding_type, version):
+    """Give ``group`` its ``encoding-type`` and ``encoding-version`` attributes."""
+    group.attrs[S.ENCODING_TYPE] = encoding_type
+    group.attrs[S.ENCODING_VERSION] = version
+
+
+def open_hdf5(path):
+    """``path`` open for reading.
+
+    Raises
+    ------
+    SfemgInputError
+        Missing, not a file, not readable, not HDF5, or truncated or damaged (with what
+        HDF5 says of it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SfemgInputError(f"{path}: no such file")
+    if not path.is_file():
+        raise SfemgInputError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise SfemgInputError(f"{path}: not readable (permission denied)")
+    if not h5py.is_hdf5(path):
+        raise SfemgInputError(f"{path}: not an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # truncated or damaged; HDF5 says which in its parentheses
+        detail = re.search(r"\((.*)\)", str(exc))
+        raise SfemgInputError(f"{path}: cannot be read as HDF5 "
+                              f"({detail.group(1) if detail else exc.__class__.__name__})") from None
