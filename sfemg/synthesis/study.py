@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -566,8 +567,11 @@ def study_params(preset: str = "healthy-edc", *, muscle: str | None = None,
     return StudyParams(**kwargs)
 
 
-def _run(params: StudyParams, seed, n_jobs, progress, task):
+def _run(params: StudyParams, seed, n_jobs, progress, task, stop=None):
     """Run ``task(i, seed_sequence_i)`` for every recording, on ``n_jobs`` threads, in order.
+
+    On an error or an interruption ``stop`` (a :class:`threading.Event`, which long
+    tasks check) is set, the tasks not started are dropped and the running ones awaited.
 
     Returns the integer seed and the list of results in recording order.
     """
@@ -583,6 +587,8 @@ def _run(params: StudyParams, seed, n_jobs, progress, task):
             if progress:
                 progress(i + 1, params.n_recordings)
     except BaseException:  # a failed recording or Ctrl-C: do not finish the others first
+        if stop is not None:
+            stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -670,6 +676,7 @@ def write_study(path, params: StudyParams, *, seed=None, n_jobs: int | None = No
     chunk_samples = max(int(chunk_s * params.fs_hz), 1)
     seed_int = resolve_seed(seed)
     header = Study(recordings=(), params=params, seed=seed_int, ground_truths=())
+    stop = threading.Event()  # (set on an error or Ctrl-C: long recordings end at their next chunk)
     with open_study_writer(path, parameters=params.to_dict(), provenance={**header.provenance(), **(provenance or {})},
                            force=force, expected_bytes=params.approx_signal_bytes()) as writer:
         def task(i, seq):
@@ -683,9 +690,11 @@ def write_study(path, params: StudyParams, *, seed=None, n_jobs: int | None = No
             for first, chunk in iter_signal_chunks(plan.n_samples, params.fs_hz, *_events(plan),
                                                    amplifier=params.amplifier, rng=plan.rng,
                                                    chunk_samples=chunk_samples):
+                if stop.is_set():
+                    return None
                 writer.write_chunk(plan.name, first, chunk)
             writer.add_ground_truth(plan.name, plan.ground_truth)
             return plan.ground_truth
 
-        _, ground_truths = _run(params, seed_int, n_jobs, progress, task)
+        _, ground_truths = _run(params, seed_int, n_jobs, progress, task, stop)
     return Study(recordings=(), params=params, seed=seed_int, ground_truths=tuple(ground_truths))
