@@ -98,7 +98,8 @@ def _electrode(text):
     except SfemgInputError:
         electrode = None
     if electrode is None:
-        raise argparse.ArgumentTypeError(f"'sfe' (single-fibre) or 'concentric' (concentric needle), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be 'sfe' (single-fibre) or 'concentric' (concentric needle), "
+                                         f"got {text!r}")
     return electrode
 
 

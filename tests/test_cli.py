@@ -146,7 +146,7 @@ def test_analyze_electrode_takes_the_aliases_the_recordings_may_carry(tmp_path, 
     assert code == 0, err
     assert json.loads(summary.read_text())["study"]["electrode"] == "concentric"
     code, _, err = run(capsys, "analyze", str(path), "--electrode", "needle", "--quiet")
-    assert code == 2 and "--electrode: 'sfe' (single-fibre) or 'concentric'" in err
+    assert code == 2 and "--electrode: must be 'sfe' (single-fibre) or 'concentric'" in err
 
 
 def test_analyze_summary_says_why_and_notes_pairs_of_few_discharges(tmp_path, capsys):

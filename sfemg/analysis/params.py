@@ -55,8 +55,8 @@ class AnalysisParams:
         Template method: time potentials whose waveforms overlap by one joint fit of all
         of them (:mod:`sfemg.analysis.joint`) rather than each on its own segment, which
         is dragged towards the other fibre (MCD up to 15 % low on simulated recordings).
-        Adds ~3.5-7 ms to a recording with overlapping potentials, most of them: the
-        analysis takes ~1.3x as long as without (docs/analysis.md §7).
+        Adds ~3.5-8 ms to a recording with overlapping potentials, most of them: the
+        analysis takes ~1.7x as long as without (docs/analysis.md §7).
     electrode : {"sfe", "concentric"}
         Selects acceptance thresholds and reference limits, for recordings that do not
         state their own (``Recording.electrode``, which ``analyze_recording`` and the

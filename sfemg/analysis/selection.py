@@ -464,8 +464,9 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
         return True
     modes = [None if r is None else _within_modes_mcd_us(timed_group, k, fs_hz, r.mcd_us, flip_flop_separation)
              for r, k in zip(rel, kept)]
-    # landing on one or the other side lobe of a kept waveform, rigid within each
-    if any(within and m is not None and m.alternates and _rigid(m.mcd_us, r.floor_us)
+    # landing on one or the other side lobe of a kept waveform, either side of its time
+    # point, rigid within each (a fibre that flip-flops lies on one side)
+    if any(within and m is not None and m.either_side and _rigid(m.mcd_us, r.floor_us)
            for r, m, within in zip(rel, modes, inside)):
         return True
     blocks_alone = _blocks_alone(timed_group.clearly_absent, kept)
@@ -479,8 +480,9 @@ def _is_phase(timed_group, group, kept, inside, trigger_group, fs_hz, residual_r
 class Modes(NamedTuple):
     """How much a group's positions jitter against a kept potential's (:func:`_within_modes_mcd_us`)."""
 
-    mcd_us: float     # their relative MCD, or the larger MCD within either offset's discharges
-    alternates: bool  # whether they alternate between two offsets
+    mcd_us: float      # their relative MCD, or the larger MCD within either offset's discharges
+    alternates: bool   # whether they alternate between two offsets
+    either_side: bool  # ... which lie either side of the kept potential's time point
 
 
 def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us, separation):
@@ -499,12 +501,13 @@ def _within_modes_mcd_us(cand, kept, fs_hz, mcd_us, separation):
     both = np.isfinite(cand.positions) & np.isfinite(kept.positions)
     relative_s = (cand.positions[both] - kept.positions[both]) / fs_hz
     if relative_s.size < _FLIP_FLOP_MIN_COUNT:
-        return Modes(mcd_us, False)
+        return Modes(mcd_us, False, False)
     d, threshold = two_group_split(relative_s)
     if not d > separation:
-        return Modes(mcd_us, False)
+        return Modes(mcd_us, False, False)
     upper = relative_s > threshold
-    return Modes(max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6, True)
+    either_side = fast_median(relative_s[upper]) > 0 > fast_median(relative_s[~upper])
+    return Modes(max(compute_mcd(relative_s[upper]), compute_mcd(relative_s[~upper])) * 1e6, True, either_side)
 
 
 def _explains_its_residual(data, spectra, sw, kept, positions, group, residual_ratio):

@@ -69,7 +69,10 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
     """
     path = writable_target(path, force=force)
     needed = expected_bytes + (path.stat().st_size if copy_existing else 0)
-    free = shutil.disk_usage(path.parent).free
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:  # (some network and FUSE file systems cannot say: the write will tell)
+        free = float("inf")
     if needed > free:
         raise SfemgInputError(f"{path}: needs about {_size(needed)}, and its disk has {_size(free)} free")
     try:

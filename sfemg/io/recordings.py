@@ -232,9 +232,9 @@ def _read_recording(path, name, g, *, with_ground_truth):
         rates = [float(np.asarray(value).reshape(())) for value in stated]
     except (TypeError, ValueError):
         raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is not a number") from None
-    if len(set(rates)) > 1:
-        raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is {rates[0]:g} on the "
-                              f"{kind} and {rates[1]:g} on its group; keep the right one")
+    if len(rates) > 1 and not np.isclose(rates[0], rates[1], rtol=1e-6, atol=0.0):  # (float32 beside float64)
+        raise SfemgInputError(f"{path}: recording {name!r}: '{S.SAMPLING_RATE_ATTR}' is {rates[0]:.10g} on the "
+                              f"{kind} and {rates[1]:.10g} on its group; keep the right one")
     fs = rates[0]
     data = _read_signal(path, name, ds, g)
 

@@ -179,11 +179,14 @@ class StudyParams:
         return dataclasses.asdict(self)
 
     def approx_signal_bytes(self) -> float:
-        """About how many bytes the study's samples take stored (float32), for a check of
-        the free space before writing."""
+        """About how many bytes the study's samples take stored, for a check of the free
+        space before writing, erring high: float32, each recording's rounded up to whole
+        MiB (HDF5 stores whole chunks; a continuous signal's also runs past its last
+        discharge) and a quarter more (ground truth, metadata)."""
         per_recording_s = (self.n_discharges * self.sweep_window_s if self.output == "sweeps"
                            else self.n_discharges / self.rate_hz)
-        return 4.0 * self.n_recordings * per_recording_s * self.fs_hz
+        mib = 2.0 ** 20
+        return 1.25 * self.n_recordings * np.ceil(4.0 * per_recording_s * self.fs_hz / mib + 1.0) * mib
 
 
 @dataclass(frozen=True)

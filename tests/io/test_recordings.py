@@ -105,11 +105,13 @@ def _rates_on_signal_and_group(signal_hz, group_hz):
     return build
 
 
-def test_the_same_sampling_rate_may_be_stated_twice(tmp_path):
+@pytest.mark.parametrize("signal_hz,group_hz", [(25_000, 25_000.0), (np.float32(1e5 / 3), 1e5 / 3)])
+def test_the_same_sampling_rate_may_be_stated_twice(tmp_path, signal_hz, group_hz):
+    """... as an integer and a float, or in float32 and float64 (not equal to the bit)."""
     path = tmp_path / "twice.h5"
     with h5py.File(path, "w") as h5:
-        _rates_on_signal_and_group(25_000, 25_000.0)(h5)
-    assert load_recordings(path)[0].fs_hz == 25_000.0
+        _rates_on_signal_and_group(signal_hz, group_hz)(h5)
+    assert load_recordings(path)[0].fs_hz == pytest.approx(group_hz, rel=1e-6)
 
 
 @pytest.mark.parametrize("build,match", [
