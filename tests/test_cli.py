@@ -113,7 +113,7 @@ def test_analyze_writes_json_summary(tmp_path, capsys):
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                          "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
                          "accepted", "reject_reasons", "flags",
-                         "mcd_uncertainty_us", "label"}  # docs/hdf5.md
+                         "mcd_uncertainty_us", "label", "amplitude_uv", "rise_time_us"}  # docs/hdf5.md
     assert isinstance(pair["flags"], list)
     assert re.fullmatch(r"P\d+-P\d+", pair["label"])  # as the report names the pair
     assert list_recordings(path) == ["pair001", "pair002"]  # recordings untouched

@@ -25,11 +25,13 @@ FLAG_MEANINGS = {
 
 #: The per-pair fields of the ``--json`` summary, in order: the contract's (docs/hdf5.md),
 #: then the pair's flags ("flip-flop", "few-discharges", ...), which a reader of the
-#: summary should see as much as the reasons for rejection, the MCD's uncertainty, and
-#: the pair's label ("P1-P2", "R1"), as the report names it.
+#: summary should see as much as the reasons for rejection, the MCD's uncertainty, the
+#: pair's label ("P1-P2", "R1"), as the report names it, and the potential's amplitude and
+#: rise time, which its acceptance is judged on.
 PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                     "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                    "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label")
+                    "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label",
+                    "amplitude_uv", "rise_time_us")
 
 
 def _json_value(value):
@@ -113,6 +115,11 @@ class PairResult:
     blocked: np.ndarray = field(default_factory=lambda: np.empty(0, bool), repr=False)
     reference_times_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     time_points_s: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+
+    @property
+    def amplitude_uv(self) -> float:
+        """:attr:`amplitude_v` in µV, as acceptance reads it (and the ``--json`` summary)."""
+        return self.amplitude_v * 1e6
 
     def to_json_dict(self) -> dict:
         """The ``--json`` summary of this pair (docs/hdf5.md; NaN written as null)."""
