@@ -238,8 +238,9 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     if jit.sum() / judged_on > limits.mean_us:
         reasons.append(f"mean jitter {out['mean_jitter_us']:.1f} µs > {limits.mean_us:g} µs{even_so}")
     if abnormal.sum() / judged_on > ABNORMAL_PAIR_FRACTION:
+        of_study = f"the {STUDY_PAIRS} a study needs" if judged_on > jit.size else str(judged_on)
         reasons.append(f"{abnormal.sum()} of {count(jit.size)} above {limits.individual_us:g} µs or blocking "
-                       f"(> 10 % of {judged_on})")
+                       f"(> 10 % of {of_study})")
     if reasons:
         out["verdict"], out["verdict_reason"] = "abnormal", "; ".join(reasons)
     elif judged_on > jit.size:

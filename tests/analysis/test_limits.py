@@ -84,7 +84,7 @@ def test_verdict_on_fewer_than_twenty_pairs_only_where_more_could_not_change_it(
     three = study_verdict([pair(50), pair(20, n_blocked=2), pair(44)] + [pair(20)] * 2, muscle="edc",
                           electrode="concentric")
     assert three["verdict"] == "abnormal"
-    assert three["verdict_reason"] == "3 of 5 pairs above 43 µs or blocking (> 10 % of 20)"
+    assert three["verdict_reason"] == "3 of 5 pairs above 43 µs or blocking (> 10 % of the 20 a study needs)"
     assert study_verdict([pair(50), pair(44)], muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
     # the mean limit (30 µs) exceeded even with the missing pairs at no jitter: 19 x 32 / 20 = 30.4
     high = study_verdict([pair(32)] * 19, muscle="edc", electrode="concentric")
