@@ -201,7 +201,7 @@ def _cmd_rns(args):
 
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
-    from .analysis.limits import KNOWN_MUSCLES, canonical_muscle
+    from .analysis.limits import KNOWN_MUSCLES, canonical_muscle, verdict_with_reason
     from .io.results import check_summary_target
     given = {"method": ("--method", args.method), "age_years": ("--age", args.age),
              "highpass_hz": ("--highpass", args.highpass),
@@ -243,10 +243,7 @@ def _cmd_analyze(args):
         where = args.output or args.input
         print(f"analysed {len(result.recordings)} recording(s) from {args.input}; results in {where}"
               + (f", summary in {args.json}" if args.json else ""))
-        verdict = s.get("verdict", "")
-        reason = s.get("verdict_reason")
-        if reason and reason not in verdict:
-            verdict = f"{verdict} ({reason})"
+        verdict = verdict_with_reason(s)
         mean = s.get("mean_jitter_us")
         unit = "endplate" if s.get("activation") == "stimulated" else "pair"
         n_accepted = s.get("n_pairs_accepted", 0)

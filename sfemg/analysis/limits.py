@@ -132,6 +132,19 @@ def canonical_electrode(electrode, where="electrode"):
     return _ELECTRODES[key]
 
 
+def verdict_with_reason(study):
+    """A study's verdict with the reason that decided it, for one line: "abnormal (mean
+    jitter 65.6 µs > 35.4 µs; ...)" (an "unknown (...)" verdict carries it already).
+
+    Parameters
+    ----------
+    study : dict
+        From :func:`study_verdict`.
+    """
+    verdict, reason = study.get("verdict", ""), study.get("verdict_reason")
+    return f"{verdict} ({reason})" if reason and reason not in verdict else verdict
+
+
 def lookup_limits(muscle, electrode, activation, age_years=None):
     """Reference limits for a study, or the reason there are none.
 

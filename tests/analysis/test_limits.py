@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sfemg.analysis import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, lookup_limits, study_verdict
-from sfemg.analysis.limits import STUDY_PAIRS, canonical_electrode
+from sfemg.analysis.limits import STUDY_PAIRS, canonical_electrode, verdict_with_reason
 from sfemg.analysis.results import PairResult
 from sfemg.errors import SfemgInputError
 
@@ -85,6 +85,9 @@ def test_verdict_on_fewer_than_twenty_pairs_only_where_more_could_not_change_it(
                           electrode="concentric")
     assert three["verdict"] == "abnormal"
     assert three["verdict_reason"] == "3 of 5 pairs above 43 µs or blocking (> 10 % of the 20 a study needs)"
+    # one line for the command line and the demo: the reason once
+    assert verdict_with_reason(three) == f"abnormal ({three['verdict_reason']})"
+    assert verdict_with_reason(one) == one["verdict"]
     assert study_verdict([pair(50), pair(44)], muscle="edc", electrode="concentric")["verdict"].startswith("unknown")
     # the mean limit (30 µs) exceeded even with the missing pairs at no jitter: 19 x 32 / 20 = 30.4
     high = study_verdict([pair(32)] * 19, muscle="edc", electrode="concentric")
