@@ -19,6 +19,12 @@ def mark(group, encoding_type, version):
     group.attrs[S.ENCODING_VERSION] = version
 
 
+def text(value):
+    """A text attribute as ``str`` (bytes not in UTF-8, as older tools write accents,
+    replaced, not an error)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def open_hdf5(path):
     """``path`` open for reading.
 

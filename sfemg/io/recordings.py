@@ -17,7 +17,7 @@ from ..recording import GroundTruth, Recording
 from . import _json
 from . import schema as S
 from ._atomic import atomic_h5
-from ._h5 import mark
+from ._h5 import mark, text
 from ._h5 import open_hdf5 as _open
 
 __all__ = ["save_recordings", "open_study_writer", "StudyWriter", "load_recordings", "iter_recordings",
@@ -247,7 +247,7 @@ def _read_recording(path, name, g, *, with_ground_truth):
 
     def attr(key):
         v = g.attrs.get(key)
-        return v.decode() if isinstance(v, bytes) else (str(v) if v is not None else None)
+        return text(v) if v is not None else None
 
     gt = _read_ground_truth(path, name, g[S.GROUND_TRUTH]) \
         if with_ground_truth and S.GROUND_TRUTH in g else None

@@ -29,6 +29,7 @@ from . import schema as S
 from ._atomic import atomic_h5, atomic_path, writable_target
 from ._h5 import mark
 from ._h5 import open_hdf5 as _open
+from ._h5 import text as _text
 
 __all__ = ["save_results", "load_results", "save_json"]
 
@@ -216,11 +217,6 @@ def save_results(path, study: StudyResult, *, source=None):
         _mark(st, S.ANALYSIS_STUDY_TYPE)
         st.attrs[S.ANALYSIS_STUDY_JSON_ATTR] = _dumps(study.study)
         st.attrs["verdict"] = str(study.study.get("verdict", ""))
-
-
-def _text(value):
-    """A text attribute as ``str`` (bytes not in UTF-8 replaced, not an error)."""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _text_list(value, what):
