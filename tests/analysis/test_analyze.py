@@ -318,7 +318,9 @@ def test_result_arrays_for_display():
     d = r.pairs[0].to_json_dict()
     assert list(d) == ["mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                        "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                       "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label"]
+                       "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label", "amplitude_uv",
+                       "rise_time_us"]
+    assert d["amplitude_uv"] == pytest.approx(r.pairs[0].amplitude_v * 1e6) and d["rise_time_us"] > 0
     assert 0 < d["mcd_uncertainty_us"] < d["technical_jitter_us"]
 
 

@@ -53,7 +53,8 @@ def test_foreign_file_analysed_in_place(tmp_path, signals):
     pair = summary["recordings"]["x"]["pairs"][0]
     assert set(pair) == {"mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_us",
                         "technical_jitter_us", "blocking_percent", "n_discharges", "n_blocked",
-                        "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label"}
+                        "accepted", "reject_reasons", "flags", "mcd_uncertainty_us", "label", "amplitude_uv",
+                        "rise_time_us"}
     assert summary["recordings"]["s"]["pairs"][0]["msd_us"] is None
     loaded = load_results(path)
     assert loaded.problems == study.problems and loaded.params == study.params
