@@ -9,11 +9,11 @@ The public API in one place:
 - displays: ``plot_*`` (need matplotlib: ``pip install sfemg[plot]``), loaded on first use
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 try:
-    __version__ = version("sfemg")
-except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = _metadata.version("sfemg")
+except _metadata.PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 from . import io
