@@ -115,8 +115,11 @@ def level_positions(segments, fraction: float, search_half=None):
     Returns
     -------
     ndarray, shape (n,)
-        Linearly interpolated crossing position, samples (NaN if the segment never falls
-        below the level before its maximum).
+        Linearly interpolated crossing position, samples. Where a segment never falls
+        below the level before its maximum (another potential on its rising phase), the
+        crossing is placed the median rise of the other segments before its peak (the
+        peak itself if none has one): the potential is there, only its level is hidden,
+        and a NaN would count as a block.
     """
     seg = np.atleast_2d(segments)
     n, length = seg.shape
@@ -131,7 +134,8 @@ def level_positions(segments, fraction: float, search_half=None):
     y1 = seg[rows, np.minimum(last + 1, length - 1)]
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = last + (level - y0) / (y1 - y0)
-    return np.where(has, pos, np.nan)
+    rise = fast_median(peak_i[has] - pos[has]) if has.any() else 0.0
+    return np.where(has, pos, peak_i - rise)
 
 
 @dataclass(frozen=True)

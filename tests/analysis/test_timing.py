@@ -75,7 +75,23 @@ def test_level_positions_match_exact_crossing():
     want = np.array([slow_level_crossing(0.5, p) for p in true])
     # linear interpolation of a curve sampled at 1/3.5 of its width: < 0.05 sample
     np.testing.assert_allclose(pos, want, atol=0.05)
-    assert np.isnan(level_positions(np.ones((1, 10)), 0.5)[0])
+
+
+def test_a_hidden_level_crossing_is_placed_the_median_rise_before_the_peak():
+    """A segment that never falls below the level before its peak (another potential on
+    its rising phase) gave NaN, which the pair then counted as a block (found in review):
+    the potential is there. Its crossing is placed the others' median rise before its own
+    peak — the peak itself when no segment has a crossing."""
+    true = 60 + np.linspace(-0.5, 0.5, 11)
+    seg = segments(true)
+    seg[3, :60] = seg[3, 60]  # raised to its peak before it
+    pos = level_positions(seg, 0.5)
+    peaks = peak_positions(seg)[0]
+    rise = np.median(np.round(np.delete(peaks, 3)) - np.delete(pos, 3))
+    assert np.isfinite(pos).all() and pos[3] == pytest.approx(np.round(peaks[3]) - rise)
+    np.testing.assert_allclose(np.delete(pos, 3), np.delete([slow_level_crossing(0.5, p) for p in true], 3),
+                               atol=0.05)
+    assert level_positions(np.ones((1, 10)), 0.5)[0] == np.round(peak_positions(np.ones((1, 10)))[0][0])
 
 
 def test_template_recovers_exact_fractional_shifts_without_noise():
