@@ -28,6 +28,8 @@ __all__ = ["main", "run"]
 _LOW_RATE_RNS_HZ = 5.0
 #: Exit code of a command ended by SIGTERM (128 + the signal's number, as a shell reports it).
 _TERMINATED = 128 + signal.SIGTERM
+#: Exit code when the output was closed early (``sfemg rns | head -1``), as of SIGPIPE.
+_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,8 +238,8 @@ def _cmd_analyze(args):
               file=sys.stderr)
     few = sum(p.accepted and "few-discharges" in p.flags for r in result.recordings for p in r.pairs)
     if few:
-        print(f"note: {few} accepted pair{'s' if few > 1 else ''} of fewer than {params.min_discharges} "
-              "analysable discharges (flagged few-discharges): their jitter is less certain", file=sys.stderr)
+        print(f"note: {few} accepted pair{'s' if few > 1 else ''} recorded over fewer than {params.min_discharges} "
+              "discharges (flagged few-discharges): their jitter is less certain", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
@@ -511,12 +513,14 @@ def run():
     if code == _TERMINATED:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+    if code == _BROKEN_PIPE:  # (what is still buffered for the closed pipe goes nowhere)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (0, 1 or 2; 130 when interrupted by
-    Ctrl-C, 143 by SIGTERM under :func:`run`)."""
+    Ctrl-C, 143 by SIGTERM under :func:`run`, 141 when the output was closed early)."""
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
@@ -531,6 +535,8 @@ def main(argv=None) -> int:
     except _Terminated:
         print("sfemg: terminated", file=sys.stderr)
         return _TERMINATED
+    except BrokenPipeError:  # the reader of the output has gone (``| head``): nothing to say
+        return _BROKEN_PIPE
     except Exception as exc:  # a bug in sfemg, not the user's input
         if os.environ.get("SFEMG_DEBUG"):
             traceback.print_exc()

@@ -218,7 +218,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     else:  # the interpolated peak and level crossing are not at the bound: not known
         errors = None
     levels = sw.saturation.levels_v if sw.saturation is not None else (np.nan, np.nan)
-    clipped = [int(clipped_discharges(sw, t, fs_hz).sum()) for t in timed]
+    clipped = [clipped_discharges(sw, t, fs_hz) for t in timed]  # (n,) bool each
     times = [t.times_s for t in timed]
     excursions = [t.excursions for t in timed]
     crb = [t.crb_var for t in timed]
@@ -243,7 +243,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         real = ~false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
         if not real.all() and real.sum() >= 2:
             sw = keep_references(sw, real, pots[trigger], fs_hz, params)
-            times, ref_t = [t[real] for t in times], ref_t[real]
+            times, ref_t, clipped = [t[real] for t in times], ref_t[real], [c[real] for c in clipped]
             errors = errors.subset(real) if errors is not None else None
             excursions = [e[real] for e in excursions]
             data, n = sw.data_v, int(real.sum())
@@ -270,19 +270,18 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         tech_us = MCD_PER_SD * np.mean(np.sqrt(var)) / fs_hz * 1e6
         mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, ref_var) * 1e6
                      if errors is not None and np.isfinite(mcd) else float("nan"))
-        reasons = _acceptance(*shapes[j], params, "") + _clipping(clipped[j], levels, "")
-        n_clipped = clipped[j]
+        reasons = _acceptance(*shapes[j], params, "") + _clipping(int(clipped[j].sum()), levels, "")
+        n_clipped = int(clipped[j].sum())
         if mode == "voluntary":
             reasons += _acceptance(*shapes[trigger], params, "trigger: ")
-            reasons += _clipping(clipped[trigger], levels, "trigger: ")
-            n_clipped += clipped[trigger]
+            reasons += _clipping(int(clipped[trigger].sum()), levels, "trigger: ")
+            n_clipped += int(clipped[trigger].sum())
         flags = ["clipped"] if n_clipped else []
         n_blocked = int(blocked.sum())
-        n_pairs_ok = int(np.sum(np.isfinite(np.diff(ipis))))
         if n_blocked == n:
             flags.append("all-blocked")
             reasons.append("every discharge blocked")
-        if n_pairs_ok + 1 < params.min_discharges:
+        if n < params.min_discharges:  # (fewer by blocking is the blocking, reported as such)
             flags.append("few-discharges")
         if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
             flags.append("low-mcd")

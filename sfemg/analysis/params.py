@@ -66,7 +66,8 @@ class AnalysisParams:
     age_years : float, optional
         Subject age, years; SFE voluntary limits depend on it (Bromberg & Scott 1994).
     min_discharges : int
-        Fewer analysable discharges flag the pair "few-discharges".
+        A pair recorded over fewer discharges (or stimuli) is flagged "few-discharges"
+        (those it blocked in count: its blocking is reported as such).
     msd_ratio_threshold : float
         Report MSD instead of MCD when MCD/MSD exceeds this.
     low_mcd_us : float
@@ -74,7 +75,8 @@ class AnalysisParams:
     detect_threshold_sd : float
         Candidate peaks must exceed this many noise standard deviations.
     peak_window_us : float
-        A candidate is the largest absolute sample within ± this window.
+        A candidate is the largest sample of its polarity (positive peaks and negative
+        troughs apart) within ± this window.
     search_window_ms : float
         Time-locked potentials are sought within ± this of the trigger (voluntary) or up to
         this after the stimulus (stimulated).

@@ -15,8 +15,8 @@ __all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS", "
 FLAG_MEANINGS = {
     "clipped": "the potential or the trigger reaches the level where the samples clip (excluded)",
     "all-blocked": "the potential is missing in every discharge (excluded)",
-    "few-discharges": "fewer analysable discharges than min_discharges (50)",
-    "low-mcd": "MCD below low_mcd_us (5 µs): split fibre or direct muscle stimulation (excluded)",
+    "few-discharges": "recorded over fewer discharges than min_discharges (default 50)",
+    "low-mcd": "MCD below low_mcd_us (default 5 µs): split fibre or direct muscle stimulation (excluded)",
     "flip-flop": "bimodal IPIs: the potential alternates between two latencies",
     "irregular-firing": "many short reference intervals: two units taken for one (excluded)",
     "latency-excursions": "found outside its search window in some discharges (counted as discharges)",
@@ -118,7 +118,8 @@ class PairResult:
 
     @property
     def amplitude_uv(self) -> float:
-        """:attr:`amplitude_v` in µV, as acceptance reads it (and the ``--json`` summary)."""
+        """:attr:`amplitude_v` in µV, the unit of the acceptance limits (and of the ``--json``
+        summary)."""
         return self.amplitude_v * 1e6
 
     def to_json_dict(self) -> dict:

@@ -156,9 +156,14 @@ def test_msd_reported_when_firing_rate_dependence_planted():
 
 
 def test_few_discharges_flagged():
+    """Flagged when recorded over fewer than 50 discharges; not for the discharges it
+    blocked in (it flagged every endplate of 50 stimuli that blocked once: review)."""
     sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=30, jitter_us=(20.0,), seed=2)
     p = analyze_signal(sig, 50e3).pairs[0]
     assert "few-discharges" in p.flags and p.accepted
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, jitter_us=(20.0,), block_prob=(0.3,), seed=2)
+    p = analyze_signal(sig, 50e3).pairs[0]
+    assert p.n_discharges >= 50 and p.n_blocked >= 10 and "few-discharges" not in p.flags
 
 
 def test_stimulated_with_artefact():
