@@ -41,18 +41,20 @@ REPORT_SUFFIXES = (".pdf", ".png", ".html")
 _A4_PORTRAIT_IN = (8.27, 11.69)
 _A4_LANDSCAPE_IN = (11.69, 8.27)
 _TABLE_ROW_IN = 0.17          # height of one table row, inches (7 pt text)
-_STATUS_MAX_CHARS = 62        # longer reasons are cut in the table (full text on pair pages)
+_STATUS_MAX_CHARS = 56        # longer reasons are cut in the table (full text on pair pages)
+_NAME_MAX_CHARS = 14          # longer recording names are cut in the table (in bold they overflowed)
 _PNG_DPI = 150
 _HTML_DPI = 80
 _PDF_RASTER_DPI = 120         # resolution of the rasterized sweeps in PDF pages
 
-_COLUMN_WIDTHS = (0.03, 0.09, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.43)
+_COLUMN_WIDTHS = (0.03, 0.115, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.405)
 _HEADER_ROWS = 1.9            # the two-line header row is this many rows high
 _SUMMARY_LINES = 9            # summary lines that fit above the study page's jitter plot and its title
 _TABLE_NOTE = ("Bold on grey: accepted, above the individual limit or blocking. Grey italics: "
                "rejected, not in the study. –: not measurable. Jitter is the MCD, or the MSD "
-               "when MCD/MSD > 1.25. IPI: mean interpotential interval (latency from the "
-               "stimulus for endplates). n: discharges.")
+               "when MCD/MSD > 1.25. IPI: mean interpotential interval, the potential's time less "
+               "the trigger's (negative when it comes first: P2-P1); for endplates the latency from "
+               "the stimulus. n: discharges.")
 
 
 def _table_note(study_result):
@@ -191,8 +193,9 @@ def _draw_table(ax, rows, mode):
         if not rows:
             continue
         style = rows[r - 1][1]
-        if c == 10 and len(text.get_text()) > _STATUS_MAX_CHARS:
-            text.set_text(text.get_text()[:_STATUS_MAX_CHARS - 1] + "…")
+        longest = {1: _NAME_MAX_CHARS, 10: _STATUS_MAX_CHARS}.get(c)
+        if longest and len(text.get_text()) > longest:
+            text.set_text(text.get_text()[:longest - 1] + "…")
         if style == "abnormal":
             text.set_fontweight("bold")
             cell.set_facecolor("0.88")
@@ -227,6 +230,9 @@ def _study_pages(study_result, title):
     _draw_table(fig.add_axes(table_box), rows[:first], mode)
     pages = [fig]
     rest = rows[first:]
+    if rest:  # (a PNG report holds this page only)
+        fig.text(0.06, 0.035, f"Rows {first + 1}–{len(rows)} and the table's notes continue on the next "
+                 "page(s) of the PDF and HTML reports.", fontsize=7, style="italic", va="top")
     per_page = _rows_per_page(0.85 * _A4_PORTRAIT_IN[1])
     for start in range(0, len(rest), per_page):
         page = Figure(figsize=_A4_PORTRAIT_IN)

@@ -226,3 +226,24 @@ def test_the_table_note_says_what_the_flags_mean_and_fits_below_the_table(study_
     table = page.axes[-1].tables[0]
     box = note.get_window_extent()
     assert 0 <= box.y0 and box.y1 < table.get_window_extent().y0 and box.x1 <= 0.96 * page.bbox.x1  # (margin)
+
+
+def test_the_study_page_says_where_the_rows_it_cannot_hold_are(study_result):
+    """A PNG report (the study page only) stopped its table at row 25 with no word of the
+    rest, nor of the flags' notes on the last page; and bold recording names overflowed
+    their column (found in review). Rows past the page are pointed to; long names are cut."""
+    import dataclasses
+
+    from sfemg.report import _study_pages
+
+    recs = [dataclasses.replace(r, name=f"a-long-recording-name-{i:02d}")
+            for i, r in enumerate(study_result.recordings * 2)]
+    first = _study_pages(dataclasses.replace(study_result, recordings=tuple(recs)), "t")[0]
+    texts = [t.get_text() for t in first.texts]
+    assert any(re.fullmatch(r"Rows 2\d–40 and the table's notes continue on the next page\(s\) of the PDF "
+                            r"and HTML reports\.", t) for t in texts), texts
+    names = [cell.get_text().get_text() for (row, col), cell in first.axes[-1].tables[0].get_celld().items()
+             if row > 0 and col == 1]
+    assert names and all(len(name) <= 14 and name.endswith("…") for name in names)
+    single = _study_pages(study_result, "t")
+    assert len(single) == 1 and not any("continue on the next page" in t.get_text() for t in single[0].texts)

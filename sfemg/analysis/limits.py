@@ -253,7 +253,7 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     if abnormal.sum() / judged_on > ABNORMAL_PAIR_FRACTION:
         of_study = f"the {STUDY_PAIRS} a study needs" if judged_on > jit.size else str(judged_on)
         reasons.append(f"{abnormal.sum()} of {count(jit.size)} above {limits.individual_us:g} µs or blocking "
-                       f"(> 10 % of {of_study})")
+                       f"(> {ABNORMAL_PAIR_FRACTION * 100:g} % of {of_study})")
     if reasons:
         out["verdict"], out["verdict_reason"] = "abnormal", "; ".join(reasons)
     elif judged_on > jit.size:

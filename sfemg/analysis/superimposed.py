@@ -246,7 +246,7 @@ def window_energy(rows_v, positions, half):
     Returns
     -------
     ndarray, shape (K, n)
-        V^2 (sum of squares); NaN where the position is.
+        V^2 (sum of squares); NaN where the position is NaN (absent).
     """
     return window_energy_kernel(np.ascontiguousarray(rows_v, dtype=np.float64),
                                 np.ascontiguousarray(positions, dtype=np.float64), int(half),

@@ -112,12 +112,15 @@ def fmt_ratio(value):
 
 
 def short_citation(citation):
-    """``"Stålberg et al. 2016"`` from a full reference (first author's surname and year)."""
+    """``"Stålberg et al. 2016"``, ``"Bromberg & Scott 1994"`` from a full reference in
+    Vancouver style (authors up to the first full stop, then the year)."""
     if not citation:
         return ""
-    author = citation.split(",")[0].split()[0]
+    names = [name.split()[0] for name in citation.split(". ")[0].split(",") if name.strip()]
+    authors = (f"{names[0]} et al." if len(names) > 2 or "et al" in citation.split(". ")[0]
+               else " & ".join(names))
     year = re.search(r"\b(19|20)\d\d\b", citation)
-    return f"{author} et al. {year.group(0)}" if year else f"{author} et al."
+    return f"{authors} {year.group(0)}" if year else authors
 
 
 def is_abnormal(pair, limits):

@@ -222,7 +222,8 @@ def plot_ipi_trend(pair_result, ax=None, *, mode="voluntary"):
     Returns
     -------
     matplotlib.axes.Axes
-        Blocked discharges are crosses along the bottom edge of the axes.
+        Blocked discharges are crosses in a strip along the bottom edge of the axes, below
+        every value, which leave the top free for the legend.
     """
     _, ax = new_axes(ax, figsize=(6.4, 3.0))
     ipi_us = pair_result.ipis_s * US_PER_S
@@ -236,11 +237,22 @@ def plot_ipi_trend(pair_result, ax=None, *, mode="voluntary"):
         ax.plot(n[blocked], np.full(blocked.sum(), 0.04), transform=ax.get_xaxis_transform(),
                 linestyle="none", marker="x", ms=5, mew=1.2, color=BLOCKED_COLOR,
                 label=f"blocked ({blocked.sum()})")
+    finite = ipi_us[np.isfinite(ipi_us)]
+    if finite.size:  # (the crosses drew over the lowest values, the legend over the highest)
+        low, high = finite.min(), finite.max()
+        span = max(high - low, 1.0)
+        ax.set_ylim(low - _STRIP * span, high + _HEADROOM * span)
     ax.set_xlim(0, max(n.size, 1) + 1)
     ax.set_xlabel("Discharge")
     ax.set_ylabel(f"{interval_name(mode)} (µs)")
     ax.legend(loc="upper right", fontsize="x-small", ncols=3, frameon=True, framealpha=0.9)
     return ax
+
+
+#: Room in :func:`plot_ipi_trend` below the values for the blocked discharges' crosses and
+#: above them for the legend, as fractions of the values' range.
+_STRIP = 0.15
+_HEADROOM = 0.3
 
 
 def plot_ipi_histogram(pair_result, ax=None, *, mode="voluntary", orientation="vertical"):

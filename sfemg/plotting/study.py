@@ -106,7 +106,7 @@ def plot_jitter_study(study_result, ax=None):
     finite = jitter[np.isfinite(jitter)]
     top = max([finite.max() if finite.size else 0.0]
               + ([lim["individual_us"]] if lim else []) + [mean if mean and np.isfinite(mean) else 0])
-    ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)
+    ax.set_ylim(0, _HEADROOM * top if top > 0 else 1.0)
     ax.set_xlim(0.3, max(len(entries), 1) + 0.7)
     if len(entries) <= _EVERY_ROW_NUMBERED:  # (a locator numbered one pair 0.8, 1.6, and 4 or 5 pairs 2, 4)
         ax.set_xticks(np.arange(1, max(len(entries), 1) + 1))
@@ -123,6 +123,17 @@ def plot_jitter_study(study_result, ax=None):
     if n_acc:
         title += (f"; mean {fmt_us(study.get('mean_jitter_us'))} µs, "
                   f"median {fmt_us(study.get('median_jitter_us'))} µs")
-    ax.set_title("\n".join(textwrap.fill(line, 95) for line in title.split("\n")),
-                 fontsize="medium")
+    width_in = ax.get_position().width * ax.figure.get_figwidth()  # (a panel of a grid is narrow)
+    keep = {"> ": ">\u00a0", " %": "\u00a0%", " µs": "\u00a0µs"}  # (not broken at these spaces)
+    for space, joined in keep.items():
+        title = title.replace(space, joined)
+    ax.set_title("\n".join(textwrap.fill(line, max(30, int(width_in * _TITLE_CHARS_PER_IN)))
+                           for line in title.split("\n")), fontsize="medium")
     return ax
+
+
+#: :func:`plot_jitter_study`'s y range over its highest value: the legend (upper left) and
+#: the blocking percentages above the points need the top ~30 % of the axes.
+_HEADROOM = 1.45
+#: Characters of the medium-size title per inch of axes width.
+_TITLE_CHARS_PER_IN = 12

@@ -284,3 +284,41 @@ def test_uncertainties_read_in_two_digits_and_fit_their_column(value, text):
     pair panel's column."""
     from sfemg.plotting._style import fmt_uncertainty_us
     assert fmt_uncertainty_us(value) == text
+
+
+def test_short_citations_name_two_authors_and_abbreviate_more():
+    """A legend read "Bromberg et al. 1994" for a paper of two authors (found in review)."""
+    from sfemg.analysis.limits import BROMBERG_1994, STALBERG_2016
+    from sfemg.plotting._style import short_citation
+
+    assert short_citation(BROMBERG_1994) == "Bromberg & Scott 1994"
+    assert short_citation(STALBERG_2016) == "Stålberg et al. 2016"
+    assert short_citation("Smith J. One author. J Test 2001;1:1.") == "Smith 2001"
+    assert short_citation(None) == ""
+
+
+def test_ipi_trend_keeps_its_blocked_crosses_and_legend_off_the_values(recording_result):
+    """The crosses of blocked discharges were drawn over the lowest values and the legend
+    over the highest (found in review): a strip below the values, room above them."""
+    pair = recording_result.pairs[0]
+    ax = plot_ipi_trend(pair)
+    ipi_us = pair.ipis_s[np.isfinite(pair.ipis_s)] * 1e6
+    low, high = ax.get_ylim()
+    span = ipi_us.max() - ipi_us.min()
+    assert low <= ipi_us.min() - 0.14 * span and high >= ipi_us.max() + 0.29 * span
+    plt.close(ax.figure)
+
+
+def test_jitter_study_leaves_the_top_to_its_legend_and_fits_its_title(study_result):
+    """The legend hid blocking percentages and points near the top, and a fixed 95-character
+    title ran into the neighbouring panels of a grid (found in review)."""
+    ax = plot_jitter_study(study_result)
+    jitter = [p.jitter_us for r in study_result.recordings for p in r.pairs]
+    assert ax.get_ylim()[1] >= 1.44 * max(jitter)
+    plt.close(ax.figure)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    plot_jitter_study(study_result, ax=axes[1])
+    fig.canvas.draw()
+    title = axes[1].title.get_window_extent()
+    assert axes[0].get_window_extent().x1 < title.x0 and title.x1 < axes[2].get_window_extent().x0
+    plt.close(fig)
