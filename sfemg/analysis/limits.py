@@ -260,5 +260,8 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
         why = f"{count(jit.size)} accepted: a normal study needs {STUDY_PAIRS}"
         out["verdict"], out["verdict_reason"] = f"unknown ({why})", why
     else:
-        out["verdict"], out["verdict_reason"] = "normal", "within reference limits"
+        out["verdict"], out["verdict_reason"] = "normal", (
+            f"mean jitter {out['mean_jitter_us']:.1f} µs ≤ {limits.mean_us:g} µs; {abnormal.sum()} of "
+            f"{count(jit.size)} above {limits.individual_us:g} µs or blocking "
+            f"(≤ {ABNORMAL_PAIR_FRACTION * 100:g} %)")
     return out

@@ -47,6 +47,8 @@ def test_unknown_limits_say_why():
 def test_verdict_normal_and_mean_rule():
     normal = study_verdict([pair(25)] * 20, muscle="edc", electrode="concentric")
     assert normal["verdict"] == "normal" and normal["mean_jitter_us"] == 25
+    # its basis, as an abnormal verdict gives its own ("within reference limits" said none: review)
+    assert normal["verdict_reason"] == "mean jitter 25.0 µs ≤ 30 µs; 0 of 20 pairs above 43 µs or blocking (≤ 10 %)"
     high = study_verdict([pair(35)] * 20, muscle="edc", electrode="concentric")
     assert high["verdict"] == "abnormal" and "mean" in high["verdict_reason"]
 
