@@ -114,7 +114,7 @@ def _recordings_by_name(recordings):
     return {name: r for name, r in by_name.items() if r.ground_truth is not None}
 
 
-def plot_truth_vs_measured(study_result, recordings, ax=None):
+def plot_truth_vs_measured(study_result, recordings, ax=None, *, safety_factor_range=None):
     """Measured MCD of every pair against the MCD of its true IPI (or latency).
 
     Points on the dashed identity line are measured exactly; the measurement floor
@@ -128,6 +128,9 @@ def plot_truth_vs_measured(study_result, recordings, ax=None):
     recordings : sequence of Recording
         The analysed recordings with ground truth, matched to the results by name.
     ax : matplotlib.axes.Axes, optional
+    safety_factor_range : (float, float), optional
+        The colour scale's ends (default: this study's lowest and highest safety factor);
+        give the same to panels side by side, so that one colour is one safety factor.
 
     Returns
     -------
@@ -157,14 +160,15 @@ def plot_truth_vs_measured(study_result, recordings, ax=None):
     if true_us.size:
         lo = max(1.0, 0.7 * min(true_us.min(), meas_us.min()))
         hi = 1.4 * max(true_us.max(), meas_us.max())
-        norm_sf = (np.nanmin(sf), np.nanmax(sf)) if np.any(np.isfinite(sf)) else (0, 1)
+        norm_sf = safety_factor_range or ((np.nanmin(sf), np.nanmax(sf)) if np.any(np.isfinite(sf)) else (0, 1))
         sc = None
         for sel, marker, label in ((accepted, "o", "accepted"), (~accepted, "s", "rejected")):
             if sel.any():
                 sc = ax.scatter(true_us[sel], meas_us[sel], c=sf[sel], cmap="viridis",
                                 vmin=norm_sf[0], vmax=norm_sf[1], marker=marker, s=36,
                                 edgecolors="black", linewidths=0.6, label=label, zorder=3)
-        ax.figure.colorbar(sc, ax=ax, shrink=0.8, label="Safety factor (EPP / threshold)")
+        # (beside the square axes, as high as they are: a bar of the figure's height was twice theirs)
+        ax.figure.colorbar(sc, cax=ax.inset_axes((1.04, 0.0, 0.05, 1.0)), label="Safety factor (EPP / threshold)")
     else:
         lo, hi = 1.0, 300.0
         ax.text(0.5, 0.5, "no measured pair matched a simulated fibre", transform=ax.transAxes,
@@ -181,7 +185,11 @@ def plot_truth_vs_measured(study_result, recordings, ax=None):
     ax.set_aspect("equal")
     ax.set_xlabel("True MCD (µs)")
     ax.set_ylabel("Measured MCD (µs)")
-    ax.legend(loc="upper left", fontsize="x-small")
+    legend = ax.legend(loc="upper left", fontsize="x-small")
+    for handle in legend.legend_handles:  # (the markers' shapes, not the first point's colour)
+        if hasattr(handle, "set_array"):  # (a scatter's handle maps its array at each draw)
+            handle.set_array(None)
+            handle.set_facecolor("0.85")
     ax.set_title(f"Ground truth vs measurement ({true_us.size} pairs)", fontsize="medium")
     return ax
 

@@ -232,7 +232,25 @@ def test_truth_vs_measured(simulated):
     assert 0 < n_points <= matched
     assert ax.get_xlabel() == "True MCD (µs)" and ax.get_ylabel() == "Measured MCD (µs)"
     assert len(_line(ax, "identity").get_xdata()) == 2
-    assert any("Safety factor" in a.get_ylabel() for a in ax.figure.axes), "colour bar"
+    assert any("Safety factor" in a.get_ylabel() for a in ax.child_axes), "colour bar"
+
+
+def test_truth_vs_measured_colours_mean_one_safety_factor_across_panels(simulated):
+    """Side by side, one colour meant different safety factors (a scale per panel), the
+    legend's markers took the first point's colour, and the colour bar stood twice the
+    square plot's height (found in review)."""
+    study, result = simulated
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax in (left, right):
+        plot_truth_vs_measured(result, study.recordings, ax=ax, safety_factor_range=(1.0, 6.0))
+    for ax in (left, right):
+        assert all(c.norm.vmin == 1.0 and c.norm.vmax == 6.0 for c in ax.collections if c.get_array() is not None)
+        assert all(tuple(h.get_facecolor()[0][:3]) == (0.85, 0.85, 0.85)
+                   for h in ax.get_legend().legend_handles if hasattr(h, "set_array"))
+    fig.canvas.draw()
+    bar = next(a for a in left.child_axes if "Safety factor" in a.get_ylabel())
+    assert abs(bar.get_window_extent().height - left.get_window_extent().height) < 2  # pixels
+    plt.close(fig)
 
 
 def test_ground_truth_matches_the_right_fibre(simulated):
