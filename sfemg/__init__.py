@@ -26,7 +26,7 @@ from .synthesis import simulate_study
 analyze = analyze_file
 
 _PLOTS = ("plot_superimposed_sweeps", "plot_raster", "plot_ipi_trend", "plot_ipi_histogram",
-          "plot_pair_panel", "plot_jitter_study", "plot_truth_vs_measured", "plot_safety_factor")
+          "plot_pair_panel", "plot_jitter_study", "plot_truth_vs_measured", "plot_safety_factor", "plot_rns")
 
 __all__ = ["__version__", "SfemgInputError", "Recording", "GroundTruth", "simulate_study",
            "analyze", "analyze_file", "analyze_recording", "analyze_signal", "io", *_PLOTS]

@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from . import __version__
 from .errors import SfemgInputError
@@ -30,6 +31,8 @@ _LOW_RATE_RNS_HZ = 5.0
 _TERMINATED = 128 + signal.SIGTERM
 #: Exit code when the output was closed early (``sfemg rns | head -1``), as of SIGPIPE.
 _BROKEN_PIPE = 141
+#: Figure files ``rns --plot`` writes (by matplotlib).
+_FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,21 +186,35 @@ def _cmd_simulate(args):
 
 def _cmd_rns(args):
     from .synthesis import get_preset, simulate_rns
+    if args.plot is not None:  # (checked before the simulation)
+        _require_matplotlib("--plot")
+        if Path(args.plot).suffix.lower() not in _FIGURE_SUFFIXES:
+            raise SfemgInputError(f"--plot {args.plot}: give a .png, .pdf or .svg file")
+        _check_output(args.plot, args.force)
     with _options_named({"rate_hz": "--rate", "n_stimuli": "--stimuli", "n_endplates": "--endplates"}):
         r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
                          n_endplates=args.endplates, seed=args.seed)
     muscle = get_preset(args.preset, args.muscle)[0].muscle
     print(f"repetitive nerve stimulation, {args.preset} ({muscle}), {args.rate:g} Hz, {args.endplates} fibres")
+    print("(CMAP: % of the muscle's fibres whose endplate transmits; decrement: against the 1st response)")
     print("stimulus  CMAP %  decrement %")
     for k, (amp, dec) in enumerate(zip(r.cmap_relative, r.decrement_percent), start=1):
         print(f"{k:8d}  {100 * amp:6.1f}  {dec:11.1f}")
     if args.rate <= _LOW_RATE_RNS_HZ:
-        verdict = "abnormal (> 10 %)" if r.decrement_4th_percent > 10 else "normal (<= 10 %)"
+        verdict = ("abnormal (> 10 %" if r.decrement_4th_percent > 10 else "normal (<= 10 %") + \
+            ", the low-rate criterion: docs/literature.md §10)"
         print(f"decrement 1st-4th: {r.decrement_4th_percent:.1f} %, {verdict}")
     else:  # (high-rate RNS is read for an increment; the 10 % criterion is a low-rate one)
         print(f"decrement 1st-4th: {r.decrement_4th_percent:.1f} %; CMAP last/1st: "
               f"{100 * r.cmap_relative[-1] / r.cmap_relative[0]:.1f} % (no verdict: the 10 % decrement "
               f"criterion is for {_LOW_RATE_RNS_HZ:g} Hz and below)")
+    if args.plot is not None:
+        from .io._atomic import atomic_path
+        from .plotting import plot_rns
+        ax = plot_rns(r, [args.preset], rate_hz=args.rate)
+        with atomic_path(args.plot, force=args.force) as tmp:
+            ax.figure.savefig(tmp, format=Path(args.plot).suffix.lower()[1:], dpi=150)
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -409,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endplates", type=_positive_int, default=1000,
                    help="endplates (muscle fibres) summed into the CMAP (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1; same seed, same bits)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw the responses against the 1st, with the 10 %% criterion (.png, .pdf or .svg)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     p.set_defaults(func=_cmd_rns)
 
     p = sub.add_parser("analyze", help="measure jitter and blocking in recordings (HDF5)")

@@ -508,8 +508,22 @@ def test_rns_judges_the_decrement_at_low_rates_only(capsys):
     code, out, _ = run(capsys, "rns", "--preset", "achr-mg-severe", "--rate", "3")
     assert code == 0 and "repetitive nerve stimulation, achr-mg-severe" in out
     last = out.strip().splitlines()[-1]
-    assert last.startswith("decrement 1st-4th: ") and last.endswith(("abnormal (> 10 %)", "normal (<= 10 %)"))
+    assert last.startswith("decrement 1st-4th: ") and last.endswith(
+        ("abnormal (> 10 %, the low-rate criterion: docs/literature.md §10)",
+         "normal (<= 10 %, the low-rate criterion: docs/literature.md §10)"))
     code, out, _ = run(capsys, "rns", "--preset", "achr-mg-severe", "--rate", "50")
     last = out.strip().splitlines()[-1]
     assert code == 0 and "abnormal" not in last and "normal" not in last
     assert "CMAP last/1st: " in last and "no verdict: the 10 % decrement criterion is for 5 Hz and below" in last
+
+
+def test_rns_draws_the_trains_responses(tmp_path, capsys):
+    """RNS had no display (teacher's review): ``--plot`` draws each response against the
+    1st with the 10 % criterion; a file type matplotlib is not asked for is refused before
+    the simulation."""
+    plot = tmp_path / "rns.png"
+    code, out, err = run(capsys, "rns", "--preset", "achr-mg-severe", "--plot", str(plot))
+    assert code == 0 and f"plot: {plot}" in out and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
+    code, _, err = run(capsys, "rns", "--plot", str(tmp_path / "rns.txt"))
+    assert code == 2 and "give a .png, .pdf or .svg file" in err
+    assert run(capsys, "rns", "--plot", str(plot))[0] == 2  # (exists: --force)

@@ -16,7 +16,7 @@ from ..errors import SfemgInputError
 from ._style import BLOCKED_COLOR, MV_PER_V, US_PER_S, new_axes, study_pairs
 
 __all__ = ["PairTruth", "pair_ground_truth", "plot_truth_vs_measured", "plot_safety_factor",
-           "illustrative_fibre"]
+           "illustrative_fibre", "plot_rns"]
 
 #: A measured potential is matched to a fibre only if the median absolute deviation of
 #: (measured time point - true time) is below this, s: timing error is a few µs, while a
@@ -272,4 +272,57 @@ def plot_safety_factor(recording, fibre=None, ax=None):
     ax.set_title(f"{recording.name}, fibre {fibre}: safety factor "
                  f"{_fibre_safety_factor(gt, fibre):.2f} at rest, {blocked.sum()} of "
                  f"{blocked.size} discharges blocked", fontsize="medium")
+    return ax
+
+
+#: The decrement that marks low-rate RNS abnormal (4th response against the 1st; docs/literature.md §10).
+RNS_ABNORMAL_DECREMENT_PERCENT = 10.0
+
+
+def plot_rns(results, labels=None, ax=None, *, rate_hz=None):
+    """Repetitive nerve stimulation: each response's CMAP against the first's, per train.
+
+    The CMAP is the share of the muscle's fibres that transmit (each fibre's action
+    potential counted alike), so a decrement is fibres blocking. The dotted line is the
+    low-rate criterion: a 4th response more than 10 % below the 1st is abnormal
+    (docs/literature.md §10; judged at 5 Hz and below).
+
+    Parameters
+    ----------
+    results : RNSResult or sequence of RNSResult
+        From :func:`~sfemg.synthesis.simulate_rns`, e.g. one per preset.
+    labels : sequence of str, optional
+        One per result (legend), e.g. the presets' names.
+    ax : matplotlib.axes.Axes, optional
+    rate_hz : float, optional
+        The trains' stimulation rate, Hz, for the title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    results = [results] if hasattr(results, "cmap_relative") else list(results)
+    labels = [None] * len(results) if labels is None else list(labels)
+    if not results or len(labels) != len(results):
+        raise SfemgInputError(f"plot_rns needs one label per result ({len(results)}), got {len(labels)}")
+    _, ax = new_axes(ax, figsize=(6.4, 4.0))
+    lowest = 100.0 - RNS_ABNORMAL_DECREMENT_PERCENT
+    for k, (result, label) in enumerate(zip(results, labels)):
+        cmap = np.asarray(result.cmap_relative, float)
+        relative = 100.0 * (1.0 - np.asarray(result.decrement_percent, float) / 100.0)  # (NaN if none transmit)
+        lowest = np.nanmin(np.r_[relative, lowest])
+        ax.plot(np.arange(1, cmap.size + 1), relative, marker="osD^v<>p"[k % 8], ms=4, linewidth=1.0,
+                label=f"{label + ': ' if label else ''}{result.decrement_4th_percent:.1f} % at the 4th "
+                      f"(1st: {100 * cmap[0]:.0f} % of fibres)")
+    ax.axhline(100.0 - RNS_ABNORMAL_DECREMENT_PERCENT, color="black", linestyle=":", linewidth=1.0,
+               label=f"{RNS_ABNORMAL_DECREMENT_PERCENT:g} % decrement (abnormal below, 4th response)")
+    ax.axvline(4, color="0.8", linewidth=0.8, zorder=0)
+    ax.set_xlabel("Stimulus")
+    ax.set_ylabel("CMAP (% of the 1st response)")
+    # room below the lowest response for the legend (lower left): ~6 % of the axes a row
+    below = 0.06 * (len(results) + 1) + 0.03
+    ax.set_ylim((lowest - 2.0 - below * 105.0) / (1.0 - below), 105.0)
+    ax.set_xlim(0.5, max(len(r.cmap_relative) for r in results) + 0.5)
+    ax.legend(loc="lower left", fontsize="x-small")
+    ax.set_title("Repetitive nerve stimulation" + (f" at {rate_hz:g} Hz" if rate_hz else ""), fontsize="medium")
     return ax

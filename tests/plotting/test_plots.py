@@ -340,3 +340,25 @@ def test_jitter_study_leaves_the_top_to_its_legend_and_fits_its_title(study_resu
     title = axes[1].title.get_window_extent()
     assert axes[0].get_window_extent().x1 < title.x0 and title.x1 < axes[2].get_window_extent().x0
     plt.close(fig)
+
+
+def test_rns_display_shows_each_train_against_its_first_response():
+    """The decrement display (teacher's review: RNS had none): one line per train, in %
+    of its 1st response, the 10 % criterion drawn, the legend below every response."""
+    from sfemg.plotting import plot_rns
+    from sfemg.synthesis import simulate_rns
+
+    trains = [simulate_rns(p, seed=1) for p in ("healthy-edc", "achr-mg-severe")]
+    ax = plot_rns(trains, ["healthy-edc", "achr-mg-severe"], rate_hz=3)
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 10]
+    for line, train in zip(lines, trains):
+        np.testing.assert_allclose(line.get_ydata(), 100 * train.cmap_relative / train.cmap_relative[0])
+    assert any(np.allclose(line.get_ydata(), 90.0) for line in ax.get_lines() if len(line.get_ydata()) == 2)
+    assert "severe: 13.4 % at the 4th" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    ax.figure.canvas.draw()
+    legend_top = ax.get_legend().get_window_extent().y1
+    lowest = ax.transData.transform((4, min(np.nanmin(line.get_ydata()) for line in lines)))[1]
+    assert legend_top < lowest
+    with pytest.raises(SfemgInputError, match="one label per result"):
+        plot_rns(trains, ["one"])
+    plt.close(ax.figure)
