@@ -44,7 +44,7 @@ _TABLE_ROW_IN = 0.17          # height of one table row, inches (7 pt text)
 _STATUS_MAX_CHARS = 56        # longer reasons are cut in the table (full text on pair pages)
 _NAME_MAX_CHARS = 14          # longer recording names are cut in the table (in bold they overflowed)
 _PNG_DPI = 150
-_HTML_DPI = 80
+_HTML_DPI = 100           # (80 left the pair pages' legends ~5 px high: review)
 _PDF_RASTER_DPI = 120         # resolution of the rasterized sweeps in PDF pages
 
 _COLUMN_WIDTHS = (0.03, 0.115, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.405)
