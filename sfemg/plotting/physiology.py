@@ -270,7 +270,7 @@ def plot_safety_factor(recording, fibre=None, ax=None):
     ax.set_ylabel("Depolarisation (mV)")
     ax.legend(loc="lower right", fontsize="x-small", ncols=3, framealpha=0.9)
     ax.set_title(f"{recording.name}, fibre {fibre}: safety factor "
-                 f"{_fibre_safety_factor(gt, fibre):.2f} at rest, {blocked.sum()} of "
+                 f"{_fibre_safety_factor(gt, fibre):.2f} expected at rest, {blocked.sum()} of "
                  f"{blocked.size} discharges blocked", fontsize="medium")
     return ax
 
