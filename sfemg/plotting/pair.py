@@ -30,8 +30,10 @@ _PANEL_MARGINS = dict(left=0.075, right=0.985, bottom=0.07, top=0.91, wspace=0.2
 #: Characters of the pair panel's text column that fit beside the raster (A4 landscape).
 _TEXT_WIDTH = 28
 
-#: Time shown either side of the trigger and the timed potential when zooming on a pair, s.
+#: Time shown before the earlier of the trigger and the timed potential, and after the
+#: later (its slower later phases), when zooming on a pair, s.
 _PAIR_MARGIN_S = 0.6e-3
+_PAIR_MARGIN_AFTER_S = 1.0e-3
 
 
 def _reference_name(recording_result):
@@ -44,12 +46,14 @@ def _relative_points_s(pair):
 
 
 def _pair_xlim_ms(recording_result, pair):
-    """Sweep-time window (ms) holding the reference and the pair's potential, with margins."""
+    """Sweep-time window (ms) holding the reference and the pair's potential in every
+    discharge, with margins (around the median alone, a jittery endplate's late responses
+    and their later phases were cut off: review)."""
     rel = _relative_points_s(pair)
-    lat = np.nanmedian(rel) if np.any(np.isfinite(rel)) else 0.0
+    early, late = (np.nanmin(rel), np.nanmax(rel)) if np.any(np.isfinite(rel)) else (0.0, 0.0)
     t = recording_result.sweep_time_s
-    lo = max(min(0.0, lat) - _PAIR_MARGIN_S, t[0])
-    hi = min(max(0.0, lat) + _PAIR_MARGIN_S, t[-1])
+    lo = max(min(0.0, early) - _PAIR_MARGIN_S, t[0])
+    hi = min(max(0.0, late) + _PAIR_MARGIN_AFTER_S, t[-1])
     return lo * MS_PER_S, hi * MS_PER_S
 
 

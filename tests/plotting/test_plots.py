@@ -362,3 +362,16 @@ def test_rns_display_shows_each_train_against_its_first_response():
     with pytest.raises(SfemgInputError, match="one label per result"):
         plot_rns(trains, ["one"])
     plt.close(ax.figure)
+
+
+def test_a_pairs_view_holds_every_discharges_potential_and_its_later_phases(recording_result):
+    """Zoomed around the median latency, a jittery endplate's latest responses and their
+    later phases were cut off at the right (found in review): the view runs from before
+    the earliest to 1 ms past the latest time point."""
+    pair = recording_result.pairs[0]
+    ax = plot_superimposed_sweeps(recording_result, pair=0)
+    rel_ms = (pair.time_points_s - pair.reference_times_s) * 1e3
+    lo, hi = ax.get_xlim()
+    assert lo <= min(0.0, np.nanmin(rel_ms)) - 0.6 + 1e-9
+    assert hi >= min(np.nanmax(rel_ms) + 1.0, recording_result.sweep_time_s[-1] * 1e3) - 1e-9
+    plt.close(ax.figure)
