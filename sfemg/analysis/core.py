@@ -308,26 +308,41 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     if all("all-blocked" in p.flags for p in pairs):
         raise SfemgInputError("every discharge blocked: no potential could be timed")
-    # templates centred on their peak, on a common axis
-    half = max(int(np.ceil(max(max(r, tpl.size - 1 - r) for tpl, r in templates))), 1)
-    axis = np.arange(-half, half + 1)
-    tpl_out = np.vstack([np.interp(axis + r, np.arange(tpl.size), tpl, left=0.0, right=0.0)
-                         for tpl, r in templates])
-    ref_int = np.round(sw.ref_pos).astype(np.int64)
-    pre = int(ref_int.min())
-    post = int((n_cols - 1 - ref_int).min())
-    # for display: float32, as sfemg stores signals (~1e-7 of the value, far below any noise;
-    # half the results file and its write)
-    aligned = data[np.arange(n)[:, None], ref_int[:, None] + np.arange(-pre, post + 1)[None, :]].astype(np.float32)
     return RecordingResult(
         name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
         reference_times_s=ref_t, idis_s=idis, noise_rms_v=float(spectra[min(spectra)][1]),
         potential_latencies_s=lats / fs_hz, timing_sd_s=np.sqrt(np.asarray(crb)) / fs_hz,
-        templates_v=tpl_out, template_time_s=axis / fs_hz,
-        aligned_sweeps_v=aligned, sweep_time_s=np.arange(-pre, post + 1) / fs_hz,
-        trigger_fibre=trigger,
+        **_display_arrays(sw, templates, fs_hz), trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
         electrode=params.electrode, notes=notes, **_stimulus_fields(sw.stimulus, ref_var, fs_hz))
+
+
+def _display_arrays(sw, templates, fs_hz):
+    """The RecordingResult fields for display: the potentials' templates centred on their
+    peak on a common axis, and the sweeps aligned on their reference (float32, as sfemg
+    stores signals: ~1e-7 of the value, far below any noise; half the results file and its
+    write).
+
+    Parameters
+    ----------
+    sw : Sweeps
+        The sweeps analysed (``data_v`` (n, n_cols) V, ``ref_pos`` (n,) samples).
+    templates : list of (ndarray, float)
+        Each potential's template, V, and its peak's position in it, samples.
+    fs_hz : float
+    """
+    half = max(int(np.ceil(max(max(r, tpl.size - 1 - r) for tpl, r in templates))), 1)
+    axis = np.arange(-half, half + 1)
+    n, n_cols = sw.data_v.shape
+    ref_int = np.round(sw.ref_pos).astype(np.int64)
+    pre = int(ref_int.min())
+    post = int((n_cols - 1 - ref_int).min())
+    shown = ref_int[:, None] + np.arange(-pre, post + 1)[None, :]
+    return dict(templates_v=np.vstack([np.interp(axis + r, np.arange(tpl.size), tpl, left=0.0, right=0.0)
+                                       for tpl, r in templates]),
+                template_time_s=axis / fs_hz,
+                aligned_sweeps_v=sw.data_v[np.arange(n)[:, None], shown].astype(np.float32),
+                sweep_time_s=np.arange(-pre, post + 1) / fs_hz)
 
 
 def _stimulus_fields(timing, ref_var, fs_hz):
