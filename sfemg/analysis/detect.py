@@ -197,9 +197,7 @@ def estimate_noise_sd(x_v) -> float:
     """
     x = np.ravel(x_v)
     step = max(1, x.size // _NOISE_SUBSET)
-    sub = x[::step]
-    sub = sub - np.median(sub)
-    sd = float(np.median(np.abs(sub)) * MAD_TO_SD)
+    sd = median_and_robust_sd(x[::step])[1]
     if sd <= 0:
         raise SfemgInputError("signal is constant (zero noise); nothing to analyse")
     if sd > MAX_NOISE_SD_V:

@@ -19,10 +19,10 @@ from ..errors import SfemgInputError
 from ..recording import Recording
 from ._detect_numba import extremes_kernel
 from .detect import (
-    MAD_TO_SD,
     detect_both_polarities,
     estimate_noise_spectrum,
     find_trigger,
+    median_and_robust_sd,
     peak_values,
     running_median,
 )
@@ -213,7 +213,7 @@ def band_limited(x_v, fs_hz, params):
     steps = rows.ravel()[at + lag] - rows.ravel()[at]
     if steps.size == 0:  # a signal of a few samples: nothing to judge it by (it is refused later)
         return x_v
-    noise_sd = float(np.median(np.abs(steps - np.median(steps)))) * MAD_TO_SD / np.sqrt(2.0)
+    noise_sd = median_and_robust_sd(steps)[1] / np.sqrt(2.0)
     offset = float(np.median(np.abs(middles)))
     if noise_sd > 0 and offset > _UNFILTERED_SDS * noise_sd:  # (0: coarse steps, judged by the noise estimate)
         corner = 1000 if params.electrode == "concentric" else 500
