@@ -131,7 +131,12 @@ def compute_msd(intervals_s, idis_s) -> float:
     return compute_mcd(x[keep][order])
 
 
-def reported_jitter(mcd_s: float, msd_s: float, ratio_threshold: float = 1.25):
+#: MCD/MSD above which the MSD is the reported jitter (the firing rate's effect removed;
+#: 1.25 by convention, Stålberg & Trontelj; docs/literature.md).
+MSD_RATIO_THRESHOLD = 1.25
+
+
+def reported_jitter(mcd_s: float, msd_s: float, ratio_threshold: float = MSD_RATIO_THRESHOLD):
     """The pair's jitter by the MCD/MSD rule.
 
     Parameters
@@ -139,7 +144,7 @@ def reported_jitter(mcd_s: float, msd_s: float, ratio_threshold: float = 1.25):
     mcd_s, msd_s : float
         MCD and MSD, s (MSD may be NaN, e.g. for stimulated recordings).
     ratio_threshold : float
-        Report MSD when MCD/MSD exceeds this (1.25 by convention, Stålberg & Trontelj).
+        Report MSD when MCD/MSD exceeds this (:data:`MSD_RATIO_THRESHOLD`).
 
     Returns
     -------

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validation import check_number
 from ..errors import SfemgInputError
+from .jitter import MSD_RATIO_THRESHOLD
 
 __all__ = ["AnalysisParams", "MIN_FS_HZ", "MAX_FS_HZ", "ACCEPTANCE_MIN_AMPLITUDE_V"]
 
@@ -160,7 +161,7 @@ class AnalysisParams:
     muscle: str | None = None
     age_years: float | None = None
     min_discharges: int = 50
-    msd_ratio_threshold: float = 1.25
+    msd_ratio_threshold: float = MSD_RATIO_THRESHOLD
     low_mcd_us: float = 5.0
     detect_threshold_sd: float = 5.0
     peak_window_us: float = 250.0

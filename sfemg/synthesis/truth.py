@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.jitter import compute_mcd, compute_msd, reported_jitter
+from ..analysis.jitter import MSD_RATIO_THRESHOLD, compute_mcd, compute_msd, reported_jitter
 
 __all__ = ["true_jitter_table"]
 
 
-def true_jitter_table(ground_truths, *, ratio_threshold=1.25) -> dict:
+def true_jitter_table(ground_truths, *, ratio_threshold=MSD_RATIO_THRESHOLD) -> dict:
     """True jitter of every pair (voluntary) or endplate (stimulated).
 
     Voluntary: the IPI of each fibre against the trigger fibre, MSD sorted by the motor

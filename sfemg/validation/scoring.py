@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.stats
 
+from ..analysis.jitter import MSD_RATIO_THRESHOLD
 from ..errors import SfemgInputError
 
 __all__ = ["METRICS", "MATCH_TOLERANCE_US", "STIMULATED_TIME_POINT_WINDOW_US", "true_pairs", "match_pairs",
@@ -45,8 +46,6 @@ MATCH_TOLERANCE_US = 150.0
 STIMULATED_TIME_POINT_WINDOW_US = (0.0, 400.0)
 #: Two-sided level of the confidence intervals (Student t over repeats).
 CONFIDENCE_LEVEL = 0.95
-#: Reported-jitter rule threshold, MCD/MSD (as the analysis and the truth use).
-RATIO_THRESHOLD = 1.25
 
 #: Scores of one repeat, in storage order (NaN where undefined, e.g. no blocking pairs).
 METRICS = (
@@ -89,7 +88,7 @@ def true_pairs(ground_truth) -> dict:
         trigger missing.
     """
     from ..synthesis.truth import true_jitter_table
-    table = true_jitter_table([ground_truth], ratio_threshold=RATIO_THRESHOLD)
+    table = true_jitter_table([ground_truth], ratio_threshold=MSD_RATIO_THRESHOLD)
     del table["recording"]
     gt = ground_truth
     base = gt.discharge_times_s if gt.trigger_fibre < 0 else gt.event_times_s[gt.trigger_fibre]
@@ -186,7 +185,7 @@ def pair_fields(pair) -> dict:
             out[name] = float(value)
     if math.isnan(out["jitter_us"]):
         ratio = out["mcd_us"] / out["msd_us"] if out["msd_us"] > 0 else math.nan
-        out["jitter_us"] = out["msd_us"] if ratio > RATIO_THRESHOLD else out["mcd_us"]
+        out["jitter_us"] = out["msd_us"] if ratio > MSD_RATIO_THRESHOLD else out["mcd_us"]
     if math.isnan(out["mcd_msd_ratio"]) and out["msd_us"] > 0:
         out["mcd_msd_ratio"] = out["mcd_us"] / out["msd_us"]
     return out
@@ -283,7 +282,7 @@ def score_repeat(truths, measured, tolerance_us: float = MATCH_TOLERANCE_US) -> 
             err["tech"].append(f["technical_jitter_us"])
             true_ratio = truth["mcd_us"][i] / truth["msd_us"][i]
             if np.isfinite(true_ratio) and np.isfinite(f["mcd_msd_ratio"]):
-                rule_agree.append((f["mcd_msd_ratio"] > RATIO_THRESHOLD) == (true_ratio > RATIO_THRESHOLD))
+                rule_agree.append((f["mcd_msd_ratio"] > MSD_RATIO_THRESHOLD) == (true_ratio > MSD_RATIO_THRESHOLD))
     n_matched = len(err["mcd"]) + rejected
     values = {
         "n_true_pairs": n_true, "n_measured_pairs": n_meas, "n_matched_pairs": n_matched,
