@@ -32,6 +32,8 @@ from .sweeps import (
     check_signal,
     discharge_sweeps,
     find_candidates,
+    fit_half_window,
+    noise_spectrum,
     preceding_intervals,
     prepared_input,
     stimulus_sweeps,
@@ -308,9 +310,11 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     if all("all-blocked" in p.flags for p in pairs):
         raise SfemgInputError("every discharge blocked: no potential could be timed")
+    # the noise in the fits' own segments (the shortest cached length moved with _timed_short's)
+    noise_rms_v = float(noise_spectrum(sw, 2 * fit_half_window(params, fs_hz) + 1, spectra)[1])
     return RecordingResult(
         name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
-        reference_times_s=ref_t, idis_s=idis, noise_rms_v=float(spectra[min(spectra)][1]),
+        reference_times_s=ref_t, idis_s=idis, noise_rms_v=noise_rms_v,
         potential_latencies_s=lats / fs_hz, timing_sd_s=np.sqrt(np.asarray(crb)) / fs_hz,
         **_display_arrays(sw, templates, fs_hz), trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
