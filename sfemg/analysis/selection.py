@@ -608,12 +608,9 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
         measured = measure_potential(data, sw.ref_pos, groups[g], fit_half, g == trigger, params.block_fraction)
         if g != first:
             if extents is None:  # the joint templates of the potentials kept so far
-                positions = np.array([k.positions for k in timed])
-                tpl_spectra, left_spectra = joint_templates(spectra, positions, length, _JOINT_RIDGE)
-                model = (positions, tpl_spectra, left_spectra)
-                extents = _waveform_extents(tpl_spectra, positions, length, fs_hz)
+                model, extents = _joint_model(spectra, timed, length, fs_hz)
                 # what they leave in the sweeps, computed only when a residual is needed
-                left = functools.cache(functools.partial(np.fft.irfft, left_spectra, n=length, axis=1))
+                left = functools.cache(functools.partial(np.fft.irfft, model[2], n=length, axis=1))
             where = ref + groups[g].latency
             inside = [lo <= where <= hi for lo, hi in extents]
             # the model's residual in the group's window, computed at most once
@@ -650,15 +647,22 @@ def select_potentials(data, sw, groups, trigger, noise_spectra, fs_hz, params, t
         timed.append(t)
         extents = None
     if extents is None and len(timed) > 1:  # the last group considered was kept
-        positions = np.array([k.positions for k in timed])
-        model = (positions, *joint_templates(spectra, positions, length, _JOINT_RIDGE))
-        extents = _waveform_extents(model[1], positions, length, fs_hz)
+        model, extents = _joint_model(spectra, timed, length, fs_hz)
     elif extents is None:  # no group followed the first
         model, extents = None, [(np.nan, np.nan)]
     order = np.argsort(kept)
     if model is not None:
         model = TemplateModel(spectra, model[0][order], model[1][order], model[2])
     return [kept[i] for i in order], [timed[i] for i in order], [extents[i] for i in order], model
+
+
+def _joint_model(spectra, timed, length, fs_hz):
+    """The joint templates of the potentials ``timed`` (list of Timed) in the sweeps'
+    DFT ``spectra`` (n, length // 2 + 1): ``(positions (K, n) samples, template spectra,
+    the spectra of what they leave)``, and each template's waveform extent."""
+    positions = np.array([k.positions for k in timed])
+    tpl_spectra, left_spectra = joint_templates(spectra, positions, length, _JOINT_RIDGE)
+    return (positions, tpl_spectra, left_spectra), _waveform_extents(tpl_spectra, positions, length, fs_hz)
 
 
 def _follows(cand, kept, reference_times_s):
