@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import re
+import select
 import shlex
 import signal
 import sys
@@ -256,7 +257,8 @@ def _cmd_analyze(args):
     few = sum(p.accepted and "few-discharges" in p.flags for r in result.recordings for p in r.pairs)
     if few:
         print(f"note: {few} accepted pair{'s' if few > 1 else ''} recorded over fewer than {params.min_discharges} "
-              "discharges (flagged few-discharges): their jitter is less certain", file=sys.stderr)
+              f"discharges, or with an MCD from under {params.min_discharges // 2} (flagged few-discharges): "
+              "their jitter is less certain", file=sys.stderr)
     if not args.quiet:
         s = result.study
         where = args.output or args.input
@@ -555,14 +557,33 @@ def main(argv=None) -> int:
     except _Terminated:
         print("sfemg: terminated", file=sys.stderr)
         return _TERMINATED
-    except BrokenPipeError:  # the reader of the output has gone (``| head``): nothing to say
-        return _BROKEN_PIPE
+    except BrokenPipeError as exc:
+        if _stdout_gone():  # the reader of the output has gone (``| head``): nothing to say
+            return _BROKEN_PIPE
+        return _internal_error(exc)  # (another pipe: a worker's, a scheduler's)
     except Exception as exc:  # a bug in sfemg, not the user's input
-        if os.environ.get("SFEMG_DEBUG"):
-            traceback.print_exc()
-        print(f"sfemg: internal error: {exc.__class__.__name__}: {exc} "
-              "(set SFEMG_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        return _internal_error(exc)
+
+
+def _stdout_gone():
+    """Whether standard output is a pipe whose reader has gone (``poll`` reports an error
+    on its writing end)."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+    except (AttributeError, OSError, ValueError):  # (no file behind it, or no poll here)
+        return False
+    poll.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
+
+
+def _internal_error(exc):
+    """Report a bug in sfemg (not the user's input) in one line; exit code 1."""
+    if os.environ.get("SFEMG_DEBUG"):
+        traceback.print_exc()
+    print(f"sfemg: internal error: {exc.__class__.__name__}: {exc} "
+          "(set SFEMG_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

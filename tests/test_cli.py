@@ -159,7 +159,8 @@ def test_analyze_summary_says_why_and_notes_pairs_of_few_discharges(tmp_path, ca
     code, out, err = run(capsys, "analyze", str(path), "--age", "45")
     assert code == 0, err
     assert re.search(r"verdict: abnormal \(mean jitter 65.7 µs > 35.4 µs .*8 of 13 pairs above 51.3 µs", out), out
-    assert "note: 13 accepted pairs recorded over fewer than 50 discharges (flagged few-discharges)" in err
+    assert "note: 13 accepted pairs recorded over fewer than 50 discharges, or with an MCD from under 25 " \
+           "(flagged few-discharges)" in err
 
 
 def test_analyze_a_recording_with_mains_hum(tmp_path, capsys):
@@ -248,11 +249,13 @@ def test_output_closed_early_is_no_internal_error():
     assert proc.wait(timeout=60) == 141 and err == "", err
 
 
-def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys):
+@pytest.mark.parametrize("error", [RuntimeError("kaboom"), BrokenPipeError(32, "a worker's pipe")])
+def test_internal_errors_exit_1_without_traceback(monkeypatch, capsys, error):
+    """... a broken pipe too, unless it is standard output's (review: any was silent)."""
     import sfemg.cli as cli
 
     def boom(args):
-        raise RuntimeError("kaboom")
+        raise error
 
     monkeypatch.setattr(cli, "_cmd_presets", boom)
     code, _, err = run(capsys, "presets")

@@ -235,7 +235,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         # the spacing of the references as they are (whether or not a discharge of the
         # unit was lost between two: two units' references make many short ones)
         intervals = np.diff(ref_t)
-        intervals = intervals[np.isfinite(intervals)]  # (level-method time points can be NaN)
+        intervals = intervals[np.isfinite(intervals)]  # (time points not measured: no interval)
         short = intervals < params.irregular_interval_ratio * fast_median(intervals)
         if short.size and short.mean() > params.irregular_fraction:
             irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
@@ -283,7 +283,10 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         if n_blocked == n:
             flags.append("all-blocked")
             reasons.append("every discharge blocked")
-        if n < params.min_discharges:  # (fewer by blocking is the blocking, reported as such)
+        # recorded over too few discharges, or its MCD resting on too few of them (blocks
+        # between: the blocking is reported as such, one block in 50 stimuli is no flag)
+        n_steps = int(np.sum(np.isfinite(np.diff(ipis))))
+        if n < params.min_discharges or n_steps + 1 < params.min_discharges / 2:
             flags.append("few-discharges")
         if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
             flags.append("low-mcd")

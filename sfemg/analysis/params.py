@@ -67,8 +67,9 @@ class AnalysisParams:
     age_years : float, optional
         Subject age, years; SFE voluntary limits depend on it (Bromberg & Scott 1994).
     min_discharges : int
-        A pair recorded over fewer discharges (or stimuli) is flagged "few-discharges"
-        (those it blocked in count: its blocking is reported as such).
+        A pair recorded over fewer discharges (or stimuli), or whose MCD rests on fewer
+        than half as many (consecutive discharges both present), is flagged
+        "few-discharges"; its blocking is reported as such.
     msd_ratio_threshold : float
         Report MSD instead of MCD when MCD/MSD exceeds this.
     low_mcd_us : float

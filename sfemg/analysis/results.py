@@ -15,7 +15,7 @@ __all__ = ["PairResult", "RecordingResult", "StudyResult", "PAIR_JSON_FIELDS", "
 FLAG_MEANINGS = {
     "clipped": "the potential or the trigger reaches the level where the samples clip (excluded)",
     "all-blocked": "the potential is missing in every discharge (excluded)",
-    "few-discharges": "recorded over fewer discharges than min_discharges (default 50)",
+    "few-discharges": "recorded over fewer than min_discharges (default 50), or its MCD from under half as many",
     "low-mcd": "MCD below low_mcd_us (default 5 µs): split fibre or direct muscle stimulation (excluded)",
     "flip-flop": "bimodal IPIs: the potential alternates between two latencies",
     "irregular-firing": "many short reference intervals: two units taken for one (excluded)",

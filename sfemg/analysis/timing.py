@@ -117,14 +117,15 @@ def level_positions(segments, fraction: float, search_half=None):
     ndarray, shape (n,)
         Linearly interpolated crossing position, samples. Where a segment never falls
         below the level before its maximum (another potential on its rising phase), the
-        crossing is placed the median rise of the other segments before its peak (the
-        peak itself if none has one): the potential is there, only its level is hidden,
+        crossing is placed the median rise of the other segments before its interpolated
+        peak (the peak itself if none has one): the potential is there, only its level is hidden,
         and a NaN would count as a block.
     """
     seg = np.atleast_2d(segments)
     n, length = seg.shape
     rows = np.arange(n)
-    peak_i = np.round(peak_positions(seg, search_half)[0]).astype(np.int64)
+    peak = peak_positions(seg, search_half)[0]  # (interpolated)
+    peak_i = np.round(peak).astype(np.int64)
     level = fraction * seg[rows, peak_i]
     below = (seg < level[:, None]) & (np.arange(length)[None, :] < peak_i[:, None])
     has = below.any(axis=1)
@@ -134,8 +135,8 @@ def level_positions(segments, fraction: float, search_half=None):
     y1 = seg[rows, np.minimum(last + 1, length - 1)]
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = last + (level - y0) / (y1 - y0)
-    rise = fast_median(peak_i[has] - pos[has]) if has.any() else 0.0
-    return np.where(has, pos, peak_i - rise)
+    rise = fast_median(peak[has] - pos[has]) if has.any() else 0.0
+    return np.where(has, pos, peak - rise)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,10 @@ def test_few_discharges_flagged():
     sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=60, jitter_us=(20.0,), block_prob=(0.3,), seed=2)
     p = analyze_signal(sig, 50e3).pairs[0]
     assert p.n_discharges >= 50 and p.n_blocked >= 10 and "few-discharges" not in p.flags
+    # ... but an MCD from ~10 intervals of a pair blocking in two thirds of 100 is (review)
+    sig, _ = synth.voluntary(fs_hz=50e3, n_discharges=100, jitter_us=(20.0,), block_prob=(0.6,), seed=2)
+    p = analyze_signal(sig, 50e3).pairs[0]
+    assert p.n_discharges >= 90 and np.isfinite(np.diff(p.ipis_s)).sum() < 25 and "few-discharges" in p.flags
 
 
 def test_stimulated_with_artefact():

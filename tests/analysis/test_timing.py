@@ -87,11 +87,11 @@ def test_a_hidden_level_crossing_is_placed_the_median_rise_before_the_peak():
     seg[3, :60] = seg[3, 60]  # raised to its peak before it
     pos = level_positions(seg, 0.5)
     peaks = peak_positions(seg)[0]
-    rise = np.median(np.round(np.delete(peaks, 3)) - np.delete(pos, 3))
-    assert np.isfinite(pos).all() and pos[3] == pytest.approx(np.round(peaks[3]) - rise)
+    rise = np.median(np.delete(peaks, 3) - np.delete(pos, 3))
+    assert np.isfinite(pos).all() and pos[3] == pytest.approx(peaks[3] - rise)  # (the peak interpolated: review)
     np.testing.assert_allclose(np.delete(pos, 3), np.delete([slow_level_crossing(0.5, p) for p in true], 3),
                                atol=0.05)
-    assert level_positions(np.ones((1, 10)), 0.5)[0] == np.round(peak_positions(np.ones((1, 10)))[0][0])
+    assert level_positions(np.ones((1, 10)), 0.5)[0] == peak_positions(np.ones((1, 10)))[0][0]
 
 
 def test_template_recovers_exact_fractional_shifts_without_noise():
