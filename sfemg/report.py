@@ -49,6 +49,7 @@ _PDF_RASTER_DPI = 120         # resolution of the rasterized sweeps in PDF pages
 
 _COLUMN_WIDTHS = (0.03, 0.115, 0.06, 0.055, 0.055, 0.06, 0.055, 0.06, 0.07, 0.035, 0.405)
 _HEADER_ROWS = 1.9            # the two-line header row is this many rows high
+_NOTE_LINE_IN = 0.125         # height of a line of the table's note (6.5 pt text), inches
 _SUMMARY_LINES = 9            # summary lines that fit above the study page's jitter plot and its title
 _TABLE_NOTE = ("Bold on grey: accepted, above the individual limit or blocking. Grey italics: "
                "rejected, not in the study. –: not measurable. Jitter is the MCD, or the MSD "
@@ -225,7 +226,13 @@ def _study_pages(study_result, title):
     fig.text(0.06, 0.915, "\n".join(summary), fontsize=7.5, va="top", linespacing=1.4)
     plot_jitter_study(study_result, ax=fig.add_axes((0.09, 0.505, 0.86, 0.245)))
     table_box = (0.05, 0.06, 0.90, 0.40)
+    note = textwrap.fill(_table_note(study_result), 150, break_on_hyphens=False)  # (flags whole)
+    # what the note at the page's foot takes of the table's box, inches (the table grows down)
+    note_in = max(0.0, 0.008 * _A4_PORTRAIT_IN[1] + (note.count("\n") + 1) * _NOTE_LINE_IN
+                  - table_box[1] * _A4_PORTRAIT_IN[1])
     first = _rows_per_page(table_box[3] * _A4_PORTRAIT_IN[1])
+    if len(rows) > _rows_per_page(table_box[3] * _A4_PORTRAIT_IN[1] - note_in):  # (no room for the note)
+        first = min(first, len(rows) - 1)
     mode = study_mode(study_result)
     _draw_table(fig.add_axes(table_box), rows[:first], mode)
     pages = [fig]
@@ -233,13 +240,12 @@ def _study_pages(study_result, title):
     if rest:  # (a PNG report holds this page only)
         fig.text(0.06, 0.035, f"Rows {first + 1}–{len(rows)} and the table's notes continue on the next "
                  "page(s) of the PDF and HTML reports.", fontsize=7, style="italic", va="top")
-    per_page = _rows_per_page(0.85 * _A4_PORTRAIT_IN[1])
+    per_page = _rows_per_page(0.85 * _A4_PORTRAIT_IN[1] - note_in)
     for start in range(0, len(rest), per_page):
         page = Figure(figsize=_A4_PORTRAIT_IN)
         page.text(0.06, 0.965, f"{title} — pairs (continued)", fontsize=11, va="top")
         _draw_table(page.add_axes((0.05, 0.06, 0.90, 0.87)), rest[start:start + per_page], mode)
         pages.append(page)
-    note = textwrap.fill(_table_note(study_result), 150, break_on_hyphens=False)  # (flags whole)
     pages[-1].text(0.06, 0.008, note, fontsize=6.5, va="bottom")
     return pages
 

@@ -206,17 +206,18 @@ def test_a_recording_the_analysis_skipped_does_not_stop_the_report(simulated, tm
     assert report_file(h5, tmp_path / "report.png", quiet=True).read_bytes()[:8] == PNG_MAGIC
 
 
-def test_the_table_note_says_what_the_flags_mean_and_fits_below_the_table(study_result):
+@pytest.mark.parametrize("n_rows", [20, 24, 25, 26, 60])
+def test_the_table_note_says_what_the_flags_mean_and_fits_below_the_table(study_result, n_rows):
     """Found by a new user's review: the table's flags ("discharges-displaced", ...) had
     no legend. Every flag there is, at once, still fits between the table and the page's
-    foot."""
+    foot — also when the table fills its page (it ran into the note at 24-25 rows: review)."""
     import dataclasses
 
     from sfemg.analysis.results import FLAG_MEANINGS
     from sfemg.report import _study_pages
 
     flags = tuple(FLAG_MEANINGS)
-    recs = list(study_result.recordings)
+    recs = [dataclasses.replace(r, name=f"r{i:03d}") for i, r in enumerate(study_result.recordings * 3)][:n_rows]
     recs[0] = dataclasses.replace(recs[0], pairs=(dataclasses.replace(recs[0].pairs[0], flags=flags),))
     page = _study_pages(dataclasses.replace(study_result, recordings=tuple(recs)), "t")[-1]
     page.canvas.draw()

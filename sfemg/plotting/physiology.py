@@ -138,6 +138,9 @@ def plot_truth_vs_measured(study_result, recordings, ax=None, *, safety_factor_r
     """
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
+    if safety_factor_range is not None and not (len(safety_factor_range) == 2
+                                                and safety_factor_range[0] < safety_factor_range[1]):
+        raise SfemgInputError(f"safety_factor_range must be (low, high) with low < high, got {safety_factor_range!r}")
     _, ax = new_axes(ax, figsize=(5.5, 4.5))
     by_name = _recordings_by_name(recordings)
     true_us, meas_us, sf, accepted = [], [], [], []
@@ -160,7 +163,8 @@ def plot_truth_vs_measured(study_result, recordings, ax=None, *, safety_factor_r
     if true_us.size:
         lo = max(1.0, 0.7 * min(true_us.min(), meas_us.min()))
         hi = 1.4 * max(true_us.max(), meas_us.max())
-        norm_sf = safety_factor_range or ((np.nanmin(sf), np.nanmax(sf)) if np.any(np.isfinite(sf)) else (0, 1))
+        norm_sf = ((np.nanmin(sf), np.nanmax(sf)) if np.any(np.isfinite(sf)) else (0, 1)) \
+            if safety_factor_range is None else tuple(safety_factor_range)
         sc = None
         for sel, marker, label in ((accepted, "o", "accepted"), (~accepted, "s", "rejected")):
             if sel.any():
@@ -277,6 +281,8 @@ def plot_safety_factor(recording, fibre=None, ax=None):
 
 #: The decrement that marks low-rate RNS abnormal (4th response against the 1st; docs/literature.md §10).
 RNS_ABNORMAL_DECREMENT_PERCENT = 10.0
+#: :func:`plot_rns` keeps its legend inside the axes, below the responses, up to this many trains.
+_RNS_LEGEND_INSIDE = 7
 
 
 def plot_rns(results, labels=None, ax=None, *, rate_hz=None):
@@ -302,27 +308,36 @@ def plot_rns(results, labels=None, ax=None, *, rate_hz=None):
     matplotlib.axes.Axes
     """
     results = [results] if hasattr(results, "cmap_relative") else list(results)
-    labels = [None] * len(results) if labels is None else list(labels)
-    if not results or len(labels) != len(results):
-        raise SfemgInputError(f"plot_rns needs one label per result ({len(results)}), got {len(labels)}")
+    if not results:
+        raise SfemgInputError("plot_rns needs at least one train (an RNSResult)")
+    labels = [f"train {k + 1}" for k in range(len(results))] if labels is None else list(labels)
+    if len(labels) != len(results):
+        raise SfemgInputError(f"plot_rns needs one label per train ({len(results)}), got {len(labels)}")
     _, ax = new_axes(ax, figsize=(6.4, 4.0))
+    many = len(results) > _RNS_LEGEND_INSIDE  # (then a short legend beside the axes)
     lowest = 100.0 - RNS_ABNORMAL_DECREMENT_PERCENT
     for k, (result, label) in enumerate(zip(results, labels)):
         cmap = np.asarray(result.cmap_relative, float)
-        relative = 100.0 * (1.0 - np.asarray(result.decrement_percent, float) / 100.0)  # (NaN if none transmit)
-        lowest = np.nanmin(np.r_[relative, lowest])
+        if not cmap[0] > 0:  # (a muscle none of whose fibres transmit has no decrement to draw)
+            ax.plot([], [], marker="osD^v<>p"[k % 8], linestyle="none", label=f"{label}: no response")
+            continue
+        relative = 100.0 * cmap / cmap[0]
+        lowest = min(lowest, float(np.min(relative)))
+        detail = "" if many else f" at the 4th (1st: {100 * cmap[0]:.0f} % of fibres)"
         ax.plot(np.arange(1, cmap.size + 1), relative, marker="osD^v<>p"[k % 8], ms=4, linewidth=1.0,
-                label=f"{label + ': ' if label else ''}{result.decrement_4th_percent:.1f} % at the 4th "
-                      f"(1st: {100 * cmap[0]:.0f} % of fibres)")
+                label=f"{label}: {result.decrement_4th_percent:.1f} %{detail}")
     ax.axhline(100.0 - RNS_ABNORMAL_DECREMENT_PERCENT, color="black", linestyle=":", linewidth=1.0,
                label=f"{RNS_ABNORMAL_DECREMENT_PERCENT:g} % decrement (abnormal below, 4th response)")
     ax.axvline(4, color="0.8", linewidth=0.8, zorder=0)
     ax.set_xlabel("Stimulus")
     ax.set_ylabel("CMAP (% of the 1st response)")
-    # room below the lowest response for the legend (lower left): ~6 % of the axes a row
-    below = 0.06 * (len(results) + 1) + 0.03
+    # the legend in the room left below the lowest response (~6 % of the axes a row), or beside
+    below = 0.0 if many else 0.06 * (len(results) + 1) + 0.03
     ax.set_ylim((lowest - 2.0 - below * 105.0) / (1.0 - below), 105.0)
     ax.set_xlim(0.5, max(len(r.cmap_relative) for r in results) + 0.5)
-    ax.legend(loc="lower left", fontsize="x-small")
+    if many:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", ncols=1 + len(results) // 24)
+    else:
+        ax.legend(loc="lower left", fontsize="x-small")
     ax.set_title("Repetitive nerve stimulation" + (f" at {rate_hz:g} Hz" if rate_hz else ""), fontsize="medium")
     return ax

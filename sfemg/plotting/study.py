@@ -123,8 +123,8 @@ def plot_jitter_study(study_result, ax=None):
     if n_acc:
         title += (f"; mean {fmt_us(study.get('mean_jitter_us'))} µs, "
                   f"median {fmt_us(study.get('median_jitter_us'))} µs")
-    width_in = ax.get_position().width * ax.figure.get_figwidth()  # (a panel of a grid is narrow)
-    keep = {"> ": ">\u00a0", " %": "\u00a0%", " µs": "\u00a0µs"}  # (not broken at these spaces)
+    width_in = ax.bbox.width / ax.figure.dpi  # (a panel of a grid, or of a subfigure, is narrow)
+    keep = {"> ": ">\u00a0", "≤ ": "≤\u00a0", " %": "\u00a0%", " µs": "\u00a0µs"}  # (not broken at these spaces)
     for space, joined in keep.items():
         title = title.replace(space, joined)
     ax.set_title("\n".join(textwrap.fill(line, max(30, int(width_in * _TITLE_CHARS_PER_IN)))

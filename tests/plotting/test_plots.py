@@ -359,7 +359,7 @@ def test_rns_display_shows_each_train_against_its_first_response():
     legend_top = ax.get_legend().get_window_extent().y1
     lowest = ax.transData.transform((4, min(np.nanmin(line.get_ydata()) for line in lines)))[1]
     assert legend_top < lowest
-    with pytest.raises(SfemgInputError, match="one label per result"):
+    with pytest.raises(SfemgInputError, match="one label per train"):
         plot_rns(trains, ["one"])
     plt.close(ax.figure)
 
@@ -375,3 +375,32 @@ def test_a_pairs_view_holds_every_discharges_potential_and_its_later_phases(reco
     assert lo <= min(0.0, np.nanmin(rel_ms)) - 0.6 + 1e-9
     assert hi >= min(np.nanmax(rel_ms) + 1.0, recording_result.sweep_time_s[-1] * 1e3) - 1e-9
     plt.close(ax.figure)
+
+
+def test_displays_from_review_edge_cases(study_result, simulated):
+    """Found in a review of the display changes: a jitter plot in a subfigure crashed (its
+    width read from a figure); 15 or more RNS trains put every line out of view; a first
+    response of 0 % was labelled "nan %"; a safety-factor range given as an array raised."""
+    from sfemg.plotting import plot_rns
+    from sfemg.synthesis import simulate_rns
+
+    fig = plt.figure(figsize=(12, 4))
+    plot_jitter_study(study_result, ax=fig.subfigures(1, 2)[0].add_subplot())
+    plt.close(fig)
+    trains = [simulate_rns("achr-mg-severe", seed=s, n_endplates=200) for s in range(1, 17)]
+    ax = plot_rns(trains)
+    low, high = ax.get_ylim()
+    assert low < min(np.min(100 * t.cmap_relative / t.cmap_relative[0]) for t in trains) and high == 105.0
+    assert [t.get_text().split(":")[0] for t in ax.get_legend().get_texts()][:2] == ["train 1", "train 2"]
+    plt.close(ax.figure)
+    none = dataclasses.replace(trains[0], cmap_relative=np.zeros(10), decrement_percent=np.full(10, np.nan))
+    ax = plot_rns([none, trains[1]], ["blocked", "severe"])
+    assert ax.get_legend().get_texts()[0].get_text() == "blocked: no response"
+    plt.close(ax.figure)
+    with pytest.raises(SfemgInputError, match="at least one train"):
+        plot_rns([])
+    study, result = simulated
+    ax = plot_truth_vs_measured(result, study.recordings, safety_factor_range=np.array([1.0, 5.0]))
+    plt.close(ax.figure)
+    with pytest.raises(SfemgInputError, match="low < high"):
+        plot_truth_vs_measured(result, study.recordings, safety_factor_range=(5.0, 1.0))
