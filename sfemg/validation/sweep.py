@@ -12,6 +12,7 @@ on the same file with the same configuration skips the finished cells.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import multiprocessing
 import os
 import socket
@@ -124,7 +125,32 @@ def _run_processes(tasks, n_workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(tasks, scheduler):
+#: How long a sweep waits for a Dask scheduler's first worker, s.
+DASK_WORKER_WAIT_S = 30.0
+
+
+def code_fingerprint():
+    """sfemg's version and a hash of its source files: what a Dask worker must share with
+    the client for the sweep's bits to be the client's (the same version string may be
+    other code in a source checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{__version__} ({digest.hexdigest()[:12]})"
+
+
+def _dask_client(scheduler):
+    """A client of ``scheduler`` (an address or a connected client), checked before any
+    file is written: reachable, with a worker, every worker running this sfemg.
+
+    Returns
+    -------
+    client : distributed.Client
+    own : bool
+        Whether it was opened here (and is to be closed here).
+    """
     try:
         import distributed
     except ImportError:
@@ -132,8 +158,38 @@ def _run_dask(tasks, scheduler):
     own = not isinstance(scheduler, distributed.Client)
     try:
         client = distributed.Client(scheduler, timeout="10s") if own else scheduler
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError, MemoryError) as exc:  # (MemoryError: a peer that is not Dask)
         raise SfemgInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+        try:
+            theirs = client.run(code_fingerprint)
+        except Exception as exc:  # (what a worker without sfemg raises while unpickling)
+            raise SfemgInputError(f"a worker of the Dask scheduler at {scheduler} cannot run sfemg "
+                                  f"({exc.__class__.__name__}: {exc}): install this sfemg on every worker") from None
+    except TimeoutError:
+        if own:
+            client.close()
+        raise SfemgInputError(f"no worker joined the Dask scheduler at {scheduler} within "
+                              f"{DASK_WORKER_WAIT_S:g} s") from None
+    except SfemgInputError:
+        if own:
+            client.close()
+        raise
+    mine = code_fingerprint()
+    other = {worker: code for worker, code in theirs.items() if code != mine}
+    if other:
+        if own:
+            client.close()
+        worker, code = next(iter(other.items()))
+        raise SfemgInputError(f"{len(other)} Dask worker(s) run other sfemg code than this client ({worker}: "
+                              f"{code}; here: {mine}): the sweep's scores would mix them")
+    return client, own
+
+
+def _run_dask(tasks, client, own):
+    import distributed
+
     futures = []
     try:
         futures = [client.submit(run_task, *task, pure=False) for task in tasks]
@@ -222,23 +278,31 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         same = output.exists() and read_validation_config(output) == config
     except SfemgInputError:  # not a validation file
         same = False
-    if same and not force:
+    resume = same and not force
+    if resume:
         begun_by = load_validation(output)["provenance"].get("sfemg_version")
         if begun_by != __version__:
             raise SfemgInputError(f"{output} holds this sweep begun by sfemg {begun_by}, this is {__version__}: "
                                   "resuming would mix their scores; use --force (force=True) to start it again")
         done = finished_validation_cells(output)
-    else:
-        if output.exists() and not force:
-            raise SfemgInputError(f"{output} exists and holds no sweep with this configuration; "
-                                  "use --force (force=True) to replace it")
-        create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
-                                                "execution": where}, force=True)
+    elif output.exists() and not force:
+        raise SfemgInputError(f"{output} exists and holds no sweep with this configuration; "
+                              "use --force (force=True) to replace it")
+    # the cluster reachable, with workers running this sfemg, before the file is replaced
+    dask = _dask_client(scheduler) if scheduler is not None else None
+    if not resume:
+        try:
+            create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
+                                                    "execution": where}, force=True)
+        except BaseException:
+            if dask is not None and dask[1]:
+                dask[0].close()
+            raise
     todo = [c for c in range(len(grid.cells)) if c not in done]
     tasks = [(grid.cells[c], c, r, int(seed), int(n_recordings), methods, float(tolerance_us))
              for c in todo for r in range(n_repeats)]
-    if scheduler is not None:
-        results = _run_dask(tasks, scheduler)
+    if dask is not None:
+        results = _run_dask(tasks, *dask)
     elif n_workers == 1:
         results = _run_serial(tasks)
     else:

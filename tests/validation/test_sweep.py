@@ -73,6 +73,30 @@ def test_dask_gives_the_same_bits_from_python_and_the_cli(serial, tmp_path):
     assert scores_of(tmp_path / "dask.h5") == scores_of(serial) == scores_of(tmp_path / "cli.h5")
 
 
+def test_a_cluster_that_cannot_run_the_sweep_is_refused_before_the_file_is_touched(tmp_path, monkeypatch):
+    """Found in a cluster review: a worker running other sfemg code gave other scores
+    silently; a scheduler with no worker hung at 0 %; a malformed address was an internal
+    error; and the file (with --force, an earlier sweep) was replaced before any of it was
+    tried. Each is now a one-line input error, the file as it was."""
+    import sfemg.validation.sweep as sweep
+
+    distributed = pytest.importorskip("distributed")
+    kept = tmp_path / "kept.h5"
+    kept.write_bytes(b"an earlier sweep")
+    for address in ("http://127.0.0.1:1", "tcp://127.0.0.1:notaport"):
+        with pytest.raises(SfemgInputError, match="cannot reach the Dask scheduler"):
+            run_sweep(kept, scheduler=address, force=True, **SMALL)
+    monkeypatch.setattr(sweep, "DASK_WORKER_WAIT_S", 1.0)
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty:
+        with pytest.raises(SfemgInputError, match="no worker joined the Dask scheduler at .* within 1 s"):
+            run_sweep(kept, scheduler=empty.scheduler_address, force=True, **SMALL)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        monkeypatch.setattr(sweep, "__version__", "0.0.0")  # (here, not in the worker's process)
+        with pytest.raises(SfemgInputError, match=r"1 Dask worker\(s\) run other sfemg code than this client"):
+            run_sweep(kept, scheduler=cluster.scheduler_address, force=True, **SMALL)
+    assert kept.read_bytes() == b"an earlier sweep"
+
+
 def test_interrupted_sweep_resumes_without_redoing_cells(serial, tmp_path):
     path = tmp_path / "resumed.h5"
 
