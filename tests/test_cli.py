@@ -150,16 +150,16 @@ def test_analyze_electrode_takes_the_aliases_the_recordings_may_carry(tmp_path, 
 
 
 def test_analyze_summary_says_why_and_notes_pairs_of_few_discharges(tmp_path, capsys):
-    """The summary line gave the verdict without its reason, and nothing said that the
-    accepted pairs came from 40 discharges each (found in review: a verdict that could
-    rest on 12-discharge pairs)."""
+    """The summary line gave the verdict without its reason, and nothing said that an
+    accepted pair's MCD rested on few discharges (found in review: a verdict that could
+    rest on 12-discharge pairs). Here 60 discharges each, one pair blocking in most."""
     path = tmp_path / "s.h5"
-    run(capsys, "simulate", "--preset", "achr-mg-moderate", "--pairs", "20", "--discharges", "40", "--seed", "1",
+    run(capsys, "simulate", "--preset", "achr-mg-moderate", "--pairs", "20", "--discharges", "60", "--seed", "1",
         "--quiet", "-o", str(path))
     code, out, err = run(capsys, "analyze", str(path), "--age", "45")
     assert code == 0, err
-    assert re.search(r"verdict: abnormal \(mean jitter 65.7 µs > 35.4 µs .*8 of 13 pairs above 51.3 µs", out), out
-    assert "note: 13 accepted pairs recorded over fewer than 50 discharges, or with an MCD from under 25 " \
+    assert re.search(r"verdict: abnormal \(mean jitter 65.6 µs > 35.4 µs .*8 of 17 pairs above 51.3 µs", out), out
+    assert "note: 1 accepted pair recorded over fewer than 50 discharges, or with an MCD from under 25 " \
            "(flagged few-discharges)" in err
 
 
