@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +125,10 @@ def _run_processes(tasks, n_workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: How long a sweep waits for a Dask scheduler's answer, s.
+DASK_CONNECT_S = 10.0
+#: How long a connected scheduler has to answer the handshake, s.
+_HANDSHAKE_S = 5.0
 #: How long a sweep waits for a Dask scheduler's first worker, s.
 DASK_WORKER_WAIT_S = 30.0
 
@@ -139,6 +143,44 @@ def code_fingerprint():
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return f"{__version__} ({digest.hexdigest()[:12]})"
+
+
+def _handshake(address):
+    """Raise :class:`SfemgInputError` unless a Dask scheduler at ``address`` answers its
+    handshake within :data:`DASK_CONNECT_S`.
+
+    Done on a connection of its own, in an event loop of its own (a thread: the caller's
+    may be running one), before any ``distributed.Client`` exists: a Client that fails to
+    connect is left half made, the default client, with its event loop running, and
+    closes itself whenever the garbage collector finds it, which deadlocked the next
+    cluster started in the process; and distributed bounds the connection but not the
+    handshake, so an address of a server that is not Dask (the dashboard's port) waited
+    for ever.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def answer():
+        comm = await connect(address, timeout=DASK_CONNECT_S)
+        await comm.close()
+
+    wait_s = DASK_CONNECT_S + _HANDSHAKE_S  # (connect() times out by itself first)
+
+    def bounded():
+        return asyncio.run(asyncio.wait_for(answer(), wait_s))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="sfemg-dask-handshake") as pool:
+        try:
+            pool.submit(bounded).result()
+        except TimeoutError:
+            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: connected, but no Dask handshake "
+                                  f"within {wait_s:g} s (the scheduler's port, not its dashboard's?)") from None
+        except MemoryError:  # (distributed read a length that was not one)
+            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: what answered there "
+                                  "is not a Dask scheduler") from None
+        except (OSError, ValueError) as exc:
+            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
 def _dask_client(scheduler):
@@ -156,10 +198,11 @@ def _dask_client(scheduler):
     except ImportError:
         raise SfemgInputError("a Dask scheduler needs dask[distributed]: pip install 'sfemg[dask]'") from None
     own = not isinstance(scheduler, distributed.Client)
-    try:
-        client = distributed.Client(scheduler, timeout="10s") if own else scheduler
-    except (OSError, TimeoutError, ValueError, MemoryError) as exc:  # (MemoryError: a peer that is not Dask)
-        raise SfemgInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    if own:
+        _handshake(scheduler)
+        client = distributed.Client(scheduler, timeout=f"{DASK_CONNECT_S:g}s", set_as_default=False)
+    else:
+        client = scheduler
     try:
         client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
         try:
@@ -193,7 +236,7 @@ def _run_dask(tasks, client, own):
     futures = []
     try:
         futures = [client.submit(run_task, *task, pure=False) for task in tasks]
-        for future in distributed.as_completed(futures):
+        for future in distributed.as_completed(futures, loop=client.loop):  # (not the default client)
             yield future.result()
     finally:
         client.cancel(futures)

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -83,9 +84,19 @@ def test_a_cluster_that_cannot_run_the_sweep_is_refused_before_the_file_is_touch
     distributed = pytest.importorskip("distributed")
     kept = tmp_path / "kept.h5"
     kept.write_bytes(b"an earlier sweep")
-    for address in ("http://127.0.0.1:1", "tcp://127.0.0.1:notaport"):
-        with pytest.raises(SfemgInputError, match="cannot reach the Dask scheduler"):
-            run_sweep(kept, scheduler=address, force=True, **SMALL)
+    monkeypatch.setattr(sweep, "DASK_CONNECT_S", 1.0)
+    monkeypatch.setattr(sweep, "_HANDSHAKE_S", 0.5)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # a server that is not Dask (a dashboard's port)
+        silent_address = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+        for address, reason in (("http://127.0.0.1:1", "unknown address scheme 'http'"),
+                                ("tcp://127.0.0.1:notaport", "invalid literal"),
+                                (silent_address, r"connected, but no Dask handshake within 1.5 s")):
+            with pytest.raises(SfemgInputError, match=f"cannot reach the Dask scheduler at {address}: {reason}"):
+                run_sweep(kept, scheduler=address, force=True, **SMALL)
+    # no half-made Client left behind: one was the default client, its event loop running, and
+    # closed itself when the garbage collector found it, deadlocking the next LocalCluster
+    assert distributed.client._get_global_client() is None
+    assert not [t for t in threading.enumerate() if t.name == "IO loop"]
     monkeypatch.setattr(sweep, "DASK_WORKER_WAIT_S", 1.0)
     with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty:
         with pytest.raises(SfemgInputError, match="no worker joined the Dask scheduler at .* within 1 s"):
