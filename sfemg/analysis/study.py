@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
         created (or its ``/analysis`` replaced) holding only results and the source's name;
         a file holding recordings of its own is refused.
     json_path : str or os.PathLike, optional
-        Also write the ``--json`` summary (docs/hdf5.md) there, atomically.
+        Also write the ``--json`` summary (docs/hdf5.md) there, atomically, put in place
+        right after the HDF5 results (a failed write leaves both as they were).
     muscle, electrode : str, optional
         Override what the recordings say (reference limits, acceptance thresholds).
     params : AnalysisParams, optional
@@ -203,7 +205,6 @@ def analyze_file(input_path, *, output_path=None, json_path=None, muscle=None, e
         problem = problem.removeprefix(f"{input_path}: ").removeprefix(f"recording {name!r}: ")  # (said once)
         raise SfemgInputError(f"{input_path}: no recording could be analysed "
                               f"({len(study.problems)} failed; {name!r}: {problem})")
-    results_io.save_results(target, study, source=str(input_path))
-    if json_path is not None:
-        results_io.save_json(json_path, study)
+    with results_io.staged_json(json_path, study) if json_path is not None else contextlib.nullcontext():
+        results_io.save_results(target, study, source=str(input_path))
     return study

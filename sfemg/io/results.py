@@ -15,6 +15,7 @@ Layout (names in :mod:`sfemg.io.schema`, SI units)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -31,7 +32,7 @@ from ._h5 import mark
 from ._h5 import open_hdf5 as _open
 from ._h5 import text as _text
 
-__all__ = ["save_results", "load_results", "save_json"]
+__all__ = ["save_results", "load_results", "save_json", "staged_json"]
 
 #: Analysis parameters of rules added after files were written, with the values that turn
 #: the rule off: a file without them was analysed without the rule, and says so when read.
@@ -343,6 +344,21 @@ def load_results(path) -> StudyResult:
 
 def save_json(path, study: StudyResult):
     """Write ``study.to_json_dict()`` to ``path`` atomically (temporary file + rename)."""
+    with staged_json(path, study):
+        pass
+
+
+@contextlib.contextmanager
+def staged_json(path, study: StudyResult):
+    """The JSON summary of ``study``, written to a temporary file beside ``path`` and put
+    in place when the block ends without an exception.
+
+    With :func:`save_results` inside the block, the two files are replaced one right after
+    the other: a write that fails or is killed leaves both as they were (the summary was
+    written after the HDF5 file, and a process killed between the two left it a step
+    behind).
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(study.to_json_dict(), indent=2, ensure_ascii=False, allow_nan=False),
                        encoding="utf-8")
+        yield

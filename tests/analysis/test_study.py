@@ -60,6 +60,33 @@ def test_foreign_file_analysed_in_place(tmp_path, signals):
     assert loaded.problems == study.problems and loaded.params == study.params
 
 
+def test_the_summary_and_the_results_are_replaced_together(tmp_path, signals, monkeypatch):
+    """The JSON summary was written after the HDF5 results: a write that failed (or was
+    killed) between the two left the summary a step behind the file. It is now written
+    first, to a temporary file, and put in place right after the results."""
+    from sfemg.io import results as results_io
+
+    path = foreign_file(tmp_path / "f.h5", signals)
+    summary = tmp_path / "s.json"
+    summary.write_text('{"an earlier": "summary"}')
+    before = path.read_bytes()
+
+    def killed(*args, **kwargs):
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".s.json."))  # the summary staged
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results_io, "save_results", killed)
+    with pytest.raises(KeyboardInterrupt):
+        analyze_file(path, json_path=summary)
+    assert summary.read_text() == '{"an earlier": "summary"}' and path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "s.json"]
+    monkeypatch.undo()
+    study = analyze_file(path, json_path=summary)
+    written = json.loads(summary.read_text())
+    assert written == json.loads(json.dumps(study.to_json_dict()))
+    assert json.loads(json.dumps(load_results(path).to_json_dict()))["study"] == written["study"]
+
+
 def test_the_electrode_from_an_alias_refused_when_unknown_and_said_when_assumed(tmp_path, signals):
     """Found by a new user's review: "Concentric" or "CNE" in a file was read as SFE (the
     SFE limits used), silently; and an electrode nobody stated was assumed silently."""
