@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +117,22 @@ def _end_with_parent():
     threading.Thread(target=watch, name="sfemg-sweep-watch", daemon=True).start()
 
 
+def _lost_worker(task, how):
+    """The one-line error for a worker process that ended while running ``task``."""
+    cell_index, repeat = task[1:3]
+    return SfemgInputError(f"{how} while running cell {cell_index}, repeat {repeat} (killed, out of memory, "
+                           "or a plug-in that ends its process); the finished cells are kept")
+
+
 def _run_processes(tasks, n_workers):
     pool = ProcessPoolExecutor(n_workers, initializer=_end_with_parent)
     try:
-        for future in as_completed([pool.submit(run_task, *task) for task in tasks]):
-            yield future.result()
+        futures = {pool.submit(run_task, *task): task for task in tasks}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # (every task then fails so: the first one named is one that ran)
+                raise _lost_worker(futures[future], "a worker process ended") from None
     finally:  # on interruption: drop queued tasks, let running ones end
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -233,13 +245,16 @@ def _dask_client(scheduler):
 def _run_dask(tasks, client, own):
     import distributed
 
-    futures = []
+    futures = {}
     try:
-        futures = [client.submit(run_task, *task, pure=False) for task in tasks]
+        futures = {client.submit(run_task, *task, pure=False): task for task in tasks}
         for future in distributed.as_completed(futures, loop=client.loop):  # (not the default client)
-            yield future.result()
+            try:
+                yield future.result()
+            except distributed.KilledWorker:
+                raise _lost_worker(futures[future], "Dask workers ended repeatedly (KilledWorker)") from None
     finally:
-        client.cancel(futures)
+        client.cancel(list(futures))
         if own:
             client.close()
 

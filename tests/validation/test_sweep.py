@@ -243,6 +243,28 @@ def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, monkeypatch, me
                   methods=(method,), n_workers=1)
 
 
+@pytest.mark.parametrize("where", ["processes", "dask"])
+def test_a_plugin_that_ends_its_worker_is_named_in_a_one_line_error(tmp_path, where):
+    """A worker process that ended (here a plug-in's os._exit; a crash in compiled code, the
+    OOM killer) was an internal error: BrokenProcessPool, or Dask's KilledWorker, without
+    the cell (a cluster review)."""
+    method = "analyser:tests.validation.plugin_example:process_ending_analyser"
+    grid = Grid("one", (Cell(n_discharges=30),))
+    cell = r" while running cell 0, repeat [01] \(killed, out of memory, or a plug-in that ends its process\)"
+    if where == "processes":
+        with pytest.raises(SfemgInputError, match="^a worker process ended" + cell):
+            run_sweep(tmp_path / "k.h5", grid, n_repeats=2, n_recordings=1, methods=(method,), n_workers=2)
+        return
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with pytest.raises(SfemgInputError, match=r"^Dask workers ended repeatedly \(KilledWorker\)" + cell):
+            run_sweep(tmp_path / "k.h5", grid, n_repeats=1, n_recordings=1, methods=(method,),
+                      scheduler=cluster.scheduler_address)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("timepoint:nosuch", "unknown timepoint"),
     ("analyser:no_such_module_xyz:f", "cannot import"),
