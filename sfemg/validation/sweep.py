@@ -117,10 +117,10 @@ def _end_with_parent():
     threading.Thread(target=watch, name="sfemg-sweep-watch", daemon=True).start()
 
 
-def _lost_worker(task, how):
-    """The one-line error for a worker process that ended while running ``task``."""
+def _lost_worker(what, task):
+    """The one-line error for a worker process that ended: ``what`` happened, and ``task``."""
     cell_index, repeat = task[1:3]
-    return SfemgInputError(f"{how} while running cell {cell_index}, repeat {repeat} (killed, out of memory, "
+    return SfemgInputError(f"{what} cell {cell_index}, repeat {repeat} (killed, out of memory, "
                            "or a plug-in that ends its process); the finished cells are kept")
 
 
@@ -131,8 +131,9 @@ def _run_processes(tasks, n_workers):
         for future in as_completed(futures):
             try:
                 yield future.result()
-            except BrokenProcessPool:  # (every task then fails so: the first one named is one that ran)
-                raise _lost_worker(futures[future], "a worker process ended") from None
+            except BrokenProcessPool:  # (every unfinished task then fails so, not only the one that ran)
+                raise _lost_worker("a worker process ended with unfinished tasks, among them",
+                                   futures[future]) from None
     finally:  # on interruption: drop queued tasks, let running ones end
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -252,7 +253,7 @@ def _run_dask(tasks, client, own):
             try:
                 yield future.result()
             except distributed.KilledWorker:
-                raise _lost_worker(futures[future], "Dask workers ended repeatedly (KilledWorker)") from None
+                raise _lost_worker("Dask workers ended repeatedly (KilledWorker) running", futures[future]) from None
     finally:
         client.cancel(list(futures))
         if own:

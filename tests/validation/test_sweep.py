@@ -250,9 +250,9 @@ def test_a_plugin_that_ends_its_worker_is_named_in_a_one_line_error(tmp_path, wh
     the cell (a cluster review)."""
     method = "analyser:tests.validation.plugin_example:process_ending_analyser"
     grid = Grid("one", (Cell(n_discharges=30),))
-    cell = r" while running cell 0, repeat [01] \(killed, out of memory, or a plug-in that ends its process\)"
+    cell = r" cell 0, repeat [01] \(killed, out of memory, or a plug-in that ends its process\)"
     if where == "processes":
-        with pytest.raises(SfemgInputError, match="^a worker process ended" + cell):
+        with pytest.raises(SfemgInputError, match="^a worker process ended with unfinished tasks, among them" + cell):
             run_sweep(tmp_path / "k.h5", grid, n_repeats=2, n_recordings=1, methods=(method,), n_workers=2)
         return
     distributed = pytest.importorskip("distributed")
@@ -260,7 +260,7 @@ def test_a_plugin_that_ends_its_worker_is_named_in_a_one_line_error(tmp_path, wh
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
-        with pytest.raises(SfemgInputError, match=r"^Dask workers ended repeatedly \(KilledWorker\)" + cell):
+        with pytest.raises(SfemgInputError, match=r"^Dask workers ended repeatedly \(KilledWorker\) running" + cell):
             run_sweep(tmp_path / "k.h5", grid, n_repeats=1, n_recordings=1, methods=(method,),
                       scheduler=cluster.scheduler_address)
 
