@@ -378,6 +378,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
             write_validation_cell(output, c, metrics, {
                 "task_wall_s": [reps[r][1] for r in range(n_repeats)],
                 "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
+                "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
                 "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         if progress is not None:
             progress(n_done, len(tasks))

@@ -52,7 +52,7 @@ def test_serial_sweep_stores_every_cell_method_and_repeat(serial):
     assert sorted(data["metrics"]) == [0, 1]
     assert data["metrics"][0].shape == (2, 2, len(METRICS))
     assert data["config"]["methods"] == list(SMALL["methods"]) and data["config"]["seed"] == 7
-    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution"}
+    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution", "command"}
     n_true = data["metrics"][0][:, :, METRICS.index("n_true_pairs")]
     assert np.all(n_true == 1)  # one pair per recording, whatever the method
 
@@ -116,11 +116,16 @@ def test_interrupted_sweep_resumes_without_redoing_cells(serial, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(path, n_workers=1, progress=interrupt_after_first_cell, **SMALL)
+        run_sweep(path, n_workers=1, progress=interrupt_after_first_cell, command="sfemg validate", **SMALL)
     assert sorted(load_validation(path)["metrics"]) == [0]
     calls = []
-    run = run_sweep(path, n_workers=1, progress=lambda done, total: calls.append((done, total)), **SMALL)
+    run = run_sweep(path, n_workers=1, progress=lambda done, total: calls.append((done, total)),
+                    command="sfemg validate --jobs 1", **SMALL)
     assert run["n_cells_run"] == 1
+    # each cell says which run computed it (the sweep's command is its first run's)
+    provenance = load_validation(path)["provenance"]
+    assert [provenance["command"], provenance["cells"][0]["command"], provenance["cells"][1]["command"]] == [
+        "sfemg validate", "sfemg validate", "sfemg validate --jobs 1"]
     # from the start (0 done: a bar opened at the first task's end had its clock and rate off), then per task
     assert calls == [(done, SMALL["n_repeats"]) for done in range(SMALL["n_repeats"] + 1)]
     assert scores_of(path) == scores_of(serial)
