@@ -3,16 +3,20 @@
 All writers go through :func:`atomic_path` (HDF5 through :func:`atomic_h5`): they work
 on a temporary file in the target's folder and replace the target with ``os.replace``
 only after it is closed and flushed to disk. Killing the process at any point leaves either the old file or the new
-one, never a mixture.
+one, never a mixture; a temporary file that a killed process left behind is removed by the
+next write of the same file (:func:`_remove_abandoned`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import h5py
@@ -68,6 +72,7 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
         The temporary file to write.
     """
     path = writable_target(path, force=force)
+    _remove_abandoned(path)
     needed = expected_bytes + (path.stat().st_size if copy_existing else 0)
     try:
         free = shutil.disk_usage(path.parent).free
@@ -76,7 +81,8 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
     if needed > free:
         raise SfemgInputError(f"{path}: needs about {_size(needed)}, and its disk has {_size(free)} free")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{socket.gethostname()}.{os.getpid()}.",
+                                        suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise SfemgInputError(f"{path}: cannot write beside it ({exc.strerror})") from None
@@ -94,6 +100,33 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: How long a temporary file of a process that no longer runs is left alone, s (a file
+#: system shared by hosts of one name, or by containers, cannot tell their processes apart).
+ABANDONED_AFTER_S = 600.0
+
+
+def _remove_abandoned(path):
+    """Remove the temporary files that a killed writer left beside ``path``
+    (``.<name>.<host>.<pid>.<random>.tmp``): of a process of this host that no longer
+    runs, untouched for :data:`ABANDONED_AFTER_S`. (SIGKILL, a power cut or the OOM
+    killer gives no chance to clean up; a copy of a large file was left for ever.)"""
+    host = socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        writer = tmp.name[len(path.name) + 2:-len(".tmp")].rsplit(".", 2)
+        if len(writer) != 3 or writer[0] != host or not writer[1].isdecimal():
+            continue
+        try:
+            os.kill(int(writer[1]), 0)
+            continue  # (it runs)
+        except PermissionError:
+            continue  # (it runs, another user's)
+        except (ProcessLookupError, OverflowError):
+            pass
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > ABANDONED_AFTER_S:
+                tmp.unlink()
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

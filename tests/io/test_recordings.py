@@ -215,6 +215,41 @@ def test_existing_file_is_kept_without_force_and_on_failure(tmp_path, study):
     assert list_recordings(path) == [study.recordings[0].name]
 
 
+def test_the_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL (or the OOM killer, a power cut) gives a writer no chance to remove its
+    temporary file: a hidden copy of the file stayed beside it for ever. The next write of
+    that file removes it, once its process is gone and it has been left untouched for a
+    while; never a live writer's, another host's or another file's."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from sfemg.io._atomic import ABANDONED_AFTER_S, atomic_path
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid, host, old = int(gone.stdout), socket.gethostname(), time.time() - 2 * ABANDONED_AFTER_S
+    path = tmp_path / "s.h5"
+    path.write_bytes(b"results")
+    left = {name: tmp_path / name for name in (
+        f".s.h5.{host}.{dead_pid}.k1ll3d.tmp",       # abandoned: removed
+        f".s.h5.{host}.{dead_pid}.r3cent.tmp",       # its process gone, but touched lately
+        f".s.h5.{host}.{os.getpid()}.al1ve.tmp",     # a writer that runs
+        f".s.h5.other-host.{dead_pid}.h0st.tmp",     # another host's (a shared file system)
+        f".t.h5.{host}.{dead_pid}.0ther.tmp",        # another file's
+        ".s.h5.0ldst.tmp")}                          # not sfemg's form (an earlier version's)
+    for name, tmp in left.items():
+        tmp.write_bytes(b"a copy")
+        if "r3cent" not in name:
+            os.utime(tmp, (old, old))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"new results")
+    assert path.read_bytes() == b"new results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s.h5"] + list(left)[1:])
+
+
 def test_recording_validation():
     with pytest.raises(SfemgInputError, match="exactly one"):
         Recording(name="x", fs_hz=1e4)
