@@ -14,6 +14,7 @@ import functools
 
 import numpy as np
 
+from .._units import to_samples
 from ..errors import SfemgInputError
 from ..recording import Recording
 from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
@@ -196,7 +197,7 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     if mode == "stimulated":
         keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz + sw.artefact_delay
         rows, cols, lat = rows[keep], cols[keep], lat[keep]
-    lock_half = max(1, int(round(params.lock_half_window_us * 1e-6 * fs_hz)))
+    lock_half = to_samples(params.lock_half_window_us * 1e-6, fs_hz, minimum=1)
     amps = peak_values(data, rows, cols)
     pots = []  # each polarity separately: every phase of every potential is a group
     for sign in (1.0, -1.0):

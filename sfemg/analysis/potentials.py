@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._units import to_samples
 from ._detect_numba import measure_kernel
 from .detect import detect_peaks, fast_median, median_and_robust_sd
 from .sweeps import fit_half_window, noise_spectrum
@@ -313,7 +314,7 @@ def _excursions(data, recorded, ref_pos, pot, fit, present, seg_start, avoid, fi
     wide = int(min(reach, sds * spread)) if np.isfinite(spread) else 0
     if wide <= pot.half_window:
         return none
-    peak_half = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    peak_half = to_samples(params.peak_window_us * 1e-6, fs_hz, minimum=1)
     rows, cols = detect_peaks(data[absent], params.block_fraction * pot.amplitude_v, peak_half, int(pot.polarity))
     ref = ref_pos[absent[rows]]
     offset = np.abs(cols - (ref + pot.latency))
@@ -478,7 +479,7 @@ def time_potential(data, sw, pot, is_trigger, spectra, fs_hz, params, trigger_fi
     if fit is None:
         return Timed(times, times, np.inf, (np.nan, np.nan, False),
                       (np.zeros(length), float(fit_half)), (0, 0), clearly_absent, np.inf, excursions)
-    near = max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz)))
+    near = to_samples(PEAK_SEARCH_US * 1e-6, fs_hz, minimum=1)
     if params.method == "template":
         pos = fit.positions
     elif params.method == "peak":

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from .._units import to_samples
 from .detect import fast_median, median_and_robust_sd
 from .jitter import two_group_split
 from .potentials import MIN_SHAPE_CORRELATION, measure_potential
@@ -270,11 +271,11 @@ def _unit_elsewhere(data, ref_pos, pots, other_times, fs_hz):
     if not missing.any() or (~missing).sum() < MIN_TRIGGER_COUNT:
         return false
     ref = np.round(ref_pos).astype(np.int64)
-    margin = int(round(0.5e-3 * fs_hz))
+    margin = to_samples(0.5e-3, fs_hz)
     lo = int(np.floor(min(p.latency for p in pots))) - margin
     hi = int(np.ceil(max(p.latency for p in pots))) + margin + 1
-    lag = min(int(round(_ELSEWHERE_LAG_US * 1e-6 * fs_hz)), int((ref + lo).min()), int(n_cols - (ref + hi).max()))
-    min_lag = int(round(_ELSEWHERE_MIN_LAG_US * 1e-6 * fs_hz))
+    lag = min(to_samples(_ELSEWHERE_LAG_US * 1e-6, fs_hz), int((ref + lo).min()), int(n_cols - (ref + hi).max()))
+    min_lag = to_samples(_ELSEWHERE_MIN_LAG_US * 1e-6, fs_hz)
     if lag <= min_lag:
         return false
     width = hi - lo

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._units import to_samples
 from ._detect_numba import waveform_run_kernel
 from .detect import fast_median
 from .jitter import MCD_PER_SD, compute_mcd, robust_mcd, two_group_split
@@ -163,7 +164,7 @@ def _waveform_extents(tpl_spectra, positions, length, fs_hz):
         its magnitude over ±:data:`_ENVELOPE_US`) stays above :data:`_EXTENT_LEVEL` of its
         peak, samples.
     """
-    half = max(1, int(round(_ENVELOPE_US * 1e-6 * fs_hz)))
+    half = to_samples(_ENVELOPE_US * 1e-6, fs_hz, minimum=1)
     runs = np.empty((tpl_spectra.shape[0], 2), dtype=np.int64)
     waveform_run_kernel(np.fft.irfft(tpl_spectra, n=length, axis=1), half, _EXTENT_LEVEL, runs)
     extents = []
@@ -305,7 +306,7 @@ def _peak_positions(measured, fs_hz):
     """A group's interpolated peak positions in the sweeps (samples; NaN where it is not
     present), from :func:`~sfemg.analysis.potentials.measure_potential`."""
     present, seg_start, segs, _ = measured
-    near = max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz)))
+    near = to_samples(PEAK_SEARCH_US * 1e-6, fs_hz, minimum=1)
     return np.where(present, seg_start + peak_positions(segs, near)[0], np.nan)
 
 

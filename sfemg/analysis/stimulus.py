@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._units import to_samples
 from ..errors import SfemgInputError
 from .detect import estimate_noise_spectrum, fast_median, median_and_robust_sd
 from .timing import fit_taper, fit_template, misfit_ratio, residual_ratios
@@ -95,9 +96,9 @@ class StimulusTiming:
 def search_span(fs_hz):
     """Samples before and after each marker where its artefact is sought (and its fit
     segment may reach), to be kept out of the noise estimate."""
-    half = max(2, int(round(_ARTEFACT_HALF_US * 1e-6 * fs_hz)))
-    return (int(round(_SEARCH_BEFORE_US * 1e-6 * fs_hz)) + half,
-            int(round(_SEARCH_AFTER_US * 1e-6 * fs_hz)) + half)
+    half = to_samples(_ARTEFACT_HALF_US * 1e-6, fs_hz, minimum=2)
+    return (to_samples(_SEARCH_BEFORE_US * 1e-6, fs_hz) + half,
+            to_samples(_SEARCH_AFTER_US * 1e-6, fs_hz) + half)
 
 
 def _unchecked(n, choice, why, delay_samples=0.0):
@@ -165,7 +166,7 @@ def time_stimuli(x_v, row_start_s, rows, positions, noise, fs_hz, noise_sd, choi
     n, n_cols = positions.size, x_v.shape[1]
     first = np.floor(positions + _ROUNDING).astype(np.int64)
     before, after = search_span(fs_hz)
-    half = max(2, int(round(_ARTEFACT_HALF_US * 1e-6 * fs_hz)))
+    half = to_samples(_ARTEFACT_HALF_US * 1e-6, fs_hz, minimum=2)
     before = min(before - half, int(fast_median(first.astype(np.float64))))  # (sweeps: from their start)
     span = np.arange(-max(before, 0), after - half + 1)
     spanned = (first + span[0] >= 0) & (first + span[-1] < n_cols)

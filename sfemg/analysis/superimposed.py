@@ -23,6 +23,7 @@ import functools
 
 import numpy as np
 
+from .._units import to_samples
 from ._superimposed_numba import (
     find_kernel,
     group_template_kernel,
@@ -186,7 +187,7 @@ def background_templates(signal_v, cols, sweep_starts, sweep_length, fs_hz, thre
         is at least :data:`_MIN_CORRELATION`; a unit with several large phases gives one
         template per phase.
     """
-    half = int(round(_BACKGROUND_HALF_US * 1e-6 * fs_hz))
+    half = to_samples(_BACKGROUND_HALF_US * 1e-6, fs_hz)
     before = np.searchsorted(sweep_starts, cols + half, side="right") - 1  # the last sweep starting before
     away = (before < 0) | (cols - half >= sweep_starts[np.maximum(before, 0)] + sweep_length)
     inside = away & (cols >= half + _ALIGN_LAGS) & (cols < signal_v.size - half - _ALIGN_LAGS)
@@ -283,7 +284,7 @@ def flag_superimposed(residual_v, positions, noise_sd_v, fs_hz, ratio, at=None):
     ndarray of bool, shape (K, n)
         False where the position judged is NaN.
     """
-    half = max(1, int(round(_FLAG_HALF_US * 1e-6 * fs_hz)))
+    half = to_samples(_FLAG_HALF_US * 1e-6, fs_hz, minimum=1)
     energy = window_energy(residual_v, positions, half)
     judged = energy if at is None else window_energy(residual_v, at, half)
     out = np.zeros(positions.shape, dtype=bool)
@@ -478,7 +479,7 @@ def _search_arguments(template_spectra, potential, background, fs_hz, fit_half, 
     templates at sub-sample shifts (those of ``potential`` only), the background's
     energies and coarse stride, the shift grid."""
     reach = np.ceil(_SHIFT_RANGE_US * 1e-6 * fs_hz * _PHASES)
-    stride = max(1, int(round(_COARSE_STEP_US * 1e-6 * fs_hz)))
+    stride = to_samples(_COARSE_STEP_US * 1e-6, fs_hz, minimum=1)
     phase0 = np.ascontiguousarray(background[:, 0, :])
     used = np.unique(potential)
     phases = np.zeros((template_spectra.shape[0], _PHASES, length))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from .._units import to_samples
 from ..errors import SfemgInputError
 from ..recording import Recording
 from ._detect_numba import extremes_kernel
@@ -201,14 +202,14 @@ def band_limited(x_v, fs_hz, params):
         zi = sps.sosfilt_zi(sos)[:, None, :] * rows[None, :, :1]
         return sps.sosfilt(sos, rows, axis=1, zi=zi)[0].reshape(np.shape(x_v))
     rows = np.atleast_2d(x_v)
-    block = min(max(1, int(round(_BLOCK_MS * 1e-3 * fs_hz))), rows.shape[1]) if rows.shape[0] == 1 else rows.shape[1]
+    block = min(to_samples(_BLOCK_MS * 1e-3, fs_hz, minimum=1), rows.shape[1]) if rows.shape[0] == 1 else rows.shape[1]
     n_blocks = rows.shape[1] // block
     blocks = rows[:, :n_blocks * block].reshape(rows.shape[0] * n_blocks, block)
     if blocks.shape[0] > _STRETCHES * _STRETCH_BLOCKS:
         first = np.linspace(0, blocks.shape[0] - _STRETCH_BLOCKS, _STRETCHES).astype(np.int64)
         blocks = blocks[(first[:, None] + np.arange(_STRETCH_BLOCKS)).ravel()]
     middles = np.partition(blocks, block // 2, axis=1)[:, block // 2]  # (medians, as partitions: 7x faster)
-    lag = max(1, int(round(_STEP_US * 1e-6 * fs_hz)))
+    lag = to_samples(_STEP_US * 1e-6, fs_hz, minimum=1)
     at = np.arange(0, rows.size - lag, max(1, rows.size // _MAX_STEPS))  # (steps across rows: a few)
     steps = rows.ravel()[at + lag] - rows.ravel()[at]
     if steps.size == 0:  # a signal of a few samples: nothing to judge it by (it is refused later)
@@ -269,7 +270,7 @@ def check_flat(rows_v, fs_hz):
     ------
     SfemgInputError
     """
-    span = max(2, int(round(_FLAT_MS * 1e-3 * fs_hz)))
+    span = to_samples(_FLAT_MS * 1e-3, fs_hz, minimum=2)
     if rows_v.shape[1] <= span:
         return
     at = np.arange(0, rows_v.shape[1] - span, max(1, rows_v.size // _MAX_STEPS))
@@ -373,7 +374,7 @@ def fit_half_window(params, fs_hz):
     Not widened to a fast DFT length: the segment's extent sets how much of a neighbouring
     fibre's tail enters the fit, and 61 -> 63 samples at 50 kHz moved MCDs by up to 4 %.
     """
-    return max(2, int(round(params.fit_half_window_us * 1e-6 * fs_hz)))
+    return to_samples(params.fit_half_window_us * 1e-6, fs_hz, minimum=2)
 
 
 def _windows(x, starts, n_cols):
@@ -383,7 +384,7 @@ def _windows(x, starts, n_cols):
 
 def find_candidates(x, noise_sd, fs_hz, params):
     """Candidate peaks of both polarities (rows, columns) above the detection threshold."""
-    half_width = max(1, int(round(params.peak_window_us * 1e-6 * fs_hz)))
+    half_width = to_samples(params.peak_window_us * 1e-6, fs_hz, minimum=1)
     return detect_both_polarities(x, params.detect_threshold_sd * noise_sd, half_width)
 
 
@@ -421,7 +422,7 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     blank_rows, blank_cols : ndarray of int
         The zeroed samples (kept away from by the noise estimate).
     """
-    width = int(round(params.artefact_baseline_ms * 1e-3 * fs_hz)) | 1
+    width = to_samples(params.artefact_baseline_ms * 1e-3, fs_hz) | 1
     blank = int(np.ceil(params.artefact_blank_ms * 1e-3 * fs_hz))
     cols = np.arange(data.shape[1])[None, :]
     start = np.floor(ref_pos).astype(np.int64)[:, None]
@@ -431,7 +432,7 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     late = peaks > start[rows, 0] + blank
     rows, peaks = rows[late], peaks[late]
     if rows.size:
-        half = max(1, int(round(_RESPONSE_HALF_US * 1e-6 * fs_hz)))
+        half = to_samples(_RESPONSE_HALF_US * 1e-6, fs_hz, minimum=1)
         baseline = running_median(_bridge(data, rows, peaks, half, start[rows, 0] + blank + 1), width)
     clean = data - baseline
     clean[mask] = 0.0
@@ -455,7 +456,7 @@ def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
 def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     """Cut a continuous stimulated signal into rows around each stimulus, artefact removed
     (the stimulus times checked against the artefact, or taken from it: :mod:`.stimulus`)."""
-    search = int(round(params.search_window_ms * 1e-3 * fs_hz))  # (at most 1 s: no overflow)
+    search = to_samples(params.search_window_ms * 1e-3, fs_hz)  # (at most 1 s: no overflow)
     fit_half = fit_half_window(params, fs_hz)
     try:
         stim = np.asarray(stimulus_times_s, dtype=np.float64)
@@ -507,7 +508,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
     """Cut a continuous voluntary signal into rows around each trigger discharge (sample
     indices ``trig``); ``rows, cols`` are every candidate peak (kept out of the noise)."""
-    search = int(round(params.search_window_ms * 1e-3 * fs_hz))  # (at most 1 s: no overflow)
+    search = to_samples(params.search_window_ms * 1e-3, fs_hz)  # (at most 1 s: no overflow)
     n_cols = _sweep_length(2 * (search + fit_half_window(params, fs_hz)) + 1, x.size, fs_hz, params)
     median_idi_ms = float(np.median(np.diff(trig))) / fs_hz * 1e3 if trig.size > 1 else np.inf
     if params.search_window_ms >= median_idi_ms:  # every sweep would hold the unit's neighbouring discharges

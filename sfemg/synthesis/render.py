@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from .._units import to_samples
 from .._validation import check_number
 from ..errors import SfemgInputError
 from ._render_numba import add_events, render_rows, sosfilt_inplace
@@ -153,7 +154,7 @@ def render_segment(start_s, n_samples, fs_hz, table: WaveTable, event_times_s, e
     ndarray, shape (n_samples,)
         Signal, V.
     """
-    n_lead = int(round(lead_s * fs_hz))
+    n_lead = to_samples(lead_s, fs_hz)
     n_total = n_samples + n_lead
     if rng is not None and amplifier.noise_rms_v > 0:
         out = rng.standard_normal(n_total)
@@ -193,7 +194,7 @@ def render_sweeps(starts_s, n_samples, fs_hz, table: WaveTable, event_times_s, e
         Sweeps, V.
     """
     starts = np.ascontiguousarray(starts_s, dtype=np.float64)
-    n_lead = int(round(lead_s * fs_hz))
+    n_lead = to_samples(lead_s, fs_hz)
     shape = (starts.size, n_samples + n_lead)
     if rng is not None and amplifier.noise_rms_v > 0:
         out = rng.standard_normal(shape)

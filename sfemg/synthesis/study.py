@@ -20,6 +20,7 @@ import numpy as np
 from scipy import signal as sps
 
 from .. import __version__
+from .._units import to_samples
 from .._validation import check_number, worker_count
 from ..errors import SfemgInputError
 from ..recording import GroundTruth, Recording
@@ -466,7 +467,7 @@ def _events(plan: _RenderPlan):
 
 def _render_sweeps(params: StudyParams, plan: _RenderPlan) -> np.ndarray:
     """Sweeps of ``sweep_window_s`` at each start, each with a settled filter."""
-    n_win = int(round(params.sweep_window_s * params.fs_hz))
+    n_win = to_samples(params.sweep_window_s, params.fs_hz)
     return render_sweeps(plan.sweep_start_times_s, n_win, params.fs_hz, *_events(plan),
                          amplifier=params.amplifier, rng=plan.rng, lead_s=5e-3)
 

@@ -38,6 +38,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .._units import to_samples
 from ..errors import SfemgInputError
 
 __all__ = ["TimePointEstimator", "Analyser", "TIME_POINT_ESTIMATORS", "ANALYSERS", "KINDS",
@@ -136,7 +137,7 @@ class Analyser(Protocol):
 
 def _peak_search(fs_hz):
     """:data:`PEAK_SEARCH_US` in whole samples (at least 1)."""
-    return max(1, int(round(PEAK_SEARCH_US * 1e-6 * fs_hz)))
+    return to_samples(PEAK_SEARCH_US * 1e-6, fs_hz, minimum=1)
 
 
 def peak_time_points(segments_v, fs_hz, noise_power_v2):
@@ -280,7 +281,7 @@ def _noise_power(data, fs_hz, length):
     """Noise power per DFT bin of a length-``length`` segment, V², away from every peak."""
     from ..analysis.detect import detect_both_polarities, estimate_noise_sd, estimate_noise_spectrum
     from ..analysis.timing import fit_taper
-    half_width = max(1, int(round(_BUSY_HALF_WIDTH_US * 1e-6 * fs_hz)))
+    half_width = to_samples(_BUSY_HALF_WIDTH_US * 1e-6, fs_hz, minimum=1)
     busy_rows, busy_cols = detect_both_polarities(data, _BUSY_THRESHOLD_SD * estimate_noise_sd(data), half_width)
     return estimate_noise_spectrum(data, busy_rows, busy_cols, length, length // 2, fit_taper(length))[0]
 
@@ -294,7 +295,7 @@ def _time_fibre(estimator, recording, event_times_s, half, noise_power):
     if fired.size < 2:
         return times
     rows, idx = _locate(recording, event_times_s, fired)
-    lo, hi = (int(round(t * 1e-6 * fs)) for t in MAIN_PHASE_AFTER_EVENT_US)
+    lo, hi = (to_samples(t * 1e-6, fs) for t in MAIN_PHASE_AFTER_EVENT_US)
     mean = _segments(data, rows, idx + (lo + hi) // 2, (hi - lo) // 2).mean(axis=0)
     peak = int(np.argmax(np.abs(mean)))
     polarity = 1.0 if mean[peak] >= 0 else -1.0
@@ -351,7 +352,7 @@ def estimator_analyser(estimator):
         with np.errstate(invalid="ignore"):  # nanmean of a fibre that never fired: NaN, left out
             offsets = np.sort(np.nanmean(gt.event_times_s - base, axis=1))
         half_s = min(SEGMENT_HALF_US * 1e-6, 0.5 * np.nanmin(np.diff(offsets), initial=np.inf))
-        half = max(2, int(round(half_s * recording.fs_hz)))
+        half = to_samples(half_s, recording.fs_hz, minimum=2)
         data, _ = _rows(recording)
         noise_power = _noise_power(data, recording.fs_hz, 2 * half + 1)
         if stimulated:
