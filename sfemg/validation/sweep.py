@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -105,7 +106,14 @@ def _run_serial(tasks):
 def _end_with_parent():
     """Worker initialiser: the worker ends once the sweep's process is gone (a killed sweep
     cannot shut its pool down; its workers stayed, idle, as orphans). Its sentinel, not
-    the parent id: under the forkserver start method a worker's parent is the server."""
+    the parent id: under the forkserver start method a worker's parent is the server.
+
+    Signals are the sweep's to handle: Ctrl-C (sent to the whole process group) is
+    ignored here, and SIGTERM ends the worker (a forked worker inherited the ``sfemg``
+    program's handler, which turned the sweep's own terminate into an exception that
+    the worker caught and outlived)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sweep = multiprocessing.parent_process()
     if sweep is None:
         return
@@ -126,6 +134,7 @@ def _lost_worker(what, task):
 
 def _run_processes(tasks, n_workers):
     pool = ProcessPoolExecutor(n_workers, initializer=_end_with_parent)
+    finished = False
     try:
         futures = {pool.submit(run_task, *task): task for task in tasks}
         for future in as_completed(futures):
@@ -134,8 +143,24 @@ def _run_processes(tasks, n_workers):
             except BrokenProcessPool:  # (every unfinished task then fails so, not only the one that ran)
                 raise _lost_worker("a worker process ended with unfinished tasks, among them",
                                    futures[future]) from None
-    finally:  # on interruption: drop queued tasks, let running ones end
+        finished = True
+    finally:
+        if not finished:  # interrupted or failed: end the workers now
+            _terminate_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool):
+    """End ``pool``'s worker processes at once. Their running tasks are lost either way
+    (a cell is written only whole); waiting for them to end, a second Ctrl-C (or
+    ``timeout -s INT``, which signals the process group too) broke off the shutdown and
+    left the program waiting for ever on idle workers at exit."""
+    terminate = getattr(pool, "terminate_workers", None)  # (Python 3.14)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
 
 
 #: How long a sweep waits for a Dask scheduler's answer, s.

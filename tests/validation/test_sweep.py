@@ -378,6 +378,39 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+def test_a_second_ctrl_c_ends_the_sweep(tmp_path):
+    """Found by a developer's review: Ctrl-C twice (or `timeout -s INT`, which signals the
+    process group too) broke off the pool's shutdown, and the program then waited for
+    ever at exit on idle workers; the workers had also inherited the program's SIGTERM
+    handler, and outlived their own terminate."""
+    proc = subprocess.Popen([sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50", "--jobs", "2",
+                             "--method", "tests.validation.plugin_example:slow_time_points", "--quiet",
+                             "-o", str(tmp_path / "v.h5")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        deadline = time.monotonic() + 60
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # (in the plug-in's sleep)
+        spawned = _descendants(proc.pid)
+        assert len(spawned) >= 2, "the sweep started no worker processes"
+        for _ in range(2):
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.3)
+        assert proc.wait(timeout=60) in (130, -signal.SIGINT)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        left = [p for p in locals().get("spawned", []) if _alive(p)]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+    assert not left
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
 @pytest.mark.parametrize("sig, start_method", [(signal.SIGKILL, "fork"), (signal.SIGKILL, "forkserver"),
                                                (signal.SIGKILL, "spawn"), (signal.SIGTERM, "fork")])
 def test_a_killed_sweep_leaves_no_worker_processes(tmp_path, sig, start_method):
