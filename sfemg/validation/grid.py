@@ -29,6 +29,7 @@ import numpy as np
 from .._validation import check_number
 from ..errors import SfemgInputError
 from ..io import _json
+from ..synthesis.presets import PRESETS
 
 __all__ = ["Cell", "Grid", "GRIDS", "get_grid", "repeat_seed", "simulate_repeat"]
 
@@ -103,6 +104,8 @@ class Cell:
             raise SfemgInputError(f"Cell.stimulator_clock must be 'sampling' or 'own', got {self.stimulator_clock!r}")
         if self.mode == "voluntary" and self.stimulator_clock != "sampling":
             raise SfemgInputError("Cell.stimulator_clock='own' applies to stimulated cells only")
+        if not isinstance(self.preset, str) or self.preset not in PRESETS:  # (not in a worker, after the file)
+            raise SfemgInputError(f"Cell.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         object.__setattr__(self, "stimulus_artefact", bool(self.stimulus_artefact))
         if self.mode == "stimulated":  # regular stimulation: no firing irregularity
             object.__setattr__(self, "rate_cv", 0.0)

@@ -32,7 +32,9 @@ name                       kind        what
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 import math
 from typing import Protocol, runtime_checkable
 
@@ -44,7 +46,7 @@ from ..errors import SfemgInputError
 __all__ = ["TimePointEstimator", "Analyser", "TIME_POINT_ESTIMATORS", "ANALYSERS", "KINDS",
            "register_time_point_estimator", "register_analyser", "load_plugin", "method_analyser",
            "estimator_analyser", "peak_time_points", "level_time_points", "template_time_points",
-           "BUILTIN_METHODS"]
+           "BUILTIN_METHODS", "plugin_fingerprint"]
 
 #: Method kinds, as written in method names ``"<kind>:<spec>"``.
 KINDS = ("timepoint", "analyser")
@@ -190,19 +192,37 @@ def _register(registry, name, fn):
         raise SfemgInputError(f"plug-in name must be a non-empty string without ':', got {name!r}")
     if not callable(fn):
         raise SfemgInputError(f"plug-in {name!r} is not callable")
+    kind = "timepoint" if registry is TIME_POINT_ESTIMATORS else "analyser"
+    if f"{kind}:{name}" in BUILTIN_METHODS:  # (its scores were filed under sfemg's method)
+        raise SfemgInputError(f"{name!r} is sfemg's own {kind}: register yours under another name")
     registry[name] = fn
 
 
-for _name, _fn in (("peak", peak_time_points), ("level", level_time_points),
-                   ("template", template_time_points)):
-    register_time_point_estimator(_name, _fn)
-for _method in ("template", "peak", "level"):
-    register_analyser(f"sfemg-{_method}", _sfemg_analyser(_method))
-register_analyser("sfemg-template-single", _sfemg_analyser("template", joint_timing=False))
+TIME_POINT_ESTIMATORS.update(peak=peak_time_points, level=level_time_points, template=template_time_points)
+ANALYSERS.update({f"sfemg-{method}": _sfemg_analyser(method) for method in ("template", "peak", "level")})
+ANALYSERS["sfemg-template-single"] = _sfemg_analyser("template", joint_timing=False)
 #: The methods sfemg itself provides; every other one is the user's code (its failures are
 #: reported as the plug-in's, with where they happened).
 BUILTIN_METHODS = frozenset([f"timepoint:{name}" for name in TIME_POINT_ESTIMATORS]
                             + [f"analyser:{name}" for name in ANALYSERS])
+
+
+def plugin_fingerprint(method: str) -> str:
+    """What a user's method is: ``module:qualname`` and a hash of its module's source.
+
+    Stored with a sweep, so that a sweep resumed after the plug-in's code changed is
+    refused rather than mixing two versions' scores (the method's name stays the same).
+    """
+    kind, _, spec = method.partition(":")
+    fn = load_plugin(spec, kind)
+    module = inspect.getmodule(fn)
+    try:
+        source = inspect.getsource(module if module is not None else fn)
+        digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    except (OSError, TypeError):  # (defined interactively, or compiled)
+        digest = "source not found"
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"{getattr(fn, '__module__', None) or '?'}:{name} ({digest})"
 
 
 def load_plugin(spec: str, kind: str):
@@ -230,7 +250,9 @@ def load_plugin(spec: str, kind: str):
         return registry[spec]
     module_name, _, attr = spec.partition(":")
     if not attr:
-        raise SfemgInputError(f"unknown {kind} {spec!r}: use one of {', '.join(registry)} or 'module:function'")
+        raise SfemgInputError(f"unknown {kind} {spec!r}: use one of {', '.join(registry)} or 'module:function' "
+                              "(a name registered in another process, the client of a Dask worker say, is "
+                              "not known here)")
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:

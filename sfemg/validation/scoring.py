@@ -164,7 +164,7 @@ def pair_fields(pair) -> dict:
     ------
     SfemgInputError
         A required field is missing, a value is not a number (text such as "20" is not
-        one), or ``accepted`` is not true or false.
+        one) or is infinite, or ``accepted`` is not true or false.
     """
     get = pair.get if isinstance(pair, Mapping) else (lambda k, d=None: getattr(pair, k, d))
     missing = object()
@@ -181,6 +181,8 @@ def pair_fields(pair) -> dict:
             out[name] = bool(value)
         elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise SfemgInputError(f"a measured pair's {name!r} is not a number: {value!r}")
+        elif math.isinf(value):  # (left out of the means, silently: a metric shown as "-")
+            raise SfemgInputError(f"a measured pair's {name!r} is infinite")
         else:
             out[name] = float(value)
     if math.isnan(out["jitter_us"]):

@@ -30,7 +30,7 @@ from .._blas import one_blas_thread
 from .._validation import worker_count
 from ..errors import SfemgInputError
 from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
-from .plugins import BUILTIN_METHODS, method_analyser
+from .plugins import BUILTIN_METHODS, method_analyser, plugin_fingerprint
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
 __all__ = ["run_sweep", "run_task", "summarize_sweep", "format_summary", "DEFAULT_METHODS",
@@ -334,13 +334,7 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     dict
         ``{"n_cells", "n_cells_run", "n_tasks_run", "elapsed_s"}``.
     """
-    from ..io.validation import (
-        create_validation_file,
-        finished_validation_cells,
-        load_validation,
-        read_validation_config,
-        write_validation_cell,
-    )
+    from ..io.validation import create_validation_file, write_validation_cell
     grid = get_grid(grid)
     for name, value in (("n_repeats", n_repeats), ("n_recordings", n_recordings)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -352,32 +346,24 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         raise SfemgInputError("no methods to score")
     for m in methods:
         method_analyser(m)  # fail now, not in a worker
+        if scheduler is not None and m not in BUILTIN_METHODS and ":" not in m.partition(":")[2]:
+            raise SfemgInputError(f"{m} is registered in this process only: a Dask worker knows sfemg's own "
+                                  "methods and 'module:function' plug-ins installed on it")
     n_workers = worker_count(n_workers, "n_workers")
     tolerance_us = check_tolerance(tolerance_us)
     config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), tolerance_us)
+    plugins = {m: plugin_fingerprint(m) for m in methods if m not in BUILTIN_METHODS}
     where = "dask" if scheduler is not None else ("serial" if n_workers == 1 else f"{n_workers} processes")
     output = Path(output)
-    done = set()
-    try:
-        same = output.exists() and read_validation_config(output) == config
-    except SfemgInputError:  # not a validation file
-        same = False
-    resume = same and not force
-    if resume:
-        begun_by = load_validation(output)["provenance"].get("sfemg_version")
-        if begun_by != __version__:
-            raise SfemgInputError(f"{output} holds this sweep begun by sfemg {begun_by}, this is {__version__}: "
-                                  "resuming would mix their scores; use --force (force=True) to start it again")
-        done = finished_validation_cells(output)
-    elif output.exists() and not force:
-        raise SfemgInputError(f"{output} exists and holds no sweep with this configuration; "
-                              "use --force (force=True) to replace it")
+    done = _resumable_cells(output, config, plugins, force)
+    resume = done is not None
     # the cluster reachable, with workers running this sfemg, before the file is replaced
     dask = _dask_client(scheduler) if scheduler is not None else None
     if not resume:
+        done = set()
         try:
             create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
-                                                    "execution": where}, force=True)
+                                                    "execution": where, "plugins": plugins}, force=True)
         except BaseException:
             if dask is not None and dask[1]:
                 dask[0].close()
@@ -409,6 +395,71 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
             progress(n_done, len(tasks))
     return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
             "elapsed_s": time.perf_counter() - t_start}
+
+
+def _resumable_cells(output, config, plugins, force):
+    """The finished cells of the sweep in ``output`` to resume, or None to start it afresh.
+
+    Refused (:class:`SfemgInputError`) where starting afresh would lose something
+    without ``force``, or could never be right: a folder, a file of recordings, another
+    sweep with finished cells; and resuming a sweep begun by another sfemg or other
+    plug-in code, whose scores would mix with this run's.
+    """
+    from ..io.validation import finished_validation_cells, load_validation, read_validation_config
+
+    if output.is_dir():
+        raise SfemgInputError(f"{output} is a folder, not a file")
+    if not output.exists():
+        return None
+    try:
+        theirs = read_validation_config(output)
+    except SfemgInputError as exc:  # not a validation file, or a damaged one
+        if _holds_recordings(output):
+            raise SfemgInputError(f"{output} holds recordings, not a sweep: write the sweep to another file") from None
+        if not force:
+            raise SfemgInputError(f"{output} exists and holds no sweep sfemg can read "
+                                  f"({str(exc).removeprefix(f'{output}: ')}); use --force (force=True) to "
+                                  "replace it") from None
+        return None
+    done = finished_validation_cells(output)
+    if force or not done:  # (a sweep stopped before its first cell: nothing to lose, or mix)
+        return None
+    if theirs != config:
+        raise SfemgInputError(f"{output} holds {len(done)} finished cell(s) of a sweep with another configuration "
+                              f"({_difference(theirs, config)}); use --force (force=True) to replace it")
+    begun = load_validation(output)["provenance"]
+    if begun.get("sfemg_version") != __version__:
+        raise SfemgInputError(f"{output} holds this sweep begun by sfemg {begun.get('sfemg_version')}, this is "
+                              f"{__version__}: resuming would mix their scores; use --force (force=True) to start "
+                              "it again")
+    for method, code in plugins.items():
+        before = begun.get("plugins", {}).get(method, "not recorded")
+        if before != code:
+            raise SfemgInputError(f"{output}: plug-in {method} is other code than when this sweep began ({before}; "
+                                  f"now {code}): resuming would mix their scores; use --force (force=True) to "
+                                  "start it again")
+    return done
+
+
+def _holds_recordings(path):
+    """Whether ``path`` is an HDF5 file with a ``/recordings`` group (a study)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return "recordings" in h5
+    except OSError:
+        return False
+
+
+def _difference(theirs, ours):
+    """The first setting in which two sweep configurations differ, as words."""
+    for key in ours:
+        if theirs.get(key) != ours[key]:
+            if key == "grid":
+                return "another grid"
+            return f"{key} {theirs.get(key)!r} in the file, {ours[key]!r} here"
+    return "another format"
 
 
 def summarize_sweep(path) -> list:

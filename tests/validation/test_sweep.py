@@ -24,6 +24,7 @@ from sfemg.validation import (
     format_summary,
     load_plugin,
     method_analyser,
+    register_analyser,
     register_time_point_estimator,
     repeat_seed,
     run_sweep,
@@ -133,17 +134,90 @@ def test_interrupted_sweep_resumes_without_redoing_cells(serial, tmp_path):
 
 
 def test_a_different_configuration_is_refused_unless_forced(serial, tmp_path):
+    """The refusal names what differs (a developer's review: --n 3 against 5, or two
+    --method flags swapped, read only "holds no sweep with this configuration"); a
+    sweep that finished no cell is replaced (one that failed at once asked for --force);
+    a folder, or a file of recordings, is refused whatever --force says (it was offered)."""
     path = tmp_path / "other.h5"
     run_sweep(path, n_workers=1, **SMALL)
-    changed = dict(SMALL, seed=8)
-    with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
-        run_sweep(path, n_workers=1, **changed)
-    run_sweep(path, n_workers=1, force=True, **changed)
+    for changed, difference in ((dict(SMALL, seed=8), "seed 7 in the file, 8 here"),
+                                (dict(SMALL, n_repeats=3), "n_repeats 2 in the file, 3 here"),
+                                (dict(SMALL, methods=SMALL["methods"][::-1]), "methods .* in the file, .* here"),
+                                (dict(SMALL, grid=Grid("one", (Cell(),))), "another grid")):
+        with pytest.raises(SfemgInputError, match=f"holds 2 finished cell\\(s\\) of a sweep with another "
+                                                  f"configuration \\({difference}\\); use --force"):
+            run_sweep(path, n_workers=1, **changed)
+    run_sweep(path, n_workers=1, force=True, **dict(SMALL, seed=8))
     assert load_validation(path)["config"]["seed"] == 8
     other = tmp_path / "not-a-sweep.h5"
     other.write_bytes(b"not hdf5")
-    with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
+    with pytest.raises(SfemgInputError, match="exists and holds no sweep sfemg can read .*; use --force"):
         run_sweep(other, n_workers=1, **SMALL)
+    with pytest.raises(SfemgInputError, match="is a folder, not a file"):
+        run_sweep(tmp_path, n_workers=1, force=True, **SMALL)
+    study_file = tmp_path / "study.h5"
+    with h5py.File(study_file, "w") as h5:
+        h5.create_dataset("recordings/x/signal", data=np.zeros(100)).attrs["sampling_rate_hz"] = 50e3
+    before = study_file.read_bytes()
+    with pytest.raises(SfemgInputError, match="holds recordings, not a sweep: write the sweep to another file"):
+        run_sweep(study_file, n_workers=1, force=True, **SMALL)
+    assert study_file.read_bytes() == before
+    # a sweep whose every task failed: its file holds the configuration only
+    failed = tmp_path / "failed.h5"
+    with pytest.raises(SfemgInputError, match="plug-in"):
+        run_sweep(failed, n_workers=1, **dict(SMALL, methods=("analyser:tests.validation.plugin_example:"
+                                                               "broken_analyser",)))
+    assert run_sweep(failed, n_workers=1, **SMALL)["n_cells_run"] == 2
+    assert scores_of(failed) == scores_of(serial)
+
+
+def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
+    """Found by a developer's review: a sweep interrupted, its plug-in edited, then resumed
+    kept the old code's scores in the finished cells and the new code's in the rest,
+    under one method name. Each plug-in's module:qualname and source hash are stored."""
+    (tmp_path / "mine.py").write_text("import numpy as np\n\ndef est(segments_v, fs_hz, noise_power_v2):\n"
+                                      "    return np.argmax(segments_v, axis=1).astype(float)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    small = dict(SMALL, methods=("timepoint:mine:est",))
+    path = tmp_path / "v.h5"
+
+    def interrupt_after_first_cell(done, total):
+        if done == SMALL["n_repeats"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, n_workers=1, progress=interrupt_after_first_cell, **small)
+    recorded = load_validation(path)["provenance"]["plugins"]["timepoint:mine:est"]
+    assert re.fullmatch(r"mine:est \([0-9a-f]{12}\)", recorded)
+    (tmp_path / "mine.py").write_text((tmp_path / "mine.py").read_text().replace("argmax", "argmin"))
+    with pytest.raises(SfemgInputError, match=f"plug-in timepoint:mine:est is other code than when this sweep "
+                                              f"began \\({re.escape(recorded)}; now mine:est \\(.*resuming would mix"):
+        run_sweep(path, n_workers=1, **small)
+    assert run_sweep(path, n_workers=1, force=True, **small)["n_cells_run"] == 2
+
+
+def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
+    """A developer's review: a built-in name re-registered silently filed the user's
+    scores under sfemg's method; a name registered in the client was "unknown" on each
+    Dask worker; a preset misspelt in a grid failed in the workers, after the file was
+    made; an infinite MCD was left out of the means, silently."""
+    from sfemg.validation.plugins import TIME_POINT_ESTIMATORS
+    from sfemg.validation.scoring import pair_fields
+
+    from .plugin_example import centroid_time_points
+
+    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "centroid", centroid_time_points)  # (registered, removed after)
+    with pytest.raises(SfemgInputError, match="'template' is sfemg's own timepoint: register yours under another"):
+        register_time_point_estimator("template", lambda segments_v, fs_hz, noise_power_v2: None)
+    with pytest.raises(SfemgInputError, match="'sfemg-peak' is sfemg's own analyser"):
+        register_analyser("sfemg-peak", lambda recording: [])
+    with pytest.raises(SfemgInputError, match="timepoint:centroid is registered in this process only"):
+        run_sweep(tmp_path / "d.h5", **dict(SMALL, methods=("timepoint:centroid",)), scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(SfemgInputError, match="Cell.preset must be one of .*, got 'achr-mg-moderat'"):
+        Grid.from_dict({"name": "typo", "cells": [{"preset": "achr-mg-moderat"}]})
+    with pytest.raises(SfemgInputError, match="'mcd_us' is infinite"):
+        pair_fields({"mean_ipi_us": 1000.0, "mcd_us": float("inf")})
+    assert not (tmp_path / "d.h5").exists()
 
 
 def test_force_starts_a_finished_sweep_again(serial, tmp_path):
@@ -191,7 +265,7 @@ def test_a_damaged_sweep_file_is_an_input_error(serial, tmp_path, where, text):
     if where == "validation":
         with pytest.raises(SfemgInputError, match="malformed"):
             read_validation_config(path)
-        with pytest.raises(SfemgInputError, match="no sweep with this configuration"):
+        with pytest.raises(SfemgInputError, match="holds no sweep sfemg can read .*malformed"):
             run_sweep(path, n_workers=1, **SMALL)
 
 
