@@ -1,6 +1,7 @@
 """The command line: what a user types, what they get back (exit codes, one-line errors)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -241,9 +242,13 @@ def test_analyze_stimulated_with_coarse_markers(tmp_path, capsys):
 def test_output_closed_early_is_no_internal_error():
     """``sfemg rns | head -1`` ended with "internal error: BrokenPipeError" (exit 1; found
     in review). The reader gone, the command ends quietly, as of SIGPIPE (141)."""
-    proc = subprocess.Popen([sys.executable, "-m", "sfemg", "presets"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    proc.stdout.close()  # before the program has written anything
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader gone before the program starts (closed after, it raced the output)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sfemg", "presets"], stdout=write_end,
+                                stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
     with proc.stderr:
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == "", err

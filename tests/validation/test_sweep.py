@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -443,12 +444,46 @@ def _descendants(pid):
     return found
 
 
-def _alive(pid):
+def _started(pid):
+    """When process ``pid`` started (clock ticks since boot), or None if it is gone or a
+    zombie: a process is the one seen before only if this has not changed (pids are reused)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return False
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _signal_a_sweep(command, signals, **popen):
+    """Start ``command`` (a sweep on worker processes), let its workers work, send it
+    ``signals`` (a callable of the process, or several, 0.3 s apart) and return its exit
+    code and its worker processes still alive 15 s after it ended (killed then, as is the
+    sweep if it has not ended within 120 s: a failing test leaves nothing running)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    workers, code = {}, None
+    try:
+        deadline = time.monotonic() + 120  # (compiling first, on a cold cache and a busy machine)
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # (all started, working)
+        workers = {p: _started(p) for p in _descendants(proc.pid)}
+        assert len(workers) >= 2, "the sweep started no worker processes"
+        for send in signals:
+            send(proc)
+            time.sleep(0.3)
+        code = proc.wait(timeout=120)
+        deadline = time.monotonic() + 15
+        while any(_started(p) == t for p, t in workers.items()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        left = [p for p, t in workers.items() if t is not None and _started(p) == t]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+    return code, left
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
@@ -457,31 +492,14 @@ def test_a_second_ctrl_c_ends_the_sweep(tmp_path):
     process group too) broke off the pool's shutdown, and the program then waited for
     ever at exit on idle workers; the workers had also inherited the program's SIGTERM
     handler, and outlived their own terminate."""
-    proc = subprocess.Popen([sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50", "--jobs", "2",
-                             "--method", "tests.validation.plugin_example:slow_time_points", "--quiet",
-                             "-o", str(tmp_path / "v.h5")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    try:
-        deadline = time.monotonic() + 60
-        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(3.0)  # (in the plug-in's sleep)
-        spawned = _descendants(proc.pid)
-        assert len(spawned) >= 2, "the sweep started no worker processes"
-        for _ in range(2):
-            os.killpg(proc.pid, signal.SIGINT)
-            time.sleep(0.3)
-        assert proc.wait(timeout=60) in (130, -signal.SIGINT)
-        deadline = time.monotonic() + 15
-        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        left = [p for p in locals().get("spawned", []) if _alive(p)]
-        for p in left:
-            os.kill(p, signal.SIGKILL)
-    assert not left
+    def ctrl_c(proc):  # (a terminal's: to the whole process group)
+        os.killpg(proc.pid, signal.SIGINT)
+
+    code, left = _signal_a_sweep(
+        [sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50", "--jobs", "2",
+         "--method", "tests.validation.plugin_example:slow_time_points", "--quiet", "-o", str(tmp_path / "v.h5")],
+        [ctrl_c, ctrl_c], start_new_session=True, cwd=Path(__file__).parents[2])
+    assert code in (130, -signal.SIGINT) and not left
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
@@ -495,21 +513,5 @@ def test_a_killed_sweep_leaves_no_worker_processes(tmp_path, sig, start_method):
     launch = (f"import multiprocessing, sys; multiprocessing.set_start_method({start_method!r}); "
               f"sys.argv = ['sfemg', 'validate', '--grid', 'default', '--n', '50', '--jobs', '2', '--quiet', "
               f"'-o', {str(tmp_path / 'v.h5')!r}]; from sfemg.cli import run; run()")
-    proc = subprocess.Popen([sys.executable, "-c", launch], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(3.0)  # (all started, working)
-        spawned = _descendants(proc.pid)
-        assert len(spawned) >= 2, "the sweep started no worker processes"
-        proc.send_signal(sig)
-        assert proc.wait(timeout=60) == -sig  # (SIGTERM: after the clean-up, as a shell reports a kill)
-        deadline = time.monotonic() + 15
-        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        left = [p for p in _descendants(proc.pid) + locals().get("spawned", []) if _alive(p)]
-        for p in left:  # (not to leave them running if this fails)
-            os.kill(p, signal.SIGKILL)
-    assert not left
+    code, left = _signal_a_sweep([sys.executable, "-c", launch], [lambda proc: proc.send_signal(sig)])
+    assert code == -sig and not left  # (SIGTERM: after the clean-up, as a shell reports a kill)
