@@ -317,6 +317,9 @@ def _cmd_validate(args):
                         command=args.command_line)
     finally:
         progress.close()
+    for method, (n_refused, n_recordings, first) in run["refused"].items():  # (quiet or not: it may be a bug)
+        print(f"warning: {method} raised SfemgInputError (nothing to analyse) on {n_refused} of {n_recordings} "
+              f"recordings, whose pairs count as missed; first: {first}", file=sys.stderr)
     if not args.quiet:
         print(format_summary(summarize_sweep(args.output)))
         print(f"wrote {args.output}: {run['n_cells']} cells x {args.n} repeats "

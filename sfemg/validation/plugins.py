@@ -130,7 +130,7 @@ class Analyser(Protocol):
         ``technical_jitter_us``, ``accepted`` — the ``--json`` pair fields (docs/hdf5.md), so
         :class:`~sfemg.analysis.PairResult` qualifies. Raise
         :class:`~sfemg.errors.SfemgInputError` if nothing can be analysed (every true
-        pair then counts as missed).
+        pair then counts as missed; the sweep counts such recordings and says so).
     """
 
     def __call__(self, recording) -> list:
@@ -331,6 +331,9 @@ def _time_fibre(estimator, recording, event_times_s, half, noise_power):
     pos = np.asarray(estimator(segs, fs, noise_power), dtype=np.float64)
     if pos.shape != (fired.size,):
         raise ValueError(f"time-point estimator returned shape {pos.shape}, expected ({fired.size},)")
+    if np.isinf(pos).any():  # (the IPIs' statistics refused them, and the recording was counted as missed)
+        raise ValueError(f"time-point estimator returned {int(np.isinf(pos).sum())} infinite position(s) "
+                         "(NaN marks a discharge it finds blocked)")
     times[fired] = start[rows] + (centres - half + pos) / fs
     return times
 

@@ -55,6 +55,9 @@ def run_task(cell: Cell, cell_index: int, repeat: int, seed: int, n_recordings: 
     elapsed_s : float
         Wall time of the task, s (provenance only).
     host : str
+    refused : dict
+        Per user plug-in that raised :class:`SfemgInputError` (nothing to analyse: the
+        recording's pairs count as missed), ``[recordings, first message]``.
 
     Notes
     -----
@@ -73,6 +76,7 @@ def _run_task(cell, cell_index, repeat, seed, n_recordings, methods, tolerance_u
     study = simulate_repeat(cell, n_recordings, repeat_seed(seed, cell_index, repeat))
     truths = [true_pairs(gt) for gt in study.ground_truths]
     scores = np.empty((len(methods), len(METRICS)))
+    refused = {}
     for k, method in enumerate(methods):
         analyser = method_analyser(method)
         external = method not in BUILTIN_METHODS  # the user's code: its failures are its own
@@ -84,8 +88,10 @@ def _run_task(cell, cell_index, repeat, seed, n_recordings, methods, tolerance_u
                 if external and not isinstance(pairs, (list, tuple)):
                     raise TypeError(f"returned {type(pairs).__name__}, not a list of pairs")
                 measured.append(pairs)
-            except SfemgInputError:  # nothing found: every pair of the recording is missed
+            except SfemgInputError as exc:  # nothing found: every pair of the recording is missed
                 measured.append([])
+                if external:  # (also what sfemg raises when a plug-in misuses it: said, not hidden)
+                    refused.setdefault(method, [0, f"{rec.name}: {exc}"])[0] += 1
             except Exception as exc:
                 if not external:
                     raise
@@ -95,7 +101,7 @@ def _run_task(cell, cell_index, repeat, seed, n_recordings, methods, tolerance_u
             scores[k] = score_repeat(truths, measured, tolerance_us)
         except SfemgInputError as exc:  # a pair of the wrong form
             raise SfemgInputError(f"{method} {where}: {exc}") from None
-    return cell_index, repeat, scores, time.perf_counter() - t0, socket.gethostname()
+    return cell_index, repeat, scores, time.perf_counter() - t0, socket.gethostname(), refused
 
 
 def _run_serial(tasks):
@@ -332,7 +338,10 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     Returns
     -------
     dict
-        ``{"n_cells", "n_cells_run", "n_tasks_run", "elapsed_s"}``.
+        ``{"n_cells", "n_cells_run", "n_tasks_run", "elapsed_s", "refused"}``; ``refused``:
+        per user plug-in that raised :class:`~sfemg.errors.SfemgInputError` on some
+        recordings of this run (their pairs counted as missed), ``(recordings, of,
+        first: where and the message)``.
     """
     from ..io.validation import create_validation_file, write_validation_cell
     grid = get_grid(grid)
@@ -381,8 +390,11 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     t_start = time.perf_counter()
     if progress is not None and tasks:  # (a bar from the start: opened at the first task's end, its clock
         progress(0, len(tasks))         # and rate were off)
-    for n_done, (c, r, scores, elapsed, host) in enumerate(results, start=1):
-        pending[c][r] = (scores, elapsed, host)
+    refused = {}
+    for n_done, (c, r, scores, elapsed, host, task_refused) in enumerate(results, start=1):
+        pending[c][r] = (scores, elapsed, host, task_refused)
+        for method, (n_refused, first) in task_refused.items():
+            refused.setdefault(method, [0, n_recordings * len(tasks), f"cell {c}, repeat {r}, {first}"])[0] += n_refused
         if len(pending[c]) == n_repeats:
             reps = pending.pop(c)
             metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
@@ -390,11 +402,13 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
                 "task_wall_s": [reps[r][1] for r in range(n_repeats)],
                 "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
                 "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
+                "refused": {f"repeat {r}": reps[r][3] for r in range(n_repeats) if reps[r][3]},
                 "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         if progress is not None:
             progress(n_done, len(tasks))
     return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
-            "elapsed_s": time.perf_counter() - t_start}
+            "elapsed_s": time.perf_counter() - t_start,
+            "refused": {method: tuple(counts) for method, counts in refused.items()}}
 
 
 def _resumable_cells(output, config, plugins, force):

@@ -57,3 +57,17 @@ def slow_time_points(segments_v, fs_hz, noise_power_v2):
     import time
     time.sleep(0.5)
     return np.argmax(segments_v, axis=1).astype(float)
+
+
+def misusing_analyser(recording):
+    """A pipeline with a bug: sfemg's analysis with a misspelt method (sfemg raises
+    SfemgInputError, as a plug-in does to say that a recording holds nothing to analyse)."""
+    from sfemg.analysis import AnalysisParams, analyze_recording
+    return list(analyze_recording(recording, AnalysisParams(method="tempalte")).pairs)
+
+
+def infinite_time_points(segments_v, fs_hz, noise_power_v2):
+    """An estimator with a bug: one position infinite."""
+    positions = np.argmax(segments_v, axis=1).astype(float)
+    positions[3] = np.inf
+    return positions

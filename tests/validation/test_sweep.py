@@ -54,7 +54,7 @@ def test_serial_sweep_stores_every_cell_method_and_repeat(serial):
     assert sorted(data["metrics"]) == [0, 1]
     assert data["metrics"][0].shape == (2, 2, len(METRICS))
     assert data["config"]["methods"] == list(SMALL["methods"]) and data["config"]["seed"] == 7
-    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution", "command"}
+    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution", "command", "refused"}
     n_true = data["metrics"][0][:, :, METRICS.index("n_true_pairs")]
     assert np.all(n_true == 1)  # one pair per recording, whatever the method
 
@@ -309,6 +309,10 @@ def test_an_estimator_that_finds_nothing_blocks_every_discharge_of_the_true_pair
     ("analyser:tests.validation.plugin_example:ipi_less_analyser",
      "^{method} \\(cell 0, repeat 0\\): a measured pair lacks 'mean_ipi_us'"),
     ("timepoint:mine", "plug-in {method} failed on recording pair001 .*RuntimeError: boom"),  # registered here
+    # found by a developer's review: counted as a recording with nothing to analyse (the
+    # IPIs' statistics refused the infinite values), every pair missed, without a word
+    ("timepoint:tests.validation.plugin_example:infinite_time_points",
+     "plug-in {method} failed on recording pair001 .*returned 1 infinite position"),
 ])
 def test_a_failing_plugin_is_named_in_a_one_line_error(tmp_path, monkeypatch, method, message):
     from sfemg.validation.plugins import TIME_POINT_ESTIMATORS
@@ -343,6 +347,23 @@ def test_a_plugin_that_ends_its_worker_is_named_in_a_one_line_error(tmp_path, wh
         with pytest.raises(SfemgInputError, match=r"^Dask workers ended repeatedly \(KilledWorker\) running" + cell):
             run_sweep(tmp_path / "k.h5", grid, n_repeats=1, n_recordings=1, methods=(method,),
                       scheduler=cluster.scheduler_address)
+
+
+def test_a_plugin_that_finds_nothing_is_said_so(tmp_path, capsys):
+    """A developer's review: SfemgInputError from a plug-in means "nothing to analyse"
+    (its pairs count as missed), but sfemg raises it too when a plug-in misuses it (a
+    misspelt method): the sweep scored every pair missed, exit 0, without a word. The
+    recordings refused are counted, stored per cell and said, with the first message."""
+    method = "analyser:tests.validation.plugin_example:misusing_analyser"
+    code = main(["validate", "--grid", "tiny", "--n", "2", "--recordings", "1", "--analyser", method.split(":", 1)[1],
+                 "--analyser", "sfemg-peak", "--quiet", "-o", str(tmp_path / "m.h5")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert re.fullmatch(f"warning: {re.escape(method)} raised SfemgInputError \\(nothing to analyse\\) on 4 of 4 "
+                        "recordings, whose pairs count as missed; first: cell [01], repeat [01], pair001: .*method.*"
+                        "tempalte.*\n", err), err
+    cells = load_validation(tmp_path / "m.h5")["provenance"]["cells"]
+    assert all(cells[c]["refused"][f"repeat {r}"][method][0] == 1 for c in (0, 1) for r in (0, 1))
 
 
 @pytest.mark.parametrize("spec, message", [
