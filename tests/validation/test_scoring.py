@@ -136,3 +136,23 @@ def test_confidence_limits_stay_in_the_metrics_physical_range():
     assert s["mcd_rmse_us"]["ci_low"] == 0.0
     assert s["blocking_recall"]["ci_high"] == 1.0 and s["blocking_recall"]["ci_low"] == 0.0
     assert s["mcd_bias_us"]["ci_low"] < 0  # a bias may be negative
+
+
+def test_a_fibre_that_never_fires_is_no_true_pair():
+    """A developer's review: a timed fibre blocked throughout (moderate MG, seed 3, its
+    third recording) had a NaN true mean IPI; every method, the oracle's too, scored it
+    missed, and the oracle added a false pair. Nothing in the recording shows it: it is
+    left out of the truth, and the oracle scores the rest perfectly matched."""
+    from sfemg.synthesis import simulate_study
+    from sfemg.validation import method_analyser
+    from sfemg.validation.scoring import true_pairs
+
+    study = simulate_study("achr-mg-moderate", n_recordings=8, n_discharges=60, seed=3)
+    gt = study.ground_truths[2]
+    assert np.isfinite(gt.event_times_s[gt.trigger_fibre]).all() and np.isnan(gt.event_times_s[1]).all()
+    truths = [true_pairs(g) for g in study.ground_truths]
+    assert [t["fibre"].size for t in truths] == [1, 1, 0, 1, 1, 1, 1, 1]
+    oracle = method_analyser("timepoint:peak")
+    scores = dict(zip(METRICS, score_repeat(truths, [oracle(rec) for rec in study.recordings])))
+    assert (scores["n_true_pairs"], scores["n_matched_pairs"], scores["false_pairs"], scores["missed_pairs"]) == (
+        7, 7, 0, 0)
