@@ -25,6 +25,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from .. import __version__
@@ -160,8 +161,19 @@ def verify_benchmark_set(folder) -> dict:
         if not (folder / name).is_file():
             raise SfemgInputError(f"{folder}: {name} is missing")
         if _sha256(folder / name) != entry["sha256"]:
-            raise SfemgInputError(f"{folder}: {name} does not match its checksum (damaged or changed)")
+            why = ("it holds an /analysis group: analysed in place (analyse a set's files with -o; restore the "
+                   "file or write the set again)" if _analysed_in_place(folder / name) else "damaged or changed")
+            raise SfemgInputError(f"{folder}: {name} does not match its checksum ({why})")
     return manifest
+
+
+def _analysed_in_place(path):
+    """Whether the set's file ``path`` has had ``sfemg analyze`` write into it."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return "analysis" in h5
+    except OSError:
+        return False
 
 
 def _check_manifest(path, manifest):

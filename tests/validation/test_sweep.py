@@ -54,7 +54,8 @@ def test_serial_sweep_stores_every_cell_method_and_repeat(serial):
     assert sorted(data["metrics"]) == [0, 1]
     assert data["metrics"][0].shape == (2, 2, len(METRICS))
     assert data["config"]["methods"] == list(SMALL["methods"]) and data["config"]["seed"] == 7
-    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution", "command", "refused"}
+    assert set(data["provenance"]["cells"][0]) == {"task_wall_s", "hosts", "finished_utc", "execution", "command",
+                                                   "refused"}
     n_true = data["metrics"][0][:, :, METRICS.index("n_true_pairs")]
     assert np.all(n_true == 1)  # one pair per recording, whatever the method
 
