@@ -305,6 +305,11 @@ def _cmd_demo(args):
     return 0
 
 
+#: What a method's pairs matching no true pair at all most likely means.
+_NO_MATCH = ("no measured pair matched a true one: are mean_ipi_us in µs, from the trigger (voluntary) or the "
+             "stimulus (stimulated)?")
+
+
 def _cmd_validate(args):
     from .validation import DEFAULT_METHODS, format_summary, run_sweep, summarize_sweep
     methods = [f"timepoint:{m}" for m in args.method or ()] + [f"analyser:{a}" for a in args.analyser or ()]
@@ -320,8 +325,14 @@ def _cmd_validate(args):
     for method, (n_refused, n_recordings, first) in run["refused"].items():  # (quiet or not: it may be a bug)
         print(f"warning: {method} raised SfemgInputError (nothing to analyse) on {n_refused} of {n_recordings} "
               f"recordings, whose pairs count as missed; first: {first}", file=sys.stderr)
+    rows = summarize_sweep(args.output)
+    for method in dict.fromkeys(r["method"] for r in rows):  # (said by score; a developer's review)
+        mine = [r["metrics"] for r in rows if r["method"] == method]
+        if all(m["n_matched_pairs"]["mean"] == 0 for m in mine) and any(m["n_measured_pairs"]["mean"] > 0
+                                                                         for m in mine):
+            print(f"warning: {method}: {_NO_MATCH}", file=sys.stderr)
     if not args.quiet:
-        print(format_summary(summarize_sweep(args.output)))
+        print(format_summary(rows))
         print(f"wrote {args.output}: {run['n_cells']} cells x {args.n} repeats "
               f"({run['n_cells'] - run['n_cells_run']} already done), {run['elapsed_s']:.1f} s")
     return 0
@@ -358,8 +369,7 @@ def _cmd_score(args):
     write_scores(output, scores, force=args.force)
     overall = scores["overall"]
     if overall["n_matched_pairs"]["mean"] == 0 and overall["n_measured_pairs"]["mean"] > 0:  # (a developer's review)
-        print("warning: no measured pair matched a true one: are mean_ipi_us in µs, from the trigger "
-              "(voluntary) or the stimulus (stimulated)?", file=sys.stderr)
+        print(f"warning: {_NO_MATCH}", file=sys.stderr)
     if not args.quiet:
         rows = [{"cell_index": c["cell_index"], "cell": Cell(**c["cell"]), "method": "results",
                  "metrics": c["metrics"]} for c in scores["cells"]]

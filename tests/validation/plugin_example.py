@@ -71,3 +71,8 @@ def infinite_time_points(segments_v, fs_hz, noise_power_v2):
     positions = np.argmax(segments_v, axis=1).astype(float)
     positions[3] = np.inf
     return positions
+
+
+def seconds_analyser(recording):
+    """A pipeline with a bug: the true pairs, their mean IPIs in seconds."""
+    return [dict(pair, mean_ipi_us=pair["mean_ipi_us"] * 1e-6) for pair in truth_analyser(recording)]

@@ -365,6 +365,12 @@ def test_a_plugin_that_finds_nothing_is_said_so(tmp_path, capsys):
                         "tempalte.*\n", err), err
     cells = load_validation(tmp_path / "m.h5")["provenance"]["cells"]
     assert all(cells[c]["refused"][f"repeat {r}"][method][0] == 1 for c in (0, 1) for r in (0, 1))
+    # mean IPIs in seconds: no pair matches (said by score, not by validate; a developer's review)
+    method = "analyser:tests.validation.plugin_example:seconds_analyser"
+    assert main(["validate", "--grid", "tiny", "--n", "1", "--recordings", "1", "--analyser", method.split(":", 1)[1],
+                 "--quiet", "-o", str(tmp_path / "s.h5")]) == 0
+    assert capsys.readouterr().err == (f"warning: {method}: no measured pair matched a true one: are mean_ipi_us "
+                                       "in µs, from the trigger (voluntary) or the stimulus (stimulated)?\n")
 
 
 @pytest.mark.parametrize("spec, message", [
