@@ -357,26 +357,31 @@ def _cmd_benchmark_set(args):
 
 def _cmd_score(args):
     from .validation import Cell, format_summary
-    from .validation.benchmark_set import manifest_path, score_results, write_scores
-    manifest_path(args.benchmark_set)  # (a missing set said before an output that exists)
+    from .validation.benchmark_set import manifest_path, score_results, score_study, write_scores
+    if not os.path.exists(args.benchmark_set):
+        raise SfemgInputError(f"{args.benchmark_set} does not exist")
+    study = os.path.isfile(args.benchmark_set)  # (a simulated study's file, or a set's folder)
+    if not study:
+        manifest_path(args.benchmark_set)  # (a missing set said before an output that exists)
     output = args.output or os.path.splitext(args.results[0])[0] + ".scores.json"
     for results in args.results:  # (before --force is asked for: it would not help)
         if os.path.realpath(output) == os.path.realpath(results):
             raise SfemgInputError(f"the scores would replace {results}; give -o another file")
     output = _check_output(output, args.force)  # checked before the scoring
     tolerance = {} if args.tolerance is None else {"tolerance_us": args.tolerance}
-    scores = score_results(args.results, args.benchmark_set, **tolerance)
+    scores = (score_study if study else score_results)(args.results, args.benchmark_set, **tolerance)
     write_scores(output, scores, force=args.force)
     overall = scores["overall"]
     if overall["n_matched_pairs"]["mean"] == 0 and overall["n_measured_pairs"]["mean"] > 0:  # (a developer's review)
         print(f"warning: {_NO_MATCH}", file=sys.stderr)
     if not args.quiet:
-        rows = [{"cell_index": c["cell_index"], "cell": Cell(**c["cell"]), "method": "results",
-                 "metrics": c["metrics"]} for c in scores["cells"]]
+        rows = ([{"label": os.path.basename(args.benchmark_set), "method": "results", "metrics": scores["overall"]}]
+                if study else [{"cell_index": c["cell_index"], "cell": Cell(**c["cell"]), "method": "results",
+                                "metrics": c["metrics"]} for c in scores["cells"]])
         print(format_summary(rows))
         if scores["missing_recordings"]:
-            print(f"{len(scores['missing_recordings'])} recording(s) of the set have no results "
-                  "(their pairs count as missed)")
+            print(f"{len(scores['missing_recordings'])} recording(s) of the {'study' if study else 'set'} have no "
+                  "results (their pairs count as missed)")
         if scores["unknown_recordings"]:
             print(f"{len(scores['unknown_recordings'])} result(s) name recordings not in the set (ignored)")
         print(f"wrote {output}")
@@ -516,10 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_benchmark_set)
 
-    p = sub.add_parser("score", help="score a pipeline's JSON results against a benchmark set")
+    p = sub.add_parser("score", help="score a pipeline's JSON results against a benchmark set or a simulated study")
     p.add_argument("results", nargs="+",
                    help="JSON results in the form of analyze --json (docs/hdf5.md), one or more files")
-    p.add_argument("benchmark_set", help="benchmark-set folder (with manifest.json)")
+    p.add_argument("benchmark_set", metavar="truth",
+                   help="benchmark-set folder (with manifest.json), or a study file that sfemg simulate wrote "
+                        "(its recordings scored as one sample)")
     p.add_argument("-o", "--output", help="scores JSON (default: <first results>.scores.json)")
     p.add_argument("--tolerance", type=_number,
                    help="pair matching tolerance on the mean IPI, µs (default 150)")

@@ -451,7 +451,7 @@ def test_analyze_warns_at_once_of_a_muscle_without_limits(tmp_path, capsys):
     (("simulate", "--discharges", "1", "-o", "{new}"), "--discharges must be an integer >= 2, got 1"),
     (("simulate", "--no-artefact", "-o", "{new}"), "--no-artefact is for stimulated studies (--mode stimulated)"),
     (("rns", "--rate", "-2"), "--rate must be in (0, 100] Hz, got -2.0"),
-    (("score", "{out}", "{missing}"), "not a benchmark set (no manifest.json)"),
+    (("score", "{out}", "{missing}"), "nobench does not exist"),
 ])
 def test_errors_name_the_options_the_user_typed(tmp_path, capsys, argv, message):
     """Found by a new user's review: errors named AnalysisParams.age_years for --age (and

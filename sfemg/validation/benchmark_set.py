@@ -15,7 +15,9 @@ written last: a folder with a manifest is a complete set.
 Another lab runs its pipeline on the files and writes the ``--json`` summary's JSON (docs/hdf5.md)
 (``{"recordings": {name: {"pairs": [...]}}}``, one or several files);
 :func:`score_results` verifies every checksum, matches the pairs to the ground truth and
-scores each cell with confidence intervals over its repeats.
+scores each cell with confidence intervals over its repeats. :func:`score_study` scores
+the same JSON against a study that ``sfemg simulate`` wrote, its recordings taken as one
+sample (no cells, no repeats).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ..io._atomic import atomic_path
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
-__all__ = ["write_benchmark_set", "verify_benchmark_set", "manifest_path", "score_results",
+__all__ = ["write_benchmark_set", "verify_benchmark_set", "manifest_path", "score_results", "score_study",
            "BENCHMARK_SET_VERSION", "MANIFEST_NAME", "write_scores"]
 
 #: Version of the benchmark-set layout and naming.
@@ -280,8 +282,49 @@ def score_results(results, folder, *, tolerance_us: float = MATCH_TOLERANCE_US) 
             "unknown_recordings": sorted(set(measured) - known)}
 
 
+def score_study(results, path, *, tolerance_us: float = MATCH_TOLERANCE_US) -> dict:
+    """Score a pipeline's JSON output against the ground truth of a simulated study file.
+
+    Parameters
+    ----------
+    results : dict, path, or a list of them
+        As for :func:`score_results`.
+    path : str or os.PathLike
+        An HDF5 file that ``sfemg simulate`` (or :func:`~sfemg.io.save_recordings`) wrote,
+        its recordings with their ground truth.
+    tolerance_us : float
+        Pair matching tolerance on the mean IPI, µs.
+
+    Returns
+    -------
+    dict
+        ``study`` (the file), ``metrics`` (names), ``overall`` (per metric its value over
+        every recording at once, as ``{"mean", "ci_low", "ci_high", "n"}`` with no
+        interval: one sample), ``missing_recordings`` and ``unknown_recordings``.
+
+    Raises
+    ------
+    SfemgInputError
+        The file holds no recording with ground truth; results that name none of them.
+    """
+    from ..io import load_recordings
+    tolerance_us = check_tolerance(tolerance_us)
+    measured = _read_results(results)
+    recs = [rec for rec in load_recordings(path) if rec.ground_truth is not None]
+    if not recs:
+        raise SfemgInputError(f"{path}: no recording with ground truth (a study that sfemg simulate wrote has it)")
+    known = {rec.name for rec in recs}
+    if known.isdisjoint(measured):
+        raise SfemgInputError(f"the results name none of the recordings of {path}")
+    scores = score_repeat([true_pairs(rec.ground_truth) for rec in recs], [measured.get(rec.name, []) for rec in recs],
+                          tolerance_us)
+    return {"study": str(path), "metrics": list(METRICS), "match_tolerance_us": tolerance_us,
+            "overall": summarize_metrics(scores), "missing_recordings": sorted(known - set(measured)),
+            "unknown_recordings": sorted(set(measured) - known)}
+
+
 def write_scores(path, scores: dict, *, force: bool = False) -> None:
-    """Write :func:`score_results` output as JSON (NaN as null), atomically.
+    """Write :func:`score_results` or :func:`score_study` output as JSON (NaN as null), atomically.
 
     Raises
     ------

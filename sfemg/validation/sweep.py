@@ -507,7 +507,7 @@ _TABLE = (("mcd_bias_us", "MCD bias µs", "{:+.1f}"), ("mcd_rmse_us", "MCD RMSE 
 
 def format_summary(rows) -> str:
     """A plain-text table of :func:`summarize_sweep` rows: mean [95 % CI] per metric
-    (counts are per repeat)."""
+    (counts are per repeat); a row with a ``label`` is so named instead of by its cell."""
     def cell_text(summary, fmt):
         if not np.isfinite(summary["mean"]):
             return "-"
@@ -517,7 +517,7 @@ def format_summary(rows) -> str:
         return text
 
     header = ["cell", "method"] + [h for _, h, _ in _TABLE]
-    body = [[f"{r['cell_index']}: {r['cell'].label()}", r["method"]]
+    body = [[r["label"] if "label" in r else f"{r['cell_index']}: {r['cell'].label()}", r["method"]]
             + [cell_text(r["metrics"][m], f) for m, _, f in _TABLE] for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [header] + body)

@@ -187,3 +187,27 @@ def test_cli_score_exit_2_on_foreign_or_corrupt_input(bench, tmp_path, capsys):
         assert main(["score", *argv, "--force"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("sfemg: error:") and err.count("\n") == 1
+
+
+def test_a_simulated_study_scores_its_own_analysis(tmp_path, capsys):
+    """A developer's review: nothing scored `sfemg simulate`'s study against its own ground
+    truth (score wanted a benchmark set). `score` takes the study file too, its recordings
+    as one sample: the analysis's pairs match the truth's, one by one."""
+    import h5py
+
+    study = tmp_path / "study.h5"
+    assert main(["simulate", "--pairs", "4", "--discharges", "60", "--seed", "2", "--quiet", "-o", str(study)]) == 0
+    assert main(["analyze", str(study), "--json", str(tmp_path / "a.json"), "--quiet"]) == 0
+    assert main(["score", str(tmp_path / "a.json"), str(study), "-o", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "study.h5  results" in out and f"wrote {tmp_path / 's.json'}" in out
+    scores = json.loads((tmp_path / "s.json").read_text())
+    overall = {name: m["mean"] for name, m in scores["overall"].items()}
+    assert overall["n_true_pairs"] == 4 and overall["n_matched_pairs"] == 4 and overall["false_pairs"] == 0
+    assert abs(overall["mcd_bias_us"]) < 3 and scores["study"] == str(study)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as h5:
+        h5.create_dataset("recordings/pair001/signal", data=np.zeros(1000)).attrs["sampling_rate_hz"] = 50e3
+    for truth, message in ((foreign, "no recording with ground truth"), (tmp_path / "none.h5", "does not exist")):
+        assert main(["score", str(tmp_path / "a.json"), str(truth), "-o", str(tmp_path / "x.json")]) == 2
+        assert message in capsys.readouterr().err
