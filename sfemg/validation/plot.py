@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -53,10 +54,11 @@ def plot_error_vs_noise(path, metric: str = "mcd_rmse_us", *, receptor_blockade=
                               f"{', '.join(sorted({r['cell'].mode for r in rows}))}")
     if receptor_blockade is not None:
         levels = sorted({r["cell"].receptor_blockade for r in rows if r["cell"].mode == base.mode})
-        if receptor_blockade not in levels:
-            raise SfemgInputError(f"no finished {base.mode} cell has receptor_blockade={receptor_blockade:g}; "
-                                  f"the sweep's: {', '.join(f'{b:g}' for b in levels)}")
-        base = dataclasses.replace(base, receptor_blockade=receptor_blockade)
+        same = [b for b in levels if math.isclose(b, receptor_blockade, rel_tol=1e-9, abs_tol=1e-12)]
+        if not same:  # (0.1 + 0.2 is the grid's 0.3; 0.31 is not: said with every digit)
+            raise SfemgInputError(f"no finished {base.mode} cell has receptor_blockade={receptor_blockade!r}; "
+                                  f"the sweep's: {', '.join(repr(b) for b in levels)}")
+        base = dataclasses.replace(base, receptor_blockade=same[0])
     base = dataclasses.replace(base, noise_rms_v=0.0)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for method, style in zip(methods, _STYLES * len(methods)):

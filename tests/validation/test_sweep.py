@@ -452,6 +452,11 @@ def test_plot_error_vs_noise_draws_a_line_per_method(serial):
         plot_error_vs_noise(serial, "mcd_rmse")
     with pytest.raises(SfemgInputError, match="no finished voluntary cell has receptor_blockade=0.33; the sweep's: "):
         plot_error_vs_noise(serial, receptor_blockade=0.33)
+    # the grid's level reached by arithmetic is the grid's; a near miss is said with its digits (it read
+    # "receptor_blockade=0.5; the sweep's: 0.5"; a developer's review)
+    plt.close(plot_error_vs_noise(serial, receptor_blockade=0.7 - 0.2).figure)  # (0.49999999999999994)
+    with pytest.raises(SfemgInputError, match=r"receptor_blockade=0\.5000001; the sweep's: 0\.5$"):
+        plot_error_vs_noise(serial, receptor_blockade=0.5000001)
 
 
 def _descendants(pid):
