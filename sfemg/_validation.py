@@ -37,7 +37,8 @@ def check_number(obj, name, low=None, high=None, *, low_open=False, high_open=Fa
                         "" if high is None else f"{'<' if high_open else '<='} {high:g}") if s)
         owner = type(obj).__name__
         label = name if owner == "StudyParams" else f"{owner}.{name}"
-        raise SfemgInputError(f"{label} must be {rule or 'a finite number'}, got {value!r}")
+        kind = "a number " if isinstance(value, (str, bytes)) else ""  # ('5e-6' read as a range error)
+        raise SfemgInputError(f"{label} must be {kind}{rule or 'a finite number'}, got {value!r}")
 
 
 def worker_count(value, name):

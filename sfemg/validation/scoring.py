@@ -169,7 +169,7 @@ def pair_fields(pair) -> dict:
     ------
     SfemgInputError
         A required field is missing, a value is not a number (text such as "20" is not
-        one) or is infinite, or ``accepted`` is not true or false.
+        one) or is infinite, or ``accepted`` is not true or false (or 1 or 0).
     """
     get = pair.get if isinstance(pair, Mapping) else (lambda k, d=None: getattr(pair, k, d))
     missing = object()
@@ -180,7 +180,11 @@ def pair_fields(pair) -> dict:
             raise SfemgInputError(f"a measured pair lacks {name!r} (needed to score it)")
         if value is missing or value is None:
             value = True if name == "accepted" else math.nan
+        if isinstance(value, np.ndarray) and value.ndim == 0:  # (a NumPy scalar kept as an array)
+            value = value[()]
         if name == "accepted":
+            if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value in (0, 1):
+                value = bool(value)  # (1 and 0: true and false as other languages write them)
             if not isinstance(value, (bool, np.bool_)):
                 raise SfemgInputError(f"a measured pair's 'accepted' is not true or false: {value!r}")
             out[name] = bool(value)

@@ -138,7 +138,7 @@ def test_every_preset_simulates():
     # a researcher's review: an AttributeError or TypeError from deep inside, each
     ({"disease": {"complement_lysis": 0.3}}, "disease must be a Disease"),
     ({"nmj": None}, "nmj must be a NMJParams"),
-    ({"fs_hz": "50000"}, "fs_hz must be > 0"),
+    ({"fs_hz": "50000"}, "fs_hz must be a number > 0"),
     ({"preset": ["healthy-edc"]}, "unknown preset"),
     ({"muscle": 5}, "muscle must be a name"),
 ])

@@ -86,6 +86,12 @@ def test_pair_fields_take_null_as_nan_and_refuse_text():
         pair_fields({"mean_ipi_us": 1000.0, "mcd_us": "20"})
     with pytest.raises(SfemgInputError, match=r"'accepted' is not true or false: 'false'"):
         pair_fields({"mean_ipi_us": 1000.0, "mcd_us": 20.0, "accepted": "false"})
+    with pytest.raises(SfemgInputError, match=r"'accepted' is not true or false: 2"):
+        pair_fields({"mean_ipi_us": 1000.0, "mcd_us": 20.0, "accepted": 2})
+    # 1 and 0 as other tools write true and false, and 0-d arrays, are taken (a developer's review)
+    fields = pair_fields({"mean_ipi_us": np.array(1000.0), "mcd_us": 20.0, "accepted": np.int64(0)})
+    assert fields["mean_ipi_us"] == 1000.0 and fields["accepted"] is False
+    assert pair_fields({"mean_ipi_us": 1000.0, "mcd_us": 20.0, "accepted": 1})["accepted"] is True
     # a matched pair without an MCD is left out of the MCD's scores, not an error
     s = scores([truth([1000.0, 2000.0], [20.0, 30.0], [20.0, 30.0], [0.0, 0.0])],
                [[{"mean_ipi_us": 1000.0, "mcd_us": None}, {"mean_ipi_us": 2000.0, "mcd_us": 33.0}]])
