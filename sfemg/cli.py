@@ -187,11 +187,7 @@ def _cmd_simulate(args):
 
 def _cmd_rns(args):
     from .synthesis import get_preset, simulate_rns
-    if args.plot is not None:  # (checked before the simulation)
-        _require_matplotlib("--plot")
-        if Path(args.plot).suffix.lower() not in _FIGURE_SUFFIXES:
-            raise SfemgInputError(f"--plot {args.plot}: give a .png, .pdf or .svg file")
-        _check_output(args.plot, args.force)
+    _check_figure(args.plot, args.force)  # (before the simulation)
     with _options_named({"rate_hz": "--rate", "n_stimuli": "--stimuli", "n_endplates": "--endplates"}):
         r = simulate_rns(args.preset, muscle=args.muscle, rate_hz=args.rate, n_stimuli=args.stimuli,
                          n_endplates=args.endplates, seed=args.seed)
@@ -210,13 +206,31 @@ def _cmd_rns(args):
               f"{100 * r.cmap_relative[-1] / r.cmap_relative[0]:.1f} % (no verdict: the 10 % decrement "
               f"criterion is for {_LOW_RATE_RNS_HZ:g} Hz and below)")
     if args.plot is not None:
-        from .io._atomic import atomic_path
         from .plotting import plot_rns
-        ax = plot_rns(r, [args.preset], rate_hz=args.rate)
-        with atomic_path(args.plot, force=args.force) as tmp:
-            ax.figure.savefig(tmp, format=Path(args.plot).suffix.lower()[1:], dpi=150)
-        print(f"plot: {args.plot}")
+        _save_figure(plot_rns(r, [args.preset], rate_hz=args.rate).figure, args.plot)
     return 0
+
+
+def _check_figure(path, force):
+    """Refuse, before the work, a ``--plot`` file that could not be written (None passes)."""
+    if path is None:
+        return
+    _require_matplotlib("--plot")
+    if Path(path).suffix.lower() not in _FIGURE_SUFFIXES:
+        raise SfemgInputError(f"--plot {path}: give a .png, .pdf or .svg file")
+    _check_output(path, force)
+
+
+def _save_figure(figure, path, quiet=False):
+    """Write ``figure`` to ``path`` (checked by :func:`_check_figure`), atomically, and say so."""
+    import matplotlib.pyplot as plt
+
+    from .io._atomic import atomic_path
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=Path(path).suffix.lower()[1:], dpi=150)
+    plt.close(figure)
+    if not quiet:
+        print(f"plot: {path}")
 
 
 def _cmd_analyze(args):
@@ -313,6 +327,7 @@ _NO_MATCH = ("no measured pair matched a true one: are mean_ipi_us in µs, from 
 def _cmd_validate(args):
     from .validation import DEFAULT_METHODS, format_summary, run_sweep, summarize_sweep
     methods = [f"timepoint:{m}" for m in args.method or ()] + [f"analyser:{a}" for a in args.analyser or ()]
+    _check_figure(args.plot, force=True)  # (before the sweep; a figure of the sweep, drawn again each run)
     progress = _Progress(args.quiet, "validating")
     try:
         run = run_sweep(args.output, args.grid, n_repeats=args.n, n_recordings=args.recordings,
@@ -335,6 +350,9 @@ def _cmd_validate(args):
         print(format_summary(rows))
         print(f"wrote {args.output}: {run['n_cells']} cells x {args.n} repeats "
               f"({run['n_cells'] - run['n_cells_run']} already done), {run['elapsed_s']:.1f} s")
+    if args.plot is not None:
+        from .validation.plot import plot_error_vs_noise
+        _save_figure(plot_error_vs_noise(args.output).figure, args.plot, args.quiet)
     return 0
 
 
@@ -508,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HDF5 results; an unfinished sweep with the same settings, begun by the same "
                         "sfemg version, is resumed")
     p.add_argument("--force", action="store_true", help="start the -o file over, whatever sweep it holds")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw each method's MCD RMSE against the noise, with 95 %% CIs, at the first cell's "
+                        "blockade (.png, .pdf or .svg; replaced if it exists; other metrics and blockades: "
+                        "sfemg.validation.plot.plot_error_vs_noise)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=_cmd_validate)
 

@@ -440,6 +440,18 @@ def test_cli_validate_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, me
     assert code == 2 and message in err and err.count("\n") == 1
 
 
+def test_validate_draws_its_plot(tmp_path, capsys):
+    """A developer's review: the validation plot was Python-only. --plot draws it after
+    the sweep; a file it cannot write is refused before the sweep."""
+    argv = ["validate", "--grid", "tiny", "--n", "2", "--recordings", "1", "--method", "peak",
+            "-o", str(tmp_path / "v.h5")]
+    assert main(argv + ["--plot", str(tmp_path / "v.txt")]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "v.h5").exists()
+    assert main(argv + ["--plot", str(tmp_path / "v.png")]) == 0
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot: {tmp_path / 'v.png'}" in capsys.readouterr().out
+
+
 def test_plot_error_vs_noise_draws_a_line_per_method(serial):
     from sfemg.validation.plot import plot_error_vs_noise
     ax = plot_error_vs_noise(serial)
