@@ -71,7 +71,7 @@ def read_validation_config(path) -> dict:
             raise SfemgInputError(f"{path}: the validation configuration is malformed ({exc})") from None
 
 
-def write_validation_cell(path, index: int, metrics, provenance: dict) -> None:
+def write_validation_cell(path, index: int, metrics, provenance: dict, *, config: dict | None = None) -> None:
     """Add one finished cell's scores (atomically: the file is never half-updated).
 
     Parameters
@@ -83,10 +83,17 @@ def write_validation_cell(path, index: int, metrics, provenance: dict) -> None:
     metrics : ndarray, shape (n_methods, n_repeats, n_metrics)
     provenance : dict
         JSON-serialisable timings and hosts of this cell.
+    config : dict, optional
+        The sweep's configuration: the cell is refused (:class:`SfemgInputError`) by a
+        file that now holds another's (replaced by another sweep meanwhile, whose
+        configuration the cell's scores would have been filed under).
     """
     _open(path).close()
     name = S.validation_cell_name(index)
     with atomic_h5(path, mode="a") as h5:
+        if config is not None and _json.loads(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR]) != config:
+            raise SfemgInputError(f"{path} was replaced by another sweep while this one ran: cell {index} "
+                                  "and the rest of this sweep not written")
         cells = h5[S.VALIDATION][S.VALIDATION_CELLS]
         if name in cells:
             del cells[name]

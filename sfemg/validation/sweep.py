@@ -11,6 +11,7 @@ on the same file with the same configuration skips the finished cells.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import multiprocessing
@@ -141,32 +142,34 @@ def _lost_worker(what, task):
 def _run_processes(tasks, n_workers):
     pool = ProcessPoolExecutor(n_workers, initializer=_end_with_parent)
     finished = False
+    task = tasks[0] if tasks else None
     try:
-        futures = {pool.submit(run_task, *task): task for task in tasks}
+        futures = {}
+        for task in tasks:
+            futures[pool.submit(run_task, *task)] = task
         for future in as_completed(futures):
-            try:
-                yield future.result()
-            except BrokenProcessPool:  # (every unfinished task then fails so, not only the one that ran)
-                raise _lost_worker("a worker process ended with unfinished tasks, among them",
-                                   futures[future]) from None
+            task = futures[future]
+            yield future.result()
         finished = True
+    except BrokenProcessPool:  # (every unfinished task then fails so, not only the one that ran)
+        raise _lost_worker("a worker process ended with unfinished tasks, among them", task) from None
     finally:
         if not finished:  # interrupted or failed: end the workers now
-            _terminate_workers(pool)
+            _kill_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _terminate_workers(pool):
-    """End ``pool``'s worker processes at once. Their running tasks are lost either way
-    (a cell is written only whole); waiting for them to end, a second Ctrl-C (or
-    ``timeout -s INT``, which signals the process group too) broke off the shutdown and
-    left the program waiting for ever on idle workers at exit."""
-    terminate = getattr(pool, "terminate_workers", None)  # (Python 3.14)
-    if terminate is not None:
-        terminate()
+def _kill_workers(pool):
+    """End ``pool``'s worker processes at once (SIGKILL: a plug-in may ignore SIGTERM).
+    Their running tasks are lost either way (a cell is written only whole); waiting for
+    them to end, a second Ctrl-C (or ``timeout -s INT``, which signals the process group
+    too) broke off the shutdown and left the program waiting for ever on idle workers."""
+    kill = getattr(pool, "kill_workers", None)  # (Python 3.14)
+    if kill is not None:
+        kill()
         return
     for process in list((pool._processes or {}).values()):
-        process.terminate()
+        process.kill()
 
 
 #: How long a sweep waits for a Dask scheduler's answer, s.
@@ -204,9 +207,12 @@ def _handshake(address):
     import asyncio
 
     from distributed.comm import connect
+    from distributed.security import Security
+
+    security = Security().get_connection_args("client")  # (TLS as the dask configuration sets it)
 
     async def answer():
-        comm = await connect(address, timeout=DASK_CONNECT_S)
+        comm = await connect(address, timeout=DASK_CONNECT_S, **security)
         await comm.close()
 
     wait_s = DASK_CONNECT_S + _HANDSHAKE_S  # (connect() times out by itself first)
@@ -214,17 +220,19 @@ def _handshake(address):
     def bounded():
         return asyncio.run(asyncio.wait_for(answer(), wait_s))
 
+    cannot = f"cannot reach the Dask scheduler at {address}"
     with ThreadPoolExecutor(1, thread_name_prefix="sfemg-dask-handshake") as pool:
         try:
             pool.submit(bounded).result()
-        except TimeoutError:
-            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: connected, but no Dask handshake "
-                                  f"within {wait_s:g} s (the scheduler's port, not its dashboard's?)") from None
+        except (TimeoutError, asyncio.TimeoutError):  # (two classes before Python 3.11)
+            raise SfemgInputError(f"{cannot}: connected, but no Dask handshake within {wait_s:g} s (the "
+                                  "scheduler's port, not its dashboard's?)") from None
         except MemoryError:  # (distributed read a length that was not one)
-            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: what answered there "
-                                  "is not a Dask scheduler") from None
+            raise SfemgInputError(f"{cannot}: what answered there is not a Dask scheduler") from None
         except (OSError, ValueError) as exc:
-            raise SfemgInputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+            raise SfemgInputError(f"{cannot}: {exc}") from None
+        except Exception as exc:  # (TLS without its context, a websocket refused, ...: the peer's or the set-up's)
+            raise SfemgInputError(f"{cannot}: {exc.__class__.__name__}: {exc}") from None
 
 
 def _dask_client(scheduler):
@@ -243,8 +251,15 @@ def _dask_client(scheduler):
         raise SfemgInputError("a Dask scheduler needs dask[distributed]: pip install 'sfemg[dask]'") from None
     own = not isinstance(scheduler, distributed.Client)
     if own:
+        scheduler = getattr(scheduler, "scheduler_address", scheduler)  # (a cluster object: its address)
+        if not isinstance(scheduler, str):
+            raise SfemgInputError(f"a Dask scheduler is an address ('tcp://host:8786'), a cluster or a "
+                                  f"distributed.Client, not {type(scheduler).__name__}")
         _handshake(scheduler)
-        client = distributed.Client(scheduler, timeout=f"{DASK_CONNECT_S:g}s", set_as_default=False)
+        try:  # (the scheduler gone since it answered)
+            client = distributed.Client(scheduler, timeout=f"{DASK_CONNECT_S:g}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SfemgInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     else:
         client = scheduler
     try:
@@ -323,8 +338,9 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     n_workers : int, optional
         Local worker processes (default: all cores; 1 runs in this process). Ignored
         with ``scheduler``.
-    scheduler : str or distributed.Client, optional
-        Dask scheduler address (``"tcp://host:8786"``) or a connected client.
+    scheduler : str, cluster or distributed.Client, optional
+        Dask scheduler address (``"tcp://host:8786"``), a cluster object (its
+        ``scheduler_address``) or a connected client.
     tolerance_us : float
         Pair matching tolerance on the mean IPI, µs.
     force : bool
@@ -391,21 +407,24 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     if progress is not None and tasks:  # (a bar from the start: opened at the first task's end, its clock
         progress(0, len(tasks))         # and rate were off)
     refused = {}
-    for n_done, (c, r, scores, elapsed, host, task_refused) in enumerate(results, start=1):
-        pending[c][r] = (scores, elapsed, host, task_refused)
-        for method, (n_refused, first) in task_refused.items():
-            refused.setdefault(method, [0, n_recordings * len(tasks), f"cell {c}, repeat {r}, {first}"])[0] += n_refused
-        if len(pending[c]) == n_repeats:
-            reps = pending.pop(c)
-            metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
-            write_validation_cell(output, c, metrics, {
-                "task_wall_s": [reps[r][1] for r in range(n_repeats)],
-                "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
-                "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
-                "refused": {f"repeat {r}": reps[r][3] for r in range(n_repeats) if reps[r][3]},
-                "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-        if progress is not None:
-            progress(n_done, len(tasks))
+    with contextlib.closing(results):  # (the workers ended now, not when the collector finds it, on an error)
+        for n_done, (c, r, scores, elapsed, host, task_refused) in enumerate(results, start=1):
+            pending[c][r] = (scores, elapsed, host, task_refused)
+            for method, (n_refused, first) in task_refused.items():
+                at = f"cell {c}, repeat {r}, {first}"
+                refused.setdefault(method, [0, n_recordings * len(tasks), at])[0] += n_refused
+            if len(pending[c]) == n_repeats:
+                reps = pending.pop(c)
+                metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
+                write_validation_cell(output, c, metrics, {
+                    "task_wall_s": [reps[r][1] for r in range(n_repeats)],
+                    "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
+                    "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
+                    "refused": {f"repeat {r}": reps[r][3] for r in range(n_repeats) if reps[r][3]},
+                    "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+                    config=config)
+            if progress is not None:
+                progress(n_done, len(tasks))
     return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
             "elapsed_s": time.perf_counter() - t_start,
             "refused": {method: tuple(counts) for method, counts in refused.items()}}

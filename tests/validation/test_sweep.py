@@ -93,6 +93,7 @@ def test_a_cluster_that_cannot_run_the_sweep_is_refused_before_the_file_is_touch
         silent_address = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
         for address, reason in (("http://127.0.0.1:1", "unknown address scheme 'http'"),
                                 ("tcp://127.0.0.1:notaport", "invalid literal"),
+                                ("tls://127.0.0.1:1", "TypeError: TLS expects a `ssl_context`"),  # (no TLS set up)
                                 (silent_address, r"connected, but no Dask handshake within 1.5 s")):
             with pytest.raises(SfemgInputError, match=f"cannot reach the Dask scheduler at {address}: {reason}"):
                 run_sweep(kept, scheduler=address, force=True, **SMALL)
@@ -106,8 +107,9 @@ def test_a_cluster_that_cannot_run_the_sweep_is_refused_before_the_file_is_touch
             run_sweep(kept, scheduler=empty.scheduler_address, force=True, **SMALL)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         monkeypatch.setattr(sweep, "__version__", "0.0.0")  # (here, not in the worker's process)
-        with pytest.raises(SfemgInputError, match=r"1 Dask worker\(s\) run other sfemg code than this client"):
-            run_sweep(kept, scheduler=cluster.scheduler_address, force=True, **SMALL)
+        for scheduler in (cluster.scheduler_address, cluster):  # (a cluster object taken for its address)
+            with pytest.raises(SfemgInputError, match=r"1 Dask worker\(s\) run other sfemg code than this client"):
+                run_sweep(kept, scheduler=scheduler, force=True, **SMALL)
     assert kept.read_bytes() == b"an earlier sweep"
 
 
@@ -171,6 +173,23 @@ def test_a_different_configuration_is_refused_unless_forced(serial, tmp_path):
                                                                "broken_analyser",)))
     assert run_sweep(failed, n_workers=1, **SMALL)["n_cells_run"] == 2
     assert scores_of(failed) == scores_of(serial)
+
+
+def test_a_sweep_does_not_write_into_a_file_another_sweep_replaced(tmp_path):
+    """A review: a sweep that had finished no cell yet was replaced (without --force) by
+    another with other settings, and the first then filed its cells under the second's
+    configuration. A cell is written only into a file that holds its own sweep."""
+    from sfemg.io.validation import create_validation_file
+
+    path = tmp_path / "v.h5"
+
+    def replaced_after_the_first_task(done, total):
+        if done == 1:
+            create_validation_file(path, {"another": "sweep"}, {}, force=True)
+
+    with pytest.raises(SfemgInputError, match="v.h5 was replaced by another sweep while this one ran: cell 0 "):
+        run_sweep(path, n_workers=1, progress=replaced_after_the_first_task, **SMALL)
+    assert read_validation_config(path) == {"another": "sweep"}
 
 
 def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
