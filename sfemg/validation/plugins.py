@@ -32,6 +32,7 @@ name                       kind        what
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -208,21 +209,83 @@ BUILTIN_METHODS = frozenset([f"timepoint:{name}" for name in TIME_POINT_ESTIMATO
 
 
 def plugin_fingerprint(method: str) -> str:
-    """What a user's method is: ``module:qualname`` and a hash of its module's source.
+    """What a user's method is: ``module:qualname`` and a hash of its code.
 
-    Stored with a sweep, so that a sweep resumed after the plug-in's code changed is
-    refused rather than mixing two versions' scores (the method's name stays the same).
+    Stored with a sweep, so that a sweep resumed on other code is refused rather than
+    mixing two versions' scores under one method name. The hash covers the callable's
+    compiled code (a ``functools.partial``'s function and arguments, a callable
+    object's ``__call__``), its default arguments and closure, and, the same way, the
+    functions of its own module that it calls; not line numbers or comments (a comment
+    added to a driver script blocked a resume) nor code it imports from elsewhere or
+    state it reads at run time.
     """
     kind, _, spec = method.partition(":")
     fn = load_plugin(spec, kind)
-    module = inspect.getmodule(fn)
-    try:
-        source = inspect.getsource(module if module is not None else fn)
-        digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    except (OSError, TypeError):  # (defined interactively, or compiled)
-        digest = "source not found"
-    name = getattr(fn, "__qualname__", type(fn).__qualname__)
-    return f"{getattr(fn, '__module__', None) or '?'}:{name} ({digest})"
+    digest = hashlib.sha256()
+    _hash_callable(fn, digest, set())
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    name = getattr(target, "__qualname__", type(target).__qualname__)
+    return f"{getattr(target, '__module__', None) or '?'}:{name} ({digest.hexdigest()[:12]})"
+
+
+def _hash_callable(fn, digest, seen):
+    """Add ``fn``'s code (see :func:`plugin_fingerprint`) to ``digest``."""
+    if id(fn) in seen:
+        return
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        digest.update(_stable_repr((fn.args, sorted(fn.keywords.items()))).encode())
+        return _hash_callable(fn.func, digest, seen)
+    fn = getattr(fn, "__func__", fn)  # (a bound method: its function)
+    if not inspect.isfunction(fn):
+        call = getattr(type(fn), "__call__", None)
+        digest.update(type(fn).__qualname__.encode())
+        return _hash_callable(call, digest, seen) if inspect.isfunction(call) else None
+    digest.update(_stable_repr((fn.__defaults__, fn.__kwdefaults__)).encode())
+    for cell in fn.__closure__ or ():
+        content = cell.cell_contents
+        if callable(content):
+            _hash_callable(content, digest, seen)
+        else:
+            digest.update(_stable_repr(content).encode())
+    _hash_code(fn.__code__, digest)
+    for name in _names(fn.__code__):  # (the functions of its own module it calls)
+        helper = fn.__globals__.get(name)
+        if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
+            _hash_callable(helper, digest, seen)
+
+
+def _hash_code(code, digest):
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            _hash_code(const, digest)
+        else:
+            digest.update(_stable_repr(const).encode())
+
+
+def _names(code):
+    """Global names a code object and the code objects within it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _names(const)
+    return sorted(names)
+
+
+def _stable_repr(value):
+    """``repr(value)`` where it is the same from run to run (numbers, text, containers of
+    them); otherwise only the type (an object's repr may hold its address)."""
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}({', '.join(_stable_repr(v) for v in value)})"
+    if isinstance(value, dict):
+        return f"dict({', '.join(f'{_stable_repr(k)}: {_stable_repr(v)}' for k, v in value.items())})"
+    if isinstance(value, np.ndarray):
+        return f"ndarray({value.dtype}, {value.shape}, {hashlib.sha256(value.tobytes()).hexdigest()[:12]})"
+    return type(value).__qualname__
 
 
 def load_plugin(spec: str, kind: str):

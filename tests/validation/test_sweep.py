@@ -195,26 +195,42 @@ def test_a_sweep_does_not_write_into_a_file_another_sweep_replaced(tmp_path):
 def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
     """Found by a developer's review: a sweep interrupted, its plug-in edited, then resumed
     kept the old code's scores in the finished cells and the new code's in the rest,
-    under one method name. Each plug-in's module:qualname and source hash are stored."""
-    (tmp_path / "mine.py").write_text("import numpy as np\n\ndef est(segments_v, fs_hz, noise_power_v2):\n"
-                                      "    return np.argmax(segments_v, axis=1).astype(float)\n")
+    under one method name. Each plug-in's module:qualname and a hash of its code are
+    stored: a change of its code (or of a helper in its module) is refused, a comment is
+    not (hashing the module's source, a review found, a comment in a driver script
+    blocked the resume)."""
+    import importlib
+
+    source = ("import numpy as np\n\ndef est(segments_v, fs_hz, noise_power_v2):\n"
+              "    return peak(segments_v)\n\ndef peak(segments_v):\n"
+              "    return np.argmax(segments_v, axis=1).astype(float)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # (an edit within the second: no stale .pyc)
     small = dict(SMALL, methods=("timepoint:mine:est",))
     path = tmp_path / "v.h5"
+
+    def edit(text):  # (as a new process would load it)
+        (tmp_path / "mine.py").write_text(text)
+        sys.modules.pop("mine", None)
+        importlib.invalidate_caches()
 
     def interrupt_after_first_cell(done, total):
         if done == SMALL["n_repeats"]:
             raise KeyboardInterrupt
 
+    edit(source)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(path, n_workers=1, progress=interrupt_after_first_cell, **small)
     recorded = load_validation(path)["provenance"]["plugins"]["timepoint:mine:est"]
     assert re.fullmatch(r"mine:est \([0-9a-f]{12}\)", recorded)
-    (tmp_path / "mine.py").write_text((tmp_path / "mine.py").read_text().replace("argmax", "argmin"))
+    edit("# my estimator\n" + source.replace("\ndef peak", "\n# the largest sample\ndef peak"))
+    assert run_sweep(path, n_workers=1, **small)["n_cells_run"] == 1  # (resumed)
+    edit(source.replace("argmax", "argmin"))  # (in the helper)
     with pytest.raises(SfemgInputError, match=f"plug-in timepoint:mine:est is other code than when this sweep "
                                               f"began \\({re.escape(recorded)}; now mine:est \\(.*resuming would mix"):
         run_sweep(path, n_workers=1, **small)
     assert run_sweep(path, n_workers=1, force=True, **small)["n_cells_run"] == 2
+    sys.modules.pop("mine", None)
 
 
 def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
