@@ -81,7 +81,7 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
     if needed > free:
         raise SfemgInputError(f"{path}: needs about {_size(needed)}, and its disk has {_size(free)} free")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{socket.gethostname()}.{os.getpid()}.",
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{_stem(path)}.{socket.gethostname()}.{os.getpid()}.",
                                         suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
@@ -107,14 +107,20 @@ def atomic_path(path, *, force=True, copy_existing=False, expected_bytes=0):
 ABANDONED_AFTER_S = 600.0
 
 
+def _stem(path):
+    """The part of ``path``'s name its temporary files carry (cut: the host and pid made
+    a long name too long for the file system)."""
+    return path.name[:80]
+
+
 def _remove_abandoned(path):
     """Remove the temporary files that a killed writer left beside ``path``
     (``.<name>.<host>.<pid>.<random>.tmp``): of a process of this host that no longer
     runs, untouched for :data:`ABANDONED_AFTER_S`. (SIGKILL, a power cut or the OOM
     killer gives no chance to clean up; a copy of a large file was left for ever.)"""
-    host = socket.gethostname()
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        writer = tmp.name[len(path.name) + 2:-len(".tmp")].rsplit(".", 2)
+    host, stem = socket.gethostname(), _stem(path)
+    for tmp in path.parent.glob(f".{glob.escape(stem)}.*.tmp"):
+        writer = tmp.name[len(stem) + 2:-len(".tmp")].rsplit(".", 2)
         if len(writer) != 3 or writer[0] != host or not writer[1].isdecimal():
             continue
         try:

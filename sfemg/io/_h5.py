@@ -1,5 +1,6 @@
 """What every reader and writer of this package does with HDF5 alike: mark a group with
-its encoding, open a file for reading with a one-line error for any file that cannot be."""
+its encoding, open a file for reading with a one-line error for any file that cannot be,
+ask whether a file holds a group."""
 
 from __future__ import annotations
 
@@ -49,3 +50,12 @@ def open_hdf5(path):
         detail = re.search(r"\((.*)\)", str(exc))
         raise SfemgInputError(f"{path}: cannot be read as HDF5 "
                               f"({detail.group(1) if detail else exc.__class__.__name__})") from None
+
+
+def holds(path, name) -> bool:
+    """Whether ``path`` is an HDF5 file with an object ``name`` (False for any other file)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return name in h5
+    except OSError:
+        return False

@@ -27,13 +27,14 @@ import hashlib
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .. import __version__
 from ..errors import SfemgInputError
 from ..io import _json
+from ..io import schema as S
 from ..io._atomic import atomic_path
+from ..io._h5 import holds
 from .grid import Grid, get_grid, repeat_seed, simulate_repeat
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
 
@@ -164,18 +165,9 @@ def verify_benchmark_set(folder) -> dict:
             raise SfemgInputError(f"{folder}: {name} is missing")
         if _sha256(folder / name) != entry["sha256"]:
             why = ("it holds an /analysis group: analysed in place (analyse a set's files with -o; restore the "
-                   "file or write the set again)" if _analysed_in_place(folder / name) else "damaged or changed")
+                   "file or write the set again)" if holds(folder / name, S.ANALYSIS) else "damaged or changed")
             raise SfemgInputError(f"{folder}: {name} does not match its checksum ({why})")
     return manifest
-
-
-def _analysed_in_place(path):
-    """Whether the set's file ``path`` has had ``sfemg analyze`` write into it."""
-    try:
-        with h5py.File(path, "r") as h5:
-            return "analysis" in h5
-    except OSError:
-        return False
 
 
 def _check_manifest(path, manifest):

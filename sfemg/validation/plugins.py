@@ -266,11 +266,11 @@ def _hash_code(code, digest):
 
 
 def _names(code):
-    """Global names a code object and the code objects within it use."""
+    """Global names a code object and the code objects within it use, sorted."""
     names = set(code.co_names)
     for const in code.co_consts:
         if inspect.iscode(const):
-            names |= _names(const)
+            names.update(_names(const))
     return sorted(names)
 
 

@@ -30,6 +30,8 @@ from .. import __version__
 from .._blas import one_blas_thread
 from .._validation import worker_count
 from ..errors import SfemgInputError
+from ..io import schema as S
+from ..io._h5 import holds
 from .grid import Cell, Grid, get_grid, repeat_seed, simulate_repeat
 from .plugins import BUILTIN_METHODS, method_analyser, plugin_fingerprint
 from .scoring import MATCH_TOLERANCE_US, METRICS, check_tolerance, score_repeat, summarize_metrics, true_pairs
@@ -375,6 +377,12 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
             raise SfemgInputError(f"{m} is registered in this process only: a Dask worker knows sfemg's own "
                                   "methods and 'module:function' plug-ins installed on it")
     n_workers = worker_count(n_workers, "n_workers")
+    if scheduler is None and n_workers > 1 and multiprocessing.get_start_method() != "fork":
+        for m in methods:  # (a worker process started afresh imports sfemg, not this registry)
+            if m not in BUILTIN_METHODS and ":" not in m.partition(":")[2]:
+                raise SfemgInputError(f"{m} is registered in this process only: worker processes started by "
+                                      f"{multiprocessing.get_start_method()} do not know it; give "
+                                      "'module:function', or n_workers=1")
     tolerance_us = check_tolerance(tolerance_us)
     config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), tolerance_us)
     plugins = {m: plugin_fingerprint(m) for m in methods if m not in BUILTIN_METHODS}
@@ -447,7 +455,7 @@ def _resumable_cells(output, config, plugins, force):
     try:
         theirs = read_validation_config(output)
     except SfemgInputError as exc:  # not a validation file, or a damaged one
-        if _holds_recordings(output):
+        if holds(output, S.RECORDINGS):
             raise SfemgInputError(f"{output} holds recordings, not a sweep: write the sweep to another file") from None
         if not force:
             raise SfemgInputError(f"{output} exists and holds no sweep sfemg can read "
@@ -472,17 +480,6 @@ def _resumable_cells(output, config, plugins, force):
                                   f"now {code}): resuming would mix their scores; use --force (force=True) to "
                                   "start it again")
     return done
-
-
-def _holds_recordings(path):
-    """Whether ``path`` is an HDF5 file with a ``/recordings`` group (a study)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            return "recordings" in h5
-    except OSError:
-        return False
 
 
 def _difference(theirs, ours):

@@ -233,6 +233,28 @@ def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
     sys.modules.pop("mine", None)
 
 
+def test_plugin_fingerprints_follow_the_code_that_runs(monkeypatch):
+    """A review: a functools.partial was fingerprinted as functools.py, a closure without
+    the values it closes over; equal code must give equal prints from run to run."""
+    import functools
+
+    from sfemg.validation.plugins import TIME_POINT_ESTIMATORS, plugin_fingerprint
+
+    def scaled(segments_v, fs_hz, noise_power_v2, k=1.0):
+        return np.array([np.argmax(row) * k for row in segments_v])  # (a comprehension: nested code)
+
+    def make(k):
+        return lambda segments_v, fs_hz, noise_power_v2: np.argmax(segments_v, axis=1) * k
+
+    prints = {}
+    for name, fn in (("a", functools.partial(scaled, k=1.0)), ("b", functools.partial(scaled, k=2.0)),
+                     ("c", make(1.0)), ("d", make(2.0)), ("e", make(1.0)), ("f", scaled)):
+        monkeypatch.setitem(TIME_POINT_ESTIMATORS, name, fn)
+        prints[name] = plugin_fingerprint(f"timepoint:{name}")
+    assert prints["a"].startswith(f"{__name__}:test_plugin_fingerprints_follow_the_code_that_runs.<locals>.scaled (")
+    assert len(set(prints.values())) == 5 and prints["c"] == prints["e"]
+
+
 def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
     """A developer's review: a built-in name re-registered silently filed the user's
     scores under sfemg's method; a name registered in the client was "unknown" on each
@@ -250,6 +272,11 @@ def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
         register_analyser("sfemg-peak", lambda recording: [])
     with pytest.raises(SfemgInputError, match="timepoint:centroid is registered in this process only"):
         run_sweep(tmp_path / "d.h5", **dict(SMALL, methods=("timepoint:centroid",)), scheduler="tcp://127.0.0.1:1")
+    import multiprocessing
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "forkserver")
+    with pytest.raises(SfemgInputError, match="registered in this process only: worker processes started by "
+                                              "forkserver do not know it"):
+        run_sweep(tmp_path / "d.h5", **dict(SMALL, methods=("timepoint:centroid",)), n_workers=2)
     with pytest.raises(SfemgInputError, match="Cell.preset must be one of .*, got 'achr-mg-moderat'"):
         Grid.from_dict({"name": "typo", "cells": [{"preset": "achr-mg-moderat"}]})
     with pytest.raises(SfemgInputError, match="'mcd_us' is infinite"):
@@ -578,7 +605,8 @@ def test_a_second_ctrl_c_ends_the_sweep(tmp_path):
     code, left = _signal_a_sweep(
         [sys.executable, "-m", "sfemg", "validate", "--grid", "default", "--n", "50", "--jobs", "2",
          "--method", "tests.validation.plugin_example:slow_time_points", "--quiet", "-o", str(tmp_path / "v.h5")],
-        [ctrl_c, ctrl_c], start_new_session=True, cwd=Path(__file__).parents[2])
+        [ctrl_c, ctrl_c], start_new_session=True, cwd=Path(__file__).parents[2],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (pytest run in the background ignores it)
     assert code in (130, -signal.SIGINT) and not left
 
 
