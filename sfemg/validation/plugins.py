@@ -214,7 +214,8 @@ def plugin_fingerprint(method: str) -> str:
     Stored with a sweep, so that a sweep resumed on other code is refused rather than
     mixing two versions' scores under one method name. The hash covers the callable's
     compiled code (a ``functools.partial``'s function and arguments, a callable
-    object's ``__call__``), its default arguments and closure, and, the same way, the
+    object's ``__call__``, a numba function's Python function), its default arguments and
+    closure, and, the same way, the
     functions of its own module that it calls; not line numbers or comments (a comment
     added to a driver script blocked a resume) nor code it imports from elsewhere or
     state it reads at run time.
@@ -237,13 +238,17 @@ def _hash_callable(fn, digest, seen):
         digest.update(_stable_repr((fn.args, sorted(fn.keywords.items()))).encode())
         return _hash_callable(fn.func, digest, seen)
     fn = getattr(fn, "__func__", fn)  # (a bound method: its function)
+    fn = getattr(fn, "py_func", fn)  # (a numba-compiled function: its Python source function)
     if not inspect.isfunction(fn):
         call = getattr(type(fn), "__call__", None)
         digest.update(type(fn).__qualname__.encode())
         return _hash_callable(call, digest, seen) if inspect.isfunction(call) else None
     digest.update(_stable_repr((fn.__defaults__, fn.__kwdefaults__)).encode())
     for cell in fn.__closure__ or ():
-        content = cell.cell_contents
+        try:
+            content = cell.cell_contents
+        except ValueError:  # (a cell not yet filled)
+            continue
         if callable(content):
             _hash_callable(content, digest, seen)
         else:

@@ -253,6 +253,10 @@ def test_plugin_fingerprints_follow_the_code_that_runs(monkeypatch):
         prints[name] = plugin_fingerprint(f"timepoint:{name}")
     assert prints["a"].startswith(f"{__name__}:test_plugin_fingerprints_follow_the_code_that_runs.<locals>.scaled (")
     assert len(set(prints.values())) == 5 and prints["c"] == prints["e"]
+    import numba  # a compiled estimator: its Python function's code
+    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "g", numba.njit(lambda segments_v, fs_hz, noise_power_v2: segments_v))
+    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "h", numba.njit(lambda segments_v, fs_hz, noise_power_v2: -segments_v))
+    assert plugin_fingerprint("timepoint:g") != plugin_fingerprint("timepoint:h")
 
 
 def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
