@@ -108,9 +108,11 @@ ABANDONED_AFTER_S = 600.0
 
 
 def _stem(path):
-    """The part of ``path``'s name its temporary files carry (cut: the host and pid made
-    a long name too long for the file system)."""
-    return path.name[:80]
+    """The part of ``path``'s name its temporary files carry: its first 80 bytes, whole
+    characters (the host and pid made a long name too long for the file system, whose
+    limit is in bytes)."""
+    name = os.fsencode(path.name)[:80]
+    return os.fsdecode(name.decode("utf-8", "ignore").encode()) if len(name) == 80 else path.name
 
 
 def _remove_abandoned(path):

@@ -91,7 +91,7 @@ def write_validation_cell(path, index: int, metrics, provenance: dict, *, config
     _open(path).close()
     name = S.validation_cell_name(index)
     with atomic_h5(path, mode="a") as h5:
-        if config is not None and _json.loads(h5[S.VALIDATION].attrs[S.VALIDATION_CONFIG_ATTR]) != config:
+        if config is not None and _json.loads(h5[S.VALIDATION].attrs.get(S.VALIDATION_CONFIG_ATTR, "null")) != config:
             raise SfemgInputError(f"{path} was replaced by another sweep while this one ran: cell {index} "
                                   "and the rest of this sweep not written")
         cells = h5[S.VALIDATION][S.VALIDATION_CELLS]

@@ -32,6 +32,7 @@ name                       kind        what
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib
@@ -212,84 +213,77 @@ def plugin_fingerprint(method: str) -> str:
     """What a user's method is: ``module:qualname`` and a hash of its code.
 
     Stored with a sweep, so that a sweep resumed on other code is refused rather than
-    mixing two versions' scores under one method name. The hash covers the callable's
-    compiled code (a ``functools.partial``'s function and arguments, a callable
-    object's ``__call__``, a numba function's Python function), its default arguments and
-    closure, and, the same way, the
-    functions of its own module that it calls; not line numbers or comments (a comment
-    added to a driver script blocked a resume) nor code it imports from elsewhere or
-    state it reads at run time.
+    mixing two versions' scores under one method name. The hash covers the code of the
+    plug-in's module as parsed (so not its comments or layout: a comment added to a
+    driver script blocked a resume when the source text was hashed; any other change to
+    that module, the driver script's when the plug-in is defined there, does), or the
+    compiled code where there is no source; and the values the callable carries: a
+    ``functools.partial``'s arguments, a closure's values, a callable object's
+    attributes. Not code it imports from other modules, nor state it reads at run time.
     """
     kind, _, spec = method.partition(":")
     fn = load_plugin(spec, kind)
     digest = hashlib.sha256()
-    _hash_callable(fn, digest, set())
-    target = fn.func if isinstance(fn, functools.partial) else fn
+    target = _carried(fn, digest)
+    module = inspect.getmodule(target)
+    try:
+        digest.update(ast.dump(ast.parse(inspect.getsource(module))).encode())
+    except (OSError, TypeError, SyntaxError):  # (defined interactively, or compiled: its code)
+        code = getattr(target, "__code__", None)
+        digest.update(_code_text(code).encode() if code is not None else type(target).__qualname__.encode())
     name = getattr(target, "__qualname__", type(target).__qualname__)
     return f"{getattr(target, '__module__', None) or '?'}:{name} ({digest.hexdigest()[:12]})"
 
 
-def _hash_callable(fn, digest, seen):
-    """Add ``fn``'s code (see :func:`plugin_fingerprint`) to ``digest``."""
-    if id(fn) in seen:
-        return
-    seen.add(id(fn))
+def _carried(fn, digest):
+    """Add the values ``fn`` carries to ``digest``; return the function or class whose
+    module holds its code."""
     if isinstance(fn, functools.partial):
         digest.update(_stable_repr((fn.args, sorted(fn.keywords.items()))).encode())
-        return _hash_callable(fn.func, digest, seen)
-    fn = getattr(fn, "__func__", fn)  # (a bound method: its function)
-    fn = getattr(fn, "py_func", fn)  # (a numba-compiled function: its Python source function)
-    if not inspect.isfunction(fn):
-        call = getattr(type(fn), "__call__", None)
-        digest.update(type(fn).__qualname__.encode())
-        return _hash_callable(call, digest, seen) if inspect.isfunction(call) else None
-    digest.update(_stable_repr((fn.__defaults__, fn.__kwdefaults__)).encode())
-    for cell in fn.__closure__ or ():
-        try:
-            content = cell.cell_contents
-        except ValueError:  # (a cell not yet filled)
-            continue
-        if callable(content):
-            _hash_callable(content, digest, seen)
-        else:
-            digest.update(_stable_repr(content).encode())
-    _hash_code(fn.__code__, digest)
-    for name in _names(fn.__code__):  # (the functions of its own module it calls)
-        helper = fn.__globals__.get(name)
-        if inspect.isfunction(helper) and helper.__module__ == fn.__module__:
-            _hash_callable(helper, digest, seen)
+        return _carried(fn.func, digest)
+    if inspect.ismethod(fn):  # (a bound method: its object's attributes, and its function)
+        digest.update(_stable_repr(getattr(fn.__self__, "__dict__", {})).encode())
+        return _carried(fn.__func__, digest)
+    fn = inspect.unwrap(getattr(fn, "py_func", fn))  # (numba's Python function; under decorators)
+    if inspect.isfunction(fn):
+        digest.update(_stable_repr((fn.__defaults__, fn.__kwdefaults__)).encode())
+        for cell in fn.__closure__ or ():
+            try:
+                digest.update(_stable_repr(cell.cell_contents).encode())
+            except ValueError:  # (a cell not yet filled)
+                digest.update(b"<empty>")
+        return fn
+    digest.update(_stable_repr(getattr(fn, "__dict__", {})).encode())  # (a callable object)
+    return type(fn)
 
 
-def _hash_code(code, digest):
-    digest.update(code.co_code)
-    digest.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            _hash_code(const, digest)
-        else:
-            digest.update(_stable_repr(const).encode())
-
-
-def _names(code):
-    """Global names a code object and the code objects within it use, sorted."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            names.update(_names(const))
-    return sorted(names)
+def _code_text(code):
+    """A compiled function's code and constants, nested code included, as text."""
+    parts = [code.co_code.hex(), repr(code.co_names)]
+    parts += [_code_text(c) if inspect.iscode(c) else _stable_repr(c) for c in code.co_consts]
+    return "|".join(parts)
 
 
 def _stable_repr(value):
-    """``repr(value)`` where it is the same from run to run (numbers, text, containers of
-    them); otherwise only the type (an object's repr may hold its address)."""
+    """``value`` as text that is the same from run to run: numbers, text and containers
+    of them as such, a function by its qualified name; otherwise only its type (an
+    object's repr may hold its address)."""
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return repr(value)
+    if isinstance(value, np.generic):
+        return f"{type(value).__name__}({value.item()!r})"
     if isinstance(value, (tuple, list)):
         return f"{type(value).__name__}({', '.join(_stable_repr(v) for v in value)})"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({', '.join(sorted(_stable_repr(v) for v in value))})"
     if isinstance(value, dict):
         return f"dict({', '.join(f'{_stable_repr(k)}: {_stable_repr(v)}' for k, v in value.items())})"
     if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:  # (its bytes are the elements' addresses)
+            return f"ndarray(object, {_stable_repr(value.tolist())})"
         return f"ndarray({value.dtype}, {value.shape}, {hashlib.sha256(value.tobytes()).hexdigest()[:12]})"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
     return type(value).__qualname__
 
 

@@ -194,7 +194,7 @@ def code_fingerprint():
     return f"{__version__} ({digest.hexdigest()[:12]})"
 
 
-def _handshake(address):
+def _handshake(address, security):
     """Raise :class:`SfemgInputError` unless a Dask scheduler at ``address`` answers its
     handshake within :data:`DASK_CONNECT_S`.
 
@@ -209,12 +209,9 @@ def _handshake(address):
     import asyncio
 
     from distributed.comm import connect
-    from distributed.security import Security
-
-    security = Security().get_connection_args("client")  # (TLS as the dask configuration sets it)
 
     async def answer():
-        comm = await connect(address, timeout=DASK_CONNECT_S, **security)
+        comm = await connect(address, timeout=DASK_CONNECT_S, **security.get_connection_args("client"))
         await comm.close()
 
     wait_s = DASK_CONNECT_S + _HANDSHAKE_S  # (connect() times out by itself first)
@@ -253,13 +250,16 @@ def _dask_client(scheduler):
         raise SfemgInputError("a Dask scheduler needs dask[distributed]: pip install 'sfemg[dask]'") from None
     own = not isinstance(scheduler, distributed.Client)
     if own:
-        scheduler = getattr(scheduler, "scheduler_address", scheduler)  # (a cluster object: its address)
+        # a cluster object: its address and security; an address: TLS as the dask configuration sets it
+        security = getattr(scheduler, "security", None) or distributed.security.Security()
+        scheduler = getattr(scheduler, "scheduler_address", scheduler)
         if not isinstance(scheduler, str):
             raise SfemgInputError(f"a Dask scheduler is an address ('tcp://host:8786'), a cluster or a "
                                   f"distributed.Client, not {type(scheduler).__name__}")
-        _handshake(scheduler)
+        _handshake(scheduler, security)
         try:  # (the scheduler gone since it answered)
-            client = distributed.Client(scheduler, timeout=f"{DASK_CONNECT_S:g}s", set_as_default=False)
+            client = distributed.Client(scheduler, timeout=f"{DASK_CONNECT_S:g}s", security=security,
+                                        set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SfemgInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     else:
@@ -291,7 +291,7 @@ def _dask_client(scheduler):
     return client, own
 
 
-def _run_dask(tasks, client, own):
+def _run_dask(tasks, client):
     import distributed
 
     futures = {}
@@ -304,8 +304,6 @@ def _run_dask(tasks, client, own):
                 raise _lost_worker("Dask workers ended repeatedly (KilledWorker) running", futures[future]) from None
     finally:
         client.cancel(list(futures))
-        if own:
-            client.close()
 
 
 def _config(grid, n_repeats, n_recordings, methods, seed, tolerance_us):
@@ -390,49 +388,47 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     output = Path(output)
     done = _resumable_cells(output, config, plugins, force)
     resume = done is not None
-    # the cluster reachable, with workers running this sfemg, before the file is replaced
-    dask = _dask_client(scheduler) if scheduler is not None else None
-    if not resume:
-        done = set()
-        try:
+    with contextlib.ExitStack() as stack:
+        # the cluster reachable, with workers running this sfemg, before the file is replaced
+        dask = _dask_client(scheduler) if scheduler is not None else None
+        if dask is not None and dask[1]:  # (closed here, whatever happens: a generator never started
+            stack.callback(dask[0].close)  # does not run its own clean-up)
+        if not resume:
+            done = set()
             create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
                                                     "execution": where, "plugins": plugins}, force=True)
-        except BaseException:
-            if dask is not None and dask[1]:
-                dask[0].close()
-            raise
-    todo = [c for c in range(len(grid.cells)) if c not in done]
-    tasks = [(grid.cells[c], c, r, int(seed), int(n_recordings), methods, float(tolerance_us))
-             for c in todo for r in range(n_repeats)]
-    if dask is not None:
-        results = _run_dask(tasks, *dask)
-    elif n_workers == 1:
-        results = _run_serial(tasks)
-    else:
-        results = _run_processes(tasks, n_workers)
-    pending = {c: {} for c in todo}
-    t_start = time.perf_counter()
-    if progress is not None and tasks:  # (a bar from the start: opened at the first task's end, its clock
-        progress(0, len(tasks))         # and rate were off)
-    refused = {}
-    with contextlib.closing(results):  # (the workers ended now, not when the collector finds it, on an error)
-        for n_done, (c, r, scores, elapsed, host, task_refused) in enumerate(results, start=1):
-            pending[c][r] = (scores, elapsed, host, task_refused)
-            for method, (n_refused, first) in task_refused.items():
-                at = f"cell {c}, repeat {r}, {first}"
-                refused.setdefault(method, [0, n_recordings * len(tasks), at])[0] += n_refused
-            if len(pending[c]) == n_repeats:
-                reps = pending.pop(c)
-                metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
-                write_validation_cell(output, c, metrics, {
-                    "task_wall_s": [reps[r][1] for r in range(n_repeats)],
-                    "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
-                    "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
-                    "refused": {f"repeat {r}": reps[r][3] for r in range(n_repeats) if reps[r][3]},
-                    "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
-                    config=config)
-            if progress is not None:
-                progress(n_done, len(tasks))
+        todo = [c for c in range(len(grid.cells)) if c not in done]
+        tasks = [(grid.cells[c], c, r, int(seed), int(n_recordings), methods, float(tolerance_us))
+                 for c in todo for r in range(n_repeats)]
+        if dask is not None:
+            results = _run_dask(tasks, dask[0])
+        elif n_workers == 1:
+            results = _run_serial(tasks)
+        else:
+            results = _run_processes(tasks, n_workers)
+        pending = {c: {} for c in todo}
+        t_start = time.perf_counter()
+        refused = {}
+        with contextlib.closing(results):  # (the workers ended now, not when the collector finds it, on an error)
+            if progress is not None and tasks:  # (a bar from the start: opened at the first task's end, its
+                progress(0, len(tasks))         # clock and rate were off)
+            for n_done, (c, r, scores, elapsed, host, task_refused) in enumerate(results, start=1):
+                pending[c][r] = (scores, elapsed, host, task_refused)
+                for method, (n_refused, first) in task_refused.items():
+                    at = f"cell {c}, repeat {r}, {first}"
+                    refused.setdefault(method, [0, n_recordings * len(tasks), at])[0] += n_refused
+                if len(pending[c]) == n_repeats:
+                    reps = pending.pop(c)
+                    metrics = np.stack([reps[r][0] for r in range(n_repeats)], axis=1)
+                    write_validation_cell(output, c, metrics, {
+                        "task_wall_s": [reps[r][1] for r in range(n_repeats)],
+                        "hosts": sorted({reps[r][2] for r in range(n_repeats)}), "execution": where,
+                        "command": command or "",  # (the sweep's is its first run's: a resumed cell says its own)
+                        "refused": {f"repeat {r}": reps[r][3] for r in range(n_repeats) if reps[r][3]},
+                        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+                        config=config)
+                if progress is not None:
+                    progress(n_done, len(tasks))
     return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
             "elapsed_s": time.perf_counter() - t_start,
             "refused": {method: tuple(counts) for method, counts in refused.items()}}

@@ -233,30 +233,58 @@ def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
     sys.modules.pop("mine", None)
 
 
-def test_plugin_fingerprints_follow_the_code_that_runs(monkeypatch):
-    """A review: a functools.partial was fingerprinted as functools.py, a closure without
-    the values it closes over; equal code must give equal prints from run to run."""
-    import functools
+def test_plugin_fingerprints_follow_the_code(tmp_path):
+    """Reviews of the fingerprint: a partial was fingerprinted as functools.py, a closure
+    or a callable object without the values it carries, a numba function by its type; a
+    closure over an object array differed from run to run; a comment blocked a resume.
+    Each print here is taken in a process of its own, as a resumed sweep's would be."""
+    module = tmp_path / "plug.py"
+    base = ("import functools\nimport numba\nimport numpy as np\n\nWINDOW = 5\n\n"
+            "def scaled(segments_v, fs_hz, noise_power_v2, k=1.0):\n"
+            "    return np.array([np.argmax(row) * k for row in segments_v])\n\n"
+            "class Threshold:\n    def __init__(self, level):\n        self.level = level\n\n"
+            "    def __call__(self, segments_v, fs_hz, noise_power_v2):\n"
+            "        return np.argmax(segments_v > self.level, axis=1).astype(float)\n\n"
+            "def closing_over(values):\n"
+            "    return lambda segments_v, fs_hz, noise_power_v2: np.argmax(segments_v, axis=1) + len(values)\n\n"
+            "half = functools.partial(scaled, k=0.5)\nthreshold = Threshold(1e-4)\n"
+            "objects = closing_over(np.array(['a', 1], dtype=object))\n"
+            "jitted = numba.njit(lambda segments_v, fs_hz, noise_power_v2: segments_v.argmax())\n")
 
-    from sfemg.validation.plugins import TIME_POINT_ESTIMATORS, plugin_fingerprint
+    def prints(source):
+        module.write_text(source)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from sfemg.validation.plugins import plugin_fingerprint; "
+                "print(*(plugin_fingerprint('timepoint:plug:' + n) for n in "
+                "('scaled', 'half', 'threshold', 'objects', 'jitted')), sep='\\n')")
+        out = subprocess.run([sys.executable, "-B", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             check=True).stdout.split("\n")[:5]
+        return dict(zip(("scaled", "half", "threshold", "objects", "jitted"), out))
 
-    def scaled(segments_v, fs_hz, noise_power_v2, k=1.0):
-        return np.array([np.argmax(row) * k for row in segments_v])  # (a comprehension: nested code)
+    first = prints(base)
+    assert first["half"].startswith("plug:scaled (") and first["threshold"].startswith("plug:Threshold (")
+    assert first["jitted"].startswith("plug:<lambda> (")
+    assert prints(base) == first  # (the object array too)
+    assert prints("# plug-ins\n" + base.replace("\nclass", "\n# a threshold\nclass")) == first  # (comments)
+    for edit in (("k=0.5", "k=0.25"), ("Threshold(1e-4)", "Threshold(2e-4)"), ("['a', 1]", "['a', 2]"),
+                 ("WINDOW = 5", "WINDOW = 50"), ("segments_v.argmax()", "segments_v.argmin()")):
+        changed = prints(base.replace(*edit))
+        assert changed != first, edit
+    # the values carried, where the plug-in's module is unchanged: made in a driver script
+    driver = ("import functools\nimport plug\nhalf = functools.partial(plug.scaled, k=0.5)\n"
+              "threshold = plug.Threshold(1e-4)\nobjects = plug.closing_over([1, 2])\n")
+    module.write_text(base)
 
-    def make(k):
-        return lambda segments_v, fs_hz, noise_power_v2: np.argmax(segments_v, axis=1) * k
-
-    prints = {}
-    for name, fn in (("a", functools.partial(scaled, k=1.0)), ("b", functools.partial(scaled, k=2.0)),
-                     ("c", make(1.0)), ("d", make(2.0)), ("e", make(1.0)), ("f", scaled)):
-        monkeypatch.setitem(TIME_POINT_ESTIMATORS, name, fn)
-        prints[name] = plugin_fingerprint(f"timepoint:{name}")
-    assert prints["a"].startswith(f"{__name__}:test_plugin_fingerprints_follow_the_code_that_runs.<locals>.scaled (")
-    assert len(set(prints.values())) == 5 and prints["c"] == prints["e"]
-    import numba  # a compiled estimator: its Python function's code
-    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "g", numba.njit(lambda segments_v, fs_hz, noise_power_v2: segments_v))
-    monkeypatch.setitem(TIME_POINT_ESTIMATORS, "h", numba.njit(lambda segments_v, fs_hz, noise_power_v2: -segments_v))
-    assert plugin_fingerprint("timepoint:g") != plugin_fingerprint("timepoint:h")
+    def driven(text):
+        (tmp_path / "drv.py").write_text(text)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from sfemg.validation.plugins import plugin_fingerprint; "
+                "print(*(plugin_fingerprint('timepoint:drv:' + n) for n in ('half', 'threshold', 'objects')))")
+        return subprocess.run([sys.executable, "-B", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                              check=True).stdout.split()
+    before = driven(driver)
+    for k, edit in enumerate((("k=0.5", "k=0.25"), ("Threshold(1e-4)", "Threshold(2e-4)"), ("[1, 2]", "[1, 2, 3]"))):
+        after = driven(driver.replace(*edit))
+        assert after[2 * k + 1] != before[2 * k + 1] and after[:2 * k] + after[2 * k + 2:] == \
+            before[:2 * k] + before[2 * k + 2:], edit
 
 
 def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
