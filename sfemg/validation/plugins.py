@@ -214,8 +214,8 @@ def plugin_fingerprint(method: str) -> str:
 
     Stored with a sweep, so that a sweep resumed on other code is refused rather than
     mixing two versions' scores under one method name. The hash covers the code of the
-    plug-in's module as parsed (so not its comments or layout: a comment added to a
-    driver script blocked a resume when the source text was hashed; any other change to
+    plug-in's module as parsed (so not its comments, docstrings or layout: a comment added
+    to a driver script blocked a resume when the source text was hashed; any other change to
     that module, the driver script's when the plug-in is defined there, does), or the
     compiled code where there is no source; and the values the callable carries: a
     ``functools.partial``'s arguments, a closure's values, a callable object's
@@ -227,12 +227,24 @@ def plugin_fingerprint(method: str) -> str:
     target = _carried(fn, digest)
     module = inspect.getmodule(target)
     try:
-        digest.update(ast.dump(ast.parse(inspect.getsource(module))).encode())
+        digest.update(ast.dump(_without_docstrings(ast.parse(inspect.getsource(module)))).encode())
     except (OSError, TypeError, SyntaxError):  # (defined interactively, or compiled: its code)
         code = getattr(target, "__code__", None)
         digest.update(_code_text(code).encode() if code is not None else type(target).__qualname__.encode())
     name = getattr(target, "__qualname__", type(target).__qualname__)
     return f"{getattr(target, '__module__', None) or '?'}:{name} ({digest.hexdigest()[:12]})"
+
+
+def _without_docstrings(tree):
+    """``tree`` with the docstrings of its module, classes and functions taken out (words,
+    not code: a docstring edited refused a resume)."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
 
 
 def _carried(fn, digest):

@@ -264,7 +264,8 @@ def test_plugin_fingerprints_follow_the_code(tmp_path):
     assert first["half"].startswith("plug:scaled (") and first["threshold"].startswith("plug:Threshold (")
     assert first["jitted"].startswith("plug:<lambda> (")
     assert prints(base) == first  # (the object array too)
-    assert prints("# plug-ins\n" + base.replace("\nclass", "\n# a threshold\nclass")) == first  # (comments)
+    assert prints('"""Plug-ins."""\n# plug-ins\n' + base.replace("\nclass", "\n# a threshold\nclass").replace(
+        "        self.level = level", '        """A threshold, V."""\n        self.level = level')) == first  # (words)
     for edit in (("k=0.5", "k=0.25"), ("Threshold(1e-4)", "Threshold(2e-4)"), ("['a', 1]", "['a', 2]"),
                  ("WINDOW = 5", "WINDOW = 50"), ("segments_v.argmax()", "segments_v.argmin()")):
         changed = prints(base.replace(*edit))
