@@ -16,6 +16,7 @@ import datetime
 import hashlib
 import multiprocessing
 import os
+import platform
 import signal
 import socket
 import threading
@@ -396,7 +397,8 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
         if not resume:
             done = set()
             create_validation_file(output, config, {"sfemg_version": __version__, "command": command or "",
-                                                    "execution": where, "plugins": plugins}, force=True)
+                                                    "execution": where, "plugins": plugins,
+                                                    "python": platform.python_version()}, force=True)
         todo = [c for c in range(len(grid.cells)) if c not in done]
         tasks = [(grid.cells[c], c, r, int(seed), int(n_recordings), methods, float(tolerance_us))
                  for c in todo for r in range(n_repeats)]
@@ -469,12 +471,16 @@ def _resumable_cells(output, config, plugins, force):
         raise SfemgInputError(f"{output} holds this sweep begun by sfemg {begun.get('sfemg_version')}, this is "
                               f"{__version__}: resuming would mix their scores; use --force (force=True) to start "
                               "it again")
+    python = begun.get("python", "not recorded")
     for method, code in plugins.items():
         before = begun.get("plugins", {}).get(method, "not recorded")
         if before != code:
+            other_python = ("" if python.split(".")[:2] == platform.python_version_tuple()[:2] else
+                            f", or the same code parsed by another Python ({python} then, "
+                            f"{platform.python_version()} now)")
             raise SfemgInputError(f"{output}: plug-in {method} is other code than when this sweep began ({before}; "
-                                  f"now {code}): resuming would mix their scores; use --force (force=True) to "
-                                  "start it again")
+                                  f"now {code}){other_python}: resuming would mix their scores; use --force "
+                                  "(force=True) to start it again")
     return done
 
 

@@ -229,7 +229,16 @@ def test_a_sweep_is_not_resumed_on_other_plugin_code(tmp_path, monkeypatch):
     with pytest.raises(SfemgInputError, match=f"plug-in timepoint:mine:est is other code than when this sweep "
                                               f"began \\({re.escape(recorded)}; now mine:est \\(.*resuming would mix"):
         run_sweep(path, n_workers=1, **small)
+    # begun under another Python, whose parser may differ: said (an upgrade read as other plug-in code; a review)
+    import platform
+    monkeypatch.setattr(platform, "python_version", lambda: "3.99.0")
+    monkeypatch.setattr(platform, "python_version_tuple", lambda: ("3", "99", "0"))
+    with pytest.raises(SfemgInputError, match=r"or the same code parsed by another Python \(3\.\d+\.\d+ then, 3\.99\.0 "
+                                              r"now\): resuming"):
+        run_sweep(path, n_workers=1, **small)
+    monkeypatch.undo()
     assert run_sweep(path, n_workers=1, force=True, **small)["n_cells_run"] == 2
+    assert load_validation(path)["provenance"]["python"] == platform.python_version()
     sys.modules.pop("mine", None)
 
 
