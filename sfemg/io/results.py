@@ -354,9 +354,10 @@ def staged_json(path, study: StudyResult):
     in place when the block ends without an exception.
 
     With :func:`save_results` inside the block, the two files are replaced one right after
-    the other: a write that fails or is killed leaves both as they were (the summary was
-    written after the HDF5 file, and a process killed between the two left it a step
-    behind).
+    the other: a write that fails, or is killed before the results are in place, leaves
+    both as they were (the summary was written after the HDF5 file, and a process killed
+    between the two left it a step behind; now only the moment between the two renames
+    remains).
     """
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(study.to_json_dict(), indent=2, ensure_ascii=False, allow_nan=False),

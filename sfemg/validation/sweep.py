@@ -370,18 +370,13 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     methods = tuple(methods)
     if not methods:
         raise SfemgInputError("no methods to score")
+    n_workers = worker_count(n_workers, "n_workers")
+    elsewhere = _without_this_registry(scheduler, n_workers)
     for m in methods:
         method_analyser(m)  # fail now, not in a worker
-        if scheduler is not None and m not in BUILTIN_METHODS and ":" not in m.partition(":")[2]:
-            raise SfemgInputError(f"{m} is registered in this process only: a Dask worker knows sfemg's own "
-                                  "methods and 'module:function' plug-ins installed on it")
-    n_workers = worker_count(n_workers, "n_workers")
-    if scheduler is None and n_workers > 1 and multiprocessing.get_start_method() != "fork":
-        for m in methods:  # (a worker process started afresh imports sfemg, not this registry)
-            if m not in BUILTIN_METHODS and ":" not in m.partition(":")[2]:
-                raise SfemgInputError(f"{m} is registered in this process only: worker processes started by "
-                                      f"{multiprocessing.get_start_method()} do not know it; give "
-                                      "'module:function', or n_workers=1")
+        if elsewhere and m not in BUILTIN_METHODS and ":" not in m.partition(":")[2]:
+            raise SfemgInputError(f"{m} is registered in this process only: {elsewhere} knows sfemg's own "
+                                  "methods and 'module:function' plug-ins, not it (or run with n_workers=1)")
     tolerance_us = check_tolerance(tolerance_us)
     config = _config(grid, int(n_repeats), int(n_recordings), methods, int(seed), tolerance_us)
     plugins = {m: plugin_fingerprint(m) for m in methods if m not in BUILTIN_METHODS}
@@ -434,6 +429,15 @@ def run_sweep(output, grid="default", *, n_repeats: int = 10, n_recordings: int 
     return {"n_cells": len(grid.cells), "n_cells_run": len(todo), "n_tasks_run": len(tasks),
             "elapsed_s": time.perf_counter() - t_start,
             "refused": {method: tuple(counts) for method, counts in refused.items()}}
+
+
+def _without_this_registry(scheduler, n_workers):
+    """Where the sweep's tasks run without the plug-ins registered in this process (on
+    Dask, or on worker processes started afresh rather than forked), or None."""
+    if scheduler is not None:
+        return "a Dask worker"
+    start = multiprocessing.get_start_method()
+    return None if n_workers == 1 or start == "fork" else f"a worker process started by {start}"
 
 
 def _resumable_cells(output, config, plugins, force):

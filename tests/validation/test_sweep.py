@@ -316,8 +316,8 @@ def test_plugin_mistakes_caught_before_the_sweep_runs(tmp_path, monkeypatch):
         run_sweep(tmp_path / "d.h5", **dict(SMALL, methods=("timepoint:centroid",)), scheduler="tcp://127.0.0.1:1")
     import multiprocessing
     monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "forkserver")
-    with pytest.raises(SfemgInputError, match="registered in this process only: worker processes started by "
-                                              "forkserver do not know it"):
+    with pytest.raises(SfemgInputError, match="registered in this process only: a worker process started by "
+                                              "forkserver knows sfemg's own"):
         run_sweep(tmp_path / "d.h5", **dict(SMALL, methods=("timepoint:centroid",)), n_workers=2)
     with pytest.raises(SfemgInputError, match="Cell.preset must be one of .*, got 'achr-mg-moderat'"):
         Grid.from_dict({"name": "typo", "cells": [{"preset": "achr-mg-moderat"}]})
