@@ -180,29 +180,38 @@ def _at_the_window_edge(pairs, mode, params):
     return tuple(notes)
 
 
-def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
-    """Everything after the sweeps are cut: potentials, time points, pairs.
+def _locked_potentials(sw: Sweeps, fs_hz, mode, params):
+    """The potentials time-locked to the sweeps' references: every phase of every
+    potential, each polarity separately, a group (:func:`~sfemg.analysis.detect.find_locked_potentials`),
+    sorted by latency; stimulated, only those after the artefact's blank.
 
-    Voluntary sweeps that hold no discharge of the trigger potential
-    (:func:`~sfemg.analysis.references.trigger_discharges`) are dropped and the rest analysed afresh (the dropped
-    ones too, with their own trigger check, if the rest hold no time-locked potential).
-    Discharges whose reference is another fibre's potential (:func:`~sfemg.analysis.references.false_references`)
-    are left out of the pairs' discharges.
+    Returns
+    -------
+    pots : list of LockedPotential
+        Those within the search window (:func:`_within_search_window`).
+    trigger : int
+        Index of the trigger potential in ``pots`` (voluntary: the one at latency 0); -1
+        stimulated.
+    past : list of LockedPotential
+        Those past the search window.
+
+    Raises
+    ------
+    SfemgInputError
+        No consistent trigger potential (voluntary), no response (stimulated).
     """
     data = sw.data_v
-    n, n_cols = data.shape
-    noise_sd = sw.noise_sd
-    rows, cols = find_candidates(data, noise_sd, fs_hz, params)
+    rows, cols = find_candidates(data, sw.noise_sd, fs_hz, params)
     lat = cols - sw.ref_pos[rows]
     if mode == "stimulated":
         keep = lat > params.artefact_blank_ms * 1e-3 * fs_hz + sw.artefact_delay
         rows, cols, lat = rows[keep], cols[keep], lat[keep]
     lock_half = to_samples(params.lock_half_window_us * 1e-6, fs_hz, minimum=1)
     amps = peak_values(data, rows, cols)
-    pots = []  # each polarity separately: every phase of every potential is a group
+    pots = []
     for sign in (1.0, -1.0):
         keep = amps * sign > 0
-        pots += find_locked_potentials(lat[keep], amps[keep], n, lock_half=lock_half,
+        pots += find_locked_potentials(lat[keep], amps[keep], data.shape[0], lock_half=lock_half,
                                        min_fraction=params.min_locked_fraction)
     pots.sort(key=lambda p: p.latency)
     pots, past = _within_search_window(pots, mode, fs_hz, params)
@@ -216,6 +225,169 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         raise SfemgInputError(f"no potentials found: {_past_the_window(past, mode, fs_hz, params)}: {_WIDEN}")
     elif not pots:
         raise SfemgInputError("no potentials found: no response time-locked to the stimuli")
+    return pots, trigger, past
+
+
+@dataclasses.dataclass(frozen=True)
+class _Discharges:
+    """What the kept potentials' time points give per discharge (the sweeps' rows, n).
+
+    Attributes
+    ----------
+    times_s : list of ndarray, shape (n,) each
+        Each potential's time points, s; NaN where it blocked.
+    excursions, clipped : list of ndarray of bool, shape (n,) each
+        Each potential's latency excursions; its discharges that reach the clipping levels.
+    reference_times_s : ndarray, shape (n,)
+        The trigger's time points (voluntary) or the stimulus times, s.
+    reference_var : ndarray, shape (n,)
+        The stimulus times' error variance, samples² (0 for a voluntary recording's).
+    idis_s : ndarray, shape (n,)
+        The interval before each discharge, s (:func:`~sfemg.analysis.sweeps.preceding_intervals`).
+    errors : TimingErrors or None
+        The time points' error model; None where the method's is not known.
+    """
+
+    times_s: list
+    excursions: list
+    clipped: list
+    reference_times_s: np.ndarray
+    reference_var: np.ndarray
+    idis_s: np.ndarray
+    errors: TimingErrors | None
+
+    @classmethod
+    def of(cls, sw, timed, trigger, errors, mode, fs_hz):
+        """From the sweeps ``sw`` and the potentials ``timed`` on them
+        (:class:`~sfemg.analysis.potentials.Timed`)."""
+        times = [t.times_s for t in timed]
+        ref_t = times[trigger] if mode == "voluntary" else sw.ref_times_s
+        return cls(times, [t.excursions for t in timed], [clipped_discharges(sw, t, fs_hz) for t in timed],
+                   ref_t, _reference_var(sw, ref_t.size), preceding_intervals(sw, ref_t), errors)
+
+    def kept(self, keep, sw):
+        """The discharges ``keep`` (boolean mask, shape (n,)) only; ``sw`` the sweeps
+        without the others (:func:`~sfemg.analysis.references.keep_references`), over which
+        the intervals run."""
+        ref_t = self.reference_times_s[keep]
+        return _Discharges([t[keep] for t in self.times_s], [e[keep] for e in self.excursions],
+                           [c[keep] for c in self.clipped], ref_t, _reference_var(sw, ref_t.size),
+                           preceding_intervals(sw, ref_t), self.errors.subset(keep) if self.errors is not None
+                           else None)
+
+
+def _reference_var(sw, n):
+    """The error variance of the ``n`` sweeps' reference times, samples² (stimulated: the
+    stimulus times'; else 0)."""
+    return sw.ref_var if sw.ref_var is not None else np.zeros(n)
+
+
+def _irregular_firing(ref_t, params):
+    """Why the reference discharges (times ``ref_t``, s) look like two units' (many
+    intervals shorter than ``irregular_interval_ratio`` × their median), or None. Judged
+    on the spacing as it is, whether or not a discharge of the unit was lost between two:
+    two units' references make many short ones."""
+    intervals = np.diff(ref_t)
+    intervals = intervals[np.isfinite(intervals)]  # (time points not measured: no interval)
+    short = intervals < params.irregular_interval_ratio * fast_median(intervals)
+    if short.size and short.mean() > params.irregular_fraction:
+        return (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
+                " x median (two units?)")
+    return None
+
+
+def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params):
+    """The pair of potential ``j`` with the reference (the trigger potential ``trigger``,
+    voluntary, or the stimuli): its jitter, blocking, technical jitter, acceptance and
+    flags.
+
+    Parameters
+    ----------
+    j, trigger : int
+        Indices in ``timed``.
+    timed : list of Timed
+    d : _Discharges
+    sw : Sweeps
+        The sweeps ``d`` was measured on (their clipping levels, displaced discharges).
+    irregular : str or None
+        From :func:`_irregular_firing`: the pair is then rejected for it.
+    mode : {"voluntary", "stimulated"}
+    fs_hz : float
+    params : AnalysisParams
+
+    Returns
+    -------
+    PairResult
+    """
+    n = d.reference_times_s.size
+    ipis = d.times_s[j] - d.reference_times_s
+    blocked = ~np.isfinite(ipis)
+    n_blocked = int(blocked.sum())
+    mcd = compute_mcd(ipis)
+    if mode == "voluntary":
+        msd = compute_msd(ipis, d.idis_s)
+        var = timed[j].crb_var + timed[trigger].crb_var
+        label = f"P{trigger + 1}-P{j + 1}"
+        checked = (j, trigger)
+    else:
+        msd = float("nan")
+        # per consecutive pair of latencies: the response's bound and the mean of the
+        # two stimuli's error variances (a few markers far off raise only their pairs)
+        var = timed[j].crb_var + (d.reference_var[1:] + d.reference_var[:-1]) / 2.0
+        label = f"R{j + 1}"
+        checked = (j,)
+    jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
+    tech_us = MCD_PER_SD * np.mean(np.sqrt(var)) / fs_hz * 1e6
+    mcd_sd_us = (d.errors.mcd_sd_s(ipis, j, trigger, fs_hz, d.reference_var) * 1e6
+                 if d.errors is not None and np.isfinite(mcd) else float("nan"))
+    levels = sw.saturation.levels_v if sw.saturation is not None else (np.nan, np.nan)
+    reasons, n_clipped = [], 0
+    for k in checked:
+        who = "trigger: " if k == trigger else ""
+        reasons += _acceptance(*timed[k].shape, params, who) + _clipping(int(d.clipped[k].sum()), levels, who)
+        n_clipped += int(d.clipped[k].sum())
+    flags = ["clipped"] if n_clipped else []
+    if n_blocked == n:
+        flags.append("all-blocked")
+        reasons.append("every discharge blocked")
+    # recorded over too few discharges, or its MCD resting on too few of them (blocks
+    # between: the blocking is reported as such, one block in 50 stimuli is no flag)
+    n_steps = int(np.sum(np.isfinite(np.diff(ipis))))
+    if n < params.min_discharges or n_steps + 1 < params.min_discharges / 2:
+        flags.append("few-discharges")
+    if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
+        flags.append("low-mcd")
+        reasons.append(f"MCD below {params.low_mcd_us:g} µs (split fibre or direct muscle stimulation)")
+    if flip_flop_separation(ipis) > params.flip_flop_separation:
+        flags.append("flip-flop")
+    if irregular:
+        flags.append("irregular-firing")
+        reasons.append(irregular)
+    if d.excursions[j].any():
+        flags.append("latency-excursions")
+    if sw.displaced:
+        flags.append("discharges-displaced")
+    amplitude_v, rise_us, _ = timed[j].shape
+    return PairResult(
+        fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
+        jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),
+        technical_jitter_us=float(tech_us), mcd_uncertainty_us=float(mcd_sd_us),
+        blocking_percent=100.0 * n_blocked / n, n_discharges=n, n_blocked=n_blocked, accepted=not reasons,
+        reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=amplitude_v, rise_time_us=rise_us,
+        ipis_s=ipis, idis_s=d.idis_s, blocked=blocked, reference_times_s=d.reference_times_s,
+        time_points_s=d.times_s[j])
+
+
+def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
+    """Everything after the sweeps are cut: potentials, time points, pairs.
+
+    Voluntary sweeps that hold no discharge of the trigger potential
+    (:func:`~sfemg.analysis.references.trigger_discharges`) are dropped and the rest analysed afresh (the dropped
+    ones too, with their own trigger check, if the rest hold no time-locked potential).
+    Discharges whose reference is another fibre's potential (:func:`~sfemg.analysis.references.false_references`)
+    are left out of the pairs' discharges.
+    """
+    pots, trigger, past = _locked_potentials(sw, fs_hz, mode, params)
     spectra = {}
     trigger_fit = None
     if mode == "voluntary" and not triggers_checked:
@@ -226,11 +398,12 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
             if rest is not None:  # the other potential's sweeps, with their own trigger check
                 attempts.append(functools.partial(_analyze_sweeps, name, rest, fs_hz, mode, params, recording))
             return _first_accepted(attempts)
-    kept, timed, extents, model = select_potentials(data, sw, pots, trigger, spectra, fs_hz, params, trigger_fit)
+    kept, timed, extents, model = select_potentials(sw.data_v, sw, pots, trigger, spectra, fs_hz, params,
+                                                    trigger_fit)
     if mode == "voluntary" and len(kept) < 2:
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     # past the window, what no kept waveform reaches (a kept response's late phases do)
-    past = [p for p, out in zip(past, outside_waveforms(past, data, sw, timed, extents, fs_hz)) if out]
+    past = [p for p, out in zip(past, outside_waveforms(past, sw.data_v, sw, timed, extents, fs_hz)) if out]
     notes = (f"{_past_the_window(past, mode, fs_hz, params)}, not analysed: {_WIDEN}",) if past else ()
     pots = [pots[j] for j in kept]
     trigger = kept.index(trigger) if trigger >= 0 else -1
@@ -240,96 +413,20 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         errors = TimingErrors.single(timed)
     else:  # the interpolated peak and level crossing are not at the bound: not known
         errors = None
-    levels = sw.saturation.levels_v if sw.saturation is not None else (np.nan, np.nan)
-    clipped = [clipped_discharges(sw, t, fs_hz) for t in timed]  # (n,) bool each
-    times = [t.times_s for t in timed]
-    excursions = [t.excursions for t in timed]
-    crb = [t.crb_var for t in timed]
-    shapes = [t.shape for t in timed]
-    templates = [t.template for t in timed]
-    lats = np.array([p.latency for p in pots])
-    ref_t = times[trigger] if mode == "voluntary" else sw.ref_times_s
-    slow_phase = slow_phases(timed, ref_t, fs_hz, params.max_rise_time_us)
-    idis = preceding_intervals(sw, ref_t)
+    d = _Discharges.of(sw, timed, trigger, errors, mode, fs_hz)
+    slow_phase = slow_phases(timed, d.reference_times_s, fs_hz, params.max_rise_time_us)
     irregular = None  # the reference discharges of two units, most likely
     if mode == "voluntary":
-        # the spacing of the references as they are (whether or not a discharge of the
-        # unit was lost between two: two units' references make many short ones)
-        intervals = np.diff(ref_t)
-        intervals = intervals[np.isfinite(intervals)]  # (time points not measured: no interval)
-        short = intervals < params.irregular_interval_ratio * fast_median(intervals)
-        if short.size and short.mean() > params.irregular_fraction:
-            irregular = (f"trigger: {short.sum()} of {short.size} intervals < {params.irregular_interval_ratio:g}"
-                         " x median (two units?)")
+        irregular = _irregular_firing(d.reference_times_s, params)
         # the templates and fits stay as they are: the trigger's own has another fibre's
         # potential in one sweep of a hundred, and the others are missing from those sweeps
-        real = ~false_references(data, sw, pots, trigger, times, [shape[1] for shape in shapes], fs_hz, params)
+        real = ~false_references(sw.data_v, sw, pots, trigger, d.times_s, [t.shape[1] for t in timed], fs_hz,
+                                 params)
         if not real.all() and real.sum() >= 2:
             sw = keep_references(sw, real, pots[trigger], fs_hz, params)
-            times, ref_t, clipped = [t[real] for t in times], ref_t[real], [c[real] for c in clipped]
-            errors = errors.subset(real) if errors is not None else None
-            excursions = [e[real] for e in excursions]
-            data, n = sw.data_v, int(real.sum())
-            idis = preceding_intervals(sw, ref_t)
-    ref_var = sw.ref_var if sw.ref_var is not None else np.zeros(n)  # (stimulated: the stimulus times' error)
-    pairs = []
-    for j, pot in enumerate(pots):
-        if j == trigger or slow_phase[j]:
-            continue
-        ipis = times[j] - ref_t
-        blocked = ~np.isfinite(ipis)
-        mcd = compute_mcd(ipis)
-        if mode == "voluntary":
-            msd = compute_msd(ipis, idis)
-            var = crb[j] + crb[trigger]
-            label = f"P{trigger + 1}-P{j + 1}"
-        else:
-            msd = float("nan")
-            # per consecutive pair of latencies: the response's bound and the mean of the
-            # two stimuli's error variances (a few markers far off raise only their pairs)
-            var = crb[j] + (ref_var[1:] + ref_var[:-1]) / 2.0
-            label = f"R{j + 1}"
-        jitter, ratio = reported_jitter(mcd, msd, params.msd_ratio_threshold)
-        tech_us = MCD_PER_SD * np.mean(np.sqrt(var)) / fs_hz * 1e6
-        mcd_sd_us = (errors.mcd_sd_s(ipis, j, trigger if mode == "voluntary" else -1, fs_hz, ref_var) * 1e6
-                     if errors is not None and np.isfinite(mcd) else float("nan"))
-        reasons = _acceptance(*shapes[j], params, "") + _clipping(int(clipped[j].sum()), levels, "")
-        n_clipped = int(clipped[j].sum())
-        if mode == "voluntary":
-            reasons += _acceptance(*shapes[trigger], params, "trigger: ")
-            reasons += _clipping(int(clipped[trigger].sum()), levels, "trigger: ")
-            n_clipped += int(clipped[trigger].sum())
-        flags = ["clipped"] if n_clipped else []
-        n_blocked = int(blocked.sum())
-        if n_blocked == n:
-            flags.append("all-blocked")
-            reasons.append("every discharge blocked")
-        # recorded over too few discharges, or its MCD resting on too few of them (blocks
-        # between: the blocking is reported as such, one block in 50 stimuli is no flag)
-        n_steps = int(np.sum(np.isfinite(np.diff(ipis))))
-        if n < params.min_discharges or n_steps + 1 < params.min_discharges / 2:
-            flags.append("few-discharges")
-        if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
-            flags.append("low-mcd")
-            reasons.append(f"MCD below {params.low_mcd_us:g} µs (split fibre or direct muscle stimulation)")
-        if flip_flop_separation(ipis) > params.flip_flop_separation:
-            flags.append("flip-flop")
-        if irregular:
-            flags.append("irregular-firing")
-            reasons.append(irregular)
-        if excursions[j].any():
-            flags.append("latency-excursions")
-        if sw.displaced:
-            flags.append("discharges-displaced")
-        pairs.append(PairResult(
-            fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
-            jitter_us=jitter * 1e6, mean_ipi_us=float(np.nanmean(ipis)) * 1e6 if n_blocked < n else float("nan"),
-            technical_jitter_us=float(tech_us), mcd_uncertainty_us=float(mcd_sd_us),
-            blocking_percent=100.0 * n_blocked / n,
-            n_discharges=n, n_blocked=n_blocked, accepted=not reasons,
-            reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=shapes[j][0],
-            rise_time_us=shapes[j][1], ipis_s=ipis, idis_s=idis, blocked=blocked,
-            reference_times_s=ref_t, time_points_s=times[j]))
+            d = d.kept(real, sw)
+    pairs = [_pair(j, trigger, timed, d, sw, irregular, mode, fs_hz, params)
+             for j in range(len(pots)) if j != trigger and not slow_phase[j]]
     notes += _at_the_window_edge(pairs, mode, params)
     if not pairs:  # every other potential a slow phase of the trigger (the largest response never is)
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
@@ -339,11 +436,12 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
     noise_rms_v = float(noise_spectrum(sw, 2 * fit_half_window(params, fs_hz) + 1, spectra)[1])
     return RecordingResult(
         name=name, mode=mode, fs_hz=float(fs_hz), method=params.method, pairs=tuple(pairs),
-        reference_times_s=ref_t, idis_s=idis, noise_rms_v=noise_rms_v,
-        potential_latencies_s=lats / fs_hz, timing_sd_s=np.sqrt(np.asarray(crb)) / fs_hz,
-        **_display_arrays(sw, templates, fs_hz), trigger_fibre=trigger,
+        reference_times_s=d.reference_times_s, idis_s=d.idis_s, noise_rms_v=noise_rms_v,
+        potential_latencies_s=np.array([p.latency for p in pots]) / fs_hz,
+        timing_sd_s=np.sqrt(np.asarray([t.crb_var for t in timed])) / fs_hz,
+        **_display_arrays(sw, [t.template for t in timed], fs_hz), trigger_fibre=trigger,
         muscle=recording.muscle if recording is not None else params.muscle,
-        electrode=params.electrode, notes=notes, **_stimulus_fields(sw.stimulus, ref_var, fs_hz))
+        electrode=params.electrode, notes=notes, **_stimulus_fields(sw.stimulus, d.reference_var, fs_hz))
 
 
 def _display_arrays(sw, templates, fs_hz):
