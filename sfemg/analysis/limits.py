@@ -191,10 +191,12 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
 
     Only accepted pairs enter (rejected potentials and MCD below the low-MCD limit are
     excluded). Abnormal if the mean jitter exceeds the mean limit, or more than 10 % of
-    pairs exceed the individual limit or block (a blocking pair counts as abnormal).
-    With fewer than :data:`STUDY_PAIRS` accepted pairs the missing ones are counted as
-    normal pairs without jitter: a study abnormal even so is abnormal whatever they would
-    show; otherwise the verdict is unknown (a normal study needs them all).
+    pairs exceed the individual limit or block (a blocking pair counts as abnormal, also
+    one that blocks too often for a jitter: no two consecutive discharges). The mean and
+    median are of the pairs with a jitter. With fewer than :data:`STUDY_PAIRS` accepted
+    pairs the missing ones are counted as normal pairs without jitter: a study abnormal
+    even so is abnormal whatever they would show; otherwise the verdict is unknown (a
+    normal study needs them all).
 
     Parameters
     ----------
@@ -212,16 +214,17 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
         ("normal", "abnormal" or "unknown (...)") and ``verdict_reason``.
     """
     pairs = list(pairs)
-    ok = [p for p in pairs if p.accepted and np.isfinite(p.jitter_us)]
-    jit = np.array([p.jitter_us for p in ok])
+    ok = [p for p in pairs if p.accepted and (np.isfinite(p.jitter_us) or p.n_blocked > 0)]
+    jit = np.array([p.jitter_us for p in ok], dtype=float)  # NaN: blocking too often for a jitter
+    measured = jit[np.isfinite(jit)]
     blocking = np.array([p.n_blocked > 0 for p in ok], dtype=bool)
     electrode = canonical_electrode(electrode)  # (None: refused by lookup_limits)
     limits, why = lookup_limits(muscle, electrode, activation, age_years)
     out = {
         "n_pairs": len(pairs), "n_pairs_accepted": len(ok),
-        "mean_jitter_us": float(jit.mean()) if jit.size else float("nan"),
-        "median_jitter_us": float(np.median(jit)) if jit.size else float("nan"),
-        "percent_pairs_blocking": 100.0 * blocking.mean() if jit.size else float("nan"),
+        "mean_jitter_us": float(measured.mean()) if measured.size else float("nan"),
+        "median_jitter_us": float(np.median(measured)) if measured.size else float("nan"),
+        "percent_pairs_blocking": 100.0 * blocking.mean() if blocking.size else float("nan"),
         "percent_pairs_above_limit": float("nan"), "percent_pairs_abnormal": float("nan"),
         "muscle": canonical_muscle(muscle), "electrode": electrode, "activation": activation,
         "limits": None, "limits_table_version": REFERENCE_LIMITS_VERSION,
@@ -248,7 +251,7 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     even_so = f" ({count(jit.size)}: {judged_on - jit.size} more could not bring it below)" \
         if judged_on > jit.size else ""
     reasons = []
-    if jit.sum() / judged_on > limits.mean_us:
+    if measured.size and measured.sum() / (measured.size + judged_on - jit.size) > limits.mean_us:
         reasons.append(f"mean jitter {out['mean_jitter_us']:.1f} µs > {limits.mean_us:g} µs{even_so}")
     if abnormal.sum() / judged_on > ABNORMAL_PAIR_FRACTION:
         of_study = f"the {STUDY_PAIRS} a study needs" if judged_on > jit.size else str(judged_on)

@@ -63,6 +63,26 @@ def test_verdict_more_than_ten_percent_rule_counts_blocking():
     assert v["percent_pairs_above_limit"] == pytest.approx(5)
 
 
+def test_a_pair_blocking_too_often_for_a_jitter_still_counts_as_blocking():
+    """An accepted pair with no two consecutive discharges has no MCD, but it blocks: it
+    was left out of the study, its blocking too (a clinician's review: 17 normal pairs, 2
+    above the limit and that one read "unknown (19 pairs ...)", blocking 0 %)."""
+    no_jitter = pair(float("nan"), n_blocked=92)
+    v = study_verdict([pair(20)] * 17 + [pair(50)] * 2 + [no_jitter], muscle="edc", electrode="concentric")
+    assert v["n_pairs_accepted"] == 20 and v["percent_pairs_blocking"] == pytest.approx(5)
+    assert v["verdict"] == "abnormal"
+    assert v["verdict_reason"] == "3 of 20 pairs above 43 µs or blocking (> 10 % of 20)"
+    assert v["mean_jitter_us"] == pytest.approx((17 * 20 + 2 * 50) / 19)  # of the pairs with a jitter
+    # the mean is of the 19 pairs with a jitter
+    high = study_verdict([pair(32)] * 19 + [no_jitter], muscle="edc", electrode="concentric")
+    assert high["verdict"] == "abnormal" and high["verdict_reason"] == "mean jitter 32.0 µs > 30 µs"
+    # one with neither a jitter nor a block (a single discharge) says nothing
+    lone = PairResult(fibre=1, label="x", mcd_us=float("nan"), msd_us=float("nan"), mcd_msd_ratio=float("nan"),
+                      jitter_us=float("nan"), mean_ipi_us=1000.0, technical_jitter_us=1.0, blocking_percent=0.0,
+                      n_discharges=1, n_blocked=0, accepted=True)
+    assert study_verdict([pair(20)] * 20 + [lone], muscle="edc", electrode="concentric")["n_pairs_accepted"] == 20
+
+
 def test_verdict_excludes_rejected_pairs_and_reports_unknown():
     v = study_verdict([pair(100, accepted=False)] + [pair(20)] * 20, muscle="edc", electrode="concentric")
     assert v["n_pairs"] == 21 and v["n_pairs_accepted"] == 20 and v["verdict"] == "normal"
