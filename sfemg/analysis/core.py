@@ -13,6 +13,7 @@ import dataclasses
 import functools
 
 import numpy as np
+from scipy.special import betainc
 
 from .._units import to_samples
 from ..errors import SfemgInputError
@@ -38,6 +39,7 @@ from .sweeps import (
     preceding_intervals,
     prepared_input,
     stimulus_sweeps,
+    subset_sweeps,
     sweep_input,
 )
 
@@ -51,6 +53,14 @@ _WIDEN = "widen the window (--search-window-ms)"
 #: A blocking pair whose time points come this close to the search window's end, ms, is
 #: noted (:func:`_at_the_window_edge`).
 _EDGE_MS = 0.1
+
+
+#: Stimuli after which every accepted response of a recording is absent are taken for
+#: stimuli that did not excite the axon (:func:`_stimulus_failures`) when there are at least
+#: this many of them ...
+_FAILURES_MIN = 3
+#: ... and independent blocks of the endplates would give as many this rarely (binomial tail).
+_FAILURES_P = 1e-3
 
 
 def _first_accepted(attempts):
@@ -296,7 +306,7 @@ def _irregular_firing(ref_t, params):
     return None
 
 
-def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params):
+def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params, failed_stimuli=0):
     """The pair of potential ``j`` with the reference (the trigger potential ``trigger``,
     voluntary, or the stimuli): its jitter, blocking, technical jitter, acceptance and
     flags.
@@ -311,6 +321,8 @@ def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params)
         The sweeps ``d`` was measured on (their clipping levels, displaced discharges).
     irregular : str or None
         From :func:`_irregular_firing`: the pair is then rejected for it.
+    failed_stimuli : int
+        Stimuli left out of ``d`` and ``sw`` as not exciting the axon (:func:`_stimulus_failures`).
     mode : {"voluntary", "stimulated"}
     fs_hz : float
     params : AnalysisParams
@@ -367,6 +379,8 @@ def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params)
         flags.append("latency-excursions")
     if sw.displaced:
         flags.append("discharges-displaced")
+    if failed_stimuli:
+        flags.append("stimulus-failures")
     amplitude_v, rise_us, _ = timed[j].shape
     return PairResult(
         fibre=j, label=label, mcd_us=mcd * 1e6, msd_us=msd * 1e6, mcd_msd_ratio=ratio,
@@ -376,6 +390,41 @@ def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params)
         reject_reasons=tuple(reasons), flags=tuple(flags), amplitude_v=amplitude_v, rise_time_us=rise_us,
         ipis_s=ipis, idis_s=d.idis_s, blocked=blocked, reference_times_s=d.reference_times_s,
         time_points_s=d.times_s[j])
+
+
+def _stimulus_failures(pairs):
+    """The stimuli that did not excite the axon, most likely: those after which every
+    accepted response is absent, where there are more of them than the responses'
+    blocks would give by chance. Each endplate blocks on its own, so two that block in
+    a fraction ``b1`` and ``b2`` of the stimuli are absent together in about ``b1 b2`` of
+    them; a stimulus below the axon's threshold (or a block in the axon) takes every
+    response of the unit at once, which counts as neuromuscular blocking of each
+    (a clinician's review: three recordings failing every sixth stimulus turned a
+    healthy study abnormal, six endplates of 7-25 µs jitter "blocking").
+
+    Parameters
+    ----------
+    pairs : list of PairResult
+        One recording's responses.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,), or None
+        The failed stimuli: at least :data:`_FAILURES_MIN`, and as many or more with a
+        probability below :data:`_FAILURES_P` for independent blocks (binomial, each
+        response's blocking as measured); None otherwise, or with fewer than two
+        accepted responses (one response's blocks cannot tell).
+    """
+    accepted = [p.blocked for p in pairs if p.accepted]
+    if len(accepted) < 2:
+        return None
+    blocked = np.array(accepted)
+    together = blocked.all(axis=0)
+    k, n = int(together.sum()), together.size
+    chance = float(np.prod(blocked.mean(axis=1)))
+    if k < _FAILURES_MIN or betainc(k, n - k + 1, chance) >= _FAILURES_P:  # P(X >= k), X ~ B(n, chance)
+        return None
+    return together
 
 
 def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, triggers_checked=False):
@@ -425,8 +474,18 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         if not real.all() and real.sum() >= 2:
             sw = keep_references(sw, real, pots[trigger], fs_hz, params)
             d = d.kept(real, sw)
-    pairs = [_pair(j, trigger, timed, d, sw, irregular, mode, fs_hz, params)
-             for j in range(len(pots)) if j != trigger and not slow_phase[j]]
+    others = [j for j in range(len(pots)) if j != trigger and not slow_phase[j]]
+    pairs = [_pair(j, trigger, timed, d, sw, irregular, mode, fs_hz, params) for j in others]
+    failed = _stimulus_failures(pairs) if mode == "stimulated" else None
+    if failed is not None:  # no stimulus, rather than a block of each response
+        notes += (f"{', '.join(p.label for p in pairs if p.accepted)}: all absent after {failed.sum()} of "
+                  f"{failed.size} stimuli, far more often than their blocks would be by chance: stimuli that "
+                  "did not excite the axon (raise the intensity), or a block in the axon; those stimuli left "
+                  "out",)
+        sw = subset_sweeps(sw, ~failed)
+        d = d.kept(~failed, sw)
+        pairs = [_pair(j, trigger, timed, d, sw, irregular, mode, fs_hz, params, failed_stimuli=int(failed.sum()))
+                 for j in others]
     notes += _at_the_window_edge(pairs, mode, params)
     if not pairs:  # every other potential a slow phase of the trigger (the largest response never is)
         raise SfemgInputError("no potentials found time-locked to the trigger potential")

@@ -21,6 +21,7 @@ FLAG_MEANINGS = {
     "irregular-firing": "many short reference intervals: two units taken for one (excluded)",
     "latency-excursions": "found outside its search window in some discharges (counted as discharges)",
     "discharges-displaced": "some of the unit's discharges were lost with references left out",
+    "stimulus-failures": "every response absent together after some stimuli: not blocks, those stimuli left out",
 }
 
 #: The per-pair fields of the ``--json`` summary, in order: the contract's (docs/hdf5.md),
@@ -77,7 +78,8 @@ class PairResult:
     reject_reasons : tuple of str
     flags : tuple of str
         Any of "flip-flop", "few-discharges", "low-mcd", "all-blocked", "irregular-firing",
-        "latency-excursions", "discharges-displaced", "clipped" (docs/analysis.md §4).
+        "latency-excursions", "discharges-displaced", "stimulus-failures", "clipped" (docs/analysis.md
+        §4).
     amplitude_v : float
         Peak-to-peak amplitude of the timed potential's template, V.
     rise_time_us : float

@@ -141,13 +141,15 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
 
 def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
                latencies_s=(3e-3,), amplitudes_v=(0.6e-3,), rate_hz=10.0, artefact_v=5e-3,
-               block_prob=(0.0,), asynchronous=False, seed=0):
+               block_prob=(0.0,), failed=(), asynchronous=False, seed=0):
     """A continuous stimulated recording: stimulus artefacts and time-locked responses.
 
     The artefact is :func:`add_artefacts`'s (the stimuli fall on samples at 10 Hz).
     ``asynchronous``: each stimulus falls at a random point within a sample (a stimulator
     on a clock of its own), and the artefact is a Gaussian-derivative spike of
     ``artefact_v`` (width 40 µs) at its exact time, 120 µs after the stimulus.
+    ``failed``: indices of stimuli that miss the axon (below its threshold): their
+    artefact, and no response.
 
     Returns
     -------
@@ -170,6 +172,7 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
         sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))
         t = stim + lat + sd * rng.standard_normal(n_stimuli)
         t[rng.random(n_stimuli) < block_prob[k]] = np.nan
+        t[np.asarray(failed, dtype=int)] = np.nan
         add_potentials(signal, fs_hz, t, "triphasic", amplitudes_v[k])
         times.append(t)
     return _finish(signal, fs_hz, noise_rms, rng), stim, Truth(stim, np.vstack(times))

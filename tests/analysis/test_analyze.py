@@ -9,6 +9,7 @@ import scipy.signal
 import scipy.stats
 
 from sfemg.analysis import AnalysisParams, analyze_recording, analyze_signal, compute_mcd
+from sfemg.analysis.core import _FAILURES_MIN
 from sfemg.analysis.detect import LockedPotential
 from sfemg.analysis.jitter import mcd_gradient
 from sfemg.analysis.joint import joint_positions as _joint_positions
@@ -181,6 +182,37 @@ def test_stimulated_with_artefact():
         assert np.isnan(p.msd_us) and p.jitter_us == p.mcd_us
         np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
     assert r.pairs[0].mean_ipi_us == pytest.approx(3000, abs=30)
+
+
+def test_stimuli_that_miss_the_axon_are_no_blocks():
+    """Both responses absent after every sixth stimulus (below the axon's threshold): a
+    clinician's review found such stimuli counted as blocks of each endplate, which made
+    a healthy study abnormal. They are left out as no stimulus, each response flagged and
+    the recording noted; the responses' own blocks stay blocks."""
+    failed = np.arange(5, 150, 6)
+    kept = np.ones(150, dtype=bool)
+    kept[failed] = False
+    sig, stim, truth = synth.stimulated(fs_hz=50e3, jitter_us=(15.0, 25.0), latencies_s=(3e-3, 4.2e-3),
+                                        amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.05, 0.0), failed=failed,
+                                        seed=2)
+    r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim)
+    assert len(r.pairs) == 2
+    assert [n for n in r.notes if "stimuli" in n] == [
+        "R1, R2: all absent after 25 of 150 stimuli, far more often than their blocks would be by chance: stimuli "
+        "that did not excite the axon (raise the intensity), or a block in the axon; those stimuli left out"]
+    for p, f in zip(r.pairs, (0, 1)):
+        assert p.accepted and "stimulus-failures" in p.flags and p.n_discharges == 125
+        np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f][kept]))
+        want = compute_mcd(truth.times_s[f][kept] - stim[kept]) * 1e6
+        assert abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
+    # endplates blocking on their own, often, are absent together only by chance: blocks
+    sig, stim, truth = synth.stimulated(fs_hz=50e3, jitter_us=(15.0, 25.0), latencies_s=(3e-3, 4.2e-3),
+                                        amplitudes_v=(0.6e-3, 0.8e-3), block_prob=(0.3, 0.3), seed=2)
+    r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim)
+    assert np.sum(np.isnan(truth.times_s).all(axis=0)) >= _FAILURES_MIN  # (as many as the flag would need)
+    for p, f in zip(r.pairs, (0, 1)):
+        assert "stimulus-failures" not in p.flags and p.n_discharges == 150
+        np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
 
 
 @pytest.mark.parametrize("latency_s", [1.2e-3, 1.5e-3, 1.7e-3])
