@@ -135,13 +135,17 @@ def _summary_lines(study_result):
     methods = sorted({r.method for r in recs})
     n_pairs = s.get('n_pairs', 0)
     unit = ("endplate" if modes == ["stimulated"] else "pair") + ("" if n_pairs == 1 else "s")
+    age = study_result.params.age_years
     lines = [f"{len(recs)} recording(s), {n_pairs} {unit} "
              f"({s.get('n_pairs_accepted', 0)} accepted); {', '.join(modes)}; muscle "
              f"{s.get('muscle') or 'not given'}; electrode {s.get('electrode', '?')}"
              f"{_ELECTRODE_UNSTATED.get(s.get('electrode_source'), '')}"
-             "; time point "
+             f"{f'; age {age:g} years' if age is not None else ''}; time point "
              f"{', '.join(methods) or '?'}.",
              f"Verdict: {verdict_text(s)}."]
+    statistics = _statistics_line(s)
+    if statistics:
+        lines.append(statistics)
     lim = limits_text(s)
     if lim:
         lines.append(lim)
@@ -154,6 +158,26 @@ def _summary_lines(study_result):
     if notes:
         lines.append("Notes: " + "; ".join(notes) + ".")
     return lines
+
+
+def _statistics_line(study):
+    """The accepted pairs' jitter and blocking as a clinical report gives them, whatever
+    the verdict ("" with none accepted): mean and median jitter, how many pairs are above
+    the individual limit (where one is known) and how many block."""
+    n = study.get("n_pairs_accepted", 0)
+    if not n:
+        return ""
+
+    def share(percent):
+        return f"{round(n * percent / 100)} of {n} ({percent:.0f} %)"
+
+    parts = [f"mean jitter {study['mean_jitter_us']:.1f} µs, median {study['median_jitter_us']:.1f} µs"]
+    if study.get("limits"):
+        parts.append(f"{share(study['percent_pairs_above_limit'])} above the individual limit "
+                     f"({study['limits']['individual_us']:g} µs)")
+    parts.append(f"{share(study['percent_pairs_blocking'])} blocking")
+    what = "endplates" if study.get("activation") == "stimulated" else "pairs"
+    return f"Accepted {what}: " + "; ".join(parts) + "."
 
 
 def _default_title(study_result):

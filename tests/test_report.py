@@ -248,3 +248,20 @@ def test_the_study_page_says_where_the_rows_it_cannot_hold_are(study_result):
     assert names and all(len(name) <= 14 and name.endswith("…") for name in names)
     single = _study_pages(study_result, "t")
     assert len(single) == 1 and not any("continue on the next page" in t.get_text() for t in single[0].texts)
+
+
+def test_study_summary_gives_the_counts_a_clinical_report_gives(study_result):
+    """Mean and median jitter, pairs above the individual limit and pairs blocking, as
+    counts, whatever the verdict; the subject's age where given (a clinician's review: the
+    median was only in the plot's title, the counts only in the verdict's reason)."""
+    import dataclasses
+
+    from sfemg.analysis import AnalysisParams
+    from sfemg.report import _summary_lines
+
+    lines = _summary_lines(study_result)
+    assert ("Accepted pairs: mean jitter 73.6 µs, median 68.7 µs; 13 of 18 (72 %) above the individual limit "
+            "(43 µs); 5 of 18 (28 %) blocking.") in lines
+    assert "; age" not in lines[0]
+    aged = _summary_lines(dataclasses.replace(study_result, params=AnalysisParams(age_years=61)))
+    assert "; age 61 years; time point" in aged[0]
