@@ -46,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
 
 class _Progress:
     """A tqdm bar on stderr, opened at the first update (so errors found before any
-    work leave no half-drawn bar); silent when quiet."""
+    work leave no half-drawn bar); silent when quiet, and where stderr is no terminal (a
+    log or a pipe: its carriage returns then began the error line)."""
 
     def __init__(self, quiet, desc):
         self.quiet, self.desc, self.bar = quiet, desc, None
@@ -56,7 +57,7 @@ class _Progress:
             return
         if self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=self.desc, unit="rec", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=self.desc, unit="rec", file=sys.stderr, leave=False, disable=None)
         self.bar.update(done - self.bar.n)
 
     def close(self):

@@ -28,7 +28,7 @@ def _stage(desc, enabled):
         nonlocal bar
         if bar is None:
             from tqdm import tqdm
-            bar = tqdm(total=n_total, desc=desc, file=sys.stderr, leave=False)
+            bar = tqdm(total=n_total, desc=desc, file=sys.stderr, leave=False, disable=None)
         bar.update(n_done - bar.n)
 
     if not enabled:

@@ -83,7 +83,7 @@ def _progress(items, desc, enabled):
         from tqdm import tqdm
     except ImportError:  # progress display is optional
         return items
-    return tqdm(items, desc=desc, file=sys.stderr, leave=False)
+    return tqdm(items, desc=desc, file=sys.stderr, leave=False, disable=None)
 
 
 def _suffix(path):

@@ -535,3 +535,13 @@ def test_rns_draws_the_trains_responses(tmp_path, capsys):
     code, _, err = run(capsys, "rns", "--plot", str(tmp_path / "rns.txt"))
     assert code == 2 and "give a .png, .pdf or .svg file" in err
     assert run(capsys, "rns", "--plot", str(plot))[0] == 2  # (exists: --force)
+
+
+def test_no_progress_bar_where_stderr_is_no_terminal(tmp_path, capsys):
+    """Into a log or a pipe, the bar's carriage returns began the error line ("\\ranalysing:
+    0%|...\\r   \\rsfemg: error ...", so grep '^sfemg: error' failed: a foreign-data review)."""
+    path = tmp_path / "s.h5"
+    code, _, err = run(capsys, "simulate", "--pairs", "2", "--discharges", "60", "--seed", "2", "-o", str(path))
+    assert code == 0 and "\r" not in err and "simulating" not in err
+    code, _, err = run(capsys, "analyze", str(path), "--search-window-ms", "150")
+    assert code == 2 and err.startswith("sfemg: ") and "\r" not in err

@@ -543,7 +543,7 @@ def _stimulus_fields(timing, ref_var, fs_hz):
             "markers_off": timing.markers_off}
 
 
-def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, params=None,
+def analyze_signal(signal_v, fs_hz, *, mode=None, stimulus_times_s=None, params=None,
                    name="signal") -> RecordingResult:
     """Jitter analysis of one continuous recording.
 
@@ -553,9 +553,12 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
         The recording, V (high-pass filtered as usual for SFEMG).
     fs_hz : float
         Sampling rate, Hz (at least :data:`~sfemg.analysis.params.MIN_FS_HZ`).
-    mode : {"voluntary", "stimulated"}
+    mode : {"voluntary", "stimulated"}, optional
         Voluntary: pairs of the trigger potential with each potential time-locked to it.
         Stimulated: each response time-locked to the stimuli (one endplate each).
+        Default: stimulated where ``stimulus_times_s`` are given, as for a
+        :class:`~sfemg.recording.Recording` (they were ignored and the artefact taken
+        for a trigger), else voluntary.
     stimulus_times_s : array_like, shape (n_stimuli,), optional
         Stimulus times, s (required for ``mode="stimulated"``).
     params : AnalysisParams, optional
@@ -572,6 +575,8 @@ def analyze_signal(signal_v, fs_hz, *, mode="voluntary", stimulus_times_s=None, 
         Bad samples or sampling rate, no potentials found, every discharge blocked.
     """
     params = checked_params(params)
+    if mode is None:
+        mode = "voluntary" if stimulus_times_s is None else "stimulated"
     x = check_signal(signal_v, fs_hz, mode, stimulus_times_s)
     return _analyze_continuous(name, x, float(fs_hz), mode, stimulus_times_s, params)
 

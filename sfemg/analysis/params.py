@@ -254,6 +254,6 @@ def checked_params(params) -> AnalysisParams:
     if params is None:
         return AnalysisParams()
     if not isinstance(params, AnalysisParams):
-        raise SfemgInputError(f"params must be an AnalysisParams (sfemg.AnalysisParams(...)), "
+        raise SfemgInputError(f"params must be an AnalysisParams (sfemg.analysis.AnalysisParams(...)), "
                               f"not {type(params).__name__}")
     return params

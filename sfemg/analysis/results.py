@@ -223,10 +223,12 @@ class RecordingResult:
         return float(1.0 / np.median(idi)) if idi.size else float("nan")
 
     def to_json_dict(self) -> dict:
-        """``{"pairs": [...], "notes": [...]}`` with the ``--json`` fields per pair and the
-        recording's notes; stimulated recordings add ``"stimulus_timing": {"source",
-        "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
-        out = {"pairs": [p.to_json_dict() for p in self.pairs], "notes": list(self.notes)}
+        """``{"pairs": [...], "notes": [...], "n_discharges", "firing_rate_hz"}`` with the
+        ``--json`` fields per pair, the recording's notes, its discharges (triggers or
+        stimuli) analysed and their rate; stimulated recordings add ``"stimulus_timing":
+        {"source", "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
+        out = {"pairs": [p.to_json_dict() for p in self.pairs], "notes": list(self.notes),
+               "n_discharges": self.n_discharges, "firing_rate_hz": _json_value(self.firing_rate_hz)}
         if self.stimulus_timing is not None:
             out["stimulus_timing"] = {"source": self.stimulus_timing,
                                       "marker_scatter_us": _json_value(self.marker_scatter_us),

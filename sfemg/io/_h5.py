@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import SfemgInputError
 from . import schema as S
@@ -22,7 +23,10 @@ def mark(group, encoding_type, version):
 
 def text(value):
     """A text attribute as ``str`` (bytes not in UTF-8, as older tools write accents,
-    replaced, not an error)."""
+    replaced, not an error; one text in a one-element array, as R's rhdf5 and MATLAB
+    write it, read as that text: it was read as ``"[b'edc']"``)."""
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "OSU":
+        value = value.reshape(()).item()
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 

@@ -474,8 +474,10 @@ def test_params_and_stimulus_times_of_the_wrong_kind_are_input_errors():
     """A dict for params, text for stimulus times: an AttributeError and a ValueError
     from deep inside before (a helper's adversarial run)."""
     sig, times, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
-    with pytest.raises(SfemgInputError, match="params must be an AnalysisParams"):
+    with pytest.raises(SfemgInputError, match=r"params must be an AnalysisParams \(sfemg.analysis.AnalysisParams"):
         analyze_signal(sig, 50e3, params={"method": "peak"})
+    import sfemg.analysis
+    assert sfemg.analysis.AnalysisParams  # (the message named sfemg.AnalysisParams, which is not there)
     from sfemg.analysis import analyze_recordings
     from sfemg.recording import Recording
     with pytest.raises(SfemgInputError, match="params must be an AnalysisParams"):  # (the study API too)
@@ -1709,3 +1711,26 @@ def test_an_aliased_response_with_stimuli_on_the_sampling_clock(seed):
     (pair,) = result.pairs
     assert abs(pair.mcd_us - true_mcd_us) <= max(0.5, 0.03 * true_mcd_us), (pair.mcd_us, true_mcd_us)
     assert pair.accepted
+
+
+def test_stimulus_times_make_a_signal_stimulated_unless_told_otherwise():
+    """``analyze_signal`` with stimulus times and no mode analysed it as voluntary, the
+    artefact the trigger (a foreign-data review); a Recording took it as stimulated."""
+    sig, stim, _ = synth.stimulated(fs_hz=50e3, n_stimuli=60, jitter_us=(20.0,), seed=22)
+    r = analyze_signal(sig, 50e3, stimulus_times_s=stim)
+    assert r.mode == "stimulated" and [p.label for p in r.pairs] == ["R1"]
+    assert r.pairs[0].mcd_us == analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim).pairs[0].mcd_us
+
+
+def test_the_summary_gives_the_discharges_and_their_rate():
+    """The issue asks for the firing rate and the number of discharges: computed, but in
+    no output but the report's pair page (found in review); now in the ``--json`` summary
+    per recording."""
+    sig, truth = synth.voluntary(rate_hz=12.0, rate_cv=0.0, n_discharges=120, seed=5)
+    r = analyze_signal(sig, 50e3)
+    summary = r.to_json_dict()
+    assert summary["n_discharges"] == 120
+    assert summary["firing_rate_hz"] == pytest.approx(12.0, rel=1e-3)
+    sig, stim, _ = synth.stimulated(rate_hz=5.0, n_stimuli=80, seed=5)
+    summary = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim).to_json_dict()
+    assert summary["n_discharges"] == 80 and summary["firing_rate_hz"] == pytest.approx(5.0, rel=1e-6)

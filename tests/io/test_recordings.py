@@ -77,6 +77,23 @@ def test_foreign_file_with_only_a_signal(tmp_path):
     assert recs[1].mode == "stimulated" and recs[1].signal_v[3] == pytest.approx(3e-6)
 
 
+def test_text_attributes_written_as_one_element_arrays_are_their_text(tmp_path):
+    """R's rhdf5 and MATLAB write a text attribute as a one-element array: mode and
+    electrode were refused as "[b'stimulated']", the muscle taken as "[b'edc']" and no
+    limits found for it (a foreign-data review)."""
+    path = tmp_path / "r.h5"
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("recordings/a")
+        g.create_dataset("signal", data=np.sin(np.arange(1000.0)) * 1e-4)
+        g.create_dataset("stimulus_times_s", data=[0.001, 0.011])
+        g.attrs["sampling_rate_hz"] = 25_000
+        g.attrs["mode"] = np.array([b"stimulated"])
+        g.attrs["electrode"] = np.array(["concentric"], dtype=h5py.string_dtype())
+        g.attrs["muscle"] = np.array([b"edc"], dtype="S3")
+    (rec,) = load_recordings(path)
+    assert (rec.mode, rec.electrode, rec.muscle) == ("stimulated", "concentric", "edc")
+
+
 def test_the_adc_scale_may_sit_on_the_recording_like_the_sampling_rate(tmp_path):
     """Found by a new user's review: ``sampling_rate_hz`` was read from the recording's
     group too, ``scale_v_per_count`` only from the dataset."""
