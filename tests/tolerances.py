@@ -4,8 +4,6 @@ Statistical tolerances are derived from the estimator's sampling variance (k sta
 errors), never widened to make a test pass.
 """
 
-import math
-
 #: Kernel vs slow reference on identical inputs: both do the same IEEE operations except
 #: the reference's threshold crossing comes from scipy's Lambert W (accurate to ~1e-15
 #: relative); latencies are ~1e-4 s, so 1e-15 s absolute is round-off, not model error.
@@ -23,9 +21,3 @@ FRACTIONAL_DELAY_S = 0.05e-6
 #: under the normal approximation.
 Z_STAT = 3.29
 
-#: Relative standard error of the MCD of n i.i.d. Gaussian values: the consecutive
-#: absolute differences are 1-dependent; Var(|d|) = σ_d²(1 − 2/π) and the lag-1
-#: covariance adds ~0.27 of that (computed in tests/analysis), so SE(MCD)/MCD ≈
-#: sqrt((π/2 − 1)(1 + 2·0.135) / n) ≈ 0.85 / √n.
-def mcd_relative_se(n):
-    return 0.85 / math.sqrt(n)

@@ -316,7 +316,7 @@ def pair_summary_lines(recording_result, pair):
     reported = "MSD" if p.jitter_us == p.msd_us and p.jitter_us != p.mcd_us else "MCD"
     lines = [
         f"MCD          {fmt_us(p.mcd_us):>6} µs",
-        f"MCD ± (1 SD) {fmt_uncertainty_us(p.mcd_uncertainty_us):>6} µs",
+        f"± timing SD  {fmt_uncertainty_us(p.mcd_uncertainty_us):>6} µs",  # (the timing error's part only)
         f"MSD          {fmt_us(p.msd_us):>6} µs",
         f"MCD/MSD      {fmt_ratio(p.mcd_msd_ratio):>6}",
         f"Jitter       {fmt_us(p.jitter_us):>6} µs ({reported})",

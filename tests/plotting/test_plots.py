@@ -118,7 +118,7 @@ def test_pair_panel_has_every_display_and_the_numbers(recording_result):
     text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
     pair = recording_result.pairs[0]
     for key in ("MCD", "MSD", "MCD/MSD", "Blocking", "Accepted", f"{pair.mcd_us:.0f} µs",
-                f"{pair.blocking_percent:.0f} %", "MCD ± (1 SD)   0.37 µs"):
+                f"{pair.blocking_percent:.0f} %", "± timing SD    0.37 µs"):
         assert key in text
     fig.canvas.draw()
     for ax in fig.axes:
@@ -149,7 +149,7 @@ def test_pair_panel_shows_reject_reasons():
     unknown = dataclasses.replace(make_recording_result(), pairs=(dataclasses.replace(
         make_recording_result().pairs[0], mcd_uncertainty_us=float("nan")),))
     text = "\n".join(t.get_text() for ax in plot_pair_panel(unknown, 0).axes for t in ax.texts)
-    assert "MCD ± (1 SD)      – µs" in text  # the peak and level methods' is not known
+    assert "± timing SD       – µs" in text  # the peak and level methods' is not known
 
 
 def test_pair_panel_says_where_stimulus_times_came_from():
