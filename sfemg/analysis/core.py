@@ -369,7 +369,8 @@ def _pair(j, trigger, timed, d: _Discharges, sw, irregular, mode, fs_hz, params,
         flags.append("few-discharges")
     if np.isfinite(mcd) and mcd * 1e6 < params.low_mcd_us:
         flags.append("low-mcd")
-        reasons.append(f"MCD below {params.low_mcd_us:g} µs (split fibre or direct muscle stimulation)")
+        cause = "direct stimulation of the muscle fibre" if mode == "stimulated" else "a split fibre"
+        reasons.append(f"MCD below {params.low_mcd_us:g} µs ({cause})")
     if flip_flop_separation(ipis) > params.flip_flop_separation:
         flags.append("flip-flop")
     if irregular:

@@ -72,7 +72,7 @@ def test_technical_jitter_reaches_cramer_rao_bound(fs_hz, snr_db):
                                  jitter_us=(0.0,), seed=7)
     p = analyze_signal(sig, fs_hz).pairs[0]
     assert abs(p.mcd_us / p.technical_jitter_us - 1) <= CRB_REL, (p.mcd_us, p.technical_jitter_us)
-    assert "low-mcd" in p.flags and not p.accepted
+    assert "low-mcd" in p.flags and not p.accepted and "MCD below 5 µs (a split fibre)" in p.reject_reasons
 
 
 @pytest.mark.parametrize("fs_hz", [25e3, 50e3])
@@ -83,6 +83,8 @@ def test_stimulated_technical_jitter_reaches_cramer_rao_bound(fs_hz):
     sig, stim, _ = synth.stimulated(fs_hz=fs_hz, n_stimuli=1000, jitter_us=(0.0,), snr_db=30, seed=3)
     p = analyze_signal(sig, fs_hz, mode="stimulated", stimulus_times_s=stim).pairs[0]
     assert abs(p.mcd_us / p.technical_jitter_us - 1) <= CRB_REL, (p.mcd_us, p.technical_jitter_us)
+    # (no split fibre in a stimulated recording: a reviewing clinician)
+    assert "MCD below 5 µs (direct stimulation of the muscle fibre)" in p.reject_reasons
 
 
 def test_bridge_replaces_spans_by_straight_lines():
