@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import re
 import select
@@ -236,7 +235,7 @@ def _save_figure(figure, path, quiet=False):
 
 def _cmd_analyze(args):
     from .analysis import AnalysisParams, analyze_file
-    from .analysis.limits import KNOWN_MUSCLES, canonical_muscle, verdict_with_reason
+    from .analysis.limits import KNOWN_MUSCLES, canonical_muscle, mean_jitter_text, verdict_with_reason
     from .io.results import check_summary_target
     given = {"method": ("--method", args.method), "age_years": ("--age", args.age),
              "highpass_hz": ("--highpass", args.highpass),
@@ -279,15 +278,7 @@ def _cmd_analyze(args):
         where = args.output or args.input
         print(f"analysed {len(result.recordings)} recording(s) from {args.input}; results in {where}"
               + (f", summary in {args.json}" if args.json else ""))
-        verdict = verdict_with_reason(s)
-        mean = s.get("mean_jitter_us")
-        unit = "endplate" if s.get("activation") == "stimulated" else "pair"
-        n_accepted = s.get("n_pairs_accepted", 0)
-        if mean is not None and math.isfinite(mean):
-            print(f"mean jitter {mean:.0f} µs over {n_accepted} accepted {unit}{'' if n_accepted == 1 else 's'} "
-                  f"(of {s.get('n_pairs', '?')}); verdict: {verdict}")
-        elif verdict:
-            print(f"no accepted {unit}; verdict: {verdict}")
+        print(f"{mean_jitter_text(s)} (of {s.get('n_pairs', '?')}); verdict: {verdict_with_reason(s)}")
         stimulus = result.stimulus_summary()
         if stimulus:
             print(stimulus)

@@ -67,7 +67,7 @@ def run_demo(out_dir="sfemg-demo", *, seed=1, progress=True, quiet=False):
         analysis; ``"report_pdf"``, ``"report_html"``, ``"report_png"``: the report.
     """
     from .analysis import analyze_file
-    from .analysis.limits import verdict_with_reason
+    from .analysis.limits import mean_jitter_text, verdict_with_reason
     from .io import save_recordings
     from .report import write_reports
     from .synthesis import simulate_study
@@ -96,6 +96,5 @@ def run_demo(out_dir="sfemg-demo", *, seed=1, progress=True, quiet=False):
               f"discharges, {p.electrode} electrode, {p.fs_hz / 1000:g} kHz, seed {study.seed}")
         print(f"  study, ground truth and analysis: {paths['study']}")
         print(f"  report: {paths['report_pdf']}, {paths['report_html']}, {paths['report_png']}")
-        print(f"  mean jitter {s['mean_jitter_us']:.0f} µs over {s['n_pairs_accepted']} accepted "
-              f"pairs; verdict: {verdict_with_reason(s)}")
+        print(f"  {mean_jitter_text(s)}; verdict: {verdict_with_reason(s)}")
     return paths

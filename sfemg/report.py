@@ -26,6 +26,7 @@ import base64
 import contextlib
 import html
 import io
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -171,7 +172,13 @@ def _statistics_line(study):
     def share(percent):
         return f"{round(n * percent / 100)} of {n} ({percent:.0f} %)"
 
-    parts = [f"mean jitter {study['mean_jitter_us']:.1f} µs, median {study['median_jitter_us']:.1f} µs"]
+    n_jitter = study.get("n_pairs_with_jitter", n)  # (results written before the field: all)
+    mean = study.get("mean_jitter_us")
+    if n_jitter and mean is not None and math.isfinite(mean):
+        of = f" (of the {n_jitter} with a jitter)" if n_jitter < n else ""
+        parts = [f"mean jitter {mean:.1f} µs, median {study['median_jitter_us']:.1f} µs{of}"]
+    else:
+        parts = ["no jitter measured"]
     if study.get("limits"):
         parts.append(f"{share(study['percent_pairs_above_limit'])} above the individual limit "
                      f"({study['limits']['individual_us']:g} µs)")

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import SfemgInputError
 
 __all__ = ["REFERENCE_LIMITS", "REFERENCE_LIMITS_VERSION", "ReferenceLimits", "lookup_limits",
-           "study_verdict", "canonical_muscle", "canonical_electrode", "ABNORMAL_PAIR_FRACTION",
+           "study_verdict", "mean_jitter_text", "canonical_muscle", "canonical_electrode", "ABNORMAL_PAIR_FRACTION",
            "STUDY_PAIRS", "KNOWN_MUSCLES"]
 
 #: Version of the table below; stored with every verdict.
@@ -132,6 +132,29 @@ def canonical_electrode(electrode, where="electrode"):
     return _ELECTRODES[key]
 
 
+def mean_jitter_text(study):
+    """The study's mean jitter and the pairs it is of, for one line: "mean jitter 58 µs
+    over 16 accepted pairs", "... over 15 of 16 accepted pairs" (one blocking too often
+    for a jitter), "no jitter measured on 3 accepted pairs", "no accepted pair".
+
+    Parameters
+    ----------
+    study : dict
+        From :func:`study_verdict`.
+    """
+    unit = "endplate" if study.get("activation") == "stimulated" else "pair"
+    n_accepted = study.get("n_pairs_accepted", 0)
+    n_jitter = study.get("n_pairs_with_jitter", n_accepted)  # (summaries written before the field)
+    units = f"accepted {unit}{'' if n_accepted == 1 else 's'}"
+    mean = study.get("mean_jitter_us")
+    if not n_accepted:
+        return f"no accepted {unit}"
+    if mean is None or not np.isfinite(mean) or not n_jitter:
+        return f"no jitter measured on {n_accepted} {units}"
+    of = f"{n_jitter} of " if n_jitter < n_accepted else ""
+    return f"mean jitter {mean:.0f} µs over {of}{n_accepted} {units}"
+
+
 def verdict_with_reason(study):
     """A study's verdict with the reason that decided it, for one line: "abnormal (mean
     jitter 65.6 µs > 35.4 µs; ...)" (an "unknown (...)" verdict carries it already).
@@ -207,7 +230,8 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     Returns
     -------
     dict
-        ``n_pairs``, ``n_pairs_accepted``, ``mean_jitter_us``, ``median_jitter_us``,
+        ``n_pairs``, ``n_pairs_accepted``, ``n_pairs_with_jitter`` (those the mean and
+        median are of), ``mean_jitter_us``, ``median_jitter_us``,
         ``percent_pairs_above_limit``, ``percent_pairs_blocking``,
         ``percent_pairs_abnormal``, ``muscle``, ``electrode``, ``activation``, ``limits``
         (mean_us, individual_us, citation, note, table_version) or None, ``verdict``
@@ -221,7 +245,7 @@ def study_verdict(pairs, *, muscle=None, electrode="sfe", activation="voluntary"
     electrode = canonical_electrode(electrode)  # (None: refused by lookup_limits)
     limits, why = lookup_limits(muscle, electrode, activation, age_years)
     out = {
-        "n_pairs": len(pairs), "n_pairs_accepted": len(ok),
+        "n_pairs": len(pairs), "n_pairs_accepted": len(ok), "n_pairs_with_jitter": int(measured.size),
         "mean_jitter_us": float(measured.mean()) if measured.size else float("nan"),
         "median_jitter_us": float(np.median(measured)) if measured.size else float("nan"),
         "percent_pairs_blocking": 100.0 * blocking.mean() if blocking.size else float("nan"),

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sfemg.analysis import REFERENCE_LIMITS, REFERENCE_LIMITS_VERSION, lookup_limits, study_verdict
-from sfemg.analysis.limits import STUDY_PAIRS, canonical_electrode, verdict_with_reason
+from sfemg.analysis.limits import STUDY_PAIRS, canonical_electrode, mean_jitter_text, verdict_with_reason
 from sfemg.analysis.results import PairResult
 from sfemg.errors import SfemgInputError
 
@@ -81,6 +81,19 @@ def test_a_pair_blocking_too_often_for_a_jitter_still_counts_as_blocking():
                       jitter_us=float("nan"), mean_ipi_us=1000.0, technical_jitter_us=1.0, blocking_percent=0.0,
                       n_discharges=1, n_blocked=0, accepted=True)
     assert study_verdict([pair(20)] * 20 + [lone], muscle="edc", electrode="concentric")["n_pairs_accepted"] == 20
+    # the one-line summaries say what the mean is of (a review: "over 20" for a mean of 19,
+    # "no accepted pair" beside a verdict on three, "nan µs" in the report)
+    from sfemg.report import _statistics_line
+    assert mean_jitter_text(v) == "mean jitter 23 µs over 19 of 20 accepted pairs"
+    assert "median 20.0 µs (of the 19 with a jitter)" in _statistics_line(v)
+    blocking_only = study_verdict([no_jitter] * 3, muscle="edc", electrode="concentric")
+    assert blocking_only["verdict"] == "abnormal" and blocking_only["n_pairs_with_jitter"] == 0
+    assert mean_jitter_text(blocking_only) == "no jitter measured on 3 accepted pairs"
+    assert _statistics_line(blocking_only) == ("Accepted pairs: no jitter measured; 0 of 3 (0 %) above the "
+                                               "individual limit (43 µs); 3 of 3 (100 %) blocking.")
+    assert mean_jitter_text(study_verdict([], muscle="edc", electrode="concentric")) == "no accepted pair"
+    assert mean_jitter_text(study_verdict([pair(20)], activation="stimulated")) == \
+        "mean jitter 20 µs over 1 accepted endplate"
 
 
 def test_verdict_excludes_rejected_pairs_and_reports_unknown():
