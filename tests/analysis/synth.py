@@ -34,31 +34,32 @@ def biphasic(t_s, amplitude_v, width_s=PHASE_S):
 SHAPES = {"triphasic": triphasic, "biphasic": biphasic}
 
 
-def amplifier(fs_hz):
-    """Second-order sections of the amplifier band-pass for sampling rate ``fs_hz``."""
-    return scipy.signal.butter(2, [500.0, min(10_000.0, 0.45 * fs_hz)], "bandpass", fs=fs_hz,
+def amplifier(fs_hz, order=2):
+    """Second-order sections of the amplifier band-pass (Butterworth of ``order``) for
+    sampling rate ``fs_hz``."""
+    return scipy.signal.butter(order, [500.0, min(10_000.0, 0.45 * fs_hz)], "bandpass", fs=fs_hz,
                                output="sos")
 
 
-def band_noise(n, fs_hz, rms_v, rng):
+def band_noise(n, fs_hz, rms_v, rng, order=2):
     """White Gaussian noise through the amplifier, scaled to RMS ``rms_v`` after filtering."""
-    noise = scipy.signal.sosfilt(amplifier(fs_hz), rng.standard_normal(n + 2000))[2000:]
+    noise = scipy.signal.sosfilt(amplifier(fs_hz, order), rng.standard_normal(n + 2000))[2000:]
     return noise * (rms_v / noise.std())
 
 
-def filtered_peak_v(shape, amplitude_v, fs_hz):
+def filtered_peak_v(shape, amplitude_v, fs_hz, order=2):
     """Peak |value| of one potential after the amplifier, averaged over 8 sampling phases, V."""
     half = int(np.ceil(1e-3 * fs_hz))
     peaks = []
     for phase in np.arange(8) / 8:
         t = (np.arange(-half, 3 * half) - phase) / fs_hz
-        peaks.append(np.abs(scipy.signal.sosfilt(amplifier(fs_hz), SHAPES[shape](t, amplitude_v))).max())
+        peaks.append(np.abs(scipy.signal.sosfilt(amplifier(fs_hz, order), SHAPES[shape](t, amplitude_v))).max())
     return float(np.mean(peaks))
 
 
-def _finish(clean, fs_hz, rms_v, rng):
+def _finish(clean, fs_hz, rms_v, rng, order=2):
     """Clean potentials through the amplifier, plus amplifier-filtered noise of RMS ``rms_v``."""
-    return scipy.signal.sosfilt(amplifier(fs_hz), clean) + band_noise(clean.size, fs_hz, rms_v, rng)
+    return scipy.signal.sosfilt(amplifier(fs_hz, order), clean) + band_noise(clean.size, fs_hz, rms_v, rng, order)
 
 
 def add_potentials(signal, fs_hz, times_s, shape, amplitude_v, width_s=PHASE_S):
@@ -100,7 +101,8 @@ class Truth:
 
 def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,),
               ipis_s=(1.0e-3,), amplitudes_v=(1e-3, 0.6e-3), shapes=("triphasic", "biphasic"),
-              block_prob=(0.0,), rate_hz=10.0, rate_cv=0.15, idi_slope=0.0, foreign=False, seed=0):
+              block_prob=(0.0,), rate_hz=10.0, rate_cv=0.15, idi_slope=0.0, foreign=False,
+              amplifier_order=2, seed=0):
     """A continuous voluntary recording of one unit with ``len(ipis_s) + 1`` fibres.
 
     The trigger (fibre 0) fires at ``rate_hz``, its intervals varying with a coefficient of
@@ -108,6 +110,7 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
     follows at ``ipis_s[k-1] + e`` with ``e`` Gaussian of SD ``jitter_us / 1.128`` plus
     ``idi_slope * (IDI - mean IDI)`` (firing-rate dependence); it is blocked with
     probability ``block_prob[k-1]``. ``foreign`` adds a non-locked unit (0.5 mV, 7.3 Hz).
+    ``amplifier_order`` is the order of the amplifier's Butterworth band-pass.
     SNR is the smallest potential's peak over the noise RMS.
 
     Returns
@@ -121,7 +124,7 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
     t0 = 0.02 + np.cumsum(idi)
     duration = t0[-1] + 0.02
     n = int(duration * fs_hz)
-    noise_rms = min(filtered_peak_v(s, a, fs_hz) for s, a in zip(shapes, amplitudes_v)) \
+    noise_rms = min(filtered_peak_v(s, a, fs_hz, amplifier_order) for s, a in zip(shapes, amplitudes_v)) \
         / 10 ** (snr_db / 20)
     signal = np.zeros(n)
     times = [t0]
@@ -136,7 +139,7 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
     if foreign:
         tf = np.arange(0.013, duration - 0.01, 1 / 7.3)
         add_potentials(signal, fs_hz, tf, "triphasic", -0.5e-3)
-    return _finish(signal, fs_hz, noise_rms, rng), Truth(t0, np.vstack(times))
+    return _finish(signal, fs_hz, noise_rms, rng, amplifier_order), Truth(t0, np.vstack(times))
 
 
 def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
