@@ -17,7 +17,7 @@ from ..errors import SfemgInputError
 
 __all__ = ["REFERENCE_LIMITS", "REFERENCE_LIMITS_VERSION", "ReferenceLimits", "lookup_limits",
            "study_verdict", "mean_jitter_text", "canonical_muscle", "canonical_electrode", "ABNORMAL_PAIR_FRACTION",
-           "STUDY_PAIRS", "KNOWN_MUSCLES"]
+           "STUDY_PAIRS", "STUDY_STATISTICS", "KNOWN_MUSCLES"]
 
 #: Version of the table below; stored with every verdict.
 REFERENCE_LIMITS_VERSION = "1.0.0 (2026-11)"
@@ -30,6 +30,11 @@ ABNORMAL_PAIR_FRACTION = 0.10
 #: guideline's number of pairs and the acceptable minimum of endplates (docs/literature.md
 #: §5). With fewer, a verdict is given only where no further ones could change it.
 STUDY_PAIRS = 20
+
+#: The statistics of :func:`study_verdict`'s dict: floats, NaN where not defined (no
+#: accepted pair, no limits), null in JSON.
+STUDY_STATISTICS = ("mean_jitter_us", "median_jitter_us", "percent_pairs_blocking",
+                    "percent_pairs_above_limit", "percent_pairs_abnormal")
 
 STALBERG_2016 = ("Stålberg E, Sanders DB, Ali S, et al. Reference values for jitter recorded by "
                  "concentric needle electrodes in healthy controls: a multicenter study. "

@@ -35,7 +35,7 @@ PAIR_JSON_FIELDS = ("mcd_us", "msd_us", "mcd_msd_ratio", "jitter_us", "mean_ipi_
                     "amplitude_uv", "rise_time_us")
 
 
-def _json_value(value):
+def json_value(value):
     """A JSON-safe scalar: NaN/inf become None, numpy scalars become Python ones."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -44,9 +44,9 @@ def _json_value(value):
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, (tuple, list)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     return value
 
 
@@ -126,7 +126,7 @@ class PairResult:
 
     def to_json_dict(self) -> dict:
         """The ``--json`` summary of this pair (docs/hdf5.md; NaN written as null)."""
-        return {name: _json_value(getattr(self, name)) for name in PAIR_JSON_FIELDS}
+        return {name: json_value(getattr(self, name)) for name in PAIR_JSON_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -228,11 +228,11 @@ class RecordingResult:
         stimuli) analysed and their rate; stimulated recordings add ``"stimulus_timing":
         {"source", "marker_scatter_us", "stimulus_error_us", "markers_off"}``."""
         out = {"pairs": [p.to_json_dict() for p in self.pairs], "notes": list(self.notes),
-               "n_discharges": self.n_discharges, "firing_rate_hz": _json_value(self.firing_rate_hz)}
+               "n_discharges": self.n_discharges, "firing_rate_hz": json_value(self.firing_rate_hz)}
         if self.stimulus_timing is not None:
             out["stimulus_timing"] = {"source": self.stimulus_timing,
-                                      "marker_scatter_us": _json_value(self.marker_scatter_us),
-                                      "stimulus_error_us": _json_value(self.stimulus_error_us),
+                                      "marker_scatter_us": json_value(self.marker_scatter_us),
+                                      "stimulus_error_us": json_value(self.stimulus_error_us),
                                       "markers_off": self.markers_off}
         return out
 
@@ -283,4 +283,4 @@ class StudyResult:
         "problems": {name: why}}`` (``problems``: the recordings not analysed, each with
         its one-line reason)."""
         return {"recordings": {r.name: r.to_json_dict() for r in self.recordings},
-                "study": _json_value(self.study), "problems": dict(self.problems)}
+                "study": json_value(self.study), "problems": dict(self.problems)}

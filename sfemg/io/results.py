@@ -22,8 +22,9 @@ import os
 import h5py
 import numpy as np
 
+from ..analysis.limits import STUDY_STATISTICS
 from ..analysis.params import AnalysisParams
-from ..analysis.results import PairResult, RecordingResult, StudyResult
+from ..analysis.results import PairResult, RecordingResult, StudyResult, json_value
 from ..errors import SfemgInputError
 from . import _json
 from . import schema as S
@@ -216,7 +217,7 @@ def save_results(path, study: StudyResult, *, source=None):
             _write_recording(recs, rec)
         st = a.create_group(S.ANALYSIS_STUDY)
         _mark(st, S.ANALYSIS_STUDY_TYPE)
-        st.attrs[S.ANALYSIS_STUDY_JSON_ATTR] = _dumps(study.study)
+        st.attrs[S.ANALYSIS_STUDY_JSON_ATTR] = _dumps(json_value(study.study))  # (strict JSON: NaN as null)
         st.attrs["verdict"] = str(study.study.get("verdict", ""))
 
 
@@ -336,6 +337,7 @@ def load_results(path) -> StudyResult:
             recs_group = a[S.ANALYSIS_RECORDINGS]
             if not (isinstance(study, dict) and isinstance(problems, dict) and isinstance(recs_group, h5py.Group)):
                 raise ValueError("the study, the problems or the recordings are of the wrong kind")
+            study.update({key: float("nan") for key in STUDY_STATISTICS if key in study and study[key] is None})
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as exc:
             raise SfemgInputError(f"{path}: '/{S.ANALYSIS}' group is malformed ({exc})") from None
         recs = tuple(_read_recording(path, recs_group, name, version) for name in recs_group)

@@ -323,5 +323,5 @@ def write_scores(path, scores: dict, *, force: bool = False) -> None:
     SfemgInputError
         ``path`` exists and not ``force``.
     """
-    from ..analysis.results import _json_value
-    _write_json_atomic(path, _json_value(scores), force=force)
+    from ..analysis.results import json_value
+    _write_json_atomic(path, json_value(scores), force=force)

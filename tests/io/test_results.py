@@ -13,7 +13,7 @@ import pytest
 import scipy.signal
 
 from sfemg.analysis import AnalysisParams, analyze_signal
-from sfemg.analysis.limits import study_verdict
+from sfemg.analysis.limits import STUDY_STATISTICS, study_verdict
 from sfemg.analysis.results import StudyResult
 from sfemg.errors import SfemgInputError
 from sfemg.io import results as results_io
@@ -86,6 +86,26 @@ def test_round_trip_every_element(tmp_path, study):
             for f in dataclasses.fields(pa):
                 assert_same(getattr(pa, f.name), getattr(pb, f.name))
     assert study.recordings[1].pairs[0].n_blocked == 10  # blocks survive the trip
+
+
+def test_study_attribute_is_strict_json_its_undefined_statistics_read_back_as_nan(tmp_path, study):
+    """No accepted pair: the study's statistics are NaN. The attribute once held NaN
+    tokens, which strict JSON readers (JavaScript's, jq, Julia's) refuse; --json wrote null."""
+    empty = dataclasses.replace(study, study=study_verdict([], muscle="edc", electrode="concentric"))
+    path = tmp_path / "r.h5"
+    save_results(path, empty)
+    with h5py.File(path) as h5:
+        text = h5["analysis/study"].attrs["json"]
+
+    def refuse(token):
+        raise AssertionError(f"{token} in the study's JSON")
+
+    stored = json.loads(text, parse_constant=refuse)
+    assert all(stored[key] is None for key in STUDY_STATISTICS)
+    back = load_results(path).study
+    assert set(back) == set(empty.study)
+    for key, value in empty.study.items():
+        assert_same(value, back[key])
 
 
 def test_into_existing_file_keeps_recordings_and_replaces_analysis(tmp_path, study):
