@@ -240,6 +240,7 @@ def _cmd_analyze(args):
     given = {"method": ("--method", args.method), "age_years": ("--age", args.age),
              "highpass_hz": ("--highpass", args.highpass),
              "search_window_ms": ("--search-window-ms", args.search_window_ms),
+             "artefact_blank_ms": ("--artefact-blank-ms", args.artefact_blank_ms),
              "stimulus_timing": ("--stimulus-timing", args.stimulus_timing)}
     options = {name: option for name, (option, _) in given.items()}
     with _options_named(options):
@@ -480,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-window-ms", type=_number, metavar="MS",
                    help="seek time-locked potentials up to this long after the stimulus, or either side of "
                         "the trigger (default 5); later ones are not analysed, only named in a note")
+    p.add_argument("--artefact-blank-ms", type=_number, metavar="MS",
+                   help="stimulated: the stimulus artefact lasts this long after the stimulus; no response is "
+                        "sought there (default 1; widen it where a note says the artefact's tail reaches past it)")
     p.add_argument("--stimulus-timing", choices=["auto", "markers", "artefact"],
                    help="stimulated: measure latencies from the stimulus markers or from the stimulus artefact; "
                         "default auto: the artefact where the markers scatter about it by more than twice its "

@@ -299,6 +299,7 @@ def test_report_from_a_results_only_file_finds_the_recordings(tmp_path, capsys):
     (["analyze", "{study}", "-o", ""], "empty"),
     (["analyze", "{study}", "--highpass", "1e-5"], "at least 1 Hz"),
     (["analyze", "{study}", "--search-window-ms", "0"], "--search-window-ms must be"),
+    (["analyze", "{study}", "--artefact-blank-ms", "-1"], "--artefact-blank-ms must be"),
 ])
 def test_outputs_and_numbers_checked_before_work(tmp_path, capsys, argv, needle):
     study = tmp_path / "study.h5"
@@ -411,6 +412,21 @@ def test_analyze_notes_responses_past_the_search_window(tmp_path, capsys):
                        "--quiet")
     assert code == 0 and err == "", err
     assert len(load_results(tmp_path / "w.h5").recordings[0].pairs) == 2
+
+
+def test_analyze_artefact_blank_is_an_option(tmp_path, capsys):
+    """``--artefact-blank-ms`` reaches the analysis (a review: a stimulated recording with
+    a long artefact tail could not be analysed right from the command line) and is stored
+    with the results."""
+    from sfemg.io.results import load_results
+
+    path = tmp_path / "stim.h5"
+    run(capsys, "simulate", "--mode", "stimulated", "--endplates", "1", "--discharges", "60", "--seed", "4",
+        "--quiet", "-o", str(path))
+    code, _, err = run(capsys, "analyze", str(path), "-o", str(tmp_path / "r.h5"), "--artefact-blank-ms", "1.5",
+                       "--quiet")
+    assert code == 0, err
+    assert load_results(tmp_path / "r.h5").params.artefact_blank_ms == 1.5
 
 
 def test_analyze_summary_counts_endplates_and_judges_no_study_on_two(tmp_path, capsys):

@@ -53,6 +53,11 @@ _WIDEN = "widen the window (--search-window-ms)"
 #: A blocking pair whose time points come this close to the search window's end, ms, is
 #: noted (:func:`_at_the_window_edge`).
 _EDGE_MS = 0.1
+#: A response peaking this soon after the artefact's blank, ms, with its waveform
+#: reaching back to the blank, is noted (:func:`_at_the_blank`). The artefact tails of
+#: a review peaked 0.16-0.5 ms after it; a simulated LEMS response of 4.9 mV at 3.1 ms,
+#: whose slow phases reach back 2.7 ms at 5 % of its peak, is no tail.
+_BLANK_REACH_MS = 0.6
 
 
 #: Stimuli after which every accepted response of a recording is absent are taken for
@@ -188,6 +193,28 @@ def _at_the_window_edge(pairs, mode, params):
                          f"({params.search_window_ms:g} ms) or past it: later discharges may have been taken "
                          f"for blocks; {_WIDEN}")
     return tuple(notes)
+
+
+def _at_the_blank(pairs, extents, sw, fs_hz, params):
+    """A note for the rejected responses that peak within :data:`_BLANK_REACH_MS` of the
+    end of the artefact's blank and whose waveforms (``extents``, by potential) reach
+    back to it: the stimulus artefact's tail, which the running median did not follow,
+    or a response the blank cuts. A review: a 20 mV artefact decaying over 0.4 ms,
+    through the amplifier, left a slow pseudo-response at 1.5 ms and 31 false blocks of
+    the accepted endplate behind it (MCD 28.6 µs against 16.5); with a 1.5 ms blank,
+    16.1 µs and the 3 planted blocks. (An accepted response there is not noted: its
+    template holds what is left of the tail, so its waveform reaches back to any blank
+    that leaves some, and it is timed right.)"""
+    end_ms = (sw.artefact_delay / fs_hz + params.artefact_blank_ms * 1e-3) * 1e3
+    reach = [p.mean_ipi_us * 1e-3 for p in pairs if not p.accepted
+             and extents[p.fibre][0] - float(np.median(sw.ref_pos)) <= end_ms * 1e-3 * fs_hz
+             and p.mean_ipi_us * 1e-3 <= end_ms + _BLANK_REACH_MS]
+    if not reach:
+        return ()
+    return (f"responses at {', '.join(f'{ms:.2f}' for ms in reach)} ms reach back to the end of the artefact "
+            f"blank (artefact_blank_ms {params.artefact_blank_ms:g} ms): the stimulus artefact's tail, or a "
+            "response the blank cuts; a tail left in the sweeps can fake blocks of the responses after it: "
+            "widen the blank (--artefact-blank-ms)",)
 
 
 def _locked_potentials(sw: Sweeps, fs_hz, mode, params):
@@ -488,6 +515,8 @@ def _analyze_sweeps(name, sw: Sweeps, fs_hz, mode, params, recording=None, trigg
         pairs = [_pair(j, trigger, timed, d, sw, irregular, mode, fs_hz, params, failed_stimuli=int(failed.sum()))
                  for j in others]
     notes += _at_the_window_edge(pairs, mode, params)
+    if mode == "stimulated":
+        notes += _at_the_blank(pairs, extents, sw, fs_hz, params)
     if not pairs:  # every other potential a slow phase of the trigger (the largest response never is)
         raise SfemgInputError("no potentials found time-locked to the trigger potential")
     if all("all-blocked" in p.flags for p in pairs):

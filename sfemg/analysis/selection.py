@@ -728,11 +728,13 @@ def slow_phases(timed, reference_times_s, fs_hz, max_rise_time_us):
     than its bound says (other fibres' tails and other units' activity under it: a
     relative MCD of 18-33 µs to its fibre against a floor of 5-9 µs on simulated
     studies), so it is rarely rigid by that measure; but its latency follows its fibre's.
-    It stays in the model — the joint fit, the other units' re-timing and the false
-    references see its waveform — but is no pair (simulated: such pairs were rejected
-    by their rise time; seeds 1-12: 13 + 12 of 360 recordings, rigid + following). A fast potential is
-    never hidden so: one that does not jitter against the trigger at all is a
-    measurement of its own (technical jitter, a split fibre).
+    It stays in the model — the joint fit (through the template of a larger potential
+    it moves rigidly with, if any: :func:`~sfemg.analysis.refine.joint_timing`), the
+    other units' re-timing and the false references see its waveform — but is no pair
+    (simulated: such pairs were rejected by their rise time; seeds 1-12: 13 + 12 of 360
+    recordings, rigid + following). A fast potential is never hidden so: one that does
+    not jitter against the trigger at all is a measurement of its own (technical
+    jitter, a split fibre).
 
     Parameters
     ----------

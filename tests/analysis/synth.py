@@ -75,11 +75,11 @@ def add_potentials(signal, fs_hz, times_s, shape, amplitude_v, width_s=PHASE_S):
         signal[idx[ok]] += fn(idx[ok] / fs_hz - t, amplitude_v, width_s)
 
 
-def add_artefacts(signal, fs_hz, stimulus_times_s, artefact_v=5e-3):
+def add_artefacts(signal, fs_hz, stimulus_times_s, artefact_v=5e-3, decay_s=0.15e-3):
     """Add a stimulus artefact at the first sample from each stimulus (in place): a step
-    of ``artefact_v`` decaying with a 0.15 ms time constant, negative for its first 40 µs."""
-    t_axis = np.arange(int(2e-3 * fs_hz)) / fs_hz
-    artefact = artefact_v * np.exp(-t_axis / 0.15e-3) * (1 - 2 * (t_axis < 40e-6))
+    of ``artefact_v`` decaying with time constant ``decay_s``, negative for its first 40 µs."""
+    t_axis = np.arange(int(max(2e-3, 15 * decay_s) * fs_hz)) / fs_hz
+    artefact = artefact_v * np.exp(-t_axis / decay_s) * (1 - 2 * (t_axis < 40e-6))
     for s in stimulus_times_s:
         i = int(np.ceil(s * fs_hz - 1e-6))  # (not a sample late where s * fs_hz rounds up)
         signal[i:i + t_axis.size] += artefact
@@ -144,10 +144,11 @@ def voluntary(fs_hz=50_000.0, n_discharges=200, *, snr_db=30.0, jitter_us=(20.0,
 
 def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
                latencies_s=(3e-3,), amplitudes_v=(0.6e-3,), rate_hz=10.0, artefact_v=5e-3,
-               block_prob=(0.0,), failed=(), asynchronous=False, seed=0):
+               artefact_decay_s=0.15e-3, block_prob=(0.0,), failed=(), asynchronous=False, seed=0):
     """A continuous stimulated recording: stimulus artefacts and time-locked responses.
 
-    The artefact is :func:`add_artefacts`'s (the stimuli fall on samples at 10 Hz).
+    The artefact is :func:`add_artefacts`'s (the stimuli fall on samples at 10 Hz), of
+    ``artefact_v`` decaying with ``artefact_decay_s``.
     ``asynchronous``: each stimulus falls at a random point within a sample (a stimulator
     on a clock of its own), and the artefact is a Gaussian-derivative spike of
     ``artefact_v`` (width 40 µs) at its exact time, 120 µs after the stimulus.
@@ -169,7 +170,7 @@ def stimulated(fs_hz=50_000.0, n_stimuli=150, *, snr_db=30.0, jitter_us=(15.0,),
     if asynchronous:
         add_potentials(signal, fs_hz, stim + 120e-6, "biphasic", artefact_v, width_s=40e-6)
     else:
-        add_artefacts(signal, fs_hz, stim, artefact_v)
+        add_artefacts(signal, fs_hz, stim, artefact_v, artefact_decay_s)
     times = []
     for k, lat in enumerate(latencies_s):
         sd = jitter_us[k] * 1e-6 / (2 / np.sqrt(np.pi))

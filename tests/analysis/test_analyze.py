@@ -80,12 +80,32 @@ def test_split_fibre_at_25_khz_is_not_pulled_apart(snr_db):
     """Two potentials that always move together (a split fibre) at 25 kHz through a
     4th-order amplifier: the joint fit cannot tell their templates apart; it once put both
     waveforms in one and let the other's shifts fit the noise (MCD 3-28 µs against 0.3-1
-    µs, most accepted). The larger one's template carries both now (refine._carried)."""
+    µs, most accepted). The smaller one is left out of the joint model now
+    (refine._carriers), which then has nothing to fit jointly."""
     sig, _ = synth.voluntary(fs_hz=25e3, n_discharges=1000, rate_hz=40, snr_db=snr_db, jitter_us=(0.0,),
                              amplifier_order=4, seed=7)
     p = analyze_signal(sig, 25e3).pairs[0]
     assert abs(p.mcd_us / p.technical_jitter_us - 1) <= CRB_REL, (p.mcd_us, p.technical_jitter_us)
     assert "low-mcd" in p.flags and not p.accepted
+
+
+@pytest.mark.parametrize("fs_hz,amplifier_order", [(25e3, 4), (50e3, 2)])
+def test_a_fibre_beside_a_split_one_is_timed_jointly_with_its_carrier(fs_hz, amplifier_order):
+    """A split fibre (P1, P2: no relative jitter) and a fibre P3 whose waveform reaches
+    P2's but not P1's. P2 stays out of the joint model, but its overlap with P3 still
+    counts: P3 is timed jointly with P1, whose template carries P2. A review found P3
+    timed alone once P2 was left out of the overlap test too, 18-21 % low (25 kHz) and
+    4-5 % low (50 kHz); before P2 was left out, the split pair read 15-23 µs, accepted,
+    at 25 kHz and 4-5 µs at 50 kHz."""
+    sig, truth = synth.voluntary(fs_hz=fs_hz, n_discharges=200, jitter_us=(0.0, 20.0), ipis_s=(1e-3, 1.5e-3),
+                                 amplitudes_v=(1e-3, 0.6e-3, 0.5e-3), shapes=("triphasic", "biphasic", "biphasic"),
+                                 block_prob=(0.0, 0.0), amplifier_order=amplifier_order, seed=1)
+    r = analyze_signal(sig, fs_hz)
+    split, beside = r.pairs
+    assert "low-mcd" in split.flags and not split.accepted
+    want = true_mcd_us(beside, r, truth)
+    assert beside.accepted and abs(beside.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want), \
+        (beside.mcd_us, want)
 
 
 @pytest.mark.parametrize("fs_hz", [25e3, 50e3])
@@ -228,6 +248,31 @@ def test_stimuli_that_miss_the_axon_are_no_blocks():
     for p, f in zip(r.pairs, (0, 1)):
         assert "stimulus-failures" not in p.flags and p.n_discharges == 150
         np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[f]))
+
+
+@pytest.mark.parametrize("decay_s", [0.3e-3, 0.4e-3])
+def test_an_artefact_tail_past_the_blank_is_noted_and_a_wider_blank_clears_it(decay_s):
+    """A 20 mV artefact decaying over 0.3-0.4 ms outlasts the 1 ms blank, the running
+    median does not follow it, and it is kept as a slow pseudo-response that fakes blocks
+    of the endplate behind it (31 against 7, MCD -22 %) or hides it. The recording says
+    so and names the option (a review: no option could widen the blank); with the tail
+    left as a stimulus-locked pseudo-response (1.5 ms) it still says so; with a 2 ms
+    blank the endplate is exact and nothing is noted."""
+    sig, stim, truth = synth.stimulated(fs_hz=50e3, jitter_us=(15.0,), latencies_s=(2.5e-3,), amplitudes_v=(0.5e-3,),
+                                        artefact_v=20e-3, artefact_decay_s=decay_s, block_prob=(0.03,), seed=1)
+    for blank_ms in (1.0, 1.5):
+        r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim,
+                           params=AnalysisParams(artefact_blank_ms=blank_ms))
+        (note,) = [n for n in r.notes if "artefact blank" in n]
+        assert note.startswith("responses at 1.") and f"(artefact_blank_ms {blank_ms:g} ms)" in note
+        assert note.endswith("widen the blank (--artefact-blank-ms)")
+    r = analyze_signal(sig, 50e3, mode="stimulated", stimulus_times_s=stim,
+                       params=AnalysisParams(artefact_blank_ms=2.0))
+    (p,) = r.pairs
+    assert r.notes == () and p.accepted
+    np.testing.assert_array_equal(p.blocked, np.isnan(truth.times_s[0]))
+    want = truth.mcd_s(0, None) * 1e6
+    assert abs(p.mcd_us - want) <= max(MCD_ABS_US_30DB, MCD_REL_30DB * want)
 
 
 @pytest.mark.parametrize("latency_s", [1.2e-3, 1.5e-3, 1.7e-3])
