@@ -205,10 +205,11 @@ def _at_the_blank(pairs, extents, sw, fs_hz, params):
     16.1 µs and the 3 planted blocks. (An accepted response there is not noted: its
     template holds what is left of the tail, so its waveform reaches back to any blank
     that leaves some, and it is timed right.)"""
-    end_ms = (sw.artefact_delay / fs_hz + params.artefact_blank_ms * 1e-3) * 1e3
+    end = sw.artefact_delay + params.artefact_blank_ms * 1e-3 * fs_hz  # samples after the stimulus
+    latest_ms = end / fs_hz * 1e3 + _BLANK_REACH_MS
+    stimulus = float(np.median(sw.ref_pos))
     reach = [p.mean_ipi_us * 1e-3 for p in pairs if not p.accepted
-             and extents[p.fibre][0] - float(np.median(sw.ref_pos)) <= end_ms * 1e-3 * fs_hz
-             and p.mean_ipi_us * 1e-3 <= end_ms + _BLANK_REACH_MS]
+             and extents[p.fibre][0] - stimulus <= end and p.mean_ipi_us * 1e-3 <= latest_ms]
     if not reach:
         return ()
     return (f"responses at {', '.join(f'{ms:.2f}' for ms in reach)} ms reach back to the end of the artefact "

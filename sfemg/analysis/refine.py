@@ -199,6 +199,7 @@ def joint_timing(data, sw, timed, extents, spectra, fs_hz, params):
         return timed, single
     fit_half = fit_half_window(params, fs_hz)
     big = np.flatnonzero(large)
+    # (a carried potential and its carrier do not drag each other; a third one it reaches does count)
     together = (carrier[big][:, None] == big[None, :]) | (carrier[big][None, :] == big[:, None])
     update = np.zeros(len(timed), bool)  # large potentials of the model overlapping another large one
     update[big] = _overlapping([timed[j] for j in big], [extents[j] for j in big], fit_half, together)
