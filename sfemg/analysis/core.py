@@ -38,6 +38,7 @@ from .sweeps import (
     noise_spectrum,
     preceding_intervals,
     prepared_input,
+    rows_after_stimuli,
     stimulus_sweeps,
     subset_sweeps,
     sweep_input,
@@ -130,8 +131,8 @@ def _analyze_continuous(name, x, fs_hz, mode, stimulus_times_s, params, recordin
 
 
 def _incomplete_sweeps(sw, n_stimuli, fs_hz):
-    """A note where stimuli were left out for lying too near the recording's start or end
-    for a whole sweep (``sw`` holds the others; ``n_stimuli`` were given): without it, a
+    """A note where stimuli were left out for lying outside the recording or too near its
+    start or end for a whole sweep (``sw`` holds the others; ``n_stimuli`` were given): without it, a
     study of 50 stimuli whose last sweep the widened window no longer fitted in read 49
     discharges and "few-discharges" unexplained (simulated, 8.9 ms recorded after the
     last stimulus, an 8 ms window)."""
@@ -140,8 +141,8 @@ def _incomplete_sweeps(sw, n_stimuli, fs_hz):
         return ()
     before_ms = float(np.median(sw.ref_pos)) / fs_hz * 1e3
     after_ms = sw.data_v.shape[1] / fs_hz * 1e3 - before_ms
-    return (f"{left_out} of {n_stimuli} stimuli left out: too near the recording's start or end for a whole sweep "
-            f"({before_ms:.2f} ms before the stimulus to {after_ms:.2f} ms after it)",)
+    return (f"{left_out} of {n_stimuli} stimuli left out: outside the recording or too near its start or end for a "
+            f"whole sweep ({before_ms:.2f} ms before the stimulus to {after_ms:.2f} ms after it)",)
 
 
 def _clipping(n_clipped, levels, who):
@@ -263,7 +264,7 @@ def _locked_groups(data, ref_pos, after, noise_sd_v, fs_hz, params):
     lat = cols - ref_pos[rows]
     keep = lat > after
     rows, cols, lat = rows[keep], cols[keep], lat[keep]
-    lock_half = to_samples(params.lock_half_window_us * 1e-6, fs_hz, minimum=1)
+    lock_half = _lock_half(fs_hz, params)
     amps = peak_values(data, rows, cols)
     groups = []
     for sign in (1.0, -1.0):
@@ -273,29 +274,37 @@ def _locked_groups(data, ref_pos, after, noise_sd_v, fs_hz, params):
     return sorted(groups, key=lambda g: g.latency)
 
 
+def _lock_half(fs_hz, params):
+    """Half-width of a time-locked group's latency box, samples (``lock_half_window_us``)."""
+    return to_samples(params.lock_half_window_us * 1e-6, fs_hz, minimum=1)
+
+
 def _probe_past_the_window(sw, fs_hz, params):
     """Responses time-locked to the stimuli past the search window, up to
     :data:`_PROBE_WINDOWS` windows after the stimulus (and a fit half-window before the
-    next), sought in the continuous signal (``sw.noise_v``): the sweeps reach only a fit
-    half-window past the window, and a response further out was missed without a word (a
-    review: responses at 6.5 ms with the default 5 ms window were not mentioned, or,
-    alone, gave "no response time-locked to the stimuli").
+    next), sought in the continuous signal (``sw.signal_v``), its slow baseline taken out
+    as the sweeps' is (:func:`~sfemg.analysis.sweeps.rows_after_stimuli`): the sweeps
+    reach only a fit half-window past the window, and a response further out was missed
+    without a word (a review: responses at 6.5 ms with the default 5 ms window were not
+    mentioned, or, alone, gave "no response time-locked to the stimuli").
 
     Returns
     -------
     list of LockedPotential
-        :func:`_fast_main_phases` of the groups found, latencies from the stimulus, samples.
+        :func:`_fast_main_phases` of the groups found, latencies from the stimulus,
+        samples; none where fewer than two stimuli have the signal for it.
     """
-    x = sw.noise_v[0]
+    x = sw.signal_v
     search = params.search_window_ms * 1e-3 * fs_hz
     margin = to_samples((params.max_rise_time_us + params.peak_window_us) * 1e-6, fs_hz, minimum=2)
-    last = min(_PROBE_WINDOWS * search, np.diff(sw.ref_times_s).min() * fs_hz - fit_half_window(params, fs_hz) - margin)
     stimuli = np.round(sw.ref_times_s * fs_hz).astype(np.int64)
+    shortest = np.diff(stimuli).min() if stimuli.size > 1 else 0
+    last = min(_PROBE_WINDOWS * search, shortest - fit_half_window(params, fs_hz) - margin)
     lo, hi = int(search) - margin, int(last) + margin
     stimuli = stimuli[(stimuli + lo >= 0) & (stimuli + hi < x.size)]
     if last <= search or stimuli.size < 2:
         return []
-    data = x[stimuli[:, None] + np.arange(lo, hi + 1)[None, :]]
+    data = rows_after_stimuli(x, stimuli, lo, hi - lo + 1, fs_hz, params, sw.noise_sd)
     ref_pos = np.full(stimuli.size, float(-lo))
     groups = _locked_groups(data, ref_pos, -np.inf, sw.noise_sd, fs_hz, params)
     return _fast_main_phases(data, ref_pos, [g for g in groups if search < g.latency <= last], sw.noise_sd, fs_hz,
@@ -305,12 +314,15 @@ def _probe_past_the_window(sw, fs_hz, params):
 def _fast_main_phases(data, ref_pos, groups, noise_sd_v, fs_hz, params):
     """Of time-locked ``groups`` past the search window, those that can be responses or
     fibres of their own: each potential's main phase (the largest group within
-    ``max_rise_time_us``), if it rises in less than ``max_rise_time_us``
-    (:func:`_rise_time_us`). Past the window no kept potential's waveform can be told
-    from them by its slow phases (:func:`~sfemg.analysis.selection.select_potentials`):
-    simulated stimulated recordings (six states, seeds 1-3, 360 recordings) noted a
-    fibre's own slow after-phase, 1.25 ms after it (rise time 422 µs), as a response
-    past the window in 13.
+    ``max_rise_time_us``), if the rows' mean holds it (its peak in the group's window
+    at least ``detect_threshold_sd`` of the mean's noise SD: noise peaks that pass for a
+    group, where something lifts them over the threshold, average out) and, where that
+    can be measured, it rises in less than ``max_rise_time_us`` (:func:`_rise_time_us`).
+    Past the window no kept potential's waveform can be told from them by its slow
+    phases (:func:`~sfemg.analysis.selection.select_potentials`): simulated stimulated
+    recordings (six states, seeds 1-3, 360 recordings) noted a fibre's own slow
+    after-phase, 1.25 ms after it (rise time 422 µs), as a response past the window in
+    13.
 
     Parameters
     ----------
@@ -331,27 +343,34 @@ def _fast_main_phases(data, ref_pos, groups, noise_sd_v, fs_hz, params):
     main = [g for g in groups if not any(abs(g.latency - h.latency) <= rise and h.amplitude_v > g.amplitude_v
                                          for h in groups)]
     centre = float(np.median(ref_pos))
-    return [g for g in main if _rise_time_us(data, int(round(centre + g.latency)), g, rise, noise_sd_v, fs_hz, params)
-            < params.max_rise_time_us]
+    mean = data.mean(axis=0)
+    out = []
+    for g in main:
+        col = int(round(centre + g.latency))
+        held = g.polarity * mean[max(col - g.half_window, 0):col + g.half_window + 1]
+        if held.size and held.max() >= params.detect_threshold_sd * noise_sd_v / np.sqrt(data.shape[0]) \
+                and not _rise_time_us(data, col, g, rise, noise_sd_v, fs_hz, params) >= params.max_rise_time_us:
+            out.append(g)
+    return out
 
 
 def _rise_time_us(data, col, group, rise, noise_sd_v, fs_hz, params):
     """Rise time of the mean waveform of ``group`` in ``data`` (rows (n, L), V; the group
     about column ``col``), each row aligned on its peak within the group's half window
     where that reaches the detection threshold
-    (:func:`~sfemg.analysis.potentials.waveform_shape`), µs; inf where no row holds it
+    (:func:`~sfemg.analysis.potentials.waveform_shape`), µs; NaN where no row holds it
     whole (``rise``: ``max_rise_time_us`` in samples, the length before the peak it is
-    sought in)."""
+    sought in): near a sweep's end, past which it is not known."""
     half = group.half_window
     lo = max(col - half, 0)
     near = group.polarity * data[:, lo:col + half + 1]
     if near.shape[1] == 0:
-        return np.inf
+        return np.nan
     peaks = lo + np.argmax(near, axis=1)
     found = ((near.max(axis=1) >= params.detect_threshold_sd * noise_sd_v) & (peaks - rise - half >= 0)
              & (peaks + half < data.shape[1]))
     if not found.any():
-        return np.inf
+        return np.nan
     segments = data[np.flatnonzero(found)[:, None], peaks[found][:, None] + np.arange(-rise - half, half + 1)[None, :]]
     return waveform_shape(group.polarity * segments.mean(axis=0), rise + half, fs_hz,
                           noise_sd_v / np.sqrt(found.sum()))[1]
@@ -371,8 +390,8 @@ def _locked_potentials(sw: Sweeps, fs_hz, mode, params):
         stimulated.
     past : list of LockedPotential
         Those past the search window that can be potentials of their own
-        (:func:`_fast_main_phases`); for a continuous stimulated recording sought in the
-        signal past the sweeps too (:func:`_probe_past_the_window`).
+        (:func:`_fast_main_phases`); for a continuous stimulated recording also those
+        the signal holds past the sweeps (:func:`_probe_past_the_window`).
 
     Raises
     ------
@@ -382,15 +401,15 @@ def _locked_potentials(sw: Sweeps, fs_hz, mode, params):
     blank_end = params.artefact_blank_ms * 1e-3 * fs_hz + sw.artefact_delay if mode == "stimulated" else -np.inf
     pots, past = _within_search_window(_locked_groups(sw.data_v, sw.ref_pos, blank_end, sw.noise_sd, fs_hz, params),
                                        mode, fs_hz, params)
-    if mode == "stimulated" and sw.noise_v.shape[0] == 1:  # continuous: sought as far as responses go
-        past = _probe_past_the_window(sw, fs_hz, params)
-    else:
-        past = _fast_main_phases(sw.data_v, sw.ref_pos, past, sw.noise_sd, fs_hz, params)
+    past = _fast_main_phases(sw.data_v, sw.ref_pos, past, sw.noise_sd, fs_hz, params)
+    if mode == "stimulated" and sw.signal_v is not None:  # continuous: sought as far as responses go
+        past += [g for g in _probe_past_the_window(sw, fs_hz, params)
+                 if all(abs(g.latency - p.latency) > _lock_half(fs_hz, params) for p in past)]
     trigger = -1
     if mode == "voluntary":
         if pots:
             trigger = int(np.argmin([abs(p.latency) for p in pots]))
-        if trigger < 0 or abs(pots[trigger].latency) > to_samples(params.lock_half_window_us * 1e-6, fs_hz, minimum=1):
+        if trigger < 0 or abs(pots[trigger].latency) > _lock_half(fs_hz, params):
             raise SfemgInputError("no potentials found: the trigger potential is not consistent")
     elif not pots and past:
         raise SfemgInputError(f"no potentials found: {_past_the_window(past, mode, fs_hz, params)}: {_WIDEN}")

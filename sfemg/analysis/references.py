@@ -131,8 +131,7 @@ def keep_references(sw, keep, pot, fs_hz, params):
     ----------
     sw : Sweeps
         From :func:`~sfemg.analysis.sweeps.discharge_sweeps` (continuous: ``busy_cols``
-        are the candidate peaks of ``noise_v``'s one row, the signal) or a windowed
-        recording's.
+        are the candidate peaks of ``signal_v``) or a windowed recording's.
     keep : ndarray of bool, shape (n,)
         The sweeps kept.
     pot : LockedPotential
@@ -150,8 +149,8 @@ def keep_references(sw, keep, pot, fs_hz, params):
     keep = np.asarray(keep, dtype=bool)
     dropped = np.flatnonzero(~keep)
     stood_in = np.zeros(dropped.size, dtype=bool)
-    if sw.noise_v.shape[0] == 1 and dropped.size:
-        x = sw.noise_v[0]
+    if sw.signal_v is not None and dropped.size:
+        x = sw.signal_v
         cols = np.sort(sw.busy_cols)
         size = pot.polarity * x[cols]
         fraction = params.block_fraction

@@ -383,10 +383,10 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
         ``timed`` with the re-timed, the found and the lost discharges' time points and
         positions changed.
     """
-    if model is None or sw.noise_v.shape[0] != 1 or params.superimposed_ratio <= 0:
+    if model is None or sw.signal_v is None or params.superimposed_ratio <= 0:
         return timed
     n_cols = sw.data_v.shape[1]
-    background = background_templates(sw.noise_v[0], sw.busy_cols,
+    background = background_templates(sw.signal_v, sw.busy_cols,
                                       np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz,
                                       params.detect_threshold_sd * sw.noise_sd)
     if background.shape[0] == 0:

@@ -103,6 +103,9 @@ class Sweeps:
     busy_cols: np.ndarray
     noise_sd: float           # robust noise standard deviation, V
     saturation: Saturation | None = None  # where the samples as recorded clip
+    # the continuous signal the rows were cut from (voluntary: its candidate peaks are
+    # busy_cols); None: windowed input, no signal between the sweeps
+    signal_v: np.ndarray | None = None
     stimulus: StimulusTiming | None = None  # stimulated: where the stimulus times come from
     ref_var: np.ndarray | None = None  # (n,) samples^2: each stimulus time's error variance; None: 0
     artefact_delay: float = 0.0  # samples: stimulated, where the artefact (and the blank) begins after the stimulus
@@ -440,6 +443,33 @@ def _remove_artefact(data, ref_pos, fs_hz, params, noise_sd):
     return clean, rows, cols_
 
 
+def rows_after_stimuli(x, stimuli, first, n_cols, fs_hz, params, noise_sd):
+    """Rows of the signal from ``first`` samples after each stimulus, their slow baseline
+    taken out as the sweeps' is (:func:`_remove_artefact`: a running median over
+    ``artefact_baseline_ms``, the responses bridged; no blank, the rows start after it),
+    for the search for responses past the sweeps (a recovery tail of the amplifier,
+    decaying over milliseconds, formed time-locked groups of noise peaks there).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_samples,)
+        The signal, V.
+    stimuli : ndarray of int, shape (n,)
+        Stimulus samples, each with its whole row inside ``x``.
+    first, n_cols : int
+        Where each row starts after its stimulus, and its length, samples.
+    fs_hz, params, noise_sd
+        As for :func:`stimulus_sweeps`.
+
+    Returns
+    -------
+    ndarray, shape (n, n_cols)
+        V.
+    """
+    return _remove_artefact(_windows(x, stimuli + first, n_cols), np.full(stimuli.size, float(-first)), fs_hz,
+                            params, noise_sd)[0]
+
+
 def _complete_windows(stim_s, fs_hz, fit_half, n_cols, n_samples):
     """First sample of each stimulus's window, and whether it lies whole in the signal;
     refused with fewer than two."""
@@ -502,7 +532,7 @@ def stimulus_sweeps(x, fs_hz, stimulus_times_s, params, noise_sd, saturation):
     ref_pos = stim * fs_hz - starts
     clean, _, _ = _remove_artefact(_windows(x, starts, n_cols), ref_pos + timing.delay, fs_hz, params, noise_sd)
     return Sweeps(clean, starts / fs_hz, ref_pos, stim, x[None, :], busy_rows, busy_cols, noise_sd, saturation,
-                  timing, timing.error_var[ok], timing.delay)
+                  x, timing, timing.error_var[ok], timing.delay)
 
 
 def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
@@ -520,7 +550,7 @@ def discharge_sweeps(x, trig, rows, cols, fs_hz, params, noise_sd):
         raise SfemgInputError(f"only {trig.size} complete discharge window(s) in the recording")
     starts = trig - pre
     return Sweeps(_windows(x, starts, n_cols), starts / fs_hz, np.full(trig.size, float(pre)),
-                   trig / fs_hz, x[None, :], rows, cols, noise_sd)
+                   trig / fs_hz, x[None, :], rows, cols, noise_sd, signal_v=x)
 
 
 def _check_in_sweeps(markers, n_cols, stim_s, starts_s, fs_hz, params):
@@ -565,7 +595,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
         return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz, clean,
                       np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), noise_sd, saturation,
-                      timing, timing.error_var, timing.delay)
+                      None, timing, timing.error_var, timing.delay)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
     # and a refractory time of one sweep: a group fires once per sweep it is in, and the
