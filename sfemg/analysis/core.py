@@ -18,7 +18,14 @@ from scipy.special import betainc
 from .._units import to_samples
 from ..errors import SfemgInputError
 from ..recording import Recording
-from .detect import estimate_noise_sd, fast_median, find_locked_potentials, find_trigger, peak_values
+from .detect import (
+    estimate_noise_sd,
+    estimate_sweeps_noise_sd,
+    fast_median,
+    find_locked_potentials,
+    find_trigger,
+    peak_values,
+)
 from .jitter import MCD_PER_SD, compute_mcd, compute_msd, flip_flop_separation, reported_jitter
 from .limits import canonical_electrode
 from .params import checked_params
@@ -201,7 +208,8 @@ def _past_the_window(past, mode, fs_hz, params):
 
 
 def _at_the_window_edge(pairs, mode, params):
-    """Notes for the blocking pairs whose time points reach within :data:`_EDGE_MS` of the
+    """Notes for the accepted blocking pairs (a rejected one's blocks count for nothing)
+    whose time points reach within :data:`_EDGE_MS` of the
     search window's end: their later discharges lie past it and were taken for blocks
     (a review: an endplate blocking in 18 of 49 stimuli, its responses 4.6-5.2 ms after
     them, read 27 blocks and an MCD of 259 µs against 220 at the default 5 ms; 18 and
@@ -209,7 +217,7 @@ def _at_the_window_edge(pairs, mode, params):
     notes = []
     for p in pairs:
         latest_ms = np.nanmax(np.abs(p.ipis_s)) * 1e3 if p.n_blocked < p.n_discharges else np.nan
-        if p.n_blocked and latest_ms > params.search_window_ms - _EDGE_MS:
+        if p.accepted and p.n_blocked and latest_ms > params.search_window_ms - _EDGE_MS:
             what = "latencies" if mode == "stimulated" else "intervals"
             notes.append(f"{p.label}: its {what} reach {latest_ms:.2f} ms, at the end of search_window_ms "
                          f"({params.search_window_ms:g} ms) or past it: later discharges may have been taken "
@@ -789,5 +797,5 @@ def analyze_recording(rec: Recording, params=None, *, electrode=None) -> Recordi
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
     data, saturation = prepared_input(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz, params)
-    sw = sweep_input(rec, data, params, estimate_noise_sd(data), saturation)
+    sw = sweep_input(rec, data, params, estimate_sweeps_noise_sd(data), saturation)
     return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

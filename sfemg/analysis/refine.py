@@ -22,6 +22,7 @@ from .superimposed import (
     background_templates,
     find_superimposed,
     flag_superimposed,
+    generic_background,
     lost_superimposed,
     model_residual,
     retime_superimposed,
@@ -383,13 +384,16 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
         ``timed`` with the re-timed, the found and the lost discharges' time points and
         positions changed.
     """
-    if model is None or sw.signal_v is None or params.superimposed_ratio <= 0:
+    if model is None or params.superimposed_ratio <= 0:
         return timed
     n_cols = sw.data_v.shape[1]
-    background = background_templates(sw.signal_v, sw.busy_cols,
-                                      np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz,
-                                      params.detect_threshold_sd * sw.noise_sd)
-    if background.shape[0] == 0:
+    if sw.signal_v is None:  # windowed input: no signal between the sweeps to learn the other units from
+        background = generic_background(fs_hz)
+    else:
+        background = background_templates(sw.signal_v, sw.busy_cols,
+                                          np.sort(np.round(sw.start_s * fs_hz).astype(np.int64)), n_cols, fs_hz,
+                                          params.detect_threshold_sd * sw.noise_sd)
+    if background.templates.shape[0] == 0:
         return timed
     positions = np.array([t.positions for t in timed])
     fit_half = fit_half_window(params, fs_hz)
@@ -414,8 +418,9 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     judged = flagged & (new == positions)  # present, not re-timed
     if trigger >= 0:  # (the reference: never lost)
         judged[trigger] = False
-    lost = lost_superimposed(residual, positions, model.template_spectra, judged, background, fs_hz, fit_half,
-                             params.block_fraction)
+    # (not judged with generic shapes: at a free scale one can stand in for a present potential)
+    lost = (lost_superimposed(residual, positions, model.template_spectra, judged, background, fs_hz, fit_half,
+                              params.block_fraction) if sw.signal_v is not None else np.zeros(positions.shape, bool))
     lost &= 2 * lost.sum(axis=1, keepdims=True) < present.sum(axis=1, keepdims=True)
     new = np.where(lost, np.nan, new)
     changed = (np.isfinite(new) & (new != positions)) | lost

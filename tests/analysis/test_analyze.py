@@ -429,6 +429,19 @@ def test_stimuli_left_out_at_the_recordings_end_are_noted():
                                  "whole sweep")
 
 
+def test_no_candidate_peak_at_a_rows_first_or_last_sample():
+    """A row that begins (or ends) within a potential has its largest value at the edge,
+    no peak: a windowed sweep that began at -0.97 mV took it for its trigger (an
+    interval 1.3 ms off, its pair's MCD 39 -> 71 µs, on the validation grid)."""
+    from sfemg.analysis.sweeps import find_candidates
+
+    x = np.zeros((2, 200))
+    x[0, :20] = -np.linspace(1e-3, 0.0, 20)
+    x[1, 100], x[1, -1] = 5e-4, 7e-4
+    rows, cols = find_candidates(x, 1e-5, 50e3, AnalysisParams())
+    assert list(zip(rows.tolist(), cols.tolist())) == [(1, 100)]
+
+
 def test_a_single_stimulated_sweep_is_an_input_error():
     """Found in review: one sweep of windowed input was taken for a continuous signal
     (one row of samples) and searched past its end; a traceback."""

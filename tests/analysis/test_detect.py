@@ -21,11 +21,14 @@ from sfemg.analysis.detect import (
     amplitude_groups,
     detect_both_polarities,
     detect_peaks,
+    estimate_noise_sd,
+    estimate_sweeps_noise_sd,
     find_locked_potentials,
     find_trigger,
     peak_values,
     running_median,
 )
+from sfemg.errors import SfemgInputError
 
 
 def slow_detect(x, threshold, half_width, polarity):
@@ -572,3 +575,27 @@ def test_locked_potentials_refuse_what_would_never_end():
     for lat, half in (([1.0, np.nan, 2.0], 3), ([1.0, 2.0, 3.0], 0)):
         with pytest.raises(ValueError):
             find_locked_potentials(np.array(lat), np.ones(3), 3, lock_half=half, min_fraction=0.5)
+
+
+@pytest.mark.parametrize("n_sweeps", [8, 101])
+def test_sweeps_noise_sd_ignores_what_every_sweep_holds(n_sweeps):
+    """Sweeps of one event: Gaussian noise (SD 10 µV), the same 1 mV potential in each
+    (a stimulus response), and another unit's 0.5 mV potential in one sweep of ten.
+    The MAD of all samples reads the potential as noise; the median over samples of the
+    consecutive differences' median magnitude does not. Tolerance: 4 SDs of the
+    estimator over its 1000 samples (relative SD ~1.2 / sqrt(2 n_sweeps) per sample,
+    x 1.25 / sqrt(1000) for their median), plus its 1.2 % bias at 8 sweeps."""
+    rng = np.random.default_rng(1)
+    fs_hz, sd_v = 50e3, 10e-6
+    t_s = np.arange(1000) / fs_hz
+    u = (t_s - 5e-3) / 1e-3
+    sweeps = sd_v * rng.standard_normal((n_sweeps, t_s.size)) + 1e-3 * np.exp(-0.5 * u * u) * np.cos(4e3 * t_s)
+    for i in range(3, n_sweeps, 10):
+        sweeps[i, rng.integers(0, t_s.size - 20):][:20] += 0.5e-3
+    got = estimate_sweeps_noise_sd(sweeps)
+    tolerance = 4 * 1.2 / np.sqrt(2 * n_sweeps) * 1.25 / np.sqrt(t_s.size) + (0.012 if n_sweeps < 10 else 0.0)
+    assert got == pytest.approx(sd_v, rel=tolerance)
+    assert estimate_noise_sd(sweeps) > 1.4 * sd_v  # (why it is not used for sweeps)
+    assert estimate_sweeps_noise_sd(sweeps[:1]) == estimate_noise_sd(sweeps[:1])
+    with pytest.raises(SfemgInputError, match="the sweeps are identical"):
+        estimate_sweeps_noise_sd(np.tile(sweeps[:1], (5, 1)))

