@@ -347,13 +347,14 @@ def found_without_the_others(model, sw, pots, timed, trigger, spectra, fs_hz, pa
 def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     """Re-time the discharges with another unit's potential on a potential of the unit,
     and seek it where such a potential made it look blocked
-    (:mod:`~sfemg.analysis.superimposed`): continuous recordings (voluntary or
-    stimulated), whose signal between the sweeps shows the other units' potentials.
+    (:mod:`~sfemg.analysis.superimposed`).
 
     The model is every kept potential's joint template (estimated at the selection's
     positions) at its final positions (joint timing moves them by µs); the other units'
-    templates come from the candidate peaks (``sw.busy_cols``) farther than a template's
-    half length from every sweep. A potential present in at least two discharges (the
+    templates come, in a continuous recording, from the candidate peaks
+    (``sw.busy_cols``) farther than a template's half length from every sweep; windowed
+    input, with no signal between the sweeps, has generic broad shapes instead
+    (:func:`~sfemg.analysis.superimposed.generic_background`). A potential present in at least two discharges (the
     trigger too) is re-timed from its median position relative to the reference as well
     (its fitted one may be on the other unit's potential); one other than the trigger is
     sought in a discharge it is missing from
@@ -364,7 +365,7 @@ def retime_superimposed_discharges(model, sw, timed, trigger, fs_hz, params):
     flagged discharge that the re-timing did not move, is taken for blocked there when a
     background potential alone explains its window
     (:func:`~sfemg.analysis.superimposed.lost_superimposed`; at most in fewer than half
-    of its discharges): another unit's potential stood in for it.
+    of its discharges; not with generic shapes): another unit's potential stood in for it.
 
     Parameters
     ----------

@@ -352,8 +352,8 @@ def retime_superimposed(residual_v, positions, typical, template_spectra, flagge
     * the background template, place and scale that take most energy out of what the
       potential at its current shift leaves in its fit window ``[lo, hi)`` (places
       overlapping the window, every :data:`_COARSE_STEP_US` and then every sample near
-      the best; scale by least squares over the whole template, within
-      [:data:`_MIN_SCALE`, :data:`_MAX_SCALE`]; the place refined by a parabola to the
+      the best; scale by least squares over the whole template, within the
+      background's range; the place refined by a parabola to the
       nearest of :data:`_PHASES` sub-sample shifts);
     * the shift (±:data:`_SHIFT_RANGE_US`: every whole sample, then every
       :data:`_GRID_STEP_SAMPLES` within one sample of the best, and a parabola) that fits

@@ -21,6 +21,7 @@ from ..recording import Recording
 from ._detect_numba import extremes_kernel
 from .detect import (
     detect_both_polarities,
+    estimate_noise_sd,
     estimate_noise_spectrum,
     find_trigger,
     median_and_robust_sd,
@@ -578,6 +579,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
     gives them, and where they clip), with the stimulus or the trigger found in each."""
     fs_hz = rec.fs_hz
     starts_s = rec.sweep_start_times_s
+    aligned = noise_sd < estimate_noise_sd(data)  # (it came from the sweeps' differences)
     if rec.mode == "stimulated":
         stim = rec.stimulus_times_s if rec.stimulus_times_s is not None else starts_s
         if stim.size != starts_s.size:
@@ -600,7 +602,7 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         # the noise is measured away from the blanked artefact and from the responses
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
         return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz,
-                      *_differences(clean, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols])),
+                      *_differences(clean, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), aligned),
                       noise_sd, saturation, None, timing, timing.error_var, timing.delay)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
@@ -616,31 +618,38 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
     trig_cols = cols[member].astype(np.float64)
     return Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
-                  *_differences(data, rows, cols), noise_sd, saturation)
+                  *_differences(data, rows, cols, aligned), noise_sd, saturation)
 
 
-def _differences(data, busy_rows, busy_cols):
+def _differences(data, busy_rows, busy_cols, aligned):
     """Where the noise of windowed input is measured: the differences between
     consecutive sweeps, over √2, each busy where either sweep is. The time-locked
     potentials cancel there; in the sweeps themselves their slow phases, which no
     candidate peak keeps the noise segments away from, made the technical jitter 14 %
     high (median over the simulator's voluntary sweeps, against the same recordings
-    made continuous; 0.6 % with the differences).
+    made continuous; 0.3 % with the differences). The sweeps themselves where they are
+    not ``aligned`` on their event or there are fewer than :data:`MIN_TRIGGER_COUNT`
+    (two stimulated sweeps left one difference, mostly busy: too little for the
+    spectrum; a review).
 
     Parameters
     ----------
     data : ndarray, shape (n, L)
-        The sweeps, V (n >= 2; one sweep is its own noise).
+        The sweeps, V.
     busy_rows, busy_cols : ndarray of int
         Positions in ``data`` to keep the noise segments away from.
+    aligned : bool
+        Whether the noise SD came from the differences
+        (:func:`~sfemg.analysis.detect.estimate_sweeps_noise_sd`: free-running windows
+        do not cancel there).
 
     Returns
     -------
-    noise_v : ndarray, shape (n - 1, L)
+    noise_v : ndarray, shape (n - 1, L) or (n, L)
     busy_rows, busy_cols : ndarray of int
         In ``noise_v``.
     """
-    if data.shape[0] < 2:
+    if data.shape[0] < MIN_TRIGGER_COUNT or not aligned:
         return data, busy_rows, busy_cols
     rows = np.concatenate([busy_rows - 1, busy_rows])
     cols = np.concatenate([busy_cols, busy_cols])
