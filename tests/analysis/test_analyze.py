@@ -20,6 +20,7 @@ from sfemg.analysis.selection import _is_phase
 from sfemg.analysis.sweeps import Sweeps, _bridge, preceding_intervals, subset_sweeps
 from sfemg.errors import SfemgInputError
 from sfemg.recording import Recording
+from sfemg.synthesis import simulate_study
 
 from . import synth
 from .tolerances import CRB_REL, MCD_ABS_US_20DB, MCD_ABS_US_30DB, MCD_REL_20DB, MCD_REL_30DB, sd_ratio_tolerance
@@ -452,6 +453,18 @@ def test_a_single_stimulated_sweep_is_an_input_error():
                     sweep_start_times_s=np.array([start / fs]), stimulus_times_s=stim[:1], mode="stimulated")
     with pytest.raises(SfemgInputError, match="no response time-locked to the stimuli"):
         analyze_recording(rec)
+
+
+def test_two_stimulated_sweeps_are_analysed():
+    """Found in review: the noise spectrum measured on the differences between
+    consecutive sweeps had one row, mostly busy, for the simulator's first two
+    stimulated sweeps ("too little signal free of potentials"); with fewer than 8 sweeps
+    it is measured on the sweeps."""
+    rec = simulate_study("healthy-edc", output="sweeps", mode="stimulated", n_recordings=1, n_discharges=40,
+                         seed=3).recordings[0]
+    two = dataclasses.replace(rec, sweeps_v=rec.sweeps_v[:2], sweep_start_times_s=rec.sweep_start_times_s[:2],
+                              stimulus_times_s=rec.stimulus_times_s[:2], ground_truth=None)
+    assert any(p.accepted and p.n_discharges == 2 for p in analyze_recording(two).pairs)
 
 
 def test_stimulated_sweeps():
