@@ -797,5 +797,5 @@ def analyze_recording(rec: Recording, params=None, *, electrode=None) -> Recordi
     if not rec.is_sweeps:  # a Recording's samples are already checked: 1-D, finite float64
         return _analyze_continuous(rec.name, rec.signal_v, rec.fs_hz, rec.mode, rec.stimulus_times_s, params, rec)
     data, saturation = prepared_input(rec.sweeps_v, rec.sweep_start_times_s, rec.fs_hz, params)
-    sw = sweep_input(rec, data, params, estimate_sweeps_noise_sd(data), saturation)
+    sw = sweep_input(rec, data, params, *estimate_sweeps_noise_sd(data), saturation)
     return _analyze_sweeps(rec.name, sw, rec.fs_hz, rec.mode, params, rec)

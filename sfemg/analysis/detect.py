@@ -196,45 +196,66 @@ def estimate_noise_sd(x_v) -> float:
         Zero (a constant signal), or above :data:`MAX_NOISE_SD_V` or below :data:`MIN_NOISE_SD_V`
         (samples not in volts).
     """
+    return _checked_noise_sd(_samples_sd(x_v))
+
+
+def _samples_sd(x_v):
+    """MAD/0.6745 of at most :data:`_NOISE_SUBSET` evenly spaced samples of ``x_v``, V."""
     x = np.ravel(x_v)
-    step = max(1, x.size // _NOISE_SUBSET)
-    return _checked_noise_sd(median_and_robust_sd(x[::step])[1])
+    return median_and_robust_sd(x[::max(1, x.size // _NOISE_SUBSET)])[1]
 
 
-def estimate_sweeps_noise_sd(sweeps_v) -> float:
-    """Robust noise standard deviation of sweeps of one event (windowed input), V.
+#: Windowed input's noise is taken from the differences between consecutive sweeps
+#: unless they read more than this many times the samples' MAD (sweeps not aligned on
+#: their event, :func:`estimate_sweeps_noise_sd`): a margin, so that the choice does
+#: not flip between recordings of a study where the two read alike (a review: 2 of 12
+#: did, on margins under 1 %, when the smaller of the two was taken), small enough that shifted
+#: sweeps, whose differences read 2.1 x the noise and the samples 1.5 x, take the
+#: samples (the test).
+_UNALIGNED_RATIO = 1.2
+
+
+def estimate_sweeps_noise_sd(sweeps_v):
+    """Robust noise standard deviation of sweeps of one event (windowed input), V, and
+    whether it came from their differences.
 
     At each sample of the sweep, the median magnitude of the differences between
     consecutive sweeps (over √2); the median of those over the samples, times
-    :data:`MAD_TO_SD` — or :func:`estimate_noise_sd` of the samples, where that is
-    smaller or this is zero. The time-locked potentials, and a stimulus artefact, are
-    the same in every sweep but for their jitter and cancel in the differences, where
-    the MAD of all samples takes them for noise: on the simulator's sweeps it read 2.0 ×
-    (voluntary) and 2.7 × (stimulated) the noise of the same recordings made
-    continuous, the differences 0.96-1.21 × (medians 1.03-1.11, a review, 12 studies).
+    :data:`MAD_TO_SD`. The time-locked potentials, and a stimulus artefact, are the same
+    in every sweep but for their jitter and cancel there, where the MAD of all samples
+    (:func:`estimate_noise_sd`) takes them for noise: on the simulator's sweeps it read
+    2.0 × (voluntary) and 2.7 × (stimulated) the noise of the same recordings made
+    continuous, the differences 0.96-1.21 × (medians 1.03-1.11; a review, 12 studies).
     Another unit's potential is an outlier in the two differences it is in; the few
     samples where a jittery potential leaves more lie in the median's tail. Sweeps not
-    aligned on their event (free-running windows) do not cancel, and their differences
-    read 8-10 × (a review), the MAD of the samples ~2 ×: hence the smaller of the two.
-    For Gaussian noise the differences read within 6 % with 3-5 sweeps, 1.2 % with 8 or
-    more; samples quantised coarsely (steps of 3 noise SDs) make most differences 0.
+    aligned on their event do not cancel (free-running windows: 8-10 × against the
+    samples' ~2 ×, a review): the samples' MAD is taken where the differences read more
+    than :data:`_UNALIGNED_RATIO` times it, or are zero (samples quantised coarsely),
+    or there is one sweep. For Gaussian noise the differences read within 6 % with 3-5
+    sweeps, 1.2 % with 8 or more.
 
     Parameters
     ----------
     sweeps_v : ndarray, shape (n, L)
         V.
 
+    Returns
+    -------
+    sd_v : float
+    from_differences : bool
+
     Raises
     ------
     SfemgInputError
-        As :func:`estimate_noise_sd`.
+        The noise so taken is zero, or outside the range :func:`estimate_noise_sd` accepts.
     """
     x = np.atleast_2d(sweeps_v)
-    samples_sd = estimate_noise_sd(x)
-    if x.shape[0] < 2:
-        return samples_sd
-    differences_sd = fast_median(np.median(np.abs(np.diff(x, axis=0)), axis=0)) / np.sqrt(2.0) * MAD_TO_SD
-    return min(differences_sd, samples_sd) if differences_sd > 0 else samples_sd
+    samples_sd = _samples_sd(x)
+    differences_sd = 0.0
+    if x.shape[0] >= 2:
+        differences_sd = fast_median(np.median(np.abs(np.diff(x, axis=0)), axis=0)) / np.sqrt(2.0) * MAD_TO_SD
+    from_differences = bool(differences_sd > 0 and differences_sd <= _UNALIGNED_RATIO * samples_sd)
+    return _checked_noise_sd(differences_sd if from_differences else samples_sd), from_differences
 
 
 def _checked_noise_sd(sd):

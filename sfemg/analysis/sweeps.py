@@ -21,7 +21,6 @@ from ..recording import Recording
 from ._detect_numba import extremes_kernel
 from .detect import (
     detect_both_polarities,
-    estimate_noise_sd,
     estimate_noise_spectrum,
     find_trigger,
     median_and_robust_sd,
@@ -574,12 +573,13 @@ def _check_in_sweeps(markers, n_cols, stim_s, starts_s, fs_hz, params):
             "stimulus times are in seconds on the sweeps' clock (sweep_start_times_s)")
 
 
-def sweep_input(rec: Recording, data, params, noise_sd, saturation):
+def sweep_input(rec: Recording, data, params, noise_sd, from_differences, saturation):
     """Rows of a windowed recording (its sweeps ``data``, V, as :func:`prepared_input`
-    gives them, and where they clip), with the stimulus or the trigger found in each."""
+    gives them, and where they clip), with the stimulus or the trigger found in each;
+    ``noise_sd, from_differences`` from
+    :func:`~sfemg.analysis.detect.estimate_sweeps_noise_sd`."""
     fs_hz = rec.fs_hz
     starts_s = rec.sweep_start_times_s
-    aligned = noise_sd < estimate_noise_sd(data)  # (it came from the sweeps' differences)
     if rec.mode == "stimulated":
         stim = rec.stimulus_times_s if rec.stimulus_times_s is not None else starts_s
         if stim.size != starts_s.size:
@@ -602,7 +602,8 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         # the noise is measured away from the blanked artefact and from the responses
         rows, cols = find_candidates(clean, noise_sd, fs_hz, params)
         return Sweeps(clean, starts_s, ref_pos, stim + timing.shifts / fs_hz,
-                      *_differences(clean, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]), aligned),
+                      *_differences(clean, np.concatenate([blank_r, rows]), np.concatenate([blank_c, cols]),
+                                    from_differences),
                       noise_sd, saturation, None, timing, timing.error_var, timing.delay)
     rows, cols = find_candidates(data, noise_sd, fs_hz, params)
     # the sweeps laid out one after another with a sweep's length of gap between them,
@@ -618,19 +619,26 @@ def sweep_input(rec: Recording, data, params, noise_sd, saturation):
         raise SfemgInputError(f"recording {rec.name!r}: trigger potential found in fewer than 2 sweeps")
     trig_cols = cols[member].astype(np.float64)
     return Sweeps(data[keep], starts_s[keep], trig_cols, starts_s[keep] + trig_cols / fs_hz,
-                  *_differences(data, rows, cols, aligned), noise_sd, saturation)
+                  *_differences(data, rows, cols, from_differences), noise_sd, saturation)
 
 
-def _differences(data, busy_rows, busy_cols, aligned):
+#: Fewer sweeps than this leave too few differences for the noise spectrum: two
+#: stimulated sweeps left one, mostly busy (a review); with 3-7 the spectrum and the
+#: technical jitter read as near those of the same recording's 50 sweeps from the
+#: differences as from the sweeps (technical jitter within 23 and 31 %, mean |error|).
+_MIN_DIFFERENCE_SWEEPS = 3
+
+
+def _differences(data, busy_rows, busy_cols, from_differences):
     """Where the noise of windowed input is measured: the differences between
     consecutive sweeps, over √2, each busy where either sweep is. The time-locked
     potentials cancel there; in the sweeps themselves their slow phases, which no
     candidate peak keeps the noise segments away from, made the technical jitter 14 %
     high (median over the simulator's voluntary sweeps, against the same recordings
-    made continuous; 0.3 % with the differences). The sweeps themselves where they are
-    not ``aligned`` on their event or there are fewer than :data:`MIN_TRIGGER_COUNT`
-    (two stimulated sweeps left one difference, mostly busy: too little for the
-    spectrum; a review).
+    made continuous; 0.3 % with the differences). The sweeps themselves where the noise
+    SD did not come from the differences (``from_differences``, from
+    :func:`~sfemg.analysis.detect.estimate_sweeps_noise_sd`: sweeps not aligned on
+    their event) or there are fewer than :data:`_MIN_DIFFERENCE_SWEEPS`.
 
     Parameters
     ----------
@@ -638,10 +646,7 @@ def _differences(data, busy_rows, busy_cols, aligned):
         The sweeps, V.
     busy_rows, busy_cols : ndarray of int
         Positions in ``data`` to keep the noise segments away from.
-    aligned : bool
-        Whether the noise SD came from the differences
-        (:func:`~sfemg.analysis.detect.estimate_sweeps_noise_sd`: free-running windows
-        do not cancel there).
+    from_differences : bool
 
     Returns
     -------
@@ -649,7 +654,7 @@ def _differences(data, busy_rows, busy_cols, aligned):
     busy_rows, busy_cols : ndarray of int
         In ``noise_v``.
     """
-    if data.shape[0] < MIN_TRIGGER_COUNT or not aligned:
+    if data.shape[0] < _MIN_DIFFERENCE_SWEEPS or not from_differences:
         return data, busy_rows, busy_cols
     rows = np.concatenate([busy_rows - 1, busy_rows])
     cols = np.concatenate([busy_cols, busy_cols])

@@ -458,7 +458,7 @@ def test_a_single_stimulated_sweep_is_an_input_error():
 def test_two_stimulated_sweeps_are_analysed():
     """Found in review: the noise spectrum measured on the differences between
     consecutive sweeps had one row, mostly busy, for the simulator's first two
-    stimulated sweeps ("too little signal free of potentials"); with fewer than 8 sweeps
+    stimulated sweeps ("too little signal free of potentials"); with fewer than 3 sweeps
     it is measured on the sweeps."""
     rec = simulate_study("healthy-edc", output="sweeps", mode="stimulated", n_recordings=1, n_discharges=40,
                          seed=3).recordings[0]

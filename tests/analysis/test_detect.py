@@ -592,15 +592,16 @@ def test_sweeps_noise_sd_ignores_what_every_sweep_holds(n_sweeps):
     sweeps = sd_v * rng.standard_normal((n_sweeps, t_s.size)) + 1e-3 * np.exp(-0.5 * u * u) * np.cos(4e3 * t_s)
     for i in range(3, n_sweeps, 10):
         sweeps[i, rng.integers(0, t_s.size - 20):][:20] += 0.5e-3
-    got = estimate_sweeps_noise_sd(sweeps)
+    got, from_differences = estimate_sweeps_noise_sd(sweeps)
     tolerance = 4 * 1.2 / np.sqrt(2 * n_sweeps) * 1.25 / np.sqrt(t_s.size) + (0.012 if n_sweeps < 10 else 0.0)
-    assert got == pytest.approx(sd_v, rel=tolerance)
+    assert from_differences and got == pytest.approx(sd_v, rel=tolerance)
     assert estimate_noise_sd(sweeps) > 1.4 * sd_v  # (why it is not used for sweeps)
-    assert estimate_sweeps_noise_sd(sweeps[:1]) == estimate_noise_sd(sweeps[:1])
-    # identical sweeps (or coarse steps: most differences 0), and sweeps not aligned on
-    # their event (a review: the differences read 8-10 x), take the samples' MAD
-    assert estimate_sweeps_noise_sd(np.tile(sweeps[:1], (5, 1))) == estimate_noise_sd(np.tile(sweeps[:1], (5, 1)))
+    # one sweep, identical sweeps (or coarse steps: most differences 0), and sweeps not
+    # aligned on their event (a review: the differences read 8-10 x) take the samples' MAD
+    assert estimate_sweeps_noise_sd(sweeps[:1]) == (estimate_noise_sd(sweeps[:1]), False)
+    identical = np.tile(sweeps[:1], (5, 1))
+    assert estimate_sweeps_noise_sd(identical) == (estimate_noise_sd(identical), False)
     rolled = np.array([np.roll(row, int(k)) for row, k in zip(sweeps, rng.integers(0, t_s.size, n_sweeps))])
-    assert estimate_sweeps_noise_sd(rolled) == estimate_noise_sd(rolled)
+    assert estimate_sweeps_noise_sd(rolled) == (estimate_noise_sd(rolled), False)
     with pytest.raises(SfemgInputError, match="zero noise"):
         estimate_sweeps_noise_sd(np.zeros((5, 100)))
