@@ -204,7 +204,7 @@ def test_a_simulated_study_scores_its_own_analysis(tmp_path, capsys):
     scores = json.loads((tmp_path / "s.json").read_text())
     overall = {name: m["mean"] for name, m in scores["overall"].items()}
     assert overall["n_true_pairs"] == 4 and overall["n_matched_pairs"] == 4 and overall["false_pairs"] == 0
-    assert scores["study"] == str(study)
+    assert abs(overall["mcd_bias_us"]) < 3 and scores["study"] == str(study)
     # the same scores as the study's truth and the JSON's pairs give in memory, metric for metric
     from sfemg.validation import METRICS, score_repeat
     from sfemg.validation.scoring import true_pairs
