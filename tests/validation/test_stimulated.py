@@ -210,10 +210,8 @@ def test_a_stimulated_sweep_scores_every_endplate(stim_sweep):
     assert np.all(metric(values, "n_true_pairs") == 2)
     assert np.all(metric(values, "n_matched_pairs") == 2) and np.all(metric(values, "missed_pairs") == 0)
     assert np.all(metric(values, "rejected_pairs") == 0) and np.all(metric(values, "false_pairs")[1] == 0)
-    # the analysis reports every potential it keeps: besides the endplates, accepted, only
-    # ones it rejects with their reason (since the twenty-seventh session windowed input's
-    # noise is measured on the sweeps' differences, and one endplate's slow after-phase,
-    # rise time ~420 µs, is kept where the noise read 2.7 x too high hid it)
+    # besides the endplates, accepted, only pairs rejected with their reason (the strict
+    # expectation, no false pair at all, is the known failure below)
     rejected = [p for r in recordings for p in analyze_recording(r).pairs if not p.accepted]
     assert metric(values, "false_pairs")[0].sum() == len(rejected) and all(p.reject_reasons for p in rejected)
     rmse = metric(values, "mcd_rmse_us")
@@ -221,6 +219,15 @@ def test_a_stimulated_sweep_scores_every_endplate(stim_sweep):
     assert np.all(np.isfinite(metric(values, "technical_jitter_us")))
     assert np.all(np.isnan(metric(values, "msd_bias_us")))  # no MSD for a stimulated endplate
     assert np.all(metric(values, "jitter_rmse_us") == rmse)  # the reported jitter is the MCD
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "since windowed input's noise is measured between consecutive sweeps (twenty-seventh session; it read 2.7x "
+    "too high and hid it), a slow wave at 4.8 ms time-locked to the stimuli, not to the endplate (slope 0.04 on its "
+    "latency), rise time 416 µs, 133 µV, in 22 of 40 sweeps, is reported as a rejected response: "
+    "docs/analysis.md §10"))
+def test_a_stimulated_sweep_reports_no_pair_but_its_endplates(stim_sweep):
+    assert np.all(metric(load_validation(stim_sweep)["metrics"][0], "false_pairs") == 0)
 
 
 def test_a_stimulated_sweep_gives_the_same_bits_on_processes(stim_sweep, tmp_path):
